@@ -1,0 +1,95 @@
+using System;
+
+namespace AlexNetCompiler.Generators.Model;
+
+// The generator's model: plain immutable records with value equality. No ISymbol, SyntaxNode,
+// Location or Compilation is held here (only LocationInfo, which compares by value), so that the
+// incremental pipeline can cache every step.
+
+internal enum LayerKind { Conv2d, Relu, Lrn, MaxPool, Dropout, Dense, SoftmaxCrossEntropy }
+
+/// <summary>One sample's tensor shape. Dense outputs are (Features, 1, 1).</summary>
+internal readonly record struct TensorShape(int Channels, int Height, int Width)
+{
+    public int Length => Channels * Height * Width;
+    public override string ToString() => Height == 1 && Width == 1 ? $"[{Channels}]" : $"[{Channels}, {Height}, {Width}]";
+}
+
+/// <summary>Which initial value a parameter tensor receives.</summary>
+internal enum ParameterRole { Weight, Bias }
+
+/// <summary>One parameter tensor in the flat parameter buffer.</summary>
+/// <param name="Name">State-dict name, e.g. "features.0.weight".</param>
+/// <param name="Identifier">C# identifier stem, e.g. "Conv1Weight".</param>
+/// <param name="Shape">PyTorch shape: conv [out, in/groups, kh, kw]; dense [out, in]; bias [out].</param>
+/// <param name="Offset">Offset, in floats, into the flat parameter buffer.</param>
+/// <param name="FanIn">Inputs feeding one output (for He init): in/groups*kh*kw or in features.</param>
+/// <param name="PaperBiasValue">Bias value under the paper's init (0 or 1, or the user's BiasInit).</param>
+internal sealed record ParameterModel(
+    string Name,
+    string Identifier,
+    EquatableArray<int> Shape,
+    int Offset,
+    int Length,
+    ParameterRole Role,
+    int FanIn,
+    float PaperBiasValue);
+
+/// <summary>
+/// One layer with every shape resolved. Fields that do not apply to a kind hold 0 (or defaults).
+/// </summary>
+internal sealed record LayerModel(
+    LayerKind Kind,
+    int Index,
+    string Name,
+    string Identifier,
+    TensorShape Input,
+    TensorShape Output,
+    int KernelHeight,
+    int KernelWidth,
+    int StrideHeight,
+    int StrideWidth,
+    int PaddingHeight,
+    int PaddingWidth,
+    int Groups,
+    bool HasBias,
+    int LrnSize,
+    float LrnAlpha,
+    float LrnBeta,
+    float LrnK,
+    float DropoutP,
+    bool FusedRelu,
+    EquatableArray<ParameterModel> Parameters);
+
+/// <summary>
+/// Compile-time memory plan, in bytes. Per-sample numbers scale with the batch; the rest are fixed.
+/// Training keeps every layer's output (ReLU in place, fused), LRN's scale, max-pool's argmax (int32),
+/// dropout's output (its mask is recomputed from the seed), the softmax probabilities, and two ping-pong
+/// gradient buffers of the largest activation. Inference needs only two ping-pong activation buffers.
+/// </summary>
+internal sealed record MemoryPlanModel(
+    long ParameterBytes,
+    long TrainingStateBytes,
+    long InferenceActivationBytesPerSample,
+    long TrainingActivationBytesPerSample,
+    long ConvWorkspaceBytesPerThread,
+    int LargestActivationLength);
+
+/// <summary>A containing type of a nested network class (must be partial).</summary>
+internal sealed record ContainingTypeModel(string Keyword, string Name);
+
+/// <summary>Everything the emitters need for one [Network] class.</summary>
+internal sealed record NetworkModel(
+    string Namespace,
+    string ClassName,
+    string Accessibility,
+    EquatableArray<ContainingTypeModel> ContainingTypes,
+    TensorShape Input,
+    int ClassCount,
+    long ParameterCount,
+    EquatableArray<LayerModel> Layers,
+    MemoryPlanModel Memory)
+{
+    public string FullName => Namespace.Length == 0 ? ClassName : Namespace + "." + ClassName;
+    public string HintPrefix => FullName.Replace('<', '_').Replace('>', '_');
+}

@@ -1,0 +1,31 @@
+namespace AlexNetCompiler;
+
+/// <summary>
+/// What every generated network class implements, so that trainers, checkpoints and benchmarks can work
+/// with any network. Inputs are NCHW float32, batch-major; logits are [batch, classes].
+/// </summary>
+public interface INetwork
+{
+    NetworkDescriptor Descriptor { get; }
+
+    /// <summary>The largest batch the buffers were planned for.</summary>
+    int MaxBatch { get; }
+
+    /// <summary>Flat parameter buffer; each tensor's slice is given by its ParameterDescriptor.</summary>
+    float[] Parameters { get; }
+
+    /// <summary>Gradients of the last ForwardBackward, same layout as Parameters.</summary>
+    float[] Gradients { get; }
+
+    /// <summary>Logits of the last Forward or ForwardBackward, [batch, classes].</summary>
+    ReadOnlySpan<float> Logits { get; }
+
+    /// <summary>Inference pass (dropout off). logits: [batch, classes].</summary>
+    void Forward(ReadOnlySpan<float> input, int batch, Span<float> logits);
+
+    /// <summary>
+    /// Training pass: forward (dropout on when dropoutSeed has a value, off when null), softmax
+    /// cross-entropy against labels, analytic backward into Gradients. Returns the mean loss.
+    /// </summary>
+    float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed);
+}
