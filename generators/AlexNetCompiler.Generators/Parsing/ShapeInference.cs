@@ -37,7 +37,13 @@ internal static class ShapeInference
     }
 
     /// <summary>Output size of a convolution or floor-mode pool along one axis (PyTorch's formula).</summary>
-    public static long OutputSize(long input, int kernel, int stride, int padding) => (input + 2L * padding - kernel) / stride + 1;
+    public static long OutputSize(long input, int kernel, int stride, int padding)
+    {
+        long extent = input + 2L * padding - kernel;
+        long quotient = extent / stride;
+        if (extent < 0 && extent % stride != 0) quotient--;   // floor, not truncation, for the diagnostic's sake
+        return quotient + 1;
+    }
 
     private static bool IsSpatial(LayerKind kind) => kind is LayerKind.Conv2d or LayerKind.Lrn or LayerKind.MaxPool;
 
@@ -351,7 +357,8 @@ internal static class ShapeInference
                 }
                 else if (firstDense >= 0 && IsSpatial(body[i].Kind))
                 {
-                    Report(DiagnosticDescriptors.SpatialLayerAfterDense, body[i].Location, label(i), $"layer {firstDense}", body[firstDense].Units);
+                    string dense = label(firstDense);
+                    Report(DiagnosticDescriptors.SpatialLayerAfterDense, body[i].Location, label(i), char.ToLowerInvariant(dense[0]) + dense.Substring(1), body[firstDense].Units);
                 }
             }
             int last = body.Count - 1;
