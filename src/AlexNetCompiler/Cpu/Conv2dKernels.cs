@@ -20,6 +20,7 @@ public static unsafe partial class Conv2dKernels
     {
         ArgumentNullException.ThrowIfNull(ctx);
         CheckConvShapes(g, batch, input.Length, weight.Length, bias.Length, output.Length, nameof(output));
+        if (batch == 0) return;
         fixed (float* pIn = input, pW = weight, pB = bias, pOut = output)
         {
             var job = new ConvJob(g, batch, ctx)
@@ -47,6 +48,12 @@ public static unsafe partial class Conv2dKernels
             throw new ArgumentException($"Conv2d backward: dWeight has {dWeight.Length} floats, expected {g.WeightLength} ([{g.OutChannels}, {g.InChannels / g.Groups}, {g.KernelHeight}, {g.KernelWidth}]).", nameof(dWeight));
         if (!dInput.IsEmpty && dInput.Length != (long)batch * g.InputLength)
             throw new ArgumentException($"Conv2d backward: dInput has {dInput.Length} floats, expected {(long)batch * g.InputLength} (batch {batch} x {g.InputLength}) or none.", nameof(dInput));
+        if (batch == 0)
+        {
+            dWeight.Clear();
+            dBias.Clear();
+            return;
+        }
 
         fixed (float* pIn = input, pW = weight, pDy = dOutput, pDx = dInput, pDw = dWeight, pDb = dBias)
         {
@@ -292,7 +299,7 @@ public static unsafe partial class Conv2dKernels
 
     private static void CheckConvShapes(in Conv2dGeometry g, int batch, int inputLength, int weightLength, int biasLength, int outputLength, string outputName)
     {
-        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, "Conv2d: batch must be at least 1.");
+        if (batch < 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, "Conv2d: batch must not be negative.");
         if (g.Groups < 1 || g.InChannels % g.Groups != 0 || g.OutChannels % g.Groups != 0)
             throw new ArgumentException($"Conv2d: groups {g.Groups} must divide input channels {g.InChannels} and output channels {g.OutChannels}.", nameof(g));
         if (g.StrideHeight < 1 || g.StrideWidth < 1 || g.KernelHeight < 1 || g.KernelWidth < 1 || g.PaddingHeight < 0 || g.PaddingWidth < 0)

@@ -49,7 +49,7 @@ public static unsafe partial class DenseKernels
 
     private static void CheckDenseShapes(int batch, int inFeatures, int outFeatures, int inputLength, int weightLength, int biasLength, int outputLength, string outputName)
     {
-        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, "Dense: batch must be at least 1.");
+        if (batch < 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, "Dense: batch must not be negative.");
         if (inFeatures < 1 || outFeatures < 1)
             throw new ArgumentException($"Dense: feature counts must be positive (in {inFeatures}, out {outFeatures}).", nameof(inFeatures));
         if (inputLength != (long)batch * inFeatures)
