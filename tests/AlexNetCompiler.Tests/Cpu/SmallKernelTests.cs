@@ -55,6 +55,25 @@ public sealed class SmallKernelTests
         for (int i = 0; i < 1000; i++) Assert.Equal(DropoutKernels.Keep(p, 77, i), output[i] != 0f);
     }
 
+    [Theory]
+    [InlineData(1, 0.5f)]
+    [InlineData(15, 0.5f)]
+    [InlineData(17, 0.25f)]
+    [InlineData(4099, 0.5f)]
+    [InlineData(4099, 0.9f)]
+    public void DropoutFastEqualsReference(int length, float p)
+    {
+        // Same mask and the same single multiply per kept element: bit-identical.
+        float[] input = Random(length, 8);
+        float[] reference = new float[length], fast = new float[length];
+        DropoutKernels.ForwardReference(p, 31, input, reference);
+        DropoutKernels.Forward(p, 31, input, fast);
+        Assert.Equal(reference, fast);
+        DropoutKernels.BackwardReference(p, 32, input, reference);
+        DropoutKernels.Backward(p, 32, input, fast);
+        Assert.Equal(reference, fast);
+    }
+
     [Fact]
     public void DropoutBackwardRecomputesTheForwardMask()
     {
