@@ -168,7 +168,8 @@ public static unsafe partial class Gemm
         int kcMax = Math.Min(KC, k);
         int mcMax = Math.Min(MC, RoundUp(m, MR));
         int ncMax = Math.Min(NC, RoundUp(n, NR));
-        float* packedA = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedA, (long)mcMax * kcMax);
+        // + 8: PackA's transposed stores may spill 2 floats past the last sliver.
+        float* packedA = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedA, (long)mcMax * kcMax + 8);
         float* packedB = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedB, (long)ncMax * kcMax);
         float* edgeTile = stackalloc float[MR * NR];
 
@@ -334,6 +335,23 @@ public static unsafe partial class Gemm
             else
             {
                 // op(A)(i, p) = a[i * lda + p]: walk MR rows side by side.
+                if (mr == MR && Avx.IsSupported)
+                {
+                    // 8 x 8 register transposes of the 6 rows (the last row read twice to fill 8): each output
+                    // vector is 8 floats stored at a stride of 6, so its 2 extra lanes spill into the next slot and
+                    // are overwritten by the next store (the scratch has room for the spill past the end).
+                    float* r0 = a + (long)(ic + ir) * lda + pc;
+                    float* r1 = r0 + lda, r2 = r1 + lda, r3 = r2 + lda, r4 = r3 + lda, r5 = r4 + lda;
+                    int p = 0;
+                    for (; p + 8 <= kc; p += 8)
+                        Transpose8x8Avx(r0 + p, r1 + p, r2 + p, r3 + p, r4 + p, r5 + p, r5 + p, r5 + p, sliver + p * MR, MR);
+                    for (; p < kc; p++)
+                    {
+                        float* d = sliver + p * MR;
+                        d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p]; d[3] = r3[p]; d[4] = r4[p]; d[5] = r5[p];
+                    }
+                    continue;
+                }
                 for (int r = 0; r < MR; r++)
                 {
                     float* d = sliver + r;
