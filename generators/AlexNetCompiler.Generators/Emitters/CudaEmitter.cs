@@ -284,20 +284,20 @@ internal static partial class CudaEmitter
             {
                 int inF = l.Input.Length, outF = l.Output.Channels;
                 float p = s.Dropout?.DropoutP ?? 0f;
-                string salt = s.Dropout is null ? "0" : I(s.Dropout.Index) + "ull";
+                string layerIndex = s.Dropout is null ? "0" : I(s.Dropout.Index) + "ull";
                 string drop = s.Dropout is null ? "0.0f" : "dropout_on ? " + Float(p) + " : 0.0f";
                 sb.Append("// weight [").Append(outF).Append(", ").Append(inF).Append("]; GEMM: M = batch, N = ").Append(outF).Append(", K = ").Append(inF).Append('\n');
                 sb.Append("typedef Dense<").Append(inF).Append(", ").Append(outF).Append(", ").Append(B(l.HasBias)).Append(", ").Append(B(s.Relu)).Append(", ")
                   .Append(B(s.Dropout is not null)).Append("> ").Append(n).Append("_t;\n");
                 sb.Append(k).Append(n).Append("_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)\n")
-                  .Append("{\n    ").Append(n).Append("_t::forward(x, w, bias, y, batch, seed, ").Append(salt).Append(", ").Append(drop).Append(");\n}\n");
+                  .Append("{\n    ").Append(n).Append("_t::forward(x, w, bias, y, batch, seed, ").Append(layerIndex).Append(", ").Append(drop).Append(");\n}\n");
                 if (l.HasBias || s.Relu)
                     sb.Append(k).Append(n).Append("_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)\n")
                       .Append("{\n    dense_bias_relu_backward<").Append(outF).Append(", ").Append(B(l.HasBias)).Append(", ").Append(B(s.Relu)).Append(">(y, dy, dbias, batch);\n}\n");
                 sb.Append(k).Append(n).Append("_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)\n")
-                  .Append("{\n    ").Append(n).Append("_t::backward_weights(dy, x, dw, batch, seed, ").Append(salt).Append(", ").Append(drop).Append(");\n}\n");
+                  .Append("{\n    ").Append(n).Append("_t::backward_weights(dy, x, dw, batch, seed, ").Append(layerIndex).Append(", ").Append(drop).Append(");\n}\n");
                 sb.Append(k).Append(n).Append("_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)\n")
-                  .Append("{\n    ").Append(n).Append("_t::backward_data(dy, w, dx, batch, seed, ").Append(salt).Append(", ").Append(drop).Append(");\n}\n");
+                  .Append("{\n    ").Append(n).Append("_t::backward_data(dy, w, dx, batch, seed, ").Append(layerIndex).Append(", ").Append(drop).Append(");\n}\n");
                 break;
             }
             case StageKind.LrnPool:
