@@ -85,26 +85,29 @@ public sealed class BatchLoader : IDisposable
     public int BatchesPerEpoch => (_data.Count + BatchSize - 1) / BatchSize;
 
     /// <summary>
-    /// The batches of one epoch. Every sample appears exactly once. Leaving the loop early is fine: the
-    /// batch being prepared is finished and discarded.
+    /// The batches of one epoch, from batch <paramref name="firstBatch"/> on (a run resumed mid-epoch skips
+    /// the batches it has already trained on). From batch 0, every sample appears exactly once. Leaving the
+    /// loop early is fine: the batch being prepared is finished and discarded.
     /// </summary>
-    public IEnumerable<Batch> Epoch(int epoch)
+    public IEnumerable<Batch> Epoch(int epoch, int firstBatch = 0)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_inEpoch) throw new InvalidOperationException("BatchLoader: finish (or leave) the previous epoch's loop before starting another.");
-        return EpochIterator(epoch);
+        if (firstBatch < 0 || firstBatch > BatchesPerEpoch)
+            throw new ArgumentOutOfRangeException(nameof(firstBatch), $"First batch {firstBatch} is outside [0, {BatchesPerEpoch}].");
+        return EpochIterator(epoch, firstBatch);
     }
 
-    private IEnumerable<Batch> EpochIterator(int epoch)
+    private IEnumerable<Batch> EpochIterator(int epoch, int firstBatch)
     {
         _inEpoch = true;
         try
         {
             FillOrder(epoch);
             int batches = BatchesPerEpoch;
-            if (batches == 0) yield break;
-            Request(_buffers[0], epoch, 0);
-            for (int b = 0; b < batches; b++)
+            if (firstBatch >= batches) yield break;
+            Request(_buffers[firstBatch & 1], epoch, firstBatch);
+            for (int b = firstBatch; b < batches; b++)
             {
                 WaitForWorker();
                 Batch current = _buffers[b & 1];

@@ -7,10 +7,12 @@ public static class IdxDataset
     /// Reads images [N, H, W] (or [N, C, H, W]) and labels [N], checking that the counts agree and every
     /// label is below the class count. Errors name the offending file.
     /// </summary>
-    public static Dataset Load(string imagesPath, string labelsPath, IReadOnlyList<string> classNames, string? name = null)
+    public static Dataset Load(string imagesPath, string labelsPath, IReadOnlyList<string> classNames, string? name = null) =>
+        FromFiles(IdxFile.Read(imagesPath), imagesPath, IdxFile.Read(labelsPath), labelsPath, classNames, name);
+
+    /// <summary>As <see cref="Load"/>, for files already read (e.g. embedded resources); the paths only name them in errors.</summary>
+    public static Dataset FromFiles(IdxFile images, string imagesPath, IdxFile labels, string labelsPath, IReadOnlyList<string> classNames, string? name = null)
     {
-        IdxFile images = IdxFile.Read(imagesPath);
-        IdxFile labels = IdxFile.Read(labelsPath);
         int channels, height, width;
         switch (images.Dimensions.Length)
         {

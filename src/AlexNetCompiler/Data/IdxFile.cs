@@ -29,20 +29,27 @@ public sealed class IdxFile
     /// <summary>Reads an IDX file of unsigned bytes; throws InvalidDataException naming the file and the problem.</summary>
     public static IdxFile Read(string path)
     {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found.", path);
+        return FromFileBytes(File.ReadAllBytes(path), path);
+    }
+
+    /// <summary>Parses the contents of an IDX file, gzip-compressed or raw; <paramref name="source"/> names it in errors.</summary>
+    public static IdxFile FromFileBytes(byte[] fileBytes, string source)
+    {
         byte[] bytes;
         try
         {
-            bytes = ReadAllBytesDecompressed(path);
+            bytes = Decompress(fileBytes);
         }
         catch (InvalidDataException e)
         {
-            throw new InvalidDataException($"{path}: not a valid gzip stream ({e.Message}).", e);
+            throw new InvalidDataException($"{source}: not a valid gzip stream ({e.Message}).", e);
         }
         catch (EndOfStreamException e)
         {
-            throw new InvalidDataException($"{path}: truncated gzip stream ({e.Message}).", e);
+            throw new InvalidDataException($"{source}: truncated gzip stream ({e.Message}).", e);
         }
-        return Parse(bytes, path);
+        return Parse(bytes, source);
     }
 
     /// <summary>Parses the bytes of an (uncompressed) IDX file; <paramref name="source"/> names it in errors.</summary>
@@ -100,10 +107,8 @@ public sealed class IdxFile
         output.Write(data);
     }
 
-    private static byte[] ReadAllBytesDecompressed(string path)
+    private static byte[] Decompress(byte[] raw)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found.", path);
-        byte[] raw = File.ReadAllBytes(path);
         if (raw.Length < 2 || raw[0] != 0x1f || raw[1] != 0x8b) return raw;
         using var compressed = new MemoryStream(raw, writable: false);
         using var gzip = new GZipStream(compressed, CompressionMode.Decompress);
