@@ -24,7 +24,7 @@ internal enum ParameterRole { Weight, Bias }
 /// <param name="Shape">PyTorch shape: conv [out, in/groups, kh, kw]; dense [out, in]; bias [out].</param>
 /// <param name="Offset">Offset, in floats, into the flat parameter buffer.</param>
 /// <param name="FanIn">Inputs feeding one output (for He init): in/groups*kh*kw or in features.</param>
-/// <param name="PaperBiasValue">Bias value under the paper's init (0 or 1, or the user's BiasInit).</param>
+/// <param name="PaperBiasValue">Bias value under the paper's init (0 or 1, or the user's BiasInit); 0 for weights.</param>
 internal sealed record ParameterModel(
     string Name,
     string Identifier,
@@ -37,6 +37,8 @@ internal sealed record ParameterModel(
 
 /// <summary>
 /// One layer with every shape resolved. Fields that do not apply to a kind hold 0 (or defaults).
+/// Flattened is true from the first Dense layer on (its input is flattened in C, H, W order).
+/// The last layer is always SoftmaxCrossEntropy (written or implied), named "loss".
 /// </summary>
 internal sealed record LayerModel(
     LayerKind Kind,
@@ -59,7 +61,23 @@ internal sealed record LayerModel(
     float LrnK,
     float DropoutP,
     bool FusedRelu,
-    EquatableArray<ParameterModel> Parameters);
+    EquatableArray<ParameterModel> Parameters,
+    bool Flattened = false)
+{
+    /// <summary>Parameters of this layer (weight and bias), in floats.</summary>
+    public long ParameterCount
+    {
+        get
+        {
+            long count = 0;
+            foreach (ParameterModel p in Parameters) count += p.Length;
+            return count;
+        }
+    }
+
+    /// <summary>The output shape as the layer table shows it: [C, H, W], or [features] once flattened.</summary>
+    public string OutputText => Flattened ? $"[{Output.Length}]" : $"[{Output.Channels}, {Output.Height}, {Output.Width}]";
+}
 
 /// <summary>
 /// Compile-time memory plan, in bytes. Per-sample numbers scale with the batch; the rest are fixed.
@@ -90,6 +108,22 @@ internal sealed record NetworkModel(
     EquatableArray<LayerModel> Layers,
     MemoryPlanModel Memory)
 {
-    public string FullName => Namespace.Length == 0 ? ClassName : Namespace + "." + ClassName;
-    public string HintPrefix => FullName.Replace('<', '_').Replace('>', '_');
+    /// <summary>Namespace, containing types and class name, e.g. "CanonicalAlexNet.AlexNet2012".</summary>
+    public string FullName
+    {
+        get
+        {
+            var name = new System.Text.StringBuilder(Namespace);
+            foreach (ContainingTypeModel outer in ContainingTypes)
+            {
+                if (name.Length > 0) name.Append('.');
+                name.Append(outer.Name);
+            }
+            if (name.Length > 0) name.Append('.');
+            return name.Append(ClassName).ToString();
+        }
+    }
+
+    /// <summary>Prefix of the generated files' hint names: the full name, without the '@' of escaped keywords.</summary>
+    public string HintPrefix => FullName.Replace("@", "");
 }

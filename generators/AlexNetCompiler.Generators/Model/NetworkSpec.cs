@@ -1,0 +1,89 @@
+using AlexNetCompiler.Generators.Diagnostics;
+
+namespace AlexNetCompiler.Generators.Model;
+
+// What the parser reads from the attributes, before any shape is inferred: the raw argument values as
+// written (with the attributes' defaults where an argument is left out) and where each argument is, so
+// that diagnostics can point at it.
+
+/// <summary>Where one attribute argument was written, keyed by the attribute property it sets (e.g. "Stride").</summary>
+internal sealed record ArgumentLocation(string Name, LocationInfo Location);
+
+/// <summary>One layer attribute, as written. Values that an attribute does not have keep their defaults.</summary>
+internal sealed record LayerSpec(
+    LayerKind Kind,
+    string? Name,
+    LocationInfo? Location,
+    EquatableArray<ArgumentLocation> Arguments,
+    int Units = 0,                 // Conv2d OutChannels or Dense OutFeatures
+    int Kernel = 0,
+    int KernelHeight = 0,
+    int KernelWidth = 0,
+    int Stride = 0,                // the attributes' defaults: Conv2d 1, MaxPool 0 (= kernel)
+    int StrideHeight = 0,
+    int StrideWidth = 0,
+    int Padding = 0,
+    int PaddingHeight = -1,
+    int PaddingWidth = -1,
+    int Groups = 1,
+    bool Bias = true,
+    float BiasInit = float.NaN,
+    int InFeatures = 0,
+    int LrnSize = 5,
+    float LrnAlpha = 1e-4f,
+    float LrnBeta = 0.75f,
+    float LrnK = 2f,
+    float DropoutP = 0f)
+{
+    public LocationInfo? ArgumentLocationOf(string name)
+    {
+        foreach (ArgumentLocation a in Arguments)
+        {
+            if (a.Name == name) return a.Location;
+        }
+        return null;
+    }
+
+    public bool HasArgument(string name) => ArgumentLocationOf(name) is not null;
+
+    /// <summary>The first of the named arguments that was written, else the whole attribute.</summary>
+    public LocationInfo? LocationOf(params string[] names)
+    {
+        foreach (string name in names)
+        {
+            LocationInfo? location = ArgumentLocationOf(name);
+            if (location is not null) return location;
+        }
+        return Location;
+    }
+}
+
+/// <summary>The parser's result for one [Network] class.</summary>
+internal sealed record NetworkSpec(
+    string Namespace,
+    string ClassName,
+    string DisplayName,
+    string Accessibility,
+    EquatableArray<ContainingTypeModel> ContainingTypes,
+    LocationInfo? ClassLocation,
+    LocationInfo? NetworkAttributeLocation,
+    EquatableArray<ArgumentLocation> NetworkArguments,
+    int Channels,
+    int Height,
+    int Width,
+    EquatableArray<LayerSpec> Layers,
+    EquatableArray<DiagnosticInfo> Diagnostics,
+    bool HasCompilerErrors)
+{
+    public LocationInfo? NetworkArgumentLocation(string name)
+    {
+        foreach (ArgumentLocation a in NetworkArguments)
+        {
+            if (a.Name == name) return a.Location;
+        }
+        return NetworkAttributeLocation;
+    }
+}
+
+/// <summary>The inferred model (null when the spec has errors) and every diagnostic for one network.</summary>
+internal sealed record NetworkResult(NetworkModel? Model, string DisplayName, EquatableArray<DiagnosticInfo> Diagnostics);

@@ -1,0 +1,65 @@
+using System;
+using AlexNetCompiler.Generators.Diagnostics;
+using AlexNetCompiler.Generators.Emitters;
+using AlexNetCompiler.Generators.Model;
+using AlexNetCompiler.Generators.Parsing;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Text;
+
+namespace AlexNetCompiler.Generators;
+
+/// <summary>
+/// The incremental generator: [Network] classes -> <see cref="NetworkSpec"/> (parser) -> <see cref="NetworkResult"/>
+/// (shape inference) -> source files and diagnostics. Every step's output is an equatable record, so an edit
+/// that does not touch a network's spec leaves its steps cached.
+/// </summary>
+[Generator(LanguageNames.CSharp)]
+public sealed class NetworkGenerator : IIncrementalGenerator
+{
+    public void Initialize(IncrementalGeneratorInitializationContext context)
+    {
+        IncrementalValuesProvider<NetworkSpec> specs = context.SyntaxProvider
+            .ForAttributeWithMetadataName(NetworkParser.NetworkAttributeName, NetworkParser.IsCandidate, NetworkParser.Parse)
+            .Where(static spec => spec is not null)
+            .Select(static (spec, _) => spec!)
+            .WithTrackingName(TrackingNames.NetworkSpecs);
+
+        IncrementalValuesProvider<NetworkResult> results = specs
+            .Select(static (spec, cancellationToken) => ShapeInference.Build(spec, cancellationToken))
+            .WithTrackingName(TrackingNames.NetworkModels);
+
+        context.RegisterSourceOutput(results, static (context, result) => Emit(context, result));
+    }
+
+    private static void Emit(SourceProductionContext context, NetworkResult result)
+    {
+        foreach (DiagnosticInfo diagnostic in result.Diagnostics)
+        {
+            context.ReportDiagnostic(diagnostic.ToDiagnostic());
+        }
+        // With errors the model is null and nothing is generated, so the user sees only the diagnostics.
+        if (result.Model is not { } model) return;
+
+        try
+        {
+            string model_ = ModelEmitter.Emit(model);
+            string? cpu = CpuEmitter.Emit(model);
+            string? cuda = CudaEmitter.Emit(model);
+            context.AddSource(model.HintPrefix + ".g.cs", SourceText.From(model_, System.Text.Encoding.UTF8));
+            if (cpu is not null) context.AddSource(model.HintPrefix + ".Cpu.g.cs", SourceText.From(cpu, System.Text.Encoding.UTF8));
+            if (cuda is not null) context.AddSource(model.HintPrefix + ".Cuda.g.cs", SourceText.From(cuda, System.Text.Encoding.UTF8));
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.InternalError, Location.None,
+                result.DisplayName, exception.GetType().Name + ": " + exception.Message));
+        }
+    }
+}
+
+/// <summary>Names of the pipeline steps, for incrementality tests (GeneratorRunResult.TrackedSteps).</summary>
+internal static class TrackingNames
+{
+    public const string NetworkSpecs = "NetworkSpecs";
+    public const string NetworkModels = "NetworkModels";
+}

@@ -1,0 +1,320 @@
+using System.Runtime.CompilerServices;
+
+namespace AlexNetCompiler.Cpu;
+
+/// <summary>
+/// Fast 2-D convolution: im2col + blocked GEMM per (sample, group), bias and ReLU fused into the GEMM epilogue.
+/// A 1x1, stride-1, unpadded convolution skips im2col (the input already is the column matrix).
+/// <para>
+/// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
+/// thread then runs whole single-threaded GEMMs on its own scratch, with no synchronisation); otherwise (batch 1)
+/// the items run one after another and each GEMM is split over the threads.
+/// </para>
+/// </summary>
+public static unsafe partial class Conv2dKernels
+{
+    // Per (sample, group): col [Kc = C/G * KH * KW, P = OH * OW]; weight of group g [OC/G, Kc]; output [OC/G, P].
+
+    public static void Forward(in Conv2dGeometry g, int batch, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
+        ReadOnlySpan<float> bias, Span<float> output, bool relu, CpuContext ctx)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        CheckConvShapes(g, batch, input.Length, weight.Length, bias.Length, output.Length, nameof(output));
+        if (batch == 0) return;
+        fixed (float* pIn = input, pW = weight, pB = bias, pOut = output)
+        {
+            var job = new ConvJob(g, batch, ctx)
+            {
+                Input = pIn, Weight = pW, Bias = bias.IsEmpty ? null : pB, Output = pOut, Relu = relu,
+            };
+            int items = batch * g.Groups;
+            if (ctx.Threads > 1 && items >= ctx.Threads)
+            {
+                ctx.For(items, &ForwardItem, Unsafe.AsPointer(ref job));
+            }
+            else
+            {
+                for (int item = 0; item < items; item++) ForwardItemCore(ref job, item, threadIndex: -1);
+            }
+        }
+    }
+
+    public static void Backward(in Conv2dGeometry g, int batch, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
+        ReadOnlySpan<float> dOutput, Span<float> dInput, Span<float> dWeight, Span<float> dBias, CpuContext ctx)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        CheckConvShapes(g, batch, input.Length, weight.Length, dBias.Length, dOutput.Length, nameof(dOutput));
+        if (dWeight.Length != g.WeightLength)
+            throw new ArgumentException($"Conv2d backward: dWeight has {dWeight.Length} floats, expected {g.WeightLength} ([{g.OutChannels}, {g.InChannels / g.Groups}, {g.KernelHeight}, {g.KernelWidth}]).", nameof(dWeight));
+        if (!dInput.IsEmpty && dInput.Length != (long)batch * g.InputLength)
+            throw new ArgumentException($"Conv2d backward: dInput has {dInput.Length} floats, expected {(long)batch * g.InputLength} (batch {batch} x {g.InputLength}) or none.", nameof(dInput));
+        if (batch == 0)
+        {
+            dWeight.Clear();
+            dBias.Clear();
+            return;
+        }
+
+        fixed (float* pIn = input, pW = weight, pDy = dOutput, pDx = dInput, pDw = dWeight, pDb = dBias)
+        {
+            var job = new ConvJob(g, batch, ctx)
+            {
+                Input = pIn, Weight = pW, Output = pDy, DInput = dInput.IsEmpty ? null : pDx, DWeight = pDw,
+            };
+            if (!dBias.IsEmpty) BiasGradient(g, batch, pDy, pDb, ctx);
+
+            int items = batch * g.Groups;
+            if (ctx.Threads > 1 && items >= ctx.Threads)
+            {
+                // Static partition: thread t takes items t, t + T, ...; its dWeight partial is dWeight itself for
+                // t = 0 and a scratch buffer otherwise, summed afterwards.
+                float** partials = stackalloc float*[ctx.Threads];
+                job.Partials = partials;
+                job.Parts = ctx.Threads;
+                ctx.For(ctx.Threads, &BackwardPart, Unsafe.AsPointer(ref job));
+                ctx.For(ctx.Threads, &ReducePartials, Unsafe.AsPointer(ref job));
+            }
+            else
+            {
+                for (int item = 0; item < items; item++) BackwardItemCore(ref job, item, threadIndex: -1, pDw, firstOfGroup: item < g.Groups);
+            }
+        }
+    }
+
+    private struct ConvJob
+    {
+        public Conv2dGeometry G;
+        public int Batch, Groups, Cg, OCg, Kc, P, Parts;
+        public bool Direct; // 1x1, stride 1, no padding: the input is the column matrix
+        public float* Input, Weight, Bias, Output, DInput, DWeight;
+        public bool Relu;
+        public CpuContext Ctx;
+        public float** Partials;
+
+        public ConvJob(in Conv2dGeometry g, int batch, CpuContext ctx)
+        {
+            G = g;
+            Batch = batch;
+            Groups = g.Groups;
+            Cg = g.InChannels / g.Groups;
+            OCg = g.OutChannels / g.Groups;
+            Kc = Cg * g.KernelHeight * g.KernelWidth;
+            P = g.OutHeight * g.OutWidth;
+            Direct = g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideHeight == 1 && g.StrideWidth == 1
+                && g.PaddingHeight == 0 && g.PaddingWidth == 0;
+            Ctx = ctx;
+        }
+    }
+
+    private static void ForwardItem(void* state, int item, int threadIndex) =>
+        ForwardItemCore(ref Unsafe.AsRef<ConvJob>(state), item, threadIndex);
+
+    /// <param name="threadIndex">-1: called outside a parallel loop, the GEMM uses all threads.</param>
+    private static void ForwardItemCore(ref ConvJob job, int item, int threadIndex)
+    {
+        int n = item / job.Groups, grp = item % job.Groups;
+        ref readonly Conv2dGeometry g = ref job.G;
+        float* inputGroup = job.Input + (long)n * g.InputLength + (long)grp * job.Cg * g.InHeight * g.InWidth;
+        float* col = ColumnsFor(ref job, inputGroup, threadIndex);
+        // output[OCg, P] = weight_g[OCg, Kc] * col[Kc, P] + bias_g, ReLU
+        float* weightGroup = job.Weight + (long)grp * job.OCg * job.Kc;
+        float* outputGroup = job.Output + (long)n * g.OutputLength + (long)grp * job.OCg * job.P;
+        var epilogue = new GemmEpilogue(job.Bias == null ? null : job.Bias + grp * job.OCg, null, job.Relu);
+        Gemm.Multiply(job.OCg, job.P, job.Kc, weightGroup, job.Kc, false, col, job.P, false, outputGroup, job.P,
+            false, epilogue, job.Ctx, threadIndex);
+    }
+
+    /// <summary>The column matrix [Kc, P] of one sample and group: the input itself for a direct 1x1 conv.</summary>
+    private static float* ColumnsFor(ref ConvJob job, float* inputGroup, int threadIndex)
+    {
+        if (job.Direct) return inputGroup;
+        float* col = job.Ctx.Scratch(Math.Max(threadIndex, 0), ScratchSlot.Columns, (long)job.Kc * job.P);
+        Im2Col(job.G, job.Cg, inputGroup, col);
+        return col;
+    }
+
+    private static void BackwardPart(void* state, int part, int threadIndex)
+    {
+        ref ConvJob job = ref Unsafe.AsRef<ConvJob>(state);
+        int weightLength = job.G.WeightLength;
+        // Partials are keyed by part, not thread: one thread may run several parts when a helper wakes late.
+        float* dWeight = part == 0 ? job.DWeight : job.Ctx.Scratch(part, ScratchSlot.PartialGradient, weightLength);
+        job.Partials[part] = dWeight;
+        int items = job.Batch * job.Groups;
+        int groupWeight = job.OCg * job.Kc;
+        for (int grp = 0; grp < job.Groups; grp++)
+        {
+            // Groups this part never visits must still read as zero in its partial.
+            bool visited = false;
+            for (int item = part; item < items; item += job.Parts) if (item % job.Groups == grp) { visited = true; break; }
+            if (!visited) new Span<float>(dWeight + (long)grp * groupWeight, groupWeight).Clear();
+        }
+        var firstSeen = stackalloc bool[job.Groups];
+        for (int item = part; item < items; item += job.Parts)
+        {
+            int grp = item % job.Groups;
+            BackwardItemCore(ref job, item, threadIndex, dWeight, firstOfGroup: !firstSeen[grp]);
+            firstSeen[grp] = true;
+        }
+    }
+
+    private static void ReducePartials(void* state, int part, int threadIndex)
+    {
+        ref ConvJob job = ref Unsafe.AsRef<ConvJob>(state);
+        long length = job.G.WeightLength;
+        long chunk = (length + job.Parts - 1) / job.Parts;
+        long start = part * chunk, end = Math.Min(length, start + chunk);
+        if (start >= end) return;
+        for (int t = 1; t < job.Parts; t++)
+        {
+            SimdSpan.AddInPlace(job.DWeight + start, job.Partials[t] + start, end - start);
+        }
+    }
+
+    /// <summary>dWeight_g (+)= dY_ng * col^T and, when wanted, dInput_ng = col2im(W_g^T * dY_ng).</summary>
+    private static void BackwardItemCore(ref ConvJob job, int item, int threadIndex, float* dWeight, bool firstOfGroup)
+    {
+        int n = item / job.Groups, grp = item % job.Groups;
+        ref readonly Conv2dGeometry g = ref job.G;
+        long groupInputOffset = (long)n * g.InputLength + (long)grp * job.Cg * g.InHeight * g.InWidth;
+        float* dOutputGroup = job.Output + (long)n * g.OutputLength + (long)grp * job.OCg * job.P;
+        float* col = ColumnsFor(ref job, job.Input + groupInputOffset, threadIndex);
+
+        // dWeight_g[OCg, Kc] (+)= dY_ng[OCg, P] * col[Kc, P]^T
+        Gemm.Multiply(job.OCg, job.Kc, job.P, dOutputGroup, job.P, false, col, job.P, true,
+            dWeight + (long)grp * job.OCg * job.Kc, job.Kc, !firstOfGroup, GemmEpilogue.None, job.Ctx, threadIndex);
+
+        if (job.DInput == null) return;
+        float* dInputGroup = job.DInput + groupInputOffset;
+        float* weightGroup = job.Weight + (long)grp * job.OCg * job.Kc;
+        if (job.Direct)
+        {
+            // dInput_ng[Cg, P] = W_g[OCg, Cg]^T * dY_ng[OCg, P], written straight into place.
+            Gemm.Multiply(job.Kc, job.P, job.OCg, weightGroup, job.Kc, true, dOutputGroup, job.P, false,
+                dInputGroup, job.P, false, GemmEpilogue.None, job.Ctx, threadIndex);
+            return;
+        }
+        // dCol[Kc, P] = W_g[OCg, Kc]^T * dY_ng[OCg, P]; the columns are no longer needed, so reuse their buffer.
+        Gemm.Multiply(job.Kc, job.P, job.OCg, weightGroup, job.Kc, true, dOutputGroup, job.P, false,
+            col, job.P, false, GemmEpilogue.None, job.Ctx, threadIndex);
+        Col2Im(g, job.Cg, col, dInputGroup);
+    }
+
+    /// <summary>dBias[oc] = sum over samples and positions of dY[n, oc, p].</summary>
+    private static void BiasGradient(in Conv2dGeometry g, int batch, float* dOutput, float* dBias, CpuContext ctx)
+    {
+        int p = g.OutHeight * g.OutWidth;
+        for (int oc = 0; oc < g.OutChannels; oc++)
+        {
+            double sum = 0;
+            for (int n = 0; n < batch; n++)
+                sum += SimdSpan.Sum(dOutput + (long)n * g.OutputLength + (long)oc * p, p);
+            dBias[oc] = (float)sum;
+        }
+    }
+
+    /// <summary>
+    /// col[(c * KH + kh) * KW + kw, oh * OW + ow] = input[c, oh * SH - PH + kh, ow * SW - PW + kw], zero outside.
+    /// </summary>
+    internal static void Im2Col(in Conv2dGeometry g, int channels, float* input, float* col)
+    {
+        int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
+        int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
+        for (int c = 0; c < channels; c++)
+        {
+            float* plane = input + (long)c * h * w;
+            for (int ky = 0; ky < kh; ky++)
+            {
+                for (int kx = 0; kx < kw; kx++)
+                {
+                    // Output columns ow with 0 <= ow * sw - pw + kx < w form one contiguous range.
+                    int owStart = FirstValid(pw - kx, sw), owEnd = Math.Min(ow, LastValidExclusive(w + pw - kx, sw));
+                    for (int y = 0; y < oh; y++)
+                    {
+                        int iy = y * sh - ph + ky;
+                        if ((uint)iy >= (uint)h || owStart >= owEnd)
+                        {
+                            new Span<float>(col, ow).Clear();
+                            col += ow;
+                            continue;
+                        }
+                        float* src = plane + (long)iy * w - pw + kx;
+                        int x = 0;
+                        for (; x < owStart; x++) col[x] = 0f;
+                        if (sw == 1)
+                        {
+                            new ReadOnlySpan<float>(src + owStart, owEnd - owStart).CopyTo(new Span<float>(col + owStart, owEnd - owStart));
+                            x = owEnd;
+                        }
+                        else
+                        {
+                            for (; x < owEnd; x++) col[x] = src[x * sw];
+                        }
+                        for (x = owEnd; x < ow; x++) col[x] = 0f;
+                        col += ow;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>The inverse scatter of <see cref="Im2Col"/>: input[c, iy, ix] = sum of the column entries that read it.</summary>
+    internal static void Col2Im(in Conv2dGeometry g, int channels, float* col, float* dInput)
+    {
+        int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
+        int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
+        new Span<float>(dInput, channels * h * w).Clear();
+        for (int c = 0; c < channels; c++)
+        {
+            float* plane = dInput + (long)c * h * w;
+            for (int ky = 0; ky < kh; ky++)
+            {
+                for (int kx = 0; kx < kw; kx++)
+                {
+                    int owStart = FirstValid(pw - kx, sw), owEnd = Math.Min(ow, LastValidExclusive(w + pw - kx, sw));
+                    for (int y = 0; y < oh; y++, col += ow)
+                    {
+                        int iy = y * sh - ph + ky;
+                        if ((uint)iy >= (uint)h || owStart >= owEnd) continue;
+                        float* dst = plane + (long)iy * w - pw + kx;
+                        if (sw == 1)
+                        {
+                            SimdSpan.AddInPlace(dst + owStart, col + owStart, owEnd - owStart);
+                        }
+                        else
+                        {
+                            for (int x = owStart; x < owEnd; x++) dst[x * sw] += col[x];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Smallest x >= 0 with x * stride >= offset.</summary>
+    private static int FirstValid(int offset, int stride) => offset <= 0 ? 0 : (offset + stride - 1) / stride;
+
+    /// <summary>Smallest x with x * stride >= limit (so x * stride &lt; limit for all smaller x >= 0).</summary>
+    private static int LastValidExclusive(int limit, int stride) => limit <= 0 ? 0 : (limit + stride - 1) / stride;
+
+    private static void CheckConvShapes(in Conv2dGeometry g, int batch, int inputLength, int weightLength, int biasLength, int outputLength, string outputName)
+    {
+        if (batch < 0) throw new ArgumentOutOfRangeException(nameof(batch), batch, "Conv2d: batch must not be negative.");
+        if (g.Groups < 1 || g.InChannels % g.Groups != 0 || g.OutChannels % g.Groups != 0)
+            throw new ArgumentException($"Conv2d: groups {g.Groups} must divide input channels {g.InChannels} and output channels {g.OutChannels}.", nameof(g));
+        if (g.StrideHeight < 1 || g.StrideWidth < 1 || g.KernelHeight < 1 || g.KernelWidth < 1 || g.PaddingHeight < 0 || g.PaddingWidth < 0)
+            throw new ArgumentException($"Conv2d: kernel {g.KernelHeight}x{g.KernelWidth}, stride {g.StrideHeight}x{g.StrideWidth}, padding {g.PaddingHeight}x{g.PaddingWidth} out of range.", nameof(g));
+        int oh = (g.InHeight + 2 * g.PaddingHeight - g.KernelHeight) / g.StrideHeight + 1;
+        int ow = (g.InWidth + 2 * g.PaddingWidth - g.KernelWidth) / g.StrideWidth + 1;
+        if (oh != g.OutHeight || ow != g.OutWidth || oh < 1 || ow < 1)
+            throw new ArgumentException($"Conv2d: output {g.OutHeight}x{g.OutWidth} does not match input {g.InHeight}x{g.InWidth} with kernel {g.KernelHeight}x{g.KernelWidth}, stride {g.StrideHeight}x{g.StrideWidth}, padding {g.PaddingHeight}x{g.PaddingWidth} (expected {oh}x{ow}).", nameof(g));
+        if (inputLength != (long)batch * g.InputLength)
+            throw new ArgumentException($"Conv2d: input has {inputLength} floats, expected {(long)batch * g.InputLength} (batch {batch} x [{g.InChannels}, {g.InHeight}, {g.InWidth}]).", "input");
+        if (weightLength != g.WeightLength)
+            throw new ArgumentException($"Conv2d: weight has {weightLength} floats, expected {g.WeightLength} ([{g.OutChannels}, {g.InChannels / g.Groups}, {g.KernelHeight}, {g.KernelWidth}]).", "weight");
+        if (biasLength != 0 && biasLength != g.OutChannels)
+            throw new ArgumentException($"Conv2d: bias has {biasLength} floats, expected {g.OutChannels} or none.", "bias");
+        if (outputLength != (long)batch * g.OutputLength)
+            throw new ArgumentException($"Conv2d: {outputName} has {outputLength} floats, expected {(long)batch * g.OutputLength} (batch {batch} x [{g.OutChannels}, {g.OutHeight}, {g.OutWidth}]).", outputName);
+    }
+}

@@ -1,0 +1,223 @@
+using System.Runtime.InteropServices;
+
+namespace AlexNetCompiler.Cpu;
+
+/// <summary>Named per-thread scratch buffers, so that nested users (a conv kernel and the GEMM it calls) never share one.</summary>
+public enum ScratchSlot
+{
+    /// <summary>GEMM: packed panels of A (MC x KC).</summary>
+    GemmPackedA = 0,
+    /// <summary>GEMM: packed panels of B (KC x NC).</summary>
+    GemmPackedB = 1,
+    /// <summary>Conv: the im2col matrix of one sample and group.</summary>
+    Columns = 2,
+    /// <summary>Per-thread partial sums of a parameter gradient (reduced after a parallel loop).</summary>
+    PartialGradient = 3,
+    /// <summary>Small kernels (LRN, pooling) that need a few rows of temporaries.</summary>
+    Temporary = 4,
+}
+
+/// <summary>
+/// Threads and scratch memory for the fast CPU kernels.
+/// <para>
+/// Work is run on a small dedicated pool: the calling thread is worker 0 and <see cref="Threads"/> - 1 background
+/// threads join it. A parallel loop takes an unmanaged function pointer and a pointer to a state struct on the
+/// caller's stack, so starting one allocates nothing (a closure per call would allocate on every training step).
+/// </para>
+/// <para>
+/// Scratch is native, 64-byte aligned memory (never moved by the GC, aligned for Vector512 loads), one buffer per
+/// (thread, slot). A buffer grows on first use to the largest size requested and is then reused, so a training
+/// step allocates nothing after the first.
+/// </para>
+/// A context runs one parallel loop at a time; kernels never nest parallel loops.
+/// </summary>
+public sealed unsafe class CpuContext : IDisposable
+{
+    private static readonly int SlotCount = Enum.GetValues<ScratchSlot>().Length;
+    private static CpuContext? s_default;
+
+    /// <summary>A process-wide context using every logical processor.</summary>
+    public static CpuContext Default
+    {
+        get
+        {
+            CpuContext? existing = Volatile.Read(ref s_default);
+            if (existing is not null) return existing;
+            var created = new CpuContext(Environment.ProcessorCount);
+            CpuContext? winner = Interlocked.CompareExchange(ref s_default, created, null);
+            if (winner is null) return created;
+            created.Dispose();
+            return winner;
+        }
+    }
+
+    private readonly float*[] _scratch;
+    private readonly long[] _scratchLength;
+    private readonly Worker[] _workers;
+    private readonly object _runLock = new();
+
+    // The job being run: body(state, item, threadIndex) for item in [0, _jobCount).
+    private delegate*<void*, int, int, void> _jobBody;
+    private void* _jobState;
+    private int _jobCount;
+    private int _nextItem;
+    private int _pendingWorkers;
+    private Exception? _jobError;
+    private bool _disposed;
+
+    /// <param name="threads">Threads the kernels may use (the caller's thread counts as one). At least 1.</param>
+    public CpuContext(int threads)
+    {
+        if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "A CpuContext needs at least one thread.");
+        Threads = threads;
+        _scratch = new float*[threads * SlotCount];
+        _scratchLength = new long[threads * SlotCount];
+        _workers = new Worker[threads - 1];
+        for (int i = 0; i < _workers.Length; i++) _workers[i] = new Worker(this, i + 1);
+    }
+
+    /// <summary>Threads the kernels use, the calling thread included.</summary>
+    public int Threads { get; }
+
+    /// <summary>Bytes of scratch currently held (all threads and slots).</summary>
+    public long ScratchBytes
+    {
+        get
+        {
+            long total = 0;
+            foreach (long length in _scratchLength) total += length * sizeof(float);
+            return total;
+        }
+    }
+
+    /// <summary>
+    /// The scratch buffer of <paramref name="threadIndex"/> for <paramref name="slot"/>, at least
+    /// <paramref name="length"/> floats, 64-byte aligned. Contents are unspecified. Valid until the next call for the
+    /// same thread and slot with a larger length.
+    /// </summary>
+    public float* Scratch(int threadIndex, ScratchSlot slot, long length)
+    {
+        if ((uint)threadIndex >= (uint)Threads) throw new ArgumentOutOfRangeException(nameof(threadIndex));
+        int index = threadIndex * SlotCount + (int)slot;
+        if (_scratchLength[index] < length)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_scratch[index] != null) NativeMemory.AlignedFree(_scratch[index]);
+            _scratch[index] = null;
+            _scratchLength[index] = 0;
+            // Round up to a whole 4 KiB so that small growth steps do not reallocate repeatedly.
+            long rounded = (length + 1023) & ~1023L;
+            _scratch[index] = (float*)NativeMemory.AlignedAlloc((nuint)(rounded * sizeof(float)), 64);
+            _scratchLength[index] = rounded;
+        }
+        return _scratch[index];
+    }
+
+    /// <summary>
+    /// Runs body(state, item, threadIndex) for every item in [0, count), spread over the threads (items are handed
+    /// out one at a time, so uneven items balance). Returns when all items are done. The state pointer is typically
+    /// the address of a struct on the caller's stack holding pinned pointers and sizes.
+    /// </summary>
+    public void For(int count, delegate*<void*, int, int, void> body, void* state)
+    {
+        if (count <= 0) return;
+        if (Threads == 1 || count == 1)
+        {
+            for (int i = 0; i < count; i++) body(state, i, 0);
+            return;
+        }
+        lock (_runLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            int helpers = Math.Min(_workers.Length, count - 1);
+            _jobBody = body;
+            _jobState = state;
+            _jobCount = count;
+            _nextItem = 0;
+            _jobError = null;
+            Volatile.Write(ref _pendingWorkers, helpers);
+            for (int i = 0; i < helpers; i++) _workers[i].Wake();
+            RunItems(0);
+            // The helpers finish their last item quickly; spin (yielding now and then) rather than block.
+            var spinner = new SpinWait();
+            while (Volatile.Read(ref _pendingWorkers) != 0) spinner.SpinOnce(sleep1Threshold: -1);
+            _jobBody = null;
+            _jobState = null;
+            Exception? error = _jobError;
+            if (error is not null) throw new AggregateException("A CPU kernel failed on a worker thread.", error);
+        }
+    }
+
+    private void RunItems(int threadIndex)
+    {
+        try
+        {
+            int count = _jobCount;
+            while (true)
+            {
+                int item = Interlocked.Increment(ref _nextItem) - 1;
+                if (item >= count) break;
+                _jobBody(_jobState, item, threadIndex);
+            }
+        }
+        catch (Exception e)
+        {
+            Interlocked.CompareExchange(ref _jobError, e, null);
+            Volatile.Write(ref _nextItem, int.MaxValue / 2); // stop handing out items
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_runLock)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            foreach (Worker w in _workers) w.Stop();
+            for (int i = 0; i < _scratch.Length; i++)
+            {
+                if (_scratch[i] != null) NativeMemory.AlignedFree(_scratch[i]);
+                _scratch[i] = null;
+                _scratchLength[i] = 0;
+            }
+        }
+    }
+
+    /// <summary>A background thread that sleeps on its own event and runs items of the current job when woken.</summary>
+    private sealed class Worker
+    {
+        private readonly CpuContext _owner;
+        private readonly int _threadIndex;
+        // SpinCount: a worker woken within a few microseconds of its last job never enters the kernel wait.
+        private readonly ManualResetEventSlim _wake = new(false, spinCount: 2000);
+        private volatile bool _stopping;
+
+        public Worker(CpuContext owner, int threadIndex)
+        {
+            _owner = owner;
+            _threadIndex = threadIndex;
+            var thread = new Thread(Loop) { IsBackground = true, Name = $"AlexNetCompiler CPU worker {threadIndex}" };
+            thread.Start();
+        }
+
+        public void Wake() => _wake.Set();
+
+        public void Stop()
+        {
+            _stopping = true;
+            _wake.Set();
+        }
+
+        private void Loop()
+        {
+            while (true)
+            {
+                _wake.Wait();
+                _wake.Reset();
+                if (_stopping) return;
+                _owner.RunItems(_threadIndex);
+                Interlocked.Decrement(ref _owner._pendingWorkers);
+            }
+        }
+    }
+}

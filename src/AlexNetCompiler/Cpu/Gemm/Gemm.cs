@@ -1,0 +1,392 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace AlexNetCompiler.Cpu;
+
+/// <summary>Which register-blocked micro-kernel a GEMM uses.</summary>
+public enum GemmKernel
+{
+    /// <summary>The best one the hardware accelerates.</summary>
+    Auto,
+    /// <summary>6 x 32 tile, 12 Vector512 accumulators, FMA.</summary>
+    Vector512,
+    /// <summary>6 x 16 tile (twice per 32-column panel), 12 Vector256 accumulators, FMA.</summary>
+    Vector256,
+    /// <summary>Plain loops: machines without SIMD acceleration.</summary>
+    Scalar,
+}
+
+/// <summary>
+/// What a GEMM applies to each finished element of C: c = c + rowBias[i] + columnBias[j], then max(0, c) when
+/// <see cref="Relu"/>. Applied once, after the last K block, while the tile is still in L1.
+/// </summary>
+public readonly unsafe struct GemmEpilogue(float* rowBias, float* columnBias, bool relu)
+{
+    public float* RowBias { get; } = rowBias;
+    public float* ColumnBias { get; } = columnBias;
+    public bool Relu { get; } = relu;
+    public bool IsActive => RowBias != null || ColumnBias != null || Relu;
+    public static GemmEpilogue None => default;
+}
+
+/// <summary>
+/// Single-precision GEMM on row-major matrices: C[M, N] = op(A)[M, K] * op(B)[K, N] (or C +=), where op(X) is X or
+/// X transposed. The structure is the classic one of Goto and van de Geijn ("Anatomy of high-performance matrix
+/// multiplication", 2008): B is packed in KC x NC blocks (kept in L3), A in MC x KC blocks (kept in L2), and a
+/// register-blocked micro-kernel multiplies an MR x KC sliver of A by a KC x NR panel of B (kept in L1) into an
+/// MR x NR tile of C held entirely in registers.
+/// </summary>
+public static unsafe partial class Gemm
+{
+    /// <summary>Rows of the micro-tile.</summary>
+    public const int MR = 6;
+    /// <summary>Columns of the micro-tile (two Vector512 of floats).</summary>
+    public const int NR = 32;
+    /// <summary>Depth of a packed block: KC x NR panel of B = 32 KiB fits L1 (48 KiB on Zen 5).</summary>
+    public const int KC = 256;
+    /// <summary>Rows of a packed A block: MC x KC = 120 KiB stays in L2.</summary>
+    public const int MC = 120;
+    /// <summary>Columns of a packed B block: KC x NC = 3 MiB stays in L3.</summary>
+    public const int NC = 3072;
+
+    /// <summary>Below this many multiply-adds a GEMM runs on the calling thread: waking helpers costs more.</summary>
+    private const long ParallelThreshold = 1L << 18;
+
+    private static readonly GemmKernel s_bestKernel =
+        Vector512.IsHardwareAccelerated && Avx512F.IsSupported ? GemmKernel.Vector512
+        : Vector256.IsHardwareAccelerated && Fma.IsSupported ? GemmKernel.Vector256
+        : GemmKernel.Scalar;
+
+    /// <summary>The micro-kernel <see cref="GemmKernel.Auto"/> picks on this machine.</summary>
+    public static GemmKernel BestKernel => s_bestKernel;
+
+    /// <summary>
+    /// C[M, N] = op(A) * op(B) (or += when <paramref name="accumulate"/>), then the epilogue.
+    /// op(A) is M x K: element (i, p) is a[i * lda + p], or a[p * lda + i] when <paramref name="transA"/>.
+    /// op(B) is K x N: element (p, j) is b[p * ldb + j], or b[j * ldb + p] when <paramref name="transB"/>.
+    /// <paramref name="threadIndex"/> &lt; 0: spread over the context's threads (the caller must not be inside a
+    /// parallel loop of <paramref name="ctx"/>). &gt;= 0: run on the calling thread using that thread's scratch.
+    /// </summary>
+    public static void Multiply(
+        int m, int n, int k,
+        float* a, int lda, bool transA,
+        float* b, int ldb, bool transB,
+        float* c, int ldc, bool accumulate,
+        in GemmEpilogue epilogue, CpuContext ctx, int threadIndex = -1, GemmKernel kernel = GemmKernel.Auto)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), $"GEMM sizes must be non-negative (M={m}, N={n}, K={k}).");
+        if (m == 0 || n == 0) return;
+        if (kernel == GemmKernel.Auto) kernel = s_bestKernel;
+        if (kernel == GemmKernel.Vector512 && !(Vector512.IsHardwareAccelerated && Avx512F.IsSupported))
+            throw new PlatformNotSupportedException("The Vector512 GEMM kernel needs AVX-512F.");
+        if (kernel == GemmKernel.Vector256 && !(Vector256.IsHardwareAccelerated && Fma.IsSupported))
+            throw new PlatformNotSupportedException("The Vector256 GEMM kernel needs AVX2 and FMA.");
+
+        if (k == 0)
+        {
+            // op(A) * op(B) is all zeros: only the epilogue (and the overwrite) remain.
+            for (int i = 0; i < m; i++)
+            {
+                float* row = c + (long)i * ldc;
+                if (!accumulate) new Span<float>(row, n).Clear();
+            }
+            if (epilogue.IsActive) ApplyEpilogue(c, ldc, m, n, epilogue);
+            return;
+        }
+
+        if (threadIndex >= 0 || ctx.Threads == 1 || (long)m * n * k < ParallelThreshold)
+        {
+            MultiplyOnThread(m, n, k, a, lda, transA, b, ldb, transB, c, ldc, accumulate, epilogue, ctx, Math.Max(threadIndex, 0), kernel);
+            return;
+        }
+
+        // Split the larger of M and N into one contiguous range per thread, aligned to the micro-tile. Each thread
+        // packs its own panels; the duplicated packing of the shared operand is small next to the multiply.
+        var job = new ParallelJob
+        {
+            M = m, N = n, K = k, A = a, Lda = lda, TransA = transA, B = b, Ldb = ldb, TransB = transB,
+            C = c, Ldc = ldc, Accumulate = accumulate, Epilogue = epilogue, Ctx = ctx, Kernel = kernel,
+        };
+        int threads = ctx.Threads;
+        bool splitN = n / NR >= threads && (n >= m || m / MR < threads);
+        int units = splitN ? (n + NR - 1) / NR : (m + MR - 1) / MR;
+        int parts = Math.Min(threads, units);
+        job.SplitN = splitN;
+        job.Parts = parts;
+        job.UnitsPerPart = units / parts;
+        job.ExtraUnits = units % parts;
+        ctx.For(parts, &RunPart, Unsafe.AsPointer(ref job));
+    }
+
+    private struct ParallelJob
+    {
+        public int M, N, K, Lda, Ldb, Ldc, Parts, UnitsPerPart, ExtraUnits;
+        public float* A, B, C;
+        public bool TransA, TransB, Accumulate, SplitN;
+        public GemmEpilogue Epilogue;
+        public CpuContext Ctx;
+        public GemmKernel Kernel;
+    }
+
+    private static void RunPart(void* state, int part, int threadIndex)
+    {
+        ref ParallelJob job = ref Unsafe.AsRef<ParallelJob>(state);
+        int firstUnit = part * job.UnitsPerPart + Math.Min(part, job.ExtraUnits);
+        int unitCount = job.UnitsPerPart + (part < job.ExtraUnits ? 1 : 0);
+        if (job.SplitN)
+        {
+            int j0 = firstUnit * NR;
+            int nPart = Math.Min(unitCount * NR, job.N - j0);
+            if (nPart <= 0) return;
+            float* b = job.TransB ? job.B + (long)j0 * job.Ldb : job.B + j0;
+            var epilogue = new GemmEpilogue(job.Epilogue.RowBias, job.Epilogue.ColumnBias == null ? null : job.Epilogue.ColumnBias + j0, job.Epilogue.Relu);
+            MultiplyOnThread(job.M, nPart, job.K, job.A, job.Lda, job.TransA, b, job.Ldb, job.TransB,
+                job.C + j0, job.Ldc, job.Accumulate, epilogue, job.Ctx, threadIndex, job.Kernel);
+        }
+        else
+        {
+            int i0 = firstUnit * MR;
+            int mPart = Math.Min(unitCount * MR, job.M - i0);
+            if (mPart <= 0) return;
+            float* a = job.TransA ? job.A + i0 : job.A + (long)i0 * job.Lda;
+            var epilogue = new GemmEpilogue(job.Epilogue.RowBias == null ? null : job.Epilogue.RowBias + i0, job.Epilogue.ColumnBias, job.Epilogue.Relu);
+            MultiplyOnThread(mPart, job.N, job.K, a, job.Lda, job.TransA, job.B, job.Ldb, job.TransB,
+                job.C + (long)i0 * job.Ldc, job.Ldc, job.Accumulate, epilogue, job.Ctx, threadIndex, job.Kernel);
+        }
+    }
+
+    /// <summary>The blocked loop nest on one thread (BLIS order: jc, pc, ic, jr, ir).</summary>
+    private static void MultiplyOnThread(
+        int m, int n, int k,
+        float* a, int lda, bool transA,
+        float* b, int ldb, bool transB,
+        float* c, int ldc, bool accumulate,
+        in GemmEpilogue epilogue, CpuContext ctx, int threadIndex, GemmKernel kernel)
+    {
+        int kcMax = Math.Min(KC, k);
+        int mcMax = Math.Min(MC, RoundUp(m, MR));
+        int ncMax = Math.Min(NC, RoundUp(n, NR));
+        float* packedA = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedA, (long)mcMax * kcMax);
+        float* packedB = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedB, (long)ncMax * kcMax);
+        float* edgeTile = stackalloc float[MR * NR];
+
+        for (int jc = 0; jc < n; jc += NC)
+        {
+            int nc = Math.Min(NC, n - jc);
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                bool firstK = pc == 0;
+                bool lastK = pc + kc == k;
+                PackB(b, ldb, transB, pc, jc, kc, nc, packedB);
+                for (int ic = 0; ic < m; ic += MC)
+                {
+                    int mc = Math.Min(MC, m - ic);
+                    PackA(a, lda, transA, ic, pc, mc, kc, packedA);
+                    for (int jr = 0; jr < nc; jr += NR)
+                    {
+                        int nr = Math.Min(NR, nc - jr);
+                        float* panelB = packedB + (long)jr * kc;
+                        for (int ir = 0; ir < mc; ir += MR)
+                        {
+                            int mr = Math.Min(MR, mc - ir);
+                            float* sliverA = packedA + (long)ir * kc;
+                            float* tile = c + (long)(ic + ir) * ldc + jc + jr;
+                            bool add = accumulate || !firstK;
+                            if (mr == MR && nr == NR)
+                            {
+                                RunKernel(kernel, kc, sliverA, panelB, tile, ldc, add);
+                            }
+                            else
+                            {
+                                // Edge tile: compute the full padded tile aside, then copy the valid part.
+                                RunKernel(kernel, kc, sliverA, panelB, edgeTile, NR, false);
+                                for (int r = 0; r < mr; r++)
+                                {
+                                    float* dst = tile + (long)r * ldc;
+                                    float* src = edgeTile + r * NR;
+                                    if (add) for (int j = 0; j < nr; j++) dst[j] += src[j];
+                                    else for (int j = 0; j < nr; j++) dst[j] = src[j];
+                                }
+                            }
+                            if (lastK && epilogue.IsActive)
+                            {
+                                var tileEpilogue = new GemmEpilogue(
+                                    epilogue.RowBias == null ? null : epilogue.RowBias + ic + ir,
+                                    epilogue.ColumnBias == null ? null : epilogue.ColumnBias + jc + jr,
+                                    epilogue.Relu);
+                                ApplyEpilogue(tile, ldc, mr, nr, tileEpilogue);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RunKernel(GemmKernel kernel, int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    {
+        switch (kernel)
+        {
+            case GemmKernel.Vector512: MicroKernels.Kernel6x32Vector512(kc, a, b, c, ldc, accumulate); break;
+            case GemmKernel.Vector256:
+                MicroKernels.Kernel6x16Vector256(kc, a, b, c, ldc, accumulate);
+                MicroKernels.Kernel6x16Vector256(kc, a, b + 16, c + 16, ldc, accumulate);
+                break;
+            default: MicroKernels.KernelScalar(kc, a, b, c, ldc, accumulate); break;
+        }
+    }
+
+    /// <summary>c[i, j] += rowBias[i] + columnBias[j]; then max(0, .) when relu. Vectorised along the row.</summary>
+    internal static void ApplyEpilogue(float* c, int ldc, int rows, int cols, in GemmEpilogue e)
+    {
+        float* rowBias = e.RowBias, colBias = e.ColumnBias;
+        bool relu = e.Relu;
+        for (int i = 0; i < rows; i++)
+        {
+            float* row = c + (long)i * ldc;
+            float rb = rowBias == null ? 0f : rowBias[i];
+            var rbv = Vector256.Create(rb);
+            int j = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; j <= cols - 8; j += 8)
+                {
+                    Vector256<float> v = Vector256.Load(row + j) + rbv;
+                    if (colBias != null) v += Vector256.Load(colBias + j);
+                    if (relu) v = Vector256.Max(v, Vector256<float>.Zero);
+                    v.Store(row + j);
+                }
+            }
+            for (; j < cols; j++)
+            {
+                float v = row[j] + rb;
+                if (colBias != null) v += colBias[j];
+                if (relu) v = v > 0f ? v : 0f;
+                row[j] = v;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs op(A)[ic : ic + mc, pc : pc + kc] as MR-row slivers, each K-major: dst[sliver][p][r], rows past the
+    /// end zero-filled so the micro-kernel always runs a full tile.
+    /// </summary>
+    private static void PackA(float* a, int lda, bool transA, int ic, int pc, int mc, int kc, float* dst)
+    {
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            int mr = Math.Min(MR, mc - ir);
+            float* sliver = dst + (long)ir * kc;
+            if (transA)
+            {
+                // op(A)(i, p) = a[p * lda + i]: each p gives MR contiguous values.
+                float* src = a + (long)pc * lda + ic + ir;
+                if (mr == MR)
+                {
+                    for (int p = 0; p < kc; p++, src += lda, sliver += MR)
+                    {
+                        sliver[0] = src[0]; sliver[1] = src[1]; sliver[2] = src[2];
+                        sliver[3] = src[3]; sliver[4] = src[4]; sliver[5] = src[5];
+                    }
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++, src += lda, sliver += MR)
+                    {
+                        int r = 0;
+                        for (; r < mr; r++) sliver[r] = src[r];
+                        for (; r < MR; r++) sliver[r] = 0f;
+                    }
+                }
+            }
+            else
+            {
+                // op(A)(i, p) = a[i * lda + p]: walk MR rows side by side.
+                for (int r = 0; r < MR; r++)
+                {
+                    float* d = sliver + r;
+                    if (r < mr)
+                    {
+                        float* src = a + (long)(ic + ir + r) * lda + pc;
+                        for (int p = 0; p < kc; p++) d[p * MR] = src[p];
+                    }
+                    else
+                    {
+                        for (int p = 0; p < kc; p++) d[p * MR] = 0f;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs op(B)[pc : pc + kc, jc : jc + nc] as NR-column panels, each K-major: dst[panel][p][j], columns past the
+    /// end zero-filled.
+    /// </summary>
+    private static void PackB(float* b, int ldb, bool transB, int pc, int jc, int kc, int nc, float* dst)
+    {
+        for (int jr = 0; jr < nc; jr += NR)
+        {
+            int nr = Math.Min(NR, nc - jr);
+            float* panel = dst + (long)jr * kc;
+            if (!transB)
+            {
+                // op(B)(p, j) = b[p * ldb + j]: each p gives NR contiguous values.
+                float* src = b + (long)pc * ldb + jc + jr;
+                if (nr == NR && Vector256.IsHardwareAccelerated)
+                {
+                    for (int p = 0; p < kc; p++, src += ldb, panel += NR)
+                    {
+                        Vector256.Store(Vector256.Load(src), panel);
+                        Vector256.Store(Vector256.Load(src + 8), panel + 8);
+                        Vector256.Store(Vector256.Load(src + 16), panel + 16);
+                        Vector256.Store(Vector256.Load(src + 24), panel + 24);
+                    }
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++, src += ldb, panel += NR)
+                    {
+                        int j = 0;
+                        for (; j < nr; j++) panel[j] = src[j];
+                        for (; j < NR; j++) panel[j] = 0f;
+                    }
+                }
+            }
+            else
+            {
+                // op(B)(p, j) = b[j * ldb + p]: a transpose. Read 8 source rows at a time, each contiguous in p,
+                // and write 8 adjacent floats of each packed row.
+                int j = 0;
+                for (; j + 8 <= nr; j += 8)
+                {
+                    float* s0 = b + (long)(jc + jr + j) * ldb + pc;
+                    float* s1 = s0 + ldb, s2 = s1 + ldb, s3 = s2 + ldb, s4 = s3 + ldb, s5 = s4 + ldb, s6 = s5 + ldb, s7 = s6 + ldb;
+                    float* d = panel + j;
+                    for (int p = 0; p < kc; p++, d += NR)
+                    {
+                        d[0] = s0[p]; d[1] = s1[p]; d[2] = s2[p]; d[3] = s3[p];
+                        d[4] = s4[p]; d[5] = s5[p]; d[6] = s6[p]; d[7] = s7[p];
+                    }
+                }
+                for (; j < nr; j++)
+                {
+                    float* s = b + (long)(jc + jr + j) * ldb + pc;
+                    float* d = panel + j;
+                    for (int p = 0; p < kc; p++, d += NR) *d = s[p];
+                }
+                for (; j < NR; j++)
+                {
+                    float* d = panel + j;
+                    for (int p = 0; p < kc; p++, d += NR) *d = 0f;
+                }
+            }
+        }
+    }
+}

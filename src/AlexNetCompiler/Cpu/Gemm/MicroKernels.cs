@@ -1,0 +1,132 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace AlexNetCompiler.Cpu;
+
+/// <summary>
+/// Register-blocked GEMM micro-kernels: C[MR, NR] (=|+=) A[MR, kc] * B[kc, NR] with A packed K-major in slivers of
+/// MR (a[p * MR + r]) and B packed K-major in panels of NR = 32 (b[p * 32 + j]). The whole C tile lives in
+/// registers for the k loop; every step is one load per B vector, one broadcast per A row and MR x (vectors)
+/// independent FMAs, enough to hide the FMA latency (4 cycles x 2 pipes needs at least 8 in flight).
+/// </summary>
+public static unsafe class MicroKernels
+{
+    /// <summary>6 x 32 with 12 Vector512 accumulators (of 32 registers).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel6x32Vector512(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> b0 = Vector512.Load(b);
+            Vector512<float> b1 = Vector512.Load(b + 16);
+            Vector512<float> ai = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(ai, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(ai, b1, c01);
+            ai = Vector512.Create(a[1]);
+            c10 = Vector512.FusedMultiplyAdd(ai, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(ai, b1, c11);
+            ai = Vector512.Create(a[2]);
+            c20 = Vector512.FusedMultiplyAdd(ai, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(ai, b1, c21);
+            ai = Vector512.Create(a[3]);
+            c30 = Vector512.FusedMultiplyAdd(ai, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(ai, b1, c31);
+            ai = Vector512.Create(a[4]);
+            c40 = Vector512.FusedMultiplyAdd(ai, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(ai, b1, c41);
+            ai = Vector512.Create(a[5]);
+            c50 = Vector512.FusedMultiplyAdd(ai, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(ai, b1, c51);
+            a += 6;
+            b += 32;
+        }
+        if (accumulate)
+        {
+            c00 += Vector512.Load(c); c01 += Vector512.Load(c + 16); float* r = c + ldc;
+            c10 += Vector512.Load(r); c11 += Vector512.Load(r + 16); r += ldc;
+            c20 += Vector512.Load(r); c21 += Vector512.Load(r + 16); r += ldc;
+            c30 += Vector512.Load(r); c31 += Vector512.Load(r + 16); r += ldc;
+            c40 += Vector512.Load(r); c41 += Vector512.Load(r + 16); r += ldc;
+            c50 += Vector512.Load(r); c51 += Vector512.Load(r + 16);
+        }
+        c00.Store(c); c01.Store(c + 16); c += ldc;
+        c10.Store(c); c11.Store(c + 16); c += ldc;
+        c20.Store(c); c21.Store(c + 16); c += ldc;
+        c30.Store(c); c31.Store(c + 16); c += ldc;
+        c40.Store(c); c41.Store(c + 16); c += ldc;
+        c50.Store(c); c51.Store(c + 16);
+    }
+
+    /// <summary>6 x 16 with 12 Vector256 accumulators (of 16 registers); reads B with the 32-float panel stride.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel6x16Vector256(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector256<float> b0 = Vector256.Load(b);
+            Vector256<float> b1 = Vector256.Load(b + 8);
+            Vector256<float> ai = Vector256.Create(a[0]);
+            c00 = Vector256.FusedMultiplyAdd(ai, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(ai, b1, c01);
+            ai = Vector256.Create(a[1]);
+            c10 = Vector256.FusedMultiplyAdd(ai, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(ai, b1, c11);
+            ai = Vector256.Create(a[2]);
+            c20 = Vector256.FusedMultiplyAdd(ai, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(ai, b1, c21);
+            ai = Vector256.Create(a[3]);
+            c30 = Vector256.FusedMultiplyAdd(ai, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(ai, b1, c31);
+            ai = Vector256.Create(a[4]);
+            c40 = Vector256.FusedMultiplyAdd(ai, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(ai, b1, c41);
+            ai = Vector256.Create(a[5]);
+            c50 = Vector256.FusedMultiplyAdd(ai, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(ai, b1, c51);
+            a += 6;
+            b += 32;
+        }
+        if (accumulate)
+        {
+            c00 += Vector256.Load(c); c01 += Vector256.Load(c + 8); float* r = c + ldc;
+            c10 += Vector256.Load(r); c11 += Vector256.Load(r + 8); r += ldc;
+            c20 += Vector256.Load(r); c21 += Vector256.Load(r + 8); r += ldc;
+            c30 += Vector256.Load(r); c31 += Vector256.Load(r + 8); r += ldc;
+            c40 += Vector256.Load(r); c41 += Vector256.Load(r + 8); r += ldc;
+            c50 += Vector256.Load(r); c51 += Vector256.Load(r + 8);
+        }
+        c00.Store(c); c01.Store(c + 8); c += ldc;
+        c10.Store(c); c11.Store(c + 8); c += ldc;
+        c20.Store(c); c21.Store(c + 8); c += ldc;
+        c30.Store(c); c31.Store(c + 8); c += ldc;
+        c40.Store(c); c41.Store(c + 8); c += ldc;
+        c50.Store(c); c51.Store(c + 8);
+    }
+
+    /// <summary>Plain loops over the 6 x 32 tile, for machines without SIMD acceleration.</summary>
+    public static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    {
+        float* acc = stackalloc float[Gemm.MR * Gemm.NR];
+        new Span<float>(acc, Gemm.MR * Gemm.NR).Clear();
+        for (int p = 0; p < kc; p++, a += Gemm.MR, b += Gemm.NR)
+        {
+            for (int r = 0; r < Gemm.MR; r++)
+            {
+                float ar = a[r];
+                float* accRow = acc + r * Gemm.NR;
+                for (int j = 0; j < Gemm.NR; j++) accRow[j] += ar * b[j];
+            }
+        }
+        for (int r = 0; r < Gemm.MR; r++)
+        {
+            float* dst = c + (long)r * ldc;
+            float* src = acc + r * Gemm.NR;
+            if (accumulate) for (int j = 0; j < Gemm.NR; j++) dst[j] += src[j];
+            else for (int j = 0; j < Gemm.NR; j++) dst[j] = src[j];
+        }
+    }
+}

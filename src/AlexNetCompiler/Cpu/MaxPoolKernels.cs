@@ -1,0 +1,103 @@
+using System.Runtime.CompilerServices;
+
+namespace AlexNetCompiler.Cpu;
+
+/// <summary>
+/// Fast max pooling: the same window scan as the reference (first maximum in row-major order wins, a NaN counts
+/// as the maximum), on raw pointers with the window bounds hoisted, one (sample, channel) plane per work item
+/// spread over the threads. Backward zeroes each input plane and scatters into it, so planes never collide.
+/// </summary>
+public static unsafe partial class MaxPoolKernels
+{
+    public static void Forward(in PoolGeometry g, int batch, ReadOnlySpan<float> input, Span<float> output, Span<int> argmax, CpuContext ctx)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        ThrowIfShapesMismatch(g, batch, input.Length, output.Length);
+        if (!argmax.IsEmpty && argmax.Length != output.Length)
+            throw new ArgumentException($"MaxPool: argmax has {argmax.Length} entries, expected {output.Length} or none.", nameof(argmax));
+        fixed (float* pIn = input, pOut = output)
+        fixed (int* pArg = argmax)
+        {
+            var job = new PoolJob { G = g, Input = pIn, Output = pOut, Argmax = argmax.IsEmpty ? null : pArg };
+            ctx.For(batch * g.Channels, &ForwardPlane, Unsafe.AsPointer(ref job));
+        }
+    }
+
+    public static void Backward(in PoolGeometry g, int batch, ReadOnlySpan<float> dOutput, ReadOnlySpan<int> argmax, Span<float> dInput, CpuContext ctx)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        ThrowIfShapesMismatch(g, batch, dInput.Length, dOutput.Length);
+        if (argmax.Length != dOutput.Length)
+            throw new ArgumentException($"MaxPool backward: argmax has {argmax.Length} entries, expected {dOutput.Length}.", nameof(argmax));
+        fixed (float* pDy = dOutput, pDx = dInput)
+        fixed (int* pArg = argmax)
+        {
+            var job = new PoolJob { G = g, Output = pDy, Input = pDx, Argmax = pArg };
+            ctx.For(batch * g.Channels, &BackwardPlane, Unsafe.AsPointer(ref job));
+        }
+    }
+
+    private struct PoolJob
+    {
+        public PoolGeometry G;
+        public float* Input, Output;
+        public int* Argmax;
+    }
+
+    private static void ForwardPlane(void* state, int plane, int threadIndex)
+    {
+        ref PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
+        ref readonly PoolGeometry g = ref job.G;
+        int inW = g.InWidth, outPlane = g.OutHeight * g.OutWidth;
+        float* x = job.Input + (long)plane * g.InHeight * inW;
+        float* y = job.Output + (long)plane * outPlane;
+        int* arg = job.Argmax == null ? null : job.Argmax + (long)plane * outPlane;
+        for (int oh = 0; oh < g.OutHeight; oh++)
+        {
+            int hStart = oh * g.StrideHeight - g.PaddingHeight;
+            int hFirst = Math.Max(hStart, 0), hEnd = Math.Min(hStart + g.KernelHeight, g.InHeight);
+            for (int ow = 0; ow < g.OutWidth; ow++)
+            {
+                int wStart = ow * g.StrideWidth - g.PaddingWidth;
+                int wFirst = Math.Max(wStart, 0), wEnd = Math.Min(wStart + g.KernelWidth, inW);
+                float best = float.NegativeInfinity;
+                int bestIndex = hFirst * inW + wFirst;
+                for (int h = hFirst; h < hEnd; h++)
+                {
+                    float* row = x + h * inW;
+                    for (int w = wFirst; w < wEnd; w++)
+                    {
+                        float v = row[w];
+                        // v != v: NaN wins, as in the reference (and torch).
+                        if (v > best || v != v)
+                        {
+                            best = v;
+                            bestIndex = h * inW + w;
+                        }
+                    }
+                }
+                int o = oh * g.OutWidth + ow;
+                y[o] = best;
+                if (arg != null) arg[o] = bestIndex;
+            }
+        }
+    }
+
+    private static void BackwardPlane(void* state, int plane, int threadIndex)
+    {
+        ref PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
+        ref readonly PoolGeometry g = ref job.G;
+        int inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
+        float* dx = job.Input + (long)plane * inPlane;
+        float* dy = job.Output + (long)plane * outPlane;
+        int* arg = job.Argmax + (long)plane * outPlane;
+        new Span<float>(dx, inPlane).Clear();
+        for (int o = 0; o < outPlane; o++)
+        {
+            int target = arg[o];
+            if ((uint)target >= (uint)inPlane)
+                throw new ArgumentException($"MaxPool backward: argmax {target} at output {o} of plane {plane} is outside the {g.InHeight}x{g.InWidth} input plane.", "argmax");
+            dx[target] += dy[o];
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using System.Collections.Immutable;
+using AlexNetCompiler.Generators;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+
+namespace AlexNetCompiler.Generators.Tests.Infrastructure;
+
+/// <summary>Runs the generator the way the compiler does, on in-memory sources, against the real runtime assembly.</summary>
+internal static class GeneratorHarness
+{
+    public static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Latest);
+
+    /// <summary>The shared framework of the running test host, plus AlexNetCompiler (the attributes and descriptors).</summary>
+    public static readonly ImmutableArray<MetadataReference> References = CreateReferences();
+
+    private static ImmutableArray<MetadataReference> CreateReferences()
+    {
+        string frameworkDirectory = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
+        var references = Directory.GetFiles(frameworkDirectory, "*.dll")
+            .Where(path => !Path.GetFileName(path).StartsWith("Microsoft.VisualBasic", StringComparison.Ordinal))
+            .OrderBy(path => path, StringComparer.Ordinal)
+            .Select(path => (MetadataReference)MetadataReference.CreateFromFile(path))
+            .ToList();
+        references.Add(MetadataReference.CreateFromFile(typeof(AlexNetCompiler.NetworkAttribute).Assembly.Location));
+        return references.ToImmutableArray();
+    }
+
+    public static CSharpCompilation CreateCompilation(IEnumerable<(string Path, string Text)> sources, OutputKind kind = OutputKind.DynamicallyLinkedLibrary) =>
+        CSharpCompilation.Create(
+            "SpecAssembly",
+            sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, ParseOptions, path: s.Path)),
+            References,
+            new CSharpCompilationOptions(kind, nullableContextOptions: NullableContextOptions.Enable, deterministic: true));
+
+    public static CSharpCompilation CreateCompilation(string source) => CreateCompilation(new[] { ("Spec.cs", source) });
+
+    public static GeneratorDriver CreateDriver() =>
+        CSharpGeneratorDriver.Create(
+            new[] { new NetworkGenerator().AsSourceGenerator() },
+            parseOptions: ParseOptions,
+            driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+
+    public static GeneratorOutcome Run(Compilation compilation)
+    {
+        GeneratorDriver driver = CreateDriver().RunGeneratorsAndUpdateCompilation(compilation, out Compilation output, out ImmutableArray<Diagnostic> _);
+        return new GeneratorOutcome(driver, driver.GetRunResult(), output);
+    }
+
+    public static GeneratorOutcome Run(string source) => Run(CreateCompilation(source));
+}
+
+internal sealed record GeneratorOutcome(GeneratorDriver Driver, GeneratorDriverRunResult RunResult, Compilation Output)
+{
+    public GeneratorRunResult Result => RunResult.Results.Single();
+
+    /// <summary>Diagnostics the generator reported (not the compiler's).</summary>
+    public ImmutableArray<Diagnostic> GeneratorDiagnostics => Result.Diagnostics;
+
+    public ImmutableArray<GeneratedSourceResult> Sources => Result.GeneratedSources;
+
+    /// <summary>Errors of compiling the user's code together with everything generated.</summary>
+    public IReadOnlyList<Diagnostic> CompilationErrors =>
+        Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+
+    /// <summary>The results of the shape-inference step, one per [Network] class.</summary>
+    public IReadOnlyList<Model.NetworkResult> NetworkResults =>
+        Result.TrackedSteps[TrackingNames.NetworkModels]
+            .SelectMany(step => step.Outputs)
+            .Select(output => (Model.NetworkResult)output.Value)
+            .ToList();
+
+    public Model.NetworkModel SingleModel =>
+        NetworkResults.Single().Model ?? throw new InvalidOperationException(
+            "No model: " + string.Join("; ", GeneratorDiagnostics.Select(d => d.ToString())));
+}
+
+/// <summary>Finds the repository root (the folder holding AlexNetCompiler.sln) from the test assembly's folder.</summary>
+internal static class Repository
+{
+    public static readonly string Root = FindRoot();
+
+    private static string FindRoot()
+    {
+        for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "AlexNetCompiler.sln"))) return dir.FullName;
+        }
+        throw new InvalidOperationException("AlexNetCompiler.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    public static string ReadText(string relativePath) => File.ReadAllText(Path.Combine(Root, relativePath)).Replace("\r\n", "\n");
+}

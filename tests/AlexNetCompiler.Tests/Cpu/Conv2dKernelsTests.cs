@@ -1,0 +1,110 @@
+using AlexNetCompiler.Cpu;
+
+namespace AlexNetCompiler.Tests.Cpu;
+
+public class Conv2dKernelsTests
+{
+    /// <summary>(name, batch, C, H, W, OC, KH, KW, stride, padding, groups).</summary>
+    public static IEnumerable<object[]> Shapes()
+    {
+        yield return ["3x3 pad 1", 2, 3, 11, 13, 5, 3, 3, 1, 1, 1];
+        yield return ["rectangular 3x5 stride 2", 3, 4, 15, 17, 7, 3, 5, 2, 0, 1];
+        yield return ["groups 2 pad 2", 2, 6, 9, 10, 8, 5, 5, 1, 2, 2];
+        yield return ["groups 3 stride 3 pad 1", 1, 9, 16, 14, 6, 3, 3, 3, 1, 3];
+        yield return ["1x1 direct", 3, 8, 7, 9, 10, 1, 1, 1, 0, 1];
+        yield return ["1x1 direct groups 2", 1, 8, 7, 9, 10, 1, 1, 1, 0, 2];
+        yield return ["1x1 stride 2", 2, 5, 9, 8, 4, 1, 1, 2, 0, 1];
+        yield return ["conv1-like k11 s4", 2, 3, 39, 43, 8, 11, 11, 4, 0, 1];
+        yield return ["kernel larger than input with padding", 2, 2, 3, 4, 3, 5, 5, 1, 2, 1];
+        yield return ["wide channels, batch 1, groups 1", 1, 40, 12, 12, 70, 3, 3, 1, 1, 1];
+        yield return ["batch 5 odd", 5, 4, 6, 5, 6, 2, 3, 1, 1, 2];
+        // The canonical AlexNet layers at batch 1 (227 input; conv2, conv4, conv5 grouped).
+        yield return ["AlexNet conv1", 1, 3, 227, 227, 96, 11, 11, 4, 0, 1];
+        yield return ["AlexNet conv2", 1, 96, 27, 27, 256, 5, 5, 1, 2, 2];
+        yield return ["AlexNet conv3", 1, 256, 13, 13, 384, 3, 3, 1, 1, 1];
+        yield return ["AlexNet conv4", 1, 384, 13, 13, 384, 3, 3, 1, 1, 2];
+        yield return ["AlexNet conv5", 1, 384, 13, 13, 256, 3, 3, 1, 1, 2];
+    }
+
+    private static Conv2dGeometry Geometry(int c, int h, int w, int oc, int kh, int kw, int s, int p, int g) =>
+        new(c, h, w, oc, (h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1, kh, kw, s, s, p, p, g);
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Forward_matches_reference(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups)
+    {
+        Conv2dGeometry g = Geometry(c, h, w, oc, kh, kw, s, p, groups);
+        float[] input = KernelAssert.Random(batch * g.InputLength, 11), weight = KernelAssert.Random(g.WeightLength, 12, -0.2f, 0.2f);
+        float[] bias = KernelAssert.Random(oc, 13);
+        foreach (bool relu in new[] { false, true })
+        {
+            var expected = new float[batch * g.OutputLength];
+            Conv2dKernels.ForwardReference(g, batch, input, weight, bias, expected, relu);
+            // Sum of |terms| per output: the same convolution of absolute values.
+            var magnitude = new float[expected.Length];
+            Conv2dKernels.ForwardReference(g, batch, KernelAssert.Abs(input), KernelAssert.Abs(weight), KernelAssert.Abs(bias), magnitude, false);
+            int k = c / groups * kh * kw;
+            // One rounding per FMA in a K block, one per K block, one for the bias.
+            int roundings = Math.Min(k, Gemm.KC) + (k + Gemm.KC - 1) / Gemm.KC + 1;
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                using var ctx = new CpuContext(threads);
+                var actual = new float[expected.Length];
+                Conv2dKernels.Forward(g, batch, input, weight, bias, actual, relu, ctx);
+                KernelAssert.WithinSummationBound(expected, actual, magnitude, roundings, $"conv {name} forward relu={relu} threads={threads}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Backward_matches_reference(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups)
+    {
+        Conv2dGeometry g = Geometry(c, h, w, oc, kh, kw, s, p, groups);
+        float[] input = KernelAssert.Random(batch * g.InputLength, 21), weight = KernelAssert.Random(g.WeightLength, 22, -0.2f, 0.2f);
+        float[] dOutput = KernelAssert.Random(batch * g.OutputLength, 23);
+        var dInputRef = new float[input.Length];
+        var dWeightRef = new float[weight.Length];
+        var dBiasRef = new float[oc];
+        Conv2dKernels.BackwardReference(g, batch, input, weight, dOutput, dInputRef, dWeightRef, dBiasRef);
+        var dInputMag = new float[input.Length];
+        var dWeightMag = new float[weight.Length];
+        var dBiasMag = new float[oc];
+        Conv2dKernels.BackwardReference(g, batch, KernelAssert.Abs(input), KernelAssert.Abs(weight), KernelAssert.Abs(dOutput), dInputMag, dWeightMag, dBiasMag);
+
+        int positions = g.OutHeight * g.OutWidth, ocg = oc / groups;
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            using var ctx = new CpuContext(threads);
+            // Poison the outputs: the kernel must overwrite, not accumulate.
+            float[] dInput = KernelAssert.Random(input.Length, 99), dWeight = KernelAssert.Random(weight.Length, 98), dBias = KernelAssert.Random(oc, 97);
+            Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx);
+            // dWeight: per sample a GEMM over P positions in K blocks of 256 (an FMA chain per block, one add per
+            // block into C), accumulated over the samples, then per-thread partials added in the reduction.
+            int dwRoundings = Math.Min(positions, Gemm.KC) + batch * ((positions + Gemm.KC - 1) / Gemm.KC) + threads;
+            KernelAssert.WithinSummationBound(dWeightRef, dWeight, dWeightMag, dwRoundings, $"conv {name} dWeight threads={threads}");
+            // dInput: a GEMM over OC/G channels, then col2im adds up to KH*KW column entries.
+            int dxRoundings = Math.Min(ocg, Gemm.KC) + (ocg + Gemm.KC - 1) / Gemm.KC + kh * kw;
+            KernelAssert.WithinSummationBound(dInputRef, dInput, dInputMag, dxRoundings, $"conv {name} dInput threads={threads}");
+            // dBias: float lanes of 16 / 32 summed per plane, then the planes in double.
+            KernelAssert.WithinSummationBound(dBiasRef, dBias, dBiasMag, positions / 32 + 40, $"conv {name} dBias threads={threads}");
+
+            // Without dInput and dBias (the first layer, a bias-free layer): dWeight unchanged.
+            float[] dWeightOnly = new float[weight.Length];
+            Conv2dKernels.Backward(g, batch, input, weight, dOutput, Span<float>.Empty, dWeightOnly, Span<float>.Empty, ctx);
+            Assert.Equal(dWeight, dWeightOnly);
+        }
+    }
+
+    [Fact]
+    public void Mismatched_lengths_name_the_argument()
+    {
+        Conv2dGeometry g = Geometry(3, 8, 8, 4, 3, 3, 1, 1, 1);
+        using var ctx = new CpuContext(1);
+        var e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Forward(g, 2, new float[g.InputLength * 2], new float[g.WeightLength - 1], default, new float[g.OutputLength * 2], false, ctx));
+        Assert.Contains("weight", e.Message);
+        var wrongOut = g with { OutHeight = 7 };
+        e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Forward(wrongOut, 1, new float[g.InputLength], new float[g.WeightLength], default, new float[wrongOut.OutputLength], false, ctx));
+        Assert.Contains("expected 8x8", e.Message);
+    }
+}

@@ -1,0 +1,70 @@
+using AlexNetCompiler.Cpu;
+
+namespace AlexNetCompiler.Tests.Cpu;
+
+public class DenseKernelsTests
+{
+    public static TheoryData<int, int, int> Shapes() => new()
+    {
+        { 1, 1, 1 }, { 1, 7, 33 }, { 3, 300, 65 }, { 17, 64, 7 }, { 5, 513, 40 }, { 2, 1000, 10 },
+        // fc8 of AlexNet at a small batch: K = 4096 crosses 16 K blocks.
+        { 2, 4096, 100 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Forward_matches_reference(int batch, int inFeatures, int outFeatures)
+    {
+        float[] input = KernelAssert.Random(batch * inFeatures, 31), weight = KernelAssert.Random(outFeatures * inFeatures, 32), bias = KernelAssert.Random(outFeatures, 33);
+        foreach (bool relu in new[] { false, true })
+        foreach (bool withBias in new[] { false, true })
+        {
+            float[] b = withBias ? bias : [];
+            var expected = new float[batch * outFeatures];
+            DenseKernels.ForwardReference(batch, inFeatures, outFeatures, input, weight, b, expected, relu);
+            var magnitude = new float[expected.Length];
+            DenseKernels.ForwardReference(batch, inFeatures, outFeatures, KernelAssert.Abs(input), KernelAssert.Abs(weight), KernelAssert.Abs(b), magnitude, false);
+            int roundings = Math.Min(inFeatures, Gemm.KC) + (inFeatures + Gemm.KC - 1) / Gemm.KC + 1;
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                using var ctx = new CpuContext(threads);
+                var actual = KernelAssert.Random(expected.Length, 34); // poisoned: must be overwritten
+                DenseKernels.Forward(batch, inFeatures, outFeatures, input, weight, b, actual, relu, ctx);
+                KernelAssert.WithinSummationBound(expected, actual, magnitude, roundings, $"dense {batch}x{inFeatures}->{outFeatures} relu={relu} bias={withBias} threads={threads}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Backward_matches_reference(int batch, int inFeatures, int outFeatures)
+    {
+        float[] input = KernelAssert.Random(batch * inFeatures, 41), weight = KernelAssert.Random(outFeatures * inFeatures, 42), dOutput = KernelAssert.Random(batch * outFeatures, 43);
+        var dx = new float[input.Length]; var dw = new float[weight.Length]; var db = new float[outFeatures];
+        DenseKernels.BackwardReference(batch, inFeatures, outFeatures, input, weight, dOutput, dx, dw, db);
+        var dxMag = new float[input.Length]; var dwMag = new float[weight.Length]; var dbMag = new float[outFeatures];
+        DenseKernels.BackwardReference(batch, inFeatures, outFeatures, KernelAssert.Abs(input), KernelAssert.Abs(weight), KernelAssert.Abs(dOutput), dxMag, dwMag, dbMag);
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            using var ctx = new CpuContext(threads);
+            float[] dxFast = KernelAssert.Random(dx.Length, 44), dwFast = KernelAssert.Random(dw.Length, 45), dbFast = KernelAssert.Random(db.Length, 46);
+            DenseKernels.Backward(batch, inFeatures, outFeatures, input, weight, dOutput, dxFast, dwFast, dbFast, ctx);
+            string what = $"dense {batch}x{inFeatures}->{outFeatures} threads={threads}";
+            KernelAssert.WithinSummationBound(dx, dxFast, dxMag, Math.Min(outFeatures, Gemm.KC) + (outFeatures + Gemm.KC - 1) / Gemm.KC, what + " dInput");
+            KernelAssert.WithinSummationBound(dw, dwFast, dwMag, Math.Min(batch, Gemm.KC) + 1, what + " dWeight");
+            KernelAssert.WithinSummationBound(db, dbFast, dbMag, batch, what + " dBias");
+
+            float[] dwOnly = new float[dw.Length];
+            DenseKernels.Backward(batch, inFeatures, outFeatures, input, weight, dOutput, Span<float>.Empty, dwOnly, Span<float>.Empty, ctx);
+            Assert.Equal(dwFast, dwOnly);
+        }
+    }
+
+    [Fact]
+    public void Wrong_weight_length_names_the_argument()
+    {
+        using var ctx = new CpuContext(1);
+        var e = Assert.Throws<ArgumentException>(() => DenseKernels.Forward(2, 3, 4, new float[6], new float[11], default, new float[8], false, ctx));
+        Assert.Contains("weight", e.Message);
+    }
+}

@@ -1,0 +1,117 @@
+using AlexNetCompiler.Cpu;
+
+namespace AlexNetCompiler.Tests.Cpu;
+
+public unsafe class GemmTests
+{
+    public static TheoryData<int, int, int, bool, bool> Shapes()
+    {
+        var data = new TheoryData<int, int, int, bool, bool>();
+        // Odd sizes around the micro-tile (6 x 32) and the cache blocks (KC 256, MC 120), all operand layouts.
+        (int M, int N, int K)[] sizes = [(1, 1, 1), (5, 31, 7), (6, 32, 256), (7, 33, 257), (13, 70, 300), (121, 65, 19), (64, 3, 513), (2, 100, 1)];
+        foreach (var (m, n, k) in sizes)
+            foreach (bool ta in new[] { false, true })
+                foreach (bool tb in new[] { false, true })
+                    data.Add(m, n, k, ta, tb);
+        return data;
+    }
+
+    public static IEnumerable<GemmKernel> AvailableKernels()
+    {
+        yield return GemmKernel.Scalar;
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported) yield return GemmKernel.Vector256;
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported) yield return GemmKernel.Vector512;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Matches_naive_triple_loop(int m, int n, int k, bool transA, bool transB)
+    {
+        float[] a = KernelAssert.Random(m * k, 1), b = KernelAssert.Random(k * n, 2);
+        float[] rowBias = KernelAssert.Random(m, 3), colBias = KernelAssert.Random(n, 4);
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        int ldc = n + 3; // a leading dimension wider than N: the padding columns must stay untouched
+        foreach (bool accumulate in new[] { false, true })
+        foreach (int epilogueKind in new[] { 0, 1, 2 })
+        {
+            // Naive reference in double: C = (accumulate ? C0 : 0) + op(A) op(B) + biases, ReLU when epilogue 2.
+            float[] c0 = KernelAssert.Random(m * ldc, 5);
+            var expected = new float[m * ldc];
+            var magnitude = new float[m * ldc];
+            for (int i = 0; i < m; i++)
+            {
+                for (int j = 0; j < ldc; j++)
+                {
+                    if (j >= n) { expected[i * ldc + j] = c0[i * ldc + j]; continue; }
+                    double sum = accumulate ? c0[i * ldc + j] : 0, abs = Math.Abs(sum);
+                    for (int p = 0; p < k; p++)
+                    {
+                        double term = (double)(transA ? a[p * lda + i] : a[i * lda + p]) * (transB ? b[j * ldb + p] : b[p * ldb + j]);
+                        sum += term;
+                        abs += Math.Abs(term);
+                    }
+                    if (epilogueKind >= 1) { sum += rowBias[i] + colBias[j]; abs += Math.Abs(rowBias[i]) + Math.Abs(colBias[j]); }
+                    if (epilogueKind == 2) sum = Math.Max(0, sum);
+                    expected[i * ldc + j] = (float)sum;
+                    magnitude[i * ldc + j] = (float)abs;
+                }
+            }
+            foreach (GemmKernel kernel in AvailableKernels())
+            foreach (int threads in new[] { 1, 3 })
+            {
+                using var ctx = new CpuContext(threads);
+                float[] c = (float[])c0.Clone();
+                fixed (float* pa = a, pb = b, pc = c, prb = rowBias, pcb = colBias)
+                {
+                    var epilogue = epilogueKind == 0 ? GemmEpilogue.None : new GemmEpilogue(prb, pcb, epilogueKind == 2);
+                    // threads = 3 splits the larger shapes into uneven parts (13 x 70 x 300 splits M).
+                    Gemm.Multiply(m, n, k, pa, lda, transA, pb, ldb, transB, pc, ldc, accumulate, epilogue, ctx, kernel: kernel);
+                }
+                // Roundings per element: one per FMA in a K block (<= 256), one per K block added to C, plus
+                // the accumulate add and the two bias adds.
+                int roundings = Math.Min(k, Gemm.KC) + (k + Gemm.KC - 1) / Gemm.KC + 3;
+                KernelAssert.WithinSummationBound(expected, c, magnitude, roundings,
+                    $"GEMM {kernel} threads={threads} M={m} N={n} K={k} transA={transA} transB={transB} accumulate={accumulate} epilogue={epilogueKind}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Large_product_split_over_threads_matches_single_thread_exactly()
+    {
+        // Threads split C into disjoint column (or row) ranges and each element is summed in the same order,
+        // so the threaded result must equal the single-threaded one bit for bit.
+        foreach (var (m, n, k) in new[] { (96, 3025, 363), (1200, 50, 128), (17, 4100, 40) })
+        {
+            float[] a = KernelAssert.Random(m * k, 6), b = KernelAssert.Random(k * n, 7);
+            float[] c1 = new float[m * n], c2 = new float[m * n];
+            using var one = new CpuContext(1);
+            using var many = new CpuContext(3);
+            fixed (float* pa = a, pb = b, p1 = c1, p2 = c2)
+            {
+                Gemm.Multiply(m, n, k, pa, k, false, pb, n, false, p1, n, false, GemmEpilogue.None, one);
+                Gemm.Multiply(m, n, k, pa, k, false, pb, n, false, p2, n, false, GemmEpilogue.None, many);
+            }
+            Assert.Equal(c1, c2);
+        }
+    }
+
+    [Fact]
+    public void Zero_depth_overwrites_with_epilogue_only()
+    {
+        float[] c = [5f, -5f, 7f, -7f];
+        float[] bias = [1f, -2f];
+        using var ctx = new CpuContext(1);
+        fixed (float* pc = c, pb = bias)
+            Gemm.Multiply(2, 2, 0, null, 0, false, null, 0, false, pc, 2, false, new GemmEpilogue(pb, null, true), ctx);
+        Assert.Equal(new[] { 1f, 1f, 0f, 0f }, c);
+    }
+
+    [Fact]
+    public void Negative_size_is_rejected()
+    {
+        using var ctx = new CpuContext(1);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(-1, 2, 2, null, 0, false, null, 0, false, null, 0, false, GemmEpilogue.None, ctx));
+        Assert.Contains("M=-1", e.Message);
+    }
+}

@@ -1,0 +1,64 @@
+using AlexNetCompiler.Cpu;
+
+namespace AlexNetCompiler.Tests.Cpu;
+
+public class MaxPoolKernelsTests
+{
+    /// <summary>(batch, C, H, W, KH, KW, stride, padding).</summary>
+    public static TheoryData<int, int, int, int, int, int, int, int> Shapes() => new()
+    {
+        { 2, 3, 7, 9, 3, 3, 2, 0 },      // overlapping
+        { 1, 4, 8, 8, 2, 2, 2, 0 },      // tiling
+        { 3, 2, 9, 6, 3, 2, 1, 1 },      // padded, rectangular
+        { 1, 5, 10, 11, 3, 3, 3, 1 },
+        { 2, 96, 55, 55, 3, 3, 2, 0 },   // AlexNet pool1
+        { 1, 256, 13, 13, 3, 3, 2, 0 },  // AlexNet pool5
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Forward_and_backward_match_reference_exactly(int batch, int c, int h, int w, int kh, int kw, int s, int p)
+    {
+        int oh = (h + 2 * p - kh) / s + 1, ow = (w + 2 * p - kw) / s + 1;
+        var g = new PoolGeometry(c, h, w, oh, ow, kh, kw, s, s, p, p);
+        float[] input = KernelAssert.Random(batch * g.InputLength, 61);
+        // Ties (first maximum wins) and a NaN (always wins) must be routed exactly as the reference does.
+        for (int i = 0; i < input.Length; i += 7) input[i] = 0.5f;
+        input[input.Length / 2] = float.NaN;
+        int outLength = batch * g.OutputLength;
+        var expected = new float[outLength];
+        var expectedArg = new int[outLength];
+        MaxPoolKernels.ForwardReference(g, batch, input, expected, expectedArg);
+        float[] dOutput = KernelAssert.Random(outLength, 62);
+        var dInputRef = new float[input.Length];
+        MaxPoolKernels.BackwardReference(g, batch, dOutput, expectedArg, dInputRef);
+
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            using var ctx = new CpuContext(threads);
+            var actual = new float[outLength];
+            var arg = new int[outLength];
+            MaxPoolKernels.Forward(g, batch, input, actual, arg, ctx);
+            // No arithmetic: values (NaN included) and argmax must be identical.
+            Assert.Equal(expected, actual);
+            Assert.Equal(expectedArg, arg);
+            var inference = new float[outLength];
+            MaxPoolKernels.Forward(g, batch, input, inference, Span<int>.Empty, ctx);
+            Assert.Equal(expected, inference);
+
+            float[] dInput = KernelAssert.Random(input.Length, 63); // poisoned: backward zeroes first
+            MaxPoolKernels.Backward(g, batch, dOutput, arg, dInput, ctx);
+            // Same scatter order per plane as the reference: bit-identical sums.
+            Assert.Equal(dInputRef, dInput);
+        }
+    }
+
+    [Fact]
+    public void Out_of_range_argmax_is_reported()
+    {
+        var g = new PoolGeometry(1, 4, 4, 2, 2, 2, 2, 2, 2, 0, 0);
+        using var ctx = new CpuContext(1);
+        var e = Assert.Throws<ArgumentException>(() => MaxPoolKernels.Backward(g, 1, new float[4], new[] { 0, 1, 99, 2 }, new float[16], ctx));
+        Assert.Contains("argmax 99", e.Message);
+    }
+}
