@@ -42,7 +42,9 @@ internal static unsafe class KernelBench
     public static void RunLayers(int threads, int batch)
     {
         using var ctx = new CpuContext(threads);
-        Console.WriteLine($"Canonical AlexNet layers, batch {batch}, {threads} thread(s):");
+        // One thread: time by CPU time, which on a shared machine counts only the cycles the kernels got.
+        bool cpu = threads == 1;
+        Console.WriteLine($"Canonical AlexNet layers, batch {batch}, {threads} thread(s), {(cpu ? "CPU" : "wall")} time:");
         double forwardTotal = 0, backwardTotal = 0;
         (string Name, Conv2dGeometry G, bool FirstLayer)[] convs =
         [
@@ -58,8 +60,8 @@ internal static unsafe class KernelBench
             float[] y = new float[batch * g.OutputLength], dy = Random(y.Length, 4);
             float[] dx = first ? [] : new float[x.Length], dw = new float[w.Length], db = new float[g.OutChannels];
             double flops = 2.0 * batch * g.OutputLength * (g.InChannels / g.Groups) * g.KernelHeight * g.KernelWidth;
-            double tf = Time(() => Conv2dKernels.Forward(g, batch, x, w, b, y, true, ctx));
-            double tb = Time(() => Conv2dKernels.Backward(g, batch, x, w, dy, dx, dw, db, ctx));
+            double tf = Time(() => Conv2dKernels.Forward(g, batch, x, w, b, y, true, ctx), cpu);
+            double tb = Time(() => Conv2dKernels.Backward(g, batch, x, w, dy, dx, dw, db, ctx), cpu);
             double bflops = flops * (first ? 1 : 2);
             forwardTotal += tf; backwardTotal += tb;
             Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms {flops / tf / 1e9,7:F1} GFLOP/s   backward {tb * 1e3,8:F2} ms {bflops / tb / 1e9,7:F1} GFLOP/s");
@@ -68,8 +70,8 @@ internal static unsafe class KernelBench
         foreach (var (name, g) in lrns)
         {
             float[] x = Random(batch * g.Length, 5), y = new float[x.Length], s = new float[x.Length], dy = Random(x.Length, 6), dx = new float[x.Length];
-            double tf = Time(() => LrnKernels.Forward(g, batch, x, y, s, ctx));
-            double tb = Time(() => LrnKernels.Backward(g, batch, x, y, s, dy, dx, ctx));
+            double tf = Time(() => LrnKernels.Forward(g, batch, x, y, s, ctx), cpu);
+            double tb = Time(() => LrnKernels.Backward(g, batch, x, y, s, dy, dx, ctx), cpu);
             forwardTotal += tf; backwardTotal += tb;
             Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms   backward {tb * 1e3,8:F2} ms");
         }
@@ -83,8 +85,8 @@ internal static unsafe class KernelBench
         {
             float[] x = Random(batch * g.InputLength, 7), y = new float[batch * g.OutputLength], dy = Random(y.Length, 8), dx = new float[x.Length];
             int[] arg = new int[y.Length];
-            double tf = Time(() => MaxPoolKernels.Forward(g, batch, x, y, arg, ctx));
-            double tb = Time(() => MaxPoolKernels.Backward(g, batch, dy, arg, dx, ctx));
+            double tf = Time(() => MaxPoolKernels.Forward(g, batch, x, y, arg, ctx), cpu);
+            double tb = Time(() => MaxPoolKernels.Backward(g, batch, dy, arg, dx, ctx), cpu);
             forwardTotal += tf; backwardTotal += tb;
             Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms   backward {tb * 1e3,8:F2} ms");
         }
@@ -94,12 +96,28 @@ internal static unsafe class KernelBench
             float[] x = Random(batch * inF, 9), w = Random(outF * inF, 10), b = Random(outF, 11), y = new float[batch * outF], dy = Random(y.Length, 12);
             float[] dx = new float[x.Length], dw = new float[w.Length], db = new float[outF];
             double flops = 2.0 * batch * inF * outF;
-            double tf = Time(() => DenseKernels.Forward(batch, inF, outF, x, w, b, y, true, ctx));
-            double tb = Time(() => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx));
+            double tf = Time(() => DenseKernels.Forward(batch, inF, outF, x, w, b, y, true, ctx), cpu);
+            double tb = Time(() => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx), cpu);
             forwardTotal += tf; backwardTotal += tb;
             Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms {flops / tf / 1e9,7:F1} GFLOP/s   backward {tb * 1e3,8:F2} ms {2 * flops / tb / 1e9,7:F1} GFLOP/s");
         }
         Console.WriteLine($"  sum of kernels: forward {forwardTotal * 1e3:F1} ms, backward {backwardTotal * 1e3:F1} ms, step ~{(forwardTotal + backwardTotal) * 1e3:F1} ms ({batch / (forwardTotal + backwardTotal):F1} img/s, ReLU/dropout/loss/SGD not included)");
+    }
+
+    /// <summary>The generated network alone: Forward and TrainStep at one batch.</summary>
+    public static void RunNetwork(BenchNetwork net, int batch, int threads)
+    {
+        using var ctx = new CpuContext(threads);
+        bool cpu = threads == 1;
+        BenchModel model = BenchSetup.CreateOurs(net, batch, ctx);
+        float[] images = BenchSetup.Images(net.Descriptor, batch);
+        int[] labels = BenchSetup.Labels(net.Descriptor, batch);
+        var logits = new float[batch * net.Descriptor.ClassCount];
+        var sgd = new AlexNetCompiler.Training.Sgd(model.Network.Parameters.Length, BenchSetup.Sgd);
+        double tf = Time(() => model.Network.Forward(images, batch, logits), cpu);
+        ulong step = 0;
+        double tt = Time(() => model.TrainStep(model.Network, images, labels, batch, sgd, step++), cpu);
+        Console.WriteLine($"  {net.Key,-12} batch {batch,3}, {threads} thread(s), {(cpu ? "CPU" : "wall")} time: forward {tf * 1e3,8:F1} ms ({batch / tf,6:F1} img/s)   train step {tt * 1e3,8:F1} ms ({batch / tt,6:F1} img/s)");
     }
 
     internal static float[] Random(int length, int seed)
@@ -151,11 +169,11 @@ internal static unsafe class MicroKernelBench
         for (int i = 0; i < 32 * kc; i++) b[i] = 0.002f;
         for (int rep = 0; rep < 3; rep++)
         {
-            var sw = Stopwatch.StartNew();
+            TimeSpan cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             int calls = 200000;
             for (int i = 0; i < calls; i++) MicroKernels.Kernel6x32Vector512(kc, a, b, c, 32, false);
-            double s = sw.Elapsed.TotalSeconds;
-            Console.WriteLine($"micro-kernel 6x32 in L1: {2.0 * 6 * 32 * kc * calls / s / 1e9:F1} GFLOP/s");
+            double s = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+            Console.WriteLine($"micro-kernel 6x32 in L1: {2.0 * 6 * 32 * kc * calls / s / 1e9:F1} GFLOP/s (CPU time)");
         }
     }
 }

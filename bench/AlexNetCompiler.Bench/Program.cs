@@ -4,6 +4,7 @@ using AlexNetCompiler.Bench;
 // Usage (Release):
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- bench   [--threads N] [--batches 1,16] [--nets canonical,torchvision] [--reps R] [--no-memory]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N]
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- gemm    [--threads N]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- micro
 string command = args.Length > 0 ? args[0] : "bench";
@@ -14,6 +15,12 @@ switch (command)
         int[] batches = ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         string[] nets = ListOption(args, "--nets", "canonical,torchvision");
         return NetworkBench.Run(threads, batches, nets, IntOption(args, "--reps", 5), !args.Contains("--no-memory"));
+    case "ours":
+        // The project alone: forward and training step per network and batch (1 thread: CPU time).
+        foreach (string key in ListOption(args, "--nets", "canonical,torchvision"))
+            foreach (int b in ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)))
+                KernelBench.RunNetwork(BenchNetwork.Find(key), b, threads);
+        return 0;
     case "memory-probe":
         return NetworkBench.MemoryProbe(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
     case "kernels":
