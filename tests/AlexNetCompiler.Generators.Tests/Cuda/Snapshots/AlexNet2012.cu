@@ -10,17 +10,24 @@ typedef unsigned long long u64;
 
 #define ALEXNET_THREADS 256
 
-// Dropout keep decision: a pure function of (seed, layer salt, flat element index), so backward recomputes
-// the mask instead of storing it. SplitMix64 finaliser (Steele et al. 2014) over seed + golden * (index + 1);
-// the top 24 bits form a uniform u in [0, 1); the element is kept when u >= p.
-__device__ __forceinline__ float dropout_multiplier(u64 seed, u64 salt, u64 index, float p)
+// Dropout keep decision, bit-identical to the CPU backend's DropoutKernels.Keep: a pure function of
+// (seed, layer index, flat element index over [batch, features]), so backward recomputes the mask instead of
+// storing it. Layer seed = seed + layer * golden; hash = mix(mix(layer seed + golden) + index * golden) with
+// SplitMix64's finaliser (Steele et al. 2014); kept when the top 24 bits >= round(p * 2^24); kept values
+// are scaled by 1 / (1 - p) (inverted dropout).
+__device__ __forceinline__ u64 splitmix64_mix(u64 z)
 {
-    u64 z = (seed ^ (salt * 0xD1B54A32D192ED03ull)) + 0x9E3779B97F4A7C15ull * (index + 1ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    float u = (float)(z >> 40) * (1.0f / 16777216.0f);
-    return u >= p ? 1.0f / (1.0f - p) : 0.0f;
+    return z ^ (z >> 31);
+}
+
+__device__ __forceinline__ float dropout_multiplier(u64 seed, u64 layer, u64 index, float p)
+{
+    const u64 golden = 0x9E3779B97F4A7C15ull;
+    u64 hash = splitmix64_mix(splitmix64_mix(seed + layer * golden + golden) + index * golden);
+    u64 threshold = (u64)rint((double)p * 16777216.0);
+    return (hash >> 40) >= threshold ? 1.0f / (1.0f - p) : 0.0f;
 }
 
 // ---- GEMM: C[M x N] = A[M x K] * B[K x N] over k in [k_begin, k_end), one 64x64 tile per 256-thread block ----
@@ -327,11 +334,11 @@ struct Dense
     struct Forward
     {
         static constexpr bool A_K_CONTIGUOUS = true, B_K_CONTIGUOUS = true;
-        const float* x; const float* w; const float* bias; float* y; u64 seed; u64 salt; float p;
+        const float* x; const float* w; const float* bias; float* y; u64 seed; u64 layer; float p;
         __device__ float a(int m, int k) const
         {
             float v = x[m * IN + k];
-            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, salt, (u64)(m * IN + k), p) : 1.0f;
+            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, layer, (u64)(m * IN + k), p) : 1.0f;
             return v;
         }
         __device__ float b(int k, int n) const { return w[n * IN + k]; }
@@ -347,12 +354,12 @@ struct Dense
     struct BackwardData
     {
         static constexpr bool A_K_CONTIGUOUS = true, B_K_CONTIGUOUS = false;
-        const float* dy; const float* w; float* dx; u64 seed; u64 salt; float p;
+        const float* dy; const float* w; float* dx; u64 seed; u64 layer; float p;
         __device__ float a(int m, int k) const { return dy[m * OUT + k]; }
         __device__ float b(int k, int n) const { return w[k * IN + n]; }
         __device__ void store(int m, int n, float v) const
         {
-            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, salt, (u64)(m * IN + n), p) : 1.0f;
+            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, layer, (u64)(m * IN + n), p) : 1.0f;
             dx[m * IN + n] = v;
         }
     };
@@ -361,32 +368,32 @@ struct Dense
     struct BackwardWeights
     {
         static constexpr bool A_K_CONTIGUOUS = false, B_K_CONTIGUOUS = false;
-        const float* dy; const float* x; float* dw; u64 seed; u64 salt; float p;
+        const float* dy; const float* x; float* dw; u64 seed; u64 layer; float p;
         __device__ float a(int m, int k) const { return dy[k * OUT + m]; }
         __device__ float b(int k, int n) const
         {
             float v = x[k * IN + n];
-            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, salt, (u64)(k * IN + n), p) : 1.0f;
+            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, layer, (u64)(k * IN + n), p) : 1.0f;
             return v;
         }
         __device__ void store(int m, int n, float v) const { dw[m * IN + n] = v; }
     };
 
-    __device__ static void forward(const float* x, const float* w, const float* bias, float* y, int batch, u64 seed, u64 salt, float p)
+    __device__ static void forward(const float* x, const float* w, const float* bias, float* y, int batch, u64 seed, u64 layer, float p)
     {
-        Forward f{x, w, bias, y, seed, salt, p};
+        Forward f{x, w, bias, y, seed, layer, p};
         gemm_block(f, batch, OUT, blockIdx.y * GEMM_BM, blockIdx.x * GEMM_BN, 0, IN);
     }
 
-    __device__ static void backward_data(const float* dy, const float* w, float* dx, int batch, u64 seed, u64 salt, float p)
+    __device__ static void backward_data(const float* dy, const float* w, float* dx, int batch, u64 seed, u64 layer, float p)
     {
-        BackwardData f{dy, w, dx, seed, salt, p};
+        BackwardData f{dy, w, dx, seed, layer, p};
         gemm_block(f, batch, IN, blockIdx.y * GEMM_BM, blockIdx.x * GEMM_BN, 0, OUT);
     }
 
-    __device__ static void backward_weights(const float* dy, const float* x, float* dw, int batch, u64 seed, u64 salt, float p)
+    __device__ static void backward_weights(const float* dy, const float* x, float* dw, int batch, u64 seed, u64 layer, float p)
     {
-        BackwardWeights f{dy, x, dw, seed, salt, p};
+        BackwardWeights f{dy, x, dw, seed, layer, p};
         gemm_block(f, OUT, IN, blockIdx.y * GEMM_BM, blockIdx.x * GEMM_BN, 0, batch);
     }
 };
@@ -557,10 +564,10 @@ __device__ __forceinline__ void relu_backward(const float* y, float* dy, int n)
     if (i < n && y[i] <= 0.0f) dy[i] = 0.0f;
 }
 
-__device__ __forceinline__ void dropout_apply(const float* x, float* y, int n, u64 seed, u64 salt, float p)
+__device__ __forceinline__ void dropout_apply(const float* x, float* y, int n, u64 seed, u64 layer, float p)
 {
     int i = blockIdx.x * ALEXNET_THREADS + threadIdx.x;
-    if (i < n) y[i] = p > 0.0f ? x[i] * dropout_multiplier(seed, salt, (u64)i, p) : x[i];
+    if (i < n) y[i] = p > 0.0f ? x[i] * dropout_multiplier(seed, layer, (u64)i, p) : x[i];
 }
 
 // ---- SGD over the flat parameter buffer ----
