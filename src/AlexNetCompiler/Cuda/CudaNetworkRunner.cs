@@ -167,6 +167,35 @@ public sealed class CudaNetworkRunner : IDisposable
         _sgdSteps++;
     }
 
+    /// <summary>
+    /// Runs forward, loss and backward once with an event after every step and returns each step's GPU time
+    /// in milliseconds (CudaZero steps included), for reporting kernels against peak.
+    /// </summary>
+    public IReadOnlyList<(CudaStep Step, double Milliseconds)> ProfileForwardBackward(int batch, ulong? dropoutSeed)
+    {
+        CheckBatch(batch);
+        CudaStep[] all = [.. Plan.Forward, .. Plan.Loss, .. Plan.Backward];
+        var events = new CudaEvent[all.Length + 1];
+        try
+        {
+            for (int i = 0; i < events.Length; i++) events[i] = Device.CreateEvent();
+            Device.Synchronize();
+            events[0].Record();
+            for (int i = 0; i < all.Length; i++)
+            {
+                Run([all[i]], batch, dropoutSeed);
+                events[i + 1].Record();
+            }
+            var result = new List<(CudaStep, double)>(all.Length);
+            for (int i = 0; i < all.Length; i++) result.Add((all[i], CudaEvent.ElapsedMilliseconds(events[i], events[i + 1])));
+            return result;
+        }
+        finally
+        {
+            foreach (CudaEvent? e in events) e?.Dispose();
+        }
+    }
+
     private void Run(CudaStep[] steps, int batch, ulong? dropoutSeed)
     {
         Span<KernelArgument> args = stackalloc KernelArgument[16];
