@@ -67,7 +67,7 @@ internal static partial class CudaEmitter
             {
                 sb.Append("new ").Append(Ns).Append("CudaLaunch(").Append(Str(l.Kernel)).Append(", ").Append(DimText(l.X)).Append(", ")
                   .Append(DimText(l.Y)).Append(", ").Append(DimText(l.Z)).Append(", ").Append(I(Threads)).Append(", new ").Append(Ns).Append("CudaArg[] { ")
-                  .Append(string.Join(", ", l.Args.Select(ArgText))).Append(" }, ").Append(Str(l.Comment)).Append("),\n");
+                  .Append(string.Join(", ", l.Args.Select(ArgText))).Append(" }, ").Append(Str(l.Comment)).Append(l.Flops == 0 ? "" : ", " + I(l.Flops) + "L").Append("),\n");
             }
             else if (step is Zero z)
             {

@@ -349,7 +349,7 @@ internal static partial class CudaEmitter
 
     internal sealed record BufferSpec(string Name, long PerSample, long Fixed, bool IsInt32);
     internal abstract record Step(string Comment);
-    internal sealed record Launch(string Kernel, Dim X, Dim Y, Dim Z, Arg[] Args, string Comment) : Step(Comment);
+    internal sealed record Launch(string Kernel, Dim X, Dim Y, Dim Z, Arg[] Args, string Comment, long Flops = 0) : Step(Comment);
     internal sealed record Zero(string Buffer, long Offset, long Length, string Comment) : Step(Comment);
 
     internal readonly record struct Dim(long PerSample, long Fixed, long Divisor)
@@ -393,7 +393,7 @@ internal static partial class CudaEmitter
                 int ocg = l.Output.Channels / l.Groups, p = l.Output.Height * l.Output.Width;
                 yield return new Launch(n + "_forward", Dim.Batched(p, Tile), Dim.Blocks(ocg, Tile), Dim.Blocks(l.Groups, 1),
                     new[] { Arg.Buf(s.Input), Arg.Buf(ParamsBuffer, w.Offset), b is null ? Arg.Null : Arg.Buf(ParamsBuffer, b.Offset), Arg.Buf(s.Output), Arg.Batch },
-                    s.Description);
+                    s.Description, s.ForwardFlops);
                 break;
             }
             case StageKind.Dense:
@@ -402,7 +402,7 @@ internal static partial class CudaEmitter
                 ParameterModel? b = Param(l, ParameterRole.Bias);
                 yield return new Launch(n + "_forward", Dim.Blocks(l.Output.Channels, Tile), Dim.Batched(1, Tile), Dim.One,
                     new[] { Arg.Buf(s.Input), Arg.Buf(ParamsBuffer, w.Offset), b is null ? Arg.Null : Arg.Buf(ParamsBuffer, b.Offset), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn },
-                    s.Description);
+                    s.Description, s.ForwardFlops);
                 break;
             }
             case StageKind.LrnPool:
@@ -441,10 +441,10 @@ internal static partial class CudaEmitter
                         $"{n}: {(s.Relu ? "ReLU mask on dY (in place)" : "")}{(s.Relu && b is not null ? ", " : "")}{(b is not null ? "bias gradient" : "")}"));
                 long tiles = Ceil(ocg, Tile) * Ceil(kk, Tile);
                 steps.Add(new Launch(n + "_backward_weights", Dim.Batched(p, WeightGradChunk), Dim.Blocks(tiles, 1), Dim.Blocks(l.Groups, 1),
-                    new[] { Arg.Buf(s.Input), Arg.Buf(dy), Arg.Buf(GradsBuffer, w.Offset), Arg.Batch }, $"{n}: weight gradient"));
+                    new[] { Arg.Buf(s.Input), Arg.Buf(dy), Arg.Buf(GradsBuffer, w.Offset), Arg.Batch }, $"{n}: weight gradient", s.ForwardFlops));
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward_data", Dim.Batched(l.Input.Height * l.Input.Width, Tile), Dim.Blocks(icg, Tile), Dim.Blocks(l.Groups, 1),
-                    new[] { Arg.Buf(ParamsBuffer, w.Offset), Arg.Buf(dy), Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}"));
+                    new[] { Arg.Buf(ParamsBuffer, w.Offset), Arg.Buf(dy), Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}", s.ForwardFlops));
                 return true;
             }
             case StageKind.Dense:
@@ -457,10 +457,10 @@ internal static partial class CudaEmitter
                         new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Buf(GradsBuffer, b.Offset), Arg.Batch },
                         $"{n}: {(s.Relu ? "ReLU mask on dY (in place)" : "")}{(s.Relu && b is not null ? ", " : "")}{(b is not null ? "bias gradient" : "")}"));
                 steps.Add(new Launch(n + "_backward_weights", Dim.Blocks(inF, Tile), Dim.Blocks(outF, Tile), Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(s.Input), Arg.Buf(GradsBuffer, w.Offset), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: weight gradient"));
+                    new[] { Arg.Buf(dy), Arg.Buf(s.Input), Arg.Buf(GradsBuffer, w.Offset), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: weight gradient", s.ForwardFlops));
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward_data", Dim.Blocks(inF, Tile), Dim.Batched(1, Tile), Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(ParamsBuffer, w.Offset), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}"));
+                    new[] { Arg.Buf(dy), Arg.Buf(ParamsBuffer, w.Offset), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops));
                 return true;
             }
             case StageKind.LrnPool:
@@ -476,7 +476,7 @@ internal static partial class CudaEmitter
             default:
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward", Dim.Batched(s.OutputShape.Length, Threads), Dim.One, Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}"));
+                    new[] { Arg.Buf(dy), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops));
                 return true;
         }
     }

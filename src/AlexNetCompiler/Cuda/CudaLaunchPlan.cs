@@ -47,8 +47,8 @@ public readonly record struct CudaArg(CudaArgKind Kind, string Buffer, long Offs
 /// <summary>One step of a pass: a kernel launch or zeroing a buffer range.</summary>
 public abstract record CudaStep(string Comment);
 
-/// <summary>Launch Kernel on a (X, Y, Z) grid of BlockSize-thread blocks.</summary>
-public sealed record CudaLaunch(string Kernel, CudaGridDim GridX, CudaGridDim GridY, CudaGridDim GridZ, int BlockSize, CudaArg[] Args, string Comment)
+/// <summary>Launch Kernel on a (X, Y, Z) grid of BlockSize-thread blocks. FlopsPerSample counts the GEMM work (2 per multiply-add).</summary>
+public sealed record CudaLaunch(string Kernel, CudaGridDim GridX, CudaGridDim GridY, CudaGridDim GridZ, int BlockSize, CudaArg[] Args, string Comment, long FlopsPerSample = 0)
     : CudaStep(Comment);
 
 /// <summary>Zero Length elements of Buffer from Offset (gradients that kernels accumulate atomically).</summary>

@@ -125,6 +125,9 @@ public sealed class CudaEmitterTests
         Assert.Equal(2 * macs, program.ForwardFlopsPerSample);
         long conv1 = 2L * 96 * 55 * 55 * 11 * 11 * 3;
         Assert.Equal(3 * 2 * macs - conv1, program.TrainingFlopsPerSample); // conv1 has no input gradient
+        // The per-launch counts (used to report each kernel against peak) add up to the same totals.
+        Assert.Equal(program.ForwardFlopsPerSample, program.Forward.OfType<CudaEmitter.Launch>().Sum(l => l.Flops));
+        Assert.Equal(program.TrainingFlopsPerSample, program.Launches.Sum(l => l.Flops));
     }
 
     [Theory]
