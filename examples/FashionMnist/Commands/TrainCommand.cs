@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using AlexNetCompiler.Cpu;
 using AlexNetCompiler.Data;
 using AlexNetCompiler.Training;
 using FashionMnist.App;
@@ -31,11 +32,12 @@ internal static class TrainCommand
         var augment = new Option<string>("--augment") { Description = "Comma-separated augmentations: crop, flip (the paper), rotate, jitter (brightness/contrast), or none.", DefaultValueFactory = _ => "crop,flip" };
         var cropPadding = new Option<int>("--crop-padding") { Description = "Zero padding on each side before the random crop.", DefaultValueFactory = _ => 2 };
         var maxRotation = new Option<float>("--max-rotation") { Description = "Largest rotation in degrees for 'rotate'.", DefaultValueFactory = _ => 10f };
+        var threads = new Option<int>("--threads") { Description = "CPU threads for the kernels; 0 = every processor.", DefaultValueFactory = _ => 0 };
         var data = Shared.DataOption();
 
         var command = new Command("train", "Train FashionNet; writes checkpoints, metrics.csv, training-log.json and PNG plots to the output folder.")
         {
-            epochs, batch, lr, schedule, lrStep, patience, momentum, weightDecay, optimizer, init, seed, device, output, resume, augment, cropPadding, maxRotation, data,
+            epochs, batch, lr, schedule, lrStep, patience, momentum, weightDecay, optimizer, init, seed, device, output, resume, augment, cropPadding, maxRotation, threads, data,
         };
         command.SetAction(parse => Shared.Guard(() =>
         {
@@ -56,7 +58,7 @@ internal static class TrainCommand
                 Augmentation = ParseAugmentation(parse.GetValue(augment)!, parse.GetValue(cropPadding), parse.GetValue(maxRotation)),
             };
             string? resumeFrom = parse.GetResult(resume) is null ? null : parse.GetValue(resume) ?? Path.Combine(outputFolder, Trainer.LastCheckpointName);
-            return TrainRun.Run(settings, parse.GetValue(epochs), parse.GetValue(data), parse.GetValue(device), resumeFrom);
+            return TrainRun.Run(settings, parse.GetValue(epochs), parse.GetValue(data), parse.GetValue(device), resumeFrom, parse.GetValue(threads));
         }));
         return command;
     }
@@ -85,7 +87,7 @@ internal static class TrainCommand
 /// <summary>The train command's body: console output around <see cref="Trainer"/>.</summary>
 internal static class TrainRun
 {
-    public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom)
+    public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0)
     {
         (string device, string? notice) = DeviceSelector.Resolve(deviceRequest);
         if (notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{notice}[/]");
@@ -94,7 +96,9 @@ internal static class TrainRun
         settings = settings with { Epochs = epochs ?? (data.IsFullSet ? TrainCommand.FullSetEpochs : TrainCommand.SubsetEpochs) };
         settings.Validate();
 
-        var network = new FashionNet(settings.BatchSize);
+        if (threads < 0) throw new ArgumentException($"--threads {threads}: must be >= 0.");
+        using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
+        var network = new FashionNet(settings.BatchSize, cpu);
         using var trainer = new Trainer(network, data, settings);
         if (resumeFrom is not null)
         {
@@ -164,7 +168,7 @@ internal static class TrainRun
         var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
         grid.AddRow("[bold]network[/]", Markup.Escape($"{FashionNet.Model.Name}, {FashionNet.Model.ParameterCount:N0} parameters (generated at compile time; 'summary' shows the layers)"));
         grid.AddRow("[bold]data[/]", Markup.Escape(trainer.Data.Description));
-        grid.AddRow("[bold]device[/]", Markup.Escape(device + $" ({Environment.ProcessorCount} cores)"));
+        grid.AddRow("[bold]device[/]", Markup.Escape(device + $" ({Environment.ProcessorCount} logical processors)"));
         string schedule = s.Schedule == LearningRateSchedule.Step ? $"step (/10 every {s.EffectiveStepEpochs} epochs)" : $"plateau (/10 after {s.Patience} epochs without a new best)";
         grid.AddRow("[bold]training[/]", Markup.Escape($"{s.Epochs} epochs, batch {s.BatchSize}, lr {s.LearningRate:G3} {schedule}, momentum {s.Momentum:G3}, weight decay {s.WeightDecay:G3}, {s.Optimizer} SGD, {s.Init} init, seed {s.Seed}"));
         grid.AddRow("[bold]augmentation[/]", Markup.Escape(s.Augmentation.ToString()));
