@@ -118,6 +118,16 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void Memory_plan_gives_a_relu_after_lrn_its_own_buffer()
+    {
+        // [1, 4, 4] -> Conv2d(2, k=3) [2, 2, 2] -> Lrn [2, 2, 2] -> Relu [2, 2, 2] -> Dense(3) [3] -> loss [3]
+        MemoryPlanModel m = GeneratorHarness.Run(
+            "using AlexNetCompiler;\n[Network(Channels = 1, Height = 4, Width = 4)]\n[Conv2d(2, Kernel = 3), Lrn(Size = 3), Relu, Dense(3)]\npublic partial class Tiny { }").SingleModel.Memory;
+        // conv 8, LRN output + scale 16, ReLU's own buffer 8 (LRN's backward reads LRN's output), dense 3, probabilities 3
+        Assert.Equal(4 * (8 + 16 + 8 + 3 + 3) + 4 * 2 * 16, m.TrainingActivationBytesPerSample);
+    }
+
+    [Fact]
     public void Rectangular_kernels_strides_and_paddings()
     {
         // H: floor((8 + 2*1 - 3) / 1) + 1 = 8;  W: floor((9 + 0 - 5) / 2) + 1 = 3
