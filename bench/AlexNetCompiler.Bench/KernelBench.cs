@@ -171,7 +171,7 @@ internal static unsafe class MicroKernelBench
         {
             TimeSpan cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             int calls = 200000;
-            for (int i = 0; i < calls; i++) MicroKernels.Kernel6x32Vector512(kc, a, b, c, 32, false);
+            for (int i = 0; i < calls; i++) MicroKernels.Kernel6x32Vector512(kc, a, b, 32, c, 32, false);
             double s = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
             Console.WriteLine($"micro-kernel 6x32 in L1: {2.0 * 6 * 32 * kc * calls / s / 1e9:F1} GFLOP/s (CPU time)");
         }
