@@ -1,0 +1,175 @@
+using System.Reflection;
+using AlexNetCompiler.Data;
+
+namespace FashionMnist.App;
+
+/// <summary>Where the training and test images came from, with a sentence for the user.</summary>
+public sealed record LoadedData(Dataset Train, Dataset Test, string Description, bool IsFullSet);
+
+/// <summary>
+/// Finds the data to train on: <c>--data DIR</c> (Fashion-MNIST IDX files or a CIFAR-10 binary folder), the
+/// words <c>embedded</c> / <c>debian</c>, or, with no option, the full Fashion-MNIST from Debian's
+/// dataset-fashion-mnist package when installed and the embedded subset otherwise.
+/// </summary>
+public static class DataSources
+{
+    public const string EmbeddedName = "embedded";
+    public const string DebianName = "debian";
+
+    private const string ResourcePrefix = "FashionMnist.Data.";
+    private static readonly string[] EmbeddedFiles =
+    [
+        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+    ];
+
+    public static LoadedData Load(string? data, int channels, int height, int width)
+    {
+        LoadedData loaded = data switch
+        {
+            null or "" => FashionMnistFiles.Exists(FashionMnistFiles.DebianFolder) ? LoadFolder(FashionMnistFiles.DebianFolder) : LoadEmbedded(),
+            EmbeddedName => LoadEmbedded(),
+            DebianName => FashionMnistFiles.Exists(FashionMnistFiles.DebianFolder)
+                ? LoadFolder(FashionMnistFiles.DebianFolder)
+                : throw new DirectoryNotFoundException($"{FashionMnistFiles.DebianFolder}: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)."),
+            _ => LoadFolder(data),
+        };
+        return FitToNetwork(loaded, channels, height, width);
+    }
+
+    /// <summary>A folder of Fashion-MNIST (or MNIST-layout) IDX files, or of CIFAR-10 binary batches.</summary>
+    public static LoadedData LoadFolder(string folder)
+    {
+        if (!Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"{folder}: data folder not found.");
+        if (FashionMnistFiles.Exists(folder))
+        {
+            (Dataset train, Dataset test) = FashionMnistFiles.Load(folder);
+            return new LoadedData(train, test, $"Fashion-MNIST IDX files in {folder} ({train.Count:N0} train / {test.Count:N0} test)", train.Count >= 60000);
+        }
+        if (Cifar10.Exists(folder))
+        {
+            (Dataset train, Dataset test) = Cifar10.Load(folder);
+            return new LoadedData(train, test, $"CIFAR-10 binary batches in {folder} ({train.Count:N0} train / {test.Count:N0} test)", train.Count >= 50000);
+        }
+        throw new FileNotFoundException(
+            $"{folder}: found neither Fashion-MNIST IDX files ({FashionMnistFiles.TrainImages}[.gz], {FashionMnistFiles.TrainLabels}[.gz], " +
+            $"{FashionMnistFiles.TestImages}[.gz], {FashionMnistFiles.TestLabels}[.gz]) nor CIFAR-10 batches (data_batch_*.bin, test_batch.bin).");
+    }
+
+    /// <summary>The balanced subset compiled into this program (see Data/README.md).</summary>
+    public static LoadedData LoadEmbedded()
+    {
+        Assembly assembly = typeof(DataSources).Assembly;
+        IdxFile Read(string file)
+        {
+            using Stream stream = assembly.GetManifestResourceStream(ResourcePrefix + file)
+                ?? throw new FileNotFoundException($"Embedded resource {ResourcePrefix + file} is missing from {assembly.GetName().Name}.");
+            using var memory = new MemoryStream();
+            stream.CopyTo(memory);
+            return IdxFile.FromFileBytes(memory.ToArray(), "embedded " + file);
+        }
+        Dataset train = IdxDataset.FromFiles(Read(EmbeddedFiles[0]), "embedded " + EmbeddedFiles[0], Read(EmbeddedFiles[1]), "embedded " + EmbeddedFiles[1],
+            FashionMnistFiles.ClassNames, "embedded subset (train)");
+        Dataset test = IdxDataset.FromFiles(Read(EmbeddedFiles[2]), "embedded " + EmbeddedFiles[2], Read(EmbeddedFiles[3]), "embedded " + EmbeddedFiles[3],
+            FashionMnistFiles.ClassNames, "embedded subset (test)");
+        return new LoadedData(train, test, $"embedded Fashion-MNIST subset ({train.Count:N0} train / {test.Count:N0} test)", false);
+    }
+
+    /// <summary>Converts data of another shape (e.g. CIFAR-10's 3x32x32) to the network's input: grey, then bilinear resize.</summary>
+    public static LoadedData FitToNetwork(LoadedData data, int channels, int height, int width)
+    {
+        Dataset train = data.Train, test = data.Test;
+        if (train.Channels == channels && train.Height == height && train.Width == width &&
+            test.Channels == channels && test.Height == height && test.Width == width)
+            return data;
+        string description = data.Description + $", converted from [{train.Channels}, {train.Height}, {train.Width}] to the network's [{channels}, {height}, {width}]";
+        return new LoadedData(Convert(train, channels, height, width), Convert(test, channels, height, width), description, data.IsFullSet);
+    }
+
+    private static Dataset Convert(Dataset source, int channels, int height, int width)
+    {
+        if (channels != 1 && channels != source.Channels)
+            throw new InvalidDataException($"{source.Name}: cannot convert {source.Channels}-channel images to {channels} channels.");
+        int length = channels * height * width;
+        var images = new float[(long)source.Count * length];
+        var grey = new float[source.Height * source.Width];
+        for (int n = 0; n < source.Count; n++)
+        {
+            ReadOnlySpan<float> image = source.Image(n);
+            Span<float> destination = images.AsSpan(n * length, length);
+            if (channels == 1)
+            {
+                ImageConversion.ToGrey(image, source.Channels, source.Height, source.Width, grey);
+                ImageConversion.ResizeBilinear(grey, source.Height, source.Width, destination, height, width);
+            }
+            else
+            {
+                int sourcePlane = source.Height * source.Width, plane = height * width;
+                for (int c = 0; c < channels; c++)
+                    ImageConversion.ResizeBilinear(image.Slice(c * sourcePlane, sourcePlane), source.Height, source.Width, destination.Slice(c * plane, plane), height, width);
+            }
+        }
+        return new Dataset(source.Name, images, (int[])source.Labels.Clone(), channels, height, width, source.ClassNames);
+    }
+}
+
+/// <summary>Channel and size conversions for whole images (plain loops; used once per image).</summary>
+public static class ImageConversion
+{
+    /// <summary>ITU-R BT.601 luma for 3 channels, the mean for other counts, a copy for one.</summary>
+    public static void ToGrey(ReadOnlySpan<float> image, int channels, int height, int width, Span<float> grey)
+    {
+        int plane = height * width;
+        for (int i = 0; i < plane; i++)
+        {
+            if (channels == 3) grey[i] = 0.299f * image[i] + 0.587f * image[plane + i] + 0.114f * image[2 * plane + i];
+            else
+            {
+                float sum = 0;
+                for (int c = 0; c < channels; c++) sum += image[c * plane + i];
+                grey[i] = sum / channels;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Bilinear resize of one plane with pixel-centre alignment (the "align_corners=False" convention).
+    /// When shrinking by more than 2x, first averages boxes so that small details are not skipped.
+    /// </summary>
+    public static void ResizeBilinear(ReadOnlySpan<float> source, int sourceHeight, int sourceWidth, Span<float> destination, int height, int width)
+    {
+        if (sourceHeight >= 2 * height && sourceWidth >= 2 * width)
+        {
+            int factorY = sourceHeight / height, factorX = sourceWidth / width;
+            int boxHeight = sourceHeight / factorY, boxWidth = sourceWidth / factorX;
+            var boxed = new float[boxHeight * boxWidth];
+            for (int y = 0; y < boxHeight; y++)
+                for (int x = 0; x < boxWidth; x++)
+                {
+                    float sum = 0;
+                    for (int dy = 0; dy < factorY; dy++)
+                        for (int dx = 0; dx < factorX; dx++)
+                            sum += source[(y * factorY + dy) * sourceWidth + x * factorX + dx];
+                    boxed[y * boxWidth + x] = sum / (factorY * factorX);
+                }
+            ResizeBilinear(boxed, boxHeight, boxWidth, destination, height, width);
+            return;
+        }
+        float scaleY = (float)sourceHeight / height, scaleX = (float)sourceWidth / width;
+        for (int y = 0; y < height; y++)
+        {
+            float sy = Math.Clamp((y + 0.5f) * scaleY - 0.5f, 0, sourceHeight - 1);
+            int y0 = (int)sy, y1 = Math.Min(y0 + 1, sourceHeight - 1);
+            float fy = sy - y0;
+            for (int x = 0; x < width; x++)
+            {
+                float sx = Math.Clamp((x + 0.5f) * scaleX - 0.5f, 0, sourceWidth - 1);
+                int x0 = (int)sx, x1 = Math.Min(x0 + 1, sourceWidth - 1);
+                float fx = sx - x0;
+                float top = source[y0 * sourceWidth + x0] * (1 - fx) + source[y0 * sourceWidth + x1] * fx;
+                float bottom = source[y1 * sourceWidth + x0] * (1 - fx) + source[y1 * sourceWidth + x1] * fx;
+                destination[y * width + x] = top * (1 - fy) + bottom * fy;
+            }
+        }
+    }
+}

@@ -1,0 +1,284 @@
+using System.Diagnostics;
+using System.Globalization;
+using AlexNetCompiler;
+using AlexNetCompiler.Checkpoints;
+using AlexNetCompiler.Data;
+using AlexNetCompiler.Training;
+
+namespace FashionMnist.App;
+
+/// <summary>One finished epoch, as written to metrics.csv.</summary>
+public sealed record EpochRecord(
+    int Epoch, float LearningRate, double TrainLoss, double TrainAccuracy, double TestLoss, double TestAccuracy,
+    double Seconds, double ImagesPerSecond);
+
+/// <summary>Progress inside an epoch, reported after every batch.</summary>
+public readonly record struct BatchProgress(int Epoch, int Batch, int Batches, double MeanLoss, double Accuracy, double ImagesPerSecond);
+
+public enum EpochStatus { Completed, Interrupted, Diverged }
+
+/// <summary>
+/// Trains any <see cref="INetwork"/> with SGD: per-epoch training with a double-buffered loader, evaluation,
+/// learning-rate schedule, checkpoints (last every epoch, best by test accuracy), metrics. The whole state that
+/// decides the next step (parameters, momentum, step count, epoch and batch position, schedule, running sums)
+/// is in the checkpoint, so a resumed run continues exactly where the saved one stopped.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    public const string LastCheckpointName = "last.safetensors";
+    public const string BestCheckpointName = "best.safetensors";
+
+    private readonly INetwork _network;
+    private readonly BatchLoader _trainLoader;
+    private readonly BatchLoader _testLoader;
+    private readonly List<EpochRecord> _history = [];
+
+    // Position and running sums of a partly trained epoch (non-zero only after an interruption).
+    private int _batchInEpoch;
+    private double _partialLossSum;
+    private long _partialCorrect, _partialSeen;
+    private double _partialSeconds;
+
+    private int _plateauBadEpochs;
+
+    public Trainer(INetwork network, LoadedData data, TrainSettings settings, Normalization? normalization = null)
+    {
+        settings.Validate();
+        if (settings.BatchSize > network.MaxBatch)
+            throw new ArgumentException($"Batch size {settings.BatchSize} exceeds the network's MaxBatch {network.MaxBatch}.");
+        NetworkDescriptor d = network.Descriptor;
+        if (data.Train.Channels != d.InputChannels || data.Train.Height != d.InputHeight || data.Train.Width != d.InputWidth)
+            throw new ArgumentException($"{data.Train.Name}: images are [{data.Train.Channels}, {data.Train.Height}, {data.Train.Width}], {d.Name} takes [{d.InputChannels}, {d.InputHeight}, {d.InputWidth}].");
+        if (data.Train.ClassCount != d.ClassCount)
+            throw new ArgumentException($"{data.Train.Name}: {data.Train.ClassCount} classes, {d.Name} has {d.ClassCount} outputs.");
+        _network = network;
+        Data = data;
+        Settings = settings;
+        Normalization = normalization ?? data.Train.ComputeNormalization();
+        Optimizer = new Sgd(network.Parameters.Length, new SgdOptions(settings.LearningRate, settings.Momentum, settings.WeightDecay, settings.Optimizer));
+        Augmenter? augmenter = settings.Augmentation.Any
+            ? new Augmenter(settings.Augmentation, data.Train.Channels, data.Train.Height, data.Train.Width)
+            : null;
+        _trainLoader = new BatchLoader(data.Train, settings.BatchSize, Normalization, augmenter, shuffle: true, seed: settings.Seed);
+        _testLoader = new BatchLoader(data.Test, settings.BatchSize, Normalization);
+        Initializer.Initialize(d, network.Parameters, settings.Init, settings.Seed);
+    }
+
+    public TrainSettings Settings { get; }
+    public LoadedData Data { get; }
+    public Normalization Normalization { get; }
+    public Sgd Optimizer { get; }
+    public INetwork Network => _network;
+    public IReadOnlyList<EpochRecord> History => _history;
+    /// <summary>Epochs fully trained and evaluated so far.</summary>
+    public int CompletedEpochs => _history.Count;
+    /// <summary>Optimizer steps so far; decides each step's dropout mask.</summary>
+    public long Step { get; private set; }
+    public double BestAccuracy { get; private set; } = double.NaN;
+    public int BestEpoch { get; private set; }
+    public EvaluationResult? LastEvaluation { get; private set; }
+    public int BatchesPerEpoch => _trainLoader.BatchesPerEpoch;
+    public string OutputFolder => Settings.OutputFolder;
+    public string LastCheckpointPath => Path.Combine(OutputFolder, LastCheckpointName);
+    public string BestCheckpointPath => Path.Combine(OutputFolder, BestCheckpointName);
+    /// <summary>Set when an epoch diverged: what went wrong, for the user.</summary>
+    public string? DivergenceMessage { get; private set; }
+
+    /// <summary>
+    /// Trains epoch <see cref="CompletedEpochs"/> (from the saved batch position when resumed). Stops between
+    /// batches when <paramref name="cancel"/> fires (then the position is kept for <see cref="SaveCheckpoint"/>),
+    /// and at the first non-finite loss (parameters are then unusable: nothing is saved).
+    /// </summary>
+    public EpochStatus TrainEpoch(Action<BatchProgress>? progress = null, CancellationToken cancel = default)
+    {
+        int epoch = CompletedEpochs;
+        Optimizer.LearningRate = CurrentLearningRate;
+        int classes = _network.Descriptor.ClassCount;
+        var stopwatch = Stopwatch.StartNew();
+        int batches = _trainLoader.BatchesPerEpoch;
+        long seenThisSession = 0;
+        foreach (Batch batch in _trainLoader.Epoch(epoch, _batchInEpoch))
+        {
+            if (cancel.IsCancellationRequested)
+            {
+                _partialSeconds += stopwatch.Elapsed.TotalSeconds;
+                return EpochStatus.Interrupted;
+            }
+            // Dropout masks are a pure function of (seed, step): a resumed run draws the same ones.
+            ulong dropoutSeed = SplitMixRandom.Mix(Settings.Seed * 0x9E3779B97F4A7C15UL + (ulong)Step);
+            float loss = _network.ForwardBackward(batch.ImageSpan, batch.LabelSpan, batch.Count, dropoutSeed);
+            if (!float.IsFinite(loss))
+            {
+                DivergenceMessage = $"The loss became {loss} at epoch {epoch + 1}, batch {batch.Number + 1} (step {Step}, learning rate {Optimizer.LearningRate:G3}). " +
+                    "Training stopped; the parameters were not saved. Try a lower --lr.";
+                return EpochStatus.Diverged;
+            }
+            Optimizer.Step(_network.Parameters, _network.Gradients);
+            Step++;
+
+            ReadOnlySpan<float> logits = _network.Logits;
+            for (int n = 0; n < batch.Count; n++)
+                if (Evaluator.ArgMax(logits.Slice(n * classes, classes)) == batch.Labels[n]) _partialCorrect++;
+            _partialLossSum += (double)loss * batch.Count;
+            _partialSeen += batch.Count;
+            seenThisSession += batch.Count;
+            _batchInEpoch = batch.Number + 1;
+            double seconds = stopwatch.Elapsed.TotalSeconds;
+            progress?.Invoke(new BatchProgress(epoch, batch.Number + 1, batches, _partialLossSum / _partialSeen,
+                (double)_partialCorrect / _partialSeen, seconds > 0 ? seenThisSession / seconds : 0));
+        }
+        double trainSeconds = _partialSeconds + stopwatch.Elapsed.TotalSeconds;
+        double imagesPerSecond = _partialSeen / Math.Max(trainSeconds, 1e-9);
+
+        EvaluationResult test = Evaluator.Evaluate(_network, _testLoader);
+        LastEvaluation = test;
+        var record = new EpochRecord(epoch + 1, Optimizer.LearningRate, _partialLossSum / Math.Max(_partialSeen, 1), (double)_partialCorrect / Math.Max(_partialSeen, 1),
+            test.Loss, test.Accuracy, trainSeconds, imagesPerSecond);
+        _history.Add(record);
+        _batchInEpoch = 0;
+        _partialLossSum = 0;
+        _partialCorrect = _partialSeen = 0;
+        _partialSeconds = 0;
+
+        bool improved = double.IsNaN(BestAccuracy) || test.Accuracy > BestAccuracy;
+        if (improved)
+        {
+            BestAccuracy = test.Accuracy;
+            BestEpoch = epoch + 1;
+            _plateauBadEpochs = 0;
+        }
+        else
+        {
+            _plateauBadEpochs++;
+        }
+        UpdateSchedule();
+        if (!string.IsNullOrEmpty(OutputFolder))
+        {
+            SaveCheckpoint();
+            if (improved) SaveCheckpoint(BestCheckpointPath);
+        }
+        return EpochStatus.Completed;
+    }
+
+    /// <summary>The learning rate for the next step.</summary>
+    public float CurrentLearningRate { get; private set; } = float.NaN;
+
+    private void UpdateSchedule()
+    {
+        switch (Settings.Schedule)
+        {
+            case LearningRateSchedule.Step:
+                CurrentLearningRate = Settings.LearningRate * MathF.Pow(0.1f, CompletedEpochs / Settings.EffectiveStepEpochs);
+                break;
+            case LearningRateSchedule.Plateau:
+                if (_plateauBadEpochs >= Settings.Patience)
+                {
+                    CurrentLearningRate *= 0.1f;
+                    _plateauBadEpochs = 0;
+                }
+                break;
+        }
+    }
+
+    /// <summary>Starts a fresh run (parameters were initialised by the constructor).</summary>
+    public void Start()
+    {
+        CurrentLearningRate = Settings.LearningRate;
+        if (!string.IsNullOrEmpty(OutputFolder)) Directory.CreateDirectory(OutputFolder);
+    }
+
+    // ---- checkpoints -------------------------------------------------------------------------------
+
+    /// <summary>Saves everything needed to continue (atomically, via Checkpoint.Save).</summary>
+    public void SaveCheckpoint(string? path = null)
+    {
+        path ??= LastCheckpointPath;
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        Checkpoint.Save(path, _network.Descriptor, _network.Parameters, Optimizer, Metadata());
+    }
+
+    private Dictionary<string, string> Metadata()
+    {
+        var ci = CultureInfo.InvariantCulture;
+        return new Dictionary<string, string>
+        {
+            ["network"] = _network.Descriptor.Name,
+            ["data"] = Data.Description,
+            ["class_names"] = string.Join("|", Data.Train.ClassNames),
+            ["normalization_mean"] = Normalization.MeanText,
+            ["normalization_std"] = Normalization.StdText,
+            ["epochs_completed"] = CompletedEpochs.ToString(ci),
+            ["batch_in_epoch"] = _batchInEpoch.ToString(ci),
+            ["batch_size"] = Settings.BatchSize.ToString(ci),
+            ["step"] = Step.ToString(ci),
+            ["seed"] = Settings.Seed.ToString(ci),
+            ["learning_rate"] = CurrentLearningRate.ToString("R", ci),
+            ["best_accuracy"] = BestAccuracy.ToString("R", ci),
+            ["best_epoch"] = BestEpoch.ToString(ci),
+            ["plateau_bad_epochs"] = _plateauBadEpochs.ToString(ci),
+            ["partial_loss_sum"] = _partialLossSum.ToString("R", ci),
+            ["partial_correct"] = _partialCorrect.ToString(ci),
+            ["partial_seen"] = _partialSeen.ToString(ci),
+            ["partial_seconds"] = _partialSeconds.ToString("R", ci),
+            ["history"] = string.Join(";", _history.Select(FormatRecord)),
+        };
+    }
+
+    /// <summary>
+    /// Continues from a checkpoint saved by <see cref="SaveCheckpoint"/>: parameters, momentum, step, position,
+    /// schedule, best accuracy and history. The settings given now must use the same batch size and seed when
+    /// the checkpoint stopped mid-epoch (the batch order depends on them).
+    /// </summary>
+    public void Resume(string path)
+    {
+        IReadOnlyDictionary<string, string> m = Checkpoint.Load(path, _network.Descriptor, _network.Parameters, Optimizer);
+        var ci = CultureInfo.InvariantCulture;
+        string Get(string key) => m.TryGetValue(key, out string? v) ? v : throw new InvalidDataException($"{path}: metadata '{key}' is missing; it was not written by this trainer.");
+        Normalization saved = Normalization.Parse(Get("normalization_mean"), Get("normalization_std"));
+        if (!saved.Mean.SequenceEqual(Normalization.Mean) || !saved.Std.SequenceEqual(Normalization.Std))
+            throw new InvalidDataException($"{path}: trained with normalisation mean {saved.MeanText}, std {saved.StdText}; this data gives {Normalization.MeanText}, {Normalization.StdText}. Resume with the same --data.");
+        _batchInEpoch = int.Parse(Get("batch_in_epoch"), ci);
+        int savedBatchSize = int.Parse(Get("batch_size"), ci);
+        ulong savedSeed = ulong.Parse(Get("seed"), ci);
+        if (_batchInEpoch > 0 && (savedBatchSize != Settings.BatchSize || savedSeed != Settings.Seed))
+            throw new InvalidDataException($"{path}: stopped inside an epoch with --batch-size {savedBatchSize} --seed {savedSeed}; resume with the same values.");
+        Step = long.Parse(Get("step"), ci);
+        CurrentLearningRate = float.Parse(Get("learning_rate"), ci);
+        BestAccuracy = double.Parse(Get("best_accuracy"), ci);
+        BestEpoch = int.Parse(Get("best_epoch"), ci);
+        _plateauBadEpochs = int.Parse(Get("plateau_bad_epochs"), ci);
+        _partialLossSum = double.Parse(Get("partial_loss_sum"), ci);
+        _partialCorrect = long.Parse(Get("partial_correct"), ci);
+        _partialSeen = long.Parse(Get("partial_seen"), ci);
+        _partialSeconds = double.Parse(Get("partial_seconds"), ci);
+        _history.Clear();
+        string history = Get("history");
+        if (history.Length > 0) _history.AddRange(history.Split(';').Select(ParseRecord));
+        int completed = int.Parse(Get("epochs_completed"), ci);
+        if (completed != _history.Count)
+            throw new InvalidDataException($"{path}: metadata says {completed} epochs completed but holds {_history.Count} history rows.");
+        if (!string.IsNullOrEmpty(OutputFolder)) Directory.CreateDirectory(OutputFolder);
+    }
+
+    private static string FormatRecord(EpochRecord r)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        return string.Join(",", r.Epoch.ToString(ci), r.LearningRate.ToString("R", ci), r.TrainLoss.ToString("R", ci), r.TrainAccuracy.ToString("R", ci),
+            r.TestLoss.ToString("R", ci), r.TestAccuracy.ToString("R", ci), r.Seconds.ToString("R", ci), r.ImagesPerSecond.ToString("R", ci));
+    }
+
+    private static EpochRecord ParseRecord(string text)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        string[] f = text.Split(',');
+        if (f.Length != 8) throw new InvalidDataException($"Checkpoint history row '{text}' does not have 8 fields.");
+        return new EpochRecord(int.Parse(f[0], ci), float.Parse(f[1], ci), double.Parse(f[2], ci), double.Parse(f[3], ci),
+            double.Parse(f[4], ci), double.Parse(f[5], ci), double.Parse(f[6], ci), double.Parse(f[7], ci));
+    }
+
+    public void Dispose()
+    {
+        _trainLoader.Dispose();
+        _testLoader.Dispose();
+    }
+}

@@ -1,0 +1,42 @@
+using System.CommandLine;
+using System.Globalization;
+using AlexNetCompiler.Data;
+using FashionMnist.App;
+using Spectre.Console;
+
+namespace FashionMnist.Commands;
+
+internal static class EvalCommand
+{
+    public static Command Create()
+    {
+        var checkpoint = Shared.CheckpointOption();
+        var data = Shared.DataOption();
+        var batch = Shared.BatchOption(256);
+        var plot = new Option<string?>("--plot") { Description = "Also write the confusion matrix as a PNG to this path." };
+        var command = new Command("eval", "Test accuracy, per-class accuracy and confusion matrix of a checkpoint.") { checkpoint, data, batch, plot };
+        command.SetAction(parse => Shared.Guard(() =>
+        {
+            string path = parse.GetValue(checkpoint)!;
+            int batchSize = parse.GetValue(batch);
+            if (batchSize < 1) throw new ArgumentException($"--batch-size {batchSize}: must be at least 1.");
+            (FashionNet network, Normalization normalization, IReadOnlyList<string> _) = Shared.LoadModel(path, batchSize);
+            LoadedData loaded = DataSources.Load(parse.GetValue(data), FashionNet.Model.InputChannels, FashionNet.Model.InputHeight, FashionNet.Model.InputWidth);
+            AnsiConsole.MarkupLineInterpolated($"Checkpoint [bold]{path}[/], data: {loaded.Description}");
+            using var loader = new BatchLoader(loaded.Test, batchSize, normalization);
+            EvaluationResult result = Evaluator.Evaluate(network, loader);
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                $"Test accuracy [bold green]{100 * result.Accuracy:F2}%[/] ({result.Confusion.Cast<int>().Where((_, i) => i % (result.ClassNames.Count + 1) == 0).Sum()}/{result.Count}), loss {result.Loss:F4}"));
+            AnsiConsole.Write(Shared.PerClassTable(result));
+            AnsiConsole.Write(Shared.ConfusionTable(result));
+            string? plotPath = parse.GetValue(plot);
+            if (plotPath is not null)
+            {
+                Plots.ConfusionMatrix(plotPath, result);
+                AnsiConsole.MarkupLineInterpolated($"Wrote {plotPath}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,42 @@
+using System.CommandLine;
+using System.Globalization;
+using AlexNetCompiler;
+using AlexNetCompiler.Data;
+using FashionMnist.App;
+using Spectre.Console;
+
+namespace FashionMnist.Commands;
+
+internal static class PredictCommand
+{
+    public static Command Create()
+    {
+        var files = new Argument<string[]>("images") { Description = "PNG or JPEG files of any size.", Arity = ArgumentArity.OneOrMore };
+        var checkpoint = Shared.CheckpointOption();
+        var invert = new Option<InvertMode>("--invert") { Description = "Invert grey levels: auto (when the border is light, since Fashion-MNIST is light-on-black), yes or no.", DefaultValueFactory = _ => InvertMode.Auto };
+        var command = new Command("predict", "Classify image files: the class and the top-3 probabilities.") { files, checkpoint, invert };
+        command.SetAction(parse => Shared.Guard(() =>
+        {
+            string[] paths = parse.GetValue(files)!;
+            (FashionNet network, Normalization normalization, IReadOnlyList<string> classNames) = Shared.LoadModel(parse.GetValue(checkpoint)!, 1);
+            NetworkDescriptor d = FashionNet.Model;
+            var table = new Table().Border(TableBorder.Rounded);
+            table.AddColumn("image");
+            table.AddColumn("class");
+            table.AddColumn("top 3");
+            var probabilities = new float[d.ClassCount];
+            foreach (string path in paths)
+            {
+                (float[] pixels, bool inverted) = ImageInput.Load(path, d.InputHeight, d.InputWidth, parse.GetValue(invert));
+                normalization.Apply(pixels, d.InputHeight, d.InputWidth);
+                network.Predict(pixels, 1, probabilities);
+                int[] order = Enumerable.Range(0, d.ClassCount).OrderByDescending(c => probabilities[c]).Take(3).ToArray();
+                string top3 = string.Join(", ", order.Select(c => string.Create(CultureInfo.InvariantCulture, $"{classNames[c]} {100 * probabilities[c]:F1}%")));
+                table.AddRow(Markup.Escape(path + (inverted ? " (inverted)" : "")), $"[bold]{Markup.Escape(classNames[order[0]])}[/]", Markup.Escape(top3));
+            }
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return command;
+    }
+}

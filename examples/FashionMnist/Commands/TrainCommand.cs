@@ -1,0 +1,263 @@
+using System.CommandLine;
+using System.Globalization;
+using AlexNetCompiler.Cpu;
+using AlexNetCompiler.Data;
+using AlexNetCompiler.Training;
+using FashionMnist.App;
+using Spectre.Console;
+
+namespace FashionMnist.Commands;
+
+internal static class TrainCommand
+{
+    /// <summary>Default epochs: the embedded subset trains in well under 3 minutes; the full set takes about a minute per epoch per 60k images.</summary>
+    public const int SubsetEpochs = 12, FullSetEpochs = 6;
+
+    public static Command Create()
+    {
+        var epochs = new Option<int?>("--epochs", "-e") { Description = $"Epochs to train (total, counting resumed ones). Default {SubsetEpochs} on the embedded subset, {FullSetEpochs} on a full set." };
+        var batch = Shared.BatchOption(128);
+        var lr = new Option<float>("--lr") { Description = "Initial learning rate.", DefaultValueFactory = _ => 0.01f };
+        var schedule = new Option<LearningRateSchedule>("--schedule") { Description = "step: divide by 10 every --lr-step epochs; plateau: divide by 10 when test accuracy stalls for --patience epochs (the paper).", DefaultValueFactory = _ => LearningRateSchedule.Step };
+        var lrStep = new Option<int>("--lr-step") { Description = "Epochs between divisions by 10 (step schedule); 0 = once, after two thirds of the epochs.", DefaultValueFactory = _ => 0 };
+        var patience = new Option<int>("--patience") { Description = "Epochs without a new best test accuracy before dividing by 10 (plateau schedule).", DefaultValueFactory = _ => 2 };
+        var momentum = new Option<float>("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.9f };
+        var weightDecay = new Option<float>("--weight-decay") { Description = "L2 weight decay.", DefaultValueFactory = _ => 5e-4f };
+        var optimizer = new Option<SgdVariant>("--optimizer") { Description = "SGD update rule: PyTorch (torch.optim.SGD) or Paper (Krizhevsky et al. 2012, section 5).", DefaultValueFactory = _ => SgdVariant.PyTorch };
+        var init = new Option<InitScheme>("--init") { Description = "Weight initialisation: paper (N(0, 0.01^2), biases 1 in conv2/4/5 and hidden FC) or he (N(0, 2/fan_in)).", DefaultValueFactory = _ => InitScheme.He };
+        var seed = new Option<ulong>("--seed") { Description = "Seed for initialisation, shuffling, augmentation and dropout.", DefaultValueFactory = _ => 1UL };
+        var device = new Option<DeviceRequest>("--device") { Description = "auto, cpu or cuda.", DefaultValueFactory = _ => DeviceRequest.Auto };
+        var output = new Option<string>("--output", "-o") { Description = "Folder for checkpoints, metrics and plots.", DefaultValueFactory = _ => Path.Combine("runs", "fashion") };
+        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint (default: OUTPUT/last.safetensors).", Arity = ArgumentArity.ZeroOrOne };
+        var augment = new Option<string>("--augment") { Description = "Comma-separated augmentations: crop, flip (the paper), rotate, jitter (brightness/contrast), or none.", DefaultValueFactory = _ => "crop,flip" };
+        var cropPadding = new Option<int>("--crop-padding") { Description = "Zero padding on each side before the random crop.", DefaultValueFactory = _ => 2 };
+        var maxRotation = new Option<float>("--max-rotation") { Description = "Largest rotation in degrees for 'rotate'.", DefaultValueFactory = _ => 10f };
+        var threads = new Option<int>("--threads") { Description = "CPU threads for the kernels; 0 = every processor.", DefaultValueFactory = _ => 0 };
+        var data = Shared.DataOption();
+
+        var command = new Command("train", "Train FashionNet; writes checkpoints, metrics.csv, training-log.json and PNG plots to the output folder.")
+        {
+            epochs, batch, lr, schedule, lrStep, patience, momentum, weightDecay, optimizer, init, seed, device, output, resume, augment, cropPadding, maxRotation, threads, data,
+        };
+        command.SetAction(parse => Shared.Guard(() =>
+        {
+            string outputFolder = parse.GetValue(output)!;
+            var settings = new TrainSettings
+            {
+                BatchSize = parse.GetValue(batch),
+                LearningRate = parse.GetValue(lr),
+                Schedule = parse.GetValue(schedule),
+                StepEpochs = parse.GetValue(lrStep),
+                Patience = parse.GetValue(patience),
+                Momentum = parse.GetValue(momentum),
+                WeightDecay = parse.GetValue(weightDecay),
+                Optimizer = parse.GetValue(optimizer),
+                Init = parse.GetValue(init),
+                Seed = parse.GetValue(seed),
+                OutputFolder = outputFolder,
+                Augmentation = ParseAugmentation(parse.GetValue(augment)!, parse.GetValue(cropPadding), parse.GetValue(maxRotation)),
+            };
+            string? resumeFrom = parse.GetResult(resume) is null ? null : parse.GetValue(resume) ?? Path.Combine(outputFolder, Trainer.LastCheckpointName);
+            return TrainRun.Run(settings, parse.GetValue(epochs), parse.GetValue(data), parse.GetValue(device), resumeFrom, parse.GetValue(threads));
+        }));
+        return command;
+    }
+
+    public static AugmentationOptions ParseAugmentation(string text, int cropPadding, float maxRotation)
+    {
+        var options = new AugmentationOptions { CropPadding = cropPadding, MaxRotationDegrees = maxRotation };
+        foreach (string part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            options = part.ToLowerInvariant() switch
+            {
+                "none" => options,
+                "crop" => options with { RandomCrop = true },
+                "flip" => options with { HorizontalFlip = true },
+                "rotate" => options with { Rotation = true },
+                "jitter" => options with { BrightnessContrast = true },
+                "paper" => options with { RandomCrop = true, HorizontalFlip = true },
+                "all" => options with { RandomCrop = true, HorizontalFlip = true, Rotation = true, BrightnessContrast = true },
+                _ => throw new ArgumentException($"--augment: unknown augmentation '{part}' (use crop, flip, rotate, jitter, paper, all or none)."),
+            };
+        }
+        return options;
+    }
+}
+
+/// <summary>The train command's body: console output around <see cref="Trainer"/>.</summary>
+internal static class TrainRun
+{
+    public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0)
+    {
+        (string device, string? notice) = DeviceSelector.Resolve(deviceRequest);
+        if (notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{notice}[/]");
+
+        LoadedData data = DataSources.Load(dataOption, FashionNet.Model.InputChannels, FashionNet.Model.InputHeight, FashionNet.Model.InputWidth);
+        settings = settings with { Epochs = epochs ?? (data.IsFullSet ? TrainCommand.FullSetEpochs : TrainCommand.SubsetEpochs) };
+        settings.Validate();
+
+        if (threads < 0) throw new ArgumentException($"--threads {threads}: must be >= 0.");
+        using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
+        var network = new FashionNet(settings.BatchSize, cpu);
+        using var trainer = new Trainer(network, data, settings);
+        if (resumeFrom is not null)
+        {
+            trainer.Resume(resumeFrom);
+            AnsiConsole.MarkupLineInterpolated($"Resumed from [bold]{resumeFrom}[/]: {trainer.CompletedEpochs} epochs done, step {trainer.Step}, learning rate {trainer.CurrentLearningRate:G3}.");
+            if (trainer.CompletedEpochs >= settings.Epochs)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[yellow]Already trained {trainer.CompletedEpochs} epochs; pass --epochs with a larger total to continue.[/]");
+                return 0;
+            }
+        }
+        else
+        {
+            trainer.Start();
+        }
+        PrintHeader(trainer, device);
+
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (cancel.IsCancellationRequested) return; // a second Ctrl+C ends the process at once
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        string status = "completed";
+        int exitCode = 0;
+        try
+        {
+            while (trainer.CompletedEpochs < settings.Epochs)
+            {
+                EpochStatus result = RunEpochWithProgress(trainer, cancel.Token);
+                if (result == EpochStatus.Interrupted)
+                {
+                    trainer.SaveCheckpoint();
+                    AnsiConsole.MarkupLineInterpolated($"[yellow]Interrupted.[/] Saved the current state to [bold]{trainer.LastCheckpointPath}[/]; continue with [bold]train --resume --output {settings.OutputFolder}[/].");
+                    status = "interrupted";
+                    exitCode = 130;
+                    break;
+                }
+                if (result == EpochStatus.Diverged)
+                {
+                    AnsiConsole.MarkupLineInterpolated($"[red]{trainer.DivergenceMessage}[/]");
+                    if (File.Exists(trainer.LastCheckpointPath))
+                        AnsiConsole.MarkupLineInterpolated($"The last good checkpoint is kept: [bold]{trainer.LastCheckpointPath}[/] (epoch {trainer.CompletedEpochs}).");
+                    status = "diverged";
+                    exitCode = 2;
+                    break;
+                }
+                PrintEpochLine(trainer);
+                MetricsLog.WriteCsv(Path.Combine(settings.OutputFolder, MetricsLog.CsvName), trainer.History);
+                MetricsLog.WriteJson(Path.Combine(settings.OutputFolder, MetricsLog.JsonName), trainer, device, "running");
+            }
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+
+        Finish(trainer, device, status);
+        return exitCode;
+    }
+
+    private static void PrintHeader(Trainer trainer, string device)
+    {
+        TrainSettings s = trainer.Settings;
+        var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
+        grid.AddRow("[bold]network[/]", Markup.Escape($"{FashionNet.Model.Name}, {FashionNet.Model.ParameterCount:N0} parameters (generated at compile time; 'summary' shows the layers)"));
+        grid.AddRow("[bold]data[/]", Markup.Escape(trainer.Data.Description));
+        grid.AddRow("[bold]device[/]", Markup.Escape(device + $" ({Environment.ProcessorCount} logical processors)"));
+        string schedule = s.Schedule == LearningRateSchedule.Step ? $"step (/10 every {s.EffectiveStepEpochs} epochs)" : $"plateau (/10 after {s.Patience} epochs without a new best)";
+        grid.AddRow("[bold]training[/]", Markup.Escape($"{s.Epochs} epochs, batch {s.BatchSize}, lr {s.LearningRate:G3} {schedule}, momentum {s.Momentum:G3}, weight decay {s.WeightDecay:G3}, {s.Optimizer} SGD, {s.Init} init, seed {s.Seed}"));
+        grid.AddRow("[bold]augmentation[/]", Markup.Escape(s.Augmentation.ToString()));
+        grid.AddRow("[bold]output[/]", Markup.Escape(Path.GetFullPath(s.OutputFolder)));
+        AnsiConsole.Write(new Panel(grid).Header("alexnet-fashion train").Border(BoxBorder.Rounded));
+    }
+
+    private static EpochStatus RunEpochWithProgress(Trainer trainer, CancellationToken cancel)
+    {
+        int epoch = trainer.CompletedEpochs + 1, total = trainer.Settings.Epochs;
+        string label = $"epoch {epoch}/{total}";
+        if (!AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            // Redirected output (logs, CI): a line every quarter epoch instead of a live bar.
+            int every = Math.Max(1, trainer.BatchesPerEpoch / 4);
+            return trainer.TrainEpoch(p =>
+            {
+                if (p.Batch % every == 0 || p.Batch == p.Batches)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{label} batch {p.Batch}/{p.Batches}  loss {p.MeanLoss:F4}  acc {100 * p.Accuracy:F2}%  {p.ImagesPerSecond:F0} img/s"));
+            }, cancel);
+        }
+        EpochStatus status = EpochStatus.Completed;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                ProgressTask task = ctx.AddTask(label, maxValue: trainer.BatchesPerEpoch);
+                task.Value = 0;
+                long lastUpdate = 0;
+                status = trainer.TrainEpoch(p =>
+                {
+                    long now = Environment.TickCount64;
+                    if (now - lastUpdate < 100 && p.Batch != p.Batches) return; // redraw at most 10 times a second
+                    lastUpdate = now;
+                    task.Value = p.Batch;
+                    task.Description = string.Create(CultureInfo.InvariantCulture, $"{label}  loss {p.MeanLoss:F4}  acc {100 * p.Accuracy:F2}%  {p.ImagesPerSecond,5:F0} img/s");
+                }, cancel);
+                if (status == EpochStatus.Completed) task.Value = task.MaxValue;
+            });
+        return status;
+    }
+
+    private static void PrintEpochLine(Trainer trainer)
+    {
+        EpochRecord r = trainer.History[^1];
+        bool best = trainer.BestEpoch == r.Epoch;
+        AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+            $"  test loss {r.TestLoss:F4}  test acc [bold]{100 * r.TestAccuracy:F2}%[/]{(best ? " [green](best)[/]" : "")}  lr {r.LearningRate:G3}  {r.Seconds:F1} s  {r.ImagesPerSecond:F0} img/s"));
+    }
+
+    private static void Finish(Trainer trainer, string device, string status)
+    {
+        TrainSettings s = trainer.Settings;
+        if (trainer.History.Count > 0)
+        {
+            var table = new Table().Border(TableBorder.Rounded).Title("Epochs");
+            foreach (string column in new[] { "epoch", "lr", "train loss", "train acc", "test loss", "test acc", "s", "img/s" })
+                table.AddColumn(new TableColumn(column).RightAligned());
+            foreach (EpochRecord r in trainer.History)
+            {
+                string testAccuracy = string.Create(CultureInfo.InvariantCulture, $"{100 * r.TestAccuracy:F2}%");
+                table.AddRow(
+                    r.Epoch.ToString(CultureInfo.InvariantCulture),
+                    r.LearningRate.ToString("G3", CultureInfo.InvariantCulture),
+                    r.TrainLoss.ToString("F4", CultureInfo.InvariantCulture),
+                    string.Create(CultureInfo.InvariantCulture, $"{100 * r.TrainAccuracy:F2}%"),
+                    r.TestLoss.ToString("F4", CultureInfo.InvariantCulture),
+                    r.Epoch == trainer.BestEpoch ? $"[green]{testAccuracy}[/]" : testAccuracy,
+                    r.Seconds.ToString("F1", CultureInfo.InvariantCulture),
+                    r.ImagesPerSecond.ToString("F0", CultureInfo.InvariantCulture));
+            }
+            AnsiConsole.Write(table);
+        }
+        if (trainer.LastEvaluation is { } evaluation)
+        {
+            AnsiConsole.Write(Shared.PerClassTable(evaluation));
+        }
+        if (!Directory.Exists(s.OutputFolder)) return;
+        MetricsLog.WriteCsv(Path.Combine(s.OutputFolder, MetricsLog.CsvName), trainer.History);
+        MetricsLog.WriteJson(Path.Combine(s.OutputFolder, MetricsLog.JsonName), trainer, device, status);
+        List<string> plots = Plots.WriteAll(s.OutputFolder, trainer.History, trainer.LastEvaluation, trainer.Network);
+        if (!double.IsNaN(trainer.BestAccuracy))
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"Best test accuracy [bold green]{100 * trainer.BestAccuracy:F2}%[/] at epoch {trainer.BestEpoch}."));
+        AnsiConsole.MarkupLineInterpolated($"Wrote to {Path.GetFullPath(s.OutputFolder)}:");
+        var files = new List<string> { Trainer.LastCheckpointName, Trainer.BestCheckpointName, MetricsLog.CsvName, MetricsLog.JsonName };
+        files.AddRange(plots.Select(Path.GetFileName)!);
+        foreach (string file in files.Where(f => File.Exists(Path.Combine(s.OutputFolder, f))))
+            AnsiConsole.MarkupLineInterpolated($"  {file}");
+    }
+}

@@ -1,0 +1,217 @@
+namespace AlexNetCompiler.Data;
+
+/// <summary>One batch: NCHW images (normalised, augmented when training), labels and the dataset indices they came from.</summary>
+public sealed class Batch
+{
+    internal Batch(int capacity, int sampleLength)
+    {
+        Images = new float[capacity * sampleLength];
+        Labels = new int[capacity];
+        Indices = new int[capacity];
+        SampleLength = sampleLength;
+    }
+
+    /// <summary>Buffer of capacity * SampleLength floats; the first Count samples are valid.</summary>
+    public float[] Images { get; }
+    public int[] Labels { get; }
+    public int[] Indices { get; }
+    public int SampleLength { get; }
+    public int Count { get; internal set; }
+    /// <summary>Position of this batch in its epoch, from 0.</summary>
+    public int Number { get; internal set; }
+
+    public ReadOnlySpan<float> ImageSpan => Images.AsSpan(0, Count * SampleLength);
+    public ReadOnlySpan<int> LabelSpan => Labels.AsSpan(0, Count);
+}
+
+/// <summary>
+/// Feeds a dataset in batches, preparing the next batch on a background thread while the caller trains on
+/// the current one (double buffering). Two batch buffers are allocated up front and reused: after the
+/// first epoch starts nothing is allocated per batch. A yielded batch is valid until the next one is
+/// requested.
+///
+/// Determinism: the epoch's order is a pure function of (seed, epoch) and each sample's augmentation a pure
+/// function of (seed, epoch, dataset index), so a run resumed at epoch k sees exactly the batches an
+/// uninterrupted run would.
+/// </summary>
+public sealed class BatchLoader : IDisposable
+{
+    private const long ShuffleStream = -1;
+
+    private readonly Dataset _data;
+    private readonly Normalization _normalization;
+    private readonly Augmenter? _augmenter;
+    private readonly Batch[] _buffers;
+    private readonly float[] _scratch;
+    private readonly int[] _order;
+    private readonly Thread _worker;
+    private readonly SemaphoreSlim _requested = new(0, 1);
+    private readonly SemaphoreSlim _completed = new(0, 1);
+    private volatile bool _stopping;
+    private Batch? _target;
+    private int _targetEpoch, _targetNumber;
+    private Exception? _workerError;
+    private int _outstanding;
+    private bool _inEpoch, _disposed;
+
+    public BatchLoader(Dataset data, int batchSize, Normalization normalization, Augmenter? augmenter = null, bool shuffle = false, ulong seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(normalization);
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size {batchSize} must be positive.");
+        if (normalization.Channels != data.Channels)
+            throw new ArgumentException($"Normalisation has {normalization.Channels} channels, dataset '{data.Name}' has {data.Channels}.");
+        if (augmenter is not null && augmenter.SampleLength != data.SampleLength)
+            throw new ArgumentException($"Augmenter is for [{augmenter.Channels}, {augmenter.Height}, {augmenter.Width}], dataset '{data.Name}' is [{data.Channels}, {data.Height}, {data.Width}].");
+        _data = data;
+        _normalization = normalization;
+        _augmenter = augmenter;
+        BatchSize = batchSize;
+        Shuffle = shuffle;
+        Seed = seed;
+        _buffers = [new Batch(batchSize, data.SampleLength), new Batch(batchSize, data.SampleLength)];
+        _scratch = new float[data.SampleLength];
+        _order = new int[data.Count];
+        _worker = new Thread(WorkerLoop) { IsBackground = true, Name = "BatchLoader" };
+        _worker.Start();
+    }
+
+    public Dataset Data => _data;
+    public int BatchSize { get; }
+    public bool Shuffle { get; }
+    public ulong Seed { get; }
+
+    /// <summary>Batches per epoch; the last one holds the remainder and may be smaller.</summary>
+    public int BatchesPerEpoch => (_data.Count + BatchSize - 1) / BatchSize;
+
+    /// <summary>
+    /// The batches of one epoch, from batch <paramref name="firstBatch"/> on (a run resumed mid-epoch skips
+    /// the batches it has already trained on). From batch 0, every sample appears exactly once. Leaving the
+    /// loop early is fine: the batch being prepared is finished and discarded.
+    /// </summary>
+    public IEnumerable<Batch> Epoch(int epoch, int firstBatch = 0)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_inEpoch) throw new InvalidOperationException("BatchLoader: finish (or leave) the previous epoch's loop before starting another.");
+        if (firstBatch < 0 || firstBatch > BatchesPerEpoch)
+            throw new ArgumentOutOfRangeException(nameof(firstBatch), $"First batch {firstBatch} is outside [0, {BatchesPerEpoch}].");
+        return EpochIterator(epoch, firstBatch);
+    }
+
+    private IEnumerable<Batch> EpochIterator(int epoch, int firstBatch)
+    {
+        _inEpoch = true;
+        try
+        {
+            FillOrder(epoch);
+            int batches = BatchesPerEpoch;
+            if (firstBatch >= batches) yield break;
+            Request(_buffers[firstBatch & 1], epoch, firstBatch);
+            for (int b = firstBatch; b < batches; b++)
+            {
+                WaitForWorker();
+                Batch current = _buffers[b & 1];
+                if (b + 1 < batches) Request(_buffers[(b + 1) & 1], epoch, b + 1);
+                yield return current;
+            }
+        }
+        finally
+        {
+            while (_outstanding > 0) WaitForWorker(rethrow: false);
+            _inEpoch = false;
+        }
+    }
+
+    /// <summary>Prepares batch <paramref name="number"/> of <paramref name="epoch"/> on the calling thread (for evaluation and tests).</summary>
+    public void PrepareBatch(int epoch, int number, Batch destination)
+    {
+        if (_inEpoch) throw new InvalidOperationException("BatchLoader: PrepareBatch cannot run during an epoch loop.");
+        FillOrder(epoch);
+        Fill(destination, epoch, number, _scratch);
+    }
+
+    /// <summary>A batch buffer of this loader's capacity (for PrepareBatch).</summary>
+    public Batch CreateBatch() => new(BatchSize, _data.SampleLength);
+
+    private void FillOrder(int epoch)
+    {
+        for (int i = 0; i < _order.Length; i++) _order[i] = i;
+        if (Shuffle)
+        {
+            SplitMixRandom random = SplitMixRandom.For(Seed, ShuffleStream, epoch);
+            random.Shuffle(_order);
+        }
+    }
+
+    private void Fill(Batch batch, int epoch, int number, float[] scratch)
+    {
+        int start = number * BatchSize;
+        int count = Math.Min(BatchSize, _data.Count - start);
+        int length = _data.SampleLength;
+        for (int i = 0; i < count; i++)
+        {
+            int index = _order[start + i];
+            Span<float> sample = batch.Images.AsSpan(i * length, length);
+            _data.Image(index).CopyTo(sample);
+            if (_augmenter is not null)
+            {
+                SplitMixRandom random = SplitMixRandom.For(Seed, epoch, index);
+                _augmenter.Apply(sample, scratch, ref random);
+            }
+            _normalization.Apply(sample, _data.Height, _data.Width);
+            batch.Labels[i] = _data.Labels[index];
+            batch.Indices[i] = index;
+        }
+        batch.Count = count;
+        batch.Number = number;
+    }
+
+    private void Request(Batch target, int epoch, int number)
+    {
+        _target = target;
+        _targetEpoch = epoch;
+        _targetNumber = number;
+        _outstanding++;
+        _requested.Release();
+    }
+
+    private void WaitForWorker(bool rethrow = true)
+    {
+        _completed.Wait();
+        _outstanding--;
+        Exception? error = _workerError;
+        _workerError = null;
+        if (error is not null && rethrow)
+            throw new InvalidOperationException($"Preparing a batch of '{_data.Name}' failed: {error.Message}", error);
+    }
+
+    private void WorkerLoop()
+    {
+        var scratch = new float[_data.SampleLength];
+        while (true)
+        {
+            _requested.Wait();
+            if (_stopping) return;
+            try
+            {
+                Fill(_target!, _targetEpoch, _targetNumber, scratch);
+            }
+            catch (Exception e)
+            {
+                _workerError = e;
+            }
+            _completed.Release();
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _stopping = true;
+        _requested.Release();
+        _worker.Join();
+        _requested.Dispose();
+        _completed.Dispose();
+    }
+}

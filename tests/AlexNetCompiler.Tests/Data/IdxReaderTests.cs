@@ -1,0 +1,191 @@
+using AlexNetCompiler.Data;
+
+namespace AlexNetCompiler.Tests.Data;
+
+public sealed class IdxReaderTests : IDisposable
+{
+    private readonly TempFolder _folder = new();
+    private static readonly string[] TenClasses = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+    public void Dispose() => _folder.Dispose();
+
+    private string Write(string name, byte[] bytes)
+    {
+        string path = _folder.File(name);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ReadsImagesAndLabels_RawOrGzip(bool gzip)
+    {
+        byte[] pixels = IdxBytes.PatternImages(5, 4, 3);
+        byte[] labels = [3, 0, 9, 1, 7];
+        byte[] imageFile = IdxBytes.File([5, 4, 3], pixels), labelFile = IdxBytes.File([5], labels);
+        // The name says nothing about compression: detection is by the gzip magic bytes.
+        string images = Write("images.idx", gzip ? IdxBytes.Gzip(imageFile) : imageFile);
+        string labelPath = Write("labels.idx", gzip ? IdxBytes.Gzip(labelFile) : labelFile);
+
+        Dataset data = IdxDataset.Load(images, labelPath, TenClasses);
+
+        Assert.Equal(5, data.Count);
+        Assert.Equal((1, 4, 3), (data.Channels, data.Height, data.Width));
+        Assert.Equal(labels.Select(b => (int)b), data.Labels);
+        // Pixel n=2, y=1, x=2 = (62 + 7 + 2) = 71 -> 71/255 (division in float32 is exact to 1 ulp).
+        Assert.Equal(71f / 255f, data.Image(2)[1 * 3 + 2], 6);
+        Assert.All(data.Images, v => Assert.InRange(v, 0f, 1f));
+    }
+
+    [Fact]
+    public void WriterRoundTrips()
+    {
+        byte[] pixels = IdxBytes.PatternImages(3, 2, 2);
+        string path = _folder.File("round.idx.gz");
+        IdxFile.Write(path, [3, 2, 2], pixels, gzip: true);
+        byte[] raw = File.ReadAllBytes(path);
+        Assert.Equal((0x1f, 0x8b), (raw[0], raw[1]));
+        IdxFile read = IdxFile.Read(path);
+        Assert.Equal([3, 2, 2], read.Dimensions);
+        Assert.Equal(pixels, read.Data);
+    }
+
+    [Fact]
+    public void BadMagic_NamesFile()
+    {
+        byte[] bytes = IdxBytes.File([2], [1, 2]);
+        bytes[0] = 0x12;
+        string path = Write("bad-magic", bytes);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("magic", e.Message);
+    }
+
+    [Fact]
+    public void UnsupportedDataType_IsNamed()
+    {
+        byte[] bytes = [.. IdxBytes.Header(0x0D, 1), 0, 0, 0, 0];
+        string path = Write("float.idx", bytes);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("0x0d", e.Message);
+        Assert.Contains("float32", e.Message);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(9)]
+    public void TruncatedHeader(int length)
+    {
+        byte[] full = IdxBytes.File([2, 2], [1, 2, 3, 4]);
+        string path = Write("short-header", full[..length]);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("truncated", e.Message);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TruncatedData(bool gzip)
+    {
+        byte[] full = IdxBytes.File([10, 4, 4], IdxBytes.PatternImages(10, 4, 4));
+        byte[] cut = full[..(full.Length - 5)];
+        string path = Write("cut", gzip ? IdxBytes.Gzip(cut) : cut);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("truncated", e.Message);
+        Assert.Contains("160", e.Message); // the number of data bytes expected
+    }
+
+    [Fact]
+    public void TruncatedGzipStream_IsReported()
+    {
+        byte[] gz = IdxBytes.Gzip(IdxBytes.File([50, 8, 8], IdxBytes.PatternImages(50, 8, 8)));
+        string path = Write("cut.gz", gz[..(gz.Length / 2)]);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("truncated", e.Message);
+    }
+
+    [Fact]
+    public void TrailingBytes_AreAnError()
+    {
+        string path = Write("long", [.. IdxBytes.File([2], [1, 2]), 99]);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("1 unexpected bytes", e.Message);
+    }
+
+    [Fact]
+    public void CountMismatch_NamesBothFiles()
+    {
+        string images = Write("images", IdxBytes.File([4, 2, 2], IdxBytes.PatternImages(4, 2, 2)));
+        string labels = Write("labels", IdxBytes.File([3], [0, 1, 2]));
+        var e = Assert.Throws<InvalidDataException>(() => IdxDataset.Load(images, labels, TenClasses));
+        Assert.Contains(labels, e.Message);
+        Assert.Contains(images, e.Message);
+        Assert.Contains("3 labels", e.Message);
+    }
+
+    [Fact]
+    public void LabelOutOfRange_NamesIndex()
+    {
+        string images = Write("images", IdxBytes.File([3, 2, 2], IdxBytes.PatternImages(3, 2, 2)));
+        string labels = Write("labels", IdxBytes.File([3], [0, 10, 2]));
+        var e = Assert.Throws<InvalidDataException>(() => IdxDataset.Load(images, labels, TenClasses));
+        Assert.Contains(labels, e.Message);
+        Assert.Contains("label 10 at index 1", e.Message);
+    }
+
+    [Fact]
+    public void WrongRank_IsReported()
+    {
+        string images = Write("images", IdxBytes.File([4, 4], new byte[16]));
+        string labels = Write("labels", IdxBytes.File([4], new byte[4]));
+        var e = Assert.Throws<InvalidDataException>(() => IdxDataset.Load(images, labels, TenClasses));
+        Assert.Contains(images, e.Message);
+        Assert.Contains("3 dimensions", e.Message);
+
+        string images3 = Write("images3", IdxBytes.File([4, 2, 2], new byte[16]));
+        string labels2 = Write("labels2", IdxBytes.File([4, 1], new byte[4]));
+        e = Assert.Throws<InvalidDataException>(() => IdxDataset.Load(images3, labels2, TenClasses));
+        Assert.Contains(labels2, e.Message);
+        Assert.Contains("1 dimension", e.Message);
+    }
+
+    [Fact]
+    public void MissingFile_IsNamed()
+    {
+        string path = _folder.File("absent.idx");
+        var e = Assert.Throws<FileNotFoundException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+    }
+
+    [Fact]
+    public void FashionMnistFolder_LoadsFourFiles_GzipOrRaw()
+    {
+        // Train files gzip-compressed, test files raw: the folder loader finds either form.
+        File.WriteAllBytes(_folder.File("train-images-idx3-ubyte.gz"), IdxBytes.Gzip(IdxBytes.File([6, 28, 28], IdxBytes.PatternImages(6, 28, 28))));
+        File.WriteAllBytes(_folder.File("train-labels-idx1-ubyte.gz"), IdxBytes.Gzip(IdxBytes.File([6], [0, 1, 2, 3, 4, 9])));
+        File.WriteAllBytes(_folder.File("t10k-images-idx3-ubyte"), IdxBytes.File([2, 28, 28], IdxBytes.PatternImages(2, 28, 28)));
+        File.WriteAllBytes(_folder.File("t10k-labels-idx1-ubyte"), IdxBytes.File([2], [5, 8]));
+
+        Assert.True(FashionMnistFiles.Exists(_folder.Path));
+        (Dataset train, Dataset test) = FashionMnistFiles.Load(_folder.Path);
+        Assert.Equal(6, train.Count);
+        Assert.Equal([5, 8], test.Labels);
+        Assert.Equal("Ankle boot", train.ClassNames[train.Labels[5]]);
+    }
+
+    [Fact]
+    public void FashionMnistFolder_MissingFile_IsNamed()
+    {
+        File.WriteAllBytes(_folder.File("train-images-idx3-ubyte.gz"), IdxBytes.Gzip(IdxBytes.File([1, 2, 2], new byte[4])));
+        Assert.False(FashionMnistFiles.Exists(_folder.Path));
+        var e = Assert.Throws<FileNotFoundException>(() => FashionMnistFiles.Load(_folder.Path));
+        Assert.Contains("train-labels-idx1-ubyte", e.Message);
+    }
+}

@@ -1,0 +1,164 @@
+using AlexNetCompiler.Training;
+using FashionMnist;
+
+namespace AlexNetCompiler.Tests.Networks;
+
+/// <summary>
+/// Behaviour of the generated compute (Forward / ForwardBackward / TrainStep) on the Fashion-MNIST network.
+/// Numeric agreement with libtorch is checked layer by layer and for whole networks in ReferenceTests;
+/// these tests check the generated orchestration itself: gradients against finite differences, the two
+/// forward paths against each other, determinism, and that SGD on the gradients actually learns.
+/// </summary>
+public sealed class GeneratedNetworkTests
+{
+    private const int Batch = 4;
+
+    private static (FashionNet net, float[] input, int[] labels) Create(ulong seed)
+    {
+        var net = new FashionNet(Batch, new global::AlexNetCompiler.Cpu.CpuContext(2));
+        Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, seed);
+        var rng = new SeededRandom(seed + 1);
+        var input = new float[Batch * FashionNet.InputLength];
+        for (int i = 0; i < input.Length; i++) input[i] = rng.NextSingle();
+        var labels = new int[Batch];
+        for (int i = 0; i < Batch; i++) labels[i] = i * 3 % FashionNet.ClassCount;
+        return (net, input, labels);
+    }
+
+    [Fact]
+    public void Inference_forward_matches_the_training_forward_without_dropout()
+    {
+        var (net, input, labels) = Create(11);
+        var logits = new float[Batch * FashionNet.ClassCount];
+        net.Forward(input, Batch, logits);
+        net.ForwardBackward(input, labels, Batch, dropoutSeed: null);
+        // Same kernels, same order: the two passes must agree to the bit.
+        Assert.Equal(logits, net.Logits.ToArray());
+    }
+
+    [Fact]
+    public void Loss_is_the_mean_cross_entropy_of_the_logits()
+    {
+        var (net, input, labels) = Create(12);
+        float loss = net.ForwardBackward(input, labels, Batch, dropoutSeed: null);
+        double expected = 0;
+        ReadOnlySpan<float> logits = net.Logits;
+        for (int n = 0; n < Batch; n++)
+        {
+            ReadOnlySpan<float> row = logits.Slice(n * FashionNet.ClassCount, FashionNet.ClassCount);
+            double max = double.NegativeInfinity;
+            foreach (float v in row) max = Math.Max(max, v);
+            double sum = 0;
+            foreach (float v in row) sum += Math.Exp(v - max);
+            expected += Math.Log(sum) + max - row[labels[n]];
+        }
+        expected /= Batch;
+        // float32 log-sum-exp over 10 classes: rel 1e-5 covers rounding of exp/log.
+        Assert.InRange(loss, expected - 1e-5 * Math.Abs(expected) - 1e-6, expected + 1e-5 * Math.Abs(expected) + 1e-6);
+    }
+
+    [Fact]
+    public void Parameter_gradients_match_central_finite_differences()
+    {
+        var (net, input, labels) = Create(13);
+        net.ForwardBackward(input, labels, Batch, dropoutSeed: null);
+        float[] analytic = net.Gradients.ToArray();
+
+        // Probe the largest-gradient entries of every tensor (small gradients drown in float32 rounding).
+        var failures = new List<string>();
+        foreach (ParameterDescriptor p in net.Descriptor.Parameters)
+        {
+            int best = p.Offset;
+            for (int i = p.Offset; i < p.Offset + p.Length; i++)
+                if (Math.Abs(analytic[i]) > Math.Abs(analytic[best])) best = i;
+            if (Math.Abs(analytic[best]) < 1e-4f) continue;
+
+            float saved = net.Parameters[best];
+            const float h = 1e-2f;
+            net.Parameters[best] = saved + h;
+            float plus = net.ForwardBackward(input, labels, Batch, dropoutSeed: null);
+            net.Parameters[best] = saved - h;
+            float minus = net.ForwardBackward(input, labels, Batch, dropoutSeed: null);
+            net.Parameters[best] = saved;
+            double numeric = (plus - minus) / (2.0 * h);
+            // Central differences in float32 with h = 1e-2: truncation O(h^2) plus rounding ~1e-7/h of a loss ~2.3;
+            // max-pool switches can add kinks, so 5% relative + 2e-4 absolute.
+            double tolerance = 2e-4 + 0.05 * Math.Abs(analytic[best]);
+            if (Math.Abs(numeric - analytic[best]) > tolerance)
+                failures.Add($"{p.Name}[{best - p.Offset}]: analytic {analytic[best]}, numeric {numeric}");
+        }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    [Fact]
+    public void Unusual_layer_orders_have_correct_gradients()
+    {
+        var net = new UnusualNet(3, new global::AlexNetCompiler.Cpu.CpuContext(2));
+        Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, 21);
+        var rng = new SeededRandom(22);
+        var input = new float[3 * UnusualNet.InputLength];
+        for (int i = 0; i < input.Length; i++) input[i] = 2 * rng.NextSingle() - 1;
+        int[] labels = { 4, 0, 2 };
+        net.ForwardBackward(input, labels, 3, dropoutSeed: null);
+        float[] analytic = net.Gradients.ToArray();
+        var failures = new List<string>();
+        // Every entry of this small net, not just the largest. This net is strongly non-linear (LRN with alpha 0.05,
+        // several ReLU and max-pool kinks), so h = 1e-2 steps across kinks; h = 3e-3 does not, and its float32
+        // rounding error is about 2 ulp(loss ~ 3.6) / 6e-3 ~ 1.5e-4: tolerance 3e-4 + 3% relative.
+        for (int i = 0; i < analytic.Length; i++)
+        {
+            float saved = net.Parameters[i];
+            const float h = 3e-3f;
+            net.Parameters[i] = saved + h;
+            float plus = net.ForwardBackward(input, labels, 3, dropoutSeed: null);
+            net.Parameters[i] = saved - h;
+            float minus = net.ForwardBackward(input, labels, 3, dropoutSeed: null);
+            net.Parameters[i] = saved;
+            double numeric = (plus - minus) / (2.0 * h);
+            if (Math.Abs(numeric - analytic[i]) > 3e-4 + 0.03 * Math.Abs(analytic[i]))
+                failures.Add($"parameter {i}: analytic {analytic[i]}, numeric {numeric}");
+        }
+        // A nudge can still flip a kink for an entry sitting next to one; allow 1 in 100.
+        Assert.True(failures.Count <= analytic.Length / 100, $"{failures.Count} of {analytic.Length} entries differ:\n" + string.Join("\n", failures.Take(20)));
+        Assert.Equal(5, UnusualNet.ClassCount);
+    }
+
+    [Fact]
+    public void Dropout_is_deterministic_under_a_seed_and_differs_across_seeds()
+    {
+        var (net, input, labels) = Create(14);
+        float a = net.ForwardBackward(input, labels, Batch, dropoutSeed: 99);
+        float[] gradientsA = net.Gradients.ToArray();
+        float b = net.ForwardBackward(input, labels, Batch, dropoutSeed: 99);
+        Assert.Equal(a, b);
+        Assert.Equal(gradientsA, net.Gradients);
+        float c = net.ForwardBackward(input, labels, Batch, dropoutSeed: 100);
+        Assert.NotEqual(a, c);
+    }
+
+    [Fact]
+    public void Sgd_steps_overfit_a_fixed_batch()
+    {
+        var (net, input, labels) = Create(15);
+        var sgd = new Sgd(net.Parameters.Length, new SgdOptions(LearningRate: 0.02f, Momentum: 0.9f, WeightDecay: 5e-4f));
+        float first = net.TrainStep(input, labels, Batch, sgd, dropoutSeed: null);
+        float last = first;
+        for (int step = 0; step < 30; step++) last = net.TrainStep(input, labels, Batch, sgd, dropoutSeed: null);
+        // Four samples, 30 steps: a working backward drives the loss far below its start (about ln 10).
+        Assert.True(last < 0.25f * first, $"loss went from {first} to {last}");
+    }
+
+    [Fact]
+    public void Bad_arguments_name_what_is_wrong()
+    {
+        var (net, input, labels) = Create(16);
+        var logits = new float[Batch * FashionNet.ClassCount];
+        var tooBig = Assert.Throws<ArgumentOutOfRangeException>(() => net.Forward(input, Batch + 1, new float[(Batch + 1) * 10]));
+        Assert.Contains("MaxBatch", tooBig.Message);
+        var shortInput = Assert.Throws<ArgumentException>(() => net.Forward(input.AsSpan(0, 10), 1, logits));
+        Assert.Contains("[1, 28, 28]", shortInput.Message);
+        labels[2] = 10;
+        var badLabel = Assert.Throws<ArgumentException>(() => net.ForwardBackward(input, labels, Batch, null));
+        Assert.Contains("labels[2] is 10", badLabel.Message);
+    }
+}
