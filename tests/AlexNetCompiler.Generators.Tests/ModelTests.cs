@@ -118,6 +118,18 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void Layer_names_with_newlines_quotes_and_markup_generate_code_that_compiles()
+    {
+        // Names are user text that lands in comments, doc comments and string literals of every emitter.
+        GeneratorOutcome outcome = GeneratorHarness.Run(
+            "using AlexNetCompiler;\n[Network(Channels = 1, Height = 8, Width = 8)]\n" +
+            "[Conv2d(2, Kernel = 3, Name = \"a\\nb */ \\\" <c> & d\"), Relu, Dense(3, Name = \"x\\r\\ny\")]\npublic partial class Named { }");
+        Assert.Contains(outcome.Sources, s => s.HintName.EndsWith(".Cpu.g.cs", StringComparison.Ordinal));
+        Assert.Empty(outcome.CompilationErrors);
+        Assert.Equal("a\nb */ \" <c> & d.weight", outcome.SingleModel.Layers[0].Parameters[0].Name);
+    }
+
+    [Fact]
     public void Memory_plan_gives_a_relu_after_lrn_its_own_buffer()
     {
         // [1, 4, 4] -> Conv2d(2, k=3) [2, 2, 2] -> Lrn [2, 2, 2] -> Relu [2, 2, 2] -> Dense(3) [3] -> loss [3]

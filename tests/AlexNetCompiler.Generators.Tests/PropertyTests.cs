@@ -120,7 +120,9 @@ public sealed class PropertyTests
 
             Assert.Null(outcome.Result.Exception);
             Assert.DoesNotContain(outcome.GeneratorDiagnostics, d => d.Id == "ANC0001");
-            Assert.Empty(outcome.CompilationErrors);
+            IReadOnlyList<Diagnostic> errors = outcome.CompilationErrors;
+            if (errors.Count > 0)
+                Assert.Fail(string.Join("\n", errors.Take(5)) + "\nin:\n" + errors[0].Location.SourceTree?.ToString());
 
             Interlocked.Add(ref specs, batch.Length);
             Interlocked.Add(ref networksGenerated, outcome.Sources.Count(s => !s.HintName.Contains(".Cpu.") && !s.HintName.Contains(".Cuda.")));

@@ -230,9 +230,9 @@ internal static partial class CpuEmitter
             foreach (ParameterModel p in l.Parameters)
             {
                 string shape = "[" + string.Join(", ", p.Shape) + "]";
-                w.WriteLine($"/// <summary><c>{p.Name}</c>, {shape}.</summary>");
+                w.WriteLine($"/// <summary><c>{XmlComment(p.Name)}</c>, {shape}.</summary>");
                 w.WriteLine($"public global::System.Span<float> {p.Identifier} => new global::System.Span<float>(Parameters, {p.Identifier}Offset, {p.Identifier}Length);");
-                w.WriteLine($"/// <summary>Gradient of <c>{p.Name}</c>, {shape}.</summary>");
+                w.WriteLine($"/// <summary>Gradient of <c>{XmlComment(p.Name)}</c>, {shape}.</summary>");
                 w.WriteLine($"public global::System.Span<float> {p.Identifier}Gradient => new global::System.Span<float>(Gradients, {p.Identifier}Offset, {p.Identifier}Length);");
             }
         }
@@ -471,7 +471,12 @@ internal static partial class CpuEmitter
     private static string DropoutSeed(LayerModel l) =>
         l.Index == 0 ? "dropoutSeed" : $"unchecked(dropoutSeed + {l.Index}UL * 0x9E3779B97F4A7C15UL)";
 
-    private static string Describe(LayerModel l) => $"{l.Identifier} ({l.Name})";
+    private static string Describe(LayerModel l) => $"{l.Identifier} ({Comment(l.Name)})";
+
+    // Names are user text: escaped so a newline or quote cannot end a comment, and XML-escaped inside doc comments.
+    private static string Comment(string text) => Microsoft.CodeAnalysis.CSharp.SymbolDisplay.FormatLiteral(text, quote: false);
+
+    private static string XmlComment(string text) => Comment(text).Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
 
     private static string Camel(string identifier) =>
         identifier.Length == 0 ? identifier : char.ToLowerInvariant(identifier[0]) + identifier.Substring(1);

@@ -204,21 +204,24 @@ internal static partial class CudaEmitter
         switch (s.Kind)
         {
             case StageKind.Conv:
-                return $"{l.Name}: Conv2d {l.Input.Channels}->{l.Output.Channels}, kernel {l.KernelHeight}x{l.KernelWidth}, stride {l.StrideHeight}x{l.StrideWidth}, " +
+                return $"{Comment(l.Name)}: Conv2d {l.Input.Channels}->{l.Output.Channels}, kernel {l.KernelHeight}x{l.KernelWidth}, stride {l.StrideHeight}x{l.StrideWidth}, " +
                        $"padding {l.PaddingHeight}x{l.PaddingWidth}, groups {l.Groups}{(l.HasBias ? " + bias" : "")}{(s.Relu ? " + ReLU" : "")}";
             case StageKind.Dense:
-                return $"{l.Name}: Dense {l.Input.Length}->{l.Output.Channels}{(l.HasBias ? " + bias" : "")}{(s.Relu ? " + ReLU" : "")}" +
-                       (s.Dropout is null ? "" : $", dropout p={Float(s.Dropout.DropoutP)} on its input ({s.Dropout.Name})");
+                return $"{Comment(l.Name)}: Dense {l.Input.Length}->{l.Output.Channels}{(l.HasBias ? " + bias" : "")}{(s.Relu ? " + ReLU" : "")}" +
+                       (s.Dropout is null ? "" : $", dropout p={Float(s.Dropout.DropoutP)} on its input ({Comment(s.Dropout.Name)})");
             case StageKind.LrnPool:
-                string lrn = s.Lrn is null ? "" : $"{s.Lrn.Name}: LRN size {s.Lrn.LrnSize}, alpha {Float(s.Lrn.LrnAlpha)}, beta {Float(s.Lrn.LrnBeta)}, k {Float(s.Lrn.LrnK)}";
-                string pool = s.Pool is null ? "" : $"{s.Pool.Name}: MaxPool {s.Pool.KernelHeight}x{s.Pool.KernelWidth}, stride {s.Pool.StrideHeight}, padding {s.Pool.PaddingHeight}";
+                string lrn = s.Lrn is null ? "" : $"{Comment(s.Lrn.Name)}: LRN size {s.Lrn.LrnSize}, alpha {Float(s.Lrn.LrnAlpha)}, beta {Float(s.Lrn.LrnBeta)}, k {Float(s.Lrn.LrnK)}";
+                string pool = s.Pool is null ? "" : $"{Comment(s.Pool.Name)}: MaxPool {s.Pool.KernelHeight}x{s.Pool.KernelWidth}, stride {s.Pool.StrideHeight}, padding {s.Pool.PaddingHeight}";
                 return lrn.Length > 0 && pool.Length > 0 ? lrn + " fused with " + pool : lrn + pool;
             case StageKind.Relu:
-                return $"{l.Name}: ReLU";
+                return $"{Comment(l.Name)}: ReLU";
             default:
-                return $"{l.Name}: Dropout p={Float(l.DropoutP)}";
+                return $"{Comment(l.Name)}: Dropout p={Float(l.DropoutP)}";
         }
     }
+
+    // Layer names are user text: escaped so that a newline cannot end a // comment in the CUDA source.
+    private static string Comment(string text) => Microsoft.CodeAnalysis.CSharp.SymbolDisplay.FormatLiteral(text, quote: false);
 
     private static string Snake(string identifier)
     {
