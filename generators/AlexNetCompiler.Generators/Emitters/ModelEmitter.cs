@@ -37,7 +37,8 @@ internal static class ModelEmitter
     }
 
     /// <summary>Writes the namespace and the (partial) containing types, then opens the network class.</summary>
-    public static void OpenClass(IndentedTextWriter writer, NetworkModel model)
+    /// <param name="baseList">Optional base types, e.g. an interface this part implements.</param>
+    public static void OpenClass(IndentedTextWriter writer, NetworkModel model, string? baseList = null)
     {
         if (model.Namespace.Length > 0)
         {
@@ -51,7 +52,7 @@ internal static class ModelEmitter
             writer.WriteLine("{");
             writer.Indent++;
         }
-        writer.WriteLine($"partial class {model.ClassName}");
+        writer.WriteLine(baseList is null ? $"partial class {model.ClassName}" : $"partial class {model.ClassName} : {baseList}");
         writer.WriteLine("{");
         writer.Indent++;
     }
@@ -239,7 +240,7 @@ internal static class ModelEmitter
     public static string Literal(string value) => SymbolDisplay.FormatLiteral(value, quote: true);
 
     /// <summary>Text safe inside a // comment: control characters (a newline would end the comment) escaped.</summary>
-    private static string Comment(string value) => SymbolDisplay.FormatLiteral(value, quote: false);
+    public static string Comment(string value) => SymbolDisplay.FormatLiteral(value, quote: false);
 
-    private static string Xml(string value) => value.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
+    public static string Xml(string value) => value.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
 }
