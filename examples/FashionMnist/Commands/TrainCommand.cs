@@ -16,8 +16,8 @@ internal static class TrainCommand
     public static Command Create()
     {
         var epochs = new Option<int?>("--epochs", "-e") { Description = $"Epochs to train (total, counting resumed ones). Default {SubsetEpochs} on the embedded subset, {FullSetEpochs} on a full set." };
-        var batch = Shared.BatchOption(128);
-        var lr = new Option<float>("--lr") { Description = "Initial learning rate.", DefaultValueFactory = _ => 0.01f };
+        var batch = Shared.BatchOption(64);
+        var lr = new Option<float>("--lr") { Description = "Initial learning rate.", DefaultValueFactory = _ => 0.02f };
         var schedule = new Option<LearningRateSchedule>("--schedule") { Description = "step: divide by 10 every --lr-step epochs; plateau: divide by 10 when test accuracy stalls for --patience epochs (the paper).", DefaultValueFactory = _ => LearningRateSchedule.Step };
         var lrStep = new Option<int>("--lr-step") { Description = "Epochs between divisions by 10 (step schedule); 0 = once, after two thirds of the epochs.", DefaultValueFactory = _ => 0 };
         var patience = new Option<int>("--patience") { Description = "Epochs without a new best test accuracy before dividing by 10 (plateau schedule).", DefaultValueFactory = _ => 2 };
