@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using AlexNetCompiler.Cpu;
 using AlexNetCompiler.Data;
 using AlexNetCompiler.Training;
@@ -124,6 +125,13 @@ internal static class TrainRun
             cancel.Cancel();
         };
         Console.CancelKeyPress += onCancel;
+        // SIGTERM (e.g. a container or job scheduler stopping the run) is handled like Ctrl+C.
+        using PosixSignalRegistration? onTerminate = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            if (cancel.IsCancellationRequested) return;
+            context.Cancel = true;
+            cancel.Cancel();
+        });
         string status = "completed";
         int exitCode = 0;
         try
