@@ -30,16 +30,94 @@ internal static unsafe class KernelBench
             fixed (float* pa = a, pb = b, pc = c)
             {
                 float* pa2 = pa, pb2 = pb, pc2 = pc;
-                double t1 = Time(() => Gemm.Multiply(s.M, s.N, s.K, pa2, lda, s.TA, pb2, ldb, s.TB, pc2, s.N, false, GemmEpilogue.None, one));
+                double t1 = Time(() => Gemm.Multiply(s.M, s.N, s.K, pa2, lda, s.TA, pb2, ldb, s.TB, pc2, s.N, false, GemmEpilogue.None, one), cpuTime: true);
                 double tn = Time(() => Gemm.Multiply(s.M, s.N, s.K, pa2, lda, s.TA, pb2, ldb, s.TB, pc2, s.N, false, GemmEpilogue.None, ctx));
                 double flops = 2.0 * s.M * s.N * s.K;
-                Console.WriteLine($"  {s.Name,-32} M={s.M,5} N={s.N,5} K={s.K,5}  1 thread {flops / t1 / 1e9,7:F1} GFLOP/s   {threads} threads {flops / tn / 1e9,7:F1} GFLOP/s");
+                Console.WriteLine($"  {s.Name,-32} M={s.M,5} N={s.N,5} K={s.K,5}  1 thread (CPU time) {flops / t1 / 1e9,7:F1} GFLOP/s   {threads} threads {flops / tn / 1e9,7:F1} GFLOP/s");
             }
         }
     }
 
+    /// <summary>Every layer kernel of the canonical AlexNet, forward and backward, at the given batch.</summary>
     public static void RunLayers(int threads, int batch)
     {
+        using var ctx = new CpuContext(threads);
+        // One thread: time by CPU time, which on a shared machine counts only the cycles the kernels got.
+        bool cpu = threads == 1;
+        Console.WriteLine($"Canonical AlexNet layers, batch {batch}, {threads} thread(s), {(cpu ? "CPU" : "wall")} time:");
+        double forwardTotal = 0, backwardTotal = 0;
+        (string Name, Conv2dGeometry G, bool FirstLayer)[] convs =
+        [
+            ("conv1", new Conv2dGeometry(3, 227, 227, 96, 55, 55, 11, 11, 4, 4, 0, 0, 1), true),
+            ("conv2", new Conv2dGeometry(96, 27, 27, 256, 27, 27, 5, 5, 1, 1, 2, 2, 2), false),
+            ("conv3", new Conv2dGeometry(256, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1), false),
+            ("conv4", new Conv2dGeometry(384, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 2), false),
+            ("conv5", new Conv2dGeometry(384, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 2), false),
+        ];
+        foreach (var (name, g, first) in convs)
+        {
+            float[] x = Random(batch * g.InputLength, 1), w = Random(g.WeightLength, 2), b = Random(g.OutChannels, 3);
+            float[] y = new float[batch * g.OutputLength], dy = Random(y.Length, 4);
+            float[] dx = first ? [] : new float[x.Length], dw = new float[w.Length], db = new float[g.OutChannels];
+            double flops = 2.0 * batch * g.OutputLength * (g.InChannels / g.Groups) * g.KernelHeight * g.KernelWidth;
+            double tf = Time(() => Conv2dKernels.Forward(g, batch, x, w, b, y, true, ctx), cpu);
+            double tb = Time(() => Conv2dKernels.Backward(g, batch, x, w, dy, dx, dw, db, ctx), cpu);
+            double bflops = flops * (first ? 1 : 2);
+            forwardTotal += tf; backwardTotal += tb;
+            Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms {flops / tf / 1e9,7:F1} GFLOP/s   backward {tb * 1e3,8:F2} ms {bflops / tb / 1e9,7:F1} GFLOP/s");
+        }
+        (string Name, LrnGeometry G)[] lrns = [("lrn1", new LrnGeometry(96, 55, 55, 5, 1e-4f, 0.75f, 2f)), ("lrn2", new LrnGeometry(256, 27, 27, 5, 1e-4f, 0.75f, 2f))];
+        foreach (var (name, g) in lrns)
+        {
+            float[] x = Random(batch * g.Length, 5), y = new float[x.Length], s = new float[x.Length], dy = Random(x.Length, 6), dx = new float[x.Length];
+            double tf = Time(() => LrnKernels.Forward(g, batch, x, y, s, ctx), cpu);
+            double tb = Time(() => LrnKernels.Backward(g, batch, x, y, s, dy, dx, ctx), cpu);
+            forwardTotal += tf; backwardTotal += tb;
+            Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms   backward {tb * 1e3,8:F2} ms");
+        }
+        (string Name, PoolGeometry G)[] pools =
+        [
+            ("pool1", new PoolGeometry(96, 55, 55, 27, 27, 3, 3, 2, 2, 0, 0)),
+            ("pool2", new PoolGeometry(256, 27, 27, 13, 13, 3, 3, 2, 2, 0, 0)),
+            ("pool5", new PoolGeometry(256, 13, 13, 6, 6, 3, 3, 2, 2, 0, 0)),
+        ];
+        foreach (var (name, g) in pools)
+        {
+            float[] x = Random(batch * g.InputLength, 7), y = new float[batch * g.OutputLength], dy = Random(y.Length, 8), dx = new float[x.Length];
+            int[] arg = new int[y.Length];
+            double tf = Time(() => MaxPoolKernels.Forward(g, batch, x, y, arg, ctx), cpu);
+            double tb = Time(() => MaxPoolKernels.Backward(g, batch, dy, arg, dx, ctx), cpu);
+            forwardTotal += tf; backwardTotal += tb;
+            Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms   backward {tb * 1e3,8:F2} ms");
+        }
+        (string Name, int In, int Out)[] denses = [("fc6", 9216, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)];
+        foreach (var (name, inF, outF) in denses)
+        {
+            float[] x = Random(batch * inF, 9), w = Random(outF * inF, 10), b = Random(outF, 11), y = new float[batch * outF], dy = Random(y.Length, 12);
+            float[] dx = new float[x.Length], dw = new float[w.Length], db = new float[outF];
+            double flops = 2.0 * batch * inF * outF;
+            double tf = Time(() => DenseKernels.Forward(batch, inF, outF, x, w, b, y, true, ctx), cpu);
+            double tb = Time(() => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx), cpu);
+            forwardTotal += tf; backwardTotal += tb;
+            Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms {flops / tf / 1e9,7:F1} GFLOP/s   backward {tb * 1e3,8:F2} ms {2 * flops / tb / 1e9,7:F1} GFLOP/s");
+        }
+        Console.WriteLine($"  sum of kernels: forward {forwardTotal * 1e3:F1} ms, backward {backwardTotal * 1e3:F1} ms, step ~{(forwardTotal + backwardTotal) * 1e3:F1} ms ({batch / (forwardTotal + backwardTotal):F1} img/s, ReLU/dropout/loss/SGD not included)");
+    }
+
+    /// <summary>The generated network alone: Forward and TrainStep at one batch.</summary>
+    public static void RunNetwork(BenchNetwork net, int batch, int threads)
+    {
+        using var ctx = new CpuContext(threads);
+        bool cpu = threads == 1;
+        BenchModel model = BenchSetup.CreateOurs(net, batch, ctx);
+        float[] images = BenchSetup.Images(net.Descriptor, batch);
+        int[] labels = BenchSetup.Labels(net.Descriptor, batch);
+        var logits = new float[batch * net.Descriptor.ClassCount];
+        var sgd = new AlexNetCompiler.Training.Sgd(model.Network.Parameters.Length, BenchSetup.Sgd);
+        double tf = Time(() => model.Network.Forward(images, batch, logits), cpu);
+        ulong step = 0;
+        double tt = Time(() => model.TrainStep(model.Network, images, labels, batch, sgd, step++), cpu);
+        Console.WriteLine($"  {net.Key,-12} batch {batch,3}, {threads} thread(s), {(cpu ? "CPU" : "wall")} time: forward {tf * 1e3,8:F1} ms ({batch / tf,6:F1} img/s)   train step {tt * 1e3,8:F1} ms ({batch / tt,6:F1} img/s)");
     }
 
     internal static float[] Random(int length, int seed)
@@ -51,7 +129,9 @@ internal static unsafe class KernelBench
     }
 
     /// <summary>Median seconds per call over a few repetitions after one warm-up, at least ~0.3 s of work.</summary>
-    internal static double Time(Action action)
+    /// <param name="cpuTime">Measure the calling thread's CPU time instead of wall time: on a shared machine this
+    /// counts only the cycles the kernel actually got (valid for single-threaded runs only).</param>
+    internal static double Time(Action action, bool cpuTime = false)
     {
         action();
         var sw = Stopwatch.StartNew();
@@ -61,12 +141,19 @@ internal static unsafe class KernelBench
         var times = new double[reps];
         for (int i = 0; i < reps; i++)
         {
+            TimeSpan cpu0 = ThreadCpuTime();
             sw.Restart();
             action();
-            times[i] = sw.Elapsed.TotalSeconds;
+            times[i] = cpuTime ? (ThreadCpuTime() - cpu0).TotalSeconds : sw.Elapsed.TotalSeconds;
         }
         Array.Sort(times);
-        return times[reps / 2];
+        return Math.Max(times[reps / 2], 1e-9);
+    }
+
+    private static TimeSpan ThreadCpuTime()
+    {
+        // CLOCK_THREAD_CPUTIME_ID through /proc is too coarse; the process total is fine for one busy thread.
+        return Process.GetCurrentProcess().TotalProcessorTime;
     }
 }
 
@@ -82,11 +169,11 @@ internal static unsafe class MicroKernelBench
         for (int i = 0; i < 32 * kc; i++) b[i] = 0.002f;
         for (int rep = 0; rep < 3; rep++)
         {
-            var sw = Stopwatch.StartNew();
+            TimeSpan cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             int calls = 200000;
             for (int i = 0; i < calls; i++) MicroKernels.Kernel6x32Vector512(kc, a, b, c, 32, false);
-            double s = sw.Elapsed.TotalSeconds;
-            Console.WriteLine($"micro-kernel 6x32 in L1: {2.0 * 6 * 32 * kc * calls / s / 1e9:F1} GFLOP/s");
+            double s = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+            Console.WriteLine($"micro-kernel 6x32 in L1: {2.0 * 6 * 32 * kc * calls / s / 1e9:F1} GFLOP/s (CPU time)");
         }
     }
 }

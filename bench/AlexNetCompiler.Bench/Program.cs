@@ -1,25 +1,40 @@
+using System.Globalization;
 using AlexNetCompiler.Bench;
 
-// Usage:
+// Usage (Release):
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- bench   [--threads N] [--batches 1,16] [--nets canonical,torchvision] [--reps R] [--no-memory]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N]
-//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- gemm [--threads N]
-string command = args.Length > 0 ? args[0] : "kernels";
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- gemm    [--threads N]
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- micro
+string command = args.Length > 0 ? args[0] : "bench";
 int threads = IntOption(args, "--threads", Environment.ProcessorCount);
-int batch = IntOption(args, "--batch", 16);
 switch (command)
 {
-    case "micro":
-        MicroKernelBench.Run();
+    case "bench":
+        int[] batches = ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        string[] nets = ListOption(args, "--nets", "canonical,torchvision");
+        return NetworkBench.Run(threads, batches, nets, IntOption(args, "--reps", 5), !args.Contains("--no-memory"));
+    case "ours":
+        // The project alone: forward and training step per network and batch (1 thread: CPU time).
+        foreach (string key in ListOption(args, "--nets", "canonical,torchvision"))
+            foreach (int b in ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)))
+                KernelBench.RunNetwork(BenchNetwork.Find(key), b, threads);
+        return 0;
+    case "memory-probe":
+        return NetworkBench.MemoryProbe(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
+    case "kernels":
+        KernelBench.RunGemm(threads);
+        KernelBench.RunLayers(threads, IntOption(args, "--batch", 16));
         return 0;
     case "gemm":
         KernelBench.RunGemm(threads);
         return 0;
-    case "kernels":
-        KernelBench.RunGemm(threads);
-        KernelBench.RunLayers(threads, batch);
+    case "micro":
+        MicroKernelBench.Run();
         return 0;
     default:
-        Console.Error.WriteLine($"Unknown command '{command}'. Commands: kernels, gemm.");
+        Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, kernels, gemm, micro.");
         return 2;
 }
 
@@ -30,4 +45,11 @@ static int IntOption(string[] args, string name, int fallback)
     if (i + 1 >= args.Length || !int.TryParse(args[i + 1], out int value) || value < 1)
         throw new ArgumentException($"Option {name} needs a positive integer.");
     return value;
+}
+
+static string[] ListOption(string[] args, string name, string fallback)
+{
+    int i = Array.IndexOf(args, name);
+    string value = i < 0 ? fallback : i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"Option {name} needs a value.");
+    return value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }

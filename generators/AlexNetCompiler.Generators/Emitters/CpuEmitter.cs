@@ -189,10 +189,10 @@ internal static partial class CpuEmitter
         w.WriteLine();
         LayerBuffers last = buffers[buffers.Count - 1];
         w.WriteLine("/// <summary>Logits of the last pass, [batch, ClassCount].</summary>");
-        w.WriteLine($"public global::System.ReadOnlySpan<float> Logits => _{last.Output}.AsSpan(0, _lastBatch * ClassCount);");
+        w.WriteLine($"public global::System.ReadOnlySpan<float> Logits => Slice(_{last.Output}, _lastBatch * ClassCount);");
         w.WriteLine();
         w.WriteLine("/// <summary>Softmax probabilities of the last ForwardBackward, [batch, ClassCount].</summary>");
-        w.WriteLine("public global::System.ReadOnlySpan<float> Probabilities => _probabilities.AsSpan(0, _lastBatch * ClassCount);");
+        w.WriteLine("public global::System.ReadOnlySpan<float> Probabilities => Slice(_probabilities, _lastBatch * ClassCount);");
         w.WriteLine();
 
         w.WriteLine("/// <summary>Allocates parameters (zero; see AlexNetCompiler.Training.Initializer), gradients and every activation buffer once.</summary>");
@@ -231,9 +231,9 @@ internal static partial class CpuEmitter
             {
                 string shape = "[" + string.Join(", ", p.Shape) + "]";
                 w.WriteLine($"/// <summary><c>{p.Name}</c>, {shape}.</summary>");
-                w.WriteLine($"public global::System.Span<float> {p.Identifier} => Parameters.AsSpan({p.Identifier}Offset, {p.Identifier}Length);");
+                w.WriteLine($"public global::System.Span<float> {p.Identifier} => new global::System.Span<float>(Parameters, {p.Identifier}Offset, {p.Identifier}Length);");
                 w.WriteLine($"/// <summary>Gradient of <c>{p.Name}</c>, {shape}.</summary>");
-                w.WriteLine($"public global::System.Span<float> {p.Identifier}Gradient => Gradients.AsSpan({p.Identifier}Offset, {p.Identifier}Length);");
+                w.WriteLine($"public global::System.Span<float> {p.Identifier}Gradient => new global::System.Span<float>(Gradients, {p.Identifier}Offset, {p.Identifier}Length);");
             }
         }
         w.WriteLine();
@@ -246,9 +246,9 @@ internal static partial class CpuEmitter
         {
             if (!b.OwnsOutput) continue;
             string length = $"batch * {b.Layer.Identifier}OutputLength";
-            w.WriteLine($"global::System.Span<float> {b.Output} = _{b.Output}.AsSpan(0, {length});");
-            if (training && b.Scale != null) w.WriteLine($"global::System.Span<float> {b.Scale} = _{b.Scale}.AsSpan(0, {length});");
-            if (training && b.Argmax != null) w.WriteLine($"global::System.Span<int> {b.Argmax} = _{b.Argmax}.AsSpan(0, {length});");
+            w.WriteLine($"global::System.Span<float> {b.Output} = Slice(_{b.Output}, {length});");
+            if (training && b.Scale != null) w.WriteLine($"global::System.Span<float> {b.Scale} = Slice(_{b.Scale}, {length});");
+            if (training && b.Argmax != null) w.WriteLine($"global::System.Span<int> {b.Argmax} = Slice(_{b.Argmax}, {length});");
         }
     }
 
@@ -291,10 +291,10 @@ internal static partial class CpuEmitter
                     else w.WriteLine($"{Kernels}ReluKernels.Forward({b.Output});");
                     break;
                 case LayerKind.Lrn:
-                    w.WriteLine($"{Kernels}LrnKernels.Forward(in {l.Identifier}Geometry, batch, {b.Input}, {b.Output}, training ? _{b.Scale}.AsSpan(0, batch * {l.Identifier}OutputLength) : default, _cpu);");
+                    w.WriteLine($"{Kernels}LrnKernels.Forward(in {l.Identifier}Geometry, batch, {b.Input}, {b.Output}, training ? Slice(_{b.Scale}, batch * {l.Identifier}OutputLength) : default, _cpu);");
                     break;
                 case LayerKind.MaxPool:
-                    w.WriteLine($"{Kernels}MaxPoolKernels.Forward(in {l.Identifier}Geometry, batch, {b.Input}, {b.Output}, training ? _{b.Argmax}.AsSpan(0, batch * {l.Identifier}OutputLength) : default, _cpu);");
+                    w.WriteLine($"{Kernels}MaxPoolKernels.Forward(in {l.Identifier}Geometry, batch, {b.Input}, {b.Output}, training ? Slice(_{b.Argmax}, batch * {l.Identifier}OutputLength) : default, _cpu);");
                     break;
                 case LayerKind.Dropout:
                     w.WriteLine($"if (dropout) {Kernels}DropoutKernels.Forward({Float(l.DropoutP)}, {DropoutSeed(l)}, {b.Input}, {b.Output});");
@@ -329,11 +329,11 @@ internal static partial class CpuEmitter
         w.WriteLine("{");
         w.Indent++;
         EmitSpans(w, buffers, training: true);
-        w.WriteLine("global::System.Span<float> probabilities = _probabilities.AsSpan(0, batch * ClassCount);");
+        w.WriteLine("global::System.Span<float> probabilities = Slice(_probabilities, batch * ClassCount);");
         w.WriteLine();
         w.WriteLine("// loss head: softmax cross-entropy; dLogits = (p - onehot) / batch");
         w.WriteLine($"float loss = {Kernels}SoftmaxCrossEntropyKernels.Forward(batch, ClassCount, {last.Output}, labels, probabilities);");
-        w.WriteLine($"global::System.Span<float> gradient = _gradientA.AsSpan(0, batch * ClassCount);");
+        w.WriteLine($"global::System.Span<float> gradient = Slice(_gradientA, batch * ClassCount);");
         w.WriteLine($"{Kernels}SoftmaxCrossEntropyKernels.Backward(batch, ClassCount, probabilities, labels, gradient);");
         w.WriteLine("bool inA = true; // which ping-pong buffer holds the current gradient");
         w.WriteLine();
@@ -343,7 +343,7 @@ internal static partial class CpuEmitter
             LayerBuffers b = buffers[i];
             LayerModel l = b.Layer;
             bool first = i == 0;
-            string nextGradient = $"(inA ? _gradientB : _gradientA).AsSpan(0, batch * {l.Input.Length})";
+            string nextGradient = $"Slice(inA ? _gradientB : _gradientA, batch * {l.Input.Length})";
             w.WriteLine($"// {Describe(l)} backward: d{l.Output} -> d{l.Input}");
             switch (l.Kind)
             {
@@ -419,6 +419,9 @@ internal static partial class CpuEmitter
 
     private static void EmitValidation(IndentedTextWriter w)
     {
+        w.WriteLine("/// <summary>The first length elements of a buffer (generated code has no usings, so no AsSpan extension).</summary>");
+        w.WriteLine("private static global::System.Span<T> Slice<T>(T[] buffer, int length) => new global::System.Span<T>(buffer, 0, length);");
+        w.WriteLine();
         w.WriteLine("private void CheckBatch(global::System.ReadOnlySpan<float> input, int batch)");
         w.WriteLine("{");
         w.Indent++;

@@ -81,7 +81,7 @@ internal sealed record LayerModel(
 
 /// <summary>
 /// Compile-time memory plan, in bytes. Per-sample numbers scale with the batch; the rest are fixed.
-/// Training keeps every layer's output (ReLU in place, fused), LRN's scale, max-pool's argmax (int32),
+/// Training keeps every layer's output (ReLU in place or fused; after LRN its own buffer), LRN's scale, max-pool's argmax (int32),
 /// dropout's output (its mask is recomputed from the seed), the softmax probabilities, and two ping-pong
 /// gradient buffers of the largest activation. Inference needs only two ping-pong activation buffers.
 /// </summary>

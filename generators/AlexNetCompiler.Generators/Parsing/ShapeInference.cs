@@ -604,6 +604,7 @@ internal static class ShapeInference
         long largest = input.Length;
         long kept = 0;          // floats per sample that training keeps for backward
         long workspace = 0;     // im2col columns of the largest conv, per thread
+        LayerKind? previous = null;
         foreach (LayerModel layer in layers)
         {
             long output = layer.Output.Length;
@@ -611,7 +612,8 @@ internal static class ShapeInference
             kept += layer.Kind switch
             {
                 LayerKind.Conv2d => output,
-                LayerKind.Relu => 0,                 // in place (or fused)
+                // After LRN a ReLU needs its own buffer (LRN's backward reads LRN's output); elsewhere in place or fused.
+                LayerKind.Relu => previous == LayerKind.Lrn ? output : 0,
                 LayerKind.Lrn => 2 * output,         // output and scale
                 LayerKind.MaxPool => 2 * output,     // output and int32 argmax
                 LayerKind.Dropout => output,         // the mask is recomputed from the seed
@@ -624,6 +626,7 @@ internal static class ShapeInference
                 long columns = (long)(layer.Input.Channels / layer.Groups) * layer.KernelHeight * layer.KernelWidth * layer.Output.Height * layer.Output.Width;
                 workspace = Math.Max(workspace, columns);
             }
+            previous = layer.Kind;
         }
         long parameterBytes = 4 * parameterCount;
         return new MemoryPlanModel(

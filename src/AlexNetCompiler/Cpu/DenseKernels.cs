@@ -15,6 +15,12 @@ public static unsafe partial class DenseKernels
         {
             // output[N, OUT] = input[N, IN] * weight[OUT, IN]^T + bias[OUT], ReLU
             var epilogue = new GemmEpilogue(null, bias.IsEmpty ? null : pB, relu);
+            if (batch <= Gemm.RowDotMaxM)
+            {
+                // Few samples: row-by-row dot products stream the weights once without packing them.
+                Gemm.MultiplyRowsByRows(batch, outFeatures, inFeatures, pIn, inFeatures, pW, inFeatures, pOut, outFeatures, epilogue, ctx);
+                return;
+            }
             Gemm.Multiply(batch, outFeatures, inFeatures, pIn, inFeatures, false, pW, inFeatures, true, pOut, outFeatures,
                 false, epilogue, ctx);
         }

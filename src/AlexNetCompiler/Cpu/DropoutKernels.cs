@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace AlexNetCompiler.Cpu;
 
@@ -18,14 +20,27 @@ public static class DropoutKernels
     public static bool Keep(float p, ulong seed, long index) =>
         (Hash(seed, index) >> (64 - ThresholdBits)) >= DropThreshold(p);
 
-    /// <summary>output[i] = Keep(p, seed, i) ? input[i] / (1 - p) : 0.</summary>
+    /// <summary>output[i] = Keep(p, seed, i) ? input[i] * (1 / (1 - p)) : 0; the specification, one element at a time.</summary>
+    public static void ForwardReference(float p, ulong seed, ReadOnlySpan<float> input, Span<float> output)
+    {
+        ThrowIfInvalid(p, input.Length, output.Length, "input", "output");
+        float scale = p >= 1f ? 0f : 1f / (1f - p); // p = 1 drops everything; 1/(1-p) would be infinite
+        for (int i = 0; i < input.Length; i++)
+            output[i] = Keep(p, seed, i) ? input[i] * scale : 0f;
+    }
+
+    /// <summary>dInput[i] = Keep(p, seed, i) ? dOutput[i] * (1 / (1 - p)) : 0: the forward mask, recomputed.</summary>
+    public static void BackwardReference(float p, ulong seed, ReadOnlySpan<float> dOutput, Span<float> dInput) =>
+        ForwardReference(p, seed, dOutput, dInput);
+
+    /// <summary>ForwardReference, eight or sixteen hashes at a time.</summary>
     public static void Forward(float p, ulong seed, ReadOnlySpan<float> input, Span<float> output)
     {
         ThrowIfInvalid(p, input.Length, output.Length, "input", "output");
         ApplyMask(p, seed, input, output);
     }
 
-    /// <summary>dInput[i] = Keep(p, seed, i) ? dOutput[i] / (1 - p) : 0 (the same mask as the forward pass).</summary>
+    /// <summary>BackwardReference, vectorised (the same mask as Forward).</summary>
     public static void Backward(float p, ulong seed, ReadOnlySpan<float> dOutput, Span<float> dInput)
     {
         ThrowIfInvalid(p, dOutput.Length, dInput.Length, "dOutput", "dInput");
@@ -56,18 +71,48 @@ public static class DropoutKernels
     {
         if (p >= 1f)
         {
-            destination.Clear(); // everything dropped; 1/(1-p) would be infinite
+            destination.Clear(); // everything dropped
             return;
         }
         float scale = 1f / (1f - p);
         ulong threshold = DropThreshold(p);
         ulong seedMix = Mix(seed + 0x9E3779B97F4A7C15UL);
-        for (int i = 0; i < source.Length; i++)
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            ref float from = ref MemoryMarshal.GetReference(source);
+            ref float to = ref MemoryMarshal.GetReference(destination);
+            var golden = Vector512.Create(0x9E3779B97F4A7C15UL);
+            var seedVector = Vector512.Create(seedMix);
+            var thresholdVector = Vector512.Create(threshold);
+            var scaleVector = Vector512.Create(scale);
+            var lanes = Vector512.Create(0UL, 1, 2, 3, 4, 5, 6, 7);
+            for (; i <= source.Length - 16; i += 16)
+            {
+                var low = Vector512.Create((ulong)i) + lanes;
+                var high = low + Vector512.Create(8UL);
+                var keepLow = Vector512.GreaterThanOrEqual(Vector512.ShiftRightLogical(Mix(seedVector + low * golden), 64 - ThresholdBits), thresholdVector);
+                var keepHigh = Vector512.GreaterThanOrEqual(Vector512.ShiftRightLogical(Mix(seedVector + high * golden), 64 - ThresholdBits), thresholdVector);
+                // All-ones or zero per 64-bit lane; narrowing keeps the low 32 bits, so still all-ones or zero.
+                Vector512<float> keep = Vector512.Narrow(keepLow, keepHigh).AsSingle();
+                var values = Vector512.LoadUnsafe(ref from, (nuint)i) * scaleVector;
+                Vector512.ConditionalSelect(keep, values, Vector512<float>.Zero).StoreUnsafe(ref to, (nuint)i);
+            }
+        }
+        for (; i < source.Length; i++)
         {
             // Same as Keep(p, seed, i), with the seed's mix hoisted out of the loop.
             ulong hash = Mix(seedMix + (ulong)i * 0x9E3779B97F4A7C15UL);
             destination[i] = (hash >> (64 - ThresholdBits)) >= threshold ? source[i] * scale : 0f;
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> Mix(Vector512<ulong> z)
+    {
+        z = (z ^ Vector512.ShiftRightLogical(z, 30)) * Vector512.Create(0xBF58476D1CE4E5B9UL);
+        z = (z ^ Vector512.ShiftRightLogical(z, 27)) * Vector512.Create(0x94D049BB133111EBUL);
+        return z ^ Vector512.ShiftRightLogical(z, 31);
     }
 
     private static void ThrowIfInvalid(float p, int sourceLength, int destinationLength, string sourceName, string destinationName)

@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace AlexNetCompiler.Cpu;
 
@@ -56,31 +58,73 @@ public static unsafe partial class MaxPoolKernels
         {
             int hStart = oh * g.StrideHeight - g.PaddingHeight;
             int hFirst = Math.Max(hStart, 0), hEnd = Math.Min(hStart + g.KernelHeight, g.InHeight);
-            for (int ow = 0; ow < g.OutWidth; ow++)
+            int ow = 0;
+            if (Avx2.IsSupported && hFirst < hEnd)
             {
-                int wStart = ow * g.StrideWidth - g.PaddingWidth;
-                int wFirst = Math.Max(wStart, 0), wEnd = Math.Min(wStart + g.KernelWidth, inW);
-                float best = float.NegativeInfinity;
-                int bestIndex = hFirst * inW + wFirst;
-                for (int h = hFirst; h < hEnd; h++)
-                {
-                    float* row = x + h * inW;
-                    for (int w = wFirst; w < wEnd; w++)
-                    {
-                        float v = row[w];
-                        // v != v: NaN wins, as in the reference (and torch).
-                        if (v > best || v != v)
-                        {
-                            best = v;
-                            bestIndex = h * inW + w;
-                        }
-                    }
-                }
-                int o = oh * g.OutWidth + ow;
-                y[o] = best;
-                if (arg != null) arg[o] = bestIndex;
+                // Output columns whose windows lie fully inside the row: 8 windows at once, branch free.
+                int owInsideFirst = (g.PaddingWidth + g.StrideWidth - 1) / g.StrideWidth;
+                int owInsideEnd = Math.Min(g.OutWidth, (inW + g.PaddingWidth - g.KernelWidth) / g.StrideWidth + 1);
+                for (; ow < owInsideFirst && ow < g.OutWidth; ow++) ScalarWindow(in g, x, y, arg, oh, ow, hFirst, hEnd);
+                for (; ow + 8 <= owInsideEnd; ow += 8) VectorWindows(in g, x, y, arg, oh, ow, hFirst, hEnd);
+            }
+            for (; ow < g.OutWidth; ow++) ScalarWindow(in g, x, y, arg, oh, ow, hFirst, hEnd);
+        }
+    }
+
+    /// <summary>
+    /// Eight adjacent windows (output columns ow0 .. ow0 + 7), all inside the row: the window elements are visited in
+    /// the same row-major order as the scalar scan, with the same rule (strictly greater, or NaN, replaces).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void VectorWindows(in PoolGeometry g, float* x, float* y, int* arg, int oh, int ow0, int hFirst, int hEnd)
+    {
+        int inW = g.InWidth;
+        Vector256<int> columns = (Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) + Vector256.Create(ow0)) * Vector256.Create(g.StrideWidth)
+            - Vector256.Create(g.PaddingWidth);
+        Vector256<float> best = Vector256.Create(float.NegativeInfinity);
+        Vector256<int> bestIndex = columns + Vector256.Create(hFirst * inW);
+        for (int h = hFirst; h < hEnd; h++)
+        {
+            Vector256<int> rowIndex = columns + Vector256.Create(h * inW);
+            for (int kx = 0; kx < g.KernelWidth; kx++)
+            {
+                Vector256<int> index = rowIndex + Vector256.Create(kx);
+                Vector256<float> v = Avx2.GatherVector256(x, index, 4);
+                Vector256<float> replace = Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v);
+                best = Vector256.ConditionalSelect(replace, v, best);
+                bestIndex = Vector256.ConditionalSelect(replace.AsInt32(), index, bestIndex);
             }
         }
+        int o = oh * g.OutWidth + ow0;
+        best.Store(y + o);
+        if (arg != null) bestIndex.Store(arg + o);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScalarWindow(in PoolGeometry g, float* x, float* y, int* arg, int oh, int ow, int hFirst, int hEnd)
+    {
+        int inW = g.InWidth;
+        int wStart = ow * g.StrideWidth - g.PaddingWidth;
+        int wFirst = Math.Max(wStart, 0), wEnd = Math.Min(wStart + g.KernelWidth, inW);
+        float best = float.NegativeInfinity;
+        int bestIndex = hFirst * inW + wFirst; // a window of -infinity still routes to its first element
+        for (int h = hFirst; h < hEnd; h++)
+        {
+            float* row = x + h * inW;
+            for (int w = wFirst; w < wEnd; w++)
+            {
+                float v = row[w];
+                // v != v: NaN wins, as in the reference (and torch).
+                if (v > best || v != v)
+                {
+                    best = v;
+                    bestIndex = h * inW + w;
+                }
+            }
+        }
+        int o = oh * g.OutWidth + ow;
+        y[o] = best;
+        if (arg != null) arg[o] = bestIndex;
     }
 
     private static void BackwardPlane(void* state, int plane, int threadIndex)

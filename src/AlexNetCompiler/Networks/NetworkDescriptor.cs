@@ -67,13 +67,14 @@ public sealed record NetworkDescriptor(
         var sb = new StringBuilder();
         sb.AppendLine(ci, $"{Name}: input [{InputChannels}, {InputHeight}, {InputWidth}], {ClassCount} classes");
         int nameWidth = Math.Max(12, Layers.Count == 0 ? 0 : Layers.Max(l => l.Name.Length));
-        string header = string.Format(ci, "{0,-3} {1,-" + nameWidth + "} {2,-20} {3,-18} {4,14}  {5}", "#", "name", "layer", "output", "parameters", "details");
+        int layerWidth = Math.Max(20, Layers.Count == 0 ? 0 : Layers.Max(l => LayerText(l).Length));
+        string header = string.Format(ci, "{0,-3} {1,-" + nameWidth + "} {2,-" + layerWidth + "} {3,-18} {4,14}  {5}", "#", "name", "layer", "output", "parameters", "details");
         sb.AppendLine(header);
         sb.AppendLine(new string('-', header.Length + 12));
         foreach (LayerDescriptor l in Layers)
         {
-            sb.AppendLine(string.Format(ci, "{0,-3} {1,-" + nameWidth + "} {2,-20} {3,-18} {4,14:N0}  {5}",
-                l.Index, l.Name, l.Identifier + " (" + l.Kind + ")", l.ShapeText, l.ParameterCount, l.Details));
+            sb.AppendLine(string.Format(ci, "{0,-3} {1,-" + nameWidth + "} {2,-" + layerWidth + "} {3,-18} {4,14:N0}  {5}",
+                l.Index, l.Name, LayerText(l), l.ShapeText, l.ParameterCount, l.Details));
         }
         sb.AppendLine(new string('-', header.Length + 12));
         sb.AppendLine(ci, $"Parameters: {ParameterCount:N0} ({FormatBytes(Memory.ParameterBytes)})");
@@ -82,6 +83,8 @@ public sealed record NetworkDescriptor(
         sb.AppendLine(ci, $"Peak at batch {batch}, {threads} thread(s): inference {FormatBytes(Memory.InferencePeakBytes(batch, threads))}, training {FormatBytes(Memory.TrainingPeakBytes(batch, threads))}");
         return sb.ToString();
     }
+
+    private static string LayerText(LayerDescriptor l) => l.Identifier + " (" + l.Kind + ")";
 
     public static string FormatBytes(long bytes)
     {

@@ -25,24 +25,41 @@ internal static class GeneratorHarness
         return references.ToImmutableArray();
     }
 
+    // Compilations made from one empty base share its bound reference symbols; creating each from scratch would
+    // rebind every framework assembly, which costs more than compiling the specs themselves.
+    private static readonly CSharpCompilation LibraryBase = CreateBase(OutputKind.DynamicallyLinkedLibrary, concurrentBuild: true);
+    private static readonly CSharpCompilation ConsoleBase = CreateBase(OutputKind.ConsoleApplication, concurrentBuild: true);
+
+    /// <summary>
+    /// For checking many specs for errors, as cheaply as possible: doc comments as plain comments (their XML can only
+    /// ever warn) and no concurrent build (on two cores, its coordination costs more than it saves for small trees).
+    /// </summary>
+    public static readonly CSharpParseOptions ErrorCheckParseOptions = ParseOptions.WithDocumentationMode(DocumentationMode.None);
+    private static readonly CSharpCompilation ErrorCheckBase = CreateBase(OutputKind.DynamicallyLinkedLibrary, concurrentBuild: false);
+
+    private static CSharpCompilation CreateBase(OutputKind kind, bool concurrentBuild) =>
+        CSharpCompilation.Create("SpecAssembly", syntaxTrees: null, References,
+            new CSharpCompilationOptions(kind, nullableContextOptions: NullableContextOptions.Enable, deterministic: true, concurrentBuild: concurrentBuild));
+
+    /// <summary>A compilation (and, with <see cref="Run(Compilation, CSharpParseOptions?)"/>, a driver) set up for <see cref="ErrorCheckParseOptions"/>.</summary>
+    public static CSharpCompilation CreateErrorCheckCompilation(IEnumerable<(string Path, string Text)> sources) =>
+        ErrorCheckBase.AddSyntaxTrees(sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, ErrorCheckParseOptions, path: s.Path)));
+
     public static CSharpCompilation CreateCompilation(IEnumerable<(string Path, string Text)> sources, OutputKind kind = OutputKind.DynamicallyLinkedLibrary) =>
-        CSharpCompilation.Create(
-            "SpecAssembly",
-            sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, ParseOptions, path: s.Path)),
-            References,
-            new CSharpCompilationOptions(kind, nullableContextOptions: NullableContextOptions.Enable, deterministic: true));
+        (kind == OutputKind.ConsoleApplication ? ConsoleBase : LibraryBase)
+            .AddSyntaxTrees(sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, ParseOptions, path: s.Path)));
 
     public static CSharpCompilation CreateCompilation(string source) => CreateCompilation(new[] { ("Spec.cs", source) });
 
-    public static GeneratorDriver CreateDriver() =>
+    public static GeneratorDriver CreateDriver(CSharpParseOptions? parseOptions = null) =>
         CSharpGeneratorDriver.Create(
             new[] { new NetworkGenerator().AsSourceGenerator() },
-            parseOptions: ParseOptions,
+            parseOptions: parseOptions ?? ParseOptions,
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
 
-    public static GeneratorOutcome Run(Compilation compilation)
+    public static GeneratorOutcome Run(Compilation compilation, CSharpParseOptions? parseOptions = null)
     {
-        GeneratorDriver driver = CreateDriver().RunGeneratorsAndUpdateCompilation(compilation, out Compilation output, out ImmutableArray<Diagnostic> _);
+        GeneratorDriver driver = CreateDriver(parseOptions).RunGeneratorsAndUpdateCompilation(compilation, out Compilation output, out ImmutableArray<Diagnostic> _);
         return new GeneratorOutcome(driver, driver.GetRunResult(), output);
     }
 

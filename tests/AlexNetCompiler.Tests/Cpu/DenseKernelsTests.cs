@@ -9,6 +9,8 @@ public class DenseKernelsTests
         { 1, 1, 1 }, { 1, 7, 33 }, { 3, 300, 65 }, { 17, 64, 7 }, { 5, 513, 40 }, { 2, 1000, 10 },
         // fc8 of AlexNet at a small batch: K = 4096 crosses 16 K blocks.
         { 2, 4096, 100 },
+        // Above the row-dot batch limit: the blocked GEMM with a transposed, packed weight.
+        { 25, 300, 70 }, { 40, 17, 9 },
     };
 
     [Theory]
@@ -24,7 +26,12 @@ public class DenseKernelsTests
             DenseKernels.ForwardReference(batch, inFeatures, outFeatures, input, weight, b, expected, relu);
             var magnitude = new float[expected.Length];
             DenseKernels.ForwardReference(batch, inFeatures, outFeatures, KernelAssert.Abs(input), KernelAssert.Abs(weight), KernelAssert.Abs(b), magnitude, false);
-            int roundings = Math.Min(inFeatures, Gemm.KC) + (inFeatures + Gemm.KC - 1) / Gemm.KC + 1;
+            // Blocked GEMM: one rounding per FMA in a K block, one per K block, one for the bias. Small batches
+            // use row dot products: K/16 (or K/8) FMAs per lane, a horizontal sum (< 16 adds), a scalar tail
+            // (< 16 products and adds) and the bias.
+            int roundings = batch <= Gemm.RowDotMaxM
+                ? inFeatures / 8 + 16 + 2 * 16 + 1
+                : Math.Min(inFeatures, Gemm.KC) + (inFeatures + Gemm.KC - 1) / Gemm.KC + 1;
             foreach (int threads in new[] { 1, 2, 3 })
             {
                 using var ctx = new CpuContext(threads);

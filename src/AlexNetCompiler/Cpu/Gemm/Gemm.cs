@@ -168,7 +168,8 @@ public static unsafe partial class Gemm
         int kcMax = Math.Min(KC, k);
         int mcMax = Math.Min(MC, RoundUp(m, MR));
         int ncMax = Math.Min(NC, RoundUp(n, NR));
-        float* packedA = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedA, (long)mcMax * kcMax);
+        // + 8: PackA's transposed stores may spill 2 floats past the last sliver.
+        float* packedA = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedA, (long)mcMax * kcMax + 8);
         float* packedB = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedB, (long)ncMax * kcMax);
         float* edgeTile = stackalloc float[MR * NR];
 
@@ -224,6 +225,32 @@ public static unsafe partial class Gemm
                 }
             }
         }
+    }
+
+    /// <summary>dst[k * ldd + i] = row_i[k] for i, k in [0, 8): the classic unpack / shuffle / permute transpose.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8Avx(float* r0, float* r1, float* r2, float* r3, float* r4, float* r5, float* r6, float* r7, float* dst, int ldd)
+    {
+        Vector256<float> t0 = Avx.UnpackLow(Avx.LoadVector256(r0), Avx.LoadVector256(r1));
+        Vector256<float> t1 = Avx.UnpackHigh(Avx.LoadVector256(r0), Avx.LoadVector256(r1));
+        Vector256<float> t2 = Avx.UnpackLow(Avx.LoadVector256(r2), Avx.LoadVector256(r3));
+        Vector256<float> t3 = Avx.UnpackHigh(Avx.LoadVector256(r2), Avx.LoadVector256(r3));
+        Vector256<float> t4 = Avx.UnpackLow(Avx.LoadVector256(r4), Avx.LoadVector256(r5));
+        Vector256<float> t5 = Avx.UnpackHigh(Avx.LoadVector256(r4), Avx.LoadVector256(r5));
+        Vector256<float> t6 = Avx.UnpackLow(Avx.LoadVector256(r6), Avx.LoadVector256(r7));
+        Vector256<float> t7 = Avx.UnpackHigh(Avx.LoadVector256(r6), Avx.LoadVector256(r7));
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
@@ -308,6 +335,23 @@ public static unsafe partial class Gemm
             else
             {
                 // op(A)(i, p) = a[i * lda + p]: walk MR rows side by side.
+                if (mr == MR && Avx.IsSupported)
+                {
+                    // 8 x 8 register transposes of the 6 rows (the last row read twice to fill 8): each output
+                    // vector is 8 floats stored at a stride of 6, so its 2 extra lanes spill into the next slot and
+                    // are overwritten by the next store (the scratch has room for the spill past the end).
+                    float* r0 = a + (long)(ic + ir) * lda + pc;
+                    float* r1 = r0 + lda, r2 = r1 + lda, r3 = r2 + lda, r4 = r3 + lda, r5 = r4 + lda;
+                    int p = 0;
+                    for (; p + 8 <= kc; p += 8)
+                        Transpose8x8Avx(r0 + p, r1 + p, r2 + p, r3 + p, r4 + p, r5 + p, r5 + p, r5 + p, sliver + p * MR, MR);
+                    for (; p < kc; p++)
+                    {
+                        float* d = sliver + p * MR;
+                        d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p]; d[3] = r3[p]; d[4] = r4[p]; d[5] = r5[p];
+                    }
+                    continue;
+                }
                 for (int r = 0; r < MR; r++)
                 {
                     float* d = sliver + r;
@@ -369,7 +413,14 @@ public static unsafe partial class Gemm
                     float* s0 = b + (long)(jc + jr + j) * ldb + pc;
                     float* s1 = s0 + ldb, s2 = s1 + ldb, s3 = s2 + ldb, s4 = s3 + ldb, s5 = s4 + ldb, s6 = s5 + ldb, s7 = s6 + ldb;
                     float* d = panel + j;
-                    for (int p = 0; p < kc; p++, d += NR)
+                    int p = 0;
+                    if (Avx.IsSupported)
+                    {
+                        // 8 x 8 blocks transposed in registers: 8 loads, 24 shuffles, 8 stores per 64 floats.
+                        for (; p + 8 <= kc; p += 8, d += 8 * NR)
+                            Transpose8x8Avx(s0 + p, s1 + p, s2 + p, s3 + p, s4 + p, s5 + p, s6 + p, s7 + p, d, NR);
+                    }
+                    for (; p < kc; p++, d += NR)
                     {
                         d[0] = s0[p]; d[1] = s1[p]; d[2] = s2[p]; d[3] = s3[p];
                         d[4] = s4[p]; d[5] = s5[p]; d[6] = s6[p]; d[7] = s7[p];

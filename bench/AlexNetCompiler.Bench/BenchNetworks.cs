@@ -1,0 +1,96 @@
+using AlexNetCompiler.Cpu;
+using AlexNetCompiler.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AlexNetCompiler.Bench;
+
+/// <summary>One benchmark network: the generated class, its TorchSharp twin, and its input size.</summary>
+internal sealed record BenchNetwork(string Key, string Title, NetworkDescriptor Descriptor, Func<int, CpuContext, BenchModel> CreateOurs, Func<nn.Module<Tensor, Tensor>> CreateTorch)
+{
+    public static readonly BenchNetwork[] All =
+    [
+        new("canonical", "Canonical AlexNet (227, LRN, groups)", CanonicalAlexNet.AlexNet2012.Model,
+            (batch, ctx) => new BenchModel(new CanonicalAlexNet.AlexNet2012(batch, ctx),
+                (net, x, y, b, sgd, seed) => ((CanonicalAlexNet.AlexNet2012)net).TrainStep(x, y, b, sgd, seed)),
+            TorchModels.Canonical),
+        new("torchvision", "torchvision AlexNet (224)", TorchvisionAlexNet.TorchvisionAlexNet.Model,
+            (batch, ctx) => new BenchModel(new TorchvisionAlexNet.TorchvisionAlexNet(batch, ctx),
+                (net, x, y, b, sgd, seed) => ((TorchvisionAlexNet.TorchvisionAlexNet)net).TrainStep(x, y, b, sgd, seed)),
+            TorchModels.Torchvision),
+    ];
+
+    public static BenchNetwork Find(string key) =>
+        All.FirstOrDefault(n => n.Key == key) ?? throw new ArgumentException($"Unknown network '{key}'. Networks: {string.Join(", ", All.Select(n => n.Key))}.");
+}
+
+internal delegate float TrainStepFunction(INetwork network, ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Sgd optimizer, ulong? dropoutSeed);
+
+/// <summary>A generated network and its TrainStep (which is not on INetwork).</summary>
+internal sealed record BenchModel(INetwork Network, TrainStepFunction TrainStep);
+
+/// <summary>Shared set-up so the timing run and the memory probes do exactly the same work.</summary>
+internal static class BenchSetup
+{
+    public const ulong Seed = 2012;
+    public static readonly SgdOptions Sgd = new(LearningRate: 0.01f, Momentum: 0.9f, WeightDecay: 5e-4f);
+
+    public static float[] Images(NetworkDescriptor d, int batch)
+    {
+        var rng = new SeededRandom(Seed + (ulong)batch);
+        var x = new float[batch * d.InputLength];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextGaussian(0f, 1f);
+        return x;
+    }
+
+    public static int[] Labels(NetworkDescriptor d, int batch)
+    {
+        var labels = new int[batch];
+        for (int i = 0; i < batch; i++) labels[i] = (i * 379 + 11) % d.ClassCount;
+        return labels;
+    }
+
+    /// <summary>
+    /// He initialisation: activations keep their scale through the layers. (The paper's N(0, 0.01) shrinks them
+    /// towards float denormals after a few layers, which would time the FPU's slow path instead of the code.)
+    /// </summary>
+    public static BenchModel CreateOurs(BenchNetwork net, int batch, CpuContext ctx)
+    {
+        BenchModel model = net.CreateOurs(batch, ctx);
+        Initializer.Initialize(net.Descriptor, model.Network.Parameters, InitScheme.He, Seed);
+        return model;
+    }
+
+    public static nn.Module<Tensor, Tensor> CreateTorch(BenchNetwork net, float[] parameters)
+    {
+        nn.Module<Tensor, Tensor> module = net.CreateTorch();
+        TorchModels.LoadParameters(module, net.Descriptor, parameters);
+        return module;
+    }
+
+    public static void TorchTrainStep(nn.Module<Tensor, Tensor> module, optim.Optimizer optimizer, Tensor x, Tensor y)
+    {
+        using var scope = torch.NewDisposeScope();
+        module.train();
+        optimizer.zero_grad();
+        Tensor loss = nn.functional.cross_entropy(module.call(x), y);
+        loss.backward();
+        optimizer.step();
+    }
+
+    public static void TorchForward(nn.Module<Tensor, Tensor> module, Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        module.eval();
+        module.call(x);
+    }
+
+    public static optim.Optimizer TorchSgd(nn.Module<Tensor, Tensor> module) =>
+        torch.optim.SGD(module.parameters(), Sgd.LearningRate, Sgd.Momentum, 0, Sgd.WeightDecay, false);
+
+    public static Tensor TorchImages(NetworkDescriptor d, float[] images, int batch) =>
+        torch.tensor(images, [batch, d.InputChannels, d.InputHeight, d.InputWidth]);
+
+    public static Tensor TorchLabels(int[] labels) => torch.tensor(labels.Select(l => (long)l).ToArray());
+}

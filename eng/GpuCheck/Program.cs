@@ -1,0 +1,200 @@
+// GPU check for the canonical AlexNet: forward, backward and 5 SGD steps on the GPU against the CPU backend
+// (same weights, same batch, same dropout masks), in FP32 and TF32, then the training step and the forward
+// pass timed at batch 128. Prints a human-readable report and "RESULT key=value" lines for eng/gpu-check.sh.
+using System.Diagnostics;
+using System.Globalization;
+using AlexNetCompiler;
+using AlexNetCompiler.Cuda;
+using AlexNetCompiler.Training;
+using CanonicalAlexNet;
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+int checkBatch = 16, timeBatch = 128, timedSteps = 20;
+foreach (string arg in args)
+{
+    if (arg.StartsWith("--check-batch=", StringComparison.Ordinal)) checkBatch = int.Parse(arg[14..], CultureInfo.InvariantCulture);
+    else if (arg.StartsWith("--time-batch=", StringComparison.Ordinal)) timeBatch = int.Parse(arg[13..], CultureInfo.InvariantCulture);
+    else if (arg.StartsWith("--steps=", StringComparison.Ordinal)) timedSteps = int.Parse(arg[8..], CultureInfo.InvariantCulture);
+    else { Console.Error.WriteLine($"Unknown argument '{arg}'. Options: --check-batch=N --time-batch=N --steps=N"); return 2; }
+}
+
+if (!CudaDevice.TryOpen(0, out CudaDevice? device, out string? reason))
+{
+    Console.Error.WriteLine("GPU check: " + reason);
+    return 3;
+}
+using (device)
+{
+    Console.WriteLine($"Device: {device}");
+    Console.WriteLine($"NVRTC: {Nvrtc.Version.Major}.{Nvrtc.Version.Minor}");
+    Console.WriteLine($"Network: {AlexNet2012.CudaPlan.NetworkName}, {AlexNet2012.ParameterCount:N0} parameters, " +
+                      $"{AlexNet2012.CudaPlan.TrainingFlopsPerSample / 1e9:F2} GFLOP per image per training step");
+    var cache = new KernelCache(Path.Combine(Path.GetTempPath(), "alexnet-gpu-check-kernels"));
+    bool allPassed = true;
+    foreach (bool tf32 in new[] { false, true })
+    {
+        allPassed &= CheckAgainstCpu(device!, cache, tf32, checkBatch);
+        Time(device!, cache, tf32, timeBatch, timedSteps);
+    }
+    Console.WriteLine($"RESULT correctness={(allPassed ? "pass" : "FAIL")}");
+    return allPassed ? 0 : 1;
+}
+
+static float[] RandomInput(int count, ulong seed)
+{
+    var rng = new Random((int)seed);
+    var x = new float[count];
+    for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+    return x;
+}
+
+static int[] RandomLabels(int batch, int classes, ulong seed)
+{
+    var rng = new Random((int)seed + 1);
+    return Enumerable.Range(0, batch).Select(_ => rng.Next(classes)).ToArray();
+}
+
+// Tolerances. The GPU sums in a different order than the CPU (tiled GEMMs, atomics over reduction chunks), so
+// element-wise equality is not expected; the comparison is the relative L2 error ||gpu - cpu|| / ||cpu||.
+// FP32: float32 rounding over reductions of up to 387,200 terms stays near 1e-6..1e-5 relative; 1e-4 leaves
+// headroom but catches any indexing fault (those give errors of order 1). TF32 rounds GEMM inputs to a 10-bit
+// mantissa (relative 2^-11 per product), so 1e-2 per pass. After 5 SGD steps the parameter *change* is
+// compared (the parameters themselves barely move), with tolerances 1e-3 (FP32) and 5e-2 (TF32).
+static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, bool tf32, int batch)
+{
+    string mode = tf32 ? "tf32" : "fp32";
+    double passTolerance = tf32 ? 1e-2 : 1e-4, stepTolerance = tf32 ? 5e-2 : 1e-3;
+    Console.WriteLine();
+    Console.WriteLine($"== Correctness, {mode}, batch {batch} (relative L2 tolerance {passTolerance:G2} per pass, {stepTolerance:G2} after 5 steps)");
+    var cpu = new AlexNet2012(batch);
+    Initializer.Initialize(AlexNet2012.Model, cpu.Parameters, InitScheme.Paper, seed: 2012);
+    using var gpu = new CudaNetworkRunner(device, AlexNet2012.CudaPlan, AlexNet2012.CudaSource, batch, new CudaRunnerOptions(tf32, cache));
+    Console.WriteLine($"compiled for {gpu.Architecture} in {gpu.CompileTime.TotalSeconds:F1} s (cache {(gpu.CacheHit ? "hit" : "miss")}); max registers " +
+                      $"{(gpu.Resources.Count == 0 ? 0 : gpu.Resources.Max(r => r.Registers))}, spills {gpu.Resources.Sum(r => r.SpillStoreBytes)} B");
+    gpu.UploadParameters(cpu.Parameters);
+    float[] input = RandomInput(batch * AlexNet2012.CudaPlan.InputLength, 7);
+    int[] labels = RandomLabels(batch, AlexNet2012.ClassCount, 7);
+    bool ok = true;
+
+    var cpuLogits = new float[batch * AlexNet2012.ClassCount];
+    var gpuLogits = new float[cpuLogits.Length];
+    cpu.Forward(input, batch, cpuLogits);
+    gpu.Forward(input, batch, gpuLogits);
+    ok &= Report($"{mode} forward logits", cpuLogits, gpuLogits, passTolerance);
+
+    const ulong dropoutSeed = 42;
+    float cpuLoss = cpu.ForwardBackward(input, labels, batch, dropoutSeed);
+    float gpuLoss = gpu.ForwardBackward(input, labels, batch, dropoutSeed);
+    ok &= Report($"{mode} loss (dropout on)", [cpuLoss], [gpuLoss], passTolerance);
+    var gpuGradients = new float[AlexNet2012.ParameterCount];
+    gpu.DownloadGradients(gpuGradients);
+    foreach (ParameterDescriptor p in AlexNet2012.Model.Parameters)
+        ok &= Report($"{mode} gradient {p.Name}", cpu.Gradients.AsSpan(p.Offset, p.Length), gpuGradients.AsSpan(p.Offset, p.Length), passTolerance);
+
+    // Five SGD steps (torch.optim.SGD semantics, the paper's hyper-parameters) from the same start.
+    float[] start = (float[])cpu.Parameters.Clone();
+    var options = new SgdOptions(LearningRate: 0.01f, Momentum: 0.9f, WeightDecay: 5e-4f);
+    var sgd = new Sgd((int)AlexNet2012.ParameterCount, options);
+    gpu.UploadParameters(start);
+    gpu.SgdSteps = 0;
+    for (int step = 0; step < 5; step++)
+    {
+        ulong seed = 100 + (ulong)step;
+        float lc = cpu.ForwardBackward(input, labels, batch, seed);
+        sgd.Step(cpu.Parameters, cpu.Gradients);
+        float lg = gpu.TrainStep(input, labels, batch, seed, options.LearningRate, options.Momentum, options.WeightDecay);
+        Console.WriteLine($"  step {step + 1}: loss cpu {lc:F6} gpu {lg:F6}");
+    }
+    var gpuParameters = new float[AlexNet2012.ParameterCount];
+    gpu.DownloadParameters(gpuParameters);
+    var cpuDelta = new float[start.Length];
+    var gpuDelta = new float[start.Length];
+    for (int i = 0; i < start.Length; i++)
+    {
+        cpuDelta[i] = cpu.Parameters[i] - start[i];
+        gpuDelta[i] = gpuParameters[i] - start[i];
+    }
+    ok &= Report($"{mode} parameter change after 5 steps", cpuDelta, gpuDelta, stepTolerance);
+    Console.WriteLine($"RESULT {mode}_correctness={(ok ? "pass" : "FAIL")}");
+    return ok;
+}
+
+static bool Report(string what, ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance)
+{
+    double diff = 0, norm = 0, maxAbs = 0;
+    bool finite = true;
+    for (int i = 0; i < expected.Length; i++)
+    {
+        double d = (double)actual[i] - expected[i];
+        finite &= float.IsFinite(actual[i]);
+        diff += d * d;
+        norm += (double)expected[i] * expected[i];
+        maxAbs = Math.Max(maxAbs, Math.Abs(d));
+    }
+    double relative = norm == 0 ? Math.Sqrt(diff) : Math.Sqrt(diff / norm);
+    bool ok = finite && relative <= tolerance;
+    Console.WriteLine($"  {(ok ? "ok  " : "FAIL")} {what}: relative L2 {relative:E2}, max |diff| {maxAbs:E2}{(finite ? "" : ", NON-FINITE values")}");
+    return ok;
+}
+
+static void Time(CudaDevice device, KernelCache cache, bool tf32, int batch, int steps)
+{
+    string mode = tf32 ? "tf32" : "fp32";
+    CudaLaunchPlan plan = AlexNet2012.CudaPlan;
+    using var gpu = new CudaNetworkRunner(device, plan, AlexNet2012.CudaSource, batch, new CudaRunnerOptions(tf32, cache));
+    var parameters = new float[AlexNet2012.ParameterCount];
+    Initializer.Initialize(AlexNet2012.Model, parameters, InitScheme.Paper, seed: 1);
+    gpu.UploadParameters(parameters);
+    gpu.SetBatch(RandomInput(batch * plan.InputLength, 3), RandomLabels(batch, plan.ClassCount, 3), batch);
+    using var start = device.CreateEvent();
+    using var end = device.CreateEvent();
+
+    for (int i = 0; i < 3; i++) { gpu.EnqueueForwardBackward(batch, (ulong)i); gpu.EnqueueSgd(0.01f, 0.9f, 5e-4f); }
+    device.Synchronize();
+    start.Record();
+    for (int i = 0; i < steps; i++) { gpu.EnqueueForwardBackward(batch, (ulong)i); gpu.EnqueueSgd(0.01f, 0.9f, 5e-4f); }
+    end.Record();
+    double trainMs = CudaEvent.ElapsedMilliseconds(start, end) / steps;
+
+    start.Record();
+    for (int i = 0; i < steps; i++) gpu.EnqueueForward(batch, null);
+    end.Record();
+    double forwardMs = CudaEvent.ElapsedMilliseconds(start, end) / steps;
+
+    double peak = PeakTflops(device, tf32);
+    double trainTflops = plan.TrainingFlopsPerSample * (double)batch / (trainMs * 1e-3) / 1e12;
+    double forwardTflops = plan.ForwardFlopsPerSample * (double)batch / (forwardMs * 1e-3) / 1e12;
+    Console.WriteLine();
+    Console.WriteLine($"== Timing, {mode}, batch {batch}, mean of {steps} steps (GPU events; peak assumed {peak:F0} TFLOP/s {(tf32 ? "TF32 tensor" : "FP32")} dense)");
+    Console.WriteLine($"training step: {trainMs:F2} ms, {batch / (trainMs * 1e-3):F0} images/s, {trainTflops:F1} TFLOP/s, {trainTflops / peak:P1} of peak");
+    Console.WriteLine($"forward:       {forwardMs:F2} ms, {batch / (forwardMs * 1e-3):F0} images/s, {forwardTflops:F1} TFLOP/s, {forwardTflops / peak:P1} of peak");
+    Console.WriteLine($"RESULT {mode}_train_images_per_s={batch / (trainMs * 1e-3):F1}");
+    Console.WriteLine($"RESULT {mode}_forward_images_per_s={batch / (forwardMs * 1e-3):F1}");
+    Console.WriteLine($"RESULT {mode}_train_tflops={trainTflops:F2}");
+    Console.WriteLine($"RESULT {mode}_train_peak_fraction={trainTflops / peak:F4}");
+
+    // Each step of one training pass, timed between GPU events.
+    Console.WriteLine("per kernel (one forward + backward):");
+    foreach (var (step, ms) in gpu.ProfileForwardBackward(batch, 1))
+    {
+        string name = step is CudaLaunch l ? l.Kernel : "memset " + step.Comment;
+        long flops = step is CudaLaunch launch ? launch.FlopsPerSample * (long)batch : 0;
+        string rate = flops == 0 ? "" : $", {flops / (ms * 1e-3) / 1e12,6:F1} TFLOP/s = {flops / (ms * 1e-3) / 1e12 / peak,6:P1} of peak";
+        Console.WriteLine($"  {name,-40} {ms,8:F3} ms{rate}");
+    }
+}
+
+// Dense (non-sparse) peaks from NVIDIA's H100/H200 datasheets: SXM (and H200) 67 TFLOP/s FP32, 495 TF32
+// tensor; PCIe 51 and 378. Other GPUs: estimated from SMs x clock x 128 FP32 lanes x 2 (FP32), x8 for TF32.
+static double PeakTflops(CudaDevice device, bool tf32)
+{
+    string name = device.Name;
+    if (name.Contains("H100", StringComparison.OrdinalIgnoreCase) && name.Contains("PCIe", StringComparison.OrdinalIgnoreCase))
+        return tf32 ? 378 : 51;
+    if (name.Contains("H100", StringComparison.OrdinalIgnoreCase) || name.Contains("H200", StringComparison.OrdinalIgnoreCase))
+        return tf32 ? 495 : 67;
+    double fp32 = device.MultiprocessorCount * (device.ClockRateKHz * 1e3) * 128 * 2 / 1e12;
+    return tf32 ? fp32 * 8 : fp32;
+}

@@ -1,0 +1,286 @@
+using System.Diagnostics;
+
+namespace AlexNetCompiler.Cuda;
+
+/// <summary>How the runner compiles the network's kernels.</summary>
+/// <param name="Tf32">Define ALEXNET_TF32: GEMMs on tensor cores with TF32 inputs and FP32 accumulation.</param>
+/// <param name="Cache">Kernel cache; null compiles every time.</param>
+/// <param name="Architecture">Override the target ("sm_90", or "compute_90" for PTX); null uses the device's.</param>
+public sealed record CudaRunnerOptions(bool Tf32 = false, KernelCache? Cache = null, string? Architecture = null);
+
+/// <summary>
+/// Runs a generated network on one GPU by executing its CudaLaunchPlan: compiles CudaSource with NVRTC
+/// (through the kernel cache), allocates the planned buffers for maxBatch, and launches forward, loss,
+/// backward and the SGD update on the default stream. Parameters live on the device; upload and download
+/// them to compare with (or hand over to) the CPU backend.
+/// </summary>
+public sealed class CudaNetworkRunner : IDisposable
+{
+    private readonly CudaModule _module;
+    private readonly Dictionary<string, CudaKernel> _kernels = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DeviceBuffer> _buffers = new(StringComparer.Ordinal);
+    private readonly float[] _losses;
+    private long _sgdSteps;
+
+    public CudaNetworkRunner(CudaDevice device, CudaLaunchPlan plan, string source, int maxBatch, CudaRunnerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBatch);
+        options ??= new CudaRunnerOptions();
+        Device = device;
+        Plan = plan;
+        MaxBatch = maxBatch;
+        Options = options;
+
+        foreach (CudaBufferSpec spec in plan.Buffers)
+        {
+            // Kernels index with 32-bit ints; the plan's buffers bound every index they compute.
+            if (spec.Length(maxBatch) >= int.MaxValue)
+                throw new ArgumentOutOfRangeException(nameof(maxBatch), $"{plan.NetworkName}: buffer '{spec.Name}' would hold {spec.Length(maxBatch)} elements at batch {maxBatch}; the CUDA kernels index with 32-bit integers, so use a smaller maxBatch.");
+        }
+
+        var stopwatch = Stopwatch.StartNew();
+        Architecture = options.Architecture ?? device.Architecture;
+        var compileOptions = new List<string> { "--std=c++17", "--ptxas-options=-v" };
+        if (options.Tf32) compileOptions.Add("-DALEXNET_TF32");
+        string programName = plan.NetworkName + ".cu";
+        NvrtcOutput compiled;
+        bool hit = false;
+        compiled = options.Cache is not null
+            ? options.Cache.GetOrCompile(source, programName, Architecture, compileOptions, out hit)
+            : Nvrtc.Compile(source, programName, Architecture, compileOptions);
+        CompileTime = stopwatch.Elapsed;
+        CacheHit = hit;
+        Resources = PtxasReport.Parse(compiled.Log);
+
+        _module = device.LoadModule(compiled);
+        try
+        {
+            foreach (string name in plan.KernelNames) _kernels[name] = _module.GetKernel(name);
+            foreach (CudaBufferSpec spec in plan.Buffers) _buffers[spec.Name] = device.Allocate(Math.Max(4, spec.Length(maxBatch) * 4));
+            foreach (string required in new[] { CudaLaunchPlan.Input, CudaLaunchPlan.Labels, CudaLaunchPlan.Losses, CudaLaunchPlan.Parameters, CudaLaunchPlan.Gradients, CudaLaunchPlan.Velocity, plan.LogitsBuffer })
+                if (!_buffers.ContainsKey(required)) throw new InvalidOperationException($"{plan.NetworkName}: the launch plan has no '{required}' buffer.");
+            _buffers[CudaLaunchPlan.Velocity].Zero();
+            _buffers[CudaLaunchPlan.Gradients].Zero();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+        _losses = new float[maxBatch];
+    }
+
+    public CudaDevice Device { get; }
+    public CudaLaunchPlan Plan { get; }
+    public CudaRunnerOptions Options { get; }
+    public int MaxBatch { get; }
+    public string Architecture { get; }
+    public TimeSpan CompileTime { get; }
+    public bool CacheHit { get; }
+    /// <summary>Registers and spills per kernel, from ptxas (empty for PTX targets).</summary>
+    public IReadOnlyList<KernelResources> Resources { get; }
+
+    public void UploadParameters(ReadOnlySpan<float> parameters) => Upload(CudaLaunchPlan.Parameters, parameters, Plan.ParameterCount);
+    public void DownloadParameters(Span<float> parameters) => Download(CudaLaunchPlan.Parameters, parameters, Plan.ParameterCount);
+    public void DownloadGradients(Span<float> gradients) => Download(CudaLaunchPlan.Gradients, gradients, Plan.ParameterCount);
+    public void UploadVelocity(ReadOnlySpan<float> velocity) => Upload(CudaLaunchPlan.Velocity, velocity, Plan.ParameterCount);
+    public void DownloadVelocity(Span<float> velocity) => Download(CudaLaunchPlan.Velocity, velocity, Plan.ParameterCount);
+
+    /// <summary>Number of SGD updates applied; 0 makes the next PyTorch-variant update start the momentum buffer.</summary>
+    public long SgdSteps { get => _sgdSteps; set => _sgdSteps = value; }
+
+    /// <summary>Inference: input [batch, C, H, W] to logits [batch, classes]; dropout off.</summary>
+    public void Forward(ReadOnlySpan<float> input, int batch, Span<float> logits)
+    {
+        CheckBatch(batch);
+        if (logits.Length < batch * Plan.ClassCount)
+            throw new ArgumentException($"{Plan.NetworkName}.Forward: logits holds {logits.Length} floats; batch {batch} needs {batch * Plan.ClassCount}.", nameof(logits));
+        UploadInput(input, batch);
+        Run(Plan.Forward, batch, null);
+        _buffers[Plan.LogitsBuffer].CopyTo(logits[..(batch * Plan.ClassCount)]);
+    }
+
+    /// <summary>Forward (dropout on when dropoutSeed has a value), softmax cross-entropy, backward into the gradients. Returns the mean loss.</summary>
+    public float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed)
+    {
+        CheckBatch(batch);
+        UploadInput(input, batch);
+        UploadLabels(labels, batch);
+        EnqueueForwardBackward(batch, dropoutSeed);
+        return MeanLoss(batch);
+    }
+
+    /// <summary>ForwardBackward then the SGD update; returns the mean loss (synchronises once, to read it).</summary>
+    public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed, float learningRate, float momentum, float weightDecay, bool paperVariant = false)
+    {
+        CheckBatch(batch);
+        UploadInput(input, batch);
+        UploadLabels(labels, batch);
+        EnqueueForwardBackward(batch, dropoutSeed);
+        EnqueueSgd(learningRate, momentum, weightDecay, paperVariant);
+        return MeanLoss(batch);
+    }
+
+    /// <summary>Copies one batch to the device input buffers (for EnqueueTrainStep loops that time the GPU alone).</summary>
+    public void SetBatch(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch)
+    {
+        CheckBatch(batch);
+        UploadInput(input, batch);
+        UploadLabels(labels, batch);
+    }
+
+    /// <summary>Enqueues forward, loss and backward on the current device buffers without waiting.</summary>
+    public void EnqueueForwardBackward(int batch, ulong? dropoutSeed)
+    {
+        CheckBatch(batch);
+        Run(Plan.Forward, batch, dropoutSeed);
+        Run(Plan.Loss, batch, dropoutSeed);
+        Run(Plan.Backward, batch, dropoutSeed);
+    }
+
+    /// <summary>Enqueues only the training-mode forward pass (for timing).</summary>
+    public void EnqueueForward(int batch, ulong? dropoutSeed)
+    {
+        CheckBatch(batch);
+        Run(Plan.Forward, batch, dropoutSeed);
+    }
+
+    /// <summary>Enqueues the SGD update over the flat parameter buffer (PyTorch semantics unless paperVariant).</summary>
+    public void EnqueueSgd(float learningRate, float momentum, float weightDecay, bool paperVariant = false)
+    {
+        CudaKernel sgd = _kernels[Plan.SgdKernel];
+        int count = checked((int)Plan.ParameterCount);
+        sgd.Launch((uint)((count + 255) / 256), 1, 1, 256, 0, null,
+        [
+            KernelArgument.Pointer(_buffers[CudaLaunchPlan.Parameters]),
+            KernelArgument.Pointer(_buffers[CudaLaunchPlan.Gradients]),
+            KernelArgument.Pointer(_buffers[CudaLaunchPlan.Velocity]),
+            KernelArgument.Int32(count),
+            KernelArgument.Float32(learningRate),
+            KernelArgument.Float32(momentum),
+            KernelArgument.Float32(weightDecay),
+            KernelArgument.Int32(_sgdSteps == 0 ? 1 : 0),
+            KernelArgument.Int32(paperVariant ? 1 : 0),
+        ]);
+        _sgdSteps++;
+    }
+
+    /// <summary>
+    /// Runs forward, loss and backward once with an event after every step and returns each step's GPU time
+    /// in milliseconds (CudaZero steps included), for reporting kernels against peak.
+    /// </summary>
+    public IReadOnlyList<(CudaStep Step, double Milliseconds)> ProfileForwardBackward(int batch, ulong? dropoutSeed)
+    {
+        CheckBatch(batch);
+        CudaStep[] all = [.. Plan.Forward, .. Plan.Loss, .. Plan.Backward];
+        var events = new CudaEvent[all.Length + 1];
+        try
+        {
+            for (int i = 0; i < events.Length; i++) events[i] = Device.CreateEvent();
+            Device.Synchronize();
+            events[0].Record();
+            for (int i = 0; i < all.Length; i++)
+            {
+                Run([all[i]], batch, dropoutSeed);
+                events[i + 1].Record();
+            }
+            var result = new List<(CudaStep, double)>(all.Length);
+            for (int i = 0; i < all.Length; i++) result.Add((all[i], CudaEvent.ElapsedMilliseconds(events[i], events[i + 1])));
+            return result;
+        }
+        finally
+        {
+            foreach (CudaEvent? e in events) e?.Dispose();
+        }
+    }
+
+    private void Run(CudaStep[] steps, int batch, ulong? dropoutSeed)
+    {
+        Span<KernelArgument> args = stackalloc KernelArgument[16];
+        foreach (CudaStep step in steps)
+        {
+            switch (step)
+            {
+                case CudaZero zero:
+                    _buffers[zero.Buffer].Zero(zero.Offset * 4, zero.Length * 4);
+                    break;
+                case CudaLaunch launch:
+                {
+                    if (launch.Args.Length > args.Length) throw new InvalidOperationException($"Kernel '{launch.Kernel}' has more than {args.Length} arguments.");
+                    for (int i = 0; i < launch.Args.Length; i++) args[i] = Argument(launch.Args[i], batch, dropoutSeed);
+                    _kernels[launch.Kernel].Launch(launch.GridX.Evaluate(batch), launch.GridY.Evaluate(batch), launch.GridZ.Evaluate(batch),
+                        (uint)launch.BlockSize, 0, null, args[..launch.Args.Length]);
+                    break;
+                }
+                default:
+                    throw new InvalidOperationException($"Unknown launch plan step {step.GetType().Name}.");
+            }
+        }
+    }
+
+    private KernelArgument Argument(CudaArg arg, int batch, ulong? dropoutSeed) => arg.Kind switch
+    {
+        CudaArgKind.Buffer => KernelArgument.UInt64(_buffers[arg.Buffer].Pointer + (ulong)arg.Offset * 4),
+        CudaArgKind.Null => KernelArgument.UInt64(0),
+        CudaArgKind.Batch => KernelArgument.Int32(batch),
+        CudaArgKind.DropoutSeed => KernelArgument.UInt64(dropoutSeed ?? 0),
+        CudaArgKind.DropoutEnabled => KernelArgument.Int32(dropoutSeed.HasValue ? 1 : 0),
+        _ => throw new InvalidOperationException($"Unknown kernel argument kind {arg.Kind}."),
+    };
+
+    private float MeanLoss(int batch)
+    {
+        // The copy waits for every kernel before it on the default stream, so launch errors surface here too.
+        _buffers[CudaLaunchPlan.Losses].CopyTo(_losses.AsSpan(0, batch));
+        double sum = 0;
+        for (int i = 0; i < batch; i++) sum += _losses[i];
+        return (float)(sum / batch);
+    }
+
+    private void UploadInput(ReadOnlySpan<float> input, int batch)
+    {
+        int needed = batch * Plan.InputLength;
+        if (input.Length < needed)
+            throw new ArgumentException($"{Plan.NetworkName}: input holds {input.Length} floats; batch {batch} needs {needed} ({Plan.InputLength} per sample).", nameof(input));
+        _buffers[CudaLaunchPlan.Input].CopyFrom(input[..needed]);
+    }
+
+    private void UploadLabels(ReadOnlySpan<int> labels, int batch)
+    {
+        if (labels.Length < batch)
+            throw new ArgumentException($"{Plan.NetworkName}: labels holds {labels.Length} entries; batch is {batch}.", nameof(labels));
+        for (int i = 0; i < batch; i++)
+        {
+            if ((uint)labels[i] >= (uint)Plan.ClassCount)
+                throw new ArgumentOutOfRangeException(nameof(labels), $"{Plan.NetworkName}: label {labels[i]} at index {i} is outside [0, {Plan.ClassCount}).");
+        }
+        _buffers[CudaLaunchPlan.Labels].CopyFrom(labels[..batch]);
+    }
+
+    private void Upload(string buffer, ReadOnlySpan<float> data, long expected)
+    {
+        if (data.Length != expected) throw new ArgumentException($"{Plan.NetworkName}: expected {expected} floats for '{buffer}', got {data.Length}.");
+        _buffers[buffer].CopyFrom(data);
+    }
+
+    private void Download(string buffer, Span<float> data, long expected)
+    {
+        if (data.Length != expected) throw new ArgumentException($"{Plan.NetworkName}: expected {expected} floats for '{buffer}', got {data.Length}.");
+        _buffers[buffer].CopyTo(data);
+    }
+
+    private void CheckBatch(int batch)
+    {
+        if (batch < 1 || batch > MaxBatch)
+            throw new ArgumentOutOfRangeException(nameof(batch), $"{Plan.NetworkName}: batch {batch} is outside [1, {MaxBatch}] (the runner was created for maxBatch {MaxBatch}).");
+    }
+
+    public void Dispose()
+    {
+        foreach (DeviceBuffer b in _buffers.Values) b.Dispose();
+        _buffers.Clear();
+        _module?.Dispose();
+    }
+}

@@ -1,0 +1,111 @@
+using System.Text;
+using AlexNetCompiler.Cuda;
+using Xunit.Abstractions;
+
+namespace AlexNetCompiler.Tests.Cuda;
+
+public sealed class NvrtcTests(ITestOutputHelper output)
+{
+    private const string Saxpy = """
+        extern "C" __global__ void saxpy(int n, float a, const float* __restrict__ x, float* __restrict__ y)
+        {
+            int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i < n) y[i] = fmaf(a, x[i], y[i]);
+        }
+        """;
+
+    [Theory]
+    [InlineData("sm_80")]
+    [InlineData("sm_90")]
+    public void CompilesHandWrittenKernelToCubin(string arch)
+    {
+        if (!NvrtcRequirement.Check(output)) return;
+        NvrtcOutput result = Nvrtc.Compile(Saxpy, "saxpy.cu", arch, ["--ptxas-options=-v"]);
+        Assert.Equal(CudaImageKind.Cubin, result.Kind);
+        // An ELF image: 0x7F 'E' 'L' 'F'.
+        Assert.True(result.Image.Length > 64);
+        Assert.Equal(new byte[] { 0x7F, (byte)'E', (byte)'L', (byte)'F' }, result.Image[..4]);
+        Assert.DoesNotContain("warning", result.Log, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains($"for '{arch}'", result.Log, StringComparison.Ordinal); // ptxas -v reports the target
+    }
+
+    [Fact]
+    public void CompilesHandWrittenKernelToPtx()
+    {
+        if (!NvrtcRequirement.Check(output)) return;
+        NvrtcOutput result = Nvrtc.Compile(Saxpy, "saxpy.cu", "compute_80", []);
+        Assert.Equal(CudaImageKind.Ptx, result.Kind);
+        string ptx = Encoding.ASCII.GetString(result.Image).TrimEnd('\0');
+        Assert.Contains(".target sm_80", ptx, StringComparison.Ordinal);
+        Assert.Contains(".entry saxpy", ptx, StringComparison.Ordinal);
+        Assert.Equal(0, result.Image[^1]); // cuModuleLoadData needs the terminating NUL
+    }
+
+    [Fact]
+    public void CompileErrorThrowsWithLogAndCallName()
+    {
+        if (!NvrtcRequirement.Check(output)) return;
+        var e = Assert.Throws<CudaException>(() => Nvrtc.Compile("extern \"C\" __global__ void broken() { undeclared_name = 1; }", "broken.cu", "sm_80", []));
+        Assert.Equal("nvrtcCompileProgram", e.Call);
+        Assert.Contains("broken.cu", e.Message, StringComparison.Ordinal);
+        Assert.Contains("undeclared_name", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void VersionIsReported()
+    {
+        if (!NvrtcRequirement.Check(output)) return;
+        (int major, int minor) = Nvrtc.Version;
+        Assert.InRange(major, 11, 99);
+        Assert.InRange(minor, 0, 99);
+    }
+
+    [Fact]
+    public void RejectsUnknownArchitectureSpelling() =>
+        Assert.Throws<ArgumentException>(() => Nvrtc.Compile(Saxpy, "saxpy.cu", "90", []));
+}
+
+public sealed class CudaDriverTests
+{
+    [Fact]
+    public void MissingLibraryErrorListsEveryNameTried()
+    {
+        (IntPtr handle, string? error) = NativeLibraries.LoadFirst(["libdoes-not-exist.so.1", "libnor-this.so"], "the CUDA driver library");
+        Assert.Equal(IntPtr.Zero, handle);
+        Assert.Contains("libdoes-not-exist.so.1", error, StringComparison.Ordinal);
+        Assert.Contains("libnor-this.so", error, StringComparison.Ordinal);
+        Assert.StartsWith("Could not load the CUDA driver library", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TryOpenGivesOneClearReasonWithoutADriver()
+    {
+        bool hasDriver = NativeLibraries.LoadFirst(NativeLibraries.CudaCandidates, "driver").Handle != IntPtr.Zero;
+        bool opened = CudaDevice.TryOpen(0, out CudaDevice? device, out string? reason);
+        using (device)
+        {
+            if (!hasDriver)
+            {
+                Assert.False(opened);
+                Assert.Null(device);
+                Assert.StartsWith("No CUDA driver: Could not load the CUDA driver library", reason, StringComparison.Ordinal);
+                var e = Assert.Throws<CudaUnavailableException>(() => CudaDevice.Open());
+                Assert.Equal(reason, e.Message);
+            }
+            else
+            {
+                // With a driver: either a device opened, or the reason says why not; never both, never neither.
+                Assert.Equal(opened, device is not null);
+                Assert.Equal(opened, reason is null);
+            }
+        }
+    }
+
+    [Fact]
+    public void DriverErrorsNameTheCallAndKernel()
+    {
+        var e = new CudaException("cuLaunchKernel failed (kernel 'conv1_forward'): CUDA_ERROR_INVALID_VALUE: invalid argument", "cuLaunchKernel", 1, "conv1_forward");
+        Assert.Equal("conv1_forward", e.Kernel);
+        Assert.Equal("cuLaunchKernel", e.Call);
+    }
+}
