@@ -29,7 +29,8 @@ public enum ScratchSlot
 /// (thread, slot). A buffer grows on first use to the largest size requested and is then reused, so a training
 /// step allocates nothing after the first.
 /// </para>
-/// A context runs one parallel loop at a time; kernels never nest parallel loops.
+/// A context serves one caller at a time (its thread-0 scratch belongs to whoever calls the kernels): give each
+/// concurrently running network its own context. Kernels never nest parallel loops.
 /// </summary>
 public sealed unsafe class CpuContext : IDisposable
 {

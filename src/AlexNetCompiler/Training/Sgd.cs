@@ -1,5 +1,5 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using AlexNetCompiler.Cpu;
 
 namespace AlexNetCompiler.Training;
 
@@ -31,13 +31,15 @@ public sealed record SgdOptions(float LearningRate = 0.01f, float Momentum = 0.9
 /// Stochastic gradient descent with momentum and weight decay over one flat parameter buffer.
 /// The update is vectorised and split over threads for large buffers (AlexNet has 61M parameters,
 /// so a step is memory bound and both cores' bandwidth helps). Element-wise, so the result does not
-/// depend on the thread count.
+/// depend on the thread count. Runs on a CpuContext's threads, so a step allocates nothing.
 /// </summary>
-public sealed class Sgd
+public sealed unsafe class Sgd
 {
     private const int MinimumElementsPerThread = 1 << 18;
+    private readonly CpuContext _cpu;
 
-    public Sgd(int parameterCount, SgdOptions options)
+    /// <param name="cpu">Threads for the update; <see cref="CpuContext.Default"/> when null. Pass the network's context.</param>
+    public Sgd(int parameterCount, SgdOptions options, CpuContext? cpu = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(parameterCount);
         ArgumentNullException.ThrowIfNull(options);
@@ -46,6 +48,7 @@ public sealed class Sgd
         Options = options;
         LearningRate = options.LearningRate;
         Velocity = new float[parameterCount];
+        _cpu = cpu ?? CpuContext.Default;
     }
 
     public SgdOptions Options { get; }
@@ -59,46 +62,48 @@ public sealed class Sgd
     /// <summary>Steps taken so far. While 0, the PyTorch rule sets the velocity to the gradient (torch's empty momentum buffer).</summary>
     public long StepCount { get; set; }
 
-    /// <summary>Most threads a step may use; defaults to the processor count.</summary>
-    public int MaxThreads { get; set; } = Environment.ProcessorCount;
-
     /// <summary>One update of <paramref name="parameters"/> from <paramref name="gradients"/> (same length as the velocity).</summary>
-    public unsafe void Step(Span<float> parameters, ReadOnlySpan<float> gradients)
+    public void Step(Span<float> parameters, ReadOnlySpan<float> gradients)
     {
         if (parameters.Length != Velocity.Length || gradients.Length != Velocity.Length)
             throw new ArgumentException($"SGD: parameters ({parameters.Length}) and gradients ({gradients.Length}) must both have {Velocity.Length} floats.");
-        bool firstStep = StepCount == 0;
-        var update = new Update(Options.Variant, LearningRate, Options.Momentum, Options.WeightDecay, firstStep);
         int length = parameters.Length;
-        int threads = Math.Clamp(Math.Min(MaxThreads, length / MinimumElementsPerThread), 1, 64);
+        int chunks = Math.Clamp(Math.Min(_cpu.Threads, length / MinimumElementsPerThread), 1, 64);
         fixed (float* p = parameters)
         fixed (float* g = gradients)
         fixed (float* v = Velocity)
         {
-            if (threads == 1)
+            var job = new StepJob
             {
-                update.Apply(p, g, v, length);
-            }
-            else
-            {
-                // Chunks rounded to 64 floats (a cache line of 16, times four) so threads never share a line.
-                int chunk = (length / threads + 63) & ~63;
-                nint pp = (nint)p, gp = (nint)g, vp = (nint)v;
-                Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-                {
-                    int start = t * chunk;
-                    int count = Math.Min(chunk, length - start);
-                    if (count > 0)
-                        update.Apply((float*)pp + start, (float*)gp + start, (float*)vp + start, count);
-                });
-            }
+                Parameters = p, Gradients = g, Velocity = v, Length = length,
+                // Chunks rounded to 64 floats (four cache lines) so threads never share a line.
+                ChunkLength = (length / chunks + 63) & ~63,
+                Rule = new Update(Options.Variant, LearningRate, Options.Momentum, Options.WeightDecay, firstStep: StepCount == 0),
+            };
+            if (chunks == 1) job.Rule.Apply(p, g, v, length);
+            else _cpu.For(chunks, &RunChunk, &job);
         }
         StepCount++;
     }
 
+    private struct StepJob
+    {
+        public float* Parameters, Gradients, Velocity;
+        public int Length, ChunkLength;
+        public Update Rule;
+    }
+
+    private static void RunChunk(void* state, int chunk, int threadIndex)
+    {
+        var job = (StepJob*)state;
+        int start = chunk * job->ChunkLength;
+        int count = Math.Min(job->ChunkLength, job->Length - start);
+        if (count > 0) job->Rule.Apply(job->Parameters + start, job->Gradients + start, job->Velocity + start, count);
+    }
+
     private readonly struct Update(SgdVariant variant, float learningRate, float momentum, float weightDecay, bool firstStep)
     {
-        public unsafe void Apply(float* p, float* g, float* v, int length)
+        public void Apply(float* p, float* g, float* v, int length)
         {
             int i = 0;
             if (variant == SgdVariant.PyTorch)

@@ -1,3 +1,4 @@
+using AlexNetCompiler.Cpu;
 using AlexNetCompiler.Training;
 
 namespace AlexNetCompiler.Tests.Training;
@@ -48,8 +49,10 @@ public sealed class SgdTests
     {
         const int length = 1 << 20;
         float[] a = Random(length, 3), b = (float[])a.Clone(), grad = Random(length, 4);
-        var one = new Sgd(length, new SgdOptions()) { MaxThreads = 1 };
-        var many = new Sgd(length, new SgdOptions()) { MaxThreads = 4 };
+        using var single = new CpuContext(1);
+        using var four = new CpuContext(4);
+        var one = new Sgd(length, new SgdOptions(), single);
+        var many = new Sgd(length, new SgdOptions(), four);
         for (int step = 0; step < 2; step++)
         {
             one.Step(a, grad);
@@ -57,6 +60,19 @@ public sealed class SgdTests
         }
         Assert.True(a.AsSpan().SequenceEqual(b));
         Assert.True(one.Velocity.AsSpan().SequenceEqual(many.Velocity));
+    }
+
+    [Fact]
+    public void StepAllocatesNothing()
+    {
+        const int length = 1 << 20; // split over the context's threads
+        using var cpu = new CpuContext(2);
+        var sgd = new Sgd(length, new SgdOptions(), cpu);
+        float[] parameters = new float[length], grad = Random(length, 8);
+        sgd.Step(parameters, grad); // first use starts the workers
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 3; i++) sgd.Step(parameters, grad);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
     [Fact]

@@ -181,7 +181,12 @@ public static unsafe partial class Gemm
                 int kc = Math.Min(KC, k - pc);
                 bool firstK = pc == 0;
                 bool lastK = pc + kc == k;
-                PackB(b, ldb, transB, pc, jc, kc, nc, packedB);
+                // A small M reads each B panel only a few times: packing B would cost more than it saves, so
+                // full panels of a non-transposed B are read in place (row stride ldb) and only the ragged last
+                // panel is packed (zero-padded).
+                bool directB = !transB && m <= RowDotMaxM;
+                if (!directB) PackB(b, ldb, transB, pc, jc, kc, nc, packedB);
+                else if (nc % NR != 0) PackB(b, ldb, transB, pc, jc + nc / NR * NR, kc, nc % NR, packedB);
                 for (int ic = 0; ic < m; ic += MC)
                 {
                     int mc = Math.Min(MC, m - ic);
@@ -189,7 +194,8 @@ public static unsafe partial class Gemm
                     for (int jr = 0; jr < nc; jr += NR)
                     {
                         int nr = Math.Min(NR, nc - jr);
-                        float* panelB = packedB + (long)jr * kc;
+                        float* panelB = directB ? (nr == NR ? b + (long)pc * ldb + jc + jr : packedB) : packedB + (long)jr * kc;
+                        int strideB = directB && nr == NR ? ldb : NR;
                         for (int ir = 0; ir < mc; ir += MR)
                         {
                             int mr = Math.Min(MR, mc - ir);
@@ -198,12 +204,12 @@ public static unsafe partial class Gemm
                             bool add = accumulate || !firstK;
                             if (mr == MR && nr == NR)
                             {
-                                RunKernel(kernel, kc, sliverA, panelB, tile, ldc, add);
+                                RunKernel(kernel, kc, sliverA, panelB, strideB, tile, ldc, add);
                             }
                             else
                             {
                                 // Edge tile: compute the full padded tile aside, then copy the valid part.
-                                RunKernel(kernel, kc, sliverA, panelB, edgeTile, NR, false);
+                                RunKernel(kernel, kc, sliverA, panelB, strideB, edgeTile, NR, false);
                                 for (int r = 0; r < mr; r++)
                                 {
                                     float* dst = tile + (long)r * ldc;
@@ -256,16 +262,16 @@ public static unsafe partial class Gemm
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void RunKernel(GemmKernel kernel, int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    private static void RunKernel(GemmKernel kernel, int kc, float* a, float* b, int strideB, float* c, int ldc, bool accumulate)
     {
         switch (kernel)
         {
-            case GemmKernel.Vector512: MicroKernels.Kernel6x32Vector512(kc, a, b, c, ldc, accumulate); break;
+            case GemmKernel.Vector512: MicroKernels.Kernel6x32Vector512(kc, a, b, strideB, c, ldc, accumulate); break;
             case GemmKernel.Vector256:
-                MicroKernels.Kernel6x16Vector256(kc, a, b, c, ldc, accumulate);
-                MicroKernels.Kernel6x16Vector256(kc, a, b + 16, c + 16, ldc, accumulate);
+                MicroKernels.Kernel6x16Vector256(kc, a, b, strideB, c, ldc, accumulate);
+                MicroKernels.Kernel6x16Vector256(kc, a, b + 16, strideB, c + 16, ldc, accumulate);
                 break;
-            default: MicroKernels.KernelScalar(kc, a, b, c, ldc, accumulate); break;
+            default: MicroKernels.KernelScalar(kc, a, b, strideB, c, ldc, accumulate); break;
         }
     }
 

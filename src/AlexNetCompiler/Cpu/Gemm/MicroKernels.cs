@@ -5,7 +5,8 @@ namespace AlexNetCompiler.Cpu;
 
 /// <summary>
 /// Register-blocked GEMM micro-kernels: C[MR, NR] (=|+=) A[MR, kc] * B[kc, NR] with A packed K-major in slivers of
-/// MR (a[p * MR + r]) and B packed K-major in panels of NR = 32 (b[p * 32 + j]). The whole C tile lives in
+/// MR (a[p * MR + r]) and B K-major in panels of NR = 32 (b[p * strideB + j]; strideB = 32 when packed, the
+/// matrix's row stride when a panel is read in place). The whole C tile lives in
 /// registers for the k loop; every step is one load per B vector, one broadcast per A row and MR x (vectors)
 /// independent FMAs, enough to hide the FMA latency (4 cycles x 2 pipes needs at least 8 in flight).
 /// </summary>
@@ -13,7 +14,7 @@ public static unsafe class MicroKernels
 {
     /// <summary>6 x 32 with 12 Vector512 accumulators (of 32 registers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel6x32Vector512(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    public static void Kernel6x32Vector512(int kc, float* a, float* b, int strideB, float* c, int ldc, bool accumulate)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -40,7 +41,7 @@ public static unsafe class MicroKernels
             c50 = Vector512.FusedMultiplyAdd(ai, b0, c50);
             c51 = Vector512.FusedMultiplyAdd(ai, b1, c51);
             a += 6;
-            b += 32;
+            b += strideB;
         }
         if (accumulate)
         {
@@ -61,7 +62,7 @@ public static unsafe class MicroKernels
 
     /// <summary>6 x 16 with 12 Vector256 accumulators (of 16 registers); reads B with the 32-float panel stride.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel6x16Vector256(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    public static void Kernel6x16Vector256(int kc, float* a, float* b, int strideB, float* c, int ldc, bool accumulate)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -88,7 +89,7 @@ public static unsafe class MicroKernels
             c50 = Vector256.FusedMultiplyAdd(ai, b0, c50);
             c51 = Vector256.FusedMultiplyAdd(ai, b1, c51);
             a += 6;
-            b += 32;
+            b += strideB;
         }
         if (accumulate)
         {
@@ -108,11 +109,11 @@ public static unsafe class MicroKernels
     }
 
     /// <summary>Plain loops over the 6 x 32 tile, for machines without SIMD acceleration.</summary>
-    public static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    public static void KernelScalar(int kc, float* a, float* b, int strideB, float* c, int ldc, bool accumulate)
     {
         float* acc = stackalloc float[Gemm.MR * Gemm.NR];
         new Span<float>(acc, Gemm.MR * Gemm.NR).Clear();
-        for (int p = 0; p < kc; p++, a += Gemm.MR, b += Gemm.NR)
+        for (int p = 0; p < kc; p++, a += Gemm.MR, b += strideB)
         {
             for (int r = 0; r < Gemm.MR; r++)
             {
