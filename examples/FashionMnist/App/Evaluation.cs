@@ -16,6 +16,17 @@ public sealed record EvaluationResult(double Loss, double Accuracy, int[,] Confu
         }
     }
 
+    /// <summary>Samples on the diagonal of the confusion matrix.</summary>
+    public int Correct
+    {
+        get
+        {
+            int correct = 0;
+            for (int c = 0; c < ClassNames.Count; c++) correct += Confusion[c, c];
+            return correct;
+        }
+    }
+
     /// <summary>Fraction of each true class predicted correctly (NaN for a class with no samples).</summary>
     public double[] PerClassAccuracy()
     {

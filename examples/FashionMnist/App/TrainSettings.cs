@@ -15,8 +15,8 @@ public enum LearningRateSchedule
 public sealed record TrainSettings
 {
     public int Epochs { get; init; } = 12;
-    public int BatchSize { get; init; } = 128;
-    public float LearningRate { get; init; } = 0.01f;
+    public int BatchSize { get; init; } = 64;
+    public float LearningRate { get; init; } = 0.02f;
     public LearningRateSchedule Schedule { get; init; } = LearningRateSchedule.Step;
     /// <summary>Step schedule: epochs between divisions by 10; 0 means once, after two thirds of the epochs.</summary>
     public int StepEpochs { get; init; }

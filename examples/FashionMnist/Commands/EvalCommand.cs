@@ -26,7 +26,7 @@ internal static class EvalCommand
             using var loader = new BatchLoader(loaded.Test, batchSize, normalization);
             EvaluationResult result = Evaluator.Evaluate(network, loader);
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
-                $"Test accuracy [bold green]{100 * result.Accuracy:F2}%[/] ({result.Confusion.Cast<int>().Where((_, i) => i % (result.ClassNames.Count + 1) == 0).Sum()}/{result.Count}), loss {result.Loss:F4}"));
+                $"Test accuracy [bold green]{100 * result.Accuracy:F2}%[/] ({result.Correct}/{result.Count}), loss {result.Loss:F4}"));
             AnsiConsole.Write(Shared.PerClassTable(result));
             AnsiConsole.Write(Shared.ConfusionTable(result));
             string? plotPath = parse.GetValue(plot);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using AlexNetCompiler.Cpu;
 using AlexNetCompiler.Data;
 using AlexNetCompiler.Training;
@@ -16,8 +17,8 @@ internal static class TrainCommand
     public static Command Create()
     {
         var epochs = new Option<int?>("--epochs", "-e") { Description = $"Epochs to train (total, counting resumed ones). Default {SubsetEpochs} on the embedded subset, {FullSetEpochs} on a full set." };
-        var batch = Shared.BatchOption(128);
-        var lr = new Option<float>("--lr") { Description = "Initial learning rate.", DefaultValueFactory = _ => 0.01f };
+        var batch = Shared.BatchOption(64);
+        var lr = new Option<float>("--lr") { Description = "Initial learning rate.", DefaultValueFactory = _ => 0.02f };
         var schedule = new Option<LearningRateSchedule>("--schedule") { Description = "step: divide by 10 every --lr-step epochs; plateau: divide by 10 when test accuracy stalls for --patience epochs (the paper).", DefaultValueFactory = _ => LearningRateSchedule.Step };
         var lrStep = new Option<int>("--lr-step") { Description = "Epochs between divisions by 10 (step schedule); 0 = once, after two thirds of the epochs.", DefaultValueFactory = _ => 0 };
         var patience = new Option<int>("--patience") { Description = "Epochs without a new best test accuracy before dividing by 10 (plateau schedule).", DefaultValueFactory = _ => 2 };
@@ -124,6 +125,13 @@ internal static class TrainRun
             cancel.Cancel();
         };
         Console.CancelKeyPress += onCancel;
+        // SIGTERM (e.g. a container or job scheduler stopping the run) is handled like Ctrl+C.
+        using PosixSignalRegistration? onTerminate = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            if (cancel.IsCancellationRequested) return;
+            context.Cancel = true;
+            cancel.Cancel();
+        });
         string status = "completed";
         int exitCode = 0;
         try

@@ -95,6 +95,18 @@ public sealed class BatchLoaderTests
     }
 
     [Fact]
+    public void StartingMidEpoch_GivesTheRemainingBatchesOfTheSameOrder()
+    {
+        Dataset data = Numbered(45);
+        using var loader = new BatchLoader(data, 8, Normalization.Identity(1), shuffle: true, seed: 2);
+        List<int> full = Order(loader, 3);
+        List<int> tail = loader.Epoch(3, firstBatch: 2).SelectMany(b => b.Indices.Take(b.Count).ToArray()).ToList();
+        Assert.Equal(full.Skip(16), tail);
+        Assert.Empty(loader.Epoch(3, firstBatch: loader.BatchesPerEpoch));
+        Assert.Throws<ArgumentOutOfRangeException>(() => loader.Epoch(3, firstBatch: loader.BatchesPerEpoch + 1));
+    }
+
+    [Fact]
     public void PrepareBatch_MatchesBackgroundBatches()
     {
         Dataset data = Numbered(30);
