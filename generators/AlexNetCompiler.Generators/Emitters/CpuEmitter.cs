@@ -233,8 +233,12 @@ internal static partial class CpuEmitter
         w.Indent++;
         w.WriteLine("CheckBatch(input, batch);");
         w.WriteLine("if (logits.Length < batch * ClassCount) throw new global::System.ArgumentException($\"logits holds {logits.Length} floats; batch {batch} needs {batch * ClassCount}.\", nameof(logits));");
-        w.WriteLine("RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0);");
-        w.WriteLine("Logits.CopyTo(logits);");
+        w.WriteLine("// Networks sharing a CpuContext (e.g. the default one) take turns: kernels use its thread-0 scratch.");
+        w.WriteLine("lock (_cpu.PassLock)");
+        w.WriteLine("{");
+        w.WriteLine("    RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0);");
+        w.WriteLine("    Logits.CopyTo(logits);");
+        w.WriteLine("}");
         w.Indent--;
         w.WriteLine("}");
         w.WriteLine();
@@ -292,8 +296,11 @@ internal static partial class CpuEmitter
         w.Indent++;
         w.WriteLine("CheckBatch(input, batch);");
         w.WriteLine("CheckLabels(labels, batch);");
-        w.WriteLine("RunForward(input, batch, training: true, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());");
-        w.WriteLine("return RunBackward(input, labels, batch, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());");
+        w.WriteLine("lock (_cpu.PassLock)");
+        w.WriteLine("{");
+        w.WriteLine("    RunForward(input, batch, training: true, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());");
+        w.WriteLine("    return RunBackward(input, labels, batch, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());");
+        w.WriteLine("}");
         w.Indent--;
         w.WriteLine("}");
         w.WriteLine();

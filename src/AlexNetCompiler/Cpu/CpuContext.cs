@@ -29,8 +29,10 @@ public enum ScratchSlot
 /// (thread, slot). A buffer grows on first use to the largest size requested and is then reused, so a training
 /// step allocates nothing after the first.
 /// </para>
-/// A context serves one caller at a time (its thread-0 scratch belongs to whoever calls the kernels): give each
-/// concurrently running network its own context. Kernels never nest parallel loops.
+/// A context serves one caller at a time (its thread-0 scratch belongs to whoever calls the kernels, also outside
+/// parallel loops). Generated networks hold <see cref="PassLock"/> for a whole pass, so networks that share a
+/// context (such as <see cref="Default"/>) are correct and simply take turns; give each a context of its own to run
+/// them in parallel. Kernels never nest parallel loops.
 /// </summary>
 public sealed unsafe class CpuContext : IDisposable
 {
@@ -79,6 +81,13 @@ public sealed unsafe class CpuContext : IDisposable
 
     /// <summary>Threads the kernels use, the calling thread included.</summary>
     public int Threads { get; }
+
+    /// <summary>
+    /// Held by a caller for a whole sequence of kernel calls (a generated network holds it for a forward or a
+    /// training pass) so that concurrent callers sharing this context take turns. Re-entrant: <see cref="For"/>
+    /// takes the same lock.
+    /// </summary>
+    public object PassLock => _runLock;
 
     /// <summary>Bytes of scratch currently held (all threads and slots).</summary>
     public long ScratchBytes

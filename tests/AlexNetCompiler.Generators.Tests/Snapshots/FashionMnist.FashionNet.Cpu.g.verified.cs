@@ -203,8 +203,12 @@ namespace FashionMnist
         {
             CheckBatch(input, batch);
             if (logits.Length < batch * ClassCount) throw new global::System.ArgumentException($"logits holds {logits.Length} floats; batch {batch} needs {batch * ClassCount}.", nameof(logits));
-            RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0);
-            Logits.CopyTo(logits);
+            // Networks sharing a CpuContext (e.g. the default one) take turns: kernels use its thread-0 scratch.
+            lock (_cpu.PassLock)
+            {
+                RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0);
+                Logits.CopyTo(logits);
+            }
         }
         
         /// <summary>Forward through every layer. training keeps what backward needs (LRN scale, pool argmax).</summary>
@@ -283,8 +287,11 @@ namespace FashionMnist
         {
             CheckBatch(input, batch);
             CheckLabels(labels, batch);
-            RunForward(input, batch, training: true, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());
-            return RunBackward(input, labels, batch, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());
+            lock (_cpu.PassLock)
+            {
+                RunForward(input, batch, training: true, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());
+                return RunBackward(input, labels, batch, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());
+            }
         }
         
         private float RunBackward(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, bool dropout, ulong dropoutSeed)

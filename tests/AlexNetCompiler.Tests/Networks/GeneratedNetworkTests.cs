@@ -149,6 +149,26 @@ public sealed class GeneratedNetworkTests
     }
 
     [Fact]
+    public void Networks_sharing_one_context_on_several_threads_match_sequential_runs()
+    {
+        var shared = new global::AlexNetCompiler.Cpu.CpuContext(2);
+        float[] Train(int which)
+        {
+            var (net, input, labels) = Create(30 + (ulong)which);
+            var own = new FashionNet(Batch, shared);
+            net.Parameters.CopyTo(own.Parameters, 0);
+            var sgd = new Sgd(own.Parameters.Length, new SgdOptions(LearningRate: 0.01f), shared);
+            for (int step = 0; step < 3; step++) own.TrainStep(input, labels, Batch, sgd, dropoutSeed: (ulong)step);
+            return own.Parameters;
+        }
+        float[][] sequential = Enumerable.Range(0, 4).Select(Train).ToArray();
+        var concurrent = new float[4][];
+        Parallel.For(0, 4, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => concurrent[i] = Train(i));
+        // Same kernels, same thread count, same order within each pass: bit-identical.
+        for (int i = 0; i < 4; i++) Assert.Equal(sequential[i], concurrent[i]);
+    }
+
+    [Fact]
     public void Bad_arguments_name_what_is_wrong()
     {
         var (net, input, labels) = Create(16);
