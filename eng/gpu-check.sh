@@ -18,13 +18,12 @@ case "${1:-publish}" in
     rm -f "$out"/*.dbg "$out"/*.pdb
     du -sh "$out"
     echo
-    echo "Now run on the GPU machine (carrying the published folder):"
-    echo "  command: bash eng/gpu-check.sh run"
-    echo "  carry:   [\"$out\"]"
-    echo "  timeout: 480 s (compiles 2 kernel variants with NVRTC, checks FP32 and TF32, times both, then PyTorch)"
+    echo "Next, on the GPU machine, from a copy of this repository that includes $out:"
+    echo "  bash eng/gpu-check.sh run"
+    echo "It takes a few minutes: NVRTC compiles 2 kernel variants, FP32 and TF32 are checked and timed, then PyTorch."
     ;;
   run)
-    [ -x "$out/GpuCheck" ] || { echo "No $out/GpuCheck: run 'bash eng/gpu-check.sh publish' first and carry $out." >&2; exit 2; }
+    [ -x "$out/GpuCheck" ] || { echo "No $out/GpuCheck: run 'bash eng/gpu-check.sh publish' first and copy $out here." >&2; exit 2; }
     nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null || true
     # NVRTC of the installed CUDA toolkit, when it is not on the loader path.
     for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
