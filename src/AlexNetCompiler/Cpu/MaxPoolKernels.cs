@@ -114,8 +114,8 @@ public static unsafe partial class MaxPoolKernels
             for (int w = wFirst; w < wEnd; w++)
             {
                 float v = row[w];
-                // v != v: NaN wins, as in the reference (and torch).
-                if (v > best || v != v)
+                // NaN wins, as in the reference (and torch).
+                if (v > best || float.IsNaN(v))
                 {
                     best = v;
                     bestIndex = h * inW + w;
