@@ -429,23 +429,11 @@ internal static partial class CpuEmitter
         return (previous.Kind == LayerKind.Conv2d || previous.Kind == LayerKind.Dense) && previous.FusedRelu;
     }
 
-    private static string Param(LayerModel l, ParameterRole role)
-    {
-        foreach (ParameterModel p in l.Parameters)
-        {
-            if (p.Role == role) return p.Identifier;
-        }
-        return "default";
-    }
+    // The typed view of a parameter (or its gradient); `default` (an empty span) when the layer has no such tensor.
+    private static string Param(LayerModel l, ParameterRole role) => l.FindParameter(role)?.Identifier ?? "default";
 
-    private static string Grad(LayerModel l, ParameterRole role)
-    {
-        foreach (ParameterModel p in l.Parameters)
-        {
-            if (p.Role == role) return p.Identifier + "Gradient";
-        }
-        return "default";
-    }
+    private static string Grad(LayerModel l, ParameterRole role) =>
+        l.FindParameter(role) is { } p ? p.Identifier + "Gradient" : "default";
 
     // Each dropout layer draws from its own stream: the step seed mixed with the layer index (golden-ratio increment).
     private static string DropoutSeed(LayerModel l) =>

@@ -381,7 +381,7 @@ internal static partial class CudaEmitter
         public IEnumerable<Launch> Launches => Forward.Concat(Loss).Concat(Backward).OfType<Launch>();
     }
 
-    private static ParameterModel? Param(LayerModel l, ParameterRole role) => l.Parameters.FirstOrDefault(p => p.Role == role);
+    private static ParameterModel? Param(LayerModel l, ParameterRole role) => l.FindParameter(role);
 
     private static IEnumerable<Step> ForwardSteps(Stage s)
     {

@@ -75,6 +75,16 @@ internal sealed record LayerModel(
         }
     }
 
+    /// <summary>The layer's weight or bias tensor, or null when it has none (a layer without bias).</summary>
+    public ParameterModel? FindParameter(ParameterRole role)
+    {
+        foreach (ParameterModel p in Parameters)
+        {
+            if (p.Role == role) return p;
+        }
+        return null;
+    }
+
     /// <summary>The output shape as the layer table shows it: [C, H, W], or [features] once flattened.</summary>
     public string OutputText => Flattened ? $"[{Output.Length}]" : $"[{Output.Channels}, {Output.Height}, {Output.Width}]";
 }
