@@ -1,12 +1,14 @@
-// GPU check for the canonical AlexNet: forward, backward and 5 SGD steps on the GPU against the CPU backend
-// (same weights, same batch, same dropout masks), in FP32 and TF32, then the training step and the forward
-// pass timed at batch 128. Prints a human-readable report and "RESULT key=value" lines for eng/gpu-check.sh.
+// GPU check: forward, backward and 5 SGD steps on the GPU against the CPU backend (same weights, same batch,
+// same dropout masks), in FP32 and TF32, for the canonical AlexNet and for the main job's FashionNet (whose
+// `train --device cuda` runs these kernels); then the training step and the forward pass timed at batch 128.
+// Prints a human-readable report and "RESULT key=value" lines for eng/gpu-check.sh.
 using System.Diagnostics;
 using System.Globalization;
 using AlexNetCompiler;
 using AlexNetCompiler.Cuda;
 using AlexNetCompiler.Training;
 using CanonicalAlexNet;
+using FashionMnist;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
@@ -33,10 +35,17 @@ using (device)
                       $"{AlexNet2012.CudaPlan.TrainingFlopsPerSample / 1e9:F2} GFLOP per image per training step");
     var cache = new KernelCache(Path.Combine(Path.GetTempPath(), "alexnet-gpu-check-kernels"));
     bool allPassed = true;
+    var alexNet = new CheckedNetwork("alexnet", batch => new AlexNet2012(batch), AlexNet2012.Model, AlexNet2012.CudaPlan, AlexNet2012.CudaSource, InitScheme.Paper);
+    var fashionNet = new CheckedNetwork("fashionnet", batch => new FashionNet(batch), FashionNet.Model, FashionNet.CudaPlan, FashionNet.CudaSource, InitScheme.He);
     foreach (bool tf32 in new[] { false, true })
     {
-        allPassed &= CheckAgainstCpu(device!, cache, tf32, checkBatch);
-        Time(device!, cache, tf32, timeBatch, timedSteps);
+        allPassed &= CheckAgainstCpu(device!, cache, alexNet, tf32, checkBatch);
+        Time(device!, cache, alexNet, tf32, timeBatch, timedSteps);
+    }
+    foreach (bool tf32 in new[] { false, true })
+    {
+        allPassed &= CheckAgainstCpu(device!, cache, fashionNet, tf32, 64);
+        Time(device!, cache, fashionNet, tf32, timeBatch, timedSteps, profile: false);
     }
     Console.WriteLine($"RESULT correctness={(allPassed ? "pass" : "FAIL")}");
     return allPassed ? 0 : 1;
@@ -62,23 +71,24 @@ static int[] RandomLabels(int batch, int classes, ulong seed)
 // headroom but catches any indexing fault (those give errors of order 1). TF32 rounds GEMM inputs to a 10-bit
 // mantissa (relative 2^-11 per product), so 1e-2 per pass. After 5 SGD steps the parameter *change* is
 // compared (the parameters themselves barely move), with tolerances 1e-3 (FP32) and 5e-2 (TF32).
-static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, bool tf32, int batch)
+static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork net, bool tf32, int batch)
 {
     string mode = tf32 ? "tf32" : "fp32";
     double passTolerance = tf32 ? 1e-2 : 1e-4, stepTolerance = tf32 ? 5e-2 : 1e-3;
+    CudaLaunchPlan plan = net.Plan;
     Console.WriteLine();
-    Console.WriteLine($"== Correctness, {mode}, batch {batch} (relative L2 tolerance {passTolerance:G2} per pass, {stepTolerance:G2} after 5 steps)");
-    var cpu = new AlexNet2012(batch);
-    Initializer.Initialize(AlexNet2012.Model, cpu.Parameters, InitScheme.Paper, seed: 2012);
-    using var gpu = new CudaNetworkRunner(device, AlexNet2012.CudaPlan, AlexNet2012.CudaSource, batch, new CudaRunnerOptions(tf32, cache));
+    Console.WriteLine($"== Correctness, {plan.NetworkName}, {mode}, batch {batch} (relative L2 tolerance {passTolerance:G2} per pass, {stepTolerance:G2} after 5 steps)");
+    INetwork cpu = net.Create(batch);
+    Initializer.Initialize(net.Model, cpu.Parameters, net.Init, seed: 2012);
+    using var gpu = new CudaNetworkRunner(device, plan, net.Source, batch, new CudaRunnerOptions(tf32, cache));
     Console.WriteLine($"compiled for {gpu.Architecture} in {gpu.CompileTime.TotalSeconds:F1} s (cache {(gpu.CacheHit ? "hit" : "miss")}); max registers " +
                       $"{(gpu.Resources.Count == 0 ? 0 : gpu.Resources.Max(r => r.Registers))}, spills {gpu.Resources.Sum(r => r.SpillStoreBytes)} B");
     gpu.UploadParameters(cpu.Parameters);
-    float[] input = RandomInput(batch * AlexNet2012.CudaPlan.InputLength, 7);
-    int[] labels = RandomLabels(batch, AlexNet2012.ClassCount, 7);
+    float[] input = RandomInput(batch * plan.InputLength, 7);
+    int[] labels = RandomLabels(batch, plan.ClassCount, 7);
     bool ok = true;
 
-    var cpuLogits = new float[batch * AlexNet2012.ClassCount];
+    var cpuLogits = new float[batch * plan.ClassCount];
     var gpuLogits = new float[cpuLogits.Length];
     cpu.Forward(input, batch, cpuLogits);
     gpu.Forward(input, batch, gpuLogits);
@@ -88,15 +98,15 @@ static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, bool tf32, int
     float cpuLoss = cpu.ForwardBackward(input, labels, batch, dropoutSeed);
     float gpuLoss = gpu.ForwardBackward(input, labels, batch, dropoutSeed);
     ok &= Report($"{mode} loss (dropout on)", [cpuLoss], [gpuLoss], passTolerance);
-    var gpuGradients = new float[AlexNet2012.ParameterCount];
+    var gpuGradients = new float[plan.ParameterCount];
     gpu.DownloadGradients(gpuGradients);
-    foreach (ParameterDescriptor p in AlexNet2012.Model.Parameters)
+    foreach (ParameterDescriptor p in net.Model.Parameters)
         ok &= Report($"{mode} gradient {p.Name}", cpu.Gradients.AsSpan(p.Offset, p.Length), gpuGradients.AsSpan(p.Offset, p.Length), passTolerance);
 
     // Five SGD steps (torch.optim.SGD semantics, the paper's hyper-parameters) from the same start.
     float[] start = (float[])cpu.Parameters.Clone();
     var options = new SgdOptions(LearningRate: 0.01f, Momentum: 0.9f, WeightDecay: 5e-4f);
-    var sgd = new Sgd((int)AlexNet2012.ParameterCount, options);
+    var sgd = new Sgd((int)plan.ParameterCount, options);
     gpu.UploadParameters(start);
     gpu.SgdSteps = 0;
     for (int step = 0; step < 5; step++)
@@ -107,7 +117,7 @@ static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, bool tf32, int
         float lg = gpu.TrainStep(input, labels, batch, seed, options.LearningRate, options.Momentum, options.WeightDecay);
         Console.WriteLine($"  step {step + 1}: loss cpu {lc:F6} gpu {lg:F6}");
     }
-    var gpuParameters = new float[AlexNet2012.ParameterCount];
+    var gpuParameters = new float[plan.ParameterCount];
     gpu.DownloadParameters(gpuParameters);
     var cpuDelta = new float[start.Length];
     var gpuDelta = new float[start.Length];
@@ -117,7 +127,7 @@ static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, bool tf32, int
         gpuDelta[i] = gpuParameters[i] - start[i];
     }
     ok &= Report($"{mode} parameter change after 5 steps", cpuDelta, gpuDelta, stepTolerance);
-    Console.WriteLine($"RESULT {mode}_correctness={(ok ? "pass" : "FAIL")}");
+    Console.WriteLine($"RESULT {net.Key}_{mode}_correctness={(ok ? "pass" : "FAIL")}");
     return ok;
 }
 
@@ -139,13 +149,13 @@ static bool Report(string what, ReadOnlySpan<float> expected, ReadOnlySpan<float
     return ok;
 }
 
-static void Time(CudaDevice device, KernelCache cache, bool tf32, int batch, int steps)
+static void Time(CudaDevice device, KernelCache cache, CheckedNetwork net, bool tf32, int batch, int steps, bool profile = true)
 {
     string mode = tf32 ? "tf32" : "fp32";
-    CudaLaunchPlan plan = AlexNet2012.CudaPlan;
-    using var gpu = new CudaNetworkRunner(device, plan, AlexNet2012.CudaSource, batch, new CudaRunnerOptions(tf32, cache));
-    var parameters = new float[AlexNet2012.ParameterCount];
-    Initializer.Initialize(AlexNet2012.Model, parameters, InitScheme.Paper, seed: 1);
+    CudaLaunchPlan plan = net.Plan;
+    using var gpu = new CudaNetworkRunner(device, plan, net.Source, batch, new CudaRunnerOptions(tf32, cache));
+    var parameters = new float[plan.ParameterCount];
+    Initializer.Initialize(net.Model, parameters, net.Init, seed: 1);
     gpu.UploadParameters(parameters);
     gpu.SetBatch(RandomInput(batch * plan.InputLength, 3), RandomLabels(batch, plan.ClassCount, 3), batch);
     using var start = device.CreateEvent();
@@ -167,13 +177,15 @@ static void Time(CudaDevice device, KernelCache cache, bool tf32, int batch, int
     double trainTflops = plan.TrainingFlopsPerSample * (double)batch / (trainMs * 1e-3) / 1e12;
     double forwardTflops = plan.ForwardFlopsPerSample * (double)batch / (forwardMs * 1e-3) / 1e12;
     Console.WriteLine();
-    Console.WriteLine($"== Timing, {mode}, batch {batch}, mean of {steps} steps (GPU events; peak assumed {peak:F0} TFLOP/s {(tf32 ? "TF32 tensor" : "FP32")} dense)");
+    Console.WriteLine($"== Timing, {plan.NetworkName}, {mode}, batch {batch}, mean of {steps} steps (GPU events; peak assumed {peak:F0} TFLOP/s {(tf32 ? "TF32 tensor" : "FP32")} dense)");
     Console.WriteLine($"training step: {trainMs:F2} ms, {batch / (trainMs * 1e-3):F0} images/s, {trainTflops:F1} TFLOP/s, {trainTflops / peak:P1} of peak");
     Console.WriteLine($"forward:       {forwardMs:F2} ms, {batch / (forwardMs * 1e-3):F0} images/s, {forwardTflops:F1} TFLOP/s, {forwardTflops / peak:P1} of peak");
-    Console.WriteLine($"RESULT {mode}_train_images_per_s={batch / (trainMs * 1e-3):F1}");
-    Console.WriteLine($"RESULT {mode}_forward_images_per_s={batch / (forwardMs * 1e-3):F1}");
-    Console.WriteLine($"RESULT {mode}_train_tflops={trainTflops:F2}");
-    Console.WriteLine($"RESULT {mode}_train_peak_fraction={trainTflops / peak:F4}");
+    string key = net.Key == "alexnet" ? mode : net.Key + "_" + mode; // eng/gpu-check.sh compares the alexnet figures with PyTorch
+    Console.WriteLine($"RESULT {key}_train_images_per_s={batch / (trainMs * 1e-3):F1}");
+    Console.WriteLine($"RESULT {key}_forward_images_per_s={batch / (forwardMs * 1e-3):F1}");
+    Console.WriteLine($"RESULT {key}_train_tflops={trainTflops:F2}");
+    Console.WriteLine($"RESULT {key}_train_peak_fraction={trainTflops / peak:F4}");
+    if (!profile) return;
 
     // Each step of one training pass, timed between GPU events.
     Console.WriteLine("per kernel (one forward + backward):");
@@ -198,3 +210,6 @@ static double PeakTflops(CudaDevice device, bool tf32)
     double fp32 = device.MultiprocessorCount * (device.ClockRateKHz * 1e3) * 128 * 2 / 1e12;
     return tf32 ? fp32 * 8 : fp32;
 }
+
+/// <summary>A generated network with what the check needs of it: the CPU network, its model, and its CUDA plan and source.</summary>
+internal sealed record CheckedNetwork(string Key, Func<int, INetwork> Create, NetworkDescriptor Model, CudaLaunchPlan Plan, string Source, InitScheme Init);

@@ -42,20 +42,28 @@ public sealed record EvaluationResult(double Loss, double Accuracy, int[,] Confu
     }
 }
 
+/// <summary>Inference: images [count, C, H, W] to logits [count, classes].</summary>
+public delegate void ForwardPass(ReadOnlySpan<float> images, int count, Span<float> logits);
+
 public static class Evaluator
 {
     /// <summary>Inference over every sample of the loader's dataset (no augmentation should be configured on it).</summary>
-    public static EvaluationResult Evaluate(INetwork network, BatchLoader loader, CancellationToken cancel = default)
+    public static EvaluationResult Evaluate(INetwork network, BatchLoader loader, CancellationToken cancel = default) =>
+        Evaluate(network.Forward, network.Descriptor.ClassCount, network.MaxBatch, loader, cancel);
+
+    /// <summary>The same through any forward pass (the CPU network or a GPU engine) taking up to <paramref name="maxBatch"/> images.</summary>
+    public static EvaluationResult Evaluate(ForwardPass forward, int classes, int maxBatch, BatchLoader loader, CancellationToken cancel = default)
     {
-        int classes = network.Descriptor.ClassCount;
+        if (loader.BatchSize > maxBatch)
+            throw new ArgumentException($"Evaluation batches of {loader.BatchSize} exceed the forward pass's maximum batch {maxBatch}.");
         var confusion = new int[classes, classes];
-        var logits = new float[network.MaxBatch * classes];
+        var logits = new float[maxBatch * classes];
         double lossSum = 0;
         int seen = 0;
         foreach (Batch batch in loader.Epoch(0))
         {
             cancel.ThrowIfCancellationRequested();
-            network.Forward(batch.ImageSpan, batch.Count, logits);
+            forward(batch.ImageSpan, batch.Count, logits);
             for (int n = 0; n < batch.Count; n++)
             {
                 ReadOnlySpan<float> row = logits.AsSpan(n * classes, classes);

@@ -29,6 +29,7 @@ public sealed class Trainer : IDisposable
     public const string BestCheckpointName = "best.safetensors";
 
     private readonly INetwork _network;
+    private readonly ITrainingEngine _engine;
     private readonly BatchLoader _trainLoader;
     private readonly BatchLoader _testLoader;
     private readonly List<EpochRecord> _history = [];
@@ -41,7 +42,12 @@ public sealed class Trainer : IDisposable
 
     private int _plateauBadEpochs;
 
-    public Trainer(INetwork network, LoadedData data, TrainSettings settings, Normalization? normalization = null)
+    /// <param name="engine">
+    /// Creates the engine that runs the steps from the host network and optimizer (which stay the checkpointed
+    /// state); null trains with the network's own CPU code. The trainer owns and disposes the engine.
+    /// </param>
+    public Trainer(INetwork network, LoadedData data, TrainSettings settings, Normalization? normalization = null,
+        Func<INetwork, Sgd, ITrainingEngine>? engine = null)
     {
         settings.Validate();
         if (settings.BatchSize > network.MaxBatch)
@@ -62,6 +68,17 @@ public sealed class Trainer : IDisposable
         _trainLoader = new BatchLoader(data.Train, settings.BatchSize, Normalization, augmenter, shuffle: true, seed: settings.Seed);
         _testLoader = new BatchLoader(data.Test, settings.BatchSize, Normalization);
         Initializer.Initialize(d, network.Parameters, settings.Init, settings.Seed);
+        try
+        {
+            _engine = engine is null ? new CpuTrainingEngine(network, Optimizer) : engine(network, Optimizer);
+            _engine.CopyStateFromHost();
+        }
+        catch
+        {
+            _trainLoader.Dispose();
+            _testLoader.Dispose();
+            throw;
+        }
     }
 
     public TrainSettings Settings { get; }
@@ -69,6 +86,8 @@ public sealed class Trainer : IDisposable
     public Normalization Normalization { get; }
     public Sgd Optimizer { get; }
     public INetwork Network => _network;
+    /// <summary>Where the steps run (<see cref="ITrainingEngine.Description"/> says which device).</summary>
+    public ITrainingEngine Engine => _engine;
     public IReadOnlyList<EpochRecord> History => _history;
     /// <summary>Epochs fully trained and evaluated so far.</summary>
     public int CompletedEpochs => _history.Count;
@@ -102,21 +121,21 @@ public sealed class Trainer : IDisposable
             if (cancel.IsCancellationRequested)
             {
                 _partialSeconds += stopwatch.Elapsed.TotalSeconds;
+                _engine.CopyStateToHost();
                 return EpochStatus.Interrupted;
             }
             // Dropout masks are a pure function of (seed, step): a resumed run draws the same ones.
             ulong dropoutSeed = SplitMixRandom.Mix(Settings.Seed * 0x9E3779B97F4A7C15UL + (ulong)Step);
-            float loss = _network.ForwardBackward(batch.ImageSpan, batch.LabelSpan, batch.Count, dropoutSeed);
+            float loss = _engine.TrainStep(batch.ImageSpan, batch.LabelSpan, batch.Count, dropoutSeed, Optimizer.LearningRate);
             if (!float.IsFinite(loss))
             {
                 DivergenceMessage = $"The loss became {loss} at epoch {epoch + 1}, batch {batch.Number + 1} (step {Step}, learning rate {Optimizer.LearningRate:G3}). " +
                     "Training stopped; the parameters were not saved. Try a lower --lr.";
                 return EpochStatus.Diverged;
             }
-            Optimizer.Step(_network.Parameters, _network.Gradients);
             Step++;
 
-            ReadOnlySpan<float> logits = _network.Logits;
+            ReadOnlySpan<float> logits = _engine.Logits;
             for (int n = 0; n < batch.Count; n++)
                 if (Evaluator.ArgMax(logits.Slice(n * classes, classes)) == batch.Labels[n]) _partialCorrect++;
             _partialLossSum += (double)loss * batch.Count;
@@ -130,7 +149,8 @@ public sealed class Trainer : IDisposable
         double trainSeconds = _partialSeconds + stopwatch.Elapsed.TotalSeconds;
         double imagesPerSecond = _partialSeen / Math.Max(trainSeconds, 1e-9);
 
-        EvaluationResult test = Evaluator.Evaluate(_network, _testLoader);
+        _engine.CopyStateToHost();
+        EvaluationResult test = Evaluator.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, _testLoader);
         LastEvaluation = test;
         var record = new EpochRecord(epoch + 1, Optimizer.LearningRate, _partialLossSum / Math.Max(_partialSeen, 1), (double)_partialCorrect / Math.Max(_partialSeen, 1),
             test.Loss, test.Accuracy, trainSeconds, imagesPerSecond);
@@ -193,6 +213,7 @@ public sealed class Trainer : IDisposable
     public void SaveCheckpoint(string? path = null)
     {
         path ??= LastCheckpointPath;
+        _engine.CopyStateToHost();
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         Checkpoint.Save(path, _network.Descriptor, _network.Parameters, Optimizer, Metadata());
     }
@@ -251,6 +272,7 @@ public sealed class Trainer : IDisposable
         _partialCorrect = long.Parse(Get("partial_correct"), ci);
         _partialSeen = long.Parse(Get("partial_seen"), ci);
         _partialSeconds = double.Parse(Get("partial_seconds"), ci);
+        _engine.CopyStateFromHost();
         _history.Clear();
         string history = Get("history");
         if (history.Length > 0) _history.AddRange(history.Split(';').Select(ParseRecord));
@@ -278,6 +300,7 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        _engine.Dispose();
         _trainLoader.Dispose();
         _testLoader.Dispose();
     }

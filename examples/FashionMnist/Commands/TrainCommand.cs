@@ -27,7 +27,8 @@ internal static class TrainCommand
         var optimizer = new Option<SgdVariant>("--optimizer") { Description = "SGD update rule: PyTorch (torch.optim.SGD) or Paper (Krizhevsky et al. 2012, section 5).", DefaultValueFactory = _ => SgdVariant.PyTorch };
         var init = new Option<InitScheme>("--init") { Description = "Weight initialisation: paper (N(0, 0.01^2), biases 1 in conv2/4/5 and hidden FC) or he (N(0, 2/fan_in)).", DefaultValueFactory = _ => InitScheme.He };
         var seed = new Option<ulong>("--seed") { Description = "Seed for initialisation, shuffling, augmentation and dropout.", DefaultValueFactory = _ => 1UL };
-        var device = new Option<DeviceRequest>("--device") { Description = "auto, cpu or cuda.", DefaultValueFactory = _ => DeviceRequest.Auto };
+        var device = new Option<DeviceRequest>("--device") { Description = "auto (CUDA when a GPU, its driver and NVRTC are present, else the CPU), cpu or cuda.", DefaultValueFactory = _ => DeviceRequest.Auto };
+        var tf32 = new Option<bool>("--tf32") { Description = "CUDA only: run the GEMMs on tensor cores with TF32 inputs (FP32 accumulation); FP32 otherwise." };
         var output = new Option<string>("--output", "-o") { Description = "Folder for checkpoints, metrics and plots.", DefaultValueFactory = _ => Path.Combine("runs", "fashion") };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint (default: OUTPUT/last.safetensors).", Arity = ArgumentArity.ZeroOrOne };
         var augment = new Option<string>("--augment") { Description = "Comma-separated augmentations: crop, flip (the paper), rotate, jitter (brightness/contrast), or none.", DefaultValueFactory = _ => "crop,flip" };
@@ -38,7 +39,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train FashionNet; writes checkpoints, metrics.csv, training-log.json and PNG plots to the output folder.")
         {
-            epochs, batch, lr, schedule, lrStep, patience, momentum, weightDecay, optimizer, init, seed, device, output, resume, augment, cropPadding, maxRotation, threads, data,
+            epochs, batch, lr, schedule, lrStep, patience, momentum, weightDecay, optimizer, init, seed, device, tf32, output, resume, augment, cropPadding, maxRotation, threads, data,
         };
         command.SetAction(parse => Shared.Guard(() =>
         {
@@ -59,7 +60,7 @@ internal static class TrainCommand
                 Augmentation = ParseAugmentation(parse.GetValue(augment)!, parse.GetValue(cropPadding), parse.GetValue(maxRotation)),
             };
             string? resumeFrom = parse.GetResult(resume) is null ? null : parse.GetValue(resume) ?? Path.Combine(outputFolder, Trainer.LastCheckpointName);
-            return TrainRun.Run(settings, parse.GetValue(epochs), parse.GetValue(data), parse.GetValue(device), resumeFrom, parse.GetValue(threads));
+            return TrainRun.Run(settings, parse.GetValue(epochs), parse.GetValue(data), parse.GetValue(device), resumeFrom, parse.GetValue(threads), parse.GetValue(tf32));
         }));
         return command;
     }
@@ -88,19 +89,21 @@ internal static class TrainCommand
 /// <summary>The train command's body: console output around <see cref="Trainer"/>.</summary>
 internal static class TrainRun
 {
-    public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0)
+    public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0, bool tf32 = false)
     {
-        (string device, string? notice) = DeviceSelector.Resolve(deviceRequest);
-        if (notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{notice}[/]");
+        if (threads < 0) throw new ArgumentException($"--threads {threads}: must be >= 0.");
+        if (tf32 && deviceRequest == DeviceRequest.Cpu) throw new ArgumentException("--tf32 needs --device cuda or auto: the CPU backend computes in FP32.");
+        using DeviceChoice choice = DeviceSelector.Resolve(deviceRequest, FashionNet.CudaPlan, FashionNet.CudaSource, settings.BatchSize, tf32);
+        if (choice.Notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{choice.Notice}[/]");
 
         LoadedData data = DataSources.Load(dataOption, FashionNet.Model.InputChannels, FashionNet.Model.InputHeight, FashionNet.Model.InputWidth);
         settings = settings with { Epochs = epochs ?? (data.IsFullSet ? TrainCommand.FullSetEpochs : TrainCommand.SubsetEpochs) };
         settings.Validate();
 
-        if (threads < 0) throw new ArgumentException($"--threads {threads}: must be >= 0.");
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
         var network = new FashionNet(settings.BatchSize, cpu);
-        using var trainer = new Trainer(network, data, settings);
+        using var trainer = new Trainer(network, data, settings, engine: choice.EngineFactory);
+        string device = choice.Name == "cpu" ? $"cpu ({cpu?.Threads ?? CpuContext.Default.Threads} threads, {Environment.ProcessorCount} logical processors)" : trainer.Engine.Description;
         if (resumeFrom is not null)
         {
             trainer.Resume(resumeFrom);
@@ -176,7 +179,7 @@ internal static class TrainRun
         var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
         grid.AddRow("[bold]network[/]", Markup.Escape($"{FashionNet.Model.Name}, {FashionNet.Model.ParameterCount:N0} parameters (generated at compile time; 'summary' shows the layers)"));
         grid.AddRow("[bold]data[/]", Markup.Escape(trainer.Data.Description));
-        grid.AddRow("[bold]device[/]", Markup.Escape(device + $" ({Environment.ProcessorCount} logical processors)"));
+        grid.AddRow("[bold]device[/]", Markup.Escape(device));
         string schedule = s.Schedule == LearningRateSchedule.Step ? $"step (/10 every {s.EffectiveStepEpochs} epochs)" : $"plateau (/10 after {s.Patience} epochs without a new best)";
         grid.AddRow("[bold]training[/]", Markup.Escape($"{s.Epochs} epochs, batch {s.BatchSize}, lr {s.LearningRate:G3} {schedule}, momentum {s.Momentum:G3}, weight decay {s.WeightDecay:G3}, {s.Optimizer} SGD, {s.Init} init, seed {s.Seed}"));
         grid.AddRow("[bold]augmentation[/]", Markup.Escape(s.Augmentation.ToString()));

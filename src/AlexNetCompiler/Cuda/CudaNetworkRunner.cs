@@ -123,6 +123,15 @@ public sealed class CudaNetworkRunner : IDisposable
         return MeanLoss(batch);
     }
 
+    /// <summary>Copies the logits [batch, classes] of the last forward pass (inference or training) to the host.</summary>
+    public void DownloadLogits(Span<float> logits, int batch)
+    {
+        CheckBatch(batch);
+        if (logits.Length < batch * Plan.ClassCount)
+            throw new ArgumentException($"{Plan.NetworkName}.DownloadLogits: logits holds {logits.Length} floats; batch {batch} needs {batch * Plan.ClassCount}.", nameof(logits));
+        _buffers[Plan.LogitsBuffer].CopyTo(logits[..(batch * Plan.ClassCount)]);
+    }
+
     /// <summary>Copies one batch to the device input buffers (for EnqueueTrainStep loops that time the GPU alone).</summary>
     public void SetBatch(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch)
     {

@@ -97,6 +97,81 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void EngineWithItsOwnState_IsSyncedForCheckpointsAndResume_LikeAGpuEngine()
+    {
+        // SeparateStateEngine keeps parameters and momentum in its own buffers, as the CUDA engine keeps them on
+        // the GPU: the host copy is stale between syncs. A trainer that skipped a CopyStateToHost before a
+        // checkpoint or a CopyStateFromHost after initialisation or a resume would save or start from stale
+        // values, and the exact comparison with a plain CPU run below would fail.
+        LoadedData data = TinyData.Slice(10, 5);
+        TrainSettings Settings(string name) => new()
+        {
+            Epochs = 2, BatchSize = 16, LearningRate = 0.01f, Seed = 5, StepEpochs = 1,
+            Augmentation = new AugmentationOptions { RandomCrop = true, HorizontalFlip = true },
+            OutputFolder = _folder.File(name),
+        };
+        using var straight = new Trainer(Network(16), data, Settings("cpu"));
+        straight.Start();
+        straight.TrainEpoch();
+        straight.TrainEpoch();
+
+        Func<INetwork, Sgd, ITrainingEngine> engine = (host, sgd) => new SeparateStateEngine(Network(16), host, sgd);
+        string checkpoint;
+        using (var first = new Trainer(Network(16), data, Settings("engine"), engine: engine))
+        {
+            first.Start();
+            using var cancel = new CancellationTokenSource();
+            Assert.Equal(EpochStatus.Interrupted, first.TrainEpoch(p => { if (p.Batch == 2) cancel.Cancel(); }, cancel.Token));
+            first.SaveCheckpoint();
+            checkpoint = first.LastCheckpointPath;
+        }
+        using var resumed = new Trainer(Network(16), data, Settings("engine"), engine: engine);
+        resumed.Resume(checkpoint);
+        while (resumed.CompletedEpochs < 2) Assert.Equal(EpochStatus.Completed, resumed.TrainEpoch());
+
+        Assert.Equal(straight.Network.Parameters, resumed.Network.Parameters);
+        Assert.Equal(straight.Optimizer.Velocity, resumed.Optimizer.Velocity);
+        Assert.Equal(straight.Optimizer.StepCount, resumed.Optimizer.StepCount);
+        Assert.Equal(straight.History.Select(r => (r.TrainLoss, r.TrainAccuracy, r.TestLoss, r.TestAccuracy)),
+            resumed.History.Select(r => (r.TrainLoss, r.TrainAccuracy, r.TestLoss, r.TestAccuracy)));
+    }
+
+    /// <summary>Trains a second network with its own optimizer; the host network and optimizer only see synced copies.</summary>
+    private sealed class SeparateStateEngine(INetwork device, INetwork host, Sgd hostOptimizer) : ITrainingEngine
+    {
+        private readonly Sgd _deviceOptimizer = new(device.Parameters.Length, hostOptimizer.Options);
+
+        public string Description => "separate state";
+        public ReadOnlySpan<float> Logits => device.Logits;
+
+        public float TrainStep(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, ulong dropoutSeed, float learningRate)
+        {
+            float loss = device.ForwardBackward(images, labels, count, dropoutSeed);
+            _deviceOptimizer.LearningRate = learningRate;
+            _deviceOptimizer.Step(device.Parameters, device.Gradients);
+            return loss;
+        }
+
+        public void Forward(ReadOnlySpan<float> images, int count, Span<float> logits) => device.Forward(images, count, logits);
+
+        public void CopyStateToHost()
+        {
+            device.Parameters.CopyTo(host.Parameters, 0);
+            _deviceOptimizer.Velocity.CopyTo(hostOptimizer.Velocity, 0);
+            hostOptimizer.StepCount = _deviceOptimizer.StepCount;
+        }
+
+        public void CopyStateFromHost()
+        {
+            host.Parameters.CopyTo(device.Parameters, 0);
+            hostOptimizer.Velocity.CopyTo(_deviceOptimizer.Velocity, 0);
+            _deviceOptimizer.StepCount = hostOptimizer.StepCount;
+        }
+
+        public void Dispose() { }
+    }
+
+    [Fact]
     public void NonFiniteLoss_StopsWithAClearMessage_AndKeepsTheLastGoodCheckpoint()
     {
         LoadedData data = TinyData.Slice(4, 2); // 40 images: 3 batches of 16 per epoch
