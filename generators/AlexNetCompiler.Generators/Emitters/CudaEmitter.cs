@@ -13,6 +13,14 @@ namespace AlexNetCompiler.Generators.Emitters;
 /// </summary>
 internal static partial class CudaEmitter
 {
+    /// <summary>
+    /// The shape-generic templates every source instantiates (tiled GEMM, layer templates, SGD) live in the runtime,
+    /// src/AlexNetCompiler/Cuda/Kernels/alexnet_prelude.cuh (AlexNetCompiler.Cuda.CudaPrelude), which hands them to
+    /// NVRTC under this name. The version must match the header's ALEXNET_PRELUDE_VERSION.
+    /// </summary>
+    internal const string PreludeHeader = "alexnet_prelude.cuh";
+    internal const int PreludeVersion = 1;
+
     /// <summary>Returns the source of "{HintPrefix}.Cuda.g.cs", or null when there is nothing to emit.</summary>
     public static string? Emit(NetworkModel model)
     {
@@ -31,7 +39,10 @@ internal static partial class CudaEmitter
               .Append("], ").Append(model.ClassCount.ToString(CultureInfo.InvariantCulture)).Append(" classes, ")
               .Append(model.ParameterCount.ToString(CultureInfo.InvariantCulture)).Append(" parameters.\n");
         source.Append("// FP32 by default; compile with -DALEXNET_TF32 for TF32 tensor-core GEMMs (FP32 accumulate).\n\n");
-        source.Append(Prelude.Replace("\r\n", "\n"));
+        source.Append("#include \"").Append(PreludeHeader).Append("\"\n");
+        source.Append("#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != ").Append(PreludeVersion.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        source.Append("#error \"").Append(PreludeHeader).Append(" is not version ").Append(PreludeVersion.ToString(CultureInfo.InvariantCulture))
+              .Append(": the AlexNetCompiler runtime and generator come from different versions\"\n#endif\n");
         source.Append("\n// ---------------------------------------------------------------------------------------------------------\n");
         source.Append("// ").Append(model.ClassName).Append(": one kernel group per layer, shapes baked in as template arguments.\n");
         source.Append("// ---------------------------------------------------------------------------------------------------------\n");

@@ -48,8 +48,8 @@ public sealed class CudaNetworkRunner : IDisposable
         NvrtcOutput compiled;
         bool hit = false;
         compiled = options.Cache is not null
-            ? options.Cache.GetOrCompile(source, programName, Architecture, compileOptions, out hit)
-            : Nvrtc.Compile(source, programName, Architecture, compileOptions);
+            ? options.Cache.GetOrCompile(source, programName, Architecture, compileOptions, out hit, CudaPrelude.Headers)
+            : Nvrtc.Compile(source, programName, Architecture, compileOptions, CudaPrelude.Headers);
         CompileTime = stopwatch.Elapsed;
         CacheHit = hit;
         Resources = PtxasReport.Parse(compiled.Log);

@@ -5,7 +5,7 @@ using System.Text;
 namespace AlexNetCompiler.Cuda;
 
 /// <summary>
-/// NVRTC output cached on disk. The key is SHA-256 over the source, the options, the target architecture and
+/// NVRTC output cached on disk. The key is SHA-256 over the source, its headers, the options, the target architecture and
 /// NVRTC's version, so a change to any of them compiles afresh. Each entry carries its key and a SHA-256 of
 /// its payload; an entry that is truncated, altered or stored under the wrong name is deleted and rebuilt,
 /// never loaded. Writes go to a temporary file that is then renamed, so a crash leaves no torn entry.
@@ -39,12 +39,13 @@ public sealed class KernelCache
     }
 
     /// <summary>The cache key (lower-case hex SHA-256) of one compilation.</summary>
-    public static string Key(string source, string architecture, IReadOnlyList<string> options, (int Major, int Minor) nvrtcVersion)
+    public static string Key(string source, string architecture, IReadOnlyList<string> options, (int Major, int Minor) nvrtcVersion, IReadOnlyList<CudaHeader>? headers = null)
     {
         var text = new StringBuilder();
         text.Append("nvrtc ").Append(nvrtcVersion.Major).Append('.').Append(nvrtcVersion.Minor).Append('\0');
         text.Append("arch ").Append(architecture).Append('\0');
         foreach (string option in options) text.Append("option ").Append(option).Append('\0');
+        foreach (CudaHeader header in headers ?? []) text.Append("header ").Append(header.Name).Append('\0').Append(header.Source).Append('\0');
         text.Append("source\0").Append(source);
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
@@ -52,9 +53,9 @@ public sealed class KernelCache
     public string PathFor(string key) => Path.Combine(Directory, key + ".nvrtc");
 
     /// <summary>Returns the cached output when a valid entry exists, else compiles with NVRTC and stores it.</summary>
-    public NvrtcOutput GetOrCompile(string source, string programName, string architecture, IReadOnlyList<string> options, out bool hit)
+    public NvrtcOutput GetOrCompile(string source, string programName, string architecture, IReadOnlyList<string> options, out bool hit, IReadOnlyList<CudaHeader>? headers = null)
     {
-        string key = Key(source, architecture, options, Nvrtc.Version);
+        string key = Key(source, architecture, options, Nvrtc.Version, headers);
         string path = PathFor(key);
         if (TryRead(path, key, architecture, out NvrtcOutput? cached))
         {
@@ -62,7 +63,7 @@ public sealed class KernelCache
             return cached!;
         }
         hit = false;
-        NvrtcOutput compiled = Nvrtc.Compile(source, programName, architecture, options);
+        NvrtcOutput compiled = Nvrtc.Compile(source, programName, architecture, options, headers);
         Write(path, key, compiled);
         return compiled;
     }

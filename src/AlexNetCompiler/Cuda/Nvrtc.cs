@@ -43,9 +43,10 @@ public static unsafe class Nvrtc
 
     /// <summary>
     /// Compiles source for architecture ("sm_90" gives a CUBIN, "compute_90" gives PTX) with extra options.
-    /// Throws a CudaException carrying NVRTC's log when compilation fails.
+    /// Throws a CudaException carrying NVRTC's log when compilation fails. <paramref name="headers"/> resolve the
+    /// source's <c>#include "name"</c> lines (a generated network needs <see cref="CudaPrelude.Headers"/>).
     /// </summary>
-    public static NvrtcOutput Compile(string source, string programName, string architecture, IReadOnlyList<string> options)
+    public static NvrtcOutput Compile(string source, string programName, string architecture, IReadOnlyList<string> options, IReadOnlyList<CudaHeader>? headers = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         if (!architecture.StartsWith("sm_", StringComparison.Ordinal) && !architecture.StartsWith("compute_", StringComparison.Ordinal))
@@ -55,12 +56,7 @@ public static unsafe class Nvrtc
         var allOptions = new List<string>(options.Count + 1) { "--gpu-architecture=" + architecture };
         allOptions.AddRange(options);
 
-        IntPtr program;
-        fixed (byte* src = NulTerminated(source))
-        fixed (byte* name = NulTerminated(programName))
-        {
-            NvrtcApi.Check(NvrtcApi.nvrtcCreateProgram(out program, src, name, 0, null, null), "nvrtcCreateProgram");
-        }
+        IntPtr program = CreateProgram(source, programName, headers ?? []);
         try
         {
             int compileResult = CompileWithOptions(program, allOptions);
@@ -90,6 +86,42 @@ public static unsafe class Nvrtc
         finally
         {
             NvrtcApi.nvrtcDestroyProgram(ref program);
+        }
+    }
+
+    private static IntPtr CreateProgram(string source, string programName, IReadOnlyList<CudaHeader> headers)
+    {
+        var pinned = new List<GCHandle>(2 * headers.Count);
+        try
+        {
+            var contents = new IntPtr[headers.Count];
+            var names = new IntPtr[headers.Count];
+            for (int i = 0; i < headers.Count; i++)
+            {
+                contents[i] = Pin(NulTerminated(headers[i].Source));
+                names[i] = Pin(NulTerminated(headers[i].Name));
+            }
+            IntPtr program;
+            fixed (byte* src = NulTerminated(source))
+            fixed (byte* name = NulTerminated(programName))
+            fixed (IntPtr* c = contents)
+            fixed (IntPtr* n = names)
+            {
+                NvrtcApi.Check(NvrtcApi.nvrtcCreateProgram(out program, src, name, headers.Count,
+                    headers.Count == 0 ? null : (byte**)c, headers.Count == 0 ? null : (byte**)n), "nvrtcCreateProgram");
+            }
+            return program;
+        }
+        finally
+        {
+            foreach (GCHandle h in pinned) h.Free();
+        }
+
+        IntPtr Pin(byte[] bytes)
+        {
+            GCHandle handle = GCHandle.Alloc(bytes, GCHandleType.Pinned);
+            pinned.Add(handle);
+            return handle.AddrOfPinnedObject();
         }
     }
 

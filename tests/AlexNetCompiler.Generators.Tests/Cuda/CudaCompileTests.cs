@@ -29,7 +29,7 @@ public sealed class CudaCompileTests(ITestOutputHelper output)
         var program = CudaEmitter.Build(CudaEmitterTests.Network(network));
         var options = new List<string> { "--std=c++17", "--ptxas-options=-v" };
         if (tf32) options.Add("-DALEXNET_TF32");
-        NvrtcOutput result = Nvrtc.Compile(program.Source, network + ".cu", arch, options);
+        NvrtcOutput result = Nvrtc.Compile(program.Source, network + ".cu", arch, options, CudaPrelude.Headers);
 
         string[] warnings = result.Log.Split('\n').Where(l => l.Contains("warning", StringComparison.OrdinalIgnoreCase)).ToArray();
         Assert.True(warnings.Length == 0, "NVRTC warnings:\n" + string.Join("\n", warnings));
@@ -53,7 +53,7 @@ public sealed class CudaCompileTests(ITestOutputHelper output)
     {
         if (!NvrtcAvailable()) return;
         var program = CudaEmitter.Build(CudaEmitterTests.Network(network));
-        NvrtcOutput result = Nvrtc.Compile(program.Source, network + ".cu", "compute_80", ["--std=c++17"]);
+        NvrtcOutput result = Nvrtc.Compile(program.Source, network + ".cu", "compute_80", ["--std=c++17"], CudaPrelude.Headers);
         Assert.DoesNotContain("warning", result.Log, StringComparison.OrdinalIgnoreCase);
         string ptx = System.Text.Encoding.ASCII.GetString(result.Image);
         foreach (string kernel in program.Launches.Select(l => l.Kernel).Distinct())
@@ -65,8 +65,8 @@ public sealed class CudaCompileTests(ITestOutputHelper output)
     {
         if (!NvrtcAvailable()) return;
         var program = CudaEmitter.Build(CudaTestNetworks.OddNet());
-        string fp32 = System.Text.Encoding.ASCII.GetString(Nvrtc.Compile(program.Source, "f.cu", "compute_80", ["--std=c++17"]).Image);
-        string tf32 = System.Text.Encoding.ASCII.GetString(Nvrtc.Compile(program.Source, "t.cu", "compute_80", ["--std=c++17", "-DALEXNET_TF32"]).Image);
+        string fp32 = System.Text.Encoding.ASCII.GetString(Nvrtc.Compile(program.Source, "f.cu", "compute_80", ["--std=c++17"], CudaPrelude.Headers).Image);
+        string tf32 = System.Text.Encoding.ASCII.GetString(Nvrtc.Compile(program.Source, "t.cu", "compute_80", ["--std=c++17", "-DALEXNET_TF32"], CudaPrelude.Headers).Image);
         Assert.DoesNotContain("mma.sync", fp32, StringComparison.Ordinal);
         Assert.Contains("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", tf32, StringComparison.Ordinal);
     }

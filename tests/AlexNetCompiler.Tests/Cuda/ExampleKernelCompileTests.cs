@@ -36,7 +36,7 @@ public sealed class ExampleKernelCompileTests(ITestOutputHelper output)
         (string source, CudaLaunchPlan plan) = Examples[network];
         var options = new List<string> { "--std=c++17", "--ptxas-options=-v" };
         if (tf32) options.Add("-DALEXNET_TF32");
-        NvrtcOutput result = Nvrtc.Compile(source, network + ".cu", arch, options);
+        NvrtcOutput result = Nvrtc.Compile(source, network + ".cu", arch, options, CudaPrelude.Headers);
 
         string[] warnings = result.Log.Split('\n').Where(l => l.Contains("warning", StringComparison.OrdinalIgnoreCase)).ToArray();
         Assert.True(warnings.Length == 0, "NVRTC warnings:\n" + string.Join("\n", warnings));

@@ -21,6 +21,18 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void TheKeyCoversHeaders()
+    {
+        (int, int) version = (12, 4);
+        string plain = KernelCache.Key(Source, "sm_90", [], version);
+        string a = KernelCache.Key(Source, "sm_90", [], version, [new CudaHeader("h.cuh", "#define A 1\n")]);
+        string b = KernelCache.Key(Source, "sm_90", [], version, [new CudaHeader("h.cuh", "#define A 2\n")]);
+        string renamed = KernelCache.Key(Source, "sm_90", [], version, [new CudaHeader("g.cuh", "#define A 1\n")]);
+        Assert.Equal(4, new[] { plain, a, b, renamed }.Distinct().Count());
+        Assert.Equal(a, KernelCache.Key(Source, "sm_90", [], version, [new CudaHeader("h.cuh", "#define A 1\n")]));
+    }
+
+    [Fact]
     public void SecondRequestIsAHitWithTheSameImage()
     {
         if (!NvrtcRequirement.Check(output)) return;

@@ -30,6 +30,41 @@ public sealed class NvrtcTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void NamedHeadersResolveIncludes_AndAMissingOneIsACompileErrorNamingIt()
+    {
+        if (!NvrtcRequirement.Check(output)) return;
+        const string source = "#include \"scale_factor.cuh\"\nextern \"C\" __global__ void k(float* y) { y[threadIdx.x] *= SCALE_FACTOR; }\n";
+        NvrtcOutput result = Nvrtc.Compile(source, "k.cu", "compute_80", [], [new CudaHeader("scale_factor.cuh", "#define SCALE_FACTOR 3.5f\n")]);
+        string ptx = Encoding.ASCII.GetString(result.Image);
+        Assert.Contains("0f40600000", ptx, StringComparison.Ordinal); // 3.5f as a PTX hex float literal
+
+        var e = Assert.Throws<CudaException>(() => Nvrtc.Compile(source, "k.cu", "compute_80", []));
+        Assert.Contains("scale_factor.cuh", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ThePreludeShipsInTheRuntime_WithTheVersionTheGeneratorTargets()
+    {
+        string prelude = CudaPrelude.Source;
+        Assert.Contains($"#define ALEXNET_PRELUDE_VERSION {CudaPrelude.Version}\n", prelude, StringComparison.Ordinal);
+        Assert.Contains("sgd_update", prelude, StringComparison.Ordinal);
+        Assert.DoesNotContain("\r", prelude, StringComparison.Ordinal);
+        // Every generated source includes it and checks the same version.
+        Assert.Contains($"#include \"{CudaPrelude.HeaderName}\"", FashionMnist.FashionNet.CudaSource, StringComparison.Ordinal);
+        Assert.Contains($"ALEXNET_PRELUDE_VERSION != {CudaPrelude.Version}\n", FashionMnist.FashionNet.CudaSource, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AGeneratedSourceRejectsAPreludeOfAnotherVersion()
+    {
+        if (!NvrtcRequirement.Check(output)) return;
+        string wrongVersion = CudaPrelude.Source.Replace($"#define ALEXNET_PRELUDE_VERSION {CudaPrelude.Version}", "#define ALEXNET_PRELUDE_VERSION 999");
+        var e = Assert.Throws<CudaException>(() => Nvrtc.Compile(FashionMnist.FashionNet.CudaSource, "FashionNet.cu", "compute_80", ["--std=c++17"],
+            [new CudaHeader(CudaPrelude.HeaderName, wrongVersion)]));
+        Assert.Contains("runtime and generator come from different versions", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void CompilesHandWrittenKernelToPtx()
     {
         if (!NvrtcRequirement.Check(output)) return;

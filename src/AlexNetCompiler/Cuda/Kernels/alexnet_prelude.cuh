@@ -1,14 +1,15 @@
-namespace AlexNetCompiler.Generators.Emitters;
+// alexnet_prelude.cuh: the shape-generic half of every generated network's CUDA source, shipped once in the
+// AlexNetCompiler runtime (embedded resource, exposed as AlexNetCompiler.Cuda.CudaPrelude) instead of being
+// copied into each network. Generated sources #include it; the runtime hands it to NVRTC as a named header.
+// Tiled GEMM (FP32 FMA, or TF32 tensor cores via inline PTX mma.sync when ALEXNET_TF32 is defined) and the
+// layer templates; each network instantiates them with its exact shapes as template arguments, so every
+// constant is baked in. Free of CUDA toolkit headers on purpose: NVRTC runs without the toolkit installed.
+#ifndef ALEXNET_PRELUDE_CUH
+#define ALEXNET_PRELUDE_CUH
 
-internal static partial class CudaEmitter
-{
-    /// <summary>
-    /// The shape-generic half of every network's CUDA source: tiled GEMM (FP32 FMA, or TF32 tensor cores
-    /// via inline PTX mma.sync when ALEXNET_TF32 is defined) and the layer templates. Each network then
-    /// instantiates these with its exact shapes as template arguments, so every constant is baked in.
-    /// Header-free on purpose: NVRTC runs here without the CUDA toolkit headers.
-    /// </summary>
-    internal const string Prelude = """
+// Generated sources check this against the version they were generated for (CudaEmitter.PreludeVersion).
+#define ALEXNET_PRELUDE_VERSION 1
+
 // ---------------------------------------------------------------------------------------------------------
 // Common code (shape-generic templates). Tensors are float32 NCHW, batch-major; indices fit in int32
 // (the runtime checks maxBatch against the largest buffer).
@@ -601,5 +602,5 @@ sgd_update(float* __restrict__ params, const float* __restrict__ grads, float* _
         params[i] = p - lr * v;
     }
 }
-""";
-}
+
+#endif // ALEXNET_PRELUDE_CUH

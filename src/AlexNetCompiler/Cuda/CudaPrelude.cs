@@ -1,0 +1,42 @@
+using System.Reflection;
+using System.Text;
+
+namespace AlexNetCompiler.Cuda;
+
+/// <summary>A header handed to NVRTC by name: <c>#include "Name"</c> in a source resolves to <see cref="Source"/>.</summary>
+public sealed record CudaHeader(string Name, string Source);
+
+/// <summary>
+/// The shape-generic CUDA code (tiled GEMM, layer templates, SGD) that every generated network's
+/// <c>CudaSource</c> includes as <c>#include "alexnet_prelude.cuh"</c>. It ships once, in this assembly, rather
+/// than in each network; <see cref="CudaNetworkRunner"/> passes it to NVRTC. To compile a generated source
+/// with another toolchain (nvcc), write <see cref="Source"/> next to it under <see cref="HeaderName"/>.
+/// </summary>
+public static class CudaPrelude
+{
+    /// <summary>The name generated sources include.</summary>
+    public const string HeaderName = "alexnet_prelude.cuh";
+
+    /// <summary>
+    /// ALEXNET_PRELUDE_VERSION in the header. Generated sources fail to compile with a clear #error when they were
+    /// generated for another version (a generator and runtime from different packages).
+    /// </summary>
+    public const int Version = 1;
+
+    private static readonly Lazy<string> s_source = new(Load);
+
+    /// <summary>The header's text (LF line endings).</summary>
+    public static string Source => s_source.Value;
+
+    /// <summary>The headers a generated network's source needs, for <see cref="Nvrtc.Compile"/> and <see cref="KernelCache"/>.</summary>
+    public static IReadOnlyList<CudaHeader> Headers => [new CudaHeader(HeaderName, Source)];
+
+    private static string Load()
+    {
+        const string resource = "AlexNetCompiler.Cuda." + HeaderName;
+        using Stream stream = typeof(CudaPrelude).Assembly.GetManifestResourceStream(resource)
+            ?? throw new InvalidOperationException($"The AlexNetCompiler assembly lacks its embedded resource '{resource}'.");
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        return reader.ReadToEnd().Replace("\r\n", "\n");
+    }
+}
