@@ -78,6 +78,79 @@ public static class Evaluator
         return new EvaluationResult(seen == 0 ? double.NaN : lossSum / seen, seen == 0 ? double.NaN : (double)correct / seen, confusion, loader.Data.ClassNames);
     }
 
+    /// <summary>Numbers of test views <see cref="EvaluateViews"/> accepts.</summary>
+    public static readonly IReadOnlyList<int> ViewCounts = [1, 2, 10];
+
+    /// <summary>
+    /// Test-time averaging as in Krizhevsky et al. 2012, section 4.1: the prediction is the mean of the softmax
+    /// outputs over several views of each test image, and the class is its argmax. With 10 views these are the
+    /// paper's five patches (four corners and the centre) and their horizontal reflections; here a patch is an H x W
+    /// crop of the image zero-padded by <paramref name="cropPadding"/> (the training crop's extremes: corners
+    /// shifted by cropPadding pixels, the centre being the image itself). 2 views: the image and its reflection;
+    /// 1 view: the image (the same result as <see cref="Evaluate(ForwardPass, int, int, BatchLoader, CancellationToken)"/>).
+    /// The loss is the cross-entropy of the averaged probabilities. Views are built from the raw [0, 1] images,
+    /// then normalised, exactly like training crops.
+    /// </summary>
+    public static EvaluationResult EvaluateViews(ForwardPass forward, int classes, int maxBatch, Dataset data, Normalization normalization,
+        int views, int cropPadding, CancellationToken cancel = default)
+    {
+        if (!ViewCounts.Contains(views)) throw new ArgumentException($"--views {views}: use 1 (the image), 2 (and its reflection) or 10 (the paper's five crops and their reflections).");
+        if (views == 10 && (cropPadding < 1 || 2 * cropPadding >= Math.Min(data.Height, data.Width)))
+            throw new ArgumentException($"--crop-padding {cropPadding}: 10 views need a padding of at least 1 and under half the image size.");
+        if (data.ClassCount != classes) throw new ArgumentException($"{data.Name}: {data.ClassCount} classes, the network has {classes} outputs.");
+        int length = data.SampleLength, c = data.Channels, h = data.Height, w = data.Width;
+        var images = new float[maxBatch * length];
+        var logits = new float[maxBatch * classes];
+        var probabilities = new double[maxBatch * classes];
+        var confusion = new int[classes, classes];
+        double lossSum = 0;
+        for (int start = 0; start < data.Count; start += maxBatch)
+        {
+            cancel.ThrowIfCancellationRequested();
+            int count = Math.Min(maxBatch, data.Count - start);
+            Array.Clear(probabilities);
+            for (int view = 0; view < views; view++)
+            {
+                // view 0: the image, 1: its reflection, 2..9: corners (top-left, top-right, bottom-left, bottom-right), each then reflected.
+                bool reflect = view % 2 == 1;
+                int corner = view / 2 - 1;
+                for (int i = 0; i < count; i++)
+                {
+                    Span<float> sample = images.AsSpan(i * length, length);
+                    if (corner < 0) data.Image(start + i).CopyTo(sample);
+                    else ImageOps.CropPadded(data.Image(start + i), sample, c, h, w, cropPadding, corner / 2 * 2 * cropPadding, corner % 2 * 2 * cropPadding);
+                    if (reflect) ImageOps.FlipHorizontal(sample, c, h, w);
+                    normalization.Apply(sample, h, w);
+                }
+                forward(images.AsSpan(0, count * length), count, logits);
+                for (int i = 0; i < count; i++) AddSoftmax(logits.AsSpan(i * classes, classes), probabilities.AsSpan(i * classes, classes));
+            }
+            for (int i = 0; i < count; i++)
+            {
+                Span<double> mean = probabilities.AsSpan(i * classes, classes);
+                int label = data.Labels[start + i];
+                int predicted = 0;
+                for (int k = 1; k < classes; k++) if (mean[k] > mean[predicted]) predicted = k;
+                lossSum -= Math.Log(Math.Max(mean[label] / views, double.Epsilon));
+                confusion[label, predicted]++;
+            }
+        }
+        int correct = 0;
+        for (int k = 0; k < classes; k++) correct += confusion[k, k];
+        int n = data.Count;
+        return new EvaluationResult(n == 0 ? double.NaN : lossSum / n, n == 0 ? double.NaN : (double)correct / n, confusion, data.ClassNames);
+    }
+
+    /// <summary>probabilities += softmax(logits), computed stably.</summary>
+    private static void AddSoftmax(ReadOnlySpan<float> logits, Span<double> probabilities)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float v in logits) max = MathF.Max(max, v);
+        double sum = 0;
+        foreach (float v in logits) sum += Math.Exp(v - max);
+        for (int k = 0; k < logits.Length; k++) probabilities[k] += Math.Exp(logits[k] - max) / sum;
+    }
+
     /// <summary>-log softmax(logits)[label], computed stably (log-sum-exp shifted by the maximum).</summary>
     public static double CrossEntropy(ReadOnlySpan<float> logits, int label)
     {

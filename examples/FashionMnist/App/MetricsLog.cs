@@ -69,6 +69,15 @@ public static class MetricsLog
             w.WriteEndArray();
             WriteFinite(w, "best_test_accuracy", trainer.BestAccuracy);
             w.WriteNumber("best_epoch", trainer.BestEpoch);
+            if (trainer.FinalViewsEvaluation is { } views)
+            {
+                // Test-time averaging over several views of each test image (Evaluator.EvaluateViews), final parameters.
+                w.WriteStartObject("final_multi_view_evaluation");
+                w.WriteNumber("views", trainer.FinalViews);
+                WriteFinite(w, "accuracy", views.Accuracy);
+                WriteFinite(w, "loss", views.Loss);
+                w.WriteEndObject();
+            }
             if (trainer.LastEvaluation is { } e)
             {
                 w.WriteStartObject("last_evaluation");

@@ -100,6 +100,23 @@ public sealed class Trainer : IDisposable
     public string OutputFolder => Settings.OutputFolder;
     public string LastCheckpointPath => Path.Combine(OutputFolder, LastCheckpointName);
     public string BestCheckpointPath => Path.Combine(OutputFolder, BestCheckpointName);
+    /// <summary>The last <see cref="EvaluateViews"/> result (null before one) and its number of views.</summary>
+    public EvaluationResult? FinalViewsEvaluation { get; private set; }
+    public int FinalViews { get; private set; }
+
+    /// <summary>
+    /// Test accuracy of the current parameters with test-time averaging over <paramref name="views"/> views
+    /// (<see cref="Evaluator.EvaluateViews"/>; crops use the training crop padding). Kept for the JSON log.
+    /// </summary>
+    public EvaluationResult EvaluateViews(int views, CancellationToken cancel = default)
+    {
+        EvaluationResult result = Evaluator.EvaluateViews(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Data.Test,
+            Normalization, views, Settings.Augmentation.CropPadding, cancel);
+        FinalViewsEvaluation = result;
+        FinalViews = views;
+        return result;
+    }
+
     /// <summary>Set when an epoch diverged: what went wrong, for the user.</summary>
     public string? DivergenceMessage { get; private set; }
 

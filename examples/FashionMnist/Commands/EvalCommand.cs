@@ -14,7 +14,9 @@ internal static class EvalCommand
         var data = Shared.DataOption();
         var batch = Shared.BatchOption(256);
         var plot = new Option<string?>("--plot") { Description = "Also write the confusion matrix as a PNG to this path." };
-        var command = new Command("eval", "Test accuracy, per-class accuracy and confusion matrix of a checkpoint.") { checkpoint, data, batch, plot };
+        var views = new Option<int>("--views") { Description = "Views averaged per test image: 1 (the image), 2 (and its reflection) or 10 (the paper's five crops and their reflections).", DefaultValueFactory = _ => 1 };
+        var cropPadding = new Option<int>("--crop-padding") { Description = "Padding of the corner crops for --views 10 (use the training value).", DefaultValueFactory = _ => 2 };
+        var command = new Command("eval", "Test accuracy, per-class accuracy and confusion matrix of a checkpoint.") { checkpoint, data, batch, plot, views, cropPadding };
         command.SetAction(parse => Shared.Guard(() =>
         {
             string path = parse.GetValue(checkpoint)!;
@@ -23,10 +25,19 @@ internal static class EvalCommand
             (FashionNet network, Normalization normalization, IReadOnlyList<string> _) = Shared.LoadModel(path, batchSize);
             LoadedData loaded = DataSources.Load(parse.GetValue(data), FashionNet.Model.InputChannels, FashionNet.Model.InputHeight, FashionNet.Model.InputWidth);
             AnsiConsole.MarkupLineInterpolated($"Checkpoint [bold]{path}[/], data: {loaded.Description}");
-            using var loader = new BatchLoader(loaded.Test, batchSize, normalization);
-            EvaluationResult result = Evaluator.Evaluate(network, loader);
+            int viewCount = parse.GetValue(views);
+            EvaluationResult result;
+            if (viewCount == 1)
+            {
+                using var loader = new BatchLoader(loaded.Test, batchSize, normalization);
+                result = Evaluator.Evaluate(network, loader);
+            }
+            else
+            {
+                result = Evaluator.EvaluateViews(network.Forward, FashionNet.Model.ClassCount, batchSize, loaded.Test, normalization, viewCount, parse.GetValue(cropPadding));
+            }
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
-                $"Test accuracy [bold green]{100 * result.Accuracy:F2}%[/] ({result.Correct}/{result.Count}), loss {result.Loss:F4}"));
+                $"Test accuracy [bold green]{100 * result.Accuracy:F2}%[/] ({result.Correct}/{result.Count}), loss {result.Loss:F4}{(viewCount > 1 ? $", averaged over {viewCount} views per image" : "")}"));
             AnsiConsole.Write(Shared.PerClassTable(result));
             AnsiConsole.Write(Shared.ConfusionTable(result));
             string? plotPath = parse.GetValue(plot);

@@ -34,12 +34,13 @@ internal static class TrainCommand
         var augment = new Option<string>("--augment") { Description = "Comma-separated augmentations: crop, flip (the paper), rotate, jitter (brightness/contrast), or none.", DefaultValueFactory = _ => "crop,flip" };
         var cropPadding = new Option<int>("--crop-padding") { Description = "Zero padding on each side before the random crop.", DefaultValueFactory = _ => 2 };
         var maxRotation = new Option<float>("--max-rotation") { Description = "Largest rotation in degrees for 'rotate'.", DefaultValueFactory = _ => 10f };
+        var testViews = new Option<int>("--test-views") { Description = "After the last epoch, also report test accuracy averaged over this many views per image: 1 (off), 2 (image and reflection) or 10 (the paper's five crops and their reflections).", DefaultValueFactory = _ => 10 };
         var threads = new Option<int>("--threads") { Description = "CPU threads for the kernels; 0 = every processor.", DefaultValueFactory = _ => 0 };
         var data = Shared.DataOption();
 
         var command = new Command("train", "Train FashionNet; writes checkpoints, metrics.csv, training-log.json and PNG plots to the output folder.")
         {
-            epochs, batch, lr, schedule, lrStep, patience, momentum, weightDecay, optimizer, init, seed, device, tf32, output, resume, augment, cropPadding, maxRotation, threads, data,
+            epochs, batch, lr, schedule, lrStep, patience, momentum, weightDecay, optimizer, init, seed, device, tf32, output, resume, augment, cropPadding, maxRotation, testViews, threads, data,
         };
         command.SetAction(parse => Shared.Guard(() =>
         {
@@ -60,7 +61,7 @@ internal static class TrainCommand
                 Augmentation = ParseAugmentation(parse.GetValue(augment)!, parse.GetValue(cropPadding), parse.GetValue(maxRotation)),
             };
             string? resumeFrom = parse.GetResult(resume) is null ? null : parse.GetValue(resume) ?? Path.Combine(outputFolder, Trainer.LastCheckpointName);
-            return TrainRun.Run(settings, parse.GetValue(epochs), parse.GetValue(data), parse.GetValue(device), resumeFrom, parse.GetValue(threads), parse.GetValue(tf32));
+            return TrainRun.Run(settings, parse.GetValue(epochs), parse.GetValue(data), parse.GetValue(device), resumeFrom, parse.GetValue(threads), parse.GetValue(tf32), parse.GetValue(testViews));
         }));
         return command;
     }
@@ -89,8 +90,9 @@ internal static class TrainCommand
 /// <summary>The train command's body: console output around <see cref="Trainer"/>.</summary>
 internal static class TrainRun
 {
-    public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0, bool tf32 = false)
+    public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0, bool tf32 = false, int testViews = 10)
     {
+        if (!Evaluator.ViewCounts.Contains(testViews)) throw new ArgumentException($"--test-views {testViews}: use 1, 2 or 10.");
         if (threads < 0) throw new ArgumentException($"--threads {threads}: must be >= 0.");
         if (tf32 && deviceRequest == DeviceRequest.Cpu) throw new ArgumentException("--tf32 needs --device cuda or auto: the CPU backend computes in FP32.");
         using DeviceChoice choice = DeviceSelector.Resolve(deviceRequest, FashionNet.CudaPlan, FashionNet.CudaSource, settings.BatchSize, tf32);
@@ -167,6 +169,13 @@ internal static class TrainRun
         finally
         {
             Console.CancelKeyPress -= onCancel;
+        }
+        if (status == "completed" && testViews > 1 && trainer.History.Count > 0)
+        {
+            EvaluationResult views = trainer.EvaluateViews(testViews);
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                $"Final test accuracy with {testViews}-view averaging (Krizhevsky et al. 2012, section 4.1): [bold]{100 * views.Accuracy:F2}%[/] " +
+                $"(single view {100 * trainer.History[^1].TestAccuracy:F2}%), loss {views.Loss:F4}"));
         }
 
         Finish(trainer, device, status);
