@@ -18,6 +18,10 @@ internal sealed record BenchNetwork(string Key, string Title, NetworkDescriptor 
             (batch, ctx) => new BenchModel(new TorchvisionAlexNet.TorchvisionAlexNet(batch, ctx),
                 (net, x, y, b, sgd, seed) => ((TorchvisionAlexNet.TorchvisionAlexNet)net).TrainStep(x, y, b, sgd, seed)),
             TorchModels.Torchvision),
+        new("fashion", "FashionNet (the main job, 1x28x28)", FashionMnist.FashionNet.Model,
+            (batch, ctx) => new BenchModel(new FashionMnist.FashionNet(batch, ctx),
+                (net, x, y, b, sgd, seed) => ((FashionMnist.FashionNet)net).TrainStep(x, y, b, sgd, seed)),
+            TorchModels.Fashion),
     ];
 
     public static BenchNetwork Find(string key) =>

@@ -2,7 +2,7 @@ using System.Globalization;
 using AlexNetCompiler.Bench;
 
 // Usage (Release):
-//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- bench   [--threads N] [--batches 1,16] [--nets canonical,torchvision] [--reps R] [--no-memory]
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- bench   [--threads N] [--batches 1,16] [--nets canonical,torchvision,fashion] [--reps R] [--no-memory]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- gemm    [--threads N]

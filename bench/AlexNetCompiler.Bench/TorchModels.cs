@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace AlexNetCompiler.Bench;
 
 /// <summary>
-/// The two benchmark networks as TorchSharp modules with torchvision's state-dict names ("features.{i}",
+/// The benchmark networks as TorchSharp modules with torchvision's state-dict names ("features.{i}",
 /// "classifier.{j}"), so the project's parameters can be copied in by name.
 /// </summary>
 internal static class TorchModels
@@ -56,6 +56,39 @@ internal static class TorchModels
             ("12", nn.MaxPool2d(3, 2)))),
         ("flatten", nn.Flatten()),
         ("classifier", Classifier()));
+
+    /// <summary>examples/FashionMnist/FashionNet.cs (LRN alpha as in <see cref="Canonical"/>).</summary>
+    public static nn.Module<Tensor, Tensor> Fashion()
+    {
+        const double alpha = 1e-4, beta = 0.75, k = 2.0;
+        const int size = 5;
+        return nn.Sequential(
+            ("features", nn.Sequential(
+                ("0", nn.Conv2d(1, 32, 3, padding: 1)),
+                ("1", nn.ReLU()),
+                ("2", nn.LocalResponseNorm(size, alpha * size, beta, k)),
+                ("3", nn.MaxPool2d(3, 2, 1)),
+                ("4", nn.Conv2d(32, 64, 3, padding: 1)),
+                ("5", nn.ReLU()),
+                ("6", nn.LocalResponseNorm(size, alpha * size, beta, k)),
+                ("7", nn.MaxPool2d(3, 2, 1)),
+                ("8", nn.Conv2d(64, 128, 3, padding: 1)),
+                ("9", nn.ReLU()),
+                ("10", nn.Conv2d(128, 128, 3, padding: 1, groups: 2)),
+                ("11", nn.ReLU()),
+                ("12", nn.Conv2d(128, 64, 3, padding: 1, groups: 2)),
+                ("13", nn.ReLU()),
+                ("14", nn.MaxPool2d(3, 2)))),
+            ("flatten", nn.Flatten()),
+            ("classifier", nn.Sequential(
+                ("0", nn.Dropout(0.5)),
+                ("1", nn.Linear(64 * 3 * 3, 512)),
+                ("2", nn.ReLU()),
+                ("3", nn.Dropout(0.5)),
+                ("4", nn.Linear(512, 256)),
+                ("5", nn.ReLU()),
+                ("6", nn.Linear(256, 10)))));
+    }
 
     private static nn.Module<Tensor, Tensor> Classifier() => nn.Sequential(
         ("0", nn.Dropout(0.5)),
