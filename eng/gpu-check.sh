@@ -20,7 +20,7 @@ case "${1:-publish}" in
     echo
     echo "Next, on the GPU machine, from a copy of this repository that includes $out:"
     echo "  bash eng/gpu-check.sh run"
-    echo "It takes a few minutes: NVRTC compiles 2 kernel variants, FP32 and TF32 are checked and timed, then PyTorch."
+    echo "It takes a few minutes: NVRTC compiles FP32 and TF32 kernels of two networks, both are checked and timed, then PyTorch."
     ;;
   run)
     [ -x "$out/GpuCheck" ] || { echo "No $out/GpuCheck: run 'bash eng/gpu-check.sh publish' first and copy $out here." >&2; exit 2; }

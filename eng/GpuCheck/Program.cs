@@ -22,6 +22,9 @@ foreach (string arg in args)
     else { Console.Error.WriteLine($"Unknown argument '{arg}'. Options: --check-batch=N --time-batch=N --steps=N"); return 2; }
 }
 
+// The prelude every generated source includes is an embedded resource: reading it here checks that it survived
+// NativeAOT publishing before any GPU is involved.
+Console.WriteLine($"Prelude: {CudaPrelude.HeaderName} version {CudaPrelude.Version}, {CudaPrelude.Source.Length:N0} characters");
 if (!CudaDevice.TryOpen(0, out CudaDevice? device, out string? reason))
 {
     Console.Error.WriteLine("GPU check: " + reason);
