@@ -1,4 +1,4 @@
-using AlexNetCompiler;
+using System.Numerics;
 using AlexNetCompiler.Data;
 
 namespace FashionMnist.App;
@@ -47,52 +47,22 @@ public delegate void ForwardPass(ReadOnlySpan<float> images, int count, Span<flo
 
 public static class Evaluator
 {
-    /// <summary>Inference over every sample of the loader's dataset (no augmentation should be configured on it).</summary>
-    public static EvaluationResult Evaluate(INetwork network, BatchLoader loader, CancellationToken cancel = default) =>
-        Evaluate(network.Forward, network.Descriptor.ClassCount, network.MaxBatch, loader, cancel);
-
-    /// <summary>The same through any forward pass (the CPU network or a GPU engine) taking up to <paramref name="maxBatch"/> images.</summary>
-    public static EvaluationResult Evaluate(ForwardPass forward, int classes, int maxBatch, BatchLoader loader, CancellationToken cancel = default)
-    {
-        if (loader.BatchSize > maxBatch)
-            throw new ArgumentException($"Evaluation batches of {loader.BatchSize} exceed the forward pass's maximum batch {maxBatch}.");
-        var confusion = new int[classes, classes];
-        var logits = new float[maxBatch * classes];
-        double lossSum = 0;
-        int seen = 0;
-        foreach (Batch batch in loader.Epoch(0))
-        {
-            cancel.ThrowIfCancellationRequested();
-            forward(batch.ImageSpan, batch.Count, logits);
-            for (int n = 0; n < batch.Count; n++)
-            {
-                ReadOnlySpan<float> row = logits.AsSpan(n * classes, classes);
-                int label = batch.Labels[n];
-                lossSum += CrossEntropy(row, label);
-                confusion[label, ArgMax(row)]++;
-            }
-            seen += batch.Count;
-        }
-        int correct = 0;
-        for (int c = 0; c < classes; c++) correct += confusion[c, c];
-        return new EvaluationResult(seen == 0 ? double.NaN : lossSum / seen, seen == 0 ? double.NaN : (double)correct / seen, confusion, loader.Data.ClassNames);
-    }
-
-    /// <summary>Numbers of test views <see cref="EvaluateViews"/> accepts.</summary>
+    /// <summary>Numbers of test views <see cref="Evaluate"/> accepts.</summary>
     public static readonly IReadOnlyList<int> ViewCounts = [1, 2, 10];
 
     /// <summary>
-    /// Test-time averaging as in Krizhevsky et al. 2012, section 4.1: the prediction is the mean of the softmax
-    /// outputs over several views of each test image, and the class is its argmax. With 10 views these are the
+    /// Inference over every test image through any forward pass (the CPU network or a GPU engine) taking up to
+    /// <paramref name="maxBatch"/> images, with test-time averaging as in Krizhevsky et al. 2012, section 4.1: the
+    /// prediction is the mean of the softmax outputs over several views of each image, and the class is its argmax. With 10 views these are the
     /// paper's five patches (four corners and the centre) and their horizontal reflections; here a patch is an H x W
     /// crop of the image zero-padded by <paramref name="cropPadding"/> (the training crop's extremes: corners
     /// shifted by cropPadding pixels, the centre being the image itself). 2 views: the image and its reflection;
-    /// 1 view: the image (the same result as <see cref="Evaluate(ForwardPass, int, int, BatchLoader, CancellationToken)"/>).
+    /// 1 view (the default, and what training evaluates every epoch): the image.
     /// The loss is the cross-entropy of the averaged probabilities. Views are built from the raw [0, 1] images,
     /// then normalised, exactly like training crops.
     /// </summary>
-    public static EvaluationResult EvaluateViews(ForwardPass forward, int classes, int maxBatch, Dataset data, Normalization normalization,
-        int views, int cropPadding, CancellationToken cancel = default)
+    public static EvaluationResult Evaluate(ForwardPass forward, int classes, int maxBatch, Dataset data, Normalization normalization,
+        int views = 1, int cropPadding = 2, CancellationToken cancel = default)
     {
         if (!ViewCounts.Contains(views)) throw new ArgumentException($"--views {views}: use 1 (the image), 2 (and its reflection) or 10 (the paper's five crops and their reflections).");
         if (views == 10 && (cropPadding < 1 || 2 * cropPadding >= Math.Min(data.Height, data.Width)))
@@ -129,8 +99,7 @@ public static class Evaluator
             {
                 Span<double> mean = probabilities.AsSpan(i * classes, classes);
                 int label = data.Labels[start + i];
-                int predicted = 0;
-                for (int k = 1; k < classes; k++) if (mean[k] > mean[predicted]) predicted = k;
+                int predicted = ArgMax<double>(mean);
                 lossSum -= Math.Log(Math.Max(mean[label] / views, double.Epsilon));
                 confusion[label, predicted]++;
             }
@@ -151,18 +120,8 @@ public static class Evaluator
         for (int k = 0; k < logits.Length; k++) probabilities[k] += Math.Exp(logits[k] - max) / sum;
     }
 
-    /// <summary>-log softmax(logits)[label], computed stably (log-sum-exp shifted by the maximum).</summary>
-    public static double CrossEntropy(ReadOnlySpan<float> logits, int label)
-    {
-        float max = float.NegativeInfinity;
-        foreach (float v in logits) max = MathF.Max(max, v);
-        double sum = 0;
-        foreach (float v in logits) sum += Math.Exp(v - max);
-        return Math.Log(sum) + max - logits[label];
-    }
-
     /// <summary>Index of the first maximum.</summary>
-    public static int ArgMax(ReadOnlySpan<float> values)
+    public static int ArgMax<T>(ReadOnlySpan<T> values) where T : IComparisonOperators<T, T, bool>
     {
         int best = 0;
         for (int i = 1; i < values.Length; i++)

@@ -71,7 +71,7 @@ public static class MetricsLog
             w.WriteNumber("best_epoch", trainer.BestEpoch);
             if (trainer.FinalViewsEvaluation is { } views)
             {
-                // Test-time averaging over several views of each test image (Evaluator.EvaluateViews), final parameters.
+                // Test-time averaging over several views of each test image (Evaluator.Evaluate), final parameters.
                 w.WriteStartObject("final_multi_view_evaluation");
                 w.WriteNumber("views", trainer.FinalViews);
                 WriteFinite(w, "accuracy", views.Accuracy);

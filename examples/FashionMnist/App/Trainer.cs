@@ -31,7 +31,6 @@ public sealed class Trainer : IDisposable
     private readonly INetwork _network;
     private readonly ITrainingEngine _engine;
     private readonly BatchLoader _trainLoader;
-    private readonly BatchLoader _testLoader;
     private readonly List<EpochRecord> _history = [];
 
     // Position and running sums of a partly trained epoch (non-zero only after an interruption).
@@ -66,7 +65,6 @@ public sealed class Trainer : IDisposable
             ? new Augmenter(settings.Augmentation, data.Train.Channels, data.Train.Height, data.Train.Width)
             : null;
         _trainLoader = new BatchLoader(data.Train, settings.BatchSize, Normalization, augmenter, shuffle: true, seed: settings.Seed);
-        _testLoader = new BatchLoader(data.Test, settings.BatchSize, Normalization);
         Initializer.Initialize(d, network.Parameters, settings.Init, settings.Seed);
         try
         {
@@ -76,7 +74,6 @@ public sealed class Trainer : IDisposable
         catch
         {
             _trainLoader.Dispose();
-            _testLoader.Dispose();
             throw;
         }
     }
@@ -106,11 +103,11 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Test accuracy of the current parameters with test-time averaging over <paramref name="views"/> views
-    /// (<see cref="Evaluator.EvaluateViews"/>; crops use the training crop padding). Kept for the JSON log.
+    /// (<see cref="Evaluator.Evaluate"/>; crops use the training crop padding). Kept for the JSON log.
     /// </summary>
     public EvaluationResult EvaluateViews(int views, CancellationToken cancel = default)
     {
-        EvaluationResult result = Evaluator.EvaluateViews(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Data.Test,
+        EvaluationResult result = Evaluator.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Data.Test,
             Normalization, views, Settings.Augmentation.CropPadding, cancel);
         FinalViewsEvaluation = result;
         FinalViews = views;
@@ -167,7 +164,7 @@ public sealed class Trainer : IDisposable
         double imagesPerSecond = _partialSeen / Math.Max(trainSeconds, 1e-9);
 
         _engine.CopyStateToHost();
-        EvaluationResult test = Evaluator.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, _testLoader);
+        EvaluationResult test = Evaluator.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Data.Test, Normalization);
         LastEvaluation = test;
         var record = new EpochRecord(epoch + 1, Optimizer.LearningRate, _partialLossSum / Math.Max(_partialSeen, 1), (double)_partialCorrect / Math.Max(_partialSeen, 1),
             test.Loss, test.Accuracy, trainSeconds, imagesPerSecond);
@@ -319,6 +316,5 @@ public sealed class Trainer : IDisposable
     {
         _engine.Dispose();
         _trainLoader.Dispose();
-        _testLoader.Dispose();
     }
 }

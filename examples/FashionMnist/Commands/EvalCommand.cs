@@ -26,16 +26,7 @@ internal static class EvalCommand
             LoadedData loaded = DataSources.Load(parse.GetValue(data), FashionNet.Model.InputChannels, FashionNet.Model.InputHeight, FashionNet.Model.InputWidth);
             AnsiConsole.MarkupLineInterpolated($"Checkpoint [bold]{path}[/], data: {loaded.Description}");
             int viewCount = parse.GetValue(views);
-            EvaluationResult result;
-            if (viewCount == 1)
-            {
-                using var loader = new BatchLoader(loaded.Test, batchSize, normalization);
-                result = Evaluator.Evaluate(network, loader);
-            }
-            else
-            {
-                result = Evaluator.EvaluateViews(network.Forward, FashionNet.Model.ClassCount, batchSize, loaded.Test, normalization, viewCount, parse.GetValue(cropPadding));
-            }
+            EvaluationResult result = Evaluator.Evaluate(network.Forward, FashionNet.Model.ClassCount, batchSize, loaded.Test, normalization, viewCount, parse.GetValue(cropPadding));
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                 $"Test accuracy [bold green]{100 * result.Accuracy:F2}%[/] ({result.Correct}/{result.Count}), loss {result.Loss:F4}{(viewCount > 1 ? $", averaged over {viewCount} views per image" : "")}"));
             AnsiConsole.Write(Shared.PerClassTable(result));
