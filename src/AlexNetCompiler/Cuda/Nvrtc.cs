@@ -91,56 +91,55 @@ public static unsafe class Nvrtc
 
     private static IntPtr CreateProgram(string source, string programName, IReadOnlyList<CudaHeader> headers)
     {
-        var pinned = new List<GCHandle>(2 * headers.Count);
-        try
+        using var contents = new PinnedStrings(headers.Select(h => h.Source).ToList());
+        using var names = new PinnedStrings(headers.Select(h => h.Name).ToList());
+        IntPtr program;
+        fixed (byte* src = NulTerminated(source))
+        fixed (byte* name = NulTerminated(programName))
         {
-            var contents = new IntPtr[headers.Count];
-            var names = new IntPtr[headers.Count];
-            for (int i = 0; i < headers.Count; i++)
-            {
-                contents[i] = Pin(NulTerminated(headers[i].Source));
-                names[i] = Pin(NulTerminated(headers[i].Name));
-            }
-            IntPtr program;
-            fixed (byte* src = NulTerminated(source))
-            fixed (byte* name = NulTerminated(programName))
-            fixed (IntPtr* c = contents)
-            fixed (IntPtr* n = names)
-            {
-                NvrtcApi.Check(NvrtcApi.nvrtcCreateProgram(out program, src, name, headers.Count,
-                    headers.Count == 0 ? null : (byte**)c, headers.Count == 0 ? null : (byte**)n), "nvrtcCreateProgram");
-            }
-            return program;
+            NvrtcApi.Check(NvrtcApi.nvrtcCreateProgram(out program, src, name, headers.Count, contents.Pointers, names.Pointers), "nvrtcCreateProgram");
         }
-        finally
-        {
-            foreach (GCHandle h in pinned) h.Free();
-        }
-
-        IntPtr Pin(byte[] bytes)
-        {
-            GCHandle handle = GCHandle.Alloc(bytes, GCHandleType.Pinned);
-            pinned.Add(handle);
-            return handle.AddrOfPinnedObject();
-        }
+        return program;
     }
 
     private static int CompileWithOptions(IntPtr program, List<string> options)
     {
-        var handles = new GCHandle[options.Count];
-        var pointers = new IntPtr[options.Count];
-        try
+        using var pinned = new PinnedStrings(options);
+        return NvrtcApi.nvrtcCompileProgram(program, options.Count, pinned.Pointers);
+    }
+
+    /// <summary>NUL-terminated UTF-8 copies of strings, pinned, as the char** NVRTC takes (null for none) until disposed.</summary>
+    private sealed class PinnedStrings : IDisposable
+    {
+        private readonly GCHandle[] _handles;
+        private GCHandle _array;
+
+        public PinnedStrings(IReadOnlyList<string> strings)
         {
-            for (int i = 0; i < options.Count; i++)
+            _handles = new GCHandle[strings.Count];
+            var pointers = new IntPtr[strings.Count];
+            try
             {
-                handles[i] = GCHandle.Alloc(NulTerminated(options[i]), GCHandleType.Pinned);
-                pointers[i] = handles[i].AddrOfPinnedObject();
+                for (int i = 0; i < strings.Count; i++)
+                {
+                    _handles[i] = GCHandle.Alloc(NulTerminated(strings[i]), GCHandleType.Pinned);
+                    pointers[i] = _handles[i].AddrOfPinnedObject();
+                }
+                _array = GCHandle.Alloc(pointers, GCHandleType.Pinned);
             }
-            fixed (IntPtr* p = pointers) return NvrtcApi.nvrtcCompileProgram(program, options.Count, (byte**)p);
+            catch
+            {
+                Dispose();
+                throw;
+            }
         }
-        finally
+
+        public byte** Pointers => _handles.Length == 0 ? null : (byte**)_array.AddrOfPinnedObject();
+
+        public void Dispose()
         {
-            foreach (GCHandle h in handles) if (h.IsAllocated) h.Free();
+            foreach (GCHandle h in _handles) if (h.IsAllocated) h.Free();
+            if (_array.IsAllocated) _array.Free();
         }
     }
 
