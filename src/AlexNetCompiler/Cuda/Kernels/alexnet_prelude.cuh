@@ -48,7 +48,8 @@ __device__ __forceinline__ float dropout_multiplier(u64 seed, u64 layer, u64 ind
 // Rows of 72 floats: the TF32 fragment reads (8 k-rows x 4 columns per warp) then hit 32 distinct banks.
 #define GEMM_LD (GEMM_BM + 8)
 
-#ifdef ALEXNET_TF32
+// (A CPU emulator of these kernels, used by the tests, supplies its own to_tf32 and mma_m16n8k8_tf32.)
+#if defined(ALEXNET_TF32) && !defined(ALEXNET_EMULATED_DEVICE)
 __device__ __forceinline__ unsigned to_tf32(float x)
 {
     unsigned r;
