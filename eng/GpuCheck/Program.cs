@@ -13,13 +13,25 @@ using FashionMnist;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
-int checkBatch = 16, timeBatch = 128, timedSteps = 20;
+int? checkBatch = null;
+int timeBatch = 128, timedSteps = 20;
+bool timing = true;
+string[] nets = ["alexnet", "fashionnet"], modes = ["fp32", "tf32"];
+const string Usage = "Options: --check-batch=N --time-batch=N --steps=N --nets=alexnet,fashionnet --modes=fp32,tf32 --no-timing";
 foreach (string arg in args)
 {
     if (arg.StartsWith("--check-batch=", StringComparison.Ordinal)) checkBatch = int.Parse(arg[14..], CultureInfo.InvariantCulture);
     else if (arg.StartsWith("--time-batch=", StringComparison.Ordinal)) timeBatch = int.Parse(arg[13..], CultureInfo.InvariantCulture);
     else if (arg.StartsWith("--steps=", StringComparison.Ordinal)) timedSteps = int.Parse(arg[8..], CultureInfo.InvariantCulture);
-    else { Console.Error.WriteLine($"Unknown argument '{arg}'. Options: --check-batch=N --time-batch=N --steps=N"); return 2; }
+    else if (arg.StartsWith("--nets=", StringComparison.Ordinal)) nets = arg[7..].Split(',');
+    else if (arg.StartsWith("--modes=", StringComparison.Ordinal)) modes = arg[8..].Split(',');
+    else if (arg == "--no-timing") timing = false;
+    else { Console.Error.WriteLine($"Unknown argument '{arg}'. {Usage}"); return 2; }
+}
+if (nets.Any(n => n is not ("alexnet" or "fashionnet")) || modes.Any(m => m is not ("fp32" or "tf32")))
+{
+    Console.Error.WriteLine($"Unknown network or mode in '{string.Join(',', nets)}' / '{string.Join(',', modes)}'. {Usage}");
+    return 2;
 }
 
 // The prelude every generated source includes is an embedded resource: reading it here checks that it survived
@@ -38,17 +50,15 @@ using (device)
                       $"{AlexNet2012.CudaPlan.TrainingFlopsPerSample / 1e9:F2} GFLOP per image per training step");
     var cache = new KernelCache(Path.Combine(Path.GetTempPath(), "alexnet-gpu-check-kernels"));
     bool allPassed = true;
-    var alexNet = new CheckedNetwork("alexnet", batch => new AlexNet2012(batch), AlexNet2012.Model, AlexNet2012.CudaPlan, AlexNet2012.CudaSource, InitScheme.Paper);
-    var fashionNet = new CheckedNetwork("fashionnet", batch => new FashionNet(batch), FashionNet.Model, FashionNet.CudaPlan, FashionNet.CudaSource, InitScheme.He);
-    foreach (bool tf32 in new[] { false, true })
+    var alexNet = new CheckedNetwork("alexnet", batch => new AlexNet2012(batch), AlexNet2012.Model, AlexNet2012.CudaPlan, AlexNet2012.CudaSource, InitScheme.He, DefaultCheckBatch: 16);
+    var fashionNet = new CheckedNetwork("fashionnet", batch => new FashionNet(batch), FashionNet.Model, FashionNet.CudaPlan, FashionNet.CudaSource, InitScheme.He, DefaultCheckBatch: 64);
+    foreach (CheckedNetwork net in new[] { alexNet, fashionNet }.Where(n => nets.Contains(n.Key)))
     {
-        allPassed &= CheckAgainstCpu(device!, cache, alexNet, tf32, checkBatch);
-        Time(device!, cache, alexNet, tf32, timeBatch, timedSteps);
-    }
-    foreach (bool tf32 in new[] { false, true })
-    {
-        allPassed &= CheckAgainstCpu(device!, cache, fashionNet, tf32, 64);
-        Time(device!, cache, fashionNet, tf32, timeBatch, timedSteps, profile: false);
+        foreach (bool tf32 in modes.Select(m => m == "tf32"))
+        {
+            allPassed &= CheckAgainstCpu(device!, cache, net, tf32, checkBatch ?? net.DefaultCheckBatch);
+            if (timing) Time(device!, cache, net, tf32, timeBatch, timedSteps, profile: net == alexNet);
+        }
     }
     Console.WriteLine($"RESULT correctness={(allPassed ? "pass" : "FAIL")}");
     return allPassed ? 0 : 1;
@@ -70,17 +80,26 @@ static int[] RandomLabels(int batch, int classes, ulong seed)
 
 // Tolerances. The GPU sums in a different order than the CPU (tiled GEMMs, atomics over reduction chunks), so
 // element-wise equality is not expected; the comparison is the relative L2 error ||gpu - cpu|| / ||cpu||.
-// FP32: float32 rounding over reductions of up to 387,200 terms stays near 1e-6..1e-5 relative; 1e-4 leaves
-// headroom but catches any indexing fault (those give errors of order 1). TF32 rounds GEMM inputs to a 10-bit
-// mantissa (relative 2^-11 per product), so 1e-2 per pass. After 5 SGD steps the parameter *change* is
-// compared (the parameters themselves barely move), with tolerances 1e-3 (FP32) and 5e-2 (TF32).
+// FP32: float32 rounding over reductions of up to 387,200 terms stays near 1e-6..1e-5 relative (measured on the
+// CUDA emulator: 1e-6..3e-6 for every tensor); 1e-4 leaves headroom but catches any indexing fault (those give
+// errors of order 1). Each SGD step's parameter *change* (the parameters themselves barely move) and the
+// momentum buffer after five steps: 1e-3.
+// TF32 rounds every GEMM input to a 10-bit mantissa (relative 2^-11 = 4.9e-4): forward logits and loss 1e-2.
+// Gradients are looser, 1e-1: a ReLU whose input lies within that rounding of zero is on for one backend and
+// off for the other, moving a whole gradient element, and a fraction f of such elements alone gives a relative
+// L2 error of about sqrt(f). The emulator, rounding exactly as cvt.rna.tf32.f32 does, measured 1e-2..3.4e-2 for
+// FashionNet's conv gradients (5e-4..8e-4 where the ReLU output only reaches backward through a max pool's
+// winners, far from zero); for AlexNet at batch 2, 3.4e-2..6.6e-2 upstream of its first hidden ReLU. Indexing
+// faults are still of order 1, and the emulator checks the tensor-core path with rounding switched off against
+// the FP32 tolerances. The SGD steps (below) are judged per step: 1e-3 in FP32, 1e-1 in TF32, like a gradient.
 static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork net, bool tf32, int batch)
 {
     string mode = tf32 ? "tf32" : "fp32";
-    double passTolerance = tf32 ? 1e-2 : 1e-4, stepTolerance = tf32 ? 5e-2 : 1e-3;
+    double passTolerance = tf32 ? 1e-2 : 1e-4, gradientTolerance = tf32 ? 1e-1 : 1e-4, stepTolerance = tf32 ? 1e-1 : 1e-3;
     CudaLaunchPlan plan = net.Plan;
     Console.WriteLine();
-    Console.WriteLine($"== Correctness, {plan.NetworkName}, {mode}, batch {batch} (relative L2 tolerance {passTolerance:G2} per pass, {stepTolerance:G2} after 5 steps)");
+    Console.WriteLine($"== Correctness, {plan.NetworkName}, {mode}, batch {batch} (relative L2 tolerance {passTolerance:G2} for logits and loss, " +
+                      $"{gradientTolerance:G2} per gradient, {stepTolerance:G2} per SGD step and for the momentum buffer)");
     INetwork cpu = net.Create(batch);
     Initializer.Initialize(net.Model, cpu.Parameters, net.Init, seed: 2012);
     using var gpu = new CudaNetworkRunner(device, plan, net.Source, batch, new CudaRunnerOptions(tf32, cache));
@@ -104,37 +123,53 @@ static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork
     var gpuGradients = new float[plan.ParameterCount];
     gpu.DownloadGradients(gpuGradients);
     foreach (ParameterDescriptor p in net.Model.Parameters)
-        ok &= Report($"{mode} gradient {p.Name}", cpu.Gradients.AsSpan(p.Offset, p.Length), gpuGradients.AsSpan(p.Offset, p.Length), passTolerance);
+        ok &= Report($"{mode} gradient {p.Name}", cpu.Gradients.AsSpan(p.Offset, p.Length), gpuGradients.AsSpan(p.Offset, p.Length), gradientTolerance);
 
-    // Five SGD steps (torch.optim.SGD semantics, the paper's hyper-parameters) from the same start.
-    float[] start = (float[])cpu.Parameters.Clone();
-    var options = new SgdOptions(LearningRate: 0.01f, Momentum: 0.9f, WeightDecay: 5e-4f);
+    // Five SGD steps (torch.optim.SGD semantics, the paper's momentum and weight decay) from the same start, each
+    // with its own dropout seed. Before every step the GPU gets the CPU's parameters again, while each side keeps
+    // its own momentum buffer and step count: left to run freely, the two would drift apart through discrete
+    // events (a ReLU or a max pool deciding differently on a 1e-6 difference moves whole gradient elements; a
+    // fraction f of them gives a relative error near sqrt(f), 4e-3 after 5 free steps of FashionNet at batch 64
+    // in FP32) and the comparison would measure that drift, not the kernels. Judged: the worst step's parameter
+    // change, then the momentum buffers after the fifth step. The learning rate is a tenth of the paper's: at
+    // 0.01 five steps on one random batch of AlexNet blow the loss up (4.7 to 50 at step 3).
+    var options = new SgdOptions(LearningRate: 0.001f, Momentum: 0.9f, WeightDecay: 5e-4f);
     var sgd = new Sgd((int)plan.ParameterCount, options);
-    gpu.UploadParameters(start);
     gpu.SgdSteps = 0;
+    var gpuParameters = new float[plan.ParameterCount];
+    var cpuDelta = new float[plan.ParameterCount];
+    var gpuDelta = new float[plan.ParameterCount];
+    double worstStep = 0, worstMaxAbs = 0;
     for (int step = 0; step < 5; step++)
     {
         ulong seed = 100 + (ulong)step;
+        float[] before = (float[])cpu.Parameters.Clone();
+        gpu.UploadParameters(before);
         float lc = cpu.ForwardBackward(input, labels, batch, seed);
         sgd.Step(cpu.Parameters, cpu.Gradients);
         float lg = gpu.TrainStep(input, labels, batch, seed, options.LearningRate, options.Momentum, options.WeightDecay);
-        Console.WriteLine($"  step {step + 1}: loss cpu {lc:F6} gpu {lg:F6}");
+        gpu.DownloadParameters(gpuParameters);
+        for (int i = 0; i < before.Length; i++)
+        {
+            cpuDelta[i] = cpu.Parameters[i] - before[i];
+            gpuDelta[i] = gpuParameters[i] - before[i];
+        }
+        var (relative, maxAbs, finite) = Compare(cpuDelta, gpuDelta);
+        worstStep = finite ? Math.Max(worstStep, relative) : double.PositiveInfinity;
+        worstMaxAbs = Math.Max(worstMaxAbs, maxAbs);
+        Console.WriteLine($"  step {step + 1}: loss cpu {lc:F6} gpu {lg:F6}, parameter change relative L2 {relative:E2}");
     }
-    var gpuParameters = new float[plan.ParameterCount];
-    gpu.DownloadParameters(gpuParameters);
-    var cpuDelta = new float[start.Length];
-    var gpuDelta = new float[start.Length];
-    for (int i = 0; i < start.Length; i++)
-    {
-        cpuDelta[i] = cpu.Parameters[i] - start[i];
-        gpuDelta[i] = gpuParameters[i] - start[i];
-    }
-    ok &= Report($"{mode} parameter change after 5 steps", cpuDelta, gpuDelta, stepTolerance);
+    bool stepsOk = worstStep <= stepTolerance;
+    Console.WriteLine($"  {(stepsOk ? "ok  " : "FAIL")} {mode} parameter change, worst of 5 steps: relative L2 {worstStep:E2}, max |diff| {worstMaxAbs:E2}");
+    ok &= stepsOk;
+    var gpuVelocity = new float[plan.ParameterCount];
+    gpu.DownloadVelocity(gpuVelocity);
+    ok &= Report($"{mode} momentum buffer after 5 steps", sgd.Velocity, gpuVelocity, stepTolerance);
     Console.WriteLine($"RESULT {net.Key}_{mode}_correctness={(ok ? "pass" : "FAIL")}");
     return ok;
 }
 
-static bool Report(string what, ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance)
+static (double Relative, double MaxAbs, bool Finite) Compare(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
 {
     double diff = 0, norm = 0, maxAbs = 0;
     bool finite = true;
@@ -146,7 +181,12 @@ static bool Report(string what, ReadOnlySpan<float> expected, ReadOnlySpan<float
         norm += (double)expected[i] * expected[i];
         maxAbs = Math.Max(maxAbs, Math.Abs(d));
     }
-    double relative = norm == 0 ? Math.Sqrt(diff) : Math.Sqrt(diff / norm);
+    return (norm == 0 ? Math.Sqrt(diff) : Math.Sqrt(diff / norm), maxAbs, finite);
+}
+
+static bool Report(string what, ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance)
+{
+    var (relative, maxAbs, finite) = Compare(expected, actual);
     bool ok = finite && relative <= tolerance;
     Console.WriteLine($"  {(ok ? "ok  " : "FAIL")} {what}: relative L2 {relative:E2}, max |diff| {maxAbs:E2}{(finite ? "" : ", NON-FINITE values")}");
     return ok;
@@ -215,4 +255,4 @@ static double PeakTflops(CudaDevice device, bool tf32)
 }
 
 /// <summary>A generated network with what the check needs of it: the CPU network, its model, and its CUDA plan and source.</summary>
-internal sealed record CheckedNetwork(string Key, Func<int, INetwork> Create, NetworkDescriptor Model, CudaLaunchPlan Plan, string Source, InitScheme Init);
+internal sealed record CheckedNetwork(string Key, Func<int, INetwork> Create, NetworkDescriptor Model, CudaLaunchPlan Plan, string Source, InitScheme Init, int DefaultCheckBatch);
