@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using AlexNetCompiler.Cuda;
+
+namespace AlexNetCompiler.Tests.Cuda.Emulation;
+
+/// <summary>
+/// Builds the CPU emulator of the CUDA driver (tests/CudaEmulator) with g++, together with one generated
+/// network's kernels compiled from the same CUDA source, and runs programs against it. The result is a shared
+/// library that stands in for libcuda.so.1 when named by ALEXNET_CUDA_PATH, so the unchanged runtime
+/// (CudaDevice, CudaNetworkRunner) and the GPU check program run their kernels on the CPU.
+/// </summary>
+internal static partial class CudaEmulator
+{
+    public static string RepoRoot { get; } = Metadata("RepoRoot");
+    public static string SourceDirectory => Path.Combine(RepoRoot, "tests", "CudaEmulator");
+    public static string GpuCheckAssembly { get; } = Metadata("GpuCheckAssembly");
+
+    private static readonly string BuildRoot = Path.Combine(Path.GetTempPath(), "alexnet-cuda-emulator");
+
+    /// <summary>Whether g++ can be run; the reason when not.</summary>
+    public static bool CompilerAvailable(out string? reason)
+    {
+        try
+        {
+            var (code, output) = Run("g++", ["--version"], null, TimeSpan.FromSeconds(30));
+            reason = code == 0 ? null : "g++ --version failed: " + output;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            reason = "g++ was not found: " + e.Message;
+        }
+        return reason is null;
+    }
+
+    /// <summary>
+    /// The emulator library for one network source. tf32 defines ALEXNET_TF32 (tensor-core GEMMs, inputs rounded
+    /// as cvt.rna.tf32.f32 does); exactTf32 keeps all mantissa bits in that path, which must then match FP32.
+    /// Built once per input (cached by hash under the temp folder, written atomically).
+    /// </summary>
+    public static string BuildNetworkLibrary(string networkName, string source, bool tf32, bool exactTf32 = false)
+    {
+        var kernels = new StringBuilder();
+        kernels.Append("#include \"").Append(networkName).Append(".cu\"\n");
+        foreach (var (name, parameterTypes) in KernelSignatures(CudaPrelude.Source + "\n" + source))
+            kernels.Append("EMU_KERNEL(").Append(name).Append(", (").Append(string.Join(", ", parameterTypes)).Append("))\n");
+
+        var defines = new List<string>();
+        if (tf32) defines.Add("-DALEXNET_TF32");
+        if (exactTf32) defines.Add("-DEMU_TF32_EXACT");
+        var files = new Dictionary<string, string>
+        {
+            [networkName + ".cu"] = source,
+            [CudaPrelude.HeaderName] = CudaPrelude.Source,
+            ["kernels.cpp"] = kernels.ToString(),
+        };
+        return Build("lib" + networkName + ".so", files, ["kernels.cpp", Path.Combine(SourceDirectory, "emulated_driver.cpp")], ["-shared", "-fPIC", .. defines]);
+    }
+
+    /// <summary>The emulator's own checks (tests/CudaEmulator/emulator_selftest.cpp) as a program.</summary>
+    public static string BuildSelfTest() =>
+        Build("emulator-selftest", new Dictionary<string, string>(),
+              [Path.Combine(SourceDirectory, "emulator_selftest.cpp"), Path.Combine(SourceDirectory, "emulated_driver.cpp")], []);
+
+    /// <summary>Runs the GPU check program with the emulator library as its CUDA driver.</summary>
+    public static (int ExitCode, string Output) RunGpuCheck(string library, IEnumerable<string> arguments, TimeSpan timeout)
+    {
+        // Each run compiles afresh into its own kernel cache, so a cached CUBIN cannot hide an NVRTC problem.
+        DirectoryInfo temp = Directory.CreateTempSubdirectory("alexnet-emulated-gpu-check-");
+        try
+        {
+            var environment = new Dictionary<string, string> { ["ALEXNET_CUDA_PATH"] = library, ["TMPDIR"] = temp.FullName };
+            return Run("dotnet", [GpuCheckAssembly, .. arguments], environment, timeout);
+        }
+        finally
+        {
+            temp.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>extern "C" __global__ kernels of a CUDA source: names and parameter types (qualifiers and names dropped).</summary>
+    public static IEnumerable<(string Name, string[] ParameterTypes)> KernelSignatures(string source)
+    {
+        foreach (Match m in KernelPattern().Matches(source))
+        {
+            string[] types = m.Groups["parameters"].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(p => TrailingName().Replace(p.Replace("__restrict__", " ", StringComparison.Ordinal), "").Trim())
+                .Select(p => Regex.Replace(p, @"\s+", " ").Replace(" *", "*", StringComparison.Ordinal))
+                .ToArray();
+            yield return (m.Groups["name"].Value, types);
+        }
+    }
+
+    [GeneratedRegex(@"extern\s+""C""\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(?<name>\w+)\s*\((?<parameters>[^)]*)\)")]
+    private static partial Regex KernelPattern();
+
+    [GeneratedRegex(@"\s*\b\w+\s*$")]
+    private static partial Regex TrailingName();
+
+    private static string Build(string outputName, Dictionary<string, string> files, string[] sources, string[] options)
+    {
+        string[] arguments =
+        [
+            "-std=c++17", "-O2", "-march=native", "-Wall", "-Wno-unknown-pragmas",
+            "-include", Path.Combine(SourceDirectory, "cuda_emulation.h"), "-I.", .. options,
+        ];
+        // The key covers everything the output depends on: the emulator's sources, the generated files, the flags.
+        var key = new StringBuilder();
+        foreach (string file in new[] { "cuda_emulation.h", "emulated_driver.cpp", "emulator_selftest.cpp" })
+            key.Append(File.ReadAllText(Path.Combine(SourceDirectory, file))).Append('\0');
+        foreach (var (name, text) in files.OrderBy(f => f.Key, StringComparer.Ordinal)) key.Append(name).Append('\0').Append(text).Append('\0');
+        key.AppendJoin(' ', arguments).Append('\0').AppendJoin(' ', sources);
+        string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key.ToString())))[..16].ToLowerInvariant();
+        string directory = Path.Combine(BuildRoot, hash);
+        string output = Path.Combine(directory, outputName);
+        if (File.Exists(output)) return output;
+
+        Directory.CreateDirectory(directory);
+        foreach (var (name, text) in files) File.WriteAllText(Path.Combine(directory, name), text);
+        string partial = output + "." + Environment.ProcessId + ".tmp";
+        var (code, log) = Run("g++", [.. arguments, .. sources, "-o", partial], null, TimeSpan.FromMinutes(5), directory);
+        if (code != 0) throw new InvalidOperationException($"g++ could not build the CUDA emulator ({outputName}) in {directory}:\n{log}");
+        File.Move(partial, output, overwrite: true);
+        return output;
+    }
+
+    private static (int ExitCode, string Output) Run(string program, IEnumerable<string> arguments, Dictionary<string, string>? environment, TimeSpan timeout, string? workingDirectory = null)
+    {
+        var start = new ProcessStartInfo(program)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
+        };
+        foreach (string a in arguments) start.ArgumentList.Add(a);
+        foreach (var (name, value) in environment ?? []) start.Environment[name] = value;
+        using Process process = Process.Start(start)!;
+        var output = new StringBuilder();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        if (!process.WaitForExit(timeout))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{program} did not finish within {timeout.TotalMinutes:F0} min:\n{output}");
+        }
+        process.WaitForExit();
+        lock (output) return (process.ExitCode, output.ToString());
+    }
+
+    private static string Metadata(string key) =>
+        typeof(CudaEmulator).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == key)?.Value
+        ?? throw new InvalidOperationException($"The test assembly has no '{key}' metadata (see AlexNetCompiler.Tests.csproj).");
+}

@@ -1,0 +1,121 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Xunit.Abstractions;
+
+namespace AlexNetCompiler.Tests.Cuda.Emulation;
+
+/// <summary>
+/// The CUDA backend end to end without a GPU: the GPU check program (eng/GpuCheck, the same program a GPU
+/// machine runs) compiles each network's kernels with NVRTC, loads the CUBIN through the driver API and runs
+/// forward, backward and five SGD steps, with the CPU emulator of the driver (tests/CudaEmulator) standing in
+/// for libcuda and executing the kernels compiled from the same source by g++. The check compares every tensor
+/// with the CPU backend. The emulator runs one block at a time, so these tests cover indexing, tiling,
+/// barriers, warp collectives, launch shapes, buffer sizes and the runtime's driver calls, not timing or races.
+/// </summary>
+public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(8);
+
+    [Fact]
+    public void TheEmulatorCatchesWhatItPromisesAndEmulatesCudaSemantics()
+    {
+        if (!Requirements()) return;
+        string program = CudaEmulator.BuildSelfTest();
+        var run = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardOutput = true })!;
+        string text = run.StandardOutput.ReadToEnd();
+        run.WaitForExit();
+        output.WriteLine(text);
+        // Each named check must be present and pass (a missing line is a failure, not a pass).
+        foreach (string check in new[]
+        {
+            "missing kernel is reported", "write past the end is caught", "the fault names kernel, block and thread",
+            "host pointer argument is rejected", "divergent __syncthreads is reported", "__syncthreads orders shared memory",
+            "__shfl_xor_sync butterfly sums each warp", "to_tf32 rounds to nearest, ties away from zero",
+            "mma.m16n8k8 with the PTX fragment layout computes A*B + C",
+        })
+            Assert.Contains("PASS " + check + "\n", text.Replace("\r\n", "\n"), StringComparison.Ordinal);
+        Assert.Equal(0, run.ExitCode);
+    }
+
+    // FP32: the tolerances of the GPU check itself (relative L2 1e-4 per tensor, 1e-3 per SGD step and for the momentum buffer).
+    [Theory]
+    [InlineData("fashionnet", 8)]
+    [InlineData("alexnet", 2)]
+    public void Fp32KernelsMatchTheCpuBackend(string net, int batch)
+    {
+        if (!Requirements()) return;
+        var (source, name) = Network(net);
+        string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: false);
+        var results = RunCheck(library, net, "fp32", batch);
+        AssertAllWithin(results, passTolerance: 1e-4, stepTolerance: 1e-3);
+    }
+
+    // The tensor-core path with every mantissa bit kept must match FP32 to FP32 tolerances: any fault in the
+    // mma fragment layout or the warp tiling gives errors of order 1, while TF32 rounding is taken out.
+    [Fact]
+    public void Tf32TensorCorePathWithoutRoundingMatchesFp32()
+    {
+        if (!Requirements()) return;
+        var (source, name) = Network("fashionnet");
+        string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: true, exactTf32: true);
+        var results = RunCheck(library, "fashionnet", "tf32", 8);
+        AssertAllWithin(results, passTolerance: 1e-4, stepTolerance: 1e-3);
+    }
+
+    // With TF32 rounding as the hardware does it, the GPU check's own TF32 tolerances hold.
+    [Fact]
+    public void Tf32KernelsPassTheGpuChecksTf32Tolerances()
+    {
+        if (!Requirements()) return;
+        var (source, name) = Network("fashionnet");
+        string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: true);
+        var results = RunCheck(library, "fashionnet", "tf32", 8);
+        Assert.NotEmpty(results);
+    }
+
+    private List<(string What, double RelativeL2)> RunCheck(string library, string net, string mode, int batch)
+    {
+        var (code, text) = CudaEmulator.RunGpuCheck(library, [$"--nets={net}", $"--modes={mode}", $"--check-batch={batch}", "--no-timing"], Timeout);
+        output.WriteLine(text);
+        Assert.Contains("Device: CUDA emulator (CPU)", text, StringComparison.Ordinal);
+        Assert.Contains($"RESULT {net}_{mode}_correctness=pass", text, StringComparison.Ordinal);
+        Assert.Equal(0, code);
+        var results = ResultLine().Matches(text)
+            .Select(m => (m.Groups["what"].Value, double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture)))
+            .ToList();
+        // logits, loss, one line per parameter tensor, the worst SGD step and the momentum buffer
+        var model = net == "alexnet" ? CanonicalAlexNet.AlexNet2012.Model : FashionMnist.FashionNet.Model;
+        Assert.Equal(model.Parameters.Count + 4, results.Count);
+        return results;
+    }
+
+    private static void AssertAllWithin(List<(string What, double RelativeL2)> results, double passTolerance, double stepTolerance)
+    {
+        foreach (var (what, relative) in results)
+        {
+            bool sgd = what.Contains("worst of 5 steps", StringComparison.Ordinal) || what.Contains("momentum buffer", StringComparison.Ordinal);
+            double tolerance = sgd ? stepTolerance : passTolerance;
+            Assert.True(relative <= tolerance, $"{what}: relative L2 {relative:E2} exceeds {tolerance:E0}");
+        }
+    }
+
+    private static (string Source, string Name) Network(string key) => key switch
+    {
+        "alexnet" => (CanonicalAlexNet.AlexNet2012.CudaSource, "AlexNet2012"),
+        "fashionnet" => (FashionMnist.FashionNet.CudaSource, "FashionNet"),
+        _ => throw new ArgumentOutOfRangeException(nameof(key)),
+    };
+
+    private bool Requirements()
+    {
+        if (!NvrtcRequirement.Check(output)) return false;
+        if (CudaEmulator.CompilerAvailable(out string? reason)) return true;
+        string message = "The CUDA emulator needs g++: " + reason;
+        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase)) Assert.Fail(message);
+        output.WriteLine("NOT RUN: " + message);
+        return false;
+    }
+
+    [GeneratedRegex(@"^  (?:ok  |FAIL) (?<what>.+?): relative L2 (?<value>[0-9.E+-]+),", RegexOptions.Multiline)]
+    private static partial Regex ResultLine();
+}
