@@ -22,6 +22,12 @@
 #define __launch_bounds__(...)
 // One block runs at a time, so a function-local static is exactly one block's shared memory.
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+
+struct alignas(16) float4
+{
+    float x, y, z, w;
+};
 
 struct emu_dim3
 {

@@ -103,8 +103,8 @@ __device__ __forceinline__ void gemm_store_tile(float (*As)[GEMM_LD], float (*Bs
 template <class P>
 __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int n0, int k_begin, int k_end)
 {
-    __shared__ float As[GEMM_BK][GEMM_LD];
-    __shared__ float Bs[GEMM_BK][GEMM_LD];
+    __shared__ __align__(16) float As[GEMM_BK][GEMM_LD];
+    __shared__ __align__(16) float Bs[GEMM_BK][GEMM_LD];
     const int t = threadIdx.x;
     float ra[4], rb[4];
     float acc[4][4];
@@ -140,16 +140,18 @@ __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int
             }
         }
 #else
-        // 16 x 16 threads, each owning rows ty + 16*i and columns tx + 16*j of the tile.
+        // 16 x 16 threads, each owning the 4 x 4 block at rows 4*ty.., columns 4*tx.. of the tile: per k, two
+        // 16-byte shared loads feed 16 FMAs (scalar loads of a strided 4 x 4 took eight, and shared-memory
+        // issue, not the FMA units, bounded the loop). A warp reads two A addresses (broadcast) and 256
+        // contiguous bytes of B, so the loads are free of bank conflicts.
         const int tx = t % 16, ty = t / 16;
 #pragma unroll
         for (int kk = 0; kk < GEMM_BK; ++kk)
         {
-            float av[4], bv[4];
-#pragma unroll
-            for (int i = 0; i < 4; ++i) av[i] = As[kk][ty + 16 * i];
-#pragma unroll
-            for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx + 16 * j];
+            const float4 a4 = *reinterpret_cast<const float4*>(&As[kk][4 * ty]);
+            const float4 b4 = *reinterpret_cast<const float4*>(&Bs[kk][4 * tx]);
+            const float av[4] = {a4.x, a4.y, a4.z, a4.w};
+            const float bv[4] = {b4.x, b4.y, b4.z, b4.w};
 #pragma unroll
             for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -182,7 +184,7 @@ __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int
 #pragma unroll
             for (int j = 0; j < 4; ++j)
             {
-                int m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
+                int m = m0 + 4 * ty + i, n = n0 + 4 * tx + j;
                 if (m < M && n < N) p.store(m, n, acc[i][j]);
             }
     }
