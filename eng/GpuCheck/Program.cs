@@ -110,11 +110,17 @@ static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork
     int[] labels = RandomLabels(batch, plan.ClassCount, 7);
     bool ok = true;
 
+    // A digest of everything the GPU computed: equal digests mean bit-identical results (the CUDA emulator's
+    // race check compares runs in two thread orders; on a GPU, atomics make it vary from run to run).
+    using var digest = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+    void Digest(ReadOnlySpan<float> values) => digest.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
+
     var cpuLogits = new float[batch * plan.ClassCount];
     var gpuLogits = new float[cpuLogits.Length];
     cpu.Forward(input, batch, cpuLogits);
     gpu.Forward(input, batch, gpuLogits);
     ok &= Report($"{mode} forward logits", cpuLogits, gpuLogits, passTolerance);
+    Digest(gpuLogits);
 
     const ulong dropoutSeed = 42;
     float cpuLoss = cpu.ForwardBackward(input, labels, batch, dropoutSeed);
@@ -122,6 +128,8 @@ static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork
     ok &= Report($"{mode} loss (dropout on)", [cpuLoss], [gpuLoss], passTolerance);
     var gpuGradients = new float[plan.ParameterCount];
     gpu.DownloadGradients(gpuGradients);
+    Digest([gpuLoss]);
+    Digest(gpuGradients);
     foreach (ParameterDescriptor p in net.Model.Parameters)
         ok &= Report($"{mode} gradient {p.Name}", cpu.Gradients.AsSpan(p.Offset, p.Length), gpuGradients.AsSpan(p.Offset, p.Length), gradientTolerance);
 
@@ -149,6 +157,7 @@ static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork
         sgd.Step(cpu.Parameters, cpu.Gradients);
         float lg = gpu.TrainStep(input, labels, batch, seed, options.LearningRate, options.Momentum, options.WeightDecay);
         gpu.DownloadParameters(gpuParameters);
+        Digest(gpuParameters);
         for (int i = 0; i < before.Length; i++)
         {
             cpuDelta[i] = cpu.Parameters[i] - before[i];
@@ -165,6 +174,8 @@ static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork
     var gpuVelocity = new float[plan.ParameterCount];
     gpu.DownloadVelocity(gpuVelocity);
     ok &= Report($"{mode} momentum buffer after 5 steps", sgd.Velocity, gpuVelocity, stepTolerance);
+    Digest(gpuVelocity);
+    Console.WriteLine($"RESULT {net.Key}_{mode}_gpu_digest={Convert.ToHexString(digest.GetHashAndReset())[..32]}");
     Console.WriteLine($"RESULT {net.Key}_{mode}_correctness={(ok ? "pass" : "FAIL")}");
     return ok;
 }

@@ -11,8 +11,9 @@
 //   - __syncthreads must be reached by every thread of the block, warp collectives by every lane of the warp;
 //   - pointer arguments must be null or point into a device allocation; copies must stay inside one;
 //   - the module handed to cuModuleLoadData must contain each kernel asked for by name.
-// Blocks run one after another and the threads of a block are fibers switched only at barriers, so shared
-// memory races and inter-block ordering bugs are not found here; timings are meaningless.
+// Blocks run one after another and the threads of a block are fibers switched only at barriers, so a race
+// inside a block shows only as a difference between runs in forward and reverse thread order
+// (ALEXNET_EMULATOR_THREAD_ORDER), and inter-block ordering bugs are not found; timings are meaningless.
 #include "cuda_emulation.h"
 
 #include <setjmp.h>
@@ -420,12 +421,19 @@ static std::string describe_stuck_block(int threads)
 }
 
 // Runs one block to completion; returns an error message or "".
+// The order in which a block's threads run between two barriers: forward (0, 1, ...) or, with
+// ALEXNET_EMULATOR_THREAD_ORDER=reverse, backward. A kernel free of races gives bit-identical results in both;
+// one that reads what another thread of its block writes without a barrier between them does not.
+static bool reverse_thread_order = false;
+
 static std::string run_block(int threads)
 {
+    auto nth = [threads](int i) { return reverse_thread_order ? threads - 1 - i : i; };
     if (direct_mode)
     {
-        for (int t = 0; t < threads; ++t)
+        for (int i = 0; i < threads; ++i)
         {
+            int t = nth(i);
             current_fiber = t;
             thread_idx = {t % block_dim.x, (t / block_dim.x) % block_dim.y, t / (block_dim.x * block_dim.y)};
             current_entry(current_parameters);
@@ -440,8 +448,9 @@ static std::string run_block(int threads)
     }
     for (;;)
     {
-        for (int t = 0; t < threads; ++t)
+        for (int i = 0; i < threads; ++i)
         {
+            int t = nth(i);
             if (fibers[t].state != FiberState::Runnable) continue;
             current_fiber = t;
             thread_idx = {t % block_dim.x, (t / block_dim.x) % block_dim.y, t / (block_dim.x * block_dim.y)};
@@ -581,6 +590,10 @@ EXPORT int cuInit(unsigned flags)
 {
     LOCKED;
     if (flags != 0) return fail(ERROR_INVALID_VALUE, "cuInit: flags must be 0");
+    const char* order = getenv("ALEXNET_EMULATOR_THREAD_ORDER");
+    if (order != nullptr && strcmp(order, "forward") != 0 && strcmp(order, "reverse") != 0)
+        return fail(ERROR_INVALID_VALUE, format("cuInit: ALEXNET_EMULATOR_THREAD_ORDER is '%s'; use forward or reverse", order));
+    reverse_thread_order = order != nullptr && strcmp(order, "reverse") == 0;
     install_fault_handler();
     return SUCCESS;
 }

@@ -66,21 +66,22 @@ internal static partial class CudaEmulator
               [Path.Combine(SourceDirectory, "emulator_selftest.cpp"), Path.Combine(SourceDirectory, "emulated_driver.cpp")], []);
 
     /// <summary>Runs the GPU check program with the emulator library as its CUDA driver.</summary>
-    public static (int ExitCode, string Output) RunGpuCheck(string library, IEnumerable<string> arguments, TimeSpan timeout) =>
-        RunProgram(GpuCheckAssembly, arguments, library, timeout);
+    public static (int ExitCode, string Output) RunGpuCheck(string library, IEnumerable<string> arguments, TimeSpan timeout, bool reverseThreadOrder = false) =>
+        RunProgram(GpuCheckAssembly, arguments, library, timeout, reverseThreadOrder);
 
     /// <summary>
     /// Runs a .NET program (dotnet app.dll ...) with the emulator library as its CUDA driver (none when null),
     /// its kernel caches in a temporary folder of its own: each run compiles afresh, so a cached CUBIN cannot
     /// hide an NVRTC problem, and the user's cache is left alone.
     /// </summary>
-    public static (int ExitCode, string Output) RunProgram(string assembly, IEnumerable<string> arguments, string? library, TimeSpan timeout)
+    public static (int ExitCode, string Output) RunProgram(string assembly, IEnumerable<string> arguments, string? library, TimeSpan timeout, bool reverseThreadOrder = false)
     {
         DirectoryInfo temp = Directory.CreateTempSubdirectory("alexnet-emulated-gpu-");
         try
         {
             var environment = new Dictionary<string, string> { ["TMPDIR"] = temp.FullName, ["ALEXNET_KERNEL_CACHE"] = Path.Combine(temp.FullName, "kernels") };
             if (library is not null) environment["ALEXNET_CUDA_PATH"] = library;
+            environment["ALEXNET_EMULATOR_THREAD_ORDER"] = reverseThreadOrder ? "reverse" : "forward";
             return Run("dotnet", [assembly, .. arguments], environment, timeout);
         }
         finally

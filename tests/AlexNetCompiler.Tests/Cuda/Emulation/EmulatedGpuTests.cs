@@ -73,6 +73,39 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
         Assert.NotEmpty(results);
     }
 
+    // A race inside a block (a thread reading what another writes with no barrier between them) makes the result
+    // depend on the order in which the block's threads run. The emulator runs them forward or in reverse; the
+    // check's digest of every GPU result (logits, loss, gradients, parameters after each step, momentum) must be
+    // the same both ways, bit for bit.
+    [Theory]
+    [InlineData("fp32")]
+    [InlineData("tf32")]
+    public void ResultsDoNotDependOnTheOrderOfThreadsWithinABlock(string mode)
+    {
+        if (!Requirements()) return;
+        var (source, name) = Network("fashionnet");
+        string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: mode == "tf32");
+        string forward = Digest(RunCheckText(library, "fashionnet", mode, 4, reverseThreadOrder: false), mode);
+        string reverse = Digest(RunCheckText(library, "fashionnet", mode, 4, reverseThreadOrder: true), mode);
+        Assert.Equal(forward, reverse);
+    }
+
+    private static string Digest(string text, string mode)
+    {
+        Match m = Regex.Match(text, $@"^RESULT fashionnet_{mode}_gpu_digest=(?<d>[0-9A-F]{{32}})$", RegexOptions.Multiline);
+        Assert.True(m.Success, "no digest line in the check's output");
+        return m.Groups["d"].Value;
+    }
+
+    private string RunCheckText(string library, string net, string mode, int batch, bool reverseThreadOrder)
+    {
+        var (code, text) = CudaEmulator.RunGpuCheck(library, [$"--nets={net}", $"--modes={mode}", $"--check-batch={batch}", "--no-timing"], Timeout, reverseThreadOrder);
+        output.WriteLine(text);
+        Assert.Contains($"RESULT {net}_{mode}_correctness=pass", text, StringComparison.Ordinal);
+        Assert.Equal(0, code);
+        return text;
+    }
+
     private List<(string What, double RelativeL2)> RunCheck(string library, string net, string mode, int batch)
     {
         var (code, text) = CudaEmulator.RunGpuCheck(library, [$"--nets={net}", $"--modes={mode}", $"--check-batch={batch}", "--no-timing"], Timeout);
