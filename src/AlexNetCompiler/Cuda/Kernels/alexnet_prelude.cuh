@@ -103,8 +103,10 @@ __device__ __forceinline__ void gemm_store_tile(float (*As)[GEMM_LD], float (*Bs
 template <class P>
 __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int n0, int k_begin, int k_end)
 {
-    __shared__ __align__(16) float As[GEMM_BK][GEMM_LD];
-    __shared__ __align__(16) float Bs[GEMM_BK][GEMM_LD];
+    // Two buffers: while the block multiplies one tile, each thread stores the next (already fetched into
+    // registers) into the other, so one barrier per tile suffices.
+    __shared__ __align__(16) float As[2][GEMM_BK][GEMM_LD];
+    __shared__ __align__(16) float Bs[2][GEMM_BK][GEMM_LD];
     const int t = threadIdx.x;
     float ra[4], rb[4];
     float acc[4][4];
@@ -113,13 +115,20 @@ __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int
 #pragma unroll
         for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
 
-    if (k_begin < k_end) gemm_load_tile(p, M, N, m0, n0, k_begin, k_end, ra, rb);
+    if (k_begin < k_end)
+    {
+        gemm_load_tile(p, M, N, m0, n0, k_begin, k_end, ra, rb);
+        gemm_store_tile<P>(As[0], Bs[0], ra, rb);
+    }
+    __syncthreads();
+    int buffer = 0;
     for (int k0 = k_begin; k0 < k_end; k0 += GEMM_BK)
     {
-        gemm_store_tile<P>(As, Bs, ra, rb);
-        __syncthreads();
+        const bool has_next = k0 + GEMM_BK < k_end;
         // Fetch the next tile into registers while this one is multiplied (hides global latency).
-        if (k0 + GEMM_BK < k_end) gemm_load_tile(p, M, N, m0, n0, k0 + GEMM_BK, k_end, ra, rb);
+        if (has_next) gemm_load_tile(p, M, N, m0, n0, k0 + GEMM_BK, k_end, ra, rb);
+        const float (*Ac)[GEMM_LD] = As[buffer];
+        const float (*Bc)[GEMM_LD] = Bs[buffer];
 #ifdef ALEXNET_TF32
         // 8 warps: warp w owns rows 16*(w/2) .. +15 and columns 32*(w%2) .. +31 as four m16n8 tiles.
         const int lane = t & 31, warp = t >> 5, g = lane >> 2, q = lane & 3;
@@ -127,15 +136,15 @@ __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int
 #pragma unroll
         for (int ks = 0; ks < GEMM_BK; ks += 8)
         {
-            unsigned a0 = to_tf32(As[ks + q][wm + g]);
-            unsigned a1 = to_tf32(As[ks + q][wm + g + 8]);
-            unsigned a2 = to_tf32(As[ks + q + 4][wm + g]);
-            unsigned a3 = to_tf32(As[ks + q + 4][wm + g + 8]);
+            unsigned a0 = to_tf32(Ac[ks + q][wm + g]);
+            unsigned a1 = to_tf32(Ac[ks + q][wm + g + 8]);
+            unsigned a2 = to_tf32(Ac[ks + q + 4][wm + g]);
+            unsigned a3 = to_tf32(Ac[ks + q + 4][wm + g + 8]);
 #pragma unroll
             for (int j = 0; j < 4; ++j)
             {
-                unsigned b0 = to_tf32(Bs[ks + q][wn + 8 * j + g]);
-                unsigned b1 = to_tf32(Bs[ks + q + 4][wn + 8 * j + g]);
+                unsigned b0 = to_tf32(Bc[ks + q][wn + 8 * j + g]);
+                unsigned b1 = to_tf32(Bc[ks + q + 4][wn + 8 * j + g]);
                 mma_m16n8k8_tf32(acc[j], a0, a1, a2, a3, b0, b1);
             }
         }
@@ -148,8 +157,8 @@ __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int
 #pragma unroll
         for (int kk = 0; kk < GEMM_BK; ++kk)
         {
-            const float4 a4 = *reinterpret_cast<const float4*>(&As[kk][4 * ty]);
-            const float4 b4 = *reinterpret_cast<const float4*>(&Bs[kk][4 * tx]);
+            const float4 a4 = *reinterpret_cast<const float4*>(&Ac[kk][4 * ty]);
+            const float4 b4 = *reinterpret_cast<const float4*>(&Bc[kk][4 * tx]);
             const float av[4] = {a4.x, a4.y, a4.z, a4.w};
             const float bv[4] = {b4.x, b4.y, b4.z, b4.w};
 #pragma unroll
@@ -158,7 +167,11 @@ __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int
                 for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
         }
 #endif
+        // The other buffer was last read before the previous barrier, so it is free; the barrier below makes
+        // the stores visible before the next pass reads them, and ends this pass's reads of the current one.
+        if (has_next) gemm_store_tile<P>(As[buffer ^ 1], Bs[buffer ^ 1], ra, rb);
         __syncthreads();
+        buffer ^= 1;
     }
 
 #ifdef ALEXNET_TF32
