@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using AlexNetCompiler.Cuda;
+using Xunit.Abstractions;
 
 namespace AlexNetCompiler.Tests.Cuda.Emulation;
 
@@ -20,9 +21,26 @@ internal static partial class CudaEmulator
     public static string GpuCheckAssembly { get; } = Metadata("GpuCheckAssembly");
 
     private static readonly string BuildRoot = Path.Combine(Path.GetTempPath(), "alexnet-cuda-emulator");
+    // Test classes run in parallel and may ask for the same library: one build at a time, so none reads a
+    // source file another is rewriting.
+    private static readonly object BuildLock = new();
+
+    /// <summary>
+    /// NVRTC and g++, which the emulator tests need. With CI=true a missing one fails the test; elsewhere the
+    /// test prints why it did not run and returns.
+    /// </summary>
+    public static bool Requirements(ITestOutputHelper output)
+    {
+        if (!NvrtcRequirement.Check(output)) return false;
+        if (CompilerAvailable(out string? reason)) return true;
+        string message = "The CUDA emulator needs g++: " + reason;
+        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase)) Assert.Fail(message);
+        output.WriteLine("NOT RUN: " + message);
+        return false;
+    }
 
     /// <summary>Whether g++ can be run; the reason when not.</summary>
-    public static bool CompilerAvailable(out string? reason)
+    private static bool CompilerAvailable(out string? reason)
     {
         try
         {
@@ -64,6 +82,9 @@ internal static partial class CudaEmulator
     public static string BuildSelfTest() =>
         Build("emulator-selftest", new Dictionary<string, string>(),
               [Path.Combine(SourceDirectory, "emulator_selftest.cpp"), Path.Combine(SourceDirectory, "emulated_driver.cpp")], []);
+
+    /// <summary>Runs a native program built here (the emulator's self-test).</summary>
+    public static (int ExitCode, string Output) RunNative(string program, TimeSpan timeout) => Run(program, [], null, timeout);
 
     /// <summary>Runs the GPU check program with the emulator library as its CUDA driver.</summary>
     public static (int ExitCode, string Output) RunGpuCheck(string library, IEnumerable<string> arguments, TimeSpan timeout, bool reverseThreadOrder = false) =>
@@ -110,6 +131,11 @@ internal static partial class CudaEmulator
     private static partial Regex TrailingName();
 
     private static string Build(string outputName, Dictionary<string, string> files, string[] sources, string[] options)
+    {
+        lock (BuildLock) return BuildLocked(outputName, files, sources, options);
+    }
+
+    private static string BuildLocked(string outputName, Dictionary<string, string> files, string[] sources, string[] options)
     {
         string[] arguments =
         [

@@ -10,7 +10,8 @@ namespace AlexNetCompiler.Tests.Cuda.Emulation;
 /// forward, backward and five SGD steps, with the CPU emulator of the driver (tests/CudaEmulator) standing in
 /// for libcuda and executing the kernels compiled from the same source by g++. The check compares every tensor
 /// with the CPU backend. The emulator runs one block at a time, so these tests cover indexing, tiling,
-/// barriers, warp collectives, launch shapes, buffer sizes and the runtime's driver calls, not timing or races.
+/// barriers, warp collectives, launch shapes, buffer sizes and the runtime's driver calls; races inside a block
+/// only as far as running its threads in two orders reveals them; not timing.
 /// </summary>
 public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
 {
@@ -19,11 +20,8 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
     [Fact]
     public void TheEmulatorCatchesWhatItPromisesAndEmulatesCudaSemantics()
     {
-        if (!Requirements()) return;
-        string program = CudaEmulator.BuildSelfTest();
-        var run = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardOutput = true })!;
-        string text = run.StandardOutput.ReadToEnd();
-        run.WaitForExit();
+        if (!CudaEmulator.Requirements(output)) return;
+        var (code, text) = CudaEmulator.RunNative(CudaEmulator.BuildSelfTest(), TimeSpan.FromMinutes(2));
         output.WriteLine(text);
         // Each named check must be present and pass (a missing line is a failure, not a pass).
         foreach (string check in new[]
@@ -34,7 +32,7 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
             "mma.m16n8k8 with the PTX fragment layout computes A*B + C",
         })
             Assert.Contains("PASS " + check + "\n", text.Replace("\r\n", "\n"), StringComparison.Ordinal);
-        Assert.Equal(0, run.ExitCode);
+        Assert.Equal(0, code);
     }
 
     // FP32: the tolerances of the GPU check itself (relative L2 1e-4 per tensor, 1e-3 per SGD step and for the momentum buffer).
@@ -43,11 +41,11 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
     [InlineData("alexnet", 2)]
     public void Fp32KernelsMatchTheCpuBackend(string net, int batch)
     {
-        if (!Requirements()) return;
+        if (!CudaEmulator.Requirements(output)) return;
         var (source, name) = Network(net);
         string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: false);
         var results = RunCheck(library, net, "fp32", batch);
-        AssertAllWithin(results, passTolerance: 1e-4, stepTolerance: 1e-3);
+        AssertAllWithin(results, logitsAndLoss: 1e-4, gradient: 1e-4, sgd: 1e-3);
     }
 
     // The tensor-core path with every mantissa bit kept must match FP32 to FP32 tolerances: any fault in the
@@ -55,22 +53,23 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
     [Fact]
     public void Tf32TensorCorePathWithoutRoundingMatchesFp32()
     {
-        if (!Requirements()) return;
+        if (!CudaEmulator.Requirements(output)) return;
         var (source, name) = Network("fashionnet");
         string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: true, exactTf32: true);
         var results = RunCheck(library, "fashionnet", "tf32", 8);
-        AssertAllWithin(results, passTolerance: 1e-4, stepTolerance: 1e-3);
+        AssertAllWithin(results, logitsAndLoss: 1e-4, gradient: 1e-4, sgd: 1e-3);
     }
 
-    // With TF32 rounding as the hardware does it, the GPU check's own TF32 tolerances hold.
+    // With TF32 rounding as the hardware does it, the GPU check's own TF32 tolerances hold (1e-2 for logits and
+    // loss; 1e-1 per gradient and SGD step, for the ReLU flips explained in eng/GpuCheck/Program.cs).
     [Fact]
     public void Tf32KernelsPassTheGpuChecksTf32Tolerances()
     {
-        if (!Requirements()) return;
+        if (!CudaEmulator.Requirements(output)) return;
         var (source, name) = Network("fashionnet");
         string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: true);
         var results = RunCheck(library, "fashionnet", "tf32", 8);
-        Assert.NotEmpty(results);
+        AssertAllWithin(results, logitsAndLoss: 1e-2, gradient: 1e-1, sgd: 1e-1);
     }
 
     // A race inside a block (a thread reading what another writes with no barrier between them) makes the result
@@ -82,7 +81,7 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
     [InlineData("tf32")]
     public void ResultsDoNotDependOnTheOrderOfThreadsWithinABlock(string mode)
     {
-        if (!Requirements()) return;
+        if (!CudaEmulator.Requirements(output)) return;
         var (source, name) = Network("fashionnet");
         string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: mode == "tf32");
         string forward = Digest(RunCheckText(library, "fashionnet", mode, 4, reverseThreadOrder: false), mode);
@@ -97,10 +96,11 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
         return m.Groups["d"].Value;
     }
 
-    private string RunCheckText(string library, string net, string mode, int batch, bool reverseThreadOrder)
+    private string RunCheckText(string library, string net, string mode, int batch, bool reverseThreadOrder = false)
     {
         var (code, text) = CudaEmulator.RunGpuCheck(library, [$"--nets={net}", $"--modes={mode}", $"--check-batch={batch}", "--no-timing"], Timeout, reverseThreadOrder);
         output.WriteLine(text);
+        Assert.Contains("Device: CUDA emulator (CPU)", text, StringComparison.Ordinal);
         Assert.Contains($"RESULT {net}_{mode}_correctness=pass", text, StringComparison.Ordinal);
         Assert.Equal(0, code);
         return text;
@@ -108,11 +108,7 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
 
     private List<(string What, double RelativeL2)> RunCheck(string library, string net, string mode, int batch)
     {
-        var (code, text) = CudaEmulator.RunGpuCheck(library, [$"--nets={net}", $"--modes={mode}", $"--check-batch={batch}", "--no-timing"], Timeout);
-        output.WriteLine(text);
-        Assert.Contains("Device: CUDA emulator (CPU)", text, StringComparison.Ordinal);
-        Assert.Contains($"RESULT {net}_{mode}_correctness=pass", text, StringComparison.Ordinal);
-        Assert.Equal(0, code);
+        string text = RunCheckText(library, net, mode, batch);
         var results = ResultLine().Matches(text)
             .Select(m => (m.Groups["what"].Value, double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture)))
             .ToList();
@@ -122,12 +118,13 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
         return results;
     }
 
-    private static void AssertAllWithin(List<(string What, double RelativeL2)> results, double passTolerance, double stepTolerance)
+    private static void AssertAllWithin(List<(string What, double RelativeL2)> results, double logitsAndLoss, double gradient, double sgd)
     {
         foreach (var (what, relative) in results)
         {
-            bool sgd = what.Contains("worst of 5 steps", StringComparison.Ordinal) || what.Contains("momentum buffer", StringComparison.Ordinal);
-            double tolerance = sgd ? stepTolerance : passTolerance;
+            double tolerance = what.Contains(" gradient ", StringComparison.Ordinal) ? gradient
+                : what.Contains("worst of 5 steps", StringComparison.Ordinal) || what.Contains("momentum buffer", StringComparison.Ordinal) ? sgd
+                : logitsAndLoss;
             Assert.True(relative <= tolerance, $"{what}: relative L2 {relative:E2} exceeds {tolerance:E0}");
         }
     }
@@ -138,16 +135,6 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
         "fashionnet" => (FashionMnist.FashionNet.CudaSource, "FashionNet"),
         _ => throw new ArgumentOutOfRangeException(nameof(key)),
     };
-
-    private bool Requirements()
-    {
-        if (!NvrtcRequirement.Check(output)) return false;
-        if (CudaEmulator.CompilerAvailable(out string? reason)) return true;
-        string message = "The CUDA emulator needs g++: " + reason;
-        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase)) Assert.Fail(message);
-        output.WriteLine("NOT RUN: " + message);
-        return false;
-    }
 
     [GeneratedRegex(@"^  (?:ok  |FAIL) (?<what>.+?): relative L2 (?<value>[0-9.E+-]+),", RegexOptions.Multiline)]
     private static partial Regex ResultLine();
