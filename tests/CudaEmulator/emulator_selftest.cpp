@@ -1,6 +1,7 @@
 // emulator_selftest.cpp: kernels and a driver-API program that check the CUDA emulator itself: that what it
-// promises to catch is caught (a write past the end of a buffer, a barrier only some threads reach, a host
-// pointer passed as a kernel argument, a kernel the module does not contain) and that what it emulates
+// promises to catch is caught (a write past the end of a buffer, a barrier only some threads reach, a barrier
+// only later blocks reach, a host pointer passed as a kernel argument, a kernel the module does not contain, a
+// race showing as a difference between the two thread orders) and that what it emulates
 // behaves as CUDA specifies (__syncthreads, __shfl_xor_sync, cvt.rna.tf32.f32 rounding, the mma.m16n8k8
 // fragment layout). Built with emulated_driver.cpp and cuda_emulation.h; prints one line per check,
 // "PASS name" or "FAIL name: why", and exits non-zero when any check fails.
@@ -33,6 +34,23 @@ extern "C" __global__ void reverse_through_shared(const float* in, float* out)
     out[blockIdx.x * 256 + threadIdx.x] = tile[255 - threadIdx.x];
 }
 
+// A race: each thread publishes its index in shared memory and reads its neighbour's slot with no barrier in
+// between, so what it reads depends on whether the neighbour has run yet.
+extern "C" __global__ void read_neighbour_without_barrier(float* out)
+{
+    __shared__ float slot[257];
+    slot[threadIdx.x] = (float)threadIdx.x;
+    out[threadIdx.x] = slot[threadIdx.x + 1];
+    __syncthreads(); // a barrier later on does not make the read above safe
+}
+
+// The first block never reaches a barrier, later ones do.
+extern "C" __global__ void barrier_after_first_block(float* out)
+{
+    if (blockIdx.x > 0) __syncthreads();
+    out[blockIdx.x * blockDim.x + threadIdx.x] = 1.0f;
+}
+
 // Butterfly sum over each warp: every lane ends with the warp's total.
 extern "C" __global__ void warp_sum(const float* in, float* out)
 {
@@ -62,6 +80,8 @@ extern "C" __global__ void mma_16x8x8(const float* a, const float* b, const floa
 }
 
 EMU_KERNEL(write_index, (float*))
+EMU_KERNEL(read_neighbour_without_barrier, (float*))
+EMU_KERNEL(barrier_after_first_block, (float*))
 EMU_KERNEL(barrier_in_branch, (float*))
 EMU_KERNEL(reverse_through_shared, (const float*, float*))
 EMU_KERNEL(warp_sum, (const float*, float*))
@@ -134,7 +154,8 @@ int main()
     const char* ptx = ".version 7.8\n.target sm_80\n.address_size 64\n"
                       ".visible .entry write_index(\n.visible .entry barrier_in_branch(\n"
                       ".visible .entry reverse_through_shared(\n.visible .entry warp_sum(\n"
-                      ".visible .entry round_to_tf32(\n.visible .entry mma_16x8x8(\n";
+                      ".visible .entry round_to_tf32(\n.visible .entry mma_16x8x8(\n"
+                      ".visible .entry read_neighbour_without_barrier(\n.visible .entry barrier_after_first_block(\n";
     void* module = nullptr;
     report(cuModuleLoadData(&module, ptx) == 0, "module loads", message(1));
     auto kernel = [&](const char* name) {
@@ -176,6 +197,45 @@ int main()
         expect_failure("divergent __syncthreads is reported", cuLaunchKernel(kernel("barrier_in_branch"), 1, 1, 1, 256, 1, 1, 0, nullptr, args, nullptr),
                        719, "128 of 256 wait at __syncthreads (first: thread 0), 128 have exited (first: thread 128)");
         cuMemFree_v2(out);
+    }
+
+    // A kernel whose blocks differ in reaching barriers cannot be run without fibers: a clear error, not a hang.
+    {
+        unsigned long long out = device_floats(std::vector<float>(512, 0.0f));
+        void* args[] = {&out};
+        expect_failure("a barrier only in later blocks is reported", cuLaunchKernel(kernel("barrier_after_first_block"), 2, 1, 1, 256, 1, 1, 0, nullptr, args, nullptr),
+                       719, "block (1, 0, 0), thread (0, 0, 0): reached __syncthreads or a warp collective in a block run without fibers");
+        cuMemFree_v2(out);
+    }
+
+    // The race shows as a difference between the two thread orders; a race-free kernel gives the same either way.
+    {
+        std::vector<float> in(512);
+        for (int i = 0; i < 512; ++i) in[i] = (float)i;
+        unsigned long long d_in = device_floats(in), d_out = device_floats(std::vector<float>(512, 0.0f));
+        auto run = [&](const char* order, const char* name) {
+            setenv("ALEXNET_EMULATOR_THREAD_ORDER", order, 1);
+            cuInit(0);
+            cuMemcpyHtoD_v2(d_out, std::vector<float>(512, 0.0f).data(), 512 * 4);
+            void* racy_args[] = {&d_out};
+            void* clean_args[] = {&d_in, &d_out};
+            bool racy = strcmp(name, "read_neighbour_without_barrier") == 0;
+            int r = cuLaunchKernel(kernel(name), racy ? 1 : 2, 1, 1, 256, 1, 1, 0, nullptr, racy ? racy_args : clean_args, nullptr);
+            std::vector<float> out = host_floats(d_out, racy ? 256 : 512);
+            if (r != 0) out.clear();
+            return out;
+        };
+        std::vector<float> racy_forward = run("forward", "read_neighbour_without_barrier");
+        std::vector<float> racy_reverse = run("reverse", "read_neighbour_without_barrier");
+        std::vector<float> clean_forward = run("forward", "reverse_through_shared");
+        std::vector<float> clean_reverse = run("reverse", "reverse_through_shared");
+        setenv("ALEXNET_EMULATOR_THREAD_ORDER", "forward", 1);
+        cuInit(0);
+        report(!racy_forward.empty() && !racy_reverse.empty() && racy_forward != racy_reverse,
+               "a race gives different results in the two thread orders", "launch failed or results equal");
+        report(!clean_forward.empty() && clean_forward == clean_reverse, "a race-free kernel gives the same results in both orders", "results differ");
+        cuMemFree_v2(d_in);
+        cuMemFree_v2(d_out);
     }
 
     // __syncthreads orders shared memory: every element comes back mirrored, in both blocks.

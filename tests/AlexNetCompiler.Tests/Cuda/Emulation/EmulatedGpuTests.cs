@@ -27,7 +27,9 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
         foreach (string check in new[]
         {
             "missing kernel is reported", "write past the end is caught", "the fault names kernel, block and thread",
-            "host pointer argument is rejected", "divergent __syncthreads is reported", "__syncthreads orders shared memory",
+            "host pointer argument is rejected", "divergent __syncthreads is reported", "a barrier only in later blocks is reported",
+            "a race gives different results in the two thread orders", "a race-free kernel gives the same results in both orders",
+            "__syncthreads orders shared memory",
             "__shfl_xor_sync butterfly sums each warp", "to_tf32 rounds to nearest, ties away from zero",
             "mma.m16n8k8 with the PTX fragment layout computes A*B + C",
         })
