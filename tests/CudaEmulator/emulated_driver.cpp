@@ -305,12 +305,10 @@ void sync_block()
     yield_to_scheduler(self);
 }
 
-static void fiber_fail(const std::string& message) { abort_launch(message); }
-
 float shfl_xor(unsigned mask, float value, int lane_mask)
 {
-    if (mask != 0xffffffffu) fiber_fail(format("__shfl_xor_sync with member mask 0x%x: only full warps are emulated", mask));
-    if (lane_mask < 0 || lane_mask > 31) fiber_fail(format("__shfl_xor_sync with lane mask %d", lane_mask));
+    if (mask != 0xffffffffu) abort_launch(format("__shfl_xor_sync with member mask 0x%x: only full warps are emulated", mask));
+    if (lane_mask < 0 || lane_mask > 31) abort_launch(format("__shfl_xor_sync with lane mask %d", lane_mask));
     Fiber& self = fibers[current_fiber];
     self.op = Collective::ShuffleXor;
     self.value = value;
