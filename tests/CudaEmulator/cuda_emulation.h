@@ -53,43 +53,27 @@ inline void __syncthreads() { ::emu::sync_block(); }
 inline float __shfl_xor_sync(unsigned mask, float value, int lane_mask) { return ::emu::shfl_xor(mask, value, lane_mask); }
 
 // Blocks and their threads never run at the same time as each other, so read-modify-write is atomic.
-inline float atomicAdd(float* address, float value)
+template <class T>
+inline T atomicAdd(T* address, T value)
 {
-    float old = *address;
-    *address = old + value;
-    return old;
-}
-inline int atomicAdd(int* address, int value)
-{
-    int old = *address;
+    T old = *address;
     *address = old + value;
     return old;
 }
 
-inline float __int_as_float(int bits)
+// The CUDA reinterpretation intrinsics, as the copy of one value's bits into another type.
+template <class To, class From>
+inline To emu_bit_cast(From value)
 {
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
+    static_assert(sizeof(To) == sizeof(From), "same size");
+    To result;
+    memcpy(&result, &value, sizeof result);
+    return result;
 }
-inline int __float_as_int(float f)
-{
-    int bits;
-    memcpy(&bits, &f, sizeof bits);
-    return bits;
-}
-inline unsigned __float_as_uint(float f)
-{
-    unsigned bits;
-    memcpy(&bits, &f, sizeof bits);
-    return bits;
-}
-inline float __uint_as_float(unsigned bits)
-{
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
+inline float __int_as_float(int bits) { return emu_bit_cast<float>(bits); }
+inline int __float_as_int(float value) { return emu_bit_cast<int>(value); }
+inline unsigned __float_as_uint(float value) { return emu_bit_cast<unsigned>(value); }
+inline float __uint_as_float(unsigned bits) { return emu_bit_cast<float>(bits); }
 
 using std::max;
 using std::min;
