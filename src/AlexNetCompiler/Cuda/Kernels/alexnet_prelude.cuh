@@ -84,6 +84,17 @@ __device__ __forceinline__ void gemm_load_tile(const P& p, int M, int N, int m0,
     }
 }
 
+// Shared memory holds what the multiply reads: FP32 values, or with ALEXNET_TF32 the TF32 bit patterns, rounded
+// once per element here rather than once per fragment read (each element is read by several warps).
+__device__ __forceinline__ float gemm_shared_value(float x)
+{
+#ifdef ALEXNET_TF32
+    return __uint_as_float(to_tf32(x));
+#else
+    return x;
+#endif
+}
+
 template <class P>
 __device__ __forceinline__ void gemm_store_tile(float (*As)[GEMM_LD], float (*Bs)[GEMM_LD], const float (&ra)[4], const float (&rb)[4])
 {
@@ -93,10 +104,10 @@ __device__ __forceinline__ void gemm_store_tile(float (*As)[GEMM_LD], float (*Bs
     {
         int mm = P::A_K_CONTIGUOUS ? t / GEMM_BK + 16 * i : t % GEMM_BM;
         int ka = P::A_K_CONTIGUOUS ? t % GEMM_BK : t / GEMM_BM + 4 * i;
-        As[ka][mm] = ra[i];
+        As[ka][mm] = gemm_shared_value(ra[i]);
         int nn = P::B_K_CONTIGUOUS ? t / GEMM_BK + 16 * i : t % GEMM_BN;
         int kb = P::B_K_CONTIGUOUS ? t % GEMM_BK : t / GEMM_BN + 4 * i;
-        Bs[kb][nn] = rb[i];
+        Bs[kb][nn] = gemm_shared_value(rb[i]);
     }
 }
 
@@ -136,15 +147,15 @@ __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int
 #pragma unroll
         for (int ks = 0; ks < GEMM_BK; ks += 8)
         {
-            unsigned a0 = to_tf32(Ac[ks + q][wm + g]);
-            unsigned a1 = to_tf32(Ac[ks + q][wm + g + 8]);
-            unsigned a2 = to_tf32(Ac[ks + q + 4][wm + g]);
-            unsigned a3 = to_tf32(Ac[ks + q + 4][wm + g + 8]);
+            unsigned a0 = __float_as_uint(Ac[ks + q][wm + g]);
+            unsigned a1 = __float_as_uint(Ac[ks + q][wm + g + 8]);
+            unsigned a2 = __float_as_uint(Ac[ks + q + 4][wm + g]);
+            unsigned a3 = __float_as_uint(Ac[ks + q + 4][wm + g + 8]);
 #pragma unroll
             for (int j = 0; j < 4; ++j)
             {
-                unsigned b0 = to_tf32(Bc[ks + q][wn + 8 * j + g]);
-                unsigned b1 = to_tf32(Bc[ks + q + 4][wn + 8 * j + g]);
+                unsigned b0 = __float_as_uint(Bc[ks + q][wn + 8 * j + g]);
+                unsigned b1 = __float_as_uint(Bc[ks + q + 4][wn + 8 * j + g]);
                 mma_m16n8k8_tf32(acc[j], a0, a1, a2, a3, b0, b1);
             }
         }
