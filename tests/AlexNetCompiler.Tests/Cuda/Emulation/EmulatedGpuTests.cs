@@ -64,13 +64,15 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
 
     // With TF32 rounding as the hardware does it, the GPU check's own TF32 tolerances hold (1e-2 for logits and
     // loss; 1e-1 per gradient and SGD step, for the ReLU flips explained in eng/GpuCheck/Program.cs).
-    [Fact]
-    public void Tf32KernelsPassTheGpuChecksTf32Tolerances()
+    [Theory]
+    [InlineData("fashionnet", 8)]
+    [InlineData("alexnet", 2)]
+    public void Tf32KernelsPassTheGpuChecksTf32Tolerances(string net, int batch)
     {
         if (!CudaEmulator.Requirements(output)) return;
-        var (source, name) = Network("fashionnet");
+        var (source, name) = Network(net);
         string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: true);
-        var results = RunCheck(library, "fashionnet", "tf32", 8);
+        var results = RunCheck(library, net, "tf32", batch);
         AssertAllWithin(results, logitsAndLoss: 1e-2, gradient: 1e-1, sgd: 1e-1);
     }
 
