@@ -41,39 +41,31 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
     [Theory]
     [InlineData("fashionnet", 8)]
     [InlineData("alexnet", 2)]
-    public void Fp32KernelsMatchTheCpuBackend(string net, int batch)
-    {
-        if (!CudaEmulator.Requirements(output)) return;
-        var (source, name) = Network(net);
-        string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: false);
-        var results = RunCheck(library, net, "fp32", batch);
-        AssertAllWithin(results, logitsAndLoss: 1e-4, gradient: 1e-4, sgd: 1e-3);
-    }
+    public void Fp32KernelsMatchTheCpuBackend(string net, int batch) =>
+        CheckWithin(net, batch, "fp32", exactTf32: false, logitsAndLoss: 1e-4, gradient: 1e-4, sgd: 1e-3);
 
     // The tensor-core path with every mantissa bit kept must match FP32 to FP32 tolerances: any fault in the
     // mma fragment layout or the warp tiling gives errors of order 1, while TF32 rounding is taken out.
     [Fact]
-    public void Tf32TensorCorePathWithoutRoundingMatchesFp32()
-    {
-        if (!CudaEmulator.Requirements(output)) return;
-        var (source, name) = Network("fashionnet");
-        string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: true, exactTf32: true);
-        var results = RunCheck(library, "fashionnet", "tf32", 8);
-        AssertAllWithin(results, logitsAndLoss: 1e-4, gradient: 1e-4, sgd: 1e-3);
-    }
+    public void Tf32TensorCorePathWithoutRoundingMatchesFp32() =>
+        CheckWithin("fashionnet", 8, "tf32", exactTf32: true, logitsAndLoss: 1e-4, gradient: 1e-4, sgd: 1e-3);
 
     // With TF32 rounding as the hardware does it, the GPU check's own TF32 tolerances hold (1e-2 for logits and
     // loss; 1e-1 per gradient and SGD step, for the ReLU flips explained in eng/GpuCheck/Program.cs).
     [Theory]
     [InlineData("fashionnet", 8)]
     [InlineData("alexnet", 2)]
-    public void Tf32KernelsPassTheGpuChecksTf32Tolerances(string net, int batch)
+    public void Tf32KernelsPassTheGpuChecksTf32Tolerances(string net, int batch) =>
+        CheckWithin(net, batch, "tf32", exactTf32: false, logitsAndLoss: 1e-2, gradient: 1e-1, sgd: 1e-1);
+
+    // Builds the emulator with the network's kernels, runs the GPU check on it and holds every reported error to
+    // the given tolerances.
+    private void CheckWithin(string net, int batch, string mode, bool exactTf32, double logitsAndLoss, double gradient, double sgd)
     {
         if (!CudaEmulator.Requirements(output)) return;
         var (source, name) = Network(net);
-        string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: true);
-        var results = RunCheck(library, net, "tf32", batch);
-        AssertAllWithin(results, logitsAndLoss: 1e-2, gradient: 1e-1, sgd: 1e-1);
+        string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: mode == "tf32", exactTf32);
+        AssertAllWithin(RunCheck(library, net, mode, batch), logitsAndLoss, gradient, sgd);
     }
 
     // A race inside a block (a thread reading what another writes with no barrier between them) makes the result
