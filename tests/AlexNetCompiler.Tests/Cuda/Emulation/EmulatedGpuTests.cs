@@ -41,6 +41,7 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
     [Theory]
     [InlineData("fashionnet", 8)]
     [InlineData("alexnet", 2)]
+    [InlineData("unusual", 4)]
     public void Fp32KernelsMatchTheCpuBackend(string net, int batch) =>
         CheckWithin(net, batch, "fp32", exactTf32: false, logitsAndLoss: 1e-4, gradient: 1e-4, sgd: 1e-3);
 
@@ -109,7 +110,12 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
             .Select(m => (m.Groups["what"].Value, double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture)))
             .ToList();
         // logits, loss, one line per parameter tensor, the worst SGD step and the momentum buffer
-        var model = net == "alexnet" ? CanonicalAlexNet.AlexNet2012.Model : FashionMnist.FashionNet.Model;
+        var model = net switch
+        {
+            "alexnet" => CanonicalAlexNet.AlexNet2012.Model,
+            "fashionnet" => FashionMnist.FashionNet.Model,
+            _ => Networks.UnusualNet.Model,
+        };
         Assert.Equal(model.Parameters.Count + 4, results.Count);
         return results;
     }
@@ -129,6 +135,7 @@ public sealed partial class EmulatedGpuTests(ITestOutputHelper output)
     {
         "alexnet" => (CanonicalAlexNet.AlexNet2012.CudaSource, "AlexNet2012"),
         "fashionnet" => (FashionMnist.FashionNet.CudaSource, "FashionNet"),
+        "unusual" => (Networks.UnusualNet.CudaSource, "UnusualNet"),
         _ => throw new ArgumentOutOfRangeException(nameof(key)),
     };
 
