@@ -42,20 +42,25 @@ KernelRegistration::KernelRegistration(const char* kernel_name, void (*kernel_en
 }
 
 // ---- Results and their messages --------------------------------------------------------------------------
+// One list gives both the enum and the names cuGetErrorName returns (values as in cuda.h).
+#define EMU_RESULTS(X)                                                                                         \
+    X(SUCCESS, 0)                                                                                              \
+    X(ERROR_INVALID_VALUE, 1)                                                                                  \
+    X(ERROR_OUT_OF_MEMORY, 2)                                                                                  \
+    X(ERROR_INVALID_DEVICE, 101)                                                                               \
+    X(ERROR_INVALID_IMAGE, 200)                                                                                \
+    X(ERROR_INVALID_CONTEXT, 201)                                                                              \
+    X(ERROR_INVALID_HANDLE, 400)                                                                               \
+    X(ERROR_NOT_FOUND, 500)                                                                                    \
+    X(ERROR_ILLEGAL_ADDRESS, 700)                                                                              \
+    X(ERROR_LAUNCH_FAILED, 719)                                                                                \
+    X(ERROR_NOT_SUPPORTED, 801)
+
 enum Result : int
 {
-    SUCCESS = 0,
-    ERROR_INVALID_VALUE = 1,
-    ERROR_OUT_OF_MEMORY = 2,
-    ERROR_INVALID_DEVICE = 101,
-    ERROR_INVALID_IMAGE = 200,
-    ERROR_INVALID_CONTEXT = 201,
-    ERROR_INVALID_HANDLE = 400,
-    ERROR_NOT_FOUND = 500,
-    ERROR_ILLEGAL_ADDRESS = 700,
-    ERROR_LAUNCH_OUT_OF_RESOURCES = 701,
-    ERROR_LAUNCH_FAILED = 719,
-    ERROR_NOT_SUPPORTED = 801,
+#define EMU_RESULT_VALUE(name, value) name = value,
+    EMU_RESULTS(EMU_RESULT_VALUE)
+#undef EMU_RESULT_VALUE
 };
 
 static std::mutex api_lock; // one call at a time: the emulator has one set of globals
@@ -73,18 +78,10 @@ static const char* error_name(int code)
 {
     switch (code)
     {
-    case SUCCESS: return "CUDA_SUCCESS";
-    case ERROR_INVALID_VALUE: return "CUDA_ERROR_INVALID_VALUE";
-    case ERROR_OUT_OF_MEMORY: return "CUDA_ERROR_OUT_OF_MEMORY";
-    case ERROR_INVALID_DEVICE: return "CUDA_ERROR_INVALID_DEVICE";
-    case ERROR_INVALID_IMAGE: return "CUDA_ERROR_INVALID_IMAGE";
-    case ERROR_INVALID_CONTEXT: return "CUDA_ERROR_INVALID_CONTEXT";
-    case ERROR_INVALID_HANDLE: return "CUDA_ERROR_INVALID_HANDLE";
-    case ERROR_NOT_FOUND: return "CUDA_ERROR_NOT_FOUND";
-    case ERROR_ILLEGAL_ADDRESS: return "CUDA_ERROR_ILLEGAL_ADDRESS";
-    case ERROR_LAUNCH_OUT_OF_RESOURCES: return "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES";
-    case ERROR_LAUNCH_FAILED: return "CUDA_ERROR_LAUNCH_FAILED";
-    case ERROR_NOT_SUPPORTED: return "CUDA_ERROR_NOT_SUPPORTED";
+#define EMU_RESULT_NAME(name, value) \
+    case name: return "CUDA_" #name;
+        EMU_RESULTS(EMU_RESULT_NAME)
+#undef EMU_RESULT_NAME
     default: return nullptr;
     }
 }
