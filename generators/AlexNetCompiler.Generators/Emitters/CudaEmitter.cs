@@ -267,6 +267,8 @@ internal static partial class CudaEmitter
         sb.Append('\n').Append("// ==== ").Append(s.Name).Append(" = ").Append(s.Description).Append('\n');
         sb.Append("// input ").Append(s.InputShape).Append(" -> output ").Append(s.OutputShape).Append(" per sample\n");
         string k = "extern \"C\" __global__ void __launch_bounds__(ALEXNET_THREADS) ";
+        // GEMM kernels take their launch bounds from the prelude, which sets them per GEMM tile.
+        string gemm = "extern \"C\" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS ";
         LayerModel l = s.Layer;
         string n = s.Name;
         switch (s.Kind)
@@ -282,15 +284,15 @@ internal static partial class CudaEmitter
                   .Append(l.KernelHeight).Append(", ").Append(l.KernelWidth).Append(", ").Append(l.StrideHeight).Append(", ").Append(l.StrideWidth).Append(", ")
                   .Append(l.PaddingHeight).Append(", ").Append(l.PaddingWidth).Append(", ").Append(l.Groups).Append(", ")
                   .Append(B(l.HasBias)).Append(", ").Append(B(s.Relu)).Append("> ").Append(n).Append("_t;\n");
-                sb.Append(k).Append(n).Append("_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)\n")
+                sb.Append(gemm).Append(n).Append("_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)\n")
                   .Append("{\n    ").Append(n).Append("_t::forward(x, w, bias, y, batch);\n}\n");
                 if (l.HasBias || s.Relu)
                     sb.Append(k).Append(n).Append("_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)\n")
                       .Append("{\n    conv_bias_relu_backward<").Append(l.Output.Channels).Append(", ").Append(p).Append(", ").Append(B(l.HasBias)).Append(", ").Append(B(s.Relu))
                   .Append(">(y, dy, dbias);\n}\n");
-                sb.Append(k).Append(n).Append("_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)\n")
+                sb.Append(gemm).Append(n).Append("_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)\n")
                   .Append("{\n    ").Append(n).Append("_t::backward_weights(x, dy, dw, batch);\n}\n");
-                sb.Append(k).Append(n).Append("_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)\n")
+                sb.Append(gemm).Append(n).Append("_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)\n")
                   .Append("{\n    ").Append(n).Append("_t::backward_data(w, dy, dx, batch);\n}\n");
                 break;
             }
@@ -303,14 +305,14 @@ internal static partial class CudaEmitter
                 sb.Append("// weight [").Append(outF).Append(", ").Append(inF).Append("]; GEMM: M = batch, N = ").Append(outF).Append(", K = ").Append(inF).Append('\n');
                 sb.Append("typedef Dense<").Append(inF).Append(", ").Append(outF).Append(", ").Append(B(l.HasBias)).Append(", ").Append(B(s.Relu)).Append(", ")
                   .Append(B(s.Dropout is not null)).Append("> ").Append(n).Append("_t;\n");
-                sb.Append(k).Append(n).Append("_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)\n")
+                sb.Append(gemm).Append(n).Append("_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)\n")
                   .Append("{\n    ").Append(n).Append("_t::forward(x, w, bias, y, batch, seed, ").Append(layerIndex).Append(", ").Append(drop).Append(");\n}\n");
                 if (l.HasBias || s.Relu)
                     sb.Append(k).Append(n).Append("_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)\n")
                       .Append("{\n    dense_bias_relu_backward<").Append(outF).Append(", ").Append(B(l.HasBias)).Append(", ").Append(B(s.Relu)).Append(">(y, dy, dbias, batch);\n}\n");
-                sb.Append(k).Append(n).Append("_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)\n")
+                sb.Append(gemm).Append(n).Append("_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)\n")
                   .Append("{\n    ").Append(n).Append("_t::backward_weights(dy, x, dw, batch, seed, ").Append(layerIndex).Append(", ").Append(drop).Append(");\n}\n");
-                sb.Append(k).Append(n).Append("_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)\n")
+                sb.Append(gemm).Append(n).Append("_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)\n")
                   .Append("{\n    ").Append(n).Append("_t::backward_data(dy, w, dx, batch, seed, ").Append(layerIndex).Append(", ").Append(drop).Append(");\n}\n");
                 break;
             }
@@ -363,7 +365,10 @@ internal static partial class CudaEmitter
 
     internal sealed record BufferSpec(string Name, long PerSample, long Fixed, bool IsInt32);
     internal abstract record Step(string Comment);
-    internal sealed record Launch(string Kernel, Dim X, Dim Y, Dim Z, Arg[] Args, string Comment, long Flops = 0) : Step(Comment);
+    internal sealed record Launch(string Kernel, Dim X, Dim Y, Dim Z, Arg[] Args, string Comment, long Flops = 0, Gemm? Gemm = null) : Step(Comment);
+
+    /// <summary>A GEMM kernel's C extents (per sample and fixed), from which the runner sizes the grid for any tile.</summary>
+    internal sealed record Gemm(long MPerSample, long MFixed, long NPerSample, long NFixed, bool SplitReduction = false);
     internal sealed record Zero(string Buffer, long Offset, long Length, string Comment) : Step(Comment);
 
     internal readonly record struct Dim(long PerSample, long Fixed, long Divisor)
@@ -407,7 +412,7 @@ internal static partial class CudaEmitter
                 int ocg = l.Output.Channels / l.Groups, p = l.Output.Height * l.Output.Width;
                 yield return new Launch(n + "_forward", Dim.Batched(p, Tile), Dim.Blocks(ocg, Tile), Dim.Blocks(l.Groups, 1),
                     new[] { Arg.Buf(s.Input), Arg.Buf(ParamsBuffer, w.Offset), b is null ? Arg.Null : Arg.Buf(ParamsBuffer, b.Offset), Arg.Buf(s.Output), Arg.Batch },
-                    s.Description, s.ForwardFlops);
+                    s.Description, s.ForwardFlops, new Gemm(0, ocg, p, 0));
                 break;
             }
             case StageKind.Dense:
@@ -416,7 +421,7 @@ internal static partial class CudaEmitter
                 ParameterModel? b = Param(l, ParameterRole.Bias);
                 yield return new Launch(n + "_forward", Dim.Blocks(l.Output.Channels, Tile), Dim.Batched(1, Tile), Dim.One,
                     new[] { Arg.Buf(s.Input), Arg.Buf(ParamsBuffer, w.Offset), b is null ? Arg.Null : Arg.Buf(ParamsBuffer, b.Offset), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn },
-                    s.Description, s.ForwardFlops);
+                    s.Description, s.ForwardFlops, new Gemm(1, 0, 0, l.Output.Channels));
                 break;
             }
             case StageKind.LrnPool:
@@ -455,10 +460,12 @@ internal static partial class CudaEmitter
                         $"{n}: {(s.Relu ? "ReLU mask on dY (in place)" : "")}{(s.Relu && b is not null ? ", " : "")}{(b is not null ? "bias gradient" : "")}"));
                 long tiles = Ceil(ocg, Tile) * Ceil(kk, Tile);
                 steps.Add(new Launch(n + "_backward_weights", Dim.Batched(p, WeightGradChunk), Dim.Blocks(tiles, 1), Dim.Blocks(l.Groups, 1),
-                    new[] { Arg.Buf(s.Input), Arg.Buf(dy), Arg.Buf(GradsBuffer, w.Offset), Arg.Batch }, $"{n}: weight gradient", s.ForwardFlops));
+                    new[] { Arg.Buf(s.Input), Arg.Buf(dy), Arg.Buf(GradsBuffer, w.Offset), Arg.Batch }, $"{n}: weight gradient", s.ForwardFlops,
+                    new Gemm(0, ocg, 0, kk, SplitReduction: true)));
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward_data", Dim.Batched(l.Input.Height * l.Input.Width, Tile), Dim.Blocks(icg, Tile), Dim.Blocks(l.Groups, 1),
-                    new[] { Arg.Buf(ParamsBuffer, w.Offset), Arg.Buf(dy), Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}", s.ForwardFlops));
+                    new[] { Arg.Buf(ParamsBuffer, w.Offset), Arg.Buf(dy), Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
+                    new Gemm(0, icg, l.Input.Height * l.Input.Width, 0)));
                 return true;
             }
             case StageKind.Dense:
@@ -471,10 +478,12 @@ internal static partial class CudaEmitter
                         new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Buf(GradsBuffer, b.Offset), Arg.Batch },
                         $"{n}: {(s.Relu ? "ReLU mask on dY (in place)" : "")}{(s.Relu && b is not null ? ", " : "")}{(b is not null ? "bias gradient" : "")}"));
                 steps.Add(new Launch(n + "_backward_weights", Dim.Blocks(inF, Tile), Dim.Blocks(outF, Tile), Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(s.Input), Arg.Buf(GradsBuffer, w.Offset), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: weight gradient", s.ForwardFlops));
+                    new[] { Arg.Buf(dy), Arg.Buf(s.Input), Arg.Buf(GradsBuffer, w.Offset), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: weight gradient", s.ForwardFlops,
+                    new Gemm(0, outF, 0, inF)));
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward_data", Dim.Blocks(inF, Tile), Dim.Batched(1, Tile), Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(ParamsBuffer, w.Offset), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops));
+                    new[] { Arg.Buf(dy), Arg.Buf(ParamsBuffer, w.Offset), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
+                    new Gemm(1, 0, 0, inF)));
                 return true;
             }
             case StageKind.LrnPool:

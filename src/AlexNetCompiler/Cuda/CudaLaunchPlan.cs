@@ -47,9 +47,77 @@ public readonly record struct CudaArg(CudaArgKind Kind, string Buffer, long Offs
 /// <summary>One step of a pass: a kernel launch or zeroing a buffer range.</summary>
 public abstract record CudaStep(string Comment);
 
-/// <summary>Launch Kernel on a (X, Y, Z) grid of BlockSize-thread blocks. FlopsPerSample counts the GEMM work (2 per multiply-add).</summary>
-public sealed record CudaLaunch(string Kernel, CudaGridDim GridX, CudaGridDim GridY, CudaGridDim GridZ, int BlockSize, CudaArg[] Args, string Comment, long FlopsPerSample = 0)
-    : CudaStep(Comment);
+/// <summary>
+/// Launch Kernel on a (X, Y, Z) grid of BlockSize-thread blocks. FlopsPerSample counts the GEMM work (2 per
+/// multiply-add). GEMM kernels carry their GEMM's extents, because their grid depends on the block tile the module
+/// was compiled with; GridX and GridY are then the grid for the default 64 x 64 tile.
+/// </summary>
+public sealed record CudaLaunch(string Kernel, CudaGridDim GridX, CudaGridDim GridY, CudaGridDim GridZ, int BlockSize, CudaArg[] Args, string Comment, long FlopsPerSample = 0, CudaGemm? Gemm = null)
+    : CudaStep(Comment)
+{
+    /// <summary>The grid at this batch for a module compiled with the given GEMM tile.</summary>
+    public (uint X, uint Y, uint Z) Grid(int batch, CudaGemmTile tile)
+    {
+        uint z = GridZ.Evaluate(batch);
+        if (Gemm is null) return (GridX.Evaluate(batch), GridY.Evaluate(batch), z);
+        long m = Gemm.M.Evaluate(batch), n = Gemm.N.Evaluate(batch);
+        long tilesM = (m + tile.M - 1) / tile.M, tilesN = (n + tile.N - 1) / tile.N;
+        return Gemm.SplitReduction
+            ? (GridX.Evaluate(batch), checked((uint)(tilesM * tilesN)), z)
+            : (checked((uint)tilesN), checked((uint)tilesM), z);
+    }
+}
+
+/// <summary>A GEMM extent: PerSample * batch + Fixed rows or columns.</summary>
+public readonly record struct CudaExtent(long PerSample, long Fixed)
+{
+    public long Evaluate(int batch) => PerSample * batch + Fixed;
+}
+
+/// <summary>
+/// The GEMM a launch computes, C = M x N (per grid z slice), so the runner can size the grid for any tile:
+/// (ceil(N / BN), ceil(M / BM)), or with SplitReduction (the convolution weight gradient, whose reduction is cut
+/// into chunks along x) (GridX, ceil(M / BM) * ceil(N / BN)).
+/// </summary>
+public sealed record CudaGemm(CudaExtent M, CudaExtent N, bool SplitReduction = false);
+
+/// <summary>
+/// A GEMM block tile (rows x columns of C per 256-thread block) that the prelude can be compiled for
+/// (-DALEXNET_GEMM_BM / -DALEXNET_GEMM_BN). Small tiles give more blocks on small GEMMs; large ones reuse each
+/// loaded element more (8 x 8 outputs per thread at 128 x 128).
+/// </summary>
+public readonly record struct CudaGemmTile(int M, int N)
+{
+    public static CudaGemmTile Default => new(64, 64);
+
+    /// <summary>Every tile the prelude supports, the default first.</summary>
+    public static IReadOnlyList<CudaGemmTile> All { get; } = [new(64, 64), new(128, 64), new(64, 128), new(128, 128)];
+
+    /// <summary>The NVRTC defines that select this tile.</summary>
+    public IEnumerable<string> Defines => [$"-DALEXNET_GEMM_BM={M}", $"-DALEXNET_GEMM_BN={N}"];
+
+    public override string ToString() => $"{M}x{N}";
+
+    /// <summary>Parses "128x64"; throws for a tile the prelude does not support, naming those it does.</summary>
+    public static CudaGemmTile Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        string[] parts = text.Trim().Split('x', 'X');
+        if (parts.Length == 2 && int.TryParse(parts[0], out int m) && int.TryParse(parts[1], out int n) && All.Contains(new CudaGemmTile(m, n)))
+            return new CudaGemmTile(m, n);
+        throw new FormatException($"'{text}' is not a supported GEMM tile; use one of {string.Join(", ", All)}.");
+    }
+
+    /// <summary>Parses a comma-separated list, or "all".</summary>
+    public static IReadOnlyList<CudaGemmTile> ParseList(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (text.Trim().Equals("all", StringComparison.OrdinalIgnoreCase)) return All;
+        var tiles = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(Parse).Distinct().ToArray();
+        if (tiles.Length == 0) throw new FormatException("No GEMM tile given; use one or more of " + string.Join(", ", All) + ", or all.");
+        return tiles;
+    }
+}
 
 /// <summary>Zero Length elements of Buffer from Offset (gradients that kernels accumulate atomically).</summary>
 public sealed record CudaZero(string Buffer, long Offset, long Length, string Comment) : CudaStep(Comment);

@@ -60,7 +60,7 @@ public sealed class CudaEmitterTests
         var program = CudaEmitter.Build(Network(name));
         // The network's source plus the runtime's prelude, which it includes (sgd_update lives there).
         string compiled = AlexNetCompiler.Cuda.CudaPrelude.Source + program.Source;
-        var defined = Regex.Matches(compiled, @"extern ""C"" __global__ void __launch_bounds__\(ALEXNET_THREADS\)\s*(\w+)\(")
+        var defined = Regex.Matches(compiled, @"extern ""C"" __global__ void (?:__launch_bounds__\(ALEXNET_THREADS\)|ALEXNET_GEMM_LAUNCH_BOUNDS)\s*(\w+)\(")
             .Select(m => m.Groups[1].Value).ToHashSet();
         var launched = program.Launches.Select(l => l.Kernel).ToHashSet();
         launched.Add("sgd_update"); // launched by the runner directly
@@ -167,6 +167,30 @@ public sealed class CudaEmitterTests
         Assert.Equal(CudaEmitter.Build(model).Launches.Select(l => l.Kernel), plan.Forward.Concat(plan.Loss).Concat(plan.Backward)
             .OfType<AlexNetCompiler.Cuda.CudaLaunch>().Select(l => l.Kernel));
         Assert.Equal(55L * 55 * 128, plan.Forward.OfType<AlexNetCompiler.Cuda.CudaLaunch>().First().GridX.PerSample * 128);
+    }
+
+    // The GEMM extents the runner sizes grids from, against AlexNet's shapes (Krizhevsky et al. 2012, figure 2:
+    // conv1 has 96 kernels of 11x11x3 over a 55x55 output; conv2 256 kernels of 5x5x48 in two groups over 27x27;
+    // the first dense layer maps 6x6x256 = 9216 inputs to 4096 outputs).
+    [Fact]
+    public void GemmLaunchesCarryTheirGemmShape()
+    {
+        var program = CudaEmitter.Build(CudaTestNetworks.CanonicalAlexNet());
+        CudaEmitter.Gemm Gemm(string kernel) => program.Launches.Single(l => l.Kernel == kernel).Gemm!;
+        Assert.Equal(new CudaEmitter.Gemm(0, 96, 55 * 55, 0), Gemm("conv1_forward"));
+        Assert.Equal(new CudaEmitter.Gemm(0, 96, 0, 3 * 11 * 11, SplitReduction: true), Gemm("conv1_backward_weights"));
+        Assert.Equal(new CudaEmitter.Gemm(0, 128, 27 * 27, 0), Gemm("conv2_forward"));
+        Assert.Equal(new CudaEmitter.Gemm(0, 48, 27 * 27, 0), Gemm("conv2_backward_data"));
+        Assert.Equal(new CudaEmitter.Gemm(1, 0, 0, 4096), Gemm("dense1_forward"));
+        Assert.Equal(new CudaEmitter.Gemm(0, 4096, 0, 9216), Gemm("dense1_backward_weights"));
+        Assert.Equal(new CudaEmitter.Gemm(1, 0, 0, 9216), Gemm("dense1_backward_data"));
+        // Every launch of a kernel declared with the GEMM launch bounds has a shape, and no other launch has one.
+        string source = program.Source;
+        foreach (var launch in program.Launches)
+        {
+            bool declaredGemm = source.Contains("ALEXNET_GEMM_LAUNCH_BOUNDS " + launch.Kernel + "(", StringComparison.Ordinal);
+            Assert.True(declaredGemm == (launch.Gemm is not null), $"{launch.Kernel}: GEMM launch bounds {declaredGemm}, GEMM shape {launch.Gemm is not null}");
+        }
     }
 
     [Fact]

@@ -23,7 +23,7 @@ partial class AlexNet2012
 // input [3, 227, 227] -> output [96, 55, 55] per sample
 // weight [96, 3, 11, 11]; implicit GEMM per group: M = 96, N = batch * 3025, K = 363
 typedef Conv2d<3, 227, 227, 96, 55, 55, 11, 11, 4, 4, 0, 0, 1, true, true> conv1_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv1_t::forward(x, w, bias, y, batch);
 }
@@ -31,11 +31,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_b
 {
     conv_bias_relu_backward<96, 3025, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv1_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv1_t::backward_data(w, dy, dx, batch);
 }
@@ -56,7 +56,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn1_pool1_backw
 // input [96, 27, 27] -> output [256, 27, 27] per sample
 // weight [256, 48, 5, 5]; implicit GEMM per group: M = 128, N = batch * 729, K = 1200
 typedef Conv2d<96, 27, 27, 256, 27, 27, 5, 5, 1, 1, 2, 2, 2, true, true> conv2_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv2_t::forward(x, w, bias, y, batch);
 }
@@ -64,11 +64,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_b
 {
     conv_bias_relu_backward<256, 729, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv2_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv2_t::backward_data(w, dy, dx, batch);
 }
@@ -89,7 +89,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn2_pool2_backw
 // input [256, 13, 13] -> output [384, 13, 13] per sample
 // weight [384, 256, 3, 3]; implicit GEMM per group: M = 384, N = batch * 169, K = 2304
 typedef Conv2d<256, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1, true, true> conv3_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv3_t::forward(x, w, bias, y, batch);
 }
@@ -97,11 +97,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_b
 {
     conv_bias_relu_backward<384, 169, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv3_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv3_t::backward_data(w, dy, dx, batch);
 }
@@ -110,7 +110,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_d
 // input [384, 13, 13] -> output [384, 13, 13] per sample
 // weight [384, 192, 3, 3]; implicit GEMM per group: M = 192, N = batch * 169, K = 1728
 typedef Conv2d<384, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 2, true, true> conv4_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv4_t::forward(x, w, bias, y, batch);
 }
@@ -118,11 +118,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_b
 {
     conv_bias_relu_backward<384, 169, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv4_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv4_t::backward_data(w, dy, dx, batch);
 }
@@ -131,7 +131,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_d
 // input [384, 13, 13] -> output [256, 13, 13] per sample
 // weight [256, 192, 3, 3]; implicit GEMM per group: M = 128, N = batch * 169, K = 1728
 typedef Conv2d<384, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 2, true, true> conv5_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv5_t::forward(x, w, bias, y, batch);
 }
@@ -139,11 +139,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_b
 {
     conv_bias_relu_backward<256, 169, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv5_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv5_t::backward_data(w, dy, dx, batch);
 }
@@ -164,7 +164,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_backward(c
 // input [256, 6, 6] -> output [4096] per sample
 // weight [4096, 9216]; GEMM: M = batch, N = 4096, K = 9216
 typedef Dense<9216, 4096, true, true, true> dense1_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense1_t::forward(x, w, bias, y, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -172,11 +172,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_
 {
     dense_bias_relu_backward<4096, true, true>(y, dy, dbias, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense1_t::backward_weights(dy, x, dw, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense1_t::backward_data(dy, w, dx, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -185,7 +185,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_
 // input [4096] -> output [4096] per sample
 // weight [4096, 4096]; GEMM: M = batch, N = 4096, K = 4096
 typedef Dense<4096, 4096, true, true, true> dense2_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense2_t::forward(x, w, bias, y, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -193,11 +193,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_
 {
     dense_bias_relu_backward<4096, true, true>(y, dy, dbias, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense2_t::backward_weights(dy, x, dw, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense2_t::backward_data(dy, w, dx, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -206,7 +206,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_
 // input [4096] -> output [1000] per sample
 // weight [1000, 4096]; GEMM: M = batch, N = 1000, K = 4096
 typedef Dense<4096, 1000, true, false, false> dense3_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense3_t::forward(x, w, bias, y, batch, seed, 0, 0.0f);
 }
@@ -214,11 +214,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_
 {
     dense_bias_relu_backward<1000, true, false>(y, dy, dbias, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense3_t::backward_weights(dy, x, dw, batch, seed, 0, 0.0f);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense3_t::backward_data(dy, w, dx, batch, seed, 0, 0.0f);
 }
@@ -260,17 +260,17 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
         },
         new global::AlexNetCompiler.Cuda.CudaStep[]
         {
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_forward", new(3025, 0, 64), new(0, 96, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("params"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 34848), global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.0: Conv2d 3->96, kernel 11x11, stride 4x4, padding 0x0, groups 1 + bias + ReLU", 210830400L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_forward", new(3025, 0, 64), new(0, 96, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("params"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 34848), global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.0: Conv2d 3->96, kernel 11x11, stride 4x4, padding 0x0, groups 1 + bias + ReLU", 210830400L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 96), new(3025, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("lrn1_pool1_forward", new(69984, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.2: LRN size 5, alpha 0.0001f, beta 0.75f, k 2.0f fused with features.3: MaxPool 3x3, stride 2, padding 0"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_forward", new(729, 0, 64), new(0, 128, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 34944), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 342144), global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.4: Conv2d 96->256, kernel 5x5, stride 1x1, padding 2x2, groups 2 + bias + ReLU", 447897600L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_forward", new(729, 0, 64), new(0, 128, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 34944), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 342144), global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.4: Conv2d 96->256, kernel 5x5, stride 1x1, padding 2x2, groups 2 + bias + ReLU", 447897600L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 128), new(729, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("lrn2_pool2_forward", new(43264, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.6: LRN size 5, alpha 0.0001f, beta 0.75f, k 2.0f fused with features.7: MaxPool 3x3, stride 2, padding 0"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_forward", new(169, 0, 64), new(0, 384, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 342400), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1227136), global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.8: Conv2d 256->384, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 299040768L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_forward", new(169, 0, 64), new(0, 192, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1227520), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1891072), global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.10: Conv2d 384->384, kernel 3x3, stride 1x1, padding 1x1, groups 2 + bias + ReLU", 224280576L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_forward", new(169, 0, 64), new(0, 128, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1891456), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2333824), global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.12: Conv2d 384->256, kernel 3x3, stride 1x1, padding 1x1, groups 2 + bias + ReLU", 149520384L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_forward", new(169, 0, 64), new(0, 384, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 342400), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1227136), global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.8: Conv2d 256->384, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 299040768L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 384), new(169, 0))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_forward", new(169, 0, 64), new(0, 192, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1227520), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1891072), global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.10: Conv2d 384->384, kernel 3x3, stride 1x1, padding 1x1, groups 2 + bias + ReLU", 224280576L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 192), new(169, 0))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_forward", new(169, 0, 64), new(0, 128, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1891456), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2333824), global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.12: Conv2d 384->256, kernel 3x3, stride 1x1, padding 1x1, groups 2 + bias + ReLU", 149520384L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 128), new(169, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("pool3_forward", new(9216, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.14: MaxPool 3x3, stride 2, padding 0"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_forward", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2334080), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40082816), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.1: Dense 9216->4096 + bias + ReLU, dropout p=0.5f on its input (classifier.0)", 75497472L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_forward", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40086912), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 56864128), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.4: Dense 4096->4096 + bias + ReLU, dropout p=0.5f on its input (classifier.3)", 33554432L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_forward", new(0, 1000, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 56868224), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 60964224), global::AlexNetCompiler.Cuda.CudaArg.Of("dense3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.6: Dense 4096->1000 + bias", 8192000L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_forward", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2334080), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40082816), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.1: Dense 9216->4096 + bias + ReLU, dropout p=0.5f on its input (classifier.0)", 75497472L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 4096))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_forward", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40086912), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 56864128), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.4: Dense 4096->4096 + bias + ReLU, dropout p=0.5f on its input (classifier.3)", 33554432L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 4096))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_forward", new(0, 1000, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 56868224), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 60964224), global::AlexNetCompiler.Cuda.CudaArg.Of("dense3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.6: Dense 4096->1000 + bias", 8192000L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 1000))),
         },
         new global::AlexNetCompiler.Cuda.CudaStep[]
         {
@@ -279,41 +279,41 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
         new global::AlexNetCompiler.Cuda.CudaStep[]
         {
             new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_bias", new(0, 1000, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 60964224), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "dense3: bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_weights", new(0, 4096, 64), new(0, 1000, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 56868224), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: weight gradient", 8192000L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_data", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 56868224), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: input gradient -> grad_b", 8192000L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_weights", new(0, 4096, 64), new(0, 1000, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 56868224), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: weight gradient", 8192000L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 1000), new(0, 4096))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_data", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 56868224), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: input gradient -> grad_b", 8192000L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 4096))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_bias", new(0, 4096, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 56864128), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "dense2: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_weights", new(0, 4096, 64), new(0, 4096, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 40086912), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: weight gradient", 33554432L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_data", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40086912), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: input gradient -> grad_a", 33554432L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_weights", new(0, 4096, 64), new(0, 4096, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 40086912), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: weight gradient", 33554432L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 4096), new(0, 4096))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_data", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40086912), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: input gradient -> grad_a", 33554432L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 4096))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_bias", new(0, 4096, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 40082816), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "dense1: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_weights", new(0, 9216, 64), new(0, 4096, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 2334080), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: weight gradient", 75497472L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_data", new(0, 9216, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2334080), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: input gradient -> grad_b", 75497472L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_weights", new(0, 9216, 64), new(0, 4096, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 2334080), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: weight gradient", 75497472L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 4096), new(0, 9216))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_data", new(0, 9216, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2334080), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: input gradient -> grad_b", 75497472L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 9216))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("pool3_backward", new(43264, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "pool3: input gradient -> grad_a"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 1891456, 442368, "conv5: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 2333824, 256, "conv5: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_bias", new(0, 256, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 2333824), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_weights", new(169, 0, 4096), new(0, 54, 1), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 1891456), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: weight gradient", 149520384L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_data", new(169, 0, 64), new(0, 192, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1891456), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: input gradient -> grad_b", 149520384L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_weights", new(169, 0, 4096), new(0, 54, 1), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 1891456), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: weight gradient", 149520384L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 128), new(0, 1728), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_data", new(169, 0, 64), new(0, 192, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1891456), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: input gradient -> grad_b", 149520384L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 192), new(169, 0))),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 1227520, 663552, "conv4: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 1891072, 384, "conv4: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_bias", new(0, 384, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 1891072), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_weights", new(169, 0, 4096), new(0, 81, 1), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 1227520), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: weight gradient", 224280576L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_data", new(169, 0, 64), new(0, 192, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1227520), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: input gradient -> grad_a", 224280576L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_weights", new(169, 0, 4096), new(0, 81, 1), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 1227520), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: weight gradient", 224280576L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 192), new(0, 1728), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_data", new(169, 0, 64), new(0, 192, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1227520), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: input gradient -> grad_a", 224280576L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 192), new(169, 0))),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 342400, 884736, "conv3: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 1227136, 384, "conv3: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_bias", new(0, 384, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 1227136), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_weights", new(169, 0, 4096), new(0, 216, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 342400), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: weight gradient", 299040768L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_data", new(169, 0, 64), new(0, 256, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 342400), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: input gradient -> grad_b", 299040768L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_weights", new(169, 0, 4096), new(0, 216, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 342400), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: weight gradient", 299040768L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 384), new(0, 2304), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_data", new(169, 0, 64), new(0, 256, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 342400), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: input gradient -> grad_b", 299040768L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 256), new(169, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("lrn2_pool2_backward", new(186624, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "lrn2_pool2: input gradient -> grad_a"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 34944, 307200, "conv2: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 342144, 256, "conv2: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_bias", new(0, 256, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 342144), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_weights", new(729, 0, 4096), new(0, 38, 1), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 34944), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: weight gradient", 447897600L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_data", new(729, 0, 64), new(0, 48, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 34944), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: input gradient -> grad_b", 447897600L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_weights", new(729, 0, 4096), new(0, 38, 1), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 34944), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: weight gradient", 447897600L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 128), new(0, 1200), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_data", new(729, 0, 64), new(0, 48, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 34944), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: input gradient -> grad_b", 447897600L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 48), new(729, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("lrn1_pool1_backward", new(290400, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "lrn1_pool1: input gradient -> grad_a"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 0, 34848, "conv1: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 34848, 96, "conv1: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_backward_bias", new(0, 96, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 34848), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv1: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_backward_weights", new(3025, 0, 4096), new(0, 12, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv1: weight gradient", 210830400L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_backward_weights", new(3025, 0, 4096), new(0, 12, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv1: weight gradient", 210830400L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 96), new(0, 363), SplitReduction: true)),
         },
         "sgd_update", 1448813632L, 4135610496L);
 }

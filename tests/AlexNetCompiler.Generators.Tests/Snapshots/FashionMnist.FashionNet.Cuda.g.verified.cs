@@ -23,7 +23,7 @@ partial class FashionNet
 // input [1, 28, 28] -> output [32, 28, 28] per sample
 // weight [32, 1, 3, 3]; implicit GEMM per group: M = 32, N = batch * 784, K = 9
 typedef Conv2d<1, 28, 28, 32, 28, 28, 3, 3, 1, 1, 1, 1, 1, true, true> conv1_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv1_t::forward(x, w, bias, y, batch);
 }
@@ -31,11 +31,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_b
 {
     conv_bias_relu_backward<32, 784, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv1_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv1_t::backward_data(w, dy, dx, batch);
 }
@@ -56,7 +56,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn1_pool1_backw
 // input [32, 14, 14] -> output [64, 14, 14] per sample
 // weight [64, 32, 3, 3]; implicit GEMM per group: M = 64, N = batch * 196, K = 288
 typedef Conv2d<32, 14, 14, 64, 14, 14, 3, 3, 1, 1, 1, 1, 1, true, true> conv2_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv2_t::forward(x, w, bias, y, batch);
 }
@@ -64,11 +64,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_b
 {
     conv_bias_relu_backward<64, 196, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv2_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv2_t::backward_data(w, dy, dx, batch);
 }
@@ -89,7 +89,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn2_pool2_backw
 // input [64, 7, 7] -> output [128, 7, 7] per sample
 // weight [128, 64, 3, 3]; implicit GEMM per group: M = 128, N = batch * 49, K = 576
 typedef Conv2d<64, 7, 7, 128, 7, 7, 3, 3, 1, 1, 1, 1, 1, true, true> conv3_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv3_t::forward(x, w, bias, y, batch);
 }
@@ -97,11 +97,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_b
 {
     conv_bias_relu_backward<128, 49, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv3_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv3_t::backward_data(w, dy, dx, batch);
 }
@@ -110,7 +110,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_d
 // input [128, 7, 7] -> output [128, 7, 7] per sample
 // weight [128, 64, 3, 3]; implicit GEMM per group: M = 64, N = batch * 49, K = 576
 typedef Conv2d<128, 7, 7, 128, 7, 7, 3, 3, 1, 1, 1, 1, 2, true, true> conv4_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv4_t::forward(x, w, bias, y, batch);
 }
@@ -118,11 +118,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_b
 {
     conv_bias_relu_backward<128, 49, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv4_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv4_t::backward_data(w, dy, dx, batch);
 }
@@ -131,7 +131,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_d
 // input [128, 7, 7] -> output [64, 7, 7] per sample
 // weight [64, 64, 3, 3]; implicit GEMM per group: M = 32, N = batch * 49, K = 576
 typedef Conv2d<128, 7, 7, 64, 7, 7, 3, 3, 1, 1, 1, 1, 2, true, true> conv5_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv5_t::forward(x, w, bias, y, batch);
 }
@@ -139,11 +139,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_b
 {
     conv_bias_relu_backward<64, 49, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv5_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv5_t::backward_data(w, dy, dx, batch);
 }
@@ -164,7 +164,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_backward(c
 // input [64, 3, 3] -> output [512] per sample
 // weight [512, 576]; GEMM: M = batch, N = 512, K = 576
 typedef Dense<576, 512, true, true, true> dense1_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense1_t::forward(x, w, bias, y, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -172,11 +172,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_
 {
     dense_bias_relu_backward<512, true, true>(y, dy, dbias, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense1_t::backward_weights(dy, x, dw, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense1_t::backward_data(dy, w, dx, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -185,7 +185,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_
 // input [512] -> output [256] per sample
 // weight [256, 512]; GEMM: M = batch, N = 256, K = 512
 typedef Dense<512, 256, true, true, true> dense2_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense2_t::forward(x, w, bias, y, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -193,11 +193,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_
 {
     dense_bias_relu_backward<256, true, true>(y, dy, dbias, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense2_t::backward_weights(dy, x, dw, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense2_t::backward_data(dy, w, dx, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -206,7 +206,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_
 // input [256] -> output [10] per sample
 // weight [10, 256]; GEMM: M = batch, N = 10, K = 256
 typedef Dense<256, 10, true, false, false> dense3_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense3_t::forward(x, w, bias, y, batch, seed, 0, 0.0f);
 }
@@ -214,11 +214,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_
 {
     dense_bias_relu_backward<10, true, false>(y, dy, dbias, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense3_t::backward_weights(dy, x, dw, batch, seed, 0, 0.0f);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense3_t::backward_data(dy, w, dx, batch, seed, 0, 0.0f);
 }
@@ -260,17 +260,17 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
         },
         new global::AlexNetCompiler.Cuda.CudaStep[]
         {
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_forward", new(784, 0, 64), new(0, 32, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("params"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 288), global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.0: Conv2d 1->32, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 451584L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_forward", new(784, 0, 64), new(0, 32, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("params"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 288), global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.0: Conv2d 1->32, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 451584L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 32), new(784, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("lrn1_pool1_forward", new(6272, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.2: LRN size 5, alpha 0.0001f, beta 0.75f, k 2.0f fused with features.3: MaxPool 3x3, stride 2, padding 1"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_forward", new(196, 0, 64), new(0, 64, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 320), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 18752), global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.4: Conv2d 32->64, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 7225344L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_forward", new(196, 0, 64), new(0, 64, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 320), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 18752), global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.4: Conv2d 32->64, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 7225344L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 64), new(196, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("lrn2_pool2_forward", new(3136, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.6: LRN size 5, alpha 0.0001f, beta 0.75f, k 2.0f fused with features.7: MaxPool 3x3, stride 2, padding 1"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_forward", new(49, 0, 64), new(0, 128, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 18816), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 92544), global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.8: Conv2d 64->128, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 7225344L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_forward", new(49, 0, 64), new(0, 64, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 92672), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 166400), global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.10: Conv2d 128->128, kernel 3x3, stride 1x1, padding 1x1, groups 2 + bias + ReLU", 7225344L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_forward", new(49, 0, 64), new(0, 32, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 166528), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 203392), global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.12: Conv2d 128->64, kernel 3x3, stride 1x1, padding 1x1, groups 2 + bias + ReLU", 3612672L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_forward", new(49, 0, 64), new(0, 128, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 18816), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 92544), global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.8: Conv2d 64->128, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 7225344L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 128), new(49, 0))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_forward", new(49, 0, 64), new(0, 64, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 92672), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 166400), global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.10: Conv2d 128->128, kernel 3x3, stride 1x1, padding 1x1, groups 2 + bias + ReLU", 7225344L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 64), new(49, 0))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_forward", new(49, 0, 64), new(0, 32, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 166528), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 203392), global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.12: Conv2d 128->64, kernel 3x3, stride 1x1, padding 1x1, groups 2 + bias + ReLU", 3612672L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 32), new(49, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("pool3_forward", new(576, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.14: MaxPool 3x3, stride 2, padding 0"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_forward", new(0, 512, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 203456), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 498368), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.1: Dense 576->512 + bias + ReLU, dropout p=0.5f on its input (classifier.0)", 589824L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_forward", new(0, 256, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 498880), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 629952), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.4: Dense 512->256 + bias + ReLU, dropout p=0.5f on its input (classifier.3)", 262144L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_forward", new(0, 10, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 630208), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 632768), global::AlexNetCompiler.Cuda.CudaArg.Of("dense3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.6: Dense 256->10 + bias", 5120L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_forward", new(0, 512, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 203456), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 498368), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.1: Dense 576->512 + bias + ReLU, dropout p=0.5f on its input (classifier.0)", 589824L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 512))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_forward", new(0, 256, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 498880), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 629952), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.4: Dense 512->256 + bias + ReLU, dropout p=0.5f on its input (classifier.3)", 262144L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 256))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_forward", new(0, 10, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 630208), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 632768), global::AlexNetCompiler.Cuda.CudaArg.Of("dense3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.6: Dense 256->10 + bias", 5120L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 10))),
         },
         new global::AlexNetCompiler.Cuda.CudaStep[]
         {
@@ -279,41 +279,41 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
         new global::AlexNetCompiler.Cuda.CudaStep[]
         {
             new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_bias", new(0, 10, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 632768), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "dense3: bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_weights", new(0, 256, 64), new(0, 10, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 630208), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: weight gradient", 5120L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_data", new(0, 256, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 630208), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: input gradient -> grad_b", 5120L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_weights", new(0, 256, 64), new(0, 10, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 630208), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: weight gradient", 5120L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 10), new(0, 256))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_data", new(0, 256, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 630208), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: input gradient -> grad_b", 5120L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 256))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_bias", new(0, 256, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 629952), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "dense2: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_weights", new(0, 512, 64), new(0, 256, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 498880), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: weight gradient", 262144L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_data", new(0, 512, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 498880), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: input gradient -> grad_a", 262144L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_weights", new(0, 512, 64), new(0, 256, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 498880), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: weight gradient", 262144L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 256), new(0, 512))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_data", new(0, 512, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 498880), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: input gradient -> grad_a", 262144L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 512))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_bias", new(0, 512, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 498368), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "dense1: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_weights", new(0, 576, 64), new(0, 512, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 203456), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: weight gradient", 589824L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_data", new(0, 576, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 203456), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: input gradient -> grad_b", 589824L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_weights", new(0, 576, 64), new(0, 512, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 203456), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: weight gradient", 589824L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 512), new(0, 576))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_data", new(0, 576, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 203456), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: input gradient -> grad_b", 589824L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 576))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("pool3_backward", new(3136, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "pool3: input gradient -> grad_a"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 166528, 36864, "conv5: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 203392, 64, "conv5: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_bias", new(0, 64, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 203392), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_weights", new(49, 0, 4096), new(0, 9, 1), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 166528), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: weight gradient", 3612672L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_data", new(49, 0, 64), new(0, 64, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 166528), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: input gradient -> grad_b", 3612672L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_weights", new(49, 0, 4096), new(0, 9, 1), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 166528), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: weight gradient", 3612672L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 32), new(0, 576), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_data", new(49, 0, 64), new(0, 64, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 166528), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: input gradient -> grad_b", 3612672L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 64), new(49, 0))),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 92672, 73728, "conv4: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 166400, 128, "conv4: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_bias", new(0, 128, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 166400), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_weights", new(49, 0, 4096), new(0, 9, 1), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 92672), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: weight gradient", 7225344L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_data", new(49, 0, 64), new(0, 64, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 92672), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: input gradient -> grad_a", 7225344L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_weights", new(49, 0, 4096), new(0, 9, 1), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 92672), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: weight gradient", 7225344L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 64), new(0, 576), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_data", new(49, 0, 64), new(0, 64, 64), new(0, 2, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 92672), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: input gradient -> grad_a", 7225344L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 64), new(49, 0))),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 18816, 73728, "conv3: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 92544, 128, "conv3: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_bias", new(0, 128, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 92544), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_weights", new(49, 0, 4096), new(0, 18, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 18816), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: weight gradient", 7225344L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_data", new(49, 0, 64), new(0, 64, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 18816), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: input gradient -> grad_b", 7225344L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_weights", new(49, 0, 4096), new(0, 18, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 18816), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: weight gradient", 7225344L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 128), new(0, 576), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_data", new(49, 0, 64), new(0, 64, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 18816), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: input gradient -> grad_b", 7225344L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 64), new(49, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("lrn2_pool2_backward", new(12544, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn2_pool2_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "lrn2_pool2: input gradient -> grad_a"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 320, 18432, "conv2: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 18752, 64, "conv2: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_bias", new(0, 64, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 18752), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_weights", new(196, 0, 4096), new(0, 5, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 320), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: weight gradient", 7225344L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_data", new(196, 0, 64), new(0, 32, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 320), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: input gradient -> grad_b", 7225344L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_weights", new(196, 0, 4096), new(0, 5, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 320), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: weight gradient", 7225344L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 64), new(0, 288), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_data", new(196, 0, 64), new(0, 32, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 320), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: input gradient -> grad_b", 7225344L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 32), new(196, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("lrn1_pool1_backward", new(25088, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("lrn1_pool1_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "lrn1_pool1: input gradient -> grad_a"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 0, 288, "conv1: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 288, 32, "conv1: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_backward_bias", new(0, 32, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 288), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv1: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_backward_weights", new(784, 0, 4096), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv1: weight gradient", 451584L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_backward_weights", new(784, 0, 4096), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv1: weight gradient", 451584L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 32), new(0, 9), SplitReduction: true)),
         },
         "sgd_update", 26597376L, 79340544L);
 }

@@ -23,7 +23,7 @@ partial class TorchvisionAlexNet
 // input [3, 224, 224] -> output [64, 55, 55] per sample
 // weight [64, 3, 11, 11]; implicit GEMM per group: M = 64, N = batch * 3025, K = 363
 typedef Conv2d<3, 224, 224, 64, 55, 55, 11, 11, 4, 4, 2, 2, 1, true, true> conv1_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv1_t::forward(x, w, bias, y, batch);
 }
@@ -31,11 +31,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_b
 {
     conv_bias_relu_backward<64, 3025, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv1_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv1_t::backward_data(w, dy, dx, batch);
 }
@@ -56,7 +56,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) pool1_backward(c
 // input [64, 27, 27] -> output [192, 27, 27] per sample
 // weight [192, 64, 5, 5]; implicit GEMM per group: M = 192, N = batch * 729, K = 1600
 typedef Conv2d<64, 27, 27, 192, 27, 27, 5, 5, 1, 1, 2, 2, 1, true, true> conv2_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv2_t::forward(x, w, bias, y, batch);
 }
@@ -64,11 +64,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_b
 {
     conv_bias_relu_backward<192, 729, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv2_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv2_t::backward_data(w, dy, dx, batch);
 }
@@ -89,7 +89,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) pool2_backward(c
 // input [192, 13, 13] -> output [384, 13, 13] per sample
 // weight [384, 192, 3, 3]; implicit GEMM per group: M = 384, N = batch * 169, K = 1728
 typedef Conv2d<192, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1, true, true> conv3_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv3_t::forward(x, w, bias, y, batch);
 }
@@ -97,11 +97,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_b
 {
     conv_bias_relu_backward<384, 169, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv3_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv3_t::backward_data(w, dy, dx, batch);
 }
@@ -110,7 +110,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_d
 // input [384, 13, 13] -> output [256, 13, 13] per sample
 // weight [256, 384, 3, 3]; implicit GEMM per group: M = 256, N = batch * 169, K = 3456
 typedef Conv2d<384, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 1, true, true> conv4_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv4_t::forward(x, w, bias, y, batch);
 }
@@ -118,11 +118,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_b
 {
     conv_bias_relu_backward<256, 169, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv4_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv4_t::backward_data(w, dy, dx, batch);
 }
@@ -131,7 +131,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_d
 // input [256, 13, 13] -> output [256, 13, 13] per sample
 // weight [256, 256, 3, 3]; implicit GEMM per group: M = 256, N = batch * 169, K = 2304
 typedef Conv2d<256, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 1, true, true> conv5_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv5_t::forward(x, w, bias, y, batch);
 }
@@ -139,11 +139,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_b
 {
     conv_bias_relu_backward<256, 169, true, true>(y, dy, dbias);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv5_t::backward_weights(x, dy, dw, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv5_t::backward_data(w, dy, dx, batch);
 }
@@ -164,7 +164,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_backward(c
 // input [256, 6, 6] -> output [4096] per sample
 // weight [4096, 9216]; GEMM: M = batch, N = 4096, K = 9216
 typedef Dense<9216, 4096, true, true, true> dense1_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense1_t::forward(x, w, bias, y, batch, seed, 13ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -172,11 +172,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_
 {
     dense_bias_relu_backward<4096, true, true>(y, dy, dbias, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense1_t::backward_weights(dy, x, dw, batch, seed, 13ull, dropout_on ? 0.5f : 0.0f);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense1_t::backward_data(dy, w, dx, batch, seed, 13ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -185,7 +185,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_
 // input [4096] -> output [4096] per sample
 // weight [4096, 4096]; GEMM: M = batch, N = 4096, K = 4096
 typedef Dense<4096, 4096, true, true, true> dense2_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense2_t::forward(x, w, bias, y, batch, seed, 16ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -193,11 +193,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_
 {
     dense_bias_relu_backward<4096, true, true>(y, dy, dbias, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense2_t::backward_weights(dy, x, dw, batch, seed, 16ull, dropout_on ? 0.5f : 0.0f);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense2_t::backward_data(dy, w, dx, batch, seed, 16ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -206,7 +206,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_
 // input [4096] -> output [1000] per sample
 // weight [1000, 4096]; GEMM: M = batch, N = 1000, K = 4096
 typedef Dense<4096, 1000, true, false, false> dense3_t;
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense3_t::forward(x, w, bias, y, batch, seed, 0, 0.0f);
 }
@@ -214,11 +214,11 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_
 {
     dense_bias_relu_backward<1000, true, false>(y, dy, dbias, batch);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense3_t::backward_weights(dy, x, dw, batch, seed, 0, 0.0f);
 }
-extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense3_t::backward_data(dy, w, dx, batch, seed, 0, 0.0f);
 }
@@ -260,17 +260,17 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
         },
         new global::AlexNetCompiler.Cuda.CudaStep[]
         {
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_forward", new(3025, 0, 64), new(0, 64, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("params"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 23232), global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.0: Conv2d 3->64, kernel 11x11, stride 4x4, padding 2x2, groups 1 + bias + ReLU", 140553600L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_forward", new(3025, 0, 64), new(0, 64, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("params"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 23232), global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.0: Conv2d 3->64, kernel 11x11, stride 4x4, padding 2x2, groups 1 + bias + ReLU", 140553600L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 64), new(3025, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("pool1_forward", new(46656, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool1_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.2: MaxPool 3x3, stride 2, padding 0"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_forward", new(729, 0, 64), new(0, 192, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 23296), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 330496), global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.3: Conv2d 64->192, kernel 5x5, stride 1x1, padding 2x2, groups 1 + bias + ReLU", 447897600L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_forward", new(729, 0, 64), new(0, 192, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 23296), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 330496), global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.3: Conv2d 64->192, kernel 5x5, stride 1x1, padding 2x2, groups 1 + bias + ReLU", 447897600L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 192), new(729, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("pool2_forward", new(32448, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool2_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.5: MaxPool 3x3, stride 2, padding 0"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_forward", new(169, 0, 64), new(0, 384, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 330688), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 994240), global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.6: Conv2d 192->384, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 224280576L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_forward", new(169, 0, 64), new(0, 256, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 994624), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1879360), global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.8: Conv2d 384->256, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 299040768L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_forward", new(169, 0, 64), new(0, 256, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1879616), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2469440), global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.10: Conv2d 256->256, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 199360512L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_forward", new(169, 0, 64), new(0, 384, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 330688), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 994240), global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.6: Conv2d 192->384, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 224280576L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 384), new(169, 0))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_forward", new(169, 0, 64), new(0, 256, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 994624), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1879360), global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.8: Conv2d 384->256, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 299040768L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 256), new(169, 0))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_forward", new(169, 0, 64), new(0, 256, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1879616), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2469440), global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.10: Conv2d 256->256, kernel 3x3, stride 1x1, padding 1x1, groups 1 + bias + ReLU", 199360512L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 256), new(169, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("pool3_forward", new(9216, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "features.12: MaxPool 3x3, stride 2, padding 0"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_forward", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2469696), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40218432), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.1: Dense 9216->4096 + bias + ReLU, dropout p=0.5f on its input (classifier.0)", 75497472L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_forward", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40222528), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 56999744), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.4: Dense 4096->4096 + bias + ReLU, dropout p=0.5f on its input (classifier.3)", 33554432L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_forward", new(0, 1000, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 57003840), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 61099840), global::AlexNetCompiler.Cuda.CudaArg.Of("dense3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.6: Dense 4096->1000 + bias", 8192000L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_forward", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2469696), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40218432), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.1: Dense 9216->4096 + bias + ReLU, dropout p=0.5f on its input (classifier.0)", 75497472L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 4096))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_forward", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40222528), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 56999744), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.4: Dense 4096->4096 + bias + ReLU, dropout p=0.5f on its input (classifier.3)", 33554432L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 4096))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_forward", new(0, 1000, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 57003840), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 61099840), global::AlexNetCompiler.Cuda.CudaArg.Of("dense3_out"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "classifier.6: Dense 4096->1000 + bias", 8192000L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 1000))),
         },
         new global::AlexNetCompiler.Cuda.CudaStep[]
         {
@@ -279,41 +279,41 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
         new global::AlexNetCompiler.Cuda.CudaStep[]
         {
             new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_bias", new(0, 1000, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 61099840), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "dense3: bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_weights", new(0, 4096, 64), new(0, 1000, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 57003840), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: weight gradient", 8192000L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_data", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 57003840), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: input gradient -> grad_b", 8192000L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_weights", new(0, 4096, 64), new(0, 1000, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 57003840), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: weight gradient", 8192000L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 1000), new(0, 4096))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense3_backward_data", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 57003840), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense3: input gradient -> grad_b", 8192000L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 4096))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_bias", new(0, 4096, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 56999744), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "dense2: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_weights", new(0, 4096, 64), new(0, 4096, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 40222528), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: weight gradient", 33554432L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_data", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40222528), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: input gradient -> grad_a", 33554432L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_weights", new(0, 4096, 64), new(0, 4096, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 40222528), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: weight gradient", 33554432L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 4096), new(0, 4096))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense2_backward_data", new(0, 4096, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 40222528), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense2: input gradient -> grad_a", 33554432L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 4096))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_bias", new(0, 4096, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("dense1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 40218432), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "dense1: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_weights", new(0, 9216, 64), new(0, 4096, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 2469696), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: weight gradient", 75497472L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_data", new(0, 9216, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2469696), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: input gradient -> grad_b", 75497472L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_weights", new(0, 9216, 64), new(0, 4096, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 2469696), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: weight gradient", 75497472L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 4096), new(0, 9216))),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("dense1_backward_data", new(0, 9216, 64), new(1, 0, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("params", 2469696), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch, global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed, global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled }, "dense1: input gradient -> grad_b", 75497472L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(1, 0), new(0, 9216))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("pool3_backward", new(43264, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool3_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "pool3: input gradient -> grad_a"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 1879616, 589824, "conv5: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 2469440, 256, "conv5: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_bias", new(0, 256, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv5_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 2469440), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_weights", new(169, 0, 4096), new(0, 144, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 1879616), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: weight gradient", 199360512L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_data", new(169, 0, 64), new(0, 256, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1879616), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: input gradient -> grad_b", 199360512L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_weights", new(169, 0, 4096), new(0, 144, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 1879616), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: weight gradient", 199360512L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 256), new(0, 2304), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv5_backward_data", new(169, 0, 64), new(0, 256, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 1879616), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv5: input gradient -> grad_b", 199360512L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 256), new(169, 0))),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 994624, 884736, "conv4: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 1879360, 256, "conv4: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_bias", new(0, 256, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv4_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 1879360), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_weights", new(169, 0, 4096), new(0, 216, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 994624), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: weight gradient", 299040768L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_data", new(169, 0, 64), new(0, 384, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 994624), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: input gradient -> grad_a", 299040768L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_weights", new(169, 0, 4096), new(0, 216, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 994624), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: weight gradient", 299040768L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 256), new(0, 3456), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv4_backward_data", new(169, 0, 64), new(0, 384, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 994624), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv4: input gradient -> grad_a", 299040768L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 384), new(169, 0))),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 330688, 663552, "conv3: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 994240, 384, "conv3: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_bias", new(0, 384, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv3_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 994240), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_weights", new(169, 0, 4096), new(0, 162, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 330688), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: weight gradient", 224280576L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_data", new(169, 0, 64), new(0, 192, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 330688), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: input gradient -> grad_b", 224280576L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_weights", new(169, 0, 4096), new(0, 162, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 330688), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: weight gradient", 224280576L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 384), new(0, 1728), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv3_backward_data", new(169, 0, 64), new(0, 192, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 330688), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv3: input gradient -> grad_b", 224280576L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 192), new(169, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("pool2_backward", new(139968, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool2_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "pool2: input gradient -> grad_a"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 23296, 307200, "conv2: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 330496, 192, "conv2: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_bias", new(0, 192, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv2_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 330496), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_weights", new(729, 0, 4096), new(0, 75, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 23296), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: weight gradient", 447897600L),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_data", new(729, 0, 64), new(0, 64, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 23296), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: input gradient -> grad_b", 447897600L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_weights", new(729, 0, 4096), new(0, 75, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("pool1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 23296), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: weight gradient", 447897600L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 192), new(0, 1600), SplitReduction: true)),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv2_backward_data", new(729, 0, 64), new(0, 64, 64), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("params", 23296), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv2: input gradient -> grad_b", 447897600L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 64), new(729, 0))),
             new global::AlexNetCompiler.Cuda.CudaLaunch("pool1_backward", new(193600, 0, 256), new(0, 1, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_b"), global::AlexNetCompiler.Cuda.CudaArg.Of("pool1_argmax"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "pool1: input gradient -> grad_a"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 0, 23232, "conv1: weight gradient is accumulated atomically over reduction chunks"),
             new global::AlexNetCompiler.Cuda.CudaZero("grads", 23232, 64, "conv1: bias gradient is accumulated atomically over samples"),
             new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_backward_bias", new(0, 64, 1), new(1, 0, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("conv1_out"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads", 23232), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv1: ReLU mask on dY (in place), bias gradient"),
-            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_backward_weights", new(3025, 0, 4096), new(0, 6, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv1: weight gradient", 140553600L),
+            new global::AlexNetCompiler.Cuda.CudaLaunch("conv1_backward_weights", new(3025, 0, 4096), new(0, 6, 1), new(0, 1, 1), 256, new global::AlexNetCompiler.Cuda.CudaArg[] { global::AlexNetCompiler.Cuda.CudaArg.Of("input"), global::AlexNetCompiler.Cuda.CudaArg.Of("grad_a"), global::AlexNetCompiler.Cuda.CudaArg.Of("grads"), global::AlexNetCompiler.Cuda.CudaArg.Batch }, "conv1: weight gradient", 140553600L, Gemm: new global::AlexNetCompiler.Cuda.CudaGemm(new(0, 64), new(0, 363), SplitReduction: true)),
         },
         "sgd_update", 1428376960L, 4144577280L);
 }

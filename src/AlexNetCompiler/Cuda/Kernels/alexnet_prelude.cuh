@@ -38,15 +38,62 @@ __device__ __forceinline__ float dropout_multiplier(u64 seed, u64 layer, u64 ind
     return (hash >> 40) >= threshold ? 1.0f / (1.0f - p) : 0.0f;
 }
 
-// ---- GEMM: C[M x N] = A[M x K] * B[K x N] over k in [k_begin, k_end), one 64x64 tile per 256-thread block ----
+// ---- GEMM: C[M x N] = A[M x K] * B[K x N] over k in [k_begin, k_end), one BM x BN tile per 256-thread block ----
 // The problem type P supplies a(m, k), b(k, n) (called only in range) and store(m, n, value) (called only
 // for m < M, n < N), plus A_K_CONTIGUOUS / B_K_CONTIGUOUS: whether consecutive k are adjacent in memory,
 // which decides how the 256 threads walk the tile when loading (coalescing).
-#define GEMM_BM 64
-#define GEMM_BN 64
+//
+// The block tile is chosen at compile time: -DALEXNET_GEMM_BM=64|128 -DALEXNET_GEMM_BN=64|128 (64 x 64 when
+// neither is given). The runner compiles one module per tile it is asked for and, when given several, times
+// every GEMM kernel with each and keeps the fastest per kernel (CudaRunnerOptions.GemmTiles); grids come from
+// the launch plan's GEMM extents divided by the tile, so the generated source is the same for every tile.
+#ifndef ALEXNET_GEMM_BM
+#define ALEXNET_GEMM_BM 64
+#endif
+#ifndef ALEXNET_GEMM_BN
+#define ALEXNET_GEMM_BN 64
+#endif
+#if !((ALEXNET_GEMM_BM == 64 || ALEXNET_GEMM_BM == 128) && (ALEXNET_GEMM_BN == 64 || ALEXNET_GEMM_BN == 128))
+#error "ALEXNET_GEMM_BM and ALEXNET_GEMM_BN must each be 64 or 128"
+#endif
+// GEMM kernels are declared with ALEXNET_GEMM_LAUNCH_BOUNDS. With TF32 the 128 x 128 tile asks for two blocks per
+// SM, which caps a thread at 128 registers without spilling (left alone, ptxas takes a few more, and one block of
+// eight warps is then all an SM holds). Everything else keeps plain bounds: in FP32 the 128 x 128 tile's 64
+// accumulators and 16 operands need more than 128 registers (capped, it spills), and naming a minimum of blocks,
+// even one, changes ptxas' heuristics (GEMMs with a single k-tile then took 146 registers instead of 32..48).
+// The autotuner weighs the lower occupancy of a large tile against its reuse. CI checks the ptxas reports.
+#if defined(ALEXNET_TF32) && ALEXNET_GEMM_BM * ALEXNET_GEMM_BN >= 128 * 128
+#define ALEXNET_GEMM_LAUNCH_BOUNDS __launch_bounds__(ALEXNET_THREADS, 2)
+#else
+#define ALEXNET_GEMM_LAUNCH_BOUNDS __launch_bounds__(ALEXNET_THREADS)
+#endif
+#define GEMM_BM ALEXNET_GEMM_BM
+#define GEMM_BN ALEXNET_GEMM_BN
 #define GEMM_BK 16
-// Rows of 72 floats: the TF32 fragment reads (8 k-rows x 4 columns per warp) then hit 32 distinct banks.
-#define GEMM_LD (GEMM_BM + 8)
+// Elements of the A (B) tile each thread loads per k-tile: BM * BK / 256.
+#define GEMM_A_LOADS (GEMM_BM / 16)
+#define GEMM_B_LOADS (GEMM_BN / 16)
+// Rows of BM + 8 floats (72 or 136, both 8 mod 32): the TF32 fragment reads (8 k-rows x 4 columns per warp)
+// then hit 32 distinct banks.
+#define GEMM_LDA (GEMM_BM + 8)
+#define GEMM_LDB (GEMM_BN + 8)
+
+// An empty kernel alexnet_gemm_tile_<BM>x<BN> names the tile in every compiled module, so a loader (the tests'
+// CUDA emulator) can tell which tile a CUBIN was built with.
+#define GEMM_TILE_MARKER_KERNEL(bm, bn) extern "C" __global__ void alexnet_gemm_tile_##bm##x##bn() {}
+#define GEMM_TILE_MARKER(bm, bn) GEMM_TILE_MARKER_KERNEL(bm, bn)
+GEMM_TILE_MARKER(ALEXNET_GEMM_BM, ALEXNET_GEMM_BN)
+
+// The value unchanged, but unknown to the compiler's optimiser (an empty move in PTX).
+#ifndef ALEXNET_EMULATED_DEVICE
+__device__ __forceinline__ int opaque_int(int x)
+{
+    asm("mov.b32 %0, %0;" : "+r"(x));
+    return x;
+}
+#else
+__device__ __forceinline__ int opaque_int(int x) { return x; }
+#endif
 
 // (A CPU emulator of these kernels, used by the tests, supplies its own to_tf32 and mma_m16n8k8_tf32.)
 #if defined(ALEXNET_TF32) && !defined(ALEXNET_EMULATED_DEVICE)
@@ -66,21 +113,34 @@ __device__ __forceinline__ void mma_m16n8k8_tf32(float* d, unsigned a0, unsigned
 }
 #endif
 
+// Where thread t's i-th load of a k-tile lands: row (m or n) and k within the tile. K-contiguous operands put 16
+// consecutive threads along k (coalesced 64-byte runs); the others put consecutive threads along the row.
+template <bool K_CONTIGUOUS, int ROWS>
+__device__ __forceinline__ void gemm_load_slot(int t, int i, int& row, int& k)
+{
+    row = K_CONTIGUOUS ? t / GEMM_BK + (ALEXNET_THREADS / GEMM_BK) * i : t % ROWS;
+    k = K_CONTIGUOUS ? t % GEMM_BK : t / ROWS + (ALEXNET_THREADS / ROWS) * i;
+}
+
 template <class P>
-__device__ __forceinline__ void gemm_load_tile(const P& p, int M, int N, int m0, int n0, int k0, int k_end, float (&ra)[4], float (&rb)[4])
+__device__ __forceinline__ void gemm_load_tile(const P& p, int M, int N, int m0, int n0, int k0, int k_end, float (&ra)[GEMM_A_LOADS], float (&rb)[GEMM_B_LOADS])
 {
     const int t = threadIdx.x;
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < GEMM_A_LOADS; ++i)
     {
-        int mm = P::A_K_CONTIGUOUS ? t / GEMM_BK + 16 * i : t % GEMM_BM;
-        int ka = P::A_K_CONTIGUOUS ? t % GEMM_BK : t / GEMM_BM + 4 * i;
+        int mm, ka;
+        gemm_load_slot<P::A_K_CONTIGUOUS, GEMM_BM>(t, i, mm, ka);
         int m = m0 + mm, k = k0 + ka;
         ra[i] = (m < M && k < k_end) ? p.a(m, k) : 0.0f;
-        int nn = P::B_K_CONTIGUOUS ? t / GEMM_BK + 16 * i : t % GEMM_BN;
-        int kb = P::B_K_CONTIGUOUS ? t % GEMM_BK : t / GEMM_BN + 4 * i;
-        int n = n0 + nn, k2 = k0 + kb;
-        rb[i] = (n < N && k2 < k_end) ? p.b(k2, n) : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < GEMM_B_LOADS; ++i)
+    {
+        int nn, kb;
+        gemm_load_slot<P::B_K_CONTIGUOUS, GEMM_BN>(t, i, nn, kb);
+        int n = n0 + nn, k = k0 + kb;
+        rb[i] = (n < N && k < k_end) ? p.b(k, n) : 0.0f;
     }
 }
 
@@ -96,35 +156,64 @@ __device__ __forceinline__ float gemm_shared_value(float x)
 }
 
 template <class P>
-__device__ __forceinline__ void gemm_store_tile(float (*As)[GEMM_LD], float (*Bs)[GEMM_LD], const float (&ra)[4], const float (&rb)[4])
+__device__ __forceinline__ void gemm_store_tile(float (*As)[GEMM_LDA], float (*Bs)[GEMM_LDB], const float (&ra)[GEMM_A_LOADS], const float (&rb)[GEMM_B_LOADS])
 {
     const int t = threadIdx.x;
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < GEMM_A_LOADS; ++i)
     {
-        int mm = P::A_K_CONTIGUOUS ? t / GEMM_BK + 16 * i : t % GEMM_BM;
-        int ka = P::A_K_CONTIGUOUS ? t % GEMM_BK : t / GEMM_BM + 4 * i;
+        int mm, ka;
+        gemm_load_slot<P::A_K_CONTIGUOUS, GEMM_BM>(t, i, mm, ka);
         As[ka][mm] = gemm_shared_value(ra[i]);
-        int nn = P::B_K_CONTIGUOUS ? t / GEMM_BK + 16 * i : t % GEMM_BN;
-        int kb = P::B_K_CONTIGUOUS ? t % GEMM_BK : t / GEMM_BN + 4 * i;
+    }
+#pragma unroll
+    for (int i = 0; i < GEMM_B_LOADS; ++i)
+    {
+        int nn, kb;
+        gemm_load_slot<P::B_K_CONTIGUOUS, GEMM_BN>(t, i, nn, kb);
         Bs[kb][nn] = gemm_shared_value(rb[i]);
     }
 }
+
+#ifdef ALEXNET_TF32
+// 8 warps as 4 x 2: warp w owns rows wm .. wm + BM/4 - 1 and columns wn .. wn + BN/2 - 1, as GEMM_MI x GEMM_NJ
+// m16n8 tiles (1 x 4 for 64 x 64, 2 x 8 for 128 x 128).
+#define GEMM_MI (GEMM_BM / 64)
+#define GEMM_NJ (GEMM_BN / 16)
+#else
+// 16 x 16 threads; thread (tx, ty) owns rows 4*ty + 64*i' + (0..3) and columns 4*tx + 64*j' + (0..3): a
+// GEMM_TM x GEMM_TN block read from shared memory as 16-byte vectors.
+#define GEMM_TM (GEMM_BM / 16)
+#define GEMM_TN (GEMM_BN / 16)
+#endif
 
 template <class P>
 __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int n0, int k_begin, int k_end)
 {
     // Two buffers: while the block multiplies one tile, each thread stores the next (already fetched into
     // registers) into the other, so one barrier per tile suffices.
-    __shared__ __align__(16) float As[2][GEMM_BK][GEMM_LD];
-    __shared__ __align__(16) float Bs[2][GEMM_BK][GEMM_LD];
+    __shared__ __align__(16) float As[2][GEMM_BK][GEMM_LDA];
+    __shared__ __align__(16) float Bs[2][GEMM_BK][GEMM_LDB];
     const int t = threadIdx.x;
-    float ra[4], rb[4];
-    float acc[4][4];
+    float ra[GEMM_A_LOADS], rb[GEMM_B_LOADS];
+#ifdef ALEXNET_TF32
+    const int lane = t & 31, warp = t >> 5, g = lane >> 2, q = lane & 3;
+    const int wm = (GEMM_BM / 4) * (warp >> 1), wn = (GEMM_BN / 2) * (warp & 1);
+    float acc[GEMM_MI][GEMM_NJ][4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < GEMM_MI; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
+        for (int j = 0; j < GEMM_NJ; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
+#else
+    const int tx = t % 16, ty = t / 16;
+    float acc[GEMM_TM][GEMM_TN];
+#pragma unroll
+    for (int i = 0; i < GEMM_TM; ++i)
+#pragma unroll
+        for (int j = 0; j < GEMM_TN; ++j) acc[i][j] = 0.0f;
+#endif
 
     if (k_begin < k_end)
     {
@@ -133,49 +222,64 @@ __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int
     }
     __syncthreads();
     int buffer = 0;
+    // When K fits one k-tile the loop below would vanish at compile time, and ptxas then hoists the shared loads
+    // of all 16 k-steps ahead of the FMAs: 255 registers and spills at 128 x 128. Hiding k_end keeps the loop.
+    k_end = opaque_int(k_end);
     for (int k0 = k_begin; k0 < k_end; k0 += GEMM_BK)
     {
         const bool has_next = k0 + GEMM_BK < k_end;
         // Fetch the next tile into registers while this one is multiplied (hides global latency).
         if (has_next) gemm_load_tile(p, M, N, m0, n0, k0 + GEMM_BK, k_end, ra, rb);
-        const float (*Ac)[GEMM_LD] = As[buffer];
-        const float (*Bc)[GEMM_LD] = Bs[buffer];
+        const float (*Ac)[GEMM_LDA] = As[buffer];
+        const float (*Bc)[GEMM_LDB] = Bs[buffer];
 #ifdef ALEXNET_TF32
-        // 8 warps: warp w owns rows 16*(w/2) .. +15 and columns 32*(w%2) .. +31 as four m16n8 tiles.
-        const int lane = t & 31, warp = t >> 5, g = lane >> 2, q = lane & 3;
-        const int wm = 16 * (warp >> 1), wn = 32 * (warp & 1);
 #pragma unroll
         for (int ks = 0; ks < GEMM_BK; ks += 8)
         {
-            unsigned a0 = __float_as_uint(Ac[ks + q][wm + g]);
-            unsigned a1 = __float_as_uint(Ac[ks + q][wm + g + 8]);
-            unsigned a2 = __float_as_uint(Ac[ks + q + 4][wm + g]);
-            unsigned a3 = __float_as_uint(Ac[ks + q + 4][wm + g + 8]);
+            unsigned a[GEMM_MI][4];
 #pragma unroll
-            for (int j = 0; j < 4; ++j)
+            for (int i = 0; i < GEMM_MI; ++i)
             {
-                unsigned b0 = __float_as_uint(Bc[ks + q][wn + 8 * j + g]);
-                unsigned b1 = __float_as_uint(Bc[ks + q + 4][wn + 8 * j + g]);
-                mma_m16n8k8_tf32(acc[j], a0, a1, a2, a3, b0, b1);
+                const int r = wm + 16 * i + g;
+                a[i][0] = __float_as_uint(Ac[ks + q][r]);
+                a[i][1] = __float_as_uint(Ac[ks + q][r + 8]);
+                a[i][2] = __float_as_uint(Ac[ks + q + 4][r]);
+                a[i][3] = __float_as_uint(Ac[ks + q + 4][r + 8]);
+            }
+#pragma unroll
+            for (int j = 0; j < GEMM_NJ; ++j)
+            {
+                const int c = wn + 8 * j + g;
+                unsigned b0 = __float_as_uint(Bc[ks + q][c]);
+                unsigned b1 = __float_as_uint(Bc[ks + q + 4][c]);
+#pragma unroll
+                for (int i = 0; i < GEMM_MI; ++i) mma_m16n8k8_tf32(acc[i][j], a[i][0], a[i][1], a[i][2], a[i][3], b0, b1);
             }
         }
 #else
-        // 16 x 16 threads, each owning the 4 x 4 block at rows 4*ty.., columns 4*tx.. of the tile: per k, two
-        // 16-byte shared loads feed 16 FMAs (scalar loads of a strided 4 x 4 took eight, and shared-memory
-        // issue, not the FMA units, bounded the loop). A warp reads two A addresses (broadcast) and 256
-        // contiguous bytes of B, so the loads are free of bank conflicts.
-        const int tx = t % 16, ty = t / 16;
+        // Per k, GEMM_TM / 4 + GEMM_TN / 4 16-byte shared loads feed GEMM_TM x GEMM_TN FMAs (scalar loads took
+        // four times as many, and shared-memory issue, not the FMA units, bounded the loop). A warp reads two A
+        // addresses per vector (broadcast) and 256 contiguous bytes of B, so the loads are free of bank conflicts.
 #pragma unroll
         for (int kk = 0; kk < GEMM_BK; ++kk)
         {
-            const float4 a4 = *reinterpret_cast<const float4*>(&Ac[kk][4 * ty]);
-            const float4 b4 = *reinterpret_cast<const float4*>(&Bc[kk][4 * tx]);
-            const float av[4] = {a4.x, a4.y, a4.z, a4.w};
-            const float bv[4] = {b4.x, b4.y, b4.z, b4.w};
+            float av[GEMM_TM], bv[GEMM_TN];
 #pragma unroll
-            for (int i = 0; i < 4; ++i)
+            for (int i = 0; i < GEMM_TM / 4; ++i)
+            {
+                const float4 a4 = *reinterpret_cast<const float4*>(&Ac[kk][4 * ty + 64 * i]);
+                av[4 * i] = a4.x; av[4 * i + 1] = a4.y; av[4 * i + 2] = a4.z; av[4 * i + 3] = a4.w;
+            }
 #pragma unroll
-                for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+            for (int j = 0; j < GEMM_TN / 4; ++j)
+            {
+                const float4 b4 = *reinterpret_cast<const float4*>(&Bc[kk][4 * tx + 64 * j]);
+                bv[4 * j] = b4.x; bv[4 * j + 1] = b4.y; bv[4 * j + 2] = b4.z; bv[4 * j + 3] = b4.w;
+            }
+#pragma unroll
+            for (int i = 0; i < GEMM_TM; ++i)
+#pragma unroll
+                for (int j = 0; j < GEMM_TN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
         }
 #endif
         // The other buffer was last read before the previous barrier, so it is free; the barrier below makes
@@ -186,32 +290,27 @@ __device__ __forceinline__ void gemm_block(const P& p, int M, int N, int m0, int
     }
 
 #ifdef ALEXNET_TF32
-    {
-        // Accumulator layout of m16n8 (PTX ISA): c0,c1 at row g, columns 2q, 2q+1; c2,c3 at row g+8.
-        const int lane = t & 31, warp = t >> 5, g = lane >> 2, q = lane & 3;
-        const int wm = 16 * (warp >> 1), wn = 32 * (warp & 1);
+    // Accumulator layout of m16n8 (PTX ISA): c0,c1 at row g, columns 2q, 2q+1; c2,c3 at row g+8.
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
+    for (int i = 0; i < GEMM_MI; ++i)
+#pragma unroll
+        for (int j = 0; j < GEMM_NJ; ++j)
 #pragma unroll
             for (int r = 0; r < 4; ++r)
             {
-                int m = m0 + wm + g + (r >= 2 ? 8 : 0);
+                int m = m0 + wm + 16 * i + g + (r >= 2 ? 8 : 0);
                 int n = n0 + wn + 8 * j + 2 * q + (r & 1);
-                if (m < M && n < N) p.store(m, n, acc[j][r]);
+                if (m < M && n < N) p.store(m, n, acc[i][j][r]);
             }
-    }
 #else
-    {
-        const int tx = t % 16, ty = t / 16;
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < GEMM_TM; ++i)
 #pragma unroll
-            for (int j = 0; j < 4; ++j)
-            {
-                int m = m0 + 4 * ty + i, n = n0 + 4 * tx + j;
-                if (m < M && n < N) p.store(m, n, acc[i][j]);
-            }
-    }
+        for (int j = 0; j < GEMM_TN; ++j)
+        {
+            int m = m0 + 4 * ty + 64 * (i / 4) + i % 4, n = n0 + 4 * tx + 64 * (j / 4) + j % 4;
+            if (m < M && n < N) p.store(m, n, acc[i][j]);
+        }
 #endif
 }
 

@@ -15,7 +15,7 @@
 // input [3, 227, 227] -> output [96, 55, 55] per sample
 // weight [96, 3, 11, 11]; implicit GEMM per group: M = 96, N = batch * 3025, K = 363
 typedef Conv2d<3, 227, 227, 96, 55, 55, 11, 11, 4, 4, 0, 0, 1, true, true> conv1_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv1_t::forward(x, w, bias, y, batch);
 }
@@ -23,11 +23,11 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_bia
 {
     conv_bias_relu_backward<96, 3025, true, true>(y, dy, dbias);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv1_t::backward_weights(x, dy, dw, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv1_t::backward_data(w, dy, dx, batch);
 }
@@ -48,7 +48,7 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn1_maxpool1_back
 // input [96, 27, 27] -> output [256, 27, 27] per sample
 // weight [256, 48, 5, 5]; implicit GEMM per group: M = 128, N = batch * 729, K = 1200
 typedef Conv2d<96, 27, 27, 256, 27, 27, 5, 5, 1, 1, 2, 2, 2, true, true> conv2_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv2_t::forward(x, w, bias, y, batch);
 }
@@ -56,11 +56,11 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_bia
 {
     conv_bias_relu_backward<256, 729, true, true>(y, dy, dbias);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv2_t::backward_weights(x, dy, dw, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv2_t::backward_data(w, dy, dx, batch);
 }
@@ -81,7 +81,7 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn2_maxpool2_back
 // input [256, 13, 13] -> output [384, 13, 13] per sample
 // weight [384, 256, 3, 3]; implicit GEMM per group: M = 384, N = batch * 169, K = 2304
 typedef Conv2d<256, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1, true, true> conv3_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv3_t::forward(x, w, bias, y, batch);
 }
@@ -89,11 +89,11 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_bia
 {
     conv_bias_relu_backward<384, 169, true, true>(y, dy, dbias);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv3_t::backward_weights(x, dy, dw, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv3_t::backward_data(w, dy, dx, batch);
 }
@@ -102,7 +102,7 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_dat
 // input [384, 13, 13] -> output [384, 13, 13] per sample
 // weight [384, 192, 3, 3]; implicit GEMM per group: M = 192, N = batch * 169, K = 1728
 typedef Conv2d<384, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 2, true, true> conv4_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv4_t::forward(x, w, bias, y, batch);
 }
@@ -110,11 +110,11 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_bia
 {
     conv_bias_relu_backward<384, 169, true, true>(y, dy, dbias);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv4_t::backward_weights(x, dy, dw, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv4_t::backward_data(w, dy, dx, batch);
 }
@@ -123,7 +123,7 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_dat
 // input [384, 13, 13] -> output [256, 13, 13] per sample
 // weight [256, 192, 3, 3]; implicit GEMM per group: M = 128, N = batch * 169, K = 1728
 typedef Conv2d<384, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 2, true, true> conv5_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
 {
     conv5_t::forward(x, w, bias, y, batch);
 }
@@ -131,11 +131,11 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_bia
 {
     conv_bias_relu_backward<256, 169, true, true>(y, dy, dbias);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv5_t::backward_weights(x, dy, dw, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv5_t::backward_data(w, dy, dx, batch);
 }
@@ -156,7 +156,7 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) maxpool3_backward(
 // input [256, 6, 6] -> output [4096] per sample
 // weight [4096, 9216]; GEMM: M = batch, N = 4096, K = 9216
 typedef Dense<9216, 4096, true, true, true> dense1_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense1_t::forward(x, w, bias, y, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -164,11 +164,11 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_bi
 {
     dense_bias_relu_backward<4096, true, true>(y, dy, dbias, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense1_t::backward_weights(dy, x, dw, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense1_t::backward_data(dy, w, dx, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -177,7 +177,7 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_da
 // input [4096] -> output [4096] per sample
 // weight [4096, 4096]; GEMM: M = batch, N = 4096, K = 4096
 typedef Dense<4096, 4096, true, true, true> dense2_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense2_t::forward(x, w, bias, y, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -185,11 +185,11 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_bi
 {
     dense_bias_relu_backward<4096, true, true>(y, dy, dbias, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense2_t::backward_weights(dy, x, dw, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense2_t::backward_data(dy, w, dx, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -198,7 +198,7 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_da
 // input [4096] -> output [1000] per sample
 // weight [1000, 4096]; GEMM: M = batch, N = 1000, K = 4096
 typedef Dense<4096, 1000, true, false, false> dense3_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
 {
     dense3_t::forward(x, w, bias, y, batch, seed, 0, 0.0f);
 }
@@ -206,11 +206,11 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_bi
 {
     dense_bias_relu_backward<1000, true, false>(y, dy, dbias, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
 {
     dense3_t::backward_weights(dy, x, dw, batch, seed, 0, 0.0f);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
 {
     dense3_t::backward_data(dy, w, dx, batch, seed, 0, 0.0f);
 }
