@@ -87,7 +87,9 @@ public sealed class CudaTrainingEngine : ITrainingEngine
 
     public string Description =>
         $"cuda: {_runner.Device.Name} ({_runner.Architecture}), {(_runner.Options.Tf32 ? "TF32 tensor cores" : "FP32")}, " +
-        $"kernels {(_runner.CacheHit ? "from the cache" : $"compiled in {_runner.CompileTime.TotalSeconds:F1} s")}";
+        $"kernels {(_runner.CacheHit ? "from the cache" : $"compiled in {_runner.CompileTime.TotalSeconds:F1} s")}, " +
+        $"GEMM tiles {(_runner.GemmTunings.Count > 0 ? "tuned" : "fixed")}: " +
+        string.Join(", ", _runner.GemmTileChoices.GroupBy(c => c.Value).Select(g => $"{g.Key} for {g.Count()} kernel{(g.Count() == 1 ? "" : "s")}"));
 
     public float TrainStep(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, ulong dropoutSeed, float learningRate)
     {

@@ -6,18 +6,29 @@ namespace AlexNetCompiler.Cuda;
 /// <param name="Tf32">Define ALEXNET_TF32: GEMMs on tensor cores with TF32 inputs and FP32 accumulation.</param>
 /// <param name="Cache">Kernel cache; null compiles every time.</param>
 /// <param name="Architecture">Override the target ("sm_90", or "compute_90" for PTX); null uses the device's.</param>
-public sealed record CudaRunnerOptions(bool Tf32 = false, KernelCache? Cache = null, string? Architecture = null);
+/// <param name="GemmTiles">
+/// GEMM block tiles to compile the network for (one module each). With one tile every GEMM uses it; with several
+/// the runner times each GEMM kernel with every tile at maxBatch when it is created and keeps the fastest per
+/// kernel (as cuDNN's benchmark mode does). Null means CudaGemmTile.All.
+/// </param>
+public sealed record CudaRunnerOptions(bool Tf32 = false, KernelCache? Cache = null, string? Architecture = null, IReadOnlyList<CudaGemmTile>? GemmTiles = null);
+
+/// <summary>What autotuning measured for one GEMM kernel: milliseconds per tile (at maxBatch) and the tile kept.</summary>
+public sealed record GemmTuning(string Kernel, CudaGemmTile Chosen, IReadOnlyDictionary<CudaGemmTile, double> Milliseconds);
 
 /// <summary>
 /// Runs a generated network on one GPU by executing its CudaLaunchPlan: compiles CudaSource with NVRTC
-/// (through the kernel cache), allocates the planned buffers for maxBatch, and launches forward, loss,
-/// backward and the SGD update on the default stream. Parameters live on the device; upload and download
-/// them to compare with (or hand over to) the CPU backend.
+/// (through the kernel cache) once per GEMM tile asked for, allocates the planned buffers for maxBatch, picks
+/// each GEMM kernel's tile (by timing when there is a choice), and launches forward, loss, backward and the SGD
+/// update on the default stream. Parameters live on the device; upload and download them to compare with (or
+/// hand over to) the CPU backend.
 /// </summary>
 public sealed class CudaNetworkRunner : IDisposable
 {
-    private readonly CudaModule _module;
-    private readonly Dictionary<string, CudaKernel> _kernels = new(StringComparer.Ordinal);
+    private const int TuningRepetitions = 3;
+
+    private readonly List<CudaModule> _modules = [];
+    private readonly Dictionary<string, (CudaKernel Kernel, CudaGemmTile Tile)> _kernels = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DeviceBuffer> _buffers = new(StringComparer.Ordinal);
     private readonly float[] _losses;
     private long _sgdSteps;
@@ -32,6 +43,14 @@ public sealed class CudaNetworkRunner : IDisposable
         Plan = plan;
         MaxBatch = maxBatch;
         Options = options;
+        IReadOnlyList<CudaGemmTile> tiles = options.GemmTiles ?? CudaGemmTile.All;
+        if (tiles.Count == 0) throw new ArgumentException("CudaRunnerOptions.GemmTiles is empty; give at least one tile, or null for all.", nameof(options));
+        foreach (CudaGemmTile tile in tiles)
+        {
+            if (!CudaGemmTile.All.Contains(tile))
+                throw new ArgumentException($"GEMM tile {tile} is not supported; use one of {string.Join(", ", CudaGemmTile.All)}.", nameof(options));
+        }
+        GemmTiles = tiles.Distinct().ToArray();
 
         foreach (CudaBufferSpec spec in plan.Buffers)
         {
@@ -40,29 +59,47 @@ public sealed class CudaNetworkRunner : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(maxBatch), $"{plan.NetworkName}: buffer '{spec.Name}' would hold {spec.Length(maxBatch)} elements at batch {maxBatch}; the CUDA kernels index with 32-bit integers, so use a smaller maxBatch.");
         }
 
-        var stopwatch = Stopwatch.StartNew();
         Architecture = options.Architecture ?? device.Architecture;
-        var compileOptions = new List<string> { "--std=c++17", "--ptxas-options=-v" };
-        if (options.Tf32) compileOptions.Add("-DALEXNET_TF32");
-        string programName = plan.NetworkName + ".cu";
-        NvrtcOutput compiled;
-        bool hit = false;
-        compiled = options.Cache is not null
-            ? options.Cache.GetOrCompile(source, programName, Architecture, compileOptions, out hit, CudaPrelude.Headers)
-            : Nvrtc.Compile(source, programName, Architecture, compileOptions, CudaPrelude.Headers);
-        CompileTime = stopwatch.Elapsed;
-        CacheHit = hit;
-        Resources = PtxasReport.Parse(compiled.Log);
-
-        _module = device.LoadModule(compiled);
+        var resources = new Dictionary<CudaGemmTile, IReadOnlyList<KernelResources>>();
+        var kernelsByTile = new Dictionary<CudaGemmTile, Dictionary<string, CudaKernel>>();
         try
         {
-            foreach (string name in plan.KernelNames) _kernels[name] = _module.GetKernel(name);
+            var stopwatch = Stopwatch.StartNew();
+            bool allHits = true;
+            foreach (CudaGemmTile tile in GemmTiles)
+            {
+                var compileOptions = new List<string> { "--std=c++17", "--ptxas-options=-v" };
+                if (options.Tf32) compileOptions.Add("-DALEXNET_TF32");
+                compileOptions.AddRange(tile.Defines);
+                string programName = plan.NetworkName + ".cu";
+                NvrtcOutput compiled;
+                bool hit = false;
+                compiled = options.Cache is not null
+                    ? options.Cache.GetOrCompile(source, programName, Architecture, compileOptions, out hit, CudaPrelude.Headers)
+                    : Nvrtc.Compile(source, programName, Architecture, compileOptions, CudaPrelude.Headers);
+                allHits &= hit;
+                resources[tile] = PtxasReport.Parse(compiled.Log);
+                CudaModule module = device.LoadModule(compiled);
+                _modules.Add(module);
+                kernelsByTile[tile] = plan.KernelNames.ToDictionary(name => name, module.GetKernel, StringComparer.Ordinal);
+            }
+            CompileTime = stopwatch.Elapsed;
+            CacheHit = allHits;
+            ResourcesByTile = resources;
+
             foreach (CudaBufferSpec spec in plan.Buffers) _buffers[spec.Name] = device.Allocate(Math.Max(4, spec.Length(maxBatch) * 4));
             foreach (string required in new[] { CudaLaunchPlan.Input, CudaLaunchPlan.Labels, CudaLaunchPlan.Losses, CudaLaunchPlan.Parameters, CudaLaunchPlan.Gradients, CudaLaunchPlan.Velocity, plan.LogitsBuffer })
                 if (!_buffers.ContainsKey(required)) throw new InvalidOperationException($"{plan.NetworkName}: the launch plan has no '{required}' buffer.");
+
+            // Kernels that are not GEMMs do not depend on the tile: take them from the first module.
+            CudaGemmTile first = GemmTiles[0];
+            foreach (string name in plan.KernelNames) _kernels[name] = (kernelsByTile[first][name], first);
+            GemmTunings = GemmTiles.Count > 1 ? Tune(kernelsByTile) : [];
+
+            // Tuning ran the GEMMs on whatever the buffers held; the state the passes rely on starts here.
             _buffers[CudaLaunchPlan.Velocity].Zero();
             _buffers[CudaLaunchPlan.Gradients].Zero();
+            device.Synchronize();
         }
         catch
         {
@@ -79,8 +116,57 @@ public sealed class CudaNetworkRunner : IDisposable
     public string Architecture { get; }
     public TimeSpan CompileTime { get; }
     public bool CacheHit { get; }
-    /// <summary>Registers and spills per kernel, from ptxas (empty for PTX targets).</summary>
-    public IReadOnlyList<KernelResources> Resources { get; }
+    /// <summary>The GEMM tiles compiled, in the order given.</summary>
+    public IReadOnlyList<CudaGemmTile> GemmTiles { get; }
+    /// <summary>Registers and spills per kernel and tile, from ptxas (empty for PTX targets).</summary>
+    public IReadOnlyDictionary<CudaGemmTile, IReadOnlyList<KernelResources>> ResourcesByTile { get; }
+    /// <summary>Registers and spills of the kernels as launched (each GEMM kernel from the module of its tile).</summary>
+    public IReadOnlyList<KernelResources> Resources =>
+        [.. _kernels.SelectMany(k => ResourcesByTile[k.Value.Tile].Where(r => r.Kernel == k.Key)).OrderBy(r => r.Kernel, StringComparer.Ordinal)];
+    /// <summary>The tile each GEMM kernel runs with.</summary>
+    public IReadOnlyDictionary<string, CudaGemmTile> GemmTileChoices =>
+        Plan.KernelNames.Where(name => GemmLaunches.ContainsKey(name)).ToDictionary(name => name, name => _kernels[name].Tile, StringComparer.Ordinal);
+    /// <summary>What autotuning measured, per GEMM kernel in plan order; empty when only one tile was compiled.</summary>
+    public IReadOnlyList<GemmTuning> GemmTunings { get; } = [];
+
+    private Dictionary<string, CudaLaunch> GemmLaunches =>
+        Plan.Forward.Concat(Plan.Loss).Concat(Plan.Backward).OfType<CudaLaunch>().Where(l => l.Gemm is not null)
+            .GroupBy(l => l.Kernel).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+
+    /// <summary>
+    /// Times every GEMM launch of the plan with each tile's kernel at maxBatch (one warm-up launch, then the mean of
+    /// TuningRepetitions between GPU events; dropout off) and keeps the fastest. The launches read and write the
+    /// planned buffers, so this must run before anything the passes depend on is in them.
+    /// </summary>
+    private List<GemmTuning> Tune(Dictionary<CudaGemmTile, Dictionary<string, CudaKernel>> kernelsByTile)
+    {
+        var tunings = new List<GemmTuning>();
+        using CudaEvent start = Device.CreateEvent();
+        using CudaEvent end = Device.CreateEvent();
+        Span<KernelArgument> args = stackalloc KernelArgument[16];
+        foreach (CudaLaunch launch in GemmLaunches.Values)
+        {
+            if (launch.Args.Length > args.Length) throw new InvalidOperationException($"Kernel '{launch.Kernel}' has more than {args.Length} arguments.");
+            for (int i = 0; i < launch.Args.Length; i++) args[i] = Argument(launch.Args[i], MaxBatch, null);
+            var times = new Dictionary<CudaGemmTile, double>();
+            foreach (CudaGemmTile tile in GemmTiles)
+            {
+                CudaKernel kernel = kernelsByTile[tile][launch.Kernel];
+                var (x, y, z) = launch.Grid(MaxBatch, tile);
+                kernel.Launch(x, y, z, (uint)launch.BlockSize, 0, null, args[..launch.Args.Length]);
+                start.Record();
+                for (int r = 0; r < TuningRepetitions; r++) kernel.Launch(x, y, z, (uint)launch.BlockSize, 0, null, args[..launch.Args.Length]);
+                end.Record();
+                times[tile] = CudaEvent.ElapsedMilliseconds(start, end) / TuningRepetitions;
+            }
+            // Ties (and an event clock too coarse to tell) keep the earlier tile in GemmTiles' order.
+            CudaGemmTile best = GemmTiles.Aggregate((a, b) => times[b] < times[a] ? b : a);
+            _kernels[launch.Kernel] = (kernelsByTile[best][launch.Kernel], best);
+            tunings.Add(new GemmTuning(launch.Kernel, best, times));
+        }
+        return tunings;
+    }
+
 
     public void UploadParameters(ReadOnlySpan<float> parameters) => Upload(CudaLaunchPlan.Parameters, parameters, Plan.ParameterCount);
     public void DownloadParameters(Span<float> parameters) => Download(CudaLaunchPlan.Parameters, parameters, Plan.ParameterCount);
@@ -159,7 +245,7 @@ public sealed class CudaNetworkRunner : IDisposable
     /// <summary>Enqueues the SGD update over the flat parameter buffer (PyTorch semantics unless paperVariant).</summary>
     public void EnqueueSgd(float learningRate, float momentum, float weightDecay, bool paperVariant = false)
     {
-        CudaKernel sgd = _kernels[Plan.SgdKernel];
+        CudaKernel sgd = _kernels[Plan.SgdKernel].Kernel;
         int count = checked((int)Plan.ParameterCount);
         sgd.Launch((uint)((count + 255) / 256), 1, 1, 256, 0, null,
         [
@@ -219,8 +305,9 @@ public sealed class CudaNetworkRunner : IDisposable
                 {
                     if (launch.Args.Length > args.Length) throw new InvalidOperationException($"Kernel '{launch.Kernel}' has more than {args.Length} arguments.");
                     for (int i = 0; i < launch.Args.Length; i++) args[i] = Argument(launch.Args[i], batch, dropoutSeed);
-                    _kernels[launch.Kernel].Launch(launch.GridX.Evaluate(batch), launch.GridY.Evaluate(batch), launch.GridZ.Evaluate(batch),
-                        (uint)launch.BlockSize, 0, null, args[..launch.Args.Length]);
+                    var (kernel, tile) = _kernels[launch.Kernel];
+                    var (x, y, z) = launch.Grid(batch, tile);
+                    kernel.Launch(x, y, z, (uint)launch.BlockSize, 0, null, args[..launch.Args.Length]);
                     break;
                 }
                 default:
@@ -290,6 +377,7 @@ public sealed class CudaNetworkRunner : IDisposable
     {
         foreach (DeviceBuffer b in _buffers.Values) b.Dispose();
         _buffers.Clear();
-        _module?.Dispose();
+        foreach (CudaModule module in _modules) module.Dispose();
+        _modules.Clear();
     }
 }
