@@ -106,10 +106,11 @@ namespace emu
 struct KernelRegistration
 {
     const char* name;
+    const char* gemm_tile; // "BMxBN" the kernel was compiled with (EMU_GEMM_TILE), or "" when it has no GEMM tile
     void (*entry)(void** parameters);
     bool (*check)(void** parameters, char* error, size_t error_size);
     KernelRegistration* next;
-    KernelRegistration(const char* kernel_name, void (*kernel_entry)(void**), bool (*kernel_check)(void**, char*, size_t));
+    KernelRegistration(const char* kernel_name, const char* tile, void (*kernel_entry)(void**), bool (*kernel_check)(void**, char*, size_t));
 };
 
 bool is_device_pointer(const void* pointer);
@@ -157,9 +158,15 @@ inline bool check(void (*kernel)(Args...), void** parameters, const char* name, 
 // One line per kernel in the generated registration file, with the kernel's parameter types (a device
 // template may share the kernel's name, so the type picks the extern "C" function out of the overload set):
 //   EMU_KERNEL(conv1_forward, (const float*, const float*, const float*, float*, int))
+// A library may hold one network compiled for several GEMM tiles: each tile's translation unit defines
+// EMU_GEMM_TILE ("128x64"), renames the kernels with macros and includes the source inside an unnamed namespace,
+// so the tiles' same-named kernels and template instantiations stay apart; modules pick kernels by their tile.
+#ifndef EMU_GEMM_TILE
+#define EMU_GEMM_TILE ""
+#endif
 #define EMU_KERNEL(name, parameter_types)                                                                     \
     static ::emu::KernelRegistration emu_registration_##name(                                                \
-        #name, [](void** p) { ::emu::invoke(static_cast<void(*) parameter_types>(name), p); },               \
+        #name, EMU_GEMM_TILE, [](void** p) { ::emu::invoke(static_cast<void(*) parameter_types>(name), p); }, \
         [](void** p, char* error, size_t size) {                                                             \
             return ::emu::check(static_cast<void(*) parameter_types>(name), p, #name, error, size);          \
         });

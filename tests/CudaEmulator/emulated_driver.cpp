@@ -23,6 +23,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -35,8 +36,8 @@ emu_dim3 thread_idx, block_idx, block_dim, grid_dim;
 
 static KernelRegistration* registered_kernels = nullptr;
 
-KernelRegistration::KernelRegistration(const char* kernel_name, void (*kernel_entry)(void**), bool (*kernel_check)(void**, char*, size_t))
-    : name(kernel_name), entry(kernel_entry), check(kernel_check), next(registered_kernels)
+KernelRegistration::KernelRegistration(const char* kernel_name, const char* tile, void (*kernel_entry)(void**), bool (*kernel_check)(void**, char*, size_t))
+    : name(kernel_name), gemm_tile(tile), entry(kernel_entry), check(kernel_check), next(registered_kernels)
 {
     registered_kernels = this;
 }
@@ -548,7 +549,19 @@ struct Module
 {
     std::string image;
     bool is_elf;
+    std::string gemm_tile; // from the prelude's alexnet_gemm_tile_<BM>x<BN> marker kernel; "" when the image has none
 };
+
+// The GEMM tile a module was compiled with: the prelude defines an empty kernel alexnet_gemm_tile_<BM>x<BN>.
+static std::string module_gemm_tile(const std::string& image)
+{
+    const std::string marker = "alexnet_gemm_tile_";
+    size_t at = image.find(marker);
+    if (at == std::string::npos) return "";
+    size_t end = at + marker.size();
+    while (end < image.size() && (isdigit((unsigned char)image[end]) || image[end] == 'x')) ++end;
+    return image.substr(at + marker.size(), end - at - marker.size());
+}
 
 struct Function
 {
@@ -769,6 +782,7 @@ EXPORT int cuModuleLoadData(void** module, const void* image)
             return fail(ERROR_INVALID_IMAGE, "cuModuleLoadData: the image is neither a CUBIN (ELF) nor PTX text");
         }
     }
+    m->gemm_tile = module_gemm_tile(m->image);
     *module = m;
     return SUCCESS;
 }
@@ -780,14 +794,21 @@ EXPORT int cuModuleGetFunction(void** function, void* module, const char* name)
     const Module& m = *(const Module*)module;
     if (!image_names(m, name))
         return fail(ERROR_NOT_FOUND, format("cuModuleGetFunction: the loaded %s has no kernel named '%s'", m.is_elf ? "CUBIN" : "PTX", name));
+    // A kernel registered without a tile serves any module; one compiled for a tile serves modules of that tile.
+    std::string other_tiles;
     for (const KernelRegistration* k = registered_kernels; k != nullptr; k = k->next)
     {
-        if (strcmp(k->name, name) == 0)
+        if (strcmp(k->name, name) != 0) continue;
+        if (k->gemm_tile[0] == '\0' || m.gemm_tile == k->gemm_tile)
         {
             *function = new Function{k, 0};
             return SUCCESS;
         }
+        other_tiles += other_tiles.empty() ? k->gemm_tile : std::string(", ") + k->gemm_tile;
     }
+    if (!other_tiles.empty())
+        return fail(ERROR_NOT_FOUND, format("cuModuleGetFunction: kernel '%s' of a module compiled for GEMM tile %s was compiled into the emulator library only for %s",
+                                            name, m.gemm_tile.empty() ? "(none)" : m.gemm_tile.c_str(), other_tiles.c_str()));
     return fail(ERROR_NOT_FOUND, format("cuModuleGetFunction: kernel '%s' is in the module but was not compiled into the emulator library", name));
 }
 

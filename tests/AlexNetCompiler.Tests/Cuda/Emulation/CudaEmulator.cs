@@ -57,25 +57,41 @@ internal static partial class CudaEmulator
     /// <summary>
     /// The emulator library for one network source. tf32 defines ALEXNET_TF32 (tensor-core GEMMs, inputs rounded
     /// as cvt.rna.tf32.f32 does); exactTf32 keeps all mantissa bits in that path, which must then match FP32.
+    /// The kernels are compiled once per GEMM tile in gemmTiles (default: the 64 x 64 tile), each tile in its own
+    /// translation unit, and a module gets the kernels of the tile its CUBIN names.
     /// Built once per input (cached by hash under the temp folder, written atomically).
     /// </summary>
-    public static string BuildNetworkLibrary(string networkName, string source, bool tf32, bool exactTf32 = false)
+    public static string BuildNetworkLibrary(string networkName, string source, bool tf32, bool exactTf32 = false, IReadOnlyList<CudaGemmTile>? gemmTiles = null)
     {
-        var kernels = new StringBuilder();
-        kernels.Append("#include \"").Append(networkName).Append(".cu\"\n");
-        foreach (var (name, parameterTypes) in KernelSignatures(CudaPrelude.Source + "\n" + source))
-            kernels.Append("EMU_KERNEL(").Append(name).Append(", (").Append(string.Join(", ", parameterTypes)).Append("))\n");
-
-        var defines = new List<string>();
-        if (tf32) defines.Add("-DALEXNET_TF32");
-        if (exactTf32) defines.Add("-DEMU_TF32_EXACT");
         var files = new Dictionary<string, string>
         {
             [networkName + ".cu"] = source,
             [CudaPrelude.HeaderName] = CudaPrelude.Source,
-            ["kernels.cpp"] = kernels.ToString(),
         };
-        return Build("lib" + networkName + ".so", files, ["kernels.cpp", Path.Combine(SourceDirectory, "emulated_driver.cpp")], ["-shared", "-fPIC", .. defines]);
+        var sources = new List<string>();
+        var signatures = KernelSignatures(CudaPrelude.Source + "\n" + source).ToList();
+        foreach (CudaGemmTile tile in gemmTiles ?? [CudaGemmTile.Default])
+        {
+            var kernels = new StringBuilder();
+            kernels.Append("#define ALEXNET_GEMM_BM ").Append(tile.M).Append('\n');
+            kernels.Append("#define ALEXNET_GEMM_BN ").Append(tile.N).Append('\n');
+            kernels.Append("#undef EMU_GEMM_TILE\n#define EMU_GEMM_TILE \"").Append(tile).Append("\"\n");
+            // The tiles' translation units define the same names with different bodies. Templates and inline
+            // functions go into an unnamed namespace (else the linker merges them); extern "C" kernels keep external
+            // linkage even there, so each is renamed with a macro (#name in EMU_KERNEL still gives the real name).
+            foreach (var (name, _) in signatures) kernels.Append("#define ").Append(name).Append(' ').Append(name).Append("__tile_").Append(tile).Append('\n');
+            kernels.Append("namespace {\n#include \"").Append(networkName).Append(".cu\"\n}\n");
+            foreach (var (name, parameterTypes) in signatures)
+                kernels.Append("EMU_KERNEL(").Append(name).Append(", (").Append(string.Join(", ", parameterTypes)).Append("))\n");
+            string file = $"kernels_{tile}.cpp";
+            files[file] = kernels.ToString();
+            sources.Add(file);
+        }
+
+        var defines = new List<string>();
+        if (tf32) defines.Add("-DALEXNET_TF32");
+        if (exactTf32) defines.Add("-DEMU_TF32_EXACT");
+        return Build("lib" + networkName + ".so", files, [.. sources, Path.Combine(SourceDirectory, "emulated_driver.cpp")], ["-shared", "-fPIC", .. defines]);
     }
 
     /// <summary>The emulator's own checks (tests/CudaEmulator/emulator_selftest.cpp) as a program.</summary>
@@ -124,7 +140,7 @@ internal static partial class CudaEmulator
         }
     }
 
-    [GeneratedRegex(@"extern\s+""C""\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(?<name>\w+)\s*\((?<parameters>[^)]*)\)")]
+    [GeneratedRegex(@"extern\s+""C""\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*|ALEXNET_GEMM_LAUNCH_BOUNDS\s+)?(?<name>\w+)\s*\((?<parameters>[^)]*)\)")]
     private static partial Regex KernelPattern();
 
     [GeneratedRegex(@"\s*\b\w+\s*$")]
@@ -155,9 +171,19 @@ internal static partial class CudaEmulator
 
         Directory.CreateDirectory(directory);
         foreach (var (name, text) in files) File.WriteAllText(Path.Combine(directory, name), text);
+        // One g++ per source, in parallel (a network's kernels per GEMM tile are the slow part), then the link.
         string partial = output + "." + Environment.ProcessId + ".tmp";
-        var (code, log) = Run("g++", [.. arguments, .. sources, "-o", partial], null, TimeSpan.FromMinutes(5), directory);
-        if (code != 0) throw new InvalidOperationException($"g++ could not build the CUDA emulator ({outputName}) in {directory}:\n{log}");
+        string[] objects = sources.Select((source, i) => $"{Path.GetFileNameWithoutExtension(source)}.{i}.{Environment.ProcessId}.o").ToArray();
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.For(0, sources.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            var (code, log) = Run("g++", [.. arguments, "-c", sources[i], "-o", objects[i]], null, TimeSpan.FromMinutes(5), directory);
+            if (code != 0) failures.Add($"{sources[i]}:\n{log}");
+        });
+        if (!failures.IsEmpty) throw new InvalidOperationException($"g++ could not build the CUDA emulator ({outputName}) in {directory}:\n{string.Join("\n", failures)}");
+        var (linkCode, linkLog) = Run("g++", [.. arguments.Where(a => a.StartsWith("-std", StringComparison.Ordinal) || a == "-O2"), .. options, .. objects, "-o", partial], null, TimeSpan.FromMinutes(5), directory);
+        if (linkCode != 0) throw new InvalidOperationException($"g++ could not link the CUDA emulator ({outputName}) in {directory}:\n{linkLog}");
+        foreach (string o in objects) File.Delete(Path.Combine(directory, o));
         File.Move(partial, output, overwrite: true);
         return output;
     }
