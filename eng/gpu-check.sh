@@ -20,7 +20,8 @@ case "${1:-publish}" in
     echo
     echo "Next, on the GPU machine, from a copy of this repository that includes $out:"
     echo "  bash eng/gpu-check.sh run"
-    echo "It takes a few minutes: NVRTC compiles FP32 and TF32 kernels of two networks, both are checked and timed, then PyTorch."
+    echo "It takes a few minutes: NVRTC compiles the FP32 and TF32 kernels of three networks for four GEMM tiles, each is"
+    echo "checked against the CPU backend, AlexNet and FashionNet are timed with the tiles tuned per kernel, then PyTorch."
     ;;
   run)
     [ -x "$out/GpuCheck" ] || { echo "No $out/GpuCheck: run 'bash eng/gpu-check.sh publish' first and copy $out here." >&2; exit 2; }

@@ -19,7 +19,8 @@ int? checkBatch = null;
 int timeBatch = 128, timedSteps = 20;
 bool timing = true;
 string[] nets = ["alexnet", "fashionnet", "unusual"], modes = ["fp32", "tf32"];
-const string Usage = "Options: --check-batch=N --time-batch=N --steps=N --nets=alexnet,fashionnet,unusual --modes=fp32,tf32 --no-timing";
+IReadOnlyList<CudaGemmTile> tiles = CudaGemmTile.All;
+const string Usage = "Options: --check-batch=N --time-batch=N --steps=N --nets=alexnet,fashionnet,unusual --modes=fp32,tf32 --tiles=all|64x64,128x128,... --no-timing";
 foreach (string arg in args)
 {
     if (arg.StartsWith("--check-batch=", StringComparison.Ordinal)) checkBatch = int.Parse(arg[14..], CultureInfo.InvariantCulture);
@@ -27,6 +28,11 @@ foreach (string arg in args)
     else if (arg.StartsWith("--steps=", StringComparison.Ordinal)) timedSteps = int.Parse(arg[8..], CultureInfo.InvariantCulture);
     else if (arg.StartsWith("--nets=", StringComparison.Ordinal)) nets = arg[7..].Split(',');
     else if (arg.StartsWith("--modes=", StringComparison.Ordinal)) modes = arg[8..].Split(',');
+    else if (arg.StartsWith("--tiles=", StringComparison.Ordinal))
+    {
+        try { tiles = CudaGemmTile.ParseList(arg[8..]); }
+        catch (FormatException e) { Console.Error.WriteLine($"{e.Message} {Usage}"); return 2; }
+    }
     else if (arg == "--no-timing") timing = false;
     else { Console.Error.WriteLine($"Unknown argument '{arg}'. {Usage}"); return 2; }
 }
@@ -58,10 +64,14 @@ using (device)
     var unusual = new CheckedNetwork("unusual", batch => new UnusualNet(batch), UnusualNet.Model, UnusualNet.CudaPlan, UnusualNet.CudaSource, InitScheme.He, DefaultCheckBatch: 8);
     foreach (CheckedNetwork net in new[] { alexNet, fashionNet, unusual }.Where(n => nets.Contains(n.Key)))
     {
+        // Every GEMM tile is checked on its own (each compiles to different kernels); timing then lets the runner
+        // pick a tile per kernel among them, as a user's runner does.
+        int batch = checkBatch ?? net.DefaultCheckBatch;
+        CpuReference reference = CpuReference.Compute(net, batch, RandomInput(batch * net.Plan.InputLength, 7), RandomLabels(batch, net.Plan.ClassCount, 7));
         foreach (bool tf32 in modes.Select(m => m == "tf32"))
         {
-            allPassed &= CheckAgainstCpu(device!, cache, net, tf32, checkBatch ?? net.DefaultCheckBatch);
-            if (timing && net != unusual) Time(device!, cache, net, tf32, timeBatch, timedSteps, profile: net == alexNet);
+            foreach (CudaGemmTile tile in tiles) allPassed &= CheckAgainstCpu(device!, cache, net, reference, tf32, tile);
+            if (timing && net != unusual) Time(device!, cache, net, tf32, tiles, timeBatch, timedSteps, profile: net == alexNet);
         }
     }
     Console.WriteLine($"RESULT correctness={(allPassed ? "pass" : "FAIL")}");
@@ -96,22 +106,19 @@ static int[] RandomLabels(int batch, int classes, ulong seed)
 // winners, far from zero); for AlexNet at batch 2, 3.4e-2..6.6e-2 upstream of its first hidden ReLU. Indexing
 // faults are still of order 1, and the emulator checks the tensor-core path with rounding switched off against
 // the FP32 tolerances. The SGD steps (below) are judged per step: 1e-3 in FP32, 1e-1 in TF32, like a gradient.
-static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork net, bool tf32, int batch)
+static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork net, CpuReference cpu, bool tf32, CudaGemmTile tile)
 {
     string mode = tf32 ? "tf32" : "fp32";
     double passTolerance = tf32 ? 1e-2 : 1e-4, gradientTolerance = tf32 ? 1e-1 : 1e-4, stepTolerance = tf32 ? 1e-1 : 1e-3;
     CudaLaunchPlan plan = net.Plan;
+    int batch = cpu.Batch;
     Console.WriteLine();
-    Console.WriteLine($"== Correctness, {plan.NetworkName}, {mode}, batch {batch} (relative L2 tolerance {passTolerance:G2} for logits and loss, " +
+    Console.WriteLine($"== Correctness, {plan.NetworkName}, {mode}, GEMM tile {tile}, batch {batch} (relative L2 tolerance {passTolerance:G2} for logits and loss, " +
                       $"{gradientTolerance:G2} per gradient, {stepTolerance:G2} per SGD step and for the momentum buffer)");
-    INetwork cpu = net.Create(batch);
-    Initializer.Initialize(net.Model, cpu.Parameters, net.Init, seed: 2012);
-    using var gpu = new CudaNetworkRunner(device, plan, net.Source, batch, new CudaRunnerOptions(tf32, cache));
+    using var gpu = new CudaNetworkRunner(device, plan, net.Source, batch, new CudaRunnerOptions(tf32, cache, GemmTiles: [tile]));
     Console.WriteLine($"compiled for {gpu.Architecture} in {gpu.CompileTime.TotalSeconds:F1} s (cache {(gpu.CacheHit ? "hit" : "miss")}); max registers " +
                       $"{(gpu.Resources.Count == 0 ? 0 : gpu.Resources.Max(r => r.Registers))}, spills {gpu.Resources.Sum(r => r.SpillStoreBytes)} B");
-    gpu.UploadParameters(cpu.Parameters);
-    float[] input = RandomInput(batch * plan.InputLength, 7);
-    int[] labels = RandomLabels(batch, plan.ClassCount, 7);
+    gpu.UploadParameters(cpu.InitialParameters);
     bool ok = true;
 
     // A digest of everything the GPU computed: equal digests mean bit-identical results (the CUDA emulator's
@@ -119,17 +126,13 @@ static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork
     using var digest = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
     void Digest(ReadOnlySpan<float> values) => digest.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
 
-    var cpuLogits = new float[batch * plan.ClassCount];
-    var gpuLogits = new float[cpuLogits.Length];
-    cpu.Forward(input, batch, cpuLogits);
-    gpu.Forward(input, batch, gpuLogits);
-    ok &= Report($"{mode} forward logits", cpuLogits, gpuLogits, passTolerance);
+    var gpuLogits = new float[cpu.Logits.Length];
+    gpu.Forward(cpu.Input, batch, gpuLogits);
+    ok &= Report($"{mode} forward logits", cpu.Logits, gpuLogits, passTolerance);
     Digest(gpuLogits);
 
-    const ulong dropoutSeed = 42;
-    float cpuLoss = cpu.ForwardBackward(input, labels, batch, dropoutSeed);
-    float gpuLoss = gpu.ForwardBackward(input, labels, batch, dropoutSeed);
-    ok &= Report($"{mode} loss (dropout on)", [cpuLoss], [gpuLoss], passTolerance);
+    float gpuLoss = gpu.ForwardBackward(cpu.Input, cpu.Labels, batch, CpuReference.DropoutSeed);
+    ok &= Report($"{mode} loss (dropout on)", [cpu.Loss], [gpuLoss], passTolerance);
     var gpuGradients = new float[plan.ParameterCount];
     gpu.DownloadGradients(gpuGradients);
     Digest([gpuLoss]);
@@ -137,50 +140,33 @@ static bool CheckAgainstCpu(CudaDevice device, KernelCache cache, CheckedNetwork
     foreach (ParameterDescriptor p in net.Model.Parameters)
         ok &= Report($"{mode} gradient {p.Name}", cpu.Gradients.AsSpan(p.Offset, p.Length), gpuGradients.AsSpan(p.Offset, p.Length), gradientTolerance);
 
-    // Five SGD steps (torch.optim.SGD semantics, the paper's momentum and weight decay) from the same start, each
-    // with its own dropout seed. Before every step the GPU gets the CPU's parameters again, while each side keeps
-    // its own momentum buffer and step count: left to run freely, the two would drift apart through discrete
-    // events (a ReLU or a max pool deciding differently on a 1e-6 difference moves whole gradient elements; a
-    // fraction f of them gives a relative error near sqrt(f), 4e-3 after 5 free steps of FashionNet at batch 64
-    // in FP32) and the comparison would measure that drift, not the kernels. Judged: the worst step's parameter
-    // change, then the momentum buffers after the fifth step. The learning rate is a tenth of the paper's: at
-    // 0.01 five steps on one random batch of AlexNet blow the loss up (4.7 to 50 at step 3).
-    var options = new SgdOptions(LearningRate: 0.001f, Momentum: 0.9f, WeightDecay: 5e-4f);
-    var sgd = new Sgd((int)plan.ParameterCount, options);
+    // The SGD steps of CpuReference, each from the CPU's parameters before it (see there for why).
     gpu.SgdSteps = 0;
     var gpuParameters = new float[plan.ParameterCount];
-    var cpuDelta = new float[plan.ParameterCount];
     var gpuDelta = new float[plan.ParameterCount];
     double worstStep = 0, worstMaxAbs = 0;
-    for (int step = 0; step < 5; step++)
+    for (int step = 0; step < CpuReference.Steps; step++)
     {
-        ulong seed = 100 + (ulong)step;
-        float[] before = (float[])cpu.Parameters.Clone();
+        float[] before = cpu.ParametersBeforeStep[step];
         gpu.UploadParameters(before);
-        float lc = cpu.ForwardBackward(input, labels, batch, seed);
-        sgd.Step(cpu.Parameters, cpu.Gradients);
-        float lg = gpu.TrainStep(input, labels, batch, seed, options.LearningRate, options.Momentum, options.WeightDecay);
+        float lg = gpu.TrainStep(cpu.Input, cpu.Labels, batch, CpuReference.StepSeed(step), CpuReference.Sgd.LearningRate, CpuReference.Sgd.Momentum, CpuReference.Sgd.WeightDecay);
         gpu.DownloadParameters(gpuParameters);
         Digest(gpuParameters);
-        for (int i = 0; i < before.Length; i++)
-        {
-            cpuDelta[i] = cpu.Parameters[i] - before[i];
-            gpuDelta[i] = gpuParameters[i] - before[i];
-        }
-        var (relative, maxAbs, finite) = Compare(cpuDelta, gpuDelta);
+        for (int i = 0; i < before.Length; i++) gpuDelta[i] = gpuParameters[i] - before[i];
+        var (relative, maxAbs, finite) = Compare(cpu.StepDeltas[step], gpuDelta);
         worstStep = finite ? Math.Max(worstStep, relative) : double.PositiveInfinity;
         worstMaxAbs = Math.Max(worstMaxAbs, maxAbs);
-        Console.WriteLine($"  step {step + 1}: loss cpu {lc:F6} gpu {lg:F6}, parameter change relative L2 {relative:E2}");
+        Console.WriteLine($"  step {step + 1}: loss cpu {cpu.StepLosses[step]:F6} gpu {lg:F6}, parameter change relative L2 {relative:E2}");
     }
     bool stepsOk = worstStep <= stepTolerance;
-    Console.WriteLine($"  {(stepsOk ? "ok  " : "FAIL")} {mode} parameter change, worst of 5 steps: relative L2 {worstStep:E2}, max |diff| {worstMaxAbs:E2}");
+    Console.WriteLine($"  {(stepsOk ? "ok  " : "FAIL")} {mode} parameter change, worst of {CpuReference.Steps} steps: relative L2 {worstStep:E2}, max |diff| {worstMaxAbs:E2}");
     ok &= stepsOk;
     var gpuVelocity = new float[plan.ParameterCount];
     gpu.DownloadVelocity(gpuVelocity);
-    ok &= Report($"{mode} momentum buffer after 5 steps", sgd.Velocity, gpuVelocity, stepTolerance);
+    ok &= Report($"{mode} momentum buffer after {CpuReference.Steps} steps", cpu.Velocity, gpuVelocity, stepTolerance);
     Digest(gpuVelocity);
-    Console.WriteLine($"RESULT {net.Key}_{mode}_gpu_digest={Convert.ToHexString(digest.GetHashAndReset())[..32]}");
-    Console.WriteLine($"RESULT {net.Key}_{mode}_correctness={(ok ? "pass" : "FAIL")}");
+    Console.WriteLine($"RESULT {net.Key}_{mode}_{tile}_gpu_digest={Convert.ToHexString(digest.GetHashAndReset())[..32]}");
+    Console.WriteLine($"RESULT {net.Key}_{mode}_{tile}_correctness={(ok ? "pass" : "FAIL")}");
     return ok;
 }
 
@@ -207,11 +193,11 @@ static bool Report(string what, ReadOnlySpan<float> expected, ReadOnlySpan<float
     return ok;
 }
 
-static void Time(CudaDevice device, KernelCache cache, CheckedNetwork net, bool tf32, int batch, int steps, bool profile = true)
+static void Time(CudaDevice device, KernelCache cache, CheckedNetwork net, bool tf32, IReadOnlyList<CudaGemmTile> tiles, int batch, int steps, bool profile = true)
 {
     string mode = tf32 ? "tf32" : "fp32";
     CudaLaunchPlan plan = net.Plan;
-    using var gpu = new CudaNetworkRunner(device, plan, net.Source, batch, new CudaRunnerOptions(tf32, cache));
+    using var gpu = new CudaNetworkRunner(device, plan, net.Source, batch, new CudaRunnerOptions(tf32, cache, GemmTiles: tiles));
     var parameters = new float[plan.ParameterCount];
     Initializer.Initialize(net.Model, parameters, net.Init, seed: 1);
     gpu.UploadParameters(parameters);
@@ -245,14 +231,25 @@ static void Time(CudaDevice device, KernelCache cache, CheckedNetwork net, bool 
     Console.WriteLine($"RESULT {key}_train_peak_fraction={trainTflops / peak:F4}");
     if (!profile) return;
 
+    if (gpu.GemmTunings.Count > 0)
+    {
+        // What the runner measured when it was created (batch, mean of 3 launches) and the tile it kept.
+        Console.WriteLine($"GEMM tiles tried per kernel (ms at batch {batch}; * = kept):");
+        Console.WriteLine($"  {"kernel",-32}" + string.Concat(gpu.GemmTiles.Select(t => $"{t,11}")));
+        foreach (GemmTuning tuning in gpu.GemmTunings)
+            Console.WriteLine($"  {tuning.Kernel,-32}" + string.Concat(gpu.GemmTiles.Select(t => $"{tuning.Milliseconds[t],10:F3}{(t == tuning.Chosen ? "*" : " ")}")));
+        double untuned = gpu.GemmTunings.Sum(t => t.Milliseconds[gpu.GemmTiles[0]]), tuned = gpu.GemmTunings.Sum(t => t.Milliseconds[t.Chosen]);
+        Console.WriteLine($"  GEMM kernels, one launch each: {untuned:F3} ms with {gpu.GemmTiles[0]} everywhere, {tuned:F3} ms as tuned ({untuned / tuned:F2}x)");
+    }
+
     // Each step of one training pass, timed between GPU events.
     Console.WriteLine("per kernel (one forward + backward):");
     foreach (var (step, ms) in gpu.ProfileForwardBackward(batch, 1))
     {
-        string name = step is CudaLaunch l ? l.Kernel : "memset " + step.Comment;
+        string name = step is CudaLaunch l ? l.Kernel + (gpu.GemmTileChoices.TryGetValue(l.Kernel, out CudaGemmTile t) ? $" [{t}]" : "") : "memset " + step.Comment;
         long flops = step is CudaLaunch launch ? launch.FlopsPerSample * (long)batch : 0;
         string rate = flops == 0 ? "" : $", {flops / (ms * 1e-3) / 1e12,6:F1} TFLOP/s = {flops / (ms * 1e-3) / 1e12 / peak,6:P1} of peak";
-        Console.WriteLine($"  {name,-40} {ms,8:F3} ms{rate}");
+        Console.WriteLine($"  {name,-50} {ms,8:F3} ms{rate}");
     }
 }
 
@@ -271,3 +268,51 @@ static double PeakTflops(CudaDevice device, bool tf32)
 
 /// <summary>A generated network with what the check needs of it: the CPU network, its model, and its CUDA plan and source.</summary>
 internal sealed record CheckedNetwork(string Key, Func<int, INetwork> Create, NetworkDescriptor Model, CudaLaunchPlan Plan, string Source, InitScheme Init, int DefaultCheckBatch);
+
+/// <summary>
+/// What the CPU backend computes for one network and batch, once, for every GPU mode and tile to be compared with:
+/// logits, loss and gradients (dropout on), then five SGD steps (torch.optim.SGD semantics with the paper's
+/// momentum and weight decay) from the same start, each with its own dropout seed. The GPU gets the CPU's
+/// parameters again before every step, while each side keeps its own momentum buffer and step count: left to run
+/// freely, the two would drift apart through discrete events (a ReLU or a max pool deciding differently on a 1e-6
+/// difference moves whole gradient elements; a fraction f of them gives a relative error near sqrt(f), 4e-3 after
+/// 5 free steps of FashionNet at batch 64 in FP32) and the comparison would measure that drift, not the kernels.
+/// Judged: the worst step's parameter change, then the momentum buffers after the fifth step. The learning rate is
+/// a tenth of the paper's: at 0.01 five steps on one random batch of AlexNet blow the loss up (4.7 to 50 at step 3).
+/// </summary>
+internal sealed record CpuReference(
+    int Batch, float[] Input, int[] Labels, float[] InitialParameters, float[] Logits, float Loss, float[] Gradients,
+    float[][] ParametersBeforeStep, float[][] StepDeltas, float[] StepLosses, float[] Velocity)
+{
+    public const int Steps = 5;
+    public const ulong DropoutSeed = 42;
+    public static readonly SgdOptions Sgd = new(LearningRate: 0.001f, Momentum: 0.9f, WeightDecay: 5e-4f);
+    public static ulong StepSeed(int step) => 100 + (ulong)step;
+
+    public static CpuReference Compute(CheckedNetwork net, int batch, float[] input, int[] labels)
+    {
+        CudaLaunchPlan plan = net.Plan;
+        INetwork cpu = net.Create(batch);
+        Initializer.Initialize(net.Model, cpu.Parameters, net.Init, seed: 2012);
+        float[] initial = (float[])cpu.Parameters.Clone();
+
+        var logits = new float[batch * plan.ClassCount];
+        cpu.Forward(input, batch, logits);
+        float loss = cpu.ForwardBackward(input, labels, batch, DropoutSeed);
+        float[] gradients = (float[])cpu.Gradients.Clone();
+
+        var sgd = new Sgd((int)plan.ParameterCount, Sgd);
+        var before = new float[Steps][];
+        var deltas = new float[Steps][];
+        var losses = new float[Steps];
+        for (int step = 0; step < Steps; step++)
+        {
+            before[step] = (float[])cpu.Parameters.Clone();
+            losses[step] = cpu.ForwardBackward(input, labels, batch, StepSeed(step));
+            sgd.Step(cpu.Parameters, cpu.Gradients);
+            deltas[step] = new float[plan.ParameterCount];
+            for (int i = 0; i < deltas[step].Length; i++) deltas[step][i] = cpu.Parameters[i] - before[step][i];
+        }
+        return new CpuReference(batch, input, labels, initial, logits, loss, gradients, before, deltas, losses, sgd.Velocity.ToArray());
+    }
+}

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using AlexNetCompiler.Tests.App;
 using AlexNetCompiler.Tests.Data;
 using FashionMnist.App;
@@ -21,7 +22,9 @@ public sealed class EmulatedGpuTrainingTests(ITestOutputHelper output) : IDispos
     public void TheMainJobTrainsOnTheEmulatedGpuAsItDoesOnTheCpu()
     {
         if (!CudaEmulator.Requirements(output)) return;
-        string library = CudaEmulator.BuildNetworkLibrary("FashionNet", FashionMnist.FashionNet.CudaSource, tf32: false);
+        // The main job compiles every GEMM tile and tunes, as on a GPU: the library holds the kernels of all of them.
+        string library = CudaEmulator.BuildNetworkLibrary("FashionNet", FashionMnist.FashionNet.CudaSource, tf32: false,
+            gemmTiles: AlexNetCompiler.Cuda.CudaGemmTile.All);
         string data = _folder.File("data");
         Directory.CreateDirectory(data);
         TinyData.WriteFolder(TinyData.Slice(4, 2), data); // 40 training images, 20 test images
@@ -35,6 +38,13 @@ public sealed class EmulatedGpuTrainingTests(ITestOutputHelper output) : IDispos
         Assert.Equal(0, cpuCode);
         Assert.Equal(0, gpuCode);
         Assert.Contains("CUDA emulator (CPU)", gpuText, StringComparison.Ordinal);
+        // It tuned: every tile was compiled and timed, and each GEMM kernel kept one (FashionNet has 23: three per
+        // layer, less the first layer's input gradient). The run's JSON log records the device line.
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(_folder.File("gpu"), MetricsLog.JsonName)));
+        string device = json.RootElement.GetProperty("device").GetString()!;
+        Match tuned = Regex.Match(device, @"GEMM tiles tuned: (?<choices>.+)$");
+        Assert.True(tuned.Success, $"the GPU run does not report tuned GEMM tiles: {device}");
+        Assert.Equal(23, Regex.Matches(tuned.Groups["choices"].Value, @"(?<n>\d+) kernels?").Sum(m => int.Parse(m.Groups["n"].Value, CultureInfo.InvariantCulture)));
 
         // Same seeds, same batches, same dropout masks: the per-epoch figures agree to float32 summation order.
         // Training loss is the mean over each epoch's 4 steps after 1..8 free-running steps, so 1e-3 relative;
