@@ -65,16 +65,15 @@ public sealed class CudaNetworkRunner : IDisposable
         try
         {
             var stopwatch = Stopwatch.StartNew();
+            string programName = plan.NetworkName + ".cu";
             bool allHits = true;
             foreach (CudaGemmTile tile in GemmTiles)
             {
                 var compileOptions = new List<string> { "--std=c++17", "--ptxas-options=-v" };
                 if (options.Tf32) compileOptions.Add("-DALEXNET_TF32");
                 compileOptions.AddRange(tile.Defines);
-                string programName = plan.NetworkName + ".cu";
-                NvrtcOutput compiled;
                 bool hit = false;
-                compiled = options.Cache is not null
+                NvrtcOutput compiled = options.Cache is not null
                     ? options.Cache.GetOrCompile(source, programName, Architecture, compileOptions, out hit, CudaPrelude.Headers)
                     : Nvrtc.Compile(source, programName, Architecture, compileOptions, CudaPrelude.Headers);
                 allHits &= hit;
@@ -166,7 +165,6 @@ public sealed class CudaNetworkRunner : IDisposable
         }
         return tunings;
     }
-
 
     public void UploadParameters(ReadOnlySpan<float> parameters) => Upload(CudaLaunchPlan.Parameters, parameters, Plan.ParameterCount);
     public void DownloadParameters(Span<float> parameters) => Download(CudaLaunchPlan.Parameters, parameters, Plan.ParameterCount);
