@@ -4,11 +4,12 @@ namespace AlexNetCompiler.Tests.Networks;
 
 // Specs that exercise the less common paths of the CPU emitter: a ReLU after LRN (own buffer), a standalone
 // ReLU after a pool (in place), a conv without bias, rectangular kernels and strides, a pool with padding,
-// dropout straight after a pool, a Dense with no ReLU before another Dense, and an explicit loss head.
+// dropout after a pool and its ReLU, before a conv (a kernel of its own on the GPU; dropout before a Dense is
+// fused into the Dense), a Dense with no ReLU before another Dense, and an explicit loss head.
 
 [Network(Channels = 2, Height = 11, Width = 9)]
 [Conv2d(6, KernelHeight = 3, KernelWidth = 2, StrideWidth = 2, PaddingHeight = 1, Bias = false), Lrn(Size = 3, Alpha = 0.05f, Beta = 0.75f, K = 1f), Relu]
-[MaxPool(3, Stride = 2, Padding = 1), Relu]
+[MaxPool(3, Stride = 2, Padding = 1), Relu, Dropout(0.2f)]
 [Conv2d(4, Kernel = 3, Padding = 1, Groups = 2), Relu]
 [Dropout(0.25f), Dense(12), Dense(7), Relu, Dense(5), SoftmaxCrossEntropy]
 public partial class UnusualNet { }
