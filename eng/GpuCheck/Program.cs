@@ -229,8 +229,6 @@ static void Time(CudaDevice device, KernelCache cache, CheckedNetwork net, bool 
     Console.WriteLine($"RESULT {key}_forward_images_per_s={batch / (forwardMs * 1e-3):F1}");
     Console.WriteLine($"RESULT {key}_train_tflops={trainTflops:F2}");
     Console.WriteLine($"RESULT {key}_train_peak_fraction={trainTflops / peak:F4}");
-    if (!profile) return;
-
     if (gpu.GemmTunings.Count > 0)
     {
         // What the runner measured when it was created (batch, mean of 3 launches) and the tile it kept.
@@ -241,6 +239,8 @@ static void Time(CudaDevice device, KernelCache cache, CheckedNetwork net, bool 
         double untuned = gpu.GemmTunings.Sum(t => t.Milliseconds[gpu.GemmTiles[0]]), tuned = gpu.GemmTunings.Sum(t => t.Milliseconds[t.Chosen]);
         Console.WriteLine($"  GEMM kernels, one launch each: {untuned:F3} ms with {gpu.GemmTiles[0]} everywhere, {tuned:F3} ms as tuned ({untuned / tuned:F2}x)");
     }
+
+    if (!profile) return;
 
     // Each step of one training pass, timed between GPU events.
     Console.WriteLine("per kernel (one forward + backward):");

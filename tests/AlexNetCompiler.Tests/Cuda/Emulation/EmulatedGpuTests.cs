@@ -76,6 +76,42 @@ public sealed class EmulatedGpuTests(ITestOutputHelper output) : EmulatedGpuChec
 }
 
 /// <summary>
+/// The GPU check's timing half on the CUDA emulator (the figures are the CPU's, so only the path is checked): the
+/// runner compiles the tiles given, tunes every GEMM kernel, and the check prints the tuning table, one row per
+/// GEMM kernel of the plan with exactly one kept tile, then the RESULT lines eng/gpu-check.sh reads.
+/// </summary>
+public sealed class EmulatedGpuTimingTests(ITestOutputHelper output) : EmulatedGpuCheck(output)
+{
+    [Fact]
+    public void TimingTunesEveryGemmKernelAndReportsTheTable()
+    {
+        if (!CudaEmulator.Requirements(Output)) return;
+        var (source, name) = Network("fashionnet");
+        CudaGemmTile[] tiles = [CudaGemmTile.Default, new(128, 128)];
+        string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: false, gemmTiles: tiles);
+        var (code, text) = CudaEmulator.RunGpuCheck(library,
+            ["--nets=fashionnet", "--modes=fp32", "--check-batch=2", "--tiles=64x64,128x128", "--time-batch=4", "--steps=1"], TimeSpan.FromMinutes(8));
+        Output.WriteLine(text);
+        Assert.Equal(0, code);
+        var gemmKernels = FashionMnist.FashionNet.CudaPlan.Forward.Concat(FashionMnist.FashionNet.CudaPlan.Backward)
+            .OfType<CudaLaunch>().Where(l => l.Gemm is not null).Select(l => l.Kernel).ToList();
+        Assert.Equal(23, gemmKernels.Count);
+        Assert.Contains("GEMM tiles tried per kernel (ms at batch 4; * = kept):", text, StringComparison.Ordinal);
+        foreach (string kernel in gemmKernels)
+        {
+            Match row = Regex.Match(text, $@"^  {kernel} +(?<a>[0-9.]+)(?<a_kept>\*?) +(?<b>[0-9.]+)(?<b_kept>\*?)\s*$", RegexOptions.Multiline);
+            Assert.True(row.Success, $"no tuning row for {kernel}");
+            Assert.True(row.Groups["a_kept"].Length + row.Groups["b_kept"].Length == 1, $"{kernel}: not exactly one tile kept");
+            // The kept tile is the faster one (ties keep the first).
+            double a = double.Parse(row.Groups["a"].Value, CultureInfo.InvariantCulture), b = double.Parse(row.Groups["b"].Value, CultureInfo.InvariantCulture);
+            Assert.Equal(b < a, row.Groups["b_kept"].Length == 1);
+        }
+        foreach (string key in new[] { "fashionnet_fp32_train_images_per_s", "fashionnet_fp32_forward_images_per_s", "fashionnet_fp32_train_tflops" })
+            Assert.Matches($@"(?m)^RESULT {key}=[0-9.]+$", text);
+    }
+}
+
+/// <summary>
 /// The canonical AlexNet through the GPU check on the CUDA emulator: its shapes (stride 4, 11x11 kernels, groups,
 /// long reductions split into chunks, 9216-wide dense layers) at batch 2. A class of its own, so that its runs,
 /// the slowest to emulate, go beside EmulatedGpuTests' rather than after them.
