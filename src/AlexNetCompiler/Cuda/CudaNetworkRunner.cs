@@ -30,6 +30,7 @@ public sealed class CudaNetworkRunner : IDisposable
     private readonly List<CudaModule> _modules = [];
     private readonly Dictionary<string, (CudaKernel Kernel, CudaGemmTile Tile)> _kernels = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DeviceBuffer> _buffers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CudaLaunch> _gemmLaunches; // each GEMM kernel's launch, in plan order
     private readonly float[] _losses;
     private long _sgdSteps;
 
@@ -51,6 +52,8 @@ public sealed class CudaNetworkRunner : IDisposable
                 throw new ArgumentException($"GEMM tile {tile} is not supported; use one of {string.Join(", ", CudaGemmTile.All)}.", nameof(options));
         }
         GemmTiles = tiles.Distinct().ToArray();
+        _gemmLaunches = plan.Forward.Concat(plan.Loss).Concat(plan.Backward).OfType<CudaLaunch>().Where(l => l.Gemm is not null)
+            .GroupBy(l => l.Kernel).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
 
         foreach (CudaBufferSpec spec in plan.Buffers)
         {
@@ -124,13 +127,9 @@ public sealed class CudaNetworkRunner : IDisposable
         [.. _kernels.SelectMany(k => ResourcesByTile[k.Value.Tile].Where(r => r.Kernel == k.Key)).OrderBy(r => r.Kernel, StringComparer.Ordinal)];
     /// <summary>The tile each GEMM kernel runs with.</summary>
     public IReadOnlyDictionary<string, CudaGemmTile> GemmTileChoices =>
-        Plan.KernelNames.Where(name => GemmLaunches.ContainsKey(name)).ToDictionary(name => name, name => _kernels[name].Tile, StringComparer.Ordinal);
+        _gemmLaunches.Keys.ToDictionary(name => name, name => _kernels[name].Tile, StringComparer.Ordinal);
     /// <summary>What autotuning measured, per GEMM kernel in plan order; empty when only one tile was compiled.</summary>
     public IReadOnlyList<GemmTuning> GemmTunings { get; } = [];
-
-    private Dictionary<string, CudaLaunch> GemmLaunches =>
-        Plan.Forward.Concat(Plan.Loss).Concat(Plan.Backward).OfType<CudaLaunch>().Where(l => l.Gemm is not null)
-            .GroupBy(l => l.Kernel).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
 
     /// <summary>
     /// Times every GEMM launch of the plan with each tile's kernel at maxBatch (one warm-up launch, then the mean of
@@ -143,7 +142,7 @@ public sealed class CudaNetworkRunner : IDisposable
         using CudaEvent start = Device.CreateEvent();
         using CudaEvent end = Device.CreateEvent();
         Span<KernelArgument> args = stackalloc KernelArgument[16];
-        foreach (CudaLaunch launch in GemmLaunches.Values)
+        foreach (CudaLaunch launch in _gemmLaunches.Values)
         {
             if (launch.Args.Length > args.Length) throw new InvalidOperationException($"Kernel '{launch.Kernel}' has more than {args.Length} arguments.");
             for (int i = 0; i < launch.Args.Length; i++) args[i] = Argument(launch.Args[i], MaxBatch, null);
