@@ -42,19 +42,19 @@ public sealed class EmulatedGpuTests(ITestOutputHelper output) : EmulatedGpuChec
     [InlineData("fashionnet", 8)]
     [InlineData("unusual", 4)]
     public void Fp32KernelsMatchTheCpuBackend(string net, int batch) =>
-        CheckWithin(net, batch, "fp32", "all", exactTf32: false, logitsAndLoss: 1e-4, gradient: 1e-4, sgd: 1e-3);
+        CheckWithin(net, batch, "fp32", "all", exactTf32: false, Fp32Tolerances);
 
     // The tensor-core path with every mantissa bit kept must match FP32 to FP32 tolerances: any fault in the
     // mma fragment layout or the warp tiling gives errors of order 1, while TF32 rounding is taken out.
     [Fact]
     public void Tf32TensorCorePathWithoutRoundingMatchesFp32() =>
-        CheckWithin("fashionnet", 8, "tf32", "all", exactTf32: true, logitsAndLoss: 1e-4, gradient: 1e-4, sgd: 1e-3);
+        CheckWithin("fashionnet", 8, "tf32", "all", exactTf32: true, Fp32Tolerances);
 
     // With TF32 rounding as the hardware does it, the GPU check's own TF32 tolerances hold (1e-2 for logits and
     // loss; 1e-1 per gradient and SGD step, for the ReLU flips explained in eng/GpuCheck/Program.cs).
     [Fact]
     public void Tf32KernelsPassTheGpuChecksTf32Tolerances() =>
-        CheckWithin("fashionnet", 8, "tf32", "all", exactTf32: false, logitsAndLoss: 1e-2, gradient: 1e-1, sgd: 1e-1);
+        CheckWithin("fashionnet", 8, "tf32", "all", exactTf32: false, Tf32Tolerances);
 
     // A race inside a block (a thread reading what another writes with no barrier between them) makes the result
     // depend on the order in which the block's threads run. The emulator runs them forward or in reverse; the
@@ -121,12 +121,12 @@ public sealed class EmulatedAlexNetTests(ITestOutputHelper output) : EmulatedGpu
     // FP32 with the smallest and the largest GEMM tile (the others are checked on FashionNet and UnusualNet).
     [Fact]
     public void Fp32KernelsMatchTheCpuBackend() =>
-        CheckWithin("alexnet", 2, "fp32", "64x64,128x128", exactTf32: false, logitsAndLoss: 1e-4, gradient: 1e-4, sgd: 1e-3);
+        CheckWithin("alexnet", 2, "fp32", "64x64,128x128", exactTf32: false, Fp32Tolerances);
 
     // TF32 with the 128 x 128 tile, the one compiled for two blocks per SM (about three minutes per tile).
     [Fact]
     public void Tf32KernelsPassTheGpuChecksTf32Tolerances() =>
-        CheckWithin("alexnet", 2, "tf32", "128x128", exactTf32: false, logitsAndLoss: 1e-2, gradient: 1e-1, sgd: 1e-1);
+        CheckWithin("alexnet", 2, "tf32", "128x128", exactTf32: false, Tf32Tolerances);
 }
 
 /// <summary>Runs the GPU check program on the CUDA emulator and reads its report.</summary>
@@ -136,15 +136,23 @@ public abstract partial class EmulatedGpuCheck(ITestOutputHelper output)
 
     protected ITestOutputHelper Output => output;
 
+    /// <summary>The GPU check's relative L2 tolerances: logits and loss, each gradient, each SGD step and the momentum buffer.</summary>
+    protected sealed record Tolerances(double LogitsAndLoss, double Gradient, double Sgd);
+
+    // FP32: 1e-4 per tensor, 1e-3 per SGD step and for the momentum buffer. TF32: 1e-2 for logits and loss, 1e-1
+    // per gradient and step (the ReLU flips explained in eng/GpuCheck/Program.cs).
+    protected static readonly Tolerances Fp32Tolerances = new(1e-4, 1e-4, 1e-3);
+    protected static readonly Tolerances Tf32Tolerances = new(1e-2, 1e-1, 1e-1);
+
     // Builds the emulator with the network's kernels for the given GEMM tiles, runs the GPU check on it (which
     // checks each tile on its own) and holds every reported error to the given tolerances.
-    protected void CheckWithin(string net, int batch, string mode, string tiles, bool exactTf32, double logitsAndLoss, double gradient, double sgd)
+    protected void CheckWithin(string net, int batch, string mode, string tiles, bool exactTf32, Tolerances tolerances)
     {
         if (!CudaEmulator.Requirements(output)) return;
         var (source, name) = Network(net);
         IReadOnlyList<CudaGemmTile> gemmTiles = CudaGemmTile.ParseList(tiles);
         string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: mode == "tf32", exactTf32, gemmTiles);
-        AssertAllWithin(RunCheck(library, net, mode, batch, gemmTiles), logitsAndLoss, gradient, sgd);
+        AssertAllWithin(RunCheck(library, net, mode, batch, gemmTiles), tolerances);
     }
 
     protected string RunCheckText(string library, string net, string mode, int batch, IReadOnlyList<CudaGemmTile> tiles, bool reverseThreadOrder = false)
@@ -188,13 +196,13 @@ public abstract partial class EmulatedGpuCheck(ITestOutputHelper output)
         return results;
     }
 
-    private static void AssertAllWithin(List<(string What, double RelativeL2)> results, double logitsAndLoss, double gradient, double sgd)
+    private static void AssertAllWithin(List<(string What, double RelativeL2)> results, Tolerances tolerances)
     {
         foreach (var (what, relative) in results)
         {
-            double tolerance = what.Contains(" gradient ", StringComparison.Ordinal) ? gradient
-                : what.Contains("worst of 5 steps", StringComparison.Ordinal) || what.Contains("momentum buffer", StringComparison.Ordinal) ? sgd
-                : logitsAndLoss;
+            double tolerance = what.Contains(" gradient ", StringComparison.Ordinal) ? tolerances.Gradient
+                : what.Contains("worst of 5 steps", StringComparison.Ordinal) || what.Contains("momentum buffer", StringComparison.Ordinal) ? tolerances.Sgd
+                : tolerances.LogitsAndLoss;
             Assert.True(relative <= tolerance, $"{what}: relative L2 {relative:E2} exceeds {tolerance:E0}");
         }
     }
