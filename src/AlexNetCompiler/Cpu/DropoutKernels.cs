@@ -15,6 +15,12 @@ public static class DropoutKernels
 {
     private const int ThresholdBits = 24;
 
+    /// <summary>
+    /// The seed of the dropout layer at <paramref name="layerIndex"/> in a network's layer table, for a step's dropout
+    /// seed: the formula the generated CPU code and the CUDA prelude apply inline (seed + index x golden ratio).
+    /// </summary>
+    public static ulong LayerSeed(ulong dropoutSeed, int layerIndex) => unchecked(dropoutSeed + (ulong)layerIndex * 0x9E3779B97F4A7C15UL);
+
     /// <summary>True when element <paramref name="index"/> survives dropout with drop probability p under seed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Keep(float p, ulong seed, long index) =>

@@ -68,17 +68,10 @@ public sealed class CudaNetworkRunner : IDisposable
         try
         {
             var stopwatch = Stopwatch.StartNew();
-            string programName = plan.NetworkName + ".cu";
             bool allHits = true;
             foreach (CudaGemmTile tile in GemmTiles)
             {
-                var compileOptions = new List<string> { "--std=c++17", "--ptxas-options=-v" };
-                if (options.Tf32) compileOptions.Add("-DALEXNET_TF32");
-                compileOptions.AddRange(tile.Defines);
-                bool hit = false;
-                NvrtcOutput compiled = options.Cache is not null
-                    ? options.Cache.GetOrCompile(source, programName, Architecture, compileOptions, out hit, CudaPrelude.Headers)
-                    : Nvrtc.Compile(source, programName, Architecture, compileOptions, CudaPrelude.Headers);
+                NvrtcOutput compiled = Compile(plan, source, Architecture, options.Tf32, tile, options.Cache, out bool hit);
                 allHits &= hit;
                 resources[tile] = PtxasReport.Parse(compiled.Log);
                 CudaModule module = device.LoadModule(compiled);
@@ -109,6 +102,24 @@ public sealed class CudaNetworkRunner : IDisposable
             throw;
         }
         _losses = new float[maxBatch];
+    }
+
+    /// <summary>
+    /// Compiles one module of a network (one precision, one GEMM tile) exactly as a runner does, through the cache
+    /// when one is given. Needs NVRTC but no GPU: it fills a kernel cache ahead of time for a machine that should not
+    /// compile (the packed GPU check), under the very keys a runner on that machine looks up.
+    /// </summary>
+    public static NvrtcOutput Compile(CudaLaunchPlan plan, string source, string architecture, bool tf32, CudaGemmTile tile, KernelCache? cache, out bool cacheHit)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        var compileOptions = new List<string> { "--std=c++17", "--ptxas-options=-v" };
+        if (tf32) compileOptions.Add("-DALEXNET_TF32");
+        compileOptions.AddRange(tile.Defines);
+        string programName = plan.NetworkName + ".cu";
+        cacheHit = false;
+        return cache is not null
+            ? cache.GetOrCompile(source, programName, architecture, compileOptions, out cacheHit, CudaPrelude.Headers)
+            : Nvrtc.Compile(source, programName, architecture, compileOptions, CudaPrelude.Headers);
     }
 
     public CudaDevice Device { get; }
