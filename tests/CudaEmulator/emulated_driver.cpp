@@ -648,6 +648,14 @@ EXPORT int cuDeviceGetName(char* name, int length, int device)
     return SUCCESS;
 }
 
+static std::pair<int, int> compute_capability()
+{
+    const char* text = getenv("ALEXNET_EMULATOR_COMPUTE_CAPABILITY");
+    int major = 0, minor = 0;
+    if (text != nullptr && sscanf(text, "%d.%d", &major, &minor) == 2 && major > 0 && minor >= 0) return {major, minor};
+    return {8, 0};
+}
+
 EXPORT int cuDeviceGetAttribute(int* value, int attribute, int device)
 {
     if (device != 0) return fail(ERROR_INVALID_DEVICE, "cuDeviceGetAttribute: bad device");
@@ -655,8 +663,10 @@ EXPORT int cuDeviceGetAttribute(int* value, int attribute, int device)
     {
     case 16: *value = 1; return SUCCESS;          // multiprocessors
     case 13: *value = 1000000; return SUCCESS;    // clock rate, kHz
-    case 75: *value = 8; return SUCCESS;          // compute capability major: kernels are compiled for sm_80
-    case 76: *value = 0; return SUCCESS;          // minor
+    // Compute capability: 8.0, so the runtime asks NVRTC for sm_80; ALEXNET_EMULATOR_COMPUTE_CAPABILITY=9.0 poses as a
+    // Hopper GPU, so that the packed GPU check looks up its prebuilt sm_90 kernel cache exactly as it will on one.
+    case 75: *value = compute_capability().first; return SUCCESS;
+    case 76: *value = compute_capability().second; return SUCCESS;
     case 97: *value = 166912; return SUCCESS;     // shared memory per block, opt-in (an A100's)
     default: return fail(ERROR_INVALID_VALUE, format("cuDeviceGetAttribute: attribute %d is not emulated", attribute));
     }
