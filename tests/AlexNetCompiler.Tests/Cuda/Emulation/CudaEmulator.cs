@@ -188,7 +188,7 @@ internal static partial class CudaEmulator
         return output;
     }
 
-    private static (int ExitCode, string Output) Run(string program, IEnumerable<string> arguments, Dictionary<string, string>? environment, TimeSpan timeout, string? workingDirectory = null)
+    public static (int ExitCode, string Output) Run(string program, IEnumerable<string> arguments, Dictionary<string, string>? environment, TimeSpan timeout, string? workingDirectory = null)
     {
         var start = new ProcessStartInfo(program)
         {
