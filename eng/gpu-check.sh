@@ -90,10 +90,14 @@ run() {
       echo "-- $name: skipped (time)"
       return 0
     fi
+    # "{deadline}" in the command: the seconds after which the program itself starts no new piece of work,
+    # leaving a sixth of the part's time to finish the piece under way and write its results.
+    local arguments=() argument
+    for argument in "$@"; do arguments+=("${argument//\{deadline\}/$((allowed * 5 / 6))}"); done
     local t0 code
     t0=$(date +%s)
     { echo; echo "======== $name (limit ${allowed} s) ========"; } >> "$log"
-    timeout --kill-after=5 "$allowed" "$@" >> "$log" 2>&1
+    timeout --kill-after=5 "$allowed" "${arguments[@]}" >> "$log" 2>&1
     code=$?
     local took=$(($(date +%s) - t0))
     local state=ok
@@ -123,10 +127,10 @@ run() {
 
   part export "$bin/GpuCheck" export --dir="$work/check-inputs"
   part torch python3 eng/pytorch_reference.py --batch 128 --out "$work/torch.json" --check-dir "$work/check-inputs" \
-    --deadline-s $((${limit[torch]} - 15))
+    --deadline-s "{deadline}"
   # shellcheck disable=SC2086 # GPU_CHECK_ARGS is a list of options
   part check "$bin/GpuCheck" check --results="$work/check.json" --torch="$work/torch.json" \
-    --deadline-s=$((${limit[check]} - 25)) ${GPU_CHECK_ARGS:-}
+    --deadline-s="{deadline}" ${GPU_CHECK_ARGS:-}
   # The main job as a user runs it, on the embedded subset: FashionNet, then the canonical AlexNet (upscaled), on
   # the GPU; then FashionNet on the CPU, the accuracy the GPU run should match.
   local train_args=${GPU_CHECK_TRAIN_ARGS:---data embedded --epochs 2 --test-views 1}
