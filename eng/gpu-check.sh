@@ -165,6 +165,8 @@ for folder, _, files in os.walk(sys.argv[1]):
 PY
   chmod +x "$to/bin/GpuCheck" "$to/bin/alexnet-fashion" || return 1
   ls -la "$to/bin" "$to/nvrtc"
+  # The NativeAOT programs need glibc 2.34 or newer (objdump -T shows GLIBC_2.34 as their newest symbol version).
+  ldd --version 2>&1 | head -1
   echo "kernel cache: $(ls "$to/kernel-cache" | wc -l) entries"
 }
 
