@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using AlexNetCompiler.Training;
 
 namespace AlexNetCompiler.Checkpoints;
@@ -17,7 +18,11 @@ public static class Checkpoint
     public const string VariantKey = "optimizer.variant";
     public const string NetworkKey = "network";
 
-    /// <summary>Writes "{path}.tmp", flushes it to disk, then renames it over path: a crash never leaves a torn file.</summary>
+    /// <summary>
+    /// Writes a temporary file of its own ("{path}.{pid}.{random}.tmp"), flushes it to disk, then renames it over
+    /// path: a crash never leaves a torn file, and concurrent writers never share a temporary file. See
+    /// <see cref="SafeTensors.DeleteStaleTemporaryFiles"/> for the temporary files of writers that crashed.
+    /// </summary>
     public static void Save(string path, NetworkDescriptor network, ReadOnlySpan<float> parameters, Sgd? optimizer = null,
         IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -106,6 +111,17 @@ public static class Checkpoint
                 optimizer.LearningRate = rate;
         }
         return header.Metadata;
+    }
+
+    /// <summary>
+    /// The SHA-256 of a file's contents as lower-case hex, e.g. to check that two checkpoints written from the same
+    /// state ("best" and "last") hold the same bytes.
+    /// </summary>
+    public static string FileSha256(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 20);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
     private static SafeTensorEntry Expect(SafeTensorHeader header, string name, ParameterDescriptor parameter)

@@ -42,7 +42,7 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(0.002f, loadedSgd.LearningRate);
         Assert.Equal("3", metadata["epoch"]);
         Assert.Equal("SmallNet", metadata[Checkpoint.NetworkKey]);
-        Assert.False(File.Exists(path + ".tmp"));
+        Assert.Empty(Directory.GetFiles(_directory, "*.tmp"));
     }
 
     [Fact]
@@ -75,17 +75,33 @@ public sealed class CheckpointTests : IDisposable
     }
 
     [Fact]
-    public void FailedSaveLeavesThePreviousCheckpointIntact()
+    public void FailedSaveRemovesItsTemporaryFile()
     {
-        string path = PathOf("intact.safetensors");
-        float[] first = Parameters(6);
-        Checkpoint.Save(path, Network, first);
-        byte[] before = File.ReadAllBytes(path);
-        // A directory where the temporary file must go makes the write fail before the rename.
-        Directory.CreateDirectory(path + ".tmp");
-        Assert.ThrowsAny<Exception>(() => Checkpoint.Save(path, Network, Parameters(7)));
-        Assert.Equal(before, File.ReadAllBytes(path));
-        Directory.Delete(path + ".tmp");
+        // The target is replaced by a rename, and renaming a file over a non-empty directory fails: the data has been
+        // written by then, so the failure path runs. (SafeTensorsWriteTests covers a failure with an old file in place.)
+        string path = PathOf("occupied.safetensors");
+        Directory.CreateDirectory(path);
+        File.WriteAllText(Path.Combine(path, "occupied"), "x");
+        Assert.ThrowsAny<IOException>(() => Checkpoint.Save(path, Network, Parameters(7)));
+        Assert.Empty(Directory.GetFiles(_directory, "*.tmp"));
+    }
+
+    [Fact]
+    public void FileSha256IsTheHashOfTheFilesBytes()
+    {
+        string best = PathOf("best.safetensors"), last = PathOf("last.safetensors"), other = PathOf("other.safetensors");
+        float[] parameters = Parameters(13);
+        Checkpoint.Save(best, Network, parameters, metadata: new Dictionary<string, string> { ["epoch"] = "4" });
+        Checkpoint.Save(last, Network, parameters, metadata: new Dictionary<string, string> { ["epoch"] = "4" });
+        parameters[^1] += 1f;
+        Checkpoint.Save(other, Network, parameters, metadata: new Dictionary<string, string> { ["epoch"] = "4" });
+
+        string hash = Checkpoint.FileSha256(best);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(best))), hash);
+        Assert.Matches("^[0-9a-f]{64}$", hash);
+        Assert.Equal(hash, Checkpoint.FileSha256(last)); // same state, same bytes
+        Assert.NotEqual(hash, Checkpoint.FileSha256(other));
+        Assert.Throws<FileNotFoundException>(() => Checkpoint.FileSha256(PathOf("absent.safetensors")));
     }
 
     [Fact]
