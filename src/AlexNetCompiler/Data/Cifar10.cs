@@ -31,18 +31,39 @@ public static class Cifar10
         return (ReadFiles(trainFiles, folder + " (train)"), ReadFiles([testFile], folder + " (test)"));
     }
 
-    /// <summary>Reads and concatenates record files, validating size and labels.</summary>
+    /// <summary>
+    /// The most records all files together may hold: their images go into one float array of at most Array.MaxLength
+    /// elements (about 699,000 records; CIFAR-10 has 60,000).
+    /// </summary>
+    public static int MaxRecords => Array.MaxLength / ImageBytes;
+
+    /// <summary>
+    /// Reads and concatenates record files, validating size and labels. Sizes are checked from the file lengths
+    /// before anything is read, so an odd-sized or oversized file costs no memory.
+    /// </summary>
     public static Dataset ReadFiles(IReadOnlyList<string> paths, string name)
     {
-        var files = new List<byte[]>(paths.Count);
         long total = 0;
         foreach (string path in paths)
         {
-            byte[] bytes = File.ReadAllBytes(path);
-            if (bytes.Length == 0)
+            long length = new FileInfo(path).Length;
+            if (length == 0)
                 throw new InvalidDataException($"{path}: empty CIFAR-10 file.");
-            if (bytes.Length % RecordBytes != 0)
-                throw new InvalidDataException($"{path}: truncated: {bytes.Length} bytes is not a whole number of {RecordBytes}-byte records (record {bytes.Length / RecordBytes} has only {bytes.Length % RecordBytes} bytes).");
+            if (length % RecordBytes != 0)
+                throw new InvalidDataException($"{path}: truncated: {length} bytes is not a whole number of {RecordBytes}-byte records (record {length / RecordBytes} has only {length % RecordBytes} bytes).");
+            total += length / RecordBytes;
+            if (total > MaxRecords)
+                throw new InvalidDataException($"{path}: {name} would hold {total} records or more, too many for one array (at most {MaxRecords}).");
+        }
+
+        var files = new List<byte[]>(paths.Count);
+        long readTotal = 0;
+        foreach (string path in paths)
+        {
+            byte[] bytes = File.ReadAllBytes(path);
+            // The length was checked above; a file that changed since is reported, not trusted.
+            if (bytes.Length == 0 || bytes.Length % RecordBytes != 0)
+                throw new InvalidDataException($"{path}: the CIFAR-10 file changed while it was read ({bytes.Length} bytes now).");
             int records = bytes.Length / RecordBytes;
             for (int r = 0; r < records; r++)
             {
@@ -51,10 +72,10 @@ public static class Cifar10
                     throw new InvalidDataException($"{path}: label {label} in record {r} is outside [0, {ClassNames.Count}).");
             }
             files.Add(bytes);
-            total += records;
+            readTotal += records;
         }
-        if (total * ImageBytes > Array.MaxLength)
-            throw new InvalidDataException($"{name}: {total} records are too many to hold in one array.");
+        if (readTotal != total)
+            throw new InvalidDataException($"{name}: the CIFAR-10 files changed while they were read ({readTotal} records, {total} expected).");
 
         var images = new float[total * ImageBytes];
         var labels = new int[total];

@@ -27,6 +27,10 @@ public static class IdxDataset
         }
         if (height == 0 || width == 0 || channels == 0)
             throw new InvalidDataException($"{imagesPath}: image size [{channels}, {height}, {width}] has a zero dimension.");
+        // With no images the data is empty whatever the image size claims; one image must still be indexable by int.
+        long plane = (long)channels * height; // below 2^62; multiplied by width only once it is known to be small
+        if (plane > int.MaxValue || plane * width > int.MaxValue)
+            throw new InvalidDataException($"{imagesPath}: image size [{channels}, {height}, {width}] exceeds {int.MaxValue} values per image.");
         if (labels.Dimensions.Length != 1)
             throw new InvalidDataException($"{labelsPath}: a label file must have 1 dimension [count]; it has {labels.Dimensions.Length}: [{string.Join(", ", labels.Dimensions)}].");
         int count = images.Dimensions[0];

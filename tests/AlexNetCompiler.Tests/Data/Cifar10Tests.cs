@@ -70,6 +70,32 @@ public sealed class Cifar10Tests : IDisposable
     }
 
     [Fact]
+    public void OddSizedFiles_AreReportedWhateverTheRemainder()
+    {
+        foreach (int length in new[] { 1, 3072, 3074, 2 * 3073 - 1 })
+        {
+            string path = _folder.File($"odd-{length}.bin");
+            File.WriteAllBytes(path, new byte[length]);
+            var e = Assert.Throws<InvalidDataException>(() => Cifar10.ReadFiles([path], "t"));
+            Assert.Contains(path, e.Message);
+            Assert.Contains($"record {length / 3073} has only {length % 3073} bytes", e.Message);
+        }
+    }
+
+    [Fact]
+    public void TooManyRecords_AreRefusedFromTheFileLengths_WithoutReadingThem()
+    {
+        // A sparse file (no disk space used) of whole records, more than one float array holds: reading it whole
+        // would fail with an IOException, as it is longer than a byte array can be.
+        string path = _folder.File("data_batch_1.bin");
+        using (var file = new FileStream(path, FileMode.CreateNew)) file.SetLength(3073L * (Cifar10.MaxRecords + 1));
+        var e = Assert.Throws<InvalidDataException>(() => Cifar10.ReadFiles([path], "t"));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("too many", e.Message);
+        Assert.Equal(Array.MaxLength / 3072, Cifar10.MaxRecords);
+    }
+
+    [Fact]
     public void EmptyFile_And_MissingTestFile_AreReported()
     {
         string empty = _folder.File("data_batch_1.bin");

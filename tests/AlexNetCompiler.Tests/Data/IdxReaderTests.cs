@@ -156,6 +156,95 @@ public sealed class IdxReaderTests : IDisposable
         Assert.Contains("1 dimension", e.Message);
     }
 
+    /// <summary>Zeros in gzip members of 1 MiB each (about 1 KB compressed apiece): a small file that inflates to a lot.</summary>
+    private static byte[] GzipZeros(int mebibytes)
+    {
+        using var compressed = new MemoryStream();
+        using (var gzip = new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionLevel.SmallestSize, leaveOpen: true))
+            gzip.Write(new byte[1 << 20]);
+        byte[] member = compressed.ToArray();
+        using var output = new MemoryStream();
+        for (int i = 0; i < mebibytes; i++) output.Write(member);
+        return output.ToArray();
+    }
+
+    [Fact]
+    public void GzipBomb_StopsAtTheDeclaredSize()
+    {
+        // A header declaring 10 bytes, then 512 MiB of zeros from a file of about half a megabyte: decompression stops
+        // one byte past the declared data, so memory stays near what the header declares.
+        byte[] bomb = [.. IdxBytes.Gzip(IdxBytes.File([10], new byte[10])), .. GzipZeros(512)];
+        Assert.InRange(bomb.Length, 1, 1 << 20);
+        string path = Write("bomb.gz", bomb);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Contains(path, e.Message);
+        Assert.Contains("unexpected data after the 10 data bytes", e.Message);
+        Assert.True(allocated < 16 << 20, $"{allocated} bytes allocated reading a file that declares 10");
+    }
+
+    [Fact]
+    public void GzipDeclaringMoreThanTheFileCanHold_IsRefusedBeforeAllocating()
+    {
+        // 2e9 bytes declared in a file of a few dozen bytes: deflate cannot expand that far, so nothing is allocated.
+        string path = Write("liar.gz", IdxBytes.Gzip(IdxBytes.Header(0x08, 2_000_000_000)));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 16 << 20);
+        Assert.Contains(path, e.Message);
+        Assert.Contains("truncated", e.Message);
+        Assert.Contains("2000000000", e.Message);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void DeclaredSizeAboveTheLimit_IsRefused(bool gzip)
+    {
+        byte[] header = IdxBytes.Header(0x08, 65536, 65536, 1); // 4 GiB
+        string path = Write("huge", gzip ? IdxBytes.Gzip(header) : header);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains(IdxFile.MaxDataBytes.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Message);
+        Assert.Equal(Array.MaxLength, IdxFile.MaxDataBytes);
+    }
+
+    [Fact]
+    public void DimensionProductOverflowingALong_IsRefused()
+    {
+        string path = Write("overflow", IdxBytes.Header(0x08, int.MaxValue, int.MaxValue, int.MaxValue, int.MaxValue, 0));
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+    }
+
+    [Fact]
+    public void HugeRawFile_IsRejectedFromItsLength_WithoutReadingIt()
+    {
+        // A sparse 3 GB file (no disk space used) behind a header declaring 10 bytes: reading it whole would fail with
+        // an IOException, as it is longer than a byte array can be; its length alone says it is wrong.
+        string path = _folder.File("huge-raw");
+        using (var file = new FileStream(path, FileMode.CreateNew))
+        {
+            file.Write(IdxBytes.File([10], new byte[10]));
+            file.SetLength(3_000_000_000);
+        }
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("unexpected bytes after the 10 data bytes", e.Message);
+    }
+
+    [Fact]
+    public void ImageSizeOverflowingAnInt_IsRefusedByTheDatasetBuilder()
+    {
+        // No images, so the file is tiny, but one image would have 2^32 values.
+        string images = Write("images", IdxBytes.File([0, 65536, 65536, 1], []));
+        string labels = Write("labels", IdxBytes.File([0], []));
+        var e = Assert.Throws<InvalidDataException>(() => IdxDataset.Load(images, labels, TenClasses));
+        Assert.Contains(images, e.Message);
+        Assert.Contains("[65536, 65536, 1]", e.Message);
+    }
+
     [Fact]
     public void MissingFile_IsNamed()
     {
