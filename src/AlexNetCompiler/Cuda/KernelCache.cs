@@ -10,10 +10,27 @@ namespace AlexNetCompiler.Cuda;
 /// its payload; an entry that is truncated, altered or stored under the wrong name is deleted and rebuilt,
 /// never loaded. Writes go to a temporary file that is then renamed, so a crash leaves no torn entry.
 /// </summary>
+/// <remarks>
+/// A cached image is code the GPU runs, so the cache trusts only what this user wrote: the directory is created
+/// readable by its owner only (0700 on Unix), entries are written 0600, and an entry that is not a regular file (a
+/// symbolic link, a FIFO), is owned by another user, is unreadable or is implausibly large is ignored and compiled
+/// afresh (the new entry replaces it where the directory allows). Owners are checked on Linux; on other Unix
+/// systems, where that check is not available, nothing is read from the cache. Problems with the cache (permissions,
+/// a full or read-only disk) never escape it: they cost a compile, not the run.
+/// </remarks>
 public sealed class KernelCache
 {
     private static ReadOnlySpan<byte> Magic => "ANCKRNL1"u8;
     private const int HeaderBytes = 8 + 32 + 4 + 4 + 4 + 32; // magic, key, kind, image length, log length, checksum
+
+    /// <summary>
+    /// Larger entries are not read. A network's module (CUBIN or PTX plus the compile log) takes a few MB; the limit
+    /// keeps a stray large file in the cache directory from being read into memory.
+    /// </summary>
+    internal const long MaxEntryBytes = 256L << 20;
+
+    private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     public KernelCache(string directory)
     {
@@ -68,17 +85,20 @@ public sealed class KernelCache
         return compiled;
     }
 
-    /// <summary>Reads a valid entry; deletes an invalid one (and returns false).</summary>
+    /// <summary>
+    /// Reads a valid entry; deletes an invalid one (and returns false). An entry that cannot be trusted or read
+    /// returns false and is left for the next write to replace; no I/O or permission error escapes.
+    /// </summary>
     internal static bool TryRead(string path, string key, string architecture, out NvrtcOutput? output)
     {
         output = null;
         byte[] data;
         try
         {
-            if (!File.Exists(path)) return false;
+            if (!IsTrusted(path)) return false;
             data = File.ReadAllBytes(path);
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return false;
         }
@@ -88,6 +108,22 @@ public sealed class KernelCache
             return false;
         }
         return true;
+    }
+
+    /// <summary>
+    /// True for an existing regular file of plausible size that this process's user owns (on Linux; on Windows the
+    /// cache lives in the user's own profile, on other Unix systems owners cannot be checked and nothing is trusted).
+    /// </summary>
+    private static bool IsTrusted(string path)
+    {
+        if (UnixFiles.CanCheckOwners)
+        {
+            UnixFiles.FileFacts? facts = UnixFiles.Describe(path);
+            return facts is { IsRegularFile: true } entry && entry.OwnerId == UnixFiles.EffectiveUserId && entry.Length <= MaxEntryBytes;
+        }
+        if (!OperatingSystem.IsWindows()) return false;
+        var info = new FileInfo(path);
+        return info.Exists && (info.Attributes & FileAttributes.ReparsePoint) == 0 && info.Length <= MaxEntryBytes;
     }
 
     private static bool TryDecode(byte[] data, string key, string architecture, out NvrtcOutput? output)
@@ -105,7 +141,8 @@ public sealed class KernelCache
         return true;
     }
 
-    private void Write(string path, string key, NvrtcOutput compiled)
+    /// <summary>Stores an entry (atomically, owner-only); a cache that cannot be written is skipped silently.</summary>
+    internal void Write(string path, string key, NvrtcOutput compiled)
     {
         byte[] log = Encoding.UTF8.GetBytes(compiled.Log);
         byte[] data = new byte[HeaderBytes + compiled.Image.Length + log.Length];
@@ -117,17 +154,37 @@ public sealed class KernelCache
         compiled.Image.CopyTo(data, HeaderBytes);
         log.CopyTo(data, HeaderBytes + compiled.Image.Length);
         SHA256.HashData(data.AsSpan(HeaderBytes)).CopyTo(data, 52);
+        string temp = path + "." + Environment.ProcessId + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        bool created = false;
         try
         {
-            System.IO.Directory.CreateDirectory(Directory);
-            string temp = path + "." + Environment.ProcessId + "." + Guid.NewGuid().ToString("N") + ".tmp";
-            File.WriteAllBytes(temp, data);
+            CreateDirectory();
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerOnlyFile;
+            using (var stream = new FileStream(temp, options))
+            {
+                created = true;
+                stream.Write(data);
+            }
             File.Move(temp, path, overwrite: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // A read-only or full cache only costs a recompile next time; the compiled kernels are still returned.
+            if (created) TryDelete(temp);
         }
+    }
+
+    /// <summary>
+    /// Creates the cache directory readable by its owner only (0700 on Unix); missing parents get the usual mode, as
+    /// the directory itself keeps other users out. An existing directory is left as it is (it may be shared on purpose;
+    /// entries are then checked one by one).
+    /// </summary>
+    private void CreateDirectory()
+    {
+        if (System.IO.Directory.Exists(Directory)) return;
+        if (OperatingSystem.IsWindows()) System.IO.Directory.CreateDirectory(Directory);
+        else System.IO.Directory.CreateDirectory(Directory, OwnerOnlyDirectory);
     }
 
     private static void TryDelete(string path)

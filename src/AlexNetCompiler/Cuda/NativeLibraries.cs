@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace AlexNetCompiler.Cuda;
 
 /// <summary>
-/// Maps the logical library names used by the [LibraryImport] declarations ("cuda", "nvrtc") to the files
+/// Maps the logical library names used by the [LibraryImport] declarations ("cuda", "nvrtc", "libc") to the files
 /// that exist on this machine. The driver ships as libcuda.so.1 / nvcuda.dll; NVRTC's soname carries the
 /// toolkit's major version (libnvrtc.so.13, .12, and .11.2 for every 11.x), so each candidate is probed in turn,
 /// newest first. ALEXNET_NVRTC_PATH / ALEXNET_CUDA_PATH name an exact file and win over the probe.
@@ -13,6 +13,8 @@ internal static class NativeLibraries
 {
     internal const string Cuda = "alexnet-cuda-driver";
     internal const string Nvrtc = "alexnet-nvrtc";
+    /// <summary>The C library the process already runs on (glibc or musl), found through the main program's symbols.</summary>
+    internal const string Libc = "alexnet-libc";
 
     private static readonly object Gate = new();
     private static bool _registered;
@@ -54,6 +56,9 @@ internal static class NativeLibraries
     {
         if (libraryName == Cuda) return TryLoad(Cuda, out IntPtr h, out _) ? h : IntPtr.Zero;
         if (libraryName == Nvrtc) return TryLoad(Nvrtc, out IntPtr h, out _) ? h : IntPtr.Zero;
+        // dlopen(NULL): its symbols include those of the C library every .NET process (CoreCLR or NativeAOT) links,
+        // whatever its file is called (libc.so.6, ld-musl-*.so.1).
+        if (libraryName == Libc) return NativeLibrary.GetMainProgramHandle();
         return IntPtr.Zero;
     }
 

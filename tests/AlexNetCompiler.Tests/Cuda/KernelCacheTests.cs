@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using AlexNetCompiler.Cuda;
 using Xunit.Abstractions;
 
@@ -90,6 +91,180 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
         Assert.NotEqual(sm80Image.Image, result.Image);
         cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out bool hitAfter);
         Assert.True(hitAfter);
+    }
+
+    // --- Trust: only regular files this user owns and can read are loaded; nothing escapes the cache. -----------------
+
+    /// <summary>An NVRTC version no real NVRTC reports, so made-up entries never sit under a real compilation's key.</summary>
+    private static readonly (int, int) AnyVersion = (0, 0);
+
+    /// <summary>Stores a made-up entry through the cache's own writer (no NVRTC needed); returns its key and path.</summary>
+    private static (string Key, string Path) StoreFakeEntry(KernelCache cache, string architecture = "sm_90")
+    {
+        string key = KernelCache.Key(Source, architecture, [], AnyVersion);
+        string path = cache.PathFor(key);
+        cache.Write(path, key, new NvrtcOutput(CudaImageKind.Cubin, [1, 2, 3, 4, 5], "log", architecture));
+        Assert.True(KernelCache.TryRead(path, key, architecture, out _));
+        return (key, path);
+    }
+
+    [Fact]
+    public void TheDirectoryIsCreatedForItsOwnerOnlyAndEntriesAreOwnerOnly()
+    {
+        if (OperatingSystem.IsWindows()) return; // the cache lives in the user's own profile there
+        string nested = Path.Combine(_directory, "cache", "kernels");
+        var cache = new KernelCache(nested);
+        (_, string entry) = StoreFakeEntry(cache);
+        const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Assert.Equal(ownerOnly, File.GetUnixFileMode(nested)); // missing parents get the usual mode; this one guards
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(entry));
+        Assert.Single(Directory.GetFiles(nested)); // no temporary file left
+    }
+
+    [Fact]
+    public void AnEntryOwnedByAnotherUserIsIgnoredAndReplaced()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        if (Libc.geteuid() != 0)
+        {
+            output.WriteLine("NOT RUN: giving a file to another user needs root.");
+            return;
+        }
+        var cache = new KernelCache(_directory);
+        (string key, string path) = StoreFakeEntry(cache);
+        Assert.Equal(0, Libc.chown(path, 12345, 12345));
+
+        Assert.False(KernelCache.TryRead(path, key, "sm_90", out NvrtcOutput? read)); // valid content, foreign owner
+        Assert.Null(read);
+        Assert.True(File.Exists(path)); // not this user's file to delete; the next write replaces it
+        cache.Write(path, key, new NvrtcOutput(CudaImageKind.Cubin, [9, 9], "", "sm_90"));
+        Assert.True(KernelCache.TryRead(path, key, "sm_90", out read));
+        Assert.Equal([9, 9], read!.Image);
+
+        if (!NvrtcRequirement.Check(output)) return;
+        cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out _);
+        string compiled = cache.PathFor(KernelCache.Key(Source, "sm_90", [], Nvrtc.Version));
+        Assert.Equal(0, Libc.chown(compiled, 12345, 12345));
+        cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out bool hit);
+        Assert.False(hit);
+        cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out bool hitAfter);
+        Assert.True(hitAfter); // the recompiled entry replaced the foreign one
+    }
+
+    [Fact]
+    public void AnUnreadableEntryIsIgnoredAndNoExceptionEscapes()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var cache = new KernelCache(_directory);
+        (string key, string path) = StoreFakeEntry(cache);
+        File.SetUnixFileMode(path, UnixFileMode.None);
+        bool nvrtc = Nvrtc.IsAvailable(out _);
+        string compiledPath = cache.PathFor(KernelCache.Key(Source, "sm_90", [], nvrtc ? Nvrtc.Version : AnyVersion));
+        if (nvrtc)
+        {
+            cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out _);
+            File.SetUnixFileMode(compiledPath, UnixFileMode.None);
+        }
+
+        bool? readFake = null, hit = null;
+        bool ran = WithoutRootsFileAccessOverride(() =>
+        {
+            Assert.Throws<UnauthorizedAccessException>(() => File.ReadAllBytes(path)); // the entry really is unreadable
+            readFake = KernelCache.TryRead(path, key, "sm_90", out _);
+            if (nvrtc)
+            {
+                cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out bool h); // compiles; must not throw
+                hit = h;
+            }
+        });
+        if (!ran) return;
+        Assert.False(readFake);
+        if (!NvrtcRequirement.Check(output)) return;
+        Assert.False(hit);
+        cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out bool hitAfter);
+        Assert.True(hitAfter); // the recompiled entry replaced the unreadable one
+    }
+
+    [Fact]
+    public void ASymbolicLinkIsNotFollowed()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var cache = new KernelCache(_directory);
+        (string key, string path) = StoreFakeEntry(cache);
+        string elsewhere = Path.Combine(_directory, "elsewhere.bin");
+        File.Move(path, elsewhere);
+        File.CreateSymbolicLink(path, elsewhere);
+        Assert.False(KernelCache.TryRead(path, key, "sm_90", out _));
+    }
+
+    [Fact]
+    public void AFifoInPlaceOfAnEntryDoesNotBlock()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var cache = new KernelCache(_directory);
+        Directory.CreateDirectory(_directory);
+        string key = KernelCache.Key(Source, "sm_90", [], AnyVersion);
+        string path = cache.PathFor(key);
+        Assert.Equal(0, Libc.mkfifo(path, 0b110_110_110)); // rw-rw-rw-
+        // Opening a FIFO for reading waits for a writer; the entry must be refused from its type, unopened.
+        var read = Task.Run(() => KernelCache.TryRead(path, key, "sm_90", out _));
+        Assert.True(read.Wait(TimeSpan.FromSeconds(20)), "reading a FIFO entry blocked");
+        Assert.False(read.Result);
+    }
+
+    /// <summary>
+    /// Runs the action so that file permissions apply: directly for an ordinary user; for root, on a thread of its own
+    /// whose effective capabilities lack CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (capabilities are per thread on
+    /// Linux, so the rest of the process keeps them). False, with a note, when that cannot be arranged.
+    /// </summary>
+    private bool WithoutRootsFileAccessOverride(Action action)
+    {
+        if (Libc.geteuid() != 0)
+        {
+            action();
+            return true;
+        }
+        Exception? failure = null;
+        bool dropped = false;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                dropped = Libc.DropFileAccessOverrides();
+                if (dropped) action();
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        thread.Start();
+        thread.Join();
+        if (failure is not null) throw new Xunit.Sdk.XunitException("On the thread without file access overrides: " + failure);
+        if (!dropped) output.WriteLine("NOT RUN: could not drop CAP_DAC_OVERRIDE for one thread (capset failed).");
+        return dropped;
+    }
+
+    private static unsafe class Libc
+    {
+        [DllImport("libc")] public static extern uint geteuid();
+        [DllImport("libc", SetLastError = true)] public static extern int chown(string path, uint owner, uint group);
+        [DllImport("libc", SetLastError = true)] public static extern int mkfifo(string path, uint mode);
+        [DllImport("libc", SetLastError = true)] private static extern int capget(uint* header, uint* data);
+        [DllImport("libc", SetLastError = true)] private static extern int capset(uint* header, uint* data);
+
+        private const uint CapabilityVersion3 = 0x20080522;
+        private const int CapDacOverride = 1, CapDacReadSearch = 2;
+
+        /// <summary>Clears the two capabilities from the calling thread's effective set (they stay permitted).</summary>
+        public static bool DropFileAccessOverrides()
+        {
+            uint* header = stackalloc uint[2] { CapabilityVersion3, 0 }; // version, pid 0 = this thread
+            uint* data = stackalloc uint[6]; // two {effective, permitted, inheritable} sets: capabilities 0-31, 32-63
+            if (capget(header, data) != 0) return false;
+            data[0] &= ~((1u << CapDacOverride) | (1u << CapDacReadSearch));
+            return capset(header, data) == 0;
+        }
     }
 
     [Fact]
