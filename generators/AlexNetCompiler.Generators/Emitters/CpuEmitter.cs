@@ -168,13 +168,23 @@ internal static partial class CpuEmitter
         w.WriteLine("public global::System.ReadOnlySpan<float> Probabilities => Slice(_probabilities, _lastBatch * ClassCount);");
         w.WriteLine();
 
-        w.WriteLine("/// <summary>Allocates parameters (zero; see AlexNetCompiler.Training.Initializer), gradients and every activation buffer once.</summary>");
+        EmitBatchLimit(w, model);
+
+        w.WriteLine("/// <summary>");
+        w.WriteLine("/// Allocates parameters (zero; see AlexNetCompiler.Training.Initializer), gradients and every activation");
+        w.WriteLine("/// buffer once.");
+        w.WriteLine("/// </summary>");
         w.WriteLine("/// <param name=\"maxBatch\">Largest batch that Forward/ForwardBackward will be given.</param>");
         w.WriteLine("/// <param name=\"cpu\">Threads and scratch memory; null uses all processors.</param>");
         w.WriteLine($"public {model.ClassName}(int maxBatch = 1, global::AlexNetCompiler.Cpu.CpuContext? cpu = null)");
         w.WriteLine("{");
         w.Indent++;
-        w.WriteLine("if (maxBatch < 1) throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, \"The batch size must be at least 1.\");");
+        w.WriteLine("if (maxBatch < 1)");
+        w.WriteLine("{");
+        w.WriteLine("    throw new global::System.ArgumentOutOfRangeException(");
+        w.WriteLine("        nameof(maxBatch), maxBatch, \"The batch size must be at least 1.\");");
+        w.WriteLine("}");
+        w.WriteLine("ThrowIfBuffersTooLarge(maxBatch);");
         w.WriteLine("_cpu = cpu ?? global::AlexNetCompiler.Cpu.CpuContext.Default;");
         w.WriteLine("MaxBatch = maxBatch;");
         w.WriteLine("Parameters = new float[ParameterCount];");
@@ -188,8 +198,53 @@ internal static partial class CpuEmitter
             if (b.Argmax != null) w.WriteLine($"_{b.Argmax} = new int[{length}];");
         }
         w.WriteLine("_probabilities = new float[maxBatch * ClassCount];");
-        w.WriteLine($"_gradientA = new float[maxBatch * {model.Memory.LargestActivationLength}];");
-        w.WriteLine($"_gradientB = new float[maxBatch * {model.Memory.LargestActivationLength}];");
+        w.WriteLine("_gradientA = new float[maxBatch * LargestBufferLengthPerSample];");
+        w.WriteLine("_gradientB = new float[maxBatch * LargestBufferLengthPerSample];");
+        w.Indent--;
+        w.WriteLine("}");
+        w.WriteLine();
+    }
+
+    /// <summary>
+    /// The bound on maxBatch. Every buffer holds maxBatch samples and a .NET array at most Array.MaxLength elements, so
+    /// the largest buffer (the gradient ping-pong buffers, as large as the largest activation) decides. The constructor
+    /// checks it in 64 bits before allocating: in 32 bits, maxBatch * length overflows long before memory runs out.
+    /// </summary>
+    private static void EmitBatchLimit(IndentedTextWriter w, NetworkModel model)
+    {
+        int largest = model.Memory.LargestActivationLength;
+        LayerModel? layer = null;
+        foreach (LayerModel l in model.Layers)
+        {
+            if (l.Output.Length == largest && model.Input.Length != largest)
+            {
+                layer = l;
+                break;
+            }
+        }
+        string largestText = layer is null ? "the input" : $"{layer.Identifier}'s output";
+        string largestShape = layer is null ? model.Input.ToString() : layer.Output.ToString();
+
+        w.WriteLine("/// <summary>");
+        w.WriteLine("/// Floats per sample of the largest buffer: the gradient ping-pong buffers, each as large as the largest");
+        w.WriteLine($"/// activation ({largestText}, {largestShape}).");
+        w.WriteLine("/// </summary>");
+        w.WriteLine($"private const int LargestBufferLengthPerSample = {largest};");
+        w.WriteLine();
+        w.WriteLine("/// <summary>The largest maxBatch for which every buffer fits in one .NET array.</summary>");
+        w.WriteLine("public static int MaxBatchLimit => global::System.Array.MaxLength / LargestBufferLengthPerSample;");
+        w.WriteLine();
+        w.WriteLine("/// <summary>Checks maxBatch against the largest buffer in 64 bits, before anything is allocated.</summary>");
+        w.WriteLine("private static void ThrowIfBuffersTooLarge(int maxBatch)");
+        w.WriteLine("{");
+        w.Indent++;
+        w.WriteLine("long largestBufferLength = (long)maxBatch * LargestBufferLengthPerSample;");
+        w.WriteLine("int arrayLimit = global::System.Array.MaxLength;");
+        w.WriteLine("if (largestBufferLength <= arrayLimit) return;");
+        w.WriteLine("throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,");
+        w.WriteLine($"    $\"{model.ClassName}: at maxBatch {{maxBatch}} the gradient buffers (as large as {largestText}) \" +");
+        w.WriteLine("    $\"would hold {largestBufferLength} floats each, more than an array can ({arrayLimit}); \" +");
+        w.WriteLine("    $\"the largest maxBatch that fits is {MaxBatchLimit}.\");");
         w.Indent--;
         w.WriteLine("}");
         w.WriteLine();

@@ -97,12 +97,41 @@ namespace FashionMnist
         /// <summary>Softmax probabilities of the last ForwardBackward, [batch, ClassCount].</summary>
         public global::System.ReadOnlySpan<float> Probabilities => Slice(_probabilities, _lastBatch * ClassCount);
         
-        /// <summary>Allocates parameters (zero; see AlexNetCompiler.Training.Initializer), gradients and every activation buffer once.</summary>
+        /// <summary>
+        /// Floats per sample of the largest buffer: the gradient ping-pong buffers, each as large as the largest
+        /// activation (Conv1's output, [32, 28, 28]).
+        /// </summary>
+        private const int LargestBufferLengthPerSample = 25088;
+        
+        /// <summary>The largest maxBatch for which every buffer fits in one .NET array.</summary>
+        public static int MaxBatchLimit => global::System.Array.MaxLength / LargestBufferLengthPerSample;
+        
+        /// <summary>Checks maxBatch against the largest buffer in 64 bits, before anything is allocated.</summary>
+        private static void ThrowIfBuffersTooLarge(int maxBatch)
+        {
+            long largestBufferLength = (long)maxBatch * LargestBufferLengthPerSample;
+            int arrayLimit = global::System.Array.MaxLength;
+            if (largestBufferLength <= arrayLimit) return;
+            throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
+                $"FashionNet: at maxBatch {maxBatch} the gradient buffers (as large as Conv1's output) " +
+                $"would hold {largestBufferLength} floats each, more than an array can ({arrayLimit}); " +
+                $"the largest maxBatch that fits is {MaxBatchLimit}.");
+        }
+        
+        /// <summary>
+        /// Allocates parameters (zero; see AlexNetCompiler.Training.Initializer), gradients and every activation
+        /// buffer once.
+        /// </summary>
         /// <param name="maxBatch">Largest batch that Forward/ForwardBackward will be given.</param>
         /// <param name="cpu">Threads and scratch memory; null uses all processors.</param>
         public FashionNet(int maxBatch = 1, global::AlexNetCompiler.Cpu.CpuContext? cpu = null)
         {
-            if (maxBatch < 1) throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, "The batch size must be at least 1.");
+            if (maxBatch < 1)
+            {
+                throw new global::System.ArgumentOutOfRangeException(
+                    nameof(maxBatch), maxBatch, "The batch size must be at least 1.");
+            }
+            ThrowIfBuffersTooLarge(maxBatch);
             _cpu = cpu ?? global::AlexNetCompiler.Cpu.CpuContext.Default;
             MaxBatch = maxBatch;
             Parameters = new float[ParameterCount];
@@ -128,8 +157,8 @@ namespace FashionMnist
             _dense2Output = new float[maxBatch * Dense2OutputLength];
             _dense3Output = new float[maxBatch * Dense3OutputLength];
             _probabilities = new float[maxBatch * ClassCount];
-            _gradientA = new float[maxBatch * 25088];
-            _gradientB = new float[maxBatch * 25088];
+            _gradientA = new float[maxBatch * LargestBufferLengthPerSample];
+            _gradientB = new float[maxBatch * LargestBufferLengthPerSample];
         }
         
         // Typed views of each parameter tensor and its gradient (PyTorch shapes in the comments).

@@ -181,4 +181,28 @@ public sealed class GeneratedNetworkTests
         var badLabel = Assert.Throws<ArgumentException>(() => net.ForwardBackward(input, labels, Batch, null));
         Assert.Contains("labels[2] is 10", badLabel.Message);
     }
+
+    [Fact]
+    public void A_max_batch_whose_buffers_overflow_an_array_is_refused_before_allocating()
+    {
+        // FashionNet's largest buffers hold 25,088 floats per sample (conv1's output): at a million samples that is
+        // 25 billion, beyond any array; computed in int it overflowed (OverflowException, or a negative size).
+        Assert.Equal(Array.MaxLength / FashionNet.Conv1OutputLength, FashionNet.MaxBatchLimit);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new FashionNet(1_000_000));
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20, "buffers were allocated before the check");
+        Assert.Equal("maxBatch", e.ParamName);
+        Assert.Contains("FashionNet", e.Message);
+        Assert.Contains("gradient buffers", e.Message);
+        Assert.Contains("Conv1's output", e.Message);
+        Assert.Contains("25088000000", e.Message);
+        Assert.Contains($"the largest maxBatch that fits is {FashionNet.MaxBatchLimit}", e.Message);
+
+        // Every network checks its own largest buffer; at the limit itself the buffers are allocated.
+        var unusual = Assert.Throws<ArgumentOutOfRangeException>(() => new UnusualNet(int.MaxValue));
+        Assert.Contains("UnusualNet", unusual.Message);
+        Assert.Contains($"the largest maxBatch that fits is {UnusualNet.MaxBatchLimit}", unusual.Message);
+        Assert.Equal(Array.MaxLength / UnusualNet.Conv1OutputLength, UnusualNet.MaxBatchLimit);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new UnusualNet(UnusualNet.MaxBatchLimit + 1));
+    }
 }
