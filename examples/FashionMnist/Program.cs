@@ -3,7 +3,7 @@ using FashionMnist.Commands;
 
 // alexnet-fashion: train, evaluate and use a generated AlexNet-style network on Fashion-MNIST.
 // With no arguments it runs `train` with its defaults (the README's main command).
-var root = new RootCommand("Train, evaluate and use FashionNet, an AlexNet-style network generated at compile time from its layer attributes.");
+var root = new RootCommand("Train, evaluate and use FashionNet, an AlexNet-style network for 28x28 images, or the canonical 2012 AlexNet (--network alexnet), both generated at compile time from their layer attributes.");
 Command train = TrainCommand.Create();
 root.Subcommands.Add(train);
 root.Subcommands.Add(EvalCommand.Create());

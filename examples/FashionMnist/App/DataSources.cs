@@ -26,7 +26,7 @@ public static class DataSources
     {
         LoadedData loaded = data switch
         {
-            null or "" => FashionMnistFiles.Exists(FashionMnistFiles.DebianFolder) ? LoadFolder(FashionMnistFiles.DebianFolder) : LoadEmbedded(),
+            null or "" => FashionMnistFiles.Exists(FashionMnistFiles.DebianFolder) ? DefaultFullSetOrSubset(channels, height, width) : LoadEmbedded(),
             EmbeddedName => LoadEmbedded(),
             DebianName => FashionMnistFiles.Exists(FashionMnistFiles.DebianFolder)
                 ? LoadFolder(FashionMnistFiles.DebianFolder)
@@ -75,13 +75,57 @@ public static class DataSources
         return new LoadedData(train, test, $"embedded Fashion-MNIST subset ({train.Count:N0} train / {test.Count:N0} test)", false);
     }
 
-    /// <summary>Converts data of another shape (e.g. CIFAR-10's 3x32x32) to the network's input: grey, then bilinear resize.</summary>
+    /// <summary>
+    /// With no --data: the installed full set, unless it would not fit at the network's input size (the full set
+    /// upscaled to AlexNet's 227x227 needs 14.4 GB); then the embedded subset, saying why.
+    /// </summary>
+    private static LoadedData DefaultFullSetOrSubset(int channels, int height, int width)
+    {
+        LoadedData full = LoadFolder(FashionMnistFiles.DebianFolder);
+        string? reason = WhyItWouldNotFit(full, channels, height, width);
+        if (reason is null) return full;
+        LoadedData subset = LoadEmbedded();
+        return subset with { Description = $"{subset.Description}; the full set in {FashionMnistFiles.DebianFolder} was left out: {reason}" };
+    }
+
+    /// <summary>
+    /// Why the images, converted to the network's input by <see cref="FitToNetwork"/>, would not fit in memory, or
+    /// null when they fit. Each split is one float32 array (at most <see cref="Array.MaxLength"/> values: 41,675 images
+    /// of 1x227x227), and all of it may take at most half the memory available to the process, leaving the rest
+    /// for the network (AlexNet plans 1.2 GiB for a training step at batch 64) and the batches.
+    /// </summary>
+    public static string? WhyItWouldNotFit(LoadedData data, int channels, int height, int width) =>
+        WhyItWouldNotFit(data.Train.Count, data.Test.Count, channels, height, width, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+
+    public static string? WhyItWouldNotFit(int trainCount, int testCount, int channels, int height, int width, long availableBytes)
+    {
+        long imageLength = (long)channels * height * width;
+        long bytes = (trainCount + (long)testCount) * imageLength * sizeof(float);
+        string need = $"{trainCount:N0} + {testCount:N0} images at [{channels}, {height}, {width}] need {Gigabytes(bytes)} as float32 ({imageLength * sizeof(float) / 1000.0:N0} KB each)";
+        long largestSplit = Math.Max(trainCount, testCount) * imageLength;
+        if (largestSplit > Array.MaxLength)
+            return $"{need}, and one array holds at most {Array.MaxLength / imageLength:N0} of them";
+        if (bytes > availableBytes / 2)
+            return $"{need}, more than half of the {Gigabytes(availableBytes)} available";
+        return null;
+    }
+
+    private static string Gigabytes(long bytes) => $"{bytes / 1e9:0.0} GB";
+
+    /// <summary>
+    /// Converts data of another shape (e.g. CIFAR-10's 3x32x32, or Fashion-MNIST's 28x28 for AlexNet's 227x227) to the
+    /// network's input: grey, then bilinear resize. Refuses, naming the data, when the result would not fit in memory.
+    /// </summary>
     public static LoadedData FitToNetwork(LoadedData data, int channels, int height, int width)
     {
         Dataset train = data.Train, test = data.Test;
         if (train.Channels == channels && train.Height == height && train.Width == width &&
             test.Channels == channels && test.Height == height && test.Width == width)
             return data;
+        if (WhyItWouldNotFit(data, channels, height, width) is { } reason)
+            throw new NotSupportedException(
+                $"{data.Description}: {reason}. Use --data embedded, or a smaller subset: alexnet-fashion make-subset --source DIR " +
+                "--train-per-class 2000 --test-per-class 500 --output SUBSET, then --data SUBSET.");
         string description = data.Description + $", converted from [{train.Channels}, {train.Height}, {train.Width}] to the network's [{channels}, {height}, {width}]";
         return new LoadedData(Convert(train, channels, height, width), Convert(test, channels, height, width), description, data.IsFullSet);
     }

@@ -31,6 +31,23 @@ public static class ImageInput
         return FromGrey(grey, sourceHeight, sourceWidth, height, width, invert);
     }
 
+    /// <summary>Side of a Fashion-MNIST image, the resolution every network's training data starts from.</summary>
+    public const int DataSide = 28;
+
+    /// <summary>
+    /// <see cref="Load"/> for a network's input. A network larger than the data (AlexNet's 227x227) was trained on
+    /// 28x28 images upscaled bilinearly (<see cref="DataSources.FitToNetwork"/>), so a photo is brought to 28x28
+    /// first and upscaled the same way: the network then sees the softness it was trained on.
+    /// </summary>
+    public static (float[] Pixels, bool Inverted) LoadForNetwork(string path, int height, int width, InvertMode invert)
+    {
+        if (height <= DataSide && width <= DataSide) return Load(path, height, width, invert);
+        (float[] pixels, bool inverted) = Load(path, DataSide, DataSide, invert);
+        var upscaled = new float[height * width];
+        ImageConversion.ResizeBilinear(pixels, DataSide, DataSide, upscaled, height, width);
+        return (upscaled, inverted);
+    }
+
     /// <summary>The steps after decoding, on a grey plane (separate so that they are testable without image files).</summary>
     public static (float[] Pixels, bool Inverted) FromGrey(float[] grey, int sourceHeight, int sourceWidth, int height, int width, InvertMode invert)
     {

@@ -266,6 +266,8 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public void Resume(string path)
     {
+        // A checkpoint of another network would fail on its first tensor; say which network it holds instead.
+        if (File.Exists(path)) NetworkChoice.EnsureCheckpointHolds(path, _network.Descriptor);
         IReadOnlyDictionary<string, string> m = Checkpoint.Load(path, _network.Descriptor, _network.Parameters, Optimizer);
         var ci = CultureInfo.InvariantCulture;
         string Get(string key) => m.TryGetValue(key, out string? v) ? v : throw new InvalidDataException($"{path}: metadata '{key}' is missing; it was not written by this trainer.");

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using AlexNetCompiler;
-using AlexNetCompiler.Data;
 using FashionMnist.App;
 using Spectre.Console;
 
@@ -18,8 +17,9 @@ internal static class PredictCommand
         command.SetAction(parse => Shared.Guard(() =>
         {
             string[] paths = parse.GetValue(files)!;
-            (FashionNet network, Normalization normalization, IReadOnlyList<string> classNames) = Shared.LoadModel(parse.GetValue(checkpoint)!, 1);
-            NetworkDescriptor d = FashionNet.Model;
+            Shared.LoadedModel model = Shared.LoadModel(parse.GetValue(checkpoint)!, 1);
+            NetworkDescriptor d = model.Choice.Model;
+            IReadOnlyList<string> classNames = model.ClassNames;
             var table = new Table().Border(TableBorder.Rounded);
             table.AddColumn("image");
             table.AddColumn("class");
@@ -27,9 +27,9 @@ internal static class PredictCommand
             var probabilities = new float[d.ClassCount];
             foreach (string path in paths)
             {
-                (float[] pixels, bool inverted) = ImageInput.Load(path, d.InputHeight, d.InputWidth, parse.GetValue(invert));
-                normalization.Apply(pixels, d.InputHeight, d.InputWidth);
-                network.Predict(pixels, 1, probabilities);
+                (float[] pixels, bool inverted) = ImageInput.LoadForNetwork(path, d.InputHeight, d.InputWidth, parse.GetValue(invert));
+                model.Normalization.Apply(pixels, d.InputHeight, d.InputWidth);
+                model.Network.Predict(pixels, 1, probabilities);
                 int[] order = Enumerable.Range(0, d.ClassCount).OrderByDescending(c => probabilities[c]).Take(3).ToArray();
                 string top3 = string.Join(", ", order.Select(c => string.Create(CultureInfo.InvariantCulture, $"{classNames[c]} {100 * probabilities[c]:F1}%")));
                 table.AddRow(Markup.Escape(path + (inverted ? " (inverted)" : "")), $"[bold]{Markup.Escape(classNames[order[0]])}[/]", Markup.Escape(top3));

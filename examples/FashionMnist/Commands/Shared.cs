@@ -1,4 +1,5 @@
 using System.CommandLine;
+using AlexNetCompiler;
 using AlexNetCompiler.Checkpoints;
 using AlexNetCompiler.Data;
 using FashionMnist.App;
@@ -27,20 +28,31 @@ internal static class Shared
         DefaultValueFactory = _ => defaultValue,
     };
 
-    /// <summary>Loads a trained FashionNet and the normalisation and class names stored with it.</summary>
-    public static (FashionNet Network, Normalization Normalization, IReadOnlyList<string> ClassNames) LoadModel(string checkpoint, int maxBatch)
+    public static Option<string> NetworkOption() => new("--network")
+    {
+        Description = $"fashionnet (FashionNet: 28x28 input, {NetworkChoice.FashionNet.Model.ParameterCount:N0} parameters) or alexnet (the canonical " +
+                      $"2012 AlexNet: the images upscaled to 227x227, {NetworkChoice.AlexNet.Model.ParameterCount:N0} parameters).",
+        DefaultValueFactory = _ => NetworkChoice.Default.OptionName,
+    };
+
+    /// <summary>A trained network as its checkpoint names it, with the normalisation and class names stored with it.</summary>
+    public sealed record LoadedModel(NetworkChoice Choice, INetwork Network, Normalization Normalization, IReadOnlyList<string> ClassNames);
+
+    /// <summary>Loads a checkpoint written by train into the network its metadata names.</summary>
+    public static LoadedModel LoadModel(string checkpoint, int maxBatch)
     {
         if (!File.Exists(checkpoint))
             throw new FileNotFoundException($"{checkpoint}: checkpoint not found. Train first (alexnet-fashion train) or pass --checkpoint.", checkpoint);
-        var network = new FashionNet(maxBatch);
-        IReadOnlyDictionary<string, string> metadata = Checkpoint.Load(checkpoint, FashionNet.Model, network.Parameters);
+        NetworkChoice choice = NetworkChoice.ForCheckpoint(checkpoint);
+        INetwork network = choice.Create(maxBatch, null);
+        IReadOnlyDictionary<string, string> metadata = Checkpoint.Load(checkpoint, choice.Model, network.Parameters);
         Normalization normalization = metadata.TryGetValue("normalization_mean", out string? mean) && metadata.TryGetValue("normalization_std", out string? std)
             ? Normalization.Parse(mean, std)
             : throw new InvalidDataException($"{checkpoint}: metadata 'normalization_mean'/'normalization_std' missing; it was not written by alexnet-fashion train.");
         IReadOnlyList<string> classNames = metadata.TryGetValue("class_names", out string? names) ? names.Split('|') : FashionMnistFiles.ClassNames;
-        if (classNames.Count != FashionNet.Model.ClassCount)
-            throw new InvalidDataException($"{checkpoint}: {classNames.Count} class names for {FashionNet.Model.ClassCount} outputs.");
-        return (network, normalization, classNames);
+        if (classNames.Count != choice.Model.ClassCount)
+            throw new InvalidDataException($"{checkpoint}: {classNames.Count} class names for {choice.Model.ClassCount} outputs.");
+        return new LoadedModel(choice, network, normalization, classNames);
     }
 
     /// <summary>Runs a command body, turning expected failures (bad files, bad options) into a red message and exit code 1.</summary>

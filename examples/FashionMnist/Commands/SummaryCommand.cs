@@ -1,4 +1,5 @@
 using System.CommandLine;
+using FashionMnist.App;
 
 namespace FashionMnist.Commands;
 
@@ -8,12 +9,14 @@ internal static class SummaryCommand
     {
         var batch = Shared.BatchOption(128);
         var threads = new Option<int>("--threads") { Description = "Threads for the memory plan's workspace.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var command = new Command("summary", "The generated layer table, parameter count and memory plan of FashionNet.") { batch, threads };
-        command.SetAction(parse =>
+        var network = Shared.NetworkOption();
+        var command = new Command("summary", "The generated layer table, parameter count and memory plan of a network (default FashionNet).") { batch, threads, network };
+        command.SetAction(parse => Shared.Guard(() =>
         {
-            Console.Write(FashionNet.Model.ToSummary(parse.GetValue(batch), parse.GetValue(threads)));
+            NetworkChoice choice = NetworkChoice.FromOption(parse.GetValue(network)!);
+            parse.InvocationConfiguration.Output.Write(choice.Model.ToSummary(parse.GetValue(batch), parse.GetValue(threads)));
             return 0;
-        });
+        }));
         return command;
     }
 }

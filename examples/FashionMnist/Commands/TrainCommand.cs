@@ -20,54 +20,23 @@ internal static class TrainCommand
 
     public static Command Create()
     {
-        var epochs = new Option<int?>("--epochs", "-e") { Description = $"Epochs to train (total, counting resumed ones). Default {SubsetEpochs} on the embedded subset, {FullSetEpochs} on a full set (with --lr-step {FullSetLrStep})." };
-        var batch = Shared.BatchOption(64);
-        var lr = new Option<float>("--lr") { Description = "Initial learning rate.", DefaultValueFactory = _ => 0.02f };
-        var schedule = new Option<LearningRateSchedule>("--schedule") { Description = "step: divide by 10 every --lr-step epochs; plateau: divide by 10 when test accuracy stalls for --patience epochs (the paper).", DefaultValueFactory = _ => LearningRateSchedule.Step };
-        var lrStep = new Option<int>("--lr-step") { Description = "Epochs between divisions by 10 (step schedule); 0 = once, after two thirds of the epochs (on a full set with the default epochs: every 24).", DefaultValueFactory = _ => 0 };
-        var patience = new Option<int>("--patience") { Description = "Epochs without a new best test accuracy before dividing by 10 (plateau schedule).", DefaultValueFactory = _ => 2 };
-        var momentum = new Option<float>("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.9f };
-        var weightDecay = new Option<float>("--weight-decay") { Description = "L2 weight decay.", DefaultValueFactory = _ => 5e-4f };
-        var optimizer = new Option<SgdVariant>("--optimizer") { Description = "SGD update rule: PyTorch (torch.optim.SGD) or Paper (Krizhevsky et al. 2012, section 5).", DefaultValueFactory = _ => SgdVariant.PyTorch };
-        var init = new Option<InitScheme>("--init") { Description = "Weight initialisation: paper (N(0, 0.01^2), biases 1 in conv2/4/5 and hidden FC) or he (N(0, 2/fan_in)).", DefaultValueFactory = _ => InitScheme.He };
-        var seed = new Option<ulong>("--seed") { Description = "Seed for initialisation, shuffling, augmentation and dropout.", DefaultValueFactory = _ => 1UL };
-        var device = new Option<DeviceRequest>("--device") { Description = "auto (CUDA when a GPU, its driver and NVRTC are present, else the CPU), cpu or cuda.", DefaultValueFactory = _ => DeviceRequest.Auto };
-        var tf32 = new Option<bool>("--tf32") { Description = "CUDA only: run the GEMMs on tensor cores with TF32 inputs (FP32 accumulation); FP32 otherwise." };
-        var output = new Option<string>("--output", "-o") { Description = "Folder for checkpoints, metrics and plots.", DefaultValueFactory = _ => Path.Combine("runs", "fashion") };
-        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint (default: OUTPUT/last.safetensors).", Arity = ArgumentArity.ZeroOrOne };
-        var augment = new Option<string>("--augment") { Description = "Comma-separated augmentations: crop, flip (the paper), rotate, jitter (brightness/contrast), or none.", DefaultValueFactory = _ => "crop,flip" };
-        var cropPadding = new Option<int>("--crop-padding") { Description = "Zero padding on each side before the random crop.", DefaultValueFactory = _ => 2 };
-        var maxRotation = new Option<float>("--max-rotation") { Description = "Largest rotation in degrees for 'rotate'.", DefaultValueFactory = _ => 10f };
-        var testViews = new Option<int>("--test-views") { Description = "After the last epoch, also report test accuracy averaged over this many views per image: 1 (off), 2 (image and reflection) or 10 (the paper's five crops and their reflections).", DefaultValueFactory = _ => 10 };
-        var threads = new Option<int>("--threads") { Description = "CPU threads for the kernels; 0 = every processor.", DefaultValueFactory = _ => 0 };
-        var data = Shared.DataOption();
-
-        var command = new Command("train", "Train FashionNet; writes checkpoints, metrics.csv, training-log.json and PNG plots to the output folder.")
-        {
-            epochs, batch, lr, schedule, lrStep, patience, momentum, weightDecay, optimizer, init, seed, device, tf32, output, resume, augment, cropPadding, maxRotation, testViews, threads, data,
-        };
+        var options = new TrainOptions();
+        Command command = options.CreateCommand();
         command.SetAction(parse => Shared.Guard(() =>
         {
-            string outputFolder = parse.GetValue(output)!;
-            var settings = new TrainSettings
-            {
-                BatchSize = parse.GetValue(batch),
-                LearningRate = parse.GetValue(lr),
-                Schedule = parse.GetValue(schedule),
-                StepEpochs = parse.GetValue(lrStep),
-                Patience = parse.GetValue(patience),
-                Momentum = parse.GetValue(momentum),
-                WeightDecay = parse.GetValue(weightDecay),
-                Optimizer = parse.GetValue(optimizer),
-                Init = parse.GetValue(init),
-                Seed = parse.GetValue(seed),
-                OutputFolder = outputFolder,
-                Augmentation = ParseAugmentation(parse.GetValue(augment)!, parse.GetValue(cropPadding), parse.GetValue(maxRotation)),
-            };
-            string? resumeFrom = parse.GetResult(resume) is null ? null : parse.GetValue(resume) ?? Path.Combine(outputFolder, Trainer.LastCheckpointName);
-            return TrainRun.Run(settings, parse.GetValue(epochs), parse.GetValue(data), parse.GetValue(device), resumeFrom, parse.GetValue(threads), parse.GetValue(tf32), parse.GetValue(testViews));
+            TrainRequest request = options.Read(parse);
+            return TrainRun.Run(request.Settings, request.Epochs, request.Data, request.Device, request.ResumeFrom, request.Threads, request.Tf32, request.TestViews, request.Network);
         }));
         return command;
+    }
+
+    /// <summary>What a command line asks train to do, with the network's defaults filled in (no data loaded, nothing run).</summary>
+    public static TrainRequest Read(params string[] args)
+    {
+        var options = new TrainOptions();
+        ParseResult parse = options.CreateCommand().Parse(args);
+        if (parse.Errors.Count > 0) throw new ArgumentException(string.Join(" ", parse.Errors.Select(e => e.Message)));
+        return options.Read(parse);
     }
 
     public static AugmentationOptions ParseAugmentation(string text, int cropPadding, float maxRotation)
@@ -91,18 +60,88 @@ internal static class TrainCommand
     }
 }
 
+/// <summary>A parsed train command line: the settings, with the chosen network's defaults for what was left out.</summary>
+internal sealed record TrainRequest(
+    NetworkChoice Network, TrainSettings Settings, int? Epochs, string? Data, DeviceRequest Device, string? ResumeFrom, int Threads, bool Tf32, int TestViews);
+
+/// <summary>The options of train. Batch size, learning rate, crop padding and output folder default per network (<see cref="NetworkChoice.Defaults"/>).</summary>
+internal sealed class TrainOptions
+{
+    private static string PerNetwork(Func<TrainingDefaults, object> value) =>
+        string.Join(", ", NetworkChoice.All.Select(c => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{value(c.Defaults)} for {c.OptionName}")));
+
+    private readonly Option<string> _network = Shared.NetworkOption();
+    private readonly Option<int?> _epochs = new("--epochs", "-e") { Description = $"Epochs to train (total, counting resumed ones). Default {TrainCommand.SubsetEpochs} on the embedded subset, {TrainCommand.FullSetEpochs} on a full set (with --lr-step {TrainCommand.FullSetLrStep})." };
+    private readonly Option<int?> _batch = new("--batch-size", "-b") { Description = $"Images per SGD step. Default {PerNetwork(d => d.BatchSize)}." };
+    private readonly Option<float?> _lr = new("--lr") { Description = $"Initial learning rate. Default {PerNetwork(d => d.LearningRate)}." };
+    private readonly Option<LearningRateSchedule> _schedule = new("--schedule") { Description = "step: divide by 10 every --lr-step epochs; plateau: divide by 10 when test accuracy stalls for --patience epochs (the paper).", DefaultValueFactory = _ => LearningRateSchedule.Step };
+    private readonly Option<int> _lrStep = new("--lr-step") { Description = "Epochs between divisions by 10 (step schedule); 0 = once, after two thirds of the epochs (on a full set with the default epochs: every 24).", DefaultValueFactory = _ => 0 };
+    private readonly Option<int> _patience = new("--patience") { Description = "Epochs without a new best test accuracy before dividing by 10 (plateau schedule).", DefaultValueFactory = _ => 2 };
+    private readonly Option<float> _momentum = new("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.9f };
+    private readonly Option<float> _weightDecay = new("--weight-decay") { Description = "L2 weight decay.", DefaultValueFactory = _ => 5e-4f };
+    private readonly Option<SgdVariant> _optimizer = new("--optimizer") { Description = "SGD update rule: PyTorch (torch.optim.SGD) or Paper (Krizhevsky et al. 2012, section 5).", DefaultValueFactory = _ => SgdVariant.PyTorch };
+    private readonly Option<InitScheme> _init = new("--init") { Description = "Weight initialisation: paper (N(0, 0.01^2), biases 1 in conv2/4/5 and hidden FC) or he (N(0, 2/fan_in)).", DefaultValueFactory = _ => InitScheme.He };
+    private readonly Option<ulong> _seed = new("--seed") { Description = "Seed for initialisation, shuffling, augmentation and dropout.", DefaultValueFactory = _ => 1UL };
+    private readonly Option<DeviceRequest> _device = new("--device") { Description = "auto (CUDA when a GPU, its driver and NVRTC are present, else the CPU), cpu or cuda.", DefaultValueFactory = _ => DeviceRequest.Auto };
+    private readonly Option<bool> _tf32 = new("--tf32") { Description = "CUDA only: run the GEMMs on tensor cores with TF32 inputs (FP32 accumulation); FP32 otherwise." };
+    private readonly Option<string?> _output = new("--output", "-o") { Description = $"Folder for checkpoints, metrics and plots. Default {PerNetwork(d => d.OutputFolder)}." };
+    private readonly Option<string?> _resume = new("--resume") { Description = "Continue from a checkpoint (default: OUTPUT/last.safetensors).", Arity = ArgumentArity.ZeroOrOne };
+    private readonly Option<string> _augment = new("--augment") { Description = "Comma-separated augmentations: crop, flip (the paper), rotate, jitter (brightness/contrast), or none.", DefaultValueFactory = _ => "crop,flip" };
+    private readonly Option<int?> _cropPadding = new("--crop-padding") { Description = $"Zero padding on each side before the random crop, in input pixels. Default {PerNetwork(d => d.CropPadding)} (2 pixels of the 28x28 image, upscaled)." };
+    private readonly Option<float> _maxRotation = new("--max-rotation") { Description = "Largest rotation in degrees for 'rotate'.", DefaultValueFactory = _ => 10f };
+    private readonly Option<int> _testViews = new("--test-views") { Description = "After the last epoch, also report test accuracy averaged over this many views per image: 1 (off), 2 (image and reflection) or 10 (the paper's five crops and their reflections).", DefaultValueFactory = _ => 10 };
+    private readonly Option<int> _threads = new("--threads") { Description = "CPU threads for the kernels; 0 = every processor.", DefaultValueFactory = _ => 0 };
+    private readonly Option<string?> _data = Shared.DataOption();
+
+    public Command CreateCommand() => new("train",
+        "Train FashionNet (or, with --network alexnet, the canonical AlexNet on images upscaled to 227x227); writes checkpoints, metrics.csv, " +
+        "training-log.json and PNG plots to the output folder.")
+    {
+        _network, _epochs, _batch, _lr, _schedule, _lrStep, _patience, _momentum, _weightDecay, _optimizer, _init, _seed, _device, _tf32, _output,
+        _resume, _augment, _cropPadding, _maxRotation, _testViews, _threads, _data,
+    };
+
+    /// <summary>The request of a parsed command line; options left out take the network's defaults, given ones always win.</summary>
+    public TrainRequest Read(ParseResult parse)
+    {
+        NetworkChoice network = NetworkChoice.FromOption(parse.GetValue(_network)!);
+        TrainingDefaults defaults = network.Defaults;
+        string outputFolder = parse.GetValue(_output) ?? defaults.OutputFolder;
+        var settings = new TrainSettings
+        {
+            BatchSize = parse.GetValue(_batch) ?? defaults.BatchSize,
+            LearningRate = parse.GetValue(_lr) ?? defaults.LearningRate,
+            Schedule = parse.GetValue(_schedule),
+            StepEpochs = parse.GetValue(_lrStep),
+            Patience = parse.GetValue(_patience),
+            Momentum = parse.GetValue(_momentum),
+            WeightDecay = parse.GetValue(_weightDecay),
+            Optimizer = parse.GetValue(_optimizer),
+            Init = parse.GetValue(_init),
+            Seed = parse.GetValue(_seed),
+            OutputFolder = outputFolder,
+            Augmentation = TrainCommand.ParseAugmentation(parse.GetValue(_augment)!, parse.GetValue(_cropPadding) ?? defaults.CropPadding, parse.GetValue(_maxRotation)),
+        };
+        string? resumeFrom = parse.GetResult(_resume) is null ? null : parse.GetValue(_resume) ?? Path.Combine(outputFolder, Trainer.LastCheckpointName);
+        return new TrainRequest(network, settings, parse.GetValue(_epochs), parse.GetValue(_data), parse.GetValue(_device), resumeFrom,
+            parse.GetValue(_threads), parse.GetValue(_tf32), parse.GetValue(_testViews));
+    }
+}
+
 /// <summary>The train command's body: console output around <see cref="Trainer"/>.</summary>
 internal static class TrainRun
 {
-    public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0, bool tf32 = false, int testViews = 10)
+    public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0, bool tf32 = false, int testViews = 10,
+        NetworkChoice? network = null)
     {
+        network ??= NetworkChoice.Default;
         if (!Evaluator.ViewCounts.Contains(testViews)) throw new ArgumentException($"--test-views {testViews}: use 1, 2 or 10.");
         if (threads < 0) throw new ArgumentException($"--threads {threads}: must be >= 0.");
         if (tf32 && deviceRequest == DeviceRequest.Cpu) throw new ArgumentException("--tf32 needs --device cuda or auto: the CPU backend computes in FP32.");
-        using DeviceChoice choice = DeviceSelector.Resolve(deviceRequest, FashionNet.CudaPlan, FashionNet.CudaSource, settings.BatchSize, tf32);
+        using DeviceChoice choice = DeviceSelector.Resolve(deviceRequest, network.CudaPlan, network.CudaSource, settings.BatchSize, tf32);
         if (choice.Notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{choice.Notice}[/]");
 
-        LoadedData data = DataSources.Load(dataOption, FashionNet.Model.InputChannels, FashionNet.Model.InputHeight, FashionNet.Model.InputWidth);
+        LoadedData data = DataSources.Load(dataOption, network.Model.InputChannels, network.Model.InputHeight, network.Model.InputWidth);
         bool fullSetRecipe = data.IsFullSet && epochs is null && settings.StepEpochs == 0;
         settings = settings with
         {
@@ -112,8 +151,7 @@ internal static class TrainRun
         settings.Validate();
 
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
-        var network = new FashionNet(settings.BatchSize, cpu);
-        using var trainer = new Trainer(network, data, settings, engine: choice.EngineFactory);
+        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, engine: choice.EngineFactory);
         string device = choice.Name == "cpu" ? $"cpu ({cpu?.Threads ?? CpuContext.Default.Threads} threads, {Environment.ProcessorCount} logical processors)" : trainer.Engine.Description;
         if (resumeFrom is not null)
         {
@@ -156,7 +194,7 @@ internal static class TrainRun
                 if (result == EpochStatus.Interrupted)
                 {
                     trainer.SaveCheckpoint();
-                    AnsiConsole.MarkupLineInterpolated($"[yellow]Interrupted.[/] Saved the current state to [bold]{trainer.LastCheckpointPath}[/]; continue with [bold]train --resume --output {settings.OutputFolder}[/].");
+                    AnsiConsole.MarkupLineInterpolated($"[yellow]Interrupted.[/] Saved the current state to [bold]{trainer.LastCheckpointPath}[/]; continue with [bold]train{(network == NetworkChoice.Default ? "" : " --network " + network.OptionName)} --resume --output {settings.OutputFolder}[/].");
                     status = "interrupted";
                     exitCode = 130;
                     break;
@@ -195,7 +233,7 @@ internal static class TrainRun
     {
         TrainSettings s = trainer.Settings;
         var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
-        grid.AddRow("[bold]network[/]", Markup.Escape($"{FashionNet.Model.Name}, {FashionNet.Model.ParameterCount:N0} parameters (generated at compile time; 'summary' shows the layers)"));
+        grid.AddRow("[bold]network[/]", Markup.Escape($"{trainer.Network.Descriptor.Name}, {trainer.Network.Descriptor.ParameterCount:N0} parameters (generated at compile time; 'summary' shows the layers)"));
         grid.AddRow("[bold]data[/]", Markup.Escape(trainer.Data.Description));
         grid.AddRow("[bold]device[/]", Markup.Escape(device));
         string schedule = s.Schedule == LearningRateSchedule.Step ? $"step (/10 every {s.EffectiveStepEpochs} epochs)" : $"plateau (/10 after {s.Patience} epochs without a new best)";
