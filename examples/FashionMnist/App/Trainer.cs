@@ -41,6 +41,11 @@ public sealed class Trainer : IDisposable
 
     private int _plateauBadEpochs;
 
+    // SHA-256 of best.safetensors as this run wrote it, recorded in last's metadata so that a resume can tell a
+    // best file that does not belong to last (a crash between the two writes, or a replaced file). Empty when none.
+    private string _bestSha256 = "";
+    private readonly List<string> _resumeNotices = [];
+
     /// <param name="engine">
     /// Creates the engine that runs the steps from the host network and optimizer (which stay the checkpointed
     /// state); null trains with the network's own CPU code. The trainer owns and disposes the engine.
@@ -188,8 +193,10 @@ public sealed class Trainer : IDisposable
         UpdateSchedule();
         if (!string.IsNullOrEmpty(OutputFolder))
         {
+            // Best before last: a crash between the two leaves a last that still names the previous best's
+            // checksum, which Resume detects; the other order could leave a last whose best was never written.
+            if (improved) SaveBestCheckpoint();
             SaveCheckpoint();
-            if (improved) SaveCheckpoint(BestCheckpointPath);
         }
         return EpochStatus.Completed;
     }
@@ -229,13 +236,24 @@ public sealed class Trainer : IDisposable
         path ??= LastCheckpointPath;
         _engine.CopyStateToHost();
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        Checkpoint.Save(path, _network.Descriptor, _network.Parameters, Optimizer, Metadata());
+        // best's own metadata would only name an older best: the checksum belongs in last.
+        bool isBest = Path.GetFullPath(path) == Path.GetFullPath(BestCheckpointPath);
+        Checkpoint.Save(path, _network.Descriptor, _network.Parameters, Optimizer, Metadata(withBestChecksum: !isBest));
     }
 
-    private Dictionary<string, string> Metadata()
+    private void SaveBestCheckpoint()
+    {
+        SaveCheckpoint(BestCheckpointPath);
+        _bestSha256 = Checkpoint.FileSha256(BestCheckpointPath);
+    }
+
+    /// <summary>What <see cref="Resume"/> found wrong with the run folder and did about it, one line each.</summary>
+    public IReadOnlyList<string> ResumeNotices => _resumeNotices;
+
+    private Dictionary<string, string> Metadata(bool withBestChecksum = true)
     {
         var ci = CultureInfo.InvariantCulture;
-        return new Dictionary<string, string>
+        var metadata = new Dictionary<string, string>
         {
             ["network"] = _network.Descriptor.Name,
             ["data"] = Data.Description,
@@ -257,6 +275,8 @@ public sealed class Trainer : IDisposable
             ["partial_seconds"] = _partialSeconds.ToString("R", ci),
             ["history"] = string.Join(";", _history.Select(FormatRecord)),
         };
+        if (withBestChecksum) metadata["best_sha256"] = _bestSha256;
+        return metadata;
     }
 
     /// <summary>
@@ -295,7 +315,45 @@ public sealed class Trainer : IDisposable
         int completed = int.Parse(Get("epochs_completed"), ci);
         if (completed != _history.Count)
             throw new InvalidDataException($"{path}: metadata says {completed} epochs completed but holds {_history.Count} history rows.");
-        if (!string.IsNullOrEmpty(OutputFolder)) Directory.CreateDirectory(OutputFolder);
+        _bestSha256 = m.TryGetValue("best_sha256", out string? recorded) ? recorded : "";
+        _resumeNotices.Clear();
+        if (!string.IsNullOrEmpty(OutputFolder))
+        {
+            Directory.CreateDirectory(OutputFolder);
+            // Temporaries of a writer killed mid-save; the checkpoints themselves were never touched by it.
+            SafeTensors.DeleteStaleTemporaryFiles(LastCheckpointPath);
+            SafeTensors.DeleteStaleTemporaryFiles(BestCheckpointPath);
+            // Checkpoints of older versions record no checksum: nothing to check against.
+            if (_bestSha256.Length > 0) CheckBestCheckpoint();
+        }
+    }
+
+    /// <summary>
+    /// Makes best.safetensors agree with the resumed state's record of it. When best is the resumed state itself
+    /// (best epoch = epochs completed, at an epoch boundary) it is rewritten; otherwise the file that does not
+    /// match is kept aside and best is written again once the run beats the recorded best accuracy.
+    /// </summary>
+    private void CheckBestCheckpoint()
+    {
+        string best = BestCheckpointPath;
+        bool exists = File.Exists(best);
+        if (exists && Checkpoint.FileSha256(best) == _bestSha256) return;
+        string problem = exists ? $"{best} does not match the checksum recorded in {LastCheckpointName}" : $"{best} is missing";
+        if (BestEpoch == CompletedEpochs && _batchInEpoch == 0)
+        {
+            SaveBestCheckpoint();
+            _resumeNotices.Add($"{problem}; rewrote it from the resumed state (epoch {BestEpoch}, the best so far).");
+            return;
+        }
+        string kept = "";
+        if (exists)
+        {
+            File.Move(best, best + RunFolder.StaleBestSuffix, overwrite: true);
+            kept = $" (kept aside as {BestCheckpointName + RunFolder.StaleBestSuffix})";
+        }
+        _bestSha256 = "";
+        _resumeNotices.Add(string.Create(CultureInfo.InvariantCulture,
+            $"{problem}{kept}; the best checkpoint will be written again when the run beats the recorded best test accuracy {100 * BestAccuracy:F2}% (epoch {BestEpoch})."));
     }
 
     private static string FormatRecord(EpochRecord r)

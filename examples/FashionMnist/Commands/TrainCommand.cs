@@ -25,7 +25,8 @@ internal static class TrainCommand
         command.SetAction(parse => Shared.Guard(() =>
         {
             TrainRequest request = options.Read(parse);
-            return TrainRun.Run(request.Settings, request.Epochs, request.Data, request.Device, request.ResumeFrom, request.Threads, request.Tf32, request.TestViews, request.Network);
+            return TrainRun.Run(request.Settings, request.Epochs, request.Data, request.Device, request.ResumeFrom, request.Threads, request.Tf32, request.TestViews, request.Network,
+                request.OutputGiven, request.Force);
         }));
         return command;
     }
@@ -62,7 +63,8 @@ internal static class TrainCommand
 
 /// <summary>A parsed train command line: the settings, with the chosen network's defaults for what was left out.</summary>
 internal sealed record TrainRequest(
-    NetworkChoice Network, TrainSettings Settings, int? Epochs, string? Data, DeviceRequest Device, string? ResumeFrom, int Threads, bool Tf32, int TestViews);
+    NetworkChoice Network, TrainSettings Settings, int? Epochs, string? Data, DeviceRequest Device, string? ResumeFrom, int Threads, bool Tf32, int TestViews,
+    bool OutputGiven = true, bool Force = false);
 
 /// <summary>The options of train. Batch size, learning rate, crop padding and output folder default per network (<see cref="NetworkChoice.Defaults"/>).</summary>
 internal sealed class TrainOptions
@@ -85,6 +87,7 @@ internal sealed class TrainOptions
     private readonly Option<DeviceRequest> _device = new("--device") { Description = "auto (CUDA when a GPU, its driver and NVRTC are present, else the CPU), cpu or cuda.", DefaultValueFactory = _ => DeviceRequest.Auto };
     private readonly Option<bool> _tf32 = new("--tf32") { Description = "CUDA only: run the GEMMs on tensor cores with TF32 inputs (FP32 accumulation); FP32 otherwise." };
     private readonly Option<string?> _output = new("--output", "-o") { Description = $"Folder for checkpoints, metrics and plots. Default {PerNetwork(d => d.OutputFolder)}." };
+    private readonly Option<bool> _force = new("--force") { Description = "Start over in an --output folder that holds a run: deletes its checkpoints, logs and plots (other files stay)." };
     private readonly Option<string?> _resume = new("--resume") { Description = "Continue from a checkpoint (default: OUTPUT/last.safetensors).", Arity = ArgumentArity.ZeroOrOne };
     private readonly Option<string> _augment = new("--augment") { Description = "Comma-separated augmentations: crop, flip (the paper), rotate, jitter (brightness/contrast), or none.", DefaultValueFactory = _ => "crop,flip" };
     private readonly Option<int?> _cropPadding = new("--crop-padding") { Description = $"Zero padding on each side before the random crop, in input pixels. Default {PerNetwork(d => d.CropPadding)} (2 pixels of the 28x28 image, upscaled)." };
@@ -98,7 +101,7 @@ internal sealed class TrainOptions
         "training-log.json and PNG plots to the output folder.")
     {
         _network, _epochs, _batch, _lr, _schedule, _lrStep, _patience, _momentum, _weightDecay, _optimizer, _init, _seed, _device, _tf32, _output,
-        _resume, _augment, _cropPadding, _maxRotation, _testViews, _threads, _data,
+        _resume, _force, _augment, _cropPadding, _maxRotation, _testViews, _threads, _data,
     };
 
     /// <summary>The request of a parsed command line; options left out take the network's defaults, given ones always win.</summary>
@@ -124,7 +127,7 @@ internal sealed class TrainOptions
         };
         string? resumeFrom = parse.GetResult(_resume) is null ? null : parse.GetValue(_resume) ?? Path.Combine(outputFolder, Trainer.LastCheckpointName);
         return new TrainRequest(network, settings, parse.GetValue(_epochs), parse.GetValue(_data), parse.GetValue(_device), resumeFrom,
-            parse.GetValue(_threads), parse.GetValue(_tf32), parse.GetValue(_testViews));
+            parse.GetValue(_threads), parse.GetValue(_tf32), parse.GetValue(_testViews), OutputGiven: parse.GetValue(_output) is not null, Force: parse.GetValue(_force));
     }
 }
 
@@ -132,12 +135,28 @@ internal sealed class TrainOptions
 internal static class TrainRun
 {
     public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0, bool tf32 = false, int testViews = 10,
-        NetworkChoice? network = null)
+        NetworkChoice? network = null, bool outputGiven = true, bool force = false)
     {
         network ??= NetworkChoice.Default;
+        if (force && resumeFrom is not null) throw new ArgumentException("--force starts over and --resume continues: give one of them.");
         if (!Evaluator.ViewCounts.Contains(testViews)) throw new ArgumentException($"--test-views {testViews}: use 1, 2 or 10.");
         if (threads < 0) throw new ArgumentException($"--threads {threads}: must be >= 0.");
         if (tf32 && deviceRequest == DeviceRequest.Cpu) throw new ArgumentException("--tf32 needs --device cuda or auto: the CPU backend computes in FP32.");
+
+        // A fresh run never overwrites an earlier one: a default folder moves on to the next number, a named one needs --force.
+        if (resumeFrom is null && !outputGiven)
+        {
+            settings = settings with { OutputFolder = RunFolder.ForFreshRun(settings.OutputFolder, outputGiven: false, force: false, out string? folderNotice) };
+            if (folderNotice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{folderNotice}[/]");
+        }
+        // Held until the run returns (also after Ctrl+C or SIGTERM, which end the loop below); the kernel drops it if the
+        // process is killed. Taken before a named folder is checked, so that a run in progress there is reported as such.
+        using RunFolderLock runLock = RunFolderLock.Acquire(settings.OutputFolder);
+        if (resumeFrom is null && outputGiven)
+        {
+            RunFolder.ForFreshRun(settings.OutputFolder, outputGiven: true, force, out _);
+            if (force) RunFolder.DeleteRunFiles(settings.OutputFolder);
+        }
         using DeviceChoice choice = DeviceSelector.Resolve(deviceRequest, network.CudaPlan, network.CudaSource, settings.BatchSize, tf32);
         if (choice.Notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{choice.Notice}[/]");
 
@@ -156,6 +175,7 @@ internal static class TrainRun
         if (resumeFrom is not null)
         {
             trainer.Resume(resumeFrom);
+            foreach (string notice in trainer.ResumeNotices) AnsiConsole.MarkupLineInterpolated($"[yellow]{notice}[/]");
             AnsiConsole.MarkupLineInterpolated($"Resumed from [bold]{resumeFrom}[/]: {trainer.CompletedEpochs} epochs done, step {trainer.Step}, learning rate {trainer.CurrentLearningRate:G3}.");
             if (trainer.CompletedEpochs >= settings.Epochs)
             {
