@@ -11,7 +11,7 @@ internal static class TorchInterop
 
     public static Tensor ToLeaf(float[] data, params long[] shape) => ToTensor(data, shape).requires_grad_(true);
 
-    public static float[] ToArray(Tensor tensor) => tensor.detach().contiguous().data<float>().ToArray();
+    public static float[] ToArray(Tensor tensor) => tensor.detach().to(ScalarType.Float32).contiguous().data<float>().ToArray();
 
     /// <summary>Values N(0, scale^2) from a fixed seed.</summary>
     public static float[] RandomArray(int length, ulong seed, float scale = 1f)
