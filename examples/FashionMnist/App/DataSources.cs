@@ -33,6 +33,8 @@ public static class DataSources
                 : throw new DirectoryNotFoundException($"{FashionMnistFiles.DebianFolder}: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)."),
             _ => LoadFolder(data),
         };
+        // An empty split would "train" on nothing or report an accuracy of 0/0.
+        if (loaded.Test.Count == 0) throw new InvalidDataException($"{loaded.Description}: the test set holds no images.");
         return FitToNetwork(loaded, channels, height, width);
     }
 

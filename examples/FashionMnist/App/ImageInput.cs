@@ -11,17 +11,43 @@ public enum InvertMode { Auto, Yes, No }
 /// </summary>
 public static class ImageInput
 {
+    /// <summary>
+    /// The largest image accepted, in pixels (8K UHD is 33 megapixels). The header's size is checked before decoding,
+    /// so a tiny file that declares a huge image costs nothing.
+    /// </summary>
+    public const long MaxPixels = 40_000_000;
+
+    /// <summary>The longest side accepted, in pixels.</summary>
+    public const int MaxSide = 32_768;
+
+    /// <summary>
+    /// The longest side padded to a square as is. A longer image is first scaled down to it (keeping its aspect), so
+    /// that the padded square stays under 16 MB whatever the image's shape: a 20000x1 strip would otherwise pad to
+    /// 20000x20000 floats.
+    /// </summary>
+    public const int MaxPaddedSide = 2048;
+
     /// <summary>Pixel values in [0, 1], [height * width], plus whether they were inverted.</summary>
     public static (float[] Pixels, bool Inverted) Load(string path, int height, int width, InvertMode invert)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: image not found.", path);
-        using SKBitmap? decoded = SKBitmap.Decode(path);
-        if (decoded is null) throw new InvalidDataException($"{path}: not an image SkiaSharp can decode (PNG, JPEG, WebP, GIF, BMP).");
-        using SKBitmap bitmap = decoded.ColorType == SKColorType.Rgba8888 ? decoded.Copy() : decoded.Copy(SKColorType.Rgba8888);
-        if (bitmap is null) throw new InvalidDataException($"{path}: could not convert the image to RGBA.");
-        int sourceHeight = bitmap.Height, sourceWidth = bitmap.Width;
-        var grey = new float[sourceHeight * sourceWidth];
+        using SKCodec? codec = SKCodec.Create(path, out SKCodecResult opened);
+        if (codec is null) throw new InvalidDataException($"{path}: not an image SkiaSharp can decode (PNG, JPEG, WebP, GIF, BMP): {opened}.");
+        int sourceHeight = codec.Info.Height, sourceWidth = codec.Info.Width;
+        if (sourceHeight < 1 || sourceWidth < 1 || sourceHeight > MaxSide || sourceWidth > MaxSide || (long)sourceHeight * sourceWidth > MaxPixels)
+            throw new InvalidDataException(
+                $"{path}: a {sourceWidth}x{sourceHeight} image; images up to {MaxPixels / 1_000_000} megapixels and {MaxSide} pixels a side are accepted. Scale it down first.");
+        // Unpremultiplied: the compositing over white below needs the colour apart from its alpha.
+        var info = new SKImageInfo(sourceWidth, sourceHeight, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap();
+        if (!bitmap.TryAllocPixels(info)) throw new OutOfMemoryException($"{path}: no memory for a {sourceWidth}x{sourceHeight} image.");
+        SKCodecResult decoded = codec.GetPixels(info, bitmap.GetPixels());
+        if (decoded == SKCodecResult.IncompleteInput)
+            throw new InvalidDataException($"{path}: the image data ends early (a truncated file); only part of the image could be decoded.");
+        if (decoded != SKCodecResult.Success)
+            throw new InvalidDataException($"{path}: the image could not be decoded ({decoded}).");
         ReadOnlySpan<byte> rgba = bitmap.GetPixelSpan();
+        var grey = new float[sourceHeight * sourceWidth];
         for (int i = 0; i < grey.Length; i++)
         {
             float alpha = rgba[4 * i + 3] / 255f;
@@ -52,6 +78,14 @@ public static class ImageInput
     public static (float[] Pixels, bool Inverted) FromGrey(float[] grey, int sourceHeight, int sourceWidth, int height, int width, InvertMode invert)
     {
         float border = BorderMean(grey, sourceHeight, sourceWidth);
+        if (Math.Max(sourceHeight, sourceWidth) > MaxPaddedSide)
+        {
+            double scale = (double)MaxPaddedSide / Math.Max(sourceHeight, sourceWidth);
+            int scaledHeight = Math.Max(1, (int)Math.Round(sourceHeight * scale)), scaledWidth = Math.Max(1, (int)Math.Round(sourceWidth * scale));
+            var scaled = new float[scaledHeight * scaledWidth];
+            ImageConversion.ResizeBilinear(grey, sourceHeight, sourceWidth, scaled, scaledHeight, scaledWidth);
+            (grey, sourceHeight, sourceWidth) = (scaled, scaledHeight, scaledWidth);
+        }
         int side = Math.Max(sourceHeight, sourceWidth);
         var square = new float[side * side];
         Array.Fill(square, border);

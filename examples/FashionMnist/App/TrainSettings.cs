@@ -32,14 +32,22 @@ public sealed record TrainSettings
 
     public int EffectiveStepEpochs => StepEpochs > 0 ? StepEpochs : Math.Max(1, (2 * Epochs + 2) / 3);
 
+    /// <summary>Largest --crop-padding: beyond it a crop is mostly padding, and the padded copy of a batch grows without use.</summary>
+    public const int MaxCropPadding = 256;
+
+    /// <summary>Throws ArgumentException naming the option whose value is out of range (NaN is out of every range).</summary>
     public void Validate()
     {
         if (Epochs < 1) throw new ArgumentException($"--epochs {Epochs}: must be at least 1.");
         if (BatchSize < 1) throw new ArgumentException($"--batch-size {BatchSize}: must be at least 1.");
         if (!(LearningRate > 0) || float.IsInfinity(LearningRate)) throw new ArgumentException($"--lr {LearningRate}: must be a positive number.");
-        if (Momentum < 0 || Momentum >= 1) throw new ArgumentException($"--momentum {Momentum}: must be in [0, 1).");
-        if (WeightDecay < 0) throw new ArgumentException($"--weight-decay {WeightDecay}: must be >= 0.");
+        if (!(Momentum >= 0 && Momentum < 1)) throw new ArgumentException($"--momentum {Momentum}: must be in [0, 1).");
+        if (!(WeightDecay >= 0) || float.IsInfinity(WeightDecay)) throw new ArgumentException($"--weight-decay {WeightDecay}: must be a number >= 0.");
         if (Patience < 1) throw new ArgumentException($"--patience {Patience}: must be at least 1.");
         if (StepEpochs < 0) throw new ArgumentException($"--lr-step {StepEpochs}: must be >= 0.");
+        if (!(Augmentation.MaxRotationDegrees >= 0 && Augmentation.MaxRotationDegrees <= 180))
+            throw new ArgumentException($"--max-rotation {Augmentation.MaxRotationDegrees}: must be a number of degrees in [0, 180].");
+        if (Augmentation.CropPadding < 0 || Augmentation.CropPadding > MaxCropPadding)
+            throw new ArgumentException($"--crop-padding {Augmentation.CropPadding}: must be in [0, {MaxCropPadding}].");
     }
 }

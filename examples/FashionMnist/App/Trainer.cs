@@ -289,32 +289,38 @@ public sealed class Trainer : IDisposable
         // A checkpoint of another network would fail on its first tensor; say which network it holds instead.
         if (File.Exists(path)) NetworkChoice.EnsureCheckpointHolds(path, _network.Descriptor);
         IReadOnlyDictionary<string, string> m = Checkpoint.Load(path, _network.Descriptor, _network.Parameters, Optimizer);
-        var ci = CultureInfo.InvariantCulture;
-        string Get(string key) => m.TryGetValue(key, out string? v) ? v : throw new InvalidDataException($"{path}: metadata '{key}' is missing; it was not written by this trainer.");
-        Normalization saved = Normalization.Parse(Get("normalization_mean"), Get("normalization_std"));
+        var metadata = new ResumeMetadata(path, m);
+        Normalization saved = Normalization.Parse(metadata.Text("normalization_mean"), metadata.Text("normalization_std"));
         if (!saved.Mean.SequenceEqual(Normalization.Mean) || !saved.Std.SequenceEqual(Normalization.Std))
             throw new InvalidDataException($"{path}: trained with normalisation mean {saved.MeanText}, std {saved.StdText}; this data gives {Normalization.MeanText}, {Normalization.StdText}. Resume with the same --data.");
-        _batchInEpoch = int.Parse(Get("batch_in_epoch"), ci);
-        int savedBatchSize = int.Parse(Get("batch_size"), ci);
-        ulong savedSeed = ulong.Parse(Get("seed"), ci);
-        if (_batchInEpoch > 0 && (savedBatchSize != Settings.BatchSize || savedSeed != Settings.Seed))
+        int savedBatchSize = metadata.Int("batch_size", 1);
+        ulong savedSeed = metadata.ULong("seed");
+        int batchInEpoch = metadata.Int("batch_in_epoch", 0);
+        if (batchInEpoch > 0 && (savedBatchSize != Settings.BatchSize || savedSeed != Settings.Seed))
             throw new InvalidDataException($"{path}: stopped inside an epoch with --batch-size {savedBatchSize} --seed {savedSeed}; resume with the same values.");
-        Step = long.Parse(Get("step"), ci);
-        CurrentLearningRate = float.Parse(Get("learning_rate"), ci);
-        BestAccuracy = double.Parse(Get("best_accuracy"), ci);
-        BestEpoch = int.Parse(Get("best_epoch"), ci);
-        _plateauBadEpochs = int.Parse(Get("plateau_bad_epochs"), ci);
-        _partialLossSum = double.Parse(Get("partial_loss_sum"), ci);
-        _partialCorrect = long.Parse(Get("partial_correct"), ci);
-        _partialSeen = long.Parse(Get("partial_seen"), ci);
-        _partialSeconds = double.Parse(Get("partial_seconds"), ci);
+        if (batchInEpoch >= BatchesPerEpoch)
+            throw new InvalidDataException($"{path}: metadata 'batch_in_epoch' is {batchInEpoch}, but an epoch of this data has {BatchesPerEpoch} batches. Resume with the same --data.");
+        string history = metadata.Text("history");
+        EpochRecord[] rows = history.Length == 0 ? [] : history.Split(';').Select(metadata.HistoryRow).ToArray();
+        int completed = metadata.Int("epochs_completed", 0);
+        if (completed != rows.Length)
+            throw new InvalidDataException($"{path}: metadata says {completed} epochs completed but holds {rows.Length} history rows.");
+
+        long step = metadata.Long("step", 0);
+        float learningRate = metadata.PositiveFloat("learning_rate");
+        double bestAccuracy = metadata.Double("best_accuracy", 0, 1, nanAllowed: true);
+        int bestEpoch = metadata.Int("best_epoch", 0, completed);
+        int plateauBadEpochs = metadata.Int("plateau_bad_epochs", 0);
+        double partialLossSum = metadata.Double("partial_loss_sum", 0);
+        long partialCorrect = metadata.Long("partial_correct", 0), partialSeen = metadata.Long("partial_seen", 0);
+        double partialSeconds = metadata.Double("partial_seconds", 0);
+
+        // Everything read and checked; only now does the trainer's state change.
+        (_batchInEpoch, Step, CurrentLearningRate, BestAccuracy, BestEpoch) = (batchInEpoch, step, learningRate, bestAccuracy, bestEpoch);
+        (_plateauBadEpochs, _partialLossSum, _partialCorrect, _partialSeen, _partialSeconds) = (plateauBadEpochs, partialLossSum, partialCorrect, partialSeen, partialSeconds);
         _engine.CopyStateFromHost();
         _history.Clear();
-        string history = Get("history");
-        if (history.Length > 0) _history.AddRange(history.Split(';').Select(ParseRecord));
-        int completed = int.Parse(Get("epochs_completed"), ci);
-        if (completed != _history.Count)
-            throw new InvalidDataException($"{path}: metadata says {completed} epochs completed but holds {_history.Count} history rows.");
+        _history.AddRange(rows);
         _bestSha256 = m.TryGetValue("best_sha256", out string? recorded) ? recorded : "";
         _resumeNotices.Clear();
         if (!string.IsNullOrEmpty(OutputFolder))
@@ -361,15 +367,6 @@ public sealed class Trainer : IDisposable
         var ci = CultureInfo.InvariantCulture;
         return string.Join(",", r.Epoch.ToString(ci), r.LearningRate.ToString("R", ci), r.TrainLoss.ToString("R", ci), r.TrainAccuracy.ToString("R", ci),
             r.TestLoss.ToString("R", ci), r.TestAccuracy.ToString("R", ci), r.Seconds.ToString("R", ci), r.ImagesPerSecond.ToString("R", ci));
-    }
-
-    private static EpochRecord ParseRecord(string text)
-    {
-        var ci = CultureInfo.InvariantCulture;
-        string[] f = text.Split(',');
-        if (f.Length != 8) throw new InvalidDataException($"Checkpoint history row '{text}' does not have 8 fields.");
-        return new EpochRecord(int.Parse(f[0], ci), float.Parse(f[1], ci), double.Parse(f[2], ci), double.Parse(f[3], ci),
-            double.Parse(f[4], ci), double.Parse(f[5], ci), double.Parse(f[6], ci), double.Parse(f[7], ci));
     }
 
     public void Dispose()

@@ -21,11 +21,13 @@ internal static class EvalCommand
                           $"({string.Join(", ", NetworkChoice.All.Select(c => $"{c.Defaults.CropPadding} for {c.OptionName}"))}).",
         };
         var command = new Command("eval", "Test accuracy, per-class accuracy and confusion matrix of a checkpoint.") { checkpoint, data, batch, plot, views, cropPadding };
-        command.SetAction(parse => Shared.Guard(() =>
+        command.SetAction(parse =>
         {
             string path = parse.GetValue(checkpoint)!;
             int batchSize = parse.GetValue(batch);
             if (batchSize < 1) throw new ArgumentException($"--batch-size {batchSize}: must be at least 1.");
+            if (parse.GetValue(cropPadding) is < 0 or > TrainSettings.MaxCropPadding)
+                throw new ArgumentException($"--crop-padding {parse.GetValue(cropPadding)}: must be in [0, {TrainSettings.MaxCropPadding}].");
             Shared.LoadedModel model = Shared.LoadModel(path, batchSize);
             NetworkDescriptor d = model.Choice.Model;
             LoadedData loaded = DataSources.Load(parse.GetValue(data), d.InputChannels, d.InputHeight, d.InputWidth);
@@ -43,8 +45,8 @@ internal static class EvalCommand
                 Plots.ConfusionMatrix(plotPath, result);
                 AnsiConsole.MarkupLineInterpolated($"Wrote {plotPath}");
             }
-            return 0;
-        }));
+            return ExitCodes.Success;
+        });
         return command;
     }
 }

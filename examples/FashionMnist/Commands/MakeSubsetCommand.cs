@@ -18,13 +18,17 @@ internal static class MakeSubsetCommand
         {
             source, output, trainPerClass, testPerClass, seed,
         };
-        command.SetAction(parse => Shared.Guard(() =>
+        command.SetAction(parse =>
         {
             string folder = parse.GetValue(output)!;
+            foreach ((Option<int> option, int count) in new[] { (trainPerClass, parse.GetValue(trainPerClass)), (testPerClass, parse.GetValue(testPerClass)) })
+            {
+                if (count < 1) throw new ArgumentException($"{option.Name} {count}: must be at least 1.");
+            }
             (Dataset train, Dataset test) = SubsetMaker.Make(parse.GetValue(source)!, folder, parse.GetValue(trainPerClass), parse.GetValue(testPerClass), parse.GetValue(seed));
             AnsiConsole.MarkupLineInterpolated($"Wrote {train.Count:N0} training and {test.Count:N0} test images to {folder}.");
-            return 0;
-        }));
+            return ExitCodes.Success;
+        });
         return command;
     }
 }

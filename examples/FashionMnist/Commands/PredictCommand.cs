@@ -14,7 +14,7 @@ internal static class PredictCommand
         var checkpoint = Shared.CheckpointOption();
         var invert = new Option<InvertMode>("--invert") { Description = "Invert grey levels: auto (when the border is light, since Fashion-MNIST is light-on-black), yes or no.", DefaultValueFactory = _ => InvertMode.Auto };
         var command = new Command("predict", "Classify image files: the class and the top-3 probabilities.") { files, checkpoint, invert };
-        command.SetAction(parse => Shared.Guard(() =>
+        command.SetAction(parse =>
         {
             string[] paths = parse.GetValue(files)!;
             Shared.LoadedModel model = Shared.LoadModel(parse.GetValue(checkpoint)!, 1);
@@ -35,8 +35,8 @@ internal static class PredictCommand
                 table.AddRow(Markup.Escape(path + (inverted ? " (inverted)" : "")), $"[bold]{Markup.Escape(classNames[order[0]])}[/]", Markup.Escape(top3));
             }
             AnsiConsole.Write(table);
-            return 0;
-        }));
+            return ExitCodes.Success;
+        });
         return command;
     }
 }

@@ -55,20 +55,6 @@ internal static class Shared
         return new LoadedModel(choice, network, normalization, classNames);
     }
 
-    /// <summary>Runs a command body, turning expected failures (bad files, bad options) into a red message and exit code 1.</summary>
-    public static int Guard(Func<int> body)
-    {
-        try
-        {
-            return body();
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException or FormatException)
-        {
-            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
-            return 1;
-        }
-    }
-
     public static Table ConfusionTable(EvaluationResult evaluation)
     {
         // Columns are numbered (row labels carry the names) so that ten classes fit an 80-column terminal.

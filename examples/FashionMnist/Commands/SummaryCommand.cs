@@ -1,4 +1,5 @@
 using System.CommandLine;
+using AlexNetCompiler.Cpu;
 using FashionMnist.App;
 
 namespace FashionMnist.Commands;
@@ -11,12 +12,15 @@ internal static class SummaryCommand
         var threads = new Option<int>("--threads") { Description = "Threads for the memory plan's workspace.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var network = Shared.NetworkOption();
         var command = new Command("summary", "The generated layer table, parameter count and memory plan of a network (default FashionNet).") { batch, threads, network };
-        command.SetAction(parse => Shared.Guard(() =>
+        command.SetAction(parse =>
         {
             NetworkChoice choice = NetworkChoice.FromOption(parse.GetValue(network)!);
-            parse.InvocationConfiguration.Output.Write(choice.Model.ToSummary(parse.GetValue(batch), parse.GetValue(threads)));
-            return 0;
-        }));
+            int batchSize = parse.GetValue(batch), threadCount = parse.GetValue(threads);
+            if (batchSize < 1) throw new ArgumentException($"--batch-size {batchSize}: must be at least 1.");
+            if (threadCount < 1 || threadCount > CpuContext.MaxThreads) throw new ArgumentException($"--threads {threadCount}: must be in [1, {CpuContext.MaxThreads}].");
+            parse.InvocationConfiguration.Output.Write(choice.Model.ToSummary(batchSize, threadCount));
+            return ExitCodes.Success;
+        });
         return command;
     }
 }

@@ -22,12 +22,12 @@ internal static class TrainCommand
     {
         var options = new TrainOptions();
         Command command = options.CreateCommand();
-        command.SetAction(parse => Shared.Guard(() =>
+        command.SetAction(parse =>
         {
             TrainRequest request = options.Read(parse);
             return TrainRun.Run(request.Settings, request.Epochs, request.Data, request.Device, request.ResumeFrom, request.Threads, request.Tf32, request.TestViews, request.Network,
                 request.OutputGiven, request.Force);
-        }));
+        });
         return command;
     }
 
@@ -140,8 +140,11 @@ internal static class TrainRun
         network ??= NetworkChoice.Default;
         if (force && resumeFrom is not null) throw new ArgumentException("--force starts over and --resume continues: give one of them.");
         if (!Evaluator.ViewCounts.Contains(testViews)) throw new ArgumentException($"--test-views {testViews}: use 1, 2 or 10.");
-        if (threads < 0) throw new ArgumentException($"--threads {threads}: must be >= 0.");
+        if (threads < 0 || threads > CpuContext.MaxThreads)
+            throw new ArgumentException($"--threads {threads}: must be in [0, {CpuContext.MaxThreads}] (0 = every processor; the most is four per logical processor or 64, whichever is larger).");
         if (tf32 && deviceRequest == DeviceRequest.Cpu) throw new ArgumentException("--tf32 needs --device cuda or auto: the CPU backend computes in FP32.");
+
+        (settings with { Epochs = epochs ?? 1 }).Validate(); // every option checked before a folder is touched
 
         // A fresh run never overwrites an earlier one: a default folder moves on to the next number, a named one needs --force.
         if (resumeFrom is null && !outputGiven)
@@ -161,6 +164,7 @@ internal static class TrainRun
         if (choice.Notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{choice.Notice}[/]");
 
         LoadedData data = DataSources.Load(dataOption, network.Model.InputChannels, network.Model.InputHeight, network.Model.InputWidth);
+        if (data.Train.Count == 0) throw new InvalidDataException($"{data.Description}: the training set holds no images.");
         bool fullSetRecipe = data.IsFullSet && epochs is null && settings.StepEpochs == 0;
         settings = settings with
         {
@@ -180,7 +184,7 @@ internal static class TrainRun
             if (trainer.CompletedEpochs >= settings.Epochs)
             {
                 AnsiConsole.MarkupLineInterpolated($"[yellow]Already trained {trainer.CompletedEpochs} epochs; pass --epochs with a larger total to continue.[/]");
-                return 0;
+                return ExitCodes.Success;
             }
         }
         else
@@ -205,7 +209,7 @@ internal static class TrainRun
             cancel.Cancel();
         });
         string status = "completed";
-        int exitCode = 0;
+        int exitCode = ExitCodes.Success;
         try
         {
             while (trainer.CompletedEpochs < settings.Epochs)
@@ -216,7 +220,7 @@ internal static class TrainRun
                     trainer.SaveCheckpoint();
                     AnsiConsole.MarkupLineInterpolated($"[yellow]Interrupted.[/] Saved the current state to [bold]{trainer.LastCheckpointPath}[/]; continue with [bold]train{(network == NetworkChoice.Default ? "" : " --network " + network.OptionName)} --resume --output {settings.OutputFolder}[/].");
                     status = "interrupted";
-                    exitCode = 130;
+                    exitCode = ExitCodes.Interrupted;
                     break;
                 }
                 if (result == EpochStatus.Diverged)
@@ -225,7 +229,7 @@ internal static class TrainRun
                     if (File.Exists(trainer.LastCheckpointPath))
                         AnsiConsole.MarkupLineInterpolated($"The last good checkpoint is kept: [bold]{trainer.LastCheckpointPath}[/] (epoch {trainer.CompletedEpochs}).");
                     status = "diverged";
-                    exitCode = 2;
+                    exitCode = ExitCodes.Diverged;
                     break;
                 }
                 PrintEpochLine(trainer);

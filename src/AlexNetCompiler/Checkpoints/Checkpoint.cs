@@ -55,7 +55,7 @@ public static class Checkpoint
 
     /// <summary>
     /// Checks every expected tensor's presence, dtype (F32) and shape, and that the file holds no unexpected
-    /// tensors (like torch's strict load_state_dict), before changing anything; then reads the parameters
+    /// tensors (like torch's strict load_state_dict), and that every value is finite, before changing anything; then reads the parameters
     /// (and the optimizer state when <paramref name="optimizer"/> is given). Throws InvalidDataException naming
     /// the file and the first mismatch. Returns the metadata.
     /// </summary>
@@ -94,6 +94,14 @@ public static class Checkpoint
             bool isOptimizerState = entry.Name.StartsWith(VelocityPrefix, StringComparison.Ordinal);
             if (!expected.Contains(entry.Name) && !(isOptimizerState && expected.Contains(entry.Name[VelocityPrefix.Length..])))
                 throw SafeTensors.Invalid(path, $"unexpected tensor '{entry.Name}': {network.Name} has no parameter of that name");
+        }
+
+        // NaN or infinite weights would "evaluate" to chance accuracy without a word; momentum likewise poisons training.
+        foreach (var (entry, _, _) in plan)
+        {
+            long index = SafeTensors.FirstNonFinite(stream, header, entry);
+            if (index >= 0)
+                throw SafeTensors.Invalid(path, $"tensor '{entry.Name}' holds a non-finite value (NaN or infinity) at flat index {index}; the state it was saved from had diverged or the file is damaged");
         }
 
         foreach (var (entry, parameter, isVelocity) in plan)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
@@ -436,6 +437,35 @@ public static class SafeTensors
         // The header was checked against the file's length; a shorter read means the file shrank since.
         if (stream.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false) < bytes.Length)
             throw Invalid(header.Path, $"tensor '{entry.Name}': truncated data: the file ended inside its data_offsets [{entry.Begin}, {entry.End}]");
+    }
+
+    /// <summary>
+    /// The index of the first NaN or infinity in an F32 tensor's data, or -1. Reads the file in blocks, so that a
+    /// caller can reject a tensor before copying any of it.
+    /// </summary>
+    internal static long FirstNonFinite(FileStream stream, SafeTensorHeader header, SafeTensorEntry entry)
+    {
+        const int BlockFloats = 1 << 18;
+        float[] block = ArrayPool<float>.Shared.Rent(BlockFloats);
+        try
+        {
+            stream.Position = header.DataStart + entry.Begin;
+            long count = (entry.End - entry.Begin) / sizeof(float);
+            for (long done = 0; done < count;)
+            {
+                Span<float> part = block.AsSpan(0, (int)Math.Min(BlockFloats, count - done));
+                if (stream.ReadAtLeast(MemoryMarshal.AsBytes(part), part.Length * sizeof(float), throwOnEndOfStream: false) < part.Length * sizeof(float))
+                    throw Invalid(header.Path, $"tensor '{entry.Name}': truncated data: the file ended inside its data_offsets [{entry.Begin}, {entry.End}]");
+                for (int i = 0; i < part.Length; i++)
+                    if (!float.IsFinite(part[i])) return done + i;
+                done += part.Length;
+            }
+            return -1;
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(block);
+        }
     }
 
     internal static InvalidDataException Invalid(string path, string message, Exception? inner = null) =>

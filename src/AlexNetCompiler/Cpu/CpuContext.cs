@@ -68,10 +68,18 @@ public sealed unsafe class CpuContext : IDisposable
     private Exception? _jobError;
     private bool _disposed;
 
-    /// <param name="threads">Threads the kernels may use (the caller's thread counts as one). At least 1.</param>
+    /// <summary>
+    /// The most threads a context may have: four per logical processor, at least 64. The kernels gain nothing
+    /// beyond the processors, and an absurd count would exhaust the operating system's threads.
+    /// </summary>
+    public static int MaxThreads => Math.Max(64, 4 * Environment.ProcessorCount);
+
+    /// <param name="threads">Threads the kernels may use (the caller's thread counts as one). At least 1, at most <see cref="MaxThreads"/>.</param>
     public CpuContext(int threads)
     {
         if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "A CpuContext needs at least one thread.");
+        if (threads > MaxThreads)
+            throw new ArgumentOutOfRangeException(nameof(threads), threads, $"A CpuContext may have at most {MaxThreads} threads (four per logical processor, at least 64); {threads} asked for.");
         Threads = threads;
         _scratch = new float*[threads * SlotCount];
         _scratchLength = new long[threads * SlotCount];

@@ -45,7 +45,7 @@ public sealed class Augmenter
     public Augmenter(AugmentationOptions options, int channels, int height, int width)
     {
         if (options.CropPadding < 0) throw new ArgumentOutOfRangeException(nameof(options), $"CropPadding {options.CropPadding} must be >= 0.");
-        if (options.MaxRotationDegrees < 0 || options.MaxRotationDegrees > 180) throw new ArgumentOutOfRangeException(nameof(options), $"MaxRotationDegrees {options.MaxRotationDegrees} must be in [0, 180].");
+        if (!(options.MaxRotationDegrees >= 0 && options.MaxRotationDegrees <= 180)) throw new ArgumentOutOfRangeException(nameof(options), $"MaxRotationDegrees {options.MaxRotationDegrees} must be in [0, 180].");
         if (options.Brightness < 0 || options.Contrast < 0 || options.Contrast > 1) throw new ArgumentOutOfRangeException(nameof(options), "Brightness must be >= 0 and Contrast in [0, 1].");
         Options = options;
         Channels = channels;

@@ -79,12 +79,13 @@ public sealed class Dataset
     /// </summary>
     public int[] BalancedSubsetIndices(int perClass, ulong seed)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(perClass, 1);
         var order = new int[Count];
         for (int i = 0; i < order.Length; i++) order[i] = i;
         var random = new SplitMixRandom(seed);
         random.Shuffle(order);
         var taken = new int[ClassCount];
-        var chosen = new List<int>(perClass * ClassCount);
+        var chosen = new List<int>((int)Math.Min((long)perClass * ClassCount, Count));
         foreach (int index in order)
         {
             int label = Labels[index];

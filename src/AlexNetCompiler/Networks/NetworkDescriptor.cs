@@ -63,6 +63,8 @@ public sealed record NetworkDescriptor(
     /// <summary>A model summary in the style of torchinfo: one row per layer, then totals and the memory plan.</summary>
     public string ToSummary(int batch = 1, int threads = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         var ci = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
         sb.AppendLine(ci, $"{Name}: input [{InputChannels}, {InputHeight}, {InputWidth}], {ClassCount} classes");

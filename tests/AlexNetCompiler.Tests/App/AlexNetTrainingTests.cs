@@ -79,7 +79,7 @@ public sealed class AlexNetTrainingTests : IDisposable
         string dataFolder = _folder.File("data");
         Directory.CreateDirectory(dataFolder);
         TinyData.WriteFolder(small, dataFolder);
-        Assert.Equal(0, EvalCommand.Create().Parse(["--checkpoint", checkpoint, "--data", dataFolder, "--batch-size", "2"]).Invoke());
+        Assert.Equal(0, Cli.Run(["eval", "--checkpoint", checkpoint, "--data", dataFolder, "--batch-size", "2"]));
 
         // The AlexNet checkpoint resumed as FashionNet, and a FashionNet checkpoint resumed as AlexNet: one line naming the file.
         LoadedData fashionData = TinyData.Slice(1, 1);
@@ -140,7 +140,7 @@ public sealed class AlexNetTrainingTests : IDisposable
         var e = Assert.Throws<InvalidDataException>(() => Shared.LoadModel(path, 1));
         Assert.StartsWith(path + ": ", e.Message);
         Assert.Contains("'Scripted'", e.Message);
-        Assert.Equal(1, EvalCommand.Create().Parse(["--checkpoint", path, "--data", "embedded"]).Invoke());
+        Assert.Equal(1, Cli.Run(["eval", "--checkpoint", path, "--data", "embedded"]));
     }
 
     [Fact]
@@ -170,10 +170,10 @@ public sealed class AlexNetTrainingTests : IDisposable
     public void Summary_ShowsTheChosenNetwork()
     {
         var output = new StringWriter();
-        Assert.Equal(0, SummaryCommand.Create().Parse(["--network", "alexnet"]).Invoke(new InvocationConfiguration { Output = output }));
+        Assert.Equal(0, Cli.Run(["summary", "--network", "alexnet"], output));
         Assert.StartsWith("AlexNetFashion: input [1, 227, 227], 10 classes", output.ToString());
         Assert.Contains("56,885,962", output.ToString());
-        Assert.Equal(1, SummaryCommand.Create().Parse(["--network", "resnet"]).Invoke());
+        Assert.Equal(1, Cli.Run(["summary", "--network", "resnet"]));
     }
 
     [Fact]

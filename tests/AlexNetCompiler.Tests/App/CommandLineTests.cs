@@ -21,7 +21,7 @@ public sealed class CommandLineTests : IDisposable
     private string Output => _folder.File("run");
 
     private int Train(params string[] extra) =>
-        TrainCommand.Create().Parse(["--data", DataFolder, "--batch-size", "25", "--output", Output, "--device", "cpu", "--threads", "2", .. extra]).Invoke();
+        Cli.Run(["train", "--data", DataFolder, "--batch-size", "25", "--output", Output, "--device", "cpu", "--threads", "2", .. extra]);
 
     [Fact]
     public void Train_WritesCheckpointsMetricsLogAndPlots_ThenResumeEvalAndPredictUseThem()
@@ -68,7 +68,7 @@ public sealed class CommandLineTests : IDisposable
         Assert.Equal(4, File.ReadAllLines(Path.Combine(Output, MetricsLog.CsvName)).Length);
 
         string checkpoint = Path.Combine(Output, Trainer.BestCheckpointName);
-        Assert.Equal(0, EvalCommand.Create().Parse(["--checkpoint", checkpoint, "--data", DataFolder, "--plot", _folder.File("cm.png")]).Invoke());
+        Assert.Equal(0, Cli.Run(["eval", "--checkpoint", checkpoint, "--data", DataFolder, "--plot", _folder.File("cm.png")]));
         Assert.NotNull(SKBitmap.Decode(_folder.File("cm.png")));
 
         string image = _folder.File("shirt.png");
@@ -77,7 +77,7 @@ public sealed class CommandLineTests : IDisposable
             using (var canvas = new SKCanvas(bitmap)) canvas.Clear(SKColors.Gray);
             File.WriteAllBytes(image, bitmap.Encode(SKEncodedImageFormat.Png, 100).ToArray());
         }
-        Assert.Equal(0, PredictCommand.Create().Parse([image, "--checkpoint", checkpoint]).Invoke());
+        Assert.Equal(0, Cli.Run(["predict", image, "--checkpoint", checkpoint]));
     }
 
     [Theory]
@@ -94,8 +94,8 @@ public sealed class CommandLineTests : IDisposable
     [Fact]
     public void MissingCheckpoint_IsAnErrorNotACrash()
     {
-        Assert.Equal(1, EvalCommand.Create().Parse(["--checkpoint", _folder.File("none.safetensors"), "--data", DataFolder]).Invoke());
-        Assert.Equal(1, PredictCommand.Create().Parse([_folder.File("x.png"), "--checkpoint", _folder.File("none.safetensors")]).Invoke());
+        Assert.Equal(1, Cli.Run(["eval", "--checkpoint", _folder.File("none.safetensors"), "--data", DataFolder]));
+        Assert.Equal(1, Cli.Run(["predict", _folder.File("x.png"), "--checkpoint", _folder.File("none.safetensors")]));
     }
 
     [Fact]

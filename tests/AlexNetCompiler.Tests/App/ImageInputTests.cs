@@ -74,4 +74,53 @@ public sealed class ImageInputTests : IDisposable
         var e = Assert.Throws<InvalidDataException>(() => ImageInput.Load(path, 28, 28, InvertMode.Auto));
         Assert.Contains(path, e.Message);
     }
+
+    private string WriteGreyPng(string name, int width, int height)
+    {
+        using var bitmap = new SKBitmap(width, height);
+        bitmap.Erase(SKColors.Gray);
+        string path = _folder.File(name);
+        using SKData data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        File.WriteAllBytes(path, data.ToArray());
+        return path;
+    }
+
+    [Fact]
+    public void TruncatedPng_IsRefused_NotPredictedFromHalfAnImage()
+    {
+        using var bitmap = new SKBitmap(256, 256);
+        for (int y = 0; y < 256; y++)
+            for (int x = 0; x < 256; x++) bitmap.SetPixel(x, y, new SKColor((byte)x, (byte)y, (byte)(x ^ y))); // incompressible enough to span many rows of data
+        string path = _folder.File("cut.png");
+        using (SKData data = bitmap.Encode(SKEncodedImageFormat.Png, 100))
+            File.WriteAllBytes(path, data.ToArray()[..(int)(data.Size / 2)]);
+
+        var e = Assert.Throws<InvalidDataException>(() => ImageInput.Load(path, 28, 28, InvertMode.Auto));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("truncated", e.Message);
+    }
+
+    [Fact]
+    public void LongThinImage_IsDecodedInBoundedMemory()
+    {
+        // 20000x1 used to be padded to a 20000x20000 square of floats (1.6 GB) before resizing.
+        string path = WriteGreyPng("strip.png", 20000, 1);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        (float[] pixels, _) = ImageInput.Load(path, 28, 28, InvertMode.No);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        // The padded square is at most MaxPaddedSide^2 floats (16 MB); the rest is a few rows.
+        Assert.InRange(allocated, 0, 4L * ImageInput.MaxPaddedSide * ImageInput.MaxPaddedSide + (8 << 20));
+        Assert.Equal(28 * 28, pixels.Length);
+        Assert.All(pixels, p => Assert.InRange(p, 0f, 1f));
+    }
+
+    [Fact]
+    public void ImageLargerThanTheLimit_IsRefusedBeforeDecoding()
+    {
+        string path = WriteGreyPng("wide.png", ImageInput.MaxSide + 1, 1);
+        var e = Assert.Throws<InvalidDataException>(() => ImageInput.Load(path, 28, 28, InvertMode.Auto));
+        Assert.Contains(path, e.Message);
+        Assert.Contains($"{ImageInput.MaxSide + 1}x1", e.Message);
+    }
 }

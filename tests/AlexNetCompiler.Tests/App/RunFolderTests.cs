@@ -30,8 +30,8 @@ public sealed class RunFolderTests : IDisposable
 
     /// <summary>One epoch unless <paramref name="extra"/> gives --epochs.</summary>
     private int Train(params string[] extra) =>
-        TrainCommand.Create().Parse(["--data", DataFolder, "--batch-size", "25", .. extra.Contains("--epochs") ? Array.Empty<string>() : ["--epochs", "1"],
-            "--test-views", "1", "--output", Output, "--device", "cpu", "--threads", "2", .. extra]).Invoke();
+        Cli.Run(["train", "--data", DataFolder, "--batch-size", "25", .. extra.Contains("--epochs") ? Array.Empty<string>() : ["--epochs", "1"],
+            "--test-views", "1", "--output", Output, "--device", "cpu", "--threads", "2", .. extra]);
 
     [Fact]
     public void DefaultFolderHoldingARun_GivesWayToTheNextFreeNumber()

@@ -22,6 +22,7 @@ public static class TinyData
     /// <summary>Writes a slice as the four Fashion-MNIST IDX files (for the command-line tests' --data).</summary>
     public static void WriteFolder(LoadedData data, string folder)
     {
+        Directory.CreateDirectory(folder);
         SubsetMaker.Write(data.Train, Path.Combine(folder, FashionMnistFiles.TrainImages + ".gz"), Path.Combine(folder, FashionMnistFiles.TrainLabels + ".gz"));
         SubsetMaker.Write(data.Test, Path.Combine(folder, FashionMnistFiles.TestImages + ".gz"), Path.Combine(folder, FashionMnistFiles.TestLabels + ".gz"));
     }

@@ -255,4 +255,29 @@ public sealed class CheckpointTests : IDisposable
         var e = Assert.Throws<FileNotFoundException>(() => Checkpoint.Load(path, Network, new float[Network.ParameterCount]));
         Assert.Contains(path, e.Message);
     }
+
+    [Theory]
+    [InlineData(float.NaN, false)]
+    [InlineData(float.PositiveInfinity, false)]
+    [InlineData(float.NegativeInfinity, true)]
+    public void NonFiniteValue_IsRejectedNamingTheTensor_AndNothingIsLoaded(float value, bool inVelocity)
+    {
+        float[] parameters = Parameters(5);
+        var sgd = new Sgd(parameters.Length, new SgdOptions(0.02f));
+        sgd.Step(parameters, Parameters(6));
+        ParameterDescriptor last = Network.Parameters[^1];
+        (inVelocity ? sgd.Velocity : parameters)[last.Offset + 1] = value;
+        string path = PathOf("nan.safetensors");
+        Checkpoint.Save(path, Network, parameters, sgd);
+
+        float[] loaded = Parameters(7), before = (float[])loaded.Clone();
+        var loadedSgd = new Sgd(parameters.Length, new SgdOptions(0.02f));
+        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(path, Network, loaded, loadedSgd));
+        Assert.Contains(path, e.Message);
+        Assert.Contains($"'{(inVelocity ? Checkpoint.VelocityPrefix : "") + last.Name}'", e.Message);
+        Assert.Contains("non-finite", e.Message);
+        Assert.Contains("index 1", e.Message);
+        Assert.Equal(before, loaded);
+        Assert.All(loadedSgd.Velocity, v => Assert.Equal(0f, v));
+    }
 }
