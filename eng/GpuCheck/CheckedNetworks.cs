@@ -24,6 +24,9 @@ internal static class CheckedNetworks
         new("fashionnet", batch => new FashionNet(batch), FashionNet.Model, FashionNet.CudaPlan, FashionNet.CudaSource, InitScheme.He, DefaultCheckBatch: 64, Timed: true),
         // The runtime tests' network of uncommon paths: its plan has the unfused kernels; its speed says nothing.
         new("unusual", batch => new UnusualNet(batch), UnusualNet.Model, UnusualNet.CudaPlan, UnusualNet.CudaSource, InitScheme.He, DefaultCheckBatch: 8, Timed: false),
+        // Non-square pools, one fused with an LRN: each axis has its own kernel and stride in the CUDA template.
+        new("rectangular", batch => new RectangularPoolNet(batch), RectangularPoolNet.Model, RectangularPoolNet.CudaPlan, RectangularPoolNet.CudaSource, InitScheme.He,
+            DefaultCheckBatch: 8, Timed: false),
     ];
 
     public static IReadOnlyList<string> Keys { get; } = [.. All.Select(n => n.Key)];

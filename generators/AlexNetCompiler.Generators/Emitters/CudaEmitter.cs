@@ -19,7 +19,7 @@ internal static partial class CudaEmitter
     /// NVRTC under this name. The version must match the header's ALEXNET_PRELUDE_VERSION.
     /// </summary>
     internal const string PreludeHeader = "alexnet_prelude.cuh";
-    internal const int PreludeVersion = 1;
+    internal const int PreludeVersion = 2;
 
     /// <summary>Returns the source of "{HintPrefix}.Cuda.g.cs", or null when there is nothing to emit.</summary>
     public static string? Emit(NetworkModel model)
@@ -222,7 +222,7 @@ internal static partial class CudaEmitter
                        (s.Dropout is null ? "" : $", dropout p={Float(s.Dropout.DropoutP)} on its input ({Comment(s.Dropout.Name)})");
             case StageKind.LrnPool:
                 string lrn = s.Lrn is null ? "" : $"{Comment(s.Lrn.Name)}: LRN size {s.Lrn.LrnSize}, alpha {Float(s.Lrn.LrnAlpha)}, beta {Float(s.Lrn.LrnBeta)}, k {Float(s.Lrn.LrnK)}";
-                string pool = s.Pool is null ? "" : $"{Comment(s.Pool.Name)}: MaxPool {s.Pool.KernelHeight}x{s.Pool.KernelWidth}, stride {s.Pool.StrideHeight}, padding {s.Pool.PaddingHeight}";
+                string pool = s.Pool is null ? "" : $"{Comment(s.Pool.Name)}: MaxPool {s.Pool.KernelHeight}x{s.Pool.KernelWidth}, stride {Axes(s.Pool.StrideHeight, s.Pool.StrideWidth)}, padding {Axes(s.Pool.PaddingHeight, s.Pool.PaddingWidth)}";
                 return lrn.Length > 0 && pool.Length > 0 ? lrn + " fused with " + pool : lrn + pool;
             case StageKind.Relu:
                 return $"{Comment(l.Name)}: ReLU";
@@ -232,6 +232,10 @@ internal static partial class CudaEmitter
     }
 
     // Layer names are user text: escaped so that a newline cannot end a // comment in the CUDA source.
+    /// <summary>"2" when both axes agree, "2x1" (height x width) when they do not.</summary>
+    private static string Axes(int height, int width) => 
+        height == width ? height.ToString(CultureInfo.InvariantCulture) : height.ToString(CultureInfo.InvariantCulture) + "x" + width.ToString(CultureInfo.InvariantCulture);
+
     private static string Comment(string text) => Microsoft.CodeAnalysis.CSharp.SymbolDisplay.FormatLiteral(text, quote: false);
 
     private static string Snake(string identifier)
@@ -323,8 +327,9 @@ internal static partial class CudaEmitter
                 sb.Append("typedef LrnPool<").Append(inS.Channels).Append(", ").Append(inS.Height).Append(", ").Append(inS.Width).Append(", ")
                   .Append(outS.Height).Append(", ").Append(outS.Width).Append(", ")
                   .Append(B(lrn is not null)).Append(", ").Append(lrn?.LrnSize ?? 1).Append(", ")
-                  .Append(B(pool is not null)).Append(", ").Append(pool?.KernelHeight ?? 1).Append(", ").Append(pool?.StrideHeight ?? 1).Append(", ")
-                  .Append(pool?.PaddingHeight ?? 0).Append("> ").Append(n).Append("_t;\n");
+                  .Append(B(pool is not null)).Append(", ").Append(pool?.KernelHeight ?? 1).Append(", ").Append(pool?.KernelWidth ?? 1).Append(", ")
+                  .Append(pool?.StrideHeight ?? 1).Append(", ").Append(pool?.StrideWidth ?? 1).Append(", ")
+                  .Append(pool?.PaddingHeight ?? 0).Append(", ").Append(pool?.PaddingWidth ?? 0).Append("> ").Append(n).Append("_t;\n");
                 string consts = lrn is null ? "0.0f, 0.0f, 0.0f" : Float(lrn.LrnAlpha) + ", " + Float(lrn.LrnBeta) + ", " + Float(lrn.LrnK);
                 sb.Append(k).Append(n).Append("_forward(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax, int batch)\n")
                   .Append("{\n    ").Append(n).Append("_t::forward(x, y, argmax, batch, ").Append(consts).Append(");\n}\n");

@@ -21,7 +21,7 @@ public static class CudaPrelude
     /// ALEXNET_PRELUDE_VERSION in the header. Generated sources fail to compile with a clear #error when they were
     /// generated for another version (a generator and runtime from different packages).
     /// </summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     private static readonly Lazy<string> s_source = new(Load);
 

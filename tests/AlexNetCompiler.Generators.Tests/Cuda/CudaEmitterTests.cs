@@ -49,7 +49,7 @@ public sealed class CudaEmitterTests
         var program = CudaEmitter.Build(CudaTestNetworks.OddNet());
         Assert.Equal(new[] { "Conv:conv1", "LrnPool:maxpool1", "Relu:relu1", "LrnPool:lrn1", "Dropout:dropout1", "Conv:conv2", "Dense:dense1", "Dense:dense2", "Dropout:dropout3" },
             program.Stages.Select(s => $"{s.Kind}:{s.Name}"));
-        Assert.Contains("LrnPool<6, 3, 3, 3, 3, true, 4, false, 1, 1, 0> lrn1_t", program.Source, StringComparison.Ordinal);
+        Assert.Contains("LrnPool<6, 3, 3, 3, 3, true, 4, false, 1, 1, 1, 1, 0, 0> lrn1_t", program.Source, StringComparison.Ordinal);
         Assert.Contains("Conv2d<2, 13, 11, 6, 7, 6, 3, 3, 2, 2, 1, 1, 2, false, false> conv1_t", program.Source, StringComparison.Ordinal);
     }
 

@@ -11,8 +11,8 @@ partial class AlexNet2012
 // FP32 by default; compile with -DALEXNET_TF32 for TF32 tensor-core GEMMs (FP32 accumulate).
 
 #include ""alexnet_prelude.cuh""
-#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != 1
-#error ""alexnet_prelude.cuh is not version 1: the AlexNetCompiler runtime and generator come from different versions""
+#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != 2
+#error ""alexnet_prelude.cuh is not version 2: the AlexNetCompiler runtime and generator come from different versions""
 #endif
 
 // ---------------------------------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_data(cons
 
 // ==== lrn1_pool1 = features.2: LRN size 5, alpha 0.0001f, beta 0.75f, k 2.0f fused with features.3: MaxPool 3x3, stride 2, padding 0
 // input [96, 55, 55] -> output [96, 27, 27] per sample
-typedef LrnPool<96, 55, 55, 27, 27, true, 5, true, 3, 2, 0> lrn1_pool1_t;
+typedef LrnPool<96, 55, 55, 27, 27, true, 5, true, 3, 3, 2, 2, 0, 0> lrn1_pool1_t;
 extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn1_pool1_forward(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax, int batch)
 {
     lrn1_pool1_t::forward(x, y, argmax, batch, 0.0001f, 0.75f, 2.0f);
@@ -75,7 +75,7 @@ extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_data(cons
 
 // ==== lrn2_pool2 = features.6: LRN size 5, alpha 0.0001f, beta 0.75f, k 2.0f fused with features.7: MaxPool 3x3, stride 2, padding 0
 // input [256, 27, 27] -> output [256, 13, 13] per sample
-typedef LrnPool<256, 27, 27, 13, 13, true, 5, true, 3, 2, 0> lrn2_pool2_t;
+typedef LrnPool<256, 27, 27, 13, 13, true, 5, true, 3, 3, 2, 2, 0, 0> lrn2_pool2_t;
 extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn2_pool2_forward(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax, int batch)
 {
     lrn2_pool2_t::forward(x, y, argmax, batch, 0.0001f, 0.75f, 2.0f);
@@ -150,7 +150,7 @@ extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_data(cons
 
 // ==== pool3 = features.14: MaxPool 3x3, stride 2, padding 0
 // input [256, 13, 13] -> output [256, 6, 6] per sample
-typedef LrnPool<256, 13, 13, 6, 6, false, 1, true, 3, 2, 0> pool3_t;
+typedef LrnPool<256, 13, 13, 6, 6, false, 1, true, 3, 3, 2, 2, 0, 0> pool3_t;
 extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_forward(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax, int batch)
 {
     pool3_t::forward(x, y, argmax, batch, 0.0f, 0.0f, 0.0f);

@@ -13,3 +13,12 @@ namespace AlexNetCompiler.Tests.Networks;
 [Conv2d(4, Kernel = 3, Padding = 1, Groups = 2), Relu]
 [Dropout(0.25f), Dense(12), Dense(7), Relu, Dense(5), SoftmaxCrossEntropy]
 public partial class UnusualNet { }
+
+// Non-square max pools (kernel and stride differ between the axes): one padded and fused with the LRN before it,
+// one on its own. The CUDA kernels take each axis separately; the GPU check compares them with the CPU backend.
+[Network(Channels = 3, Height = 13, Width = 12)]
+[Conv2d(8, Kernel = 3, Padding = 1), Relu, Lrn(Size = 3, Alpha = 0.05f, Beta = 0.75f, K = 1f)]
+[MaxPool(3, KernelWidth = 2, StrideHeight = 2, StrideWidth = 1, Padding = 1)]
+[Conv2d(6, Kernel = 2), Relu, MaxPool(2, KernelWidth = 3, StrideHeight = 1, StrideWidth = 2)]
+[Dense(5)]
+public partial class RectangularPoolNet { }

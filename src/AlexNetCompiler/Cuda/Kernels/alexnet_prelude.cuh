@@ -8,7 +8,7 @@
 #define ALEXNET_PRELUDE_CUH
 
 // Generated sources check this against the version they were generated for (CudaEmitter.PreludeVersion).
-#define ALEXNET_PRELUDE_VERSION 1
+#define ALEXNET_PRELUDE_VERSION 2
 
 // ---------------------------------------------------------------------------------------------------------
 // Common code (shape-generic templates). Tensors are float32 NCHW, batch-major; indices fit in int32
@@ -556,8 +556,9 @@ __device__ __forceinline__ void dense_bias_relu_backward(const float* y, float* 
 // (alpha applied to the plain sum; the window as in torch's LocalResponseNorm). The pool (floor mode,
 // -infinity padding) keeps the first maximum in row-major window order; its flat index h * W + w is stored
 // for backward. Forward keeps only the pooled output and argmax: backward recomputes s from the LRN input.
-// LRN = false gives a plain max pool; POOL = false (1x1, stride 1) gives a plain LRN.
-template <int C, int H, int W, int OH, int OW, bool LRN, int SIZE, bool POOL, int PK, int PS, int PP>
+// LRN = false gives a plain max pool; POOL = false (1x1, stride 1) gives a plain LRN. The pool's kernel (PKH x PKW),
+// stride and padding are given per axis: a non-square pool is as valid a spec as a square one.
+template <int C, int H, int W, int OH, int OW, bool LRN, int SIZE, bool POOL, int PKH, int PKW, int PSH, int PSW, int PPH, int PPW>
 struct LrnPool
 {
     static constexpr int HW = H * W, OHW = OH * OW;
@@ -594,13 +595,13 @@ struct LrnPool
         {
             float best = -__int_as_float(0x7f800000);
             int best_index = -1;
-            for (int kh = 0; kh < PK; ++kh)
+            for (int kh = 0; kh < PKH; ++kh)
             {
-                int h = ph * PS - PP + kh;
+                int h = ph * PSH - PPH + kh;
                 if (h < 0 || h >= H) continue;
-                for (int kw = 0; kw < PK; ++kw)
+                for (int kw = 0; kw < PKW; ++kw)
                 {
-                    int w = pw * PS - PP + kw;
+                    int w = pw * PSW - PPW + kw;
                     if (w < 0 || w >= W) continue;
                     float v = lrn_value(a, c, h * W + w, alpha, beta, k);
                     if (v > best || best_index < 0 || v != v) { best = v; best_index = h * W + w; }
@@ -617,9 +618,9 @@ struct LrnPool
         if constexpr (!POOL) return dp[c * HW + h * W + w];
         else
         {
-            int lo_h = h + PP - PK + 1, lo_w = w + PP - PK + 1;
-            int ph0 = lo_h <= 0 ? 0 : (lo_h + PS - 1) / PS, ph1 = min((h + PP) / PS, OH - 1);
-            int pw0 = lo_w <= 0 ? 0 : (lo_w + PS - 1) / PS, pw1 = min((w + PP) / PS, OW - 1);
+            int lo_h = h + PPH - PKH + 1, lo_w = w + PPW - PKW + 1;
+            int ph0 = lo_h <= 0 ? 0 : (lo_h + PSH - 1) / PSH, ph1 = min((h + PPH) / PSH, OH - 1);
+            int pw0 = lo_w <= 0 ? 0 : (lo_w + PSW - 1) / PSW, pw1 = min((w + PPW) / PSW, OW - 1);
             float g = 0.0f;
             for (int ph = ph0; ph <= ph1; ++ph)
                 for (int pw = pw0; pw <= pw1; ++pw)

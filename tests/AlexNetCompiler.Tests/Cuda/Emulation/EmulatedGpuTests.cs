@@ -41,6 +41,7 @@ public sealed class EmulatedGpuTests(ITestOutputHelper output) : EmulatedGpuChec
     [Theory]
     [InlineData("fashionnet", 8)]
     [InlineData("unusual", 4)]
+    [InlineData("rectangular", 4)]
     public void Fp32KernelsMatchTheCpuBackend(string net, int batch) =>
         CheckWithin(net, batch, "fp32", "all", exactTf32: false, Fp32Tolerances);
 
@@ -190,6 +191,7 @@ public abstract partial class EmulatedGpuCheck(ITestOutputHelper output)
         {
             "alexnet" => CanonicalAlexNet.AlexNet2012.Model,
             "fashionnet" => FashionMnist.FashionNet.Model,
+            "rectangular" => Networks.RectangularPoolNet.Model,
             _ => Networks.UnusualNet.Model,
         };
         Assert.Equal(tiles.Count * (model.Parameters.Count + 4), results.Count);
@@ -212,6 +214,7 @@ public abstract partial class EmulatedGpuCheck(ITestOutputHelper output)
         "alexnet" => (CanonicalAlexNet.AlexNet2012.CudaSource, "AlexNet2012"),
         "fashionnet" => (FashionMnist.FashionNet.CudaSource, "FashionNet"),
         "unusual" => (Networks.UnusualNet.CudaSource, "UnusualNet"),
+        "rectangular" => (Networks.RectangularPoolNet.CudaSource, "RectangularPoolNet"),
         _ => throw new ArgumentOutOfRangeException(nameof(key)),
     };
 
