@@ -66,7 +66,7 @@ internal static partial class CudaEmitter
             if (step is Launch l)
             {
                 sb.Append("new ").Append(Ns).Append("CudaLaunch(").Append(Str(l.Kernel)).Append(", ").Append(DimText(l.X)).Append(", ")
-                  .Append(DimText(l.Y)).Append(", ").Append(DimText(l.Z)).Append(", ").Append(I(Threads)).Append(", new ").Append(Ns).Append("CudaArg[] { ")
+                  .Append(DimText(l.Y)).Append(", ").Append(DimText(l.Z)).Append(", ").Append(I(CudaContract.ThreadsPerBlock)).Append(", new ").Append(Ns).Append("CudaArg[] { ")
                   .Append(string.Join(", ", l.Args.Select(ArgText))).Append(" }, ").Append(Str(l.Comment)).Append(l.Flops == 0 ? "" : ", " + I(l.Flops) + "L")
                   .Append(l.Gemm is null ? "" : ", Gemm: new " + Ns + "CudaGemm(new(" + I(l.Gemm.MPerSample) + ", " + I(l.Gemm.MFixed) + "), new(" + I(l.Gemm.NPerSample) + ", "
                       + I(l.Gemm.NFixed) + ")" + (l.Gemm.SplitReduction ? ", SplitReduction: true" : "") + ")").Append("),\n");

@@ -13,13 +13,9 @@ namespace AlexNetCompiler.Generators.Emitters;
 /// </summary>
 internal static partial class CudaEmitter
 {
-    /// <summary>
-    /// The shape-generic templates every source instantiates (tiled GEMM, layer templates, SGD) live in the runtime,
-    /// src/AlexNetCompiler/Cuda/Kernels/alexnet_prelude.cuh (AlexNetCompiler.Cuda.CudaPrelude), which hands them to
-    /// NVRTC under this name. The version must match the header's ALEXNET_PRELUDE_VERSION.
-    /// </summary>
-    internal const string PreludeHeader = "alexnet_prelude.cuh";
-    internal const int PreludeVersion = 2;
+    // The shape-generic templates every source instantiates (tiled GEMM, layer templates, SGD) live in the runtime,
+    // src/AlexNetCompiler/Cuda/Kernels/alexnet_prelude.cuh, included by CudaContract.PreludeHeaderName and checked
+    // against CudaContract.PreludeVersion.
 
     /// <summary>Returns the source of "{HintPrefix}.Cuda.g.cs", or null when there is nothing to emit.</summary>
     public static string? Emit(NetworkModel model)
@@ -39,9 +35,9 @@ internal static partial class CudaEmitter
               .Append("], ").Append(model.ClassCount.ToString(CultureInfo.InvariantCulture)).Append(" classes, ")
               .Append(model.ParameterCount.ToString(CultureInfo.InvariantCulture)).Append(" parameters.\n");
         source.Append("// FP32 by default; compile with -DALEXNET_TF32 for TF32 tensor-core GEMMs (FP32 accumulate).\n\n");
-        source.Append("#include \"").Append(PreludeHeader).Append("\"\n");
-        source.Append("#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != ").Append(PreludeVersion.ToString(CultureInfo.InvariantCulture)).Append('\n');
-        source.Append("#error \"").Append(PreludeHeader).Append(" is not version ").Append(PreludeVersion.ToString(CultureInfo.InvariantCulture))
+        source.Append("#include \"").Append(CudaContract.PreludeHeaderName).Append("\"\n");
+        source.Append("#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != ").Append(CudaContract.PreludeVersion.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        source.Append("#error \"").Append(CudaContract.PreludeHeaderName).Append(" is not version ").Append(CudaContract.PreludeVersion.ToString(CultureInfo.InvariantCulture))
               .Append(": the AlexNetCompiler runtime and generator come from different versions\"\n#endif\n");
         source.Append("\n// ---------------------------------------------------------------------------------------------------------\n");
         source.Append("// ").Append(model.ClassName).Append(": one kernel group per layer, shapes baked in as template arguments.\n");
@@ -51,9 +47,9 @@ internal static partial class CudaEmitter
 
         var buffers = new List<BufferSpec>
         {
-            new(InputBuffer, model.Input.Length, 0, false),
-            new(LabelsBuffer, 1, 0, true),
-            new(LossesBuffer, 1, 0, false),
+            new(CudaContract.InputBuffer, model.Input.Length, 0, false),
+            new(CudaContract.LabelsBuffer, 1, 0, true),
+            new(CudaContract.LossesBuffer, 1, 0, false),
         };
         foreach (Stage s in stages)
         {
@@ -63,9 +59,9 @@ internal static partial class CudaEmitter
         int gradLength = stages.Max(s => s.OutputShape.Length);
         buffers.Add(new BufferSpec(GradA, gradLength, 0, false));
         buffers.Add(new BufferSpec(GradB, gradLength, 0, false));
-        buffers.Add(new BufferSpec(ParamsBuffer, 0, model.ParameterCount, false));
-        buffers.Add(new BufferSpec(GradsBuffer, 0, model.ParameterCount, false));
-        buffers.Add(new BufferSpec(VelocityBuffer, 0, model.ParameterCount, false));
+        buffers.Add(new BufferSpec(CudaContract.ParametersBuffer, 0, model.ParameterCount, false));
+        buffers.Add(new BufferSpec(CudaContract.GradientsBuffer, 0, model.ParameterCount, false));
+        buffers.Add(new BufferSpec(CudaContract.VelocityBuffer, 0, model.ParameterCount, false));
 
         var forward = new List<Step>();
         foreach (Stage s in stages) forward.AddRange(ForwardSteps(s));
@@ -73,7 +69,7 @@ internal static partial class CudaEmitter
         var loss = new List<Step>
         {
             new Launch("softmax_cross_entropy", Dim.Batched(1, 1), Dim.One, Dim.One,
-                new[] { Arg.Buf(logits), Arg.Buf(LabelsBuffer), Arg.Buf(LossesBuffer), Arg.Buf(GradA), Arg.Batch },
+                new[] { Arg.Buf(logits), Arg.Buf(CudaContract.LabelsBuffer), Arg.Buf(CudaContract.LossesBuffer), Arg.Buf(GradA), Arg.Batch },
                 $"loss: softmax cross-entropy over {model.ClassCount} classes, dlogits -> {GradA}"),
         };
         var backward = new List<Step>();
@@ -91,10 +87,8 @@ internal static partial class CudaEmitter
         return new CudaProgram(source.ToString(), stages, buffers, forward, loss, backward, logits, forwardFlops, trainingFlops);
     }
 
-    internal const string InputBuffer = "input", LabelsBuffer = "labels", LossesBuffer = "losses";
-    internal const string ParamsBuffer = "params", GradsBuffer = "grads", VelocityBuffer = "velocity";
     internal const string GradA = "grad_a", GradB = "grad_b";
-    internal const int Threads = 256, Tile = 64, WeightGradChunk = 4096;
+    internal const int Tile = 64, WeightGradChunk = 4096;
 
     // ---- stages: layers after fusion ----
 
@@ -123,7 +117,7 @@ internal static partial class CudaEmitter
     {
         var layers = model.Layers;
         var stages = new List<Stage>();
-        string input = InputBuffer;
+        string input = CudaContract.InputBuffer;
         TensorShape inputShape = model.Input;
         LayerModel? pendingDropout = null;
         for (int i = 0; i < layers.Length; i++)
@@ -416,7 +410,7 @@ internal static partial class CudaEmitter
                 ParameterModel? b = Param(l, ParameterRole.Bias);
                 int ocg = l.Output.Channels / l.Groups, p = l.Output.Height * l.Output.Width;
                 yield return new Launch(n + "_forward", Dim.Batched(p, Tile), Dim.Blocks(ocg, Tile), Dim.Blocks(l.Groups, 1),
-                    new[] { Arg.Buf(s.Input), Arg.Buf(ParamsBuffer, w.Offset), b is null ? Arg.Null : Arg.Buf(ParamsBuffer, b.Offset), Arg.Buf(s.Output), Arg.Batch },
+                    new[] { Arg.Buf(s.Input), Arg.Buf(CudaContract.ParametersBuffer, w.Offset), b is null ? Arg.Null : Arg.Buf(CudaContract.ParametersBuffer, b.Offset), Arg.Buf(s.Output), Arg.Batch },
                     s.Description, s.ForwardFlops, new Gemm(0, ocg, p, 0));
                 break;
             }
@@ -425,20 +419,20 @@ internal static partial class CudaEmitter
                 ParameterModel w = Param(l, ParameterRole.Weight)!;
                 ParameterModel? b = Param(l, ParameterRole.Bias);
                 yield return new Launch(n + "_forward", Dim.Blocks(l.Output.Channels, Tile), Dim.Batched(1, Tile), Dim.One,
-                    new[] { Arg.Buf(s.Input), Arg.Buf(ParamsBuffer, w.Offset), b is null ? Arg.Null : Arg.Buf(ParamsBuffer, b.Offset), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn },
+                    new[] { Arg.Buf(s.Input), Arg.Buf(CudaContract.ParametersBuffer, w.Offset), b is null ? Arg.Null : Arg.Buf(CudaContract.ParametersBuffer, b.Offset), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn },
                     s.Description, s.ForwardFlops, new Gemm(1, 0, 0, l.Output.Channels));
                 break;
             }
             case StageKind.LrnPool:
-                yield return new Launch(n + "_forward", Dim.Batched(s.OutputShape.Length, Threads), Dim.One, Dim.One,
+                yield return new Launch(n + "_forward", Dim.Batched(s.OutputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
                     new[] { Arg.Buf(s.Input), Arg.Buf(s.Output), s.HasArgmax ? Arg.Buf(s.Argmax) : Arg.Null, Arg.Batch }, s.Description);
                 break;
             case StageKind.Relu:
-                yield return new Launch(n + "_forward", Dim.Batched(s.OutputShape.Length, Threads), Dim.One, Dim.One,
+                yield return new Launch(n + "_forward", Dim.Batched(s.OutputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
                     new[] { Arg.Buf(s.Input), Arg.Buf(s.Output), Arg.Batch }, s.Description);
                 break;
             case StageKind.Dropout:
-                yield return new Launch(n + "_forward", Dim.Batched(s.OutputShape.Length, Threads), Dim.One, Dim.One,
+                yield return new Launch(n + "_forward", Dim.Batched(s.OutputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
                     new[] { Arg.Buf(s.Input), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn }, s.Description);
                 break;
         }
@@ -457,19 +451,19 @@ internal static partial class CudaEmitter
                 ParameterModel? b = Param(l, ParameterRole.Bias);
                 int ocg = l.Output.Channels / l.Groups, icg = l.Input.Channels / l.Groups;
                 int p = l.Output.Height * l.Output.Width, kk = icg * l.KernelHeight * l.KernelWidth;
-                steps.Add(new Zero(GradsBuffer, w.Offset, w.Length, $"{n}: weight gradient is accumulated atomically over reduction chunks"));
-                if (b is not null) steps.Add(new Zero(GradsBuffer, b.Offset, b.Length, $"{n}: bias gradient is accumulated atomically over samples"));
+                steps.Add(new Zero(CudaContract.GradientsBuffer, w.Offset, w.Length, $"{n}: weight gradient is accumulated atomically over reduction chunks"));
+                if (b is not null) steps.Add(new Zero(CudaContract.GradientsBuffer, b.Offset, b.Length, $"{n}: bias gradient is accumulated atomically over samples"));
                 if (b is not null || s.Relu)
                     steps.Add(new Launch(n + "_backward_bias", Dim.Blocks(l.Output.Channels, 1), Dim.Batched(1, 1), Dim.One,
-                        new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Buf(GradsBuffer, b.Offset), Arg.Batch },
+                        new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Buf(CudaContract.GradientsBuffer, b.Offset), Arg.Batch },
                         $"{n}: {(s.Relu ? "ReLU mask on dY (in place)" : "")}{(s.Relu && b is not null ? ", " : "")}{(b is not null ? "bias gradient" : "")}"));
                 long tiles = Ceil(ocg, Tile) * Ceil(kk, Tile);
                 steps.Add(new Launch(n + "_backward_weights", Dim.Batched(p, WeightGradChunk), Dim.Blocks(tiles, 1), Dim.Blocks(l.Groups, 1),
-                    new[] { Arg.Buf(s.Input), Arg.Buf(dy), Arg.Buf(GradsBuffer, w.Offset), Arg.Batch }, $"{n}: weight gradient", s.ForwardFlops,
+                    new[] { Arg.Buf(s.Input), Arg.Buf(dy), Arg.Buf(CudaContract.GradientsBuffer, w.Offset), Arg.Batch }, $"{n}: weight gradient", s.ForwardFlops,
                     new Gemm(0, ocg, 0, kk, SplitReduction: true)));
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward_data", Dim.Batched(l.Input.Height * l.Input.Width, Tile), Dim.Blocks(icg, Tile), Dim.Blocks(l.Groups, 1),
-                    new[] { Arg.Buf(ParamsBuffer, w.Offset), Arg.Buf(dy), Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
+                    new[] { Arg.Buf(CudaContract.ParametersBuffer, w.Offset), Arg.Buf(dy), Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
                     new Gemm(0, icg, l.Input.Height * l.Input.Width, 0)));
                 return true;
             }
@@ -479,31 +473,31 @@ internal static partial class CudaEmitter
                 ParameterModel? b = Param(l, ParameterRole.Bias);
                 int inF = l.Input.Length, outF = l.Output.Channels;
                 if (b is not null || s.Relu)
-                    steps.Add(new Launch(n + "_backward_bias", Dim.Blocks(outF, Threads), Dim.One, Dim.One,
-                        new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Buf(GradsBuffer, b.Offset), Arg.Batch },
+                    steps.Add(new Launch(n + "_backward_bias", Dim.Blocks(outF, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
+                        new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Buf(CudaContract.GradientsBuffer, b.Offset), Arg.Batch },
                         $"{n}: {(s.Relu ? "ReLU mask on dY (in place)" : "")}{(s.Relu && b is not null ? ", " : "")}{(b is not null ? "bias gradient" : "")}"));
                 steps.Add(new Launch(n + "_backward_weights", Dim.Blocks(inF, Tile), Dim.Blocks(outF, Tile), Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(s.Input), Arg.Buf(GradsBuffer, w.Offset), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: weight gradient", s.ForwardFlops,
+                    new[] { Arg.Buf(dy), Arg.Buf(s.Input), Arg.Buf(CudaContract.GradientsBuffer, w.Offset), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: weight gradient", s.ForwardFlops,
                     new Gemm(0, outF, 0, inF)));
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward_data", Dim.Blocks(inF, Tile), Dim.Batched(1, Tile), Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(ParamsBuffer, w.Offset), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
+                    new[] { Arg.Buf(dy), Arg.Buf(CudaContract.ParametersBuffer, w.Offset), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
                     new Gemm(1, 0, 0, inF)));
                 return true;
             }
             case StageKind.LrnPool:
                 if (!needInputGradient) return false;
-                steps.Add(new Launch(n + "_backward", Dim.Batched(s.InputShape.Length, Threads), Dim.One, Dim.One,
+                steps.Add(new Launch(n + "_backward", Dim.Batched(s.InputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
                     new[] { Arg.Buf(s.Input), Arg.Buf(dy), s.HasArgmax ? Arg.Buf(s.Argmax) : Arg.Null, Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}"));
                 return true;
             case StageKind.Relu:
                 if (!needInputGradient) return false;
-                steps.Add(new Launch(n + "_backward", Dim.Batched(s.OutputShape.Length, Threads), Dim.One, Dim.One,
+                steps.Add(new Launch(n + "_backward", Dim.Batched(s.OutputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
                     new[] { Arg.Buf(s.Output), Arg.Buf(dy), Arg.Batch }, $"{n}: ReLU mask on dY (in place)"));
                 return false;
             default:
                 if (!needInputGradient) return false;
-                steps.Add(new Launch(n + "_backward", Dim.Batched(s.OutputShape.Length, Threads), Dim.One, Dim.One,
+                steps.Add(new Launch(n + "_backward", Dim.Batched(s.OutputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
                     new[] { Arg.Buf(dy), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops));
                 return true;
         }

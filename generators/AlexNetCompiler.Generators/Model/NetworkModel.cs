@@ -6,7 +6,7 @@ namespace AlexNetCompiler.Generators.Model;
 // Location or Compilation is held here (only LocationInfo, which compares by value), so that the
 // incremental pipeline can cache every step.
 
-internal enum LayerKind { Conv2d, Relu, Lrn, MaxPool, Dropout, Dense, SoftmaxCrossEntropy }
+// LayerKind is shared with the runtime: src/Common/LayerKind.cs.
 
 /// <summary>One sample's tensor shape. Dense outputs are (Features, 1, 1).</summary>
 internal readonly record struct TensorShape(int Channels, int Height, int Width)

@@ -3,7 +3,7 @@ using AlexNetCompiler.Generators.Diagnostics;
 namespace AlexNetCompiler.Generators.Model;
 
 // What the parser reads from the attributes, before any shape is inferred: the raw argument values as
-// written (with the attributes' defaults where an argument is left out) and where each argument is, so
+// written (with the attributes' defaults, LayerDefaults, where an argument is left out) and where each argument is, so
 // that diagnostics can point at it.
 
 /// <summary>Where one attribute argument was written, keyed by the attribute property it sets (e.g. "Stride").</summary>
@@ -19,20 +19,20 @@ internal sealed record LayerSpec(
     int Kernel = 0,
     int KernelHeight = 0,
     int KernelWidth = 0,
-    int Stride = 0,                // the attributes' defaults: Conv2d 1, MaxPool 0 (= kernel)
+    int Stride = LayerDefaults.PoolStride, // the parser sets LayerDefaults.ConvStride for Conv2d
     int StrideHeight = 0,
     int StrideWidth = 0,
     int Padding = 0,
-    int PaddingHeight = -1,
-    int PaddingWidth = -1,
-    int Groups = 1,
-    bool Bias = true,
-    float BiasInit = float.NaN,
+    int PaddingHeight = LayerDefaults.AxisPadding,
+    int PaddingWidth = LayerDefaults.AxisPadding,
+    int Groups = LayerDefaults.Groups,
+    bool Bias = LayerDefaults.Bias,
+    float BiasInit = LayerDefaults.BiasInit,
     int InFeatures = 0,
-    int LrnSize = 5,
-    float LrnAlpha = 1e-4f,
-    float LrnBeta = 0.75f,
-    float LrnK = 2f,
+    int LrnSize = LayerDefaults.LrnSize,
+    float LrnAlpha = LayerDefaults.LrnAlpha,
+    float LrnBeta = LayerDefaults.LrnBeta,
+    float LrnK = LayerDefaults.LrnK,
     float DropoutP = 0f)
 {
     public LocationInfo? ArgumentLocationOf(string name)

@@ -88,7 +88,7 @@ internal static class NetworkParser
         AttributeData network = networkAttributes[0];
         hasCompilerErrors |= HasErrors(network);
         var networkSyntax = network.ApplicationSyntaxReference?.GetSyntax(cancellationToken) as AttributeSyntax;
-        int channels = 3, height = 0, width = 0;
+        int channels = LayerDefaults.NetworkChannels, height = 0, width = 0;
         foreach (KeyValuePair<string, TypedConstant> named in network.NamedArguments)
         {
             switch (named.Key)
@@ -221,9 +221,9 @@ internal static class NetworkParser
 
     private static LayerSpec ReadLayer(LayerKind kind, AttributeData attribute, AttributeSyntax? syntax)
     {
-        // Start from the attribute's own defaults (see AlexNetCompiler/Attributes/NetworkAttributes.cs).
+        // Start from the attributes' own defaults (src/Common/LayerDefaults.cs, which the attributes use too).
         var spec = new LayerSpec(kind, Name: null, LocationInfo.From(syntax), ReadArgumentLocations(attribute, syntax),
-            Stride: kind == LayerKind.Conv2d ? 1 : 0);
+            Stride: kind == LayerKind.Conv2d ? LayerDefaults.ConvStride : LayerDefaults.PoolStride);
 
         ImmutableArray<TypedConstant> positional = attribute.ConstructorArguments;
         if (positional.Length > 0)

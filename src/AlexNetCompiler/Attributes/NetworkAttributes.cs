@@ -13,7 +13,7 @@ namespace AlexNetCompiler;
 public sealed class NetworkAttribute : Attribute
 {
     /// <summary>Input channels (3 for RGB, 1 for grey scale).</summary>
-    public int Channels { get; set; } = 3;
+    public int Channels { get; set; } = LayerDefaults.NetworkChannels;
     /// <summary>Input height in pixels.</summary>
     public int Height { get; set; }
     /// <summary>Input width in pixels.</summary>
@@ -37,16 +37,16 @@ public sealed class Conv2dAttribute : LayerAttribute
     public int Kernel { get; set; }
     public int KernelHeight { get; set; }
     public int KernelWidth { get; set; }
-    public int Stride { get; set; } = 1;
+    public int Stride { get; set; } = LayerDefaults.ConvStride;
     public int StrideHeight { get; set; }
     public int StrideWidth { get; set; }
     public int Padding { get; set; }
-    public int PaddingHeight { get; set; } = -1;
-    public int PaddingWidth { get; set; } = -1;
-    public int Groups { get; set; } = 1;
-    public bool Bias { get; set; } = true;
+    public int PaddingHeight { get; set; } = LayerDefaults.AxisPadding;
+    public int PaddingWidth { get; set; } = LayerDefaults.AxisPadding;
+    public int Groups { get; set; } = LayerDefaults.Groups;
+    public bool Bias { get; set; } = LayerDefaults.Bias;
     /// <summary>Bias value under the paper's initialisation; NaN follows the paper (1 for conv2, conv4, conv5, else 0).</summary>
-    public float BiasInit { get; set; } = float.NaN;
+    public float BiasInit { get; set; } = LayerDefaults.BiasInit;
 }
 
 /// <summary>Rectified linear unit, max(0, x). Fused into the preceding conv/dense epilogue where possible.</summary>
@@ -62,10 +62,10 @@ public sealed class ReluAttribute : LayerAttribute { }
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
 public sealed class LrnAttribute : LayerAttribute
 {
-    public int Size { get; set; } = 5;
-    public float Alpha { get; set; } = 1e-4f;
-    public float Beta { get; set; } = 0.75f;
-    public float K { get; set; } = 2f;
+    public int Size { get; set; } = LayerDefaults.LrnSize;
+    public float Alpha { get; set; } = LayerDefaults.LrnAlpha;
+    public float Beta { get; set; } = LayerDefaults.LrnBeta;
+    public float K { get; set; } = LayerDefaults.LrnK;
 }
 
 /// <summary>Max pooling; kernel 3 stride 2 is the paper's overlapping pool. Padding is -infinity, floor mode.</summary>
@@ -77,7 +77,7 @@ public sealed class MaxPoolAttribute : LayerAttribute
     public int KernelHeight { get; set; }
     public int KernelWidth { get; set; }
     /// <summary>Stride; 0 means equal to the kernel (PyTorch's default).</summary>
-    public int Stride { get; set; }
+    public int Stride { get; set; } = LayerDefaults.PoolStride;
     public int StrideHeight { get; set; }
     public int StrideWidth { get; set; }
     public int Padding { get; set; }
@@ -99,9 +99,9 @@ public sealed class DenseAttribute : LayerAttribute
     public int OutFeatures { get; }
     /// <summary>Optional check: the flattened input size this layer expects (0 = infer).</summary>
     public int InFeatures { get; set; }
-    public bool Bias { get; set; } = true;
+    public bool Bias { get; set; } = LayerDefaults.Bias;
     /// <summary>Bias value under the paper's initialisation; NaN follows the paper (1 in hidden layers, 0 in the last).</summary>
-    public float BiasInit { get; set; } = float.NaN;
+    public float BiasInit { get; set; } = LayerDefaults.BiasInit;
 }
 
 /// <summary>

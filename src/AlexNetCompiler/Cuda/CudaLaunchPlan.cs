@@ -147,12 +147,12 @@ public sealed record CudaLaunchPlan(
     long ForwardFlopsPerSample,
     long TrainingFlopsPerSample)
 {
-    public const string Input = "input";
-    public const string Labels = "labels";
-    public const string Losses = "losses";
-    public const string Parameters = "params";
-    public const string Gradients = "grads";
-    public const string Velocity = "velocity";
+    public const string Input = CudaContract.InputBuffer;
+    public const string Labels = CudaContract.LabelsBuffer;
+    public const string Losses = CudaContract.LossesBuffer;
+    public const string Parameters = CudaContract.ParametersBuffer;
+    public const string Gradients = CudaContract.GradientsBuffer;
+    public const string Velocity = CudaContract.VelocityBuffer;
 
     /// <summary>Every kernel the plan launches, once each (for compilation checks and loading).</summary>
     public IEnumerable<string> KernelNames =>

@@ -255,7 +255,7 @@ public sealed class CudaNetworkRunner : IDisposable
     {
         CudaKernel sgd = _kernels[Plan.SgdKernel].Kernel;
         int count = checked((int)Plan.ParameterCount);
-        sgd.Launch((uint)((count + 255) / 256), 1, 1, 256, 0, null,
+        sgd.Launch((uint)((count + CudaContract.ThreadsPerBlock - 1) / CudaContract.ThreadsPerBlock), 1, 1, CudaContract.ThreadsPerBlock, 0, null,
         [
             KernelArgument.Pointer(_buffers[CudaLaunchPlan.Parameters]),
             KernelArgument.Pointer(_buffers[CudaLaunchPlan.Gradients]),

@@ -15,13 +15,13 @@ public sealed record CudaHeader(string Name, string Source);
 public static class CudaPrelude
 {
     /// <summary>The name generated sources include.</summary>
-    public const string HeaderName = "alexnet_prelude.cuh";
+    public const string HeaderName = CudaContract.PreludeHeaderName;
 
     /// <summary>
     /// ALEXNET_PRELUDE_VERSION in the header. Generated sources fail to compile with a clear #error when they were
     /// generated for another version (a generator and runtime from different packages).
     /// </summary>
-    public const int Version = 2;
+    public const int Version = CudaContract.PreludeVersion;
 
     private static readonly Lazy<string> s_source = new(Load);
 
@@ -37,6 +37,12 @@ public static class CudaPrelude
         using Stream stream = typeof(CudaPrelude).Assembly.GetManifestResourceStream(resource)
             ?? throw new InvalidOperationException($"The AlexNetCompiler assembly lacks its embedded resource '{resource}'.");
         using var reader = new StreamReader(stream, Encoding.UTF8);
-        return reader.ReadToEnd().Replace("\r\n", "\n");
+        // The version and block size come from the contract shared with the generator, not from the header file.
+        string defines = $"#define ALEXNET_PRELUDE_VERSION {CudaContract.PreludeVersion}\n#define ALEXNET_THREADS {CudaContract.ThreadsPerBlock}\n";
+        string text = reader.ReadToEnd().Replace("\r\n", "\n");
+        const string marker = "#define ALEXNET_PRELUDE_CUH\n";
+        int at = text.IndexOf(marker, StringComparison.Ordinal);
+        if (at < 0) throw new InvalidOperationException($"The embedded {HeaderName} lacks its include guard '{marker.TrimEnd()}'.");
+        return text.Insert(at + marker.Length, defines);
     }
 }

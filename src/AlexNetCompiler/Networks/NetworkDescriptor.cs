@@ -3,8 +3,6 @@ using System.Text;
 
 namespace AlexNetCompiler;
 
-public enum LayerKind { Conv2d, Relu, Lrn, MaxPool, Dropout, Dense, SoftmaxCrossEntropy }
-
 public enum ParameterRole { Weight, Bias }
 
 /// <summary>One parameter tensor inside a network's flat parameter buffer.</summary>

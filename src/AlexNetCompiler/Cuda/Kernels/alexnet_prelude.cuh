@@ -7,8 +7,8 @@
 #ifndef ALEXNET_PRELUDE_CUH
 #define ALEXNET_PRELUDE_CUH
 
-// Generated sources check this against the version they were generated for (CudaEmitter.PreludeVersion).
-#define ALEXNET_PRELUDE_VERSION 2
+// ALEXNET_PRELUDE_VERSION (generated sources check it) and ALEXNET_THREADS (threads per block) are defined just
+// above by the runtime, from the contract it shares with the generator (src/Common/CudaContract.cs).
 
 // ---------------------------------------------------------------------------------------------------------
 // Common code (shape-generic templates). Tensors are float32 NCHW, batch-major; indices fit in int32
@@ -16,7 +16,6 @@
 // ---------------------------------------------------------------------------------------------------------
 typedef unsigned long long u64;
 
-#define ALEXNET_THREADS 256
 
 // Dropout keep decision, bit-identical to the CPU backend's DropoutKernels.Keep: a pure function of
 // (seed, layer index, flat element index over [batch, features]), so backward recomputes the mask instead of
