@@ -10,11 +10,11 @@ namespace AlexNetCompiler.Generators.Tests.Cuda;
 public sealed class CudaEmitterTests
 {
     [Fact]
-    public void HandBuiltCanonicalAlexNetHasThePapersParameterCount() =>
+    public void CanonicalAlexNetHasThePapersParameterCount() =>
         Assert.Equal(60_965_224, CudaTestNetworks.CanonicalAlexNet().ParameterCount);
 
     [Fact]
-    public void HandBuiltTorchvisionAlexNetHasTorchvisionsParameterCount() =>
+    public void TorchvisionAlexNetHasTorchvisionsParameterCount() =>
         Assert.Equal(61_100_840, CudaTestNetworks.TorchvisionAlexNet().ParameterCount);
 
     [Fact]
@@ -24,8 +24,8 @@ public sealed class CudaEmitterTests
         string[] stages = program.Stages.Select(s => $"{s.Kind}:{s.Name}").ToArray();
         Assert.Equal(new[]
         {
-            "Conv:conv1", "LrnPool:lrn1_maxpool1", "Conv:conv2", "LrnPool:lrn2_maxpool2", "Conv:conv3", "Conv:conv4", "Conv:conv5",
-            "LrnPool:maxpool3", "Dense:dense1", "Dense:dense2", "Dense:dense3",
+            "Conv:conv1", "LrnPool:lrn1_pool1", "Conv:conv2", "LrnPool:lrn2_pool2", "Conv:conv3", "Conv:conv4", "Conv:conv5",
+            "LrnPool:pool3", "Dense:dense1", "Dense:dense2", "Dense:dense3",
         }, stages);
         Assert.All(program.Stages.Where(s => s.Kind is CudaEmitter.StageKind.Conv), s => Assert.True(s.Relu));
         Assert.Equal(new[] { true, true, false }, program.Stages.Where(s => s.Kind is CudaEmitter.StageKind.Dense).Select(s => s.Relu));
@@ -38,18 +38,19 @@ public sealed class CudaEmitterTests
     public void ReluFusionDoesNotDependOnTheFusedReluFlagConvention()
     {
         // A model that marks FusedRelu and one that only lists the ReLU layers give the same kernels.
-        string flagged = CudaEmitter.Build(CudaTestNetworks.CanonicalAlexNet(fuseRelu: true)).Source;
-        string listed = CudaEmitter.Build(CudaTestNetworks.CanonicalAlexNet(fuseRelu: false)).Source;
-        Assert.Equal(flagged, listed);
+        NetworkModel flagged = CudaTestNetworks.CanonicalAlexNet();
+        Assert.Contains(flagged.Layers, l => l.FusedRelu);
+        NetworkModel listed = flagged with { Layers = flagged.Layers.Select(l => l with { FusedRelu = false }).ToEquatableArray() };
+        Assert.Equal(CudaEmitter.Build(flagged).Source, CudaEmitter.Build(listed).Source);
     }
 
     [Fact]
     public void OddNetRunsEveryUnfusedPath()
     {
         var program = CudaEmitter.Build(CudaTestNetworks.OddNet());
-        Assert.Equal(new[] { "Conv:conv1", "LrnPool:maxpool1", "Relu:relu1", "LrnPool:lrn1", "Dropout:dropout1", "Conv:conv2", "Dense:dense1", "Dense:dense2", "Dropout:dropout3" },
+        Assert.Equal(new[] { "Conv:conv1", "LrnPool:pool1", "Relu:relu1", "LrnPool:lrn1", "Dropout:dropout1", "Conv:conv2", "Dense:dense1", "Dense:dense2", "Dense:dense3" },
             program.Stages.Select(s => $"{s.Kind}:{s.Name}"));
-        Assert.Contains("LrnPool<6, 3, 3, 3, 3, true, 4, false, 1, 1, 1, 1, 0, 0> lrn1_t", program.Source, StringComparison.Ordinal);
+        Assert.Contains("LrnPool<6, 3, 3, 3, 3, true, 3, false, 1, 1, 1, 1, 0, 0> lrn1_t", program.Source, StringComparison.Ordinal);
         Assert.Contains("Conv2d<2, 13, 11, 6, 7, 6, 3, 3, 2, 2, 1, 1, 2, false, false> conv1_t", program.Source, StringComparison.Ordinal);
     }
 
@@ -144,7 +145,7 @@ public sealed class CudaEmitterTests
     {
         NetworkModel model = CudaTestNetworks.CanonicalAlexNet();
         string code = CudaEmitter.Emit(model)!;
-        var syntax = CSharpSyntaxTree.ParseText("namespace Tests { public partial class AlexNet2012 { } }\n");
+        var syntax = CSharpSyntaxTree.ParseText("namespace CanonicalAlexNet { public partial class AlexNet2012 { } }\n");
         var generated = CSharpSyntaxTree.ParseText(code);
         var references = AppDomain.CurrentDomain.GetAssemblies()
             .Where(a => !a.IsDynamic && a.Location.Length > 0)
@@ -158,7 +159,7 @@ public sealed class CudaEmitterTests
         Assert.Empty(emit.Diagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
 
         var assembly = System.Reflection.Assembly.Load(stream.ToArray());
-        var type = assembly.GetType("Tests.AlexNet2012")!;
+        var type = assembly.GetType("CanonicalAlexNet.AlexNet2012")!;
         string source = (string)type.GetField("CudaSource")!.GetValue(null)!;
         Assert.Equal(CudaEmitter.Build(model).Source, source);
         var plan = (AlexNetCompiler.Cuda.CudaLaunchPlan)type.GetProperty("CudaPlan")!.GetValue(null)!;
