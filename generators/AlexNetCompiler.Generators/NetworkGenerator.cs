@@ -1,6 +1,7 @@
 using System;
 using AlexNetCompiler.Generators.Diagnostics;
 using AlexNetCompiler.Generators.Emitters;
+using AlexNetCompiler.Generators.Lowering;
 using AlexNetCompiler.Generators.Model;
 using AlexNetCompiler.Generators.Parsing;
 using Microsoft.CodeAnalysis;
@@ -10,8 +11,8 @@ namespace AlexNetCompiler.Generators;
 
 /// <summary>
 /// The incremental generator: [Network] classes -> <see cref="NetworkSpec"/> (parser) -> <see cref="NetworkResult"/>
-/// (shape inference) -> source files and diagnostics. Every step's output is an equatable record, so an edit
-/// that does not touch a network's spec leaves its steps cached.
+/// (shape inference) -> an <see cref="ExecutionPlan"/> per backend (lowering) -> source files and diagnostics. Every
+/// step's output is an equatable record, so an edit that does not touch a network's spec leaves its steps cached.
 /// </summary>
 [Generator(LanguageNames.CSharp)]
 public sealed class NetworkGenerator : IIncrementalGenerator
@@ -42,9 +43,12 @@ public sealed class NetworkGenerator : IIncrementalGenerator
 
         try
         {
-            string model_ = ModelEmitter.Emit(model);
-            string? cpu = CpuEmitter.Emit(model);
-            string? cuda = CudaEmitter.Emit(model);
+            // Lowering decides how each backend runs the network; the emitters print those plans.
+            ExecutionPlan cpuPlan = Lowerer.Lower(model, Backend.Cpu);
+            ExecutionPlan cudaPlan = Lowerer.Lower(model, Backend.Cuda);
+            string model_ = ModelEmitter.Emit(model, cpuPlan);
+            string? cpu = CpuEmitter.Emit(model, cpuPlan);
+            string? cuda = CudaEmitter.Emit(model, cudaPlan);
             context.AddSource(model.HintPrefix + ".g.cs", SourceText.From(model_, System.Text.Encoding.UTF8));
             if (cpu is not null) context.AddSource(model.HintPrefix + ".Cpu.g.cs", SourceText.From(cpu, System.Text.Encoding.UTF8));
             if (cuda is not null) context.AddSource(model.HintPrefix + ".Cuda.g.cs", SourceText.From(cuda, System.Text.Encoding.UTF8));

@@ -1,6 +1,6 @@
 // Shared by the generator and the runtime (src/Common/README.md).
 #if ALEXNET_GENERATOR
-namespace AlexNetCompiler.Generators.Emitters;
+namespace AlexNetCompiler.Generators;
 #else
 namespace AlexNetCompiler.Cuda;
 #endif

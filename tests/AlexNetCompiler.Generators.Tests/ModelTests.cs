@@ -1,3 +1,4 @@
+using AlexNetCompiler.Generators.Lowering;
 using System.Reflection;
 using System.Runtime.Loader;
 using AlexNetCompiler.Generators.Model;
@@ -110,8 +111,9 @@ public sealed class ModelTests
         Assert.Equal(4 * 2 * 16, m.InferenceActivationBytesPerSample);
         Assert.Equal(4 * (8 + 0 + 2 * 2 + 3 + 3) + 4 * 2 * 16, m.TrainingActivationBytesPerSample); // conv, relu, pool x2, dense, probabilities
         Assert.Equal(4 * (1 * 3 * 3 * 2 * 2), m.ConvWorkspaceBytesPerThread);
-        Assert.True(model.Layers[0].FusedRelu);
-        Assert.False(model.Layers[3].FusedRelu);
+        ExecutionPlan cpu = Lowerer.Lower(model, Backend.Cpu);
+        Assert.Equal(model.Layers[1], cpu.Stages[0].FusedRelu);                 // the ReLU runs in the conv's epilogue
+        Assert.Null(cpu.Stages[^1].FusedRelu);
         Assert.Equal(Model.LayerKind.SoftmaxCrossEntropy, model.Layers[^1].Kind);
         Assert.Equal("loss", model.Layers[^1].Name);
         Assert.Empty(outcome.CompilationErrors);

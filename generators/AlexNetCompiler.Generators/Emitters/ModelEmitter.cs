@@ -2,6 +2,7 @@ using System.CodeDom.Compiler;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using AlexNetCompiler.Generators.Lowering;
 using AlexNetCompiler.Generators.Model;
 using Microsoft.CodeAnalysis.CSharp;
 
@@ -16,7 +17,8 @@ internal static class ModelEmitter
     private const string Runtime = "global::AlexNetCompiler.";
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
-    public static string Emit(NetworkModel model)
+    /// <param name="cpuPlan">The CPU backend's plan, whose fusion the layer table describes.</param>
+    public static string Emit(NetworkModel model, ExecutionPlan cpuPlan)
     {
         var text = new StringWriter(Invariant) { NewLine = "\n" };
         var writer = new IndentedTextWriter(text, "    ");
@@ -25,11 +27,11 @@ internal static class ModelEmitter
         writer.WriteLineNoTabs("");
         OpenClass(writer, model);
 
-        WriteConstants(writer, model);
+        WriteConstants(writer, model, cpuPlan);
         writer.WriteLineNoTabs("");
         WriteParameterTensors(writer, model);
         writer.WriteLineNoTabs("");
-        WriteDescriptor(writer, model);
+        WriteDescriptor(writer, model, cpuPlan);
 
         CloseClass(writer, model);
         writer.Flush();
@@ -67,7 +69,7 @@ internal static class ModelEmitter
         }
     }
 
-    private static void WriteConstants(IndentedTextWriter w, NetworkModel model)
+    private static void WriteConstants(IndentedTextWriter w, NetworkModel model, ExecutionPlan cpuPlan)
     {
         TensorShape input = model.Input;
         w.WriteLine($"// Input: one sample is [{input.Channels}, {input.Height}, {input.Width}] (CHW, float32).");
@@ -88,7 +90,7 @@ internal static class ModelEmitter
             string inputText = layer.Index > 0
                 ? model.Layers[layer.Index - 1].OutputText
                 : $"[{layer.Input.Channels}, {layer.Input.Height}, {layer.Input.Width}]";
-            w.WriteLine($"// Layer {layer.Index}, {Comment(layer.Name)}: {layer.Kind} ({Details(model, layer)}): {inputText} -> {layer.OutputText}");
+            w.WriteLine($"// Layer {layer.Index}, {Comment(layer.Name)}: {layer.Kind} ({Details(cpuPlan, layer)}): {inputText} -> {layer.OutputText}");
             w.WriteLine($"public const int {layer.Identifier}OutputChannels = {layer.Output.Channels};");
             w.WriteLine($"public const int {layer.Identifier}OutputHeight = {layer.Output.Height};");
             w.WriteLine($"public const int {layer.Identifier}OutputWidth = {layer.Output.Width};");
@@ -139,7 +141,7 @@ internal static class ModelEmitter
         w.WriteLine("}");
     }
 
-    private static void WriteDescriptor(IndentedTextWriter w, NetworkModel model)
+    private static void WriteDescriptor(IndentedTextWriter w, NetworkModel model, ExecutionPlan cpuPlan)
     {
         w.WriteLine("/// <summary>The layer table, parameter table and memory plan, all computed at compile time.</summary>");
         w.WriteLine($"public static {Runtime}NetworkDescriptor Model {{ get; }} = CreateModel();");
@@ -160,7 +162,7 @@ internal static class ModelEmitter
             string shape = layer.Flattened
                 ? $"new[] {{ {layer.Output.Length} }}"
                 : $"new[] {{ {layer.Output.Channels}, {layer.Output.Height}, {layer.Output.Width} }}";
-            w.WriteLine($"new {Runtime}LayerDescriptor({layer.Index}, {Literal(layer.Name)}, \"{layer.Identifier}\", {Runtime}LayerKind.{layer.Kind}, {shape}, {layer.ParameterCount}, {Literal(Details(model, layer))}),");
+            w.WriteLine($"new {Runtime}LayerDescriptor({layer.Index}, {Literal(layer.Name)}, \"{layer.Identifier}\", {Runtime}LayerKind.{layer.Kind}, {shape}, {layer.ParameterCount}, {Literal(Details(cpuPlan, layer))}),");
         }
         w.Indent--;
         w.WriteLine("};");
@@ -200,10 +202,15 @@ internal static class ModelEmitter
         w.WriteLine("}");
     }
 
-    /// <summary>Human-readable hyper-parameters of a layer, as the layer table shows them.</summary>
-    public static string Details(NetworkModel model, LayerModel layer)
+    /// <summary>Human-readable hyper-parameters of a layer, as the layer table shows them (fusion as the CPU backend runs it).</summary>
+    public static string Details(ExecutionPlan cpuPlan, LayerModel layer)
     {
-        string fused = layer.FusedRelu ? ", ReLU fused" : "";
+        PlanStage? stage = null;
+        foreach (PlanStage s in cpuPlan.Stages)
+        {
+            if (s.Layer == layer || s.FusedRelu == layer) stage = s;
+        }
+        string fused = stage is { Relu: true } && stage.Layer == layer ? ", ReLU fused" : "";
         string bias = layer.HasBias ? "" : ", no bias";
         switch (layer.Kind)
         {
@@ -218,8 +225,7 @@ internal static class ModelEmitter
             case LayerKind.Dense:
                 return $"{layer.Input.Length} -> {layer.Output.Length}{bias}{fused}";
             case LayerKind.Relu:
-                LayerModel? previous = layer.Index > 0 ? model.Layers[layer.Index - 1] : null;
-                return previous is { FusedRelu: true } ? $"fused into {previous.Identifier}" : "in place";
+                return stage is not null && stage.FusedRelu == layer ? $"fused into {stage.Layer.Identifier}" : "in place";
             case LayerKind.SoftmaxCrossEntropy:
                 return $"softmax cross-entropy over {layer.Output.Length} classes";
             default:

@@ -60,7 +60,6 @@ internal sealed record LayerModel(
     float LrnBeta,
     float LrnK,
     float DropoutP,
-    bool FusedRelu,
     EquatableArray<ParameterModel> Parameters,
     bool Flattened = false)
 {

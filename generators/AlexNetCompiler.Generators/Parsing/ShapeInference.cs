@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Threading;
 using AlexNetCompiler.Generators.Diagnostics;
+using AlexNetCompiler.Generators.Lowering;
 using AlexNetCompiler.Generators.Model;
 
 namespace AlexNetCompiler.Generators.Parsing;
@@ -187,17 +188,8 @@ internal static class ShapeInference
                 Report(DiagnosticDescriptors.SingleClass, body[body.Count - 1].LocationOf("OutFeatures"), _spec.DisplayName);
             }
             layers.Add(new LayerModel(LayerKind.SoftmaxCrossEntropy, layers.Count, names[body.Count].Name, names[body.Count].Identifier,
-                last.Output, last.Output, 0, 0, 0, 0, 0, 0, 0, false, 0, 0, 0, 0, 0, false,
+                last.Output, last.Output, 0, 0, 0, 0, 0, 0, 0, false, 0, 0, 0, 0, 0,
                 EquatableArray<ParameterModel>.Empty, Flattened: true));
-
-            // A ReLU right after a Conv2d or Dense runs in that layer's epilogue; the ReLU row stays in the table.
-            for (int i = 1; i < layers.Count; i++)
-            {
-                if (layers[i].Kind == LayerKind.Relu && layers[i - 1].Kind is LayerKind.Conv2d or LayerKind.Dense)
-                {
-                    layers[i - 1] = layers[i - 1] with { FusedRelu = true };
-                }
-            }
 
             if (parameterOffset > int.MaxValue)
             {
@@ -206,7 +198,8 @@ internal static class ShapeInference
             }
 
             var input0 = new TensorShape(_spec.Channels, _spec.Height, _spec.Width);
-            MemoryPlanModel memory = PlanMemory(input0, layers, parameterOffset);
+            // The memory plan is the CPU backend's: it allocates exactly the buffers of its execution plan.
+            MemoryPlanModel memory = Lowerer.PlanMemory(Lowerer.Lower(input0, classCount, parameterOffset, layers, Backend.Cpu), layers, parameterOffset);
             if (parameterOffset > ParameterCountWarningLimit)
             {
                 Report(DiagnosticDescriptors.SizeBeyondLimit, _spec.ClassLocation, _spec.DisplayName, "the parameter count",
@@ -423,7 +416,7 @@ internal static class ShapeInference
                 AddParameter(parameters, name, ParameterRole.Bias, new[] { l.Units }, l.Units, fanIn, float.IsNaN(l.BiasInit) ? paperBias : l.BiasInit, ref parameterOffset);
             }
             return new LayerModel(LayerKind.Conv2d, index, name.Name, name.Identifier, input, output, kh, kw, sh, sw, ph, pw, l.Groups, l.Bias,
-                0, 0, 0, 0, 0, false, parameters.ToEquatableArray());
+                0, 0, 0, 0, 0, parameters.ToEquatableArray());
         }
 
         private LayerModel? MaxPool(LayerSpec l, string label, TensorShape input, bool known, (string Name, string Identifier) name, int index)
@@ -454,7 +447,7 @@ internal static class ShapeInference
             if (!known) return null;
             if (!Window(l, label, input, kh, kw, sh, sw, p, p, out int oh, out int ow)) return null;
             return new LayerModel(LayerKind.MaxPool, index, name.Name, name.Identifier, input, new TensorShape(input.Channels, oh, ow),
-                kh, kw, sh, sw, p, p, 0, false, 0, 0, 0, 0, 0, false, EquatableArray<ParameterModel>.Empty);
+                kh, kw, sh, sw, p, p, 0, false, 0, 0, 0, 0, 0, EquatableArray<ParameterModel>.Empty);
         }
 
         private LayerModel? Lrn(LayerSpec l, string label, TensorShape input, bool known, (string Name, string Identifier) name, int index)
@@ -475,7 +468,7 @@ internal static class ShapeInference
             if (!(l.LrnK > 0f) || float.IsInfinity(l.LrnK)) ok = Fail(l, label, "K", "finite and positive", Format(l.LrnK));
             if (!ok || !known) return null;
             return new LayerModel(LayerKind.Lrn, index, name.Name, name.Identifier, input, input,
-                0, 0, 0, 0, 0, 0, 0, false, l.LrnSize, l.LrnAlpha, l.LrnBeta, l.LrnK, 0, false, EquatableArray<ParameterModel>.Empty);
+                0, 0, 0, 0, 0, 0, 0, false, l.LrnSize, l.LrnAlpha, l.LrnBeta, l.LrnK, 0, EquatableArray<ParameterModel>.Empty);
         }
 
         private LayerModel? Elementwise(LayerSpec l, TensorShape input, bool known, (string Name, string Identifier) name, int index, bool flattened)
@@ -483,7 +476,7 @@ internal static class ShapeInference
             if (!known) return null;
             float p = l.Kind == LayerKind.Dropout ? l.DropoutP : 0f;
             return new LayerModel(l.Kind, index, name.Name, name.Identifier, input, input,
-                0, 0, 0, 0, 0, 0, 0, false, 0, 0, 0, 0, p, false, EquatableArray<ParameterModel>.Empty, Flattened: flattened);
+                0, 0, 0, 0, 0, 0, 0, false, 0, 0, 0, 0, p, EquatableArray<ParameterModel>.Empty, Flattened: flattened);
         }
 
         private LayerModel? Dense(LayerSpec l, string label, TensorShape input, bool known, (string Name, string Identifier) name,
@@ -509,7 +502,7 @@ internal static class ShapeInference
                 AddParameter(parameters, name, ParameterRole.Bias, new[] { l.Units }, l.Units, inFeatures, float.IsNaN(l.BiasInit) ? paperBias : l.BiasInit, ref parameterOffset);
             }
             return new LayerModel(LayerKind.Dense, index, name.Name, name.Identifier, input, new TensorShape(l.Units, 1, 1),
-                0, 0, 0, 0, 0, 0, 0, l.Bias, 0, 0, 0, 0, 0, false, parameters.ToEquatableArray(), Flattened: true);
+                0, 0, 0, 0, 0, 0, 0, l.Bias, 0, 0, 0, 0, 0, parameters.ToEquatableArray(), Flattened: true);
         }
 
         private static void AddParameter(List<ParameterModel> parameters, (string Name, string Identifier) layer, ParameterRole role,
@@ -596,46 +589,6 @@ internal static class ShapeInference
             Report(DiagnosticDescriptors.TensorTooLarge, l.Location, label, what, length, int.MaxValue);
             return false;
         }
-    }
-
-    /// <summary>The memory plan (see <see cref="MemoryPlanModel"/>); the CPU backend allocates exactly this.</summary>
-    internal static MemoryPlanModel PlanMemory(TensorShape input, IReadOnlyList<LayerModel> layers, long parameterCount)
-    {
-        long largest = input.Length;
-        long kept = 0;          // floats per sample that training keeps for backward
-        long workspace = 0;     // im2col columns of the largest conv, per thread
-        LayerKind? previous = null;
-        foreach (LayerModel layer in layers)
-        {
-            long output = layer.Output.Length;
-            largest = Math.Max(largest, output);
-            kept += layer.Kind switch
-            {
-                LayerKind.Conv2d => output,
-                // After LRN a ReLU needs its own buffer (LRN's backward reads LRN's output); elsewhere in place or fused.
-                LayerKind.Relu => previous == LayerKind.Lrn ? output : 0,
-                LayerKind.Lrn => 2 * output,         // output and scale
-                LayerKind.MaxPool => 2 * output,     // output and int32 argmax
-                LayerKind.Dropout => output,         // the mask is recomputed from the seed
-                LayerKind.Dense => output,
-                LayerKind.SoftmaxCrossEntropy => output,   // probabilities
-                _ => 0,
-            };
-            if (layer.Kind == LayerKind.Conv2d)
-            {
-                long columns = (long)(layer.Input.Channels / layer.Groups) * layer.KernelHeight * layer.KernelWidth * layer.Output.Height * layer.Output.Width;
-                workspace = Math.Max(workspace, columns);
-            }
-            previous = layer.Kind;
-        }
-        long parameterBytes = 4 * parameterCount;
-        return new MemoryPlanModel(
-            ParameterBytes: parameterBytes,
-            TrainingStateBytes: 2 * parameterBytes,
-            InferenceActivationBytesPerSample: 4 * 2 * largest,
-            TrainingActivationBytesPerSample: 4 * kept + 4 * 2 * largest,
-            ConvWorkspaceBytesPerThread: 4 * workspace,
-            LargestActivationLength: (int)largest);
     }
 
     internal static string Format(float value) => value.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
