@@ -6,32 +6,24 @@ using static TorchSharp.torch;
 namespace AlexNetCompiler.Bench;
 
 /// <summary>One benchmark network: the generated class, its TorchSharp twin, and its input size.</summary>
-internal sealed record BenchNetwork(string Key, string Title, NetworkDescriptor Descriptor, Func<int, CpuContext, BenchModel> CreateOurs, Func<nn.Module<Tensor, Tensor>> CreateTorch)
+internal sealed record BenchNetwork(string Key, string Title, NetworkDescriptor Descriptor, Func<int, CpuContext, INetwork> CreateOurs, Func<nn.Module<Tensor, Tensor>> CreateTorch)
 {
     public static readonly BenchNetwork[] All =
     [
         new("canonical", "Canonical AlexNet (227, LRN, groups)", CanonicalAlexNet.AlexNet2012.Model,
-            (batch, ctx) => new BenchModel(new CanonicalAlexNet.AlexNet2012(batch, ctx),
-                (net, x, y, b, sgd, seed) => ((CanonicalAlexNet.AlexNet2012)net).TrainStep(x, y, b, sgd, seed)),
+            (batch, ctx) => new CanonicalAlexNet.AlexNet2012(batch, ctx),
             TorchModels.Canonical),
         new("torchvision", "torchvision AlexNet (224)", TorchvisionAlexNet.TorchvisionAlexNet.Model,
-            (batch, ctx) => new BenchModel(new TorchvisionAlexNet.TorchvisionAlexNet(batch, ctx),
-                (net, x, y, b, sgd, seed) => ((TorchvisionAlexNet.TorchvisionAlexNet)net).TrainStep(x, y, b, sgd, seed)),
+            (batch, ctx) => new TorchvisionAlexNet.TorchvisionAlexNet(batch, ctx),
             TorchModels.Torchvision),
         new("fashion", "FashionNet (the main job, 1x28x28)", FashionMnist.FashionNet.Model,
-            (batch, ctx) => new BenchModel(new FashionMnist.FashionNet(batch, ctx),
-                (net, x, y, b, sgd, seed) => ((FashionMnist.FashionNet)net).TrainStep(x, y, b, sgd, seed)),
+            (batch, ctx) => new FashionMnist.FashionNet(batch, ctx),
             TorchModels.Fashion),
     ];
 
     public static BenchNetwork Find(string key) =>
         All.FirstOrDefault(n => n.Key == key) ?? throw new ArgumentException($"Unknown network '{key}'. Networks: {string.Join(", ", All.Select(n => n.Key))}.");
 }
-
-internal delegate float TrainStepFunction(INetwork network, ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Sgd optimizer, ulong? dropoutSeed);
-
-/// <summary>A generated network and its TrainStep (which is not on INetwork).</summary>
-internal sealed record BenchModel(INetwork Network, TrainStepFunction TrainStep);
 
 /// <summary>Shared set-up so the timing run and the memory probes do exactly the same work.</summary>
 internal static class BenchSetup
@@ -58,11 +50,11 @@ internal static class BenchSetup
     /// He initialisation: activations keep their scale through the layers. (The paper's N(0, 0.01) shrinks them
     /// towards float denormals after a few layers, which would time the FPU's slow path instead of the code.)
     /// </summary>
-    public static BenchModel CreateOurs(BenchNetwork net, int batch, CpuContext ctx)
+    public static INetwork CreateOurs(BenchNetwork net, int batch, CpuContext ctx)
     {
-        BenchModel model = net.CreateOurs(batch, ctx);
-        Initializer.Initialize(net.Descriptor, model.Network.Parameters, InitScheme.He, Seed);
-        return model;
+        INetwork network = net.CreateOurs(batch, ctx);
+        Initializer.Initialize(net.Descriptor, network.Parameters, InitScheme.He, Seed);
+        return network;
     }
 
     public static nn.Module<Tensor, Tensor> CreateTorch(BenchNetwork net, float[] parameters)

@@ -108,16 +108,16 @@ internal static unsafe class KernelBench
     public static void RunNetwork(BenchNetwork net, int batch, int threads)
     {
         using var ctx = new CpuContext(threads);
-        BenchModel model = BenchSetup.CreateOurs(net, batch, ctx);
+        INetwork model = BenchSetup.CreateOurs(net, batch, ctx);
         float[] images = BenchSetup.Images(net.Descriptor, batch);
         int[] labels = BenchSetup.Labels(net.Descriptor, batch);
         var logits = new float[batch * net.Descriptor.ClassCount];
-        var sgd = new AlexNetCompiler.Training.Sgd(model.Network.Parameters.Length, BenchSetup.Sgd);
-        double tf = Time(() => model.Network.Forward(images, batch, logits));
-        double cf = Time(() => model.Network.Forward(images, batch, logits), cpuTime: true);
+        var sgd = new AlexNetCompiler.Training.Sgd(model.Parameters.Length, BenchSetup.Sgd);
+        double tf = Time(() => model.Forward(images, batch, logits));
+        double cf = Time(() => model.Forward(images, batch, logits), cpuTime: true);
         ulong step = 0;
-        double tt = Time(() => model.TrainStep(model.Network, images, labels, batch, sgd, step++));
-        double ct = Time(() => model.TrainStep(model.Network, images, labels, batch, sgd, step++), cpuTime: true);
+        double tt = Time(() => model.TrainStep(images, labels, batch, sgd, step++));
+        double ct = Time(() => model.TrainStep(images, labels, batch, sgd, step++), cpuTime: true);
         // Process CPU time (all threads, spinning included) next to wall time: with several threads their ratio
         // shows how busy the threads were; on a shared machine the CPU time is the steadier number.
         Console.WriteLine($"  {net.Key,-12} batch {batch,3}, {threads} thread(s): forward {tf * 1e3,8:F1} ms wall ({batch / tf,6:F1} img/s), {cf * 1e3,8:F1} ms CPU   train step {tt * 1e3,8:F1} ms wall ({batch / tt,6:F1} img/s), {ct * 1e3,8:F1} ms CPU");

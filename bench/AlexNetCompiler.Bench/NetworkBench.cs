@@ -29,19 +29,19 @@ internal static class NetworkBench
             {
                 float[] images = BenchSetup.Images(net.Descriptor, batch);
                 int[] labels = BenchSetup.Labels(net.Descriptor, batch);
-                BenchModel ours = BenchSetup.CreateOurs(net, batch, ctx);
+                INetwork ours = BenchSetup.CreateOurs(net, batch, ctx);
                 var logits = new float[batch * net.Descriptor.ClassCount];
-                var sgd = new Sgd(ours.Network.Parameters.Length, BenchSetup.Sgd);
-                using var module = BenchSetup.CreateTorch(net, ours.Network.Parameters);
+                var sgd = new Sgd(ours.Parameters.Length, BenchSetup.Sgd);
+                using var module = BenchSetup.CreateTorch(net, ours.Parameters);
                 using var optimizer = BenchSetup.TorchSgd(module);
                 using Tensor x = BenchSetup.TorchImages(net.Descriptor, images, batch);
                 using Tensor y = BenchSetup.TorchLabels(labels);
 
                 // Forward first (before any update, so both start from identical weights), then the training step.
-                double oursForward = Median(repetitions, () => ours.Network.Forward(images, batch, logits));
+                double oursForward = Median(repetitions, () => ours.Forward(images, batch, logits));
                 double torchForward = Median(repetitions, () => BenchSetup.TorchForward(module, x));
                 ulong step = 0;
-                double oursTrain = Median(repetitions, () => ours.TrainStep(ours.Network, images, labels, batch, sgd, BenchSetup.Seed + step++));
+                double oursTrain = Median(repetitions, () => ours.TrainStep(images, labels, batch, sgd, BenchSetup.Seed + step++));
                 double torchTrain = Median(repetitions, () => BenchSetup.TorchTrainStep(module, optimizer, x, y));
                 rows.Add(Row(net.Key, batch, "forward", oursForward, torchForward));
                 rows.Add(Row(net.Key, batch, "train step", oursTrain, torchTrain));
@@ -129,9 +129,9 @@ internal static class NetworkBench
         {
             long start = ReadStatusKiB("VmRSS");
             using var ctx = new CpuContext(threads);
-            BenchModel ours = BenchSetup.CreateOurs(net, batch, ctx);
-            var sgd = new Sgd(ours.Network.Parameters.Length, BenchSetup.Sgd);
-            for (ulong i = 0; i < 2; i++) ours.TrainStep(ours.Network, images, labels, batch, sgd, BenchSetup.Seed + i);
+            INetwork ours = BenchSetup.CreateOurs(net, batch, ctx);
+            var sgd = new Sgd(ours.Parameters.Length, BenchSetup.Sgd);
+            for (ulong i = 0; i < 2; i++) ours.TrainStep(images, labels, batch, sgd, BenchSetup.Seed + i);
             Console.WriteLine($"memory {start} {ReadStatusKiB("VmHWM")}");
             GC.KeepAlive(ours);
             return 0;

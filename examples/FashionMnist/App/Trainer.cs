@@ -130,7 +130,6 @@ public sealed class Trainer : IDisposable
     public EpochStatus TrainEpoch(Action<BatchProgress>? progress = null, CancellationToken cancel = default)
     {
         int epoch = CompletedEpochs;
-        Optimizer.LearningRate = CurrentLearningRate;
         int classes = _network.Descriptor.ClassCount;
         var stopwatch = Stopwatch.StartNew();
         int batches = _trainLoader.BatchesPerEpoch;
@@ -145,7 +144,7 @@ public sealed class Trainer : IDisposable
             }
             // Dropout masks are a pure function of (seed, step): a resumed run draws the same ones.
             ulong dropoutSeed = SplitMixRandom.Mix(Settings.Seed * 0x9E3779B97F4A7C15UL + (ulong)Step);
-            float loss = _engine.TrainStep(batch.ImageSpan, batch.LabelSpan, batch.Count, dropoutSeed, Optimizer.LearningRate);
+            float loss = _engine.TrainStep(batch.ImageSpan, batch.LabelSpan, batch.Count, dropoutSeed);
             if (!float.IsFinite(loss))
             {
                 DivergenceMessage = $"The loss became {loss} at epoch {epoch + 1}, batch {batch.Number + 1} (step {Step}, learning rate {Optimizer.LearningRate:G3}). " +
@@ -201,8 +200,12 @@ public sealed class Trainer : IDisposable
         return EpochStatus.Completed;
     }
 
-    /// <summary>The learning rate for the next step.</summary>
-    public float CurrentLearningRate { get; private set; } = float.NaN;
+    /// <summary>The learning rate for the next step: the optimizer's, the one copy the schedule sets and every engine reads.</summary>
+    public float CurrentLearningRate
+    {
+        get => Optimizer.LearningRate;
+        private set => Optimizer.LearningRate = value;
+    }
 
     private void UpdateSchedule()
     {

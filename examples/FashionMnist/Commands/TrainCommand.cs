@@ -2,7 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using AlexNetCompiler.Cpu;
+using AlexNetCompiler.Cuda;
 using AlexNetCompiler.Data;
+using AlexNetCompiler.Devices;
 using AlexNetCompiler.Training;
 using FashionMnist.App;
 using Spectre.Console;
@@ -160,7 +162,7 @@ internal static class TrainRun
             RunFolder.ForFreshRun(settings.OutputFolder, outputGiven: true, force, out _);
             if (force) RunFolder.DeleteRunFiles(settings.OutputFolder);
         }
-        using DeviceChoice choice = DeviceSelector.Resolve(deviceRequest, network.CudaPlan, network.CudaSource, settings.BatchSize, tf32);
+        using DeviceChoice choice = ResolveDevice(deviceRequest, network, settings.BatchSize, tf32);
         if (choice.Notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{choice.Notice}[/]");
 
         LoadedData data = DataSources.Load(dataOption, network.Model.InputChannels, network.Model.InputHeight, network.Model.InputWidth);
@@ -251,6 +253,18 @@ internal static class TrainRun
 
         Finish(trainer, device, status);
         return exitCode;
+    }
+
+    private static DeviceChoice ResolveDevice(DeviceRequest request, NetworkChoice network, int batchSize, bool tf32)
+    {
+        try
+        {
+            return DeviceSelector.Resolve(request, network.CudaPlan, network.CudaSource, batchSize, tf32);
+        }
+        catch (CudaUnavailableException e)
+        {
+            throw new NotSupportedException($"--device cuda: {e.Message.TrimEnd('.')}. Use --device cpu or auto.", e);
+        }
     }
 
     private static void PrintHeader(Trainer trainer, string device)

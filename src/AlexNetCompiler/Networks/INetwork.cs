@@ -28,4 +28,13 @@ public interface INetwork
     /// cross-entropy against labels, analytic backward into Gradients. Returns the mean loss.
     /// </summary>
     float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed);
+
+    /// <summary>One SGD step: <see cref="ForwardBackward"/>, then the optimizer's update of Parameters. Returns the mean loss.</summary>
+    float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Training.Sgd optimizer, ulong? dropoutSeed)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        float loss = ForwardBackward(input, labels, batch, dropoutSeed);
+        optimizer.Step(Parameters, Gradients);
+        return loss;
+    }
 }

@@ -144,10 +144,10 @@ public sealed class TrainerTests : IDisposable
         public string Description => "separate state";
         public ReadOnlySpan<float> Logits => device.Logits;
 
-        public float TrainStep(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, ulong dropoutSeed, float learningRate)
+        public float TrainStep(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, ulong dropoutSeed)
         {
             float loss = device.ForwardBackward(images, labels, count, dropoutSeed);
-            _deviceOptimizer.LearningRate = learningRate;
+            _deviceOptimizer.LearningRate = hostOptimizer.LearningRate;
             _deviceOptimizer.Step(device.Parameters, device.Gradients);
             return loss;
         }

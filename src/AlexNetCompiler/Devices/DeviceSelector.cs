@@ -1,9 +1,9 @@
-using AlexNetCompiler;
 using AlexNetCompiler.Cuda;
 using AlexNetCompiler.Training;
 
-namespace FashionMnist.App;
+namespace AlexNetCompiler.Devices;
 
+/// <summary>Where to run: the CPU, a CUDA GPU, or CUDA when it works and else the CPU.</summary>
 public enum DeviceRequest { Auto, Cpu, Cuda }
 
 /// <summary>
@@ -52,7 +52,7 @@ public static class DeviceSelector
 {
     /// <summary>
     /// <c>cpu</c>: the CPU. <c>cuda</c>: opens GPU 0 and compiles the network's generated kernels (through the
-    /// on-disk kernel cache), or throws with the reason. <c>auto</c>: CUDA when that works, otherwise the CPU
+    /// on-disk kernel cache), or throws <see cref="CudaUnavailableException"/> with the reason. <c>auto</c>: CUDA when that works, otherwise the CPU
     /// with a one-line notice saying why.
     /// </summary>
     public static DeviceChoice Resolve(DeviceRequest request, CudaLaunchPlan plan, string cudaSource, int maxBatch, bool tf32 = false)
@@ -79,7 +79,7 @@ public static class DeviceSelector
     {
         reason = reason.TrimEnd('.');
         if (request == DeviceRequest.Cuda)
-            throw new NotSupportedException($"--device cuda: {reason}. Use --device cpu or auto.");
-        return new DeviceChoice("cpu", $"Device auto: {reason}; training on the CPU.", null, null);
+            throw new CudaUnavailableException($"{reason}.");
+        return new DeviceChoice("cpu", $"Device auto: {reason}; running on the CPU.", null, null);
     }
 }
