@@ -27,26 +27,35 @@ internal static partial class CudaEmitter
         depth++;
 
         Indent(sb, depth).Append("/// <summary>CUDA C of this network's fused kernels, shapes baked in; compile with NVRTC (docs/cuda.md).</summary>\n");
-        Indent(sb, depth).Append("public const string CudaSource = @\"").Append(program.Source.Replace("\"", "\"\"")).Append("\";\n\n");
+        Indent(sb, depth).Append("public const string CudaSource =\n");
+        Indent(sb, depth + 1).Append("@\"").Append(program.Source.Replace("\"", "\"\"")).Append("\";\n\n");
 
-        Indent(sb, depth).Append("/// <summary>Buffers and kernel launches that run this network on a GPU (AlexNetCompiler.Cuda.CudaNetworkRunner).</summary>\n");
-        Indent(sb, depth).Append("public static ").Append(Ns).Append("CudaLaunchPlan CudaPlan { get; } = new ").Append(Ns).Append("CudaLaunchPlan(\n");
-        depth++;
-        Indent(sb, depth).Append(Str(model.FullName)).Append(", ").Append(I(model.Input.Length)).Append(", ").Append(I(model.ClassCount)).Append(", ")
-            .Append(I(model.ParameterCount)).Append("L, ").Append(Str(program.LogitsBuffer)).Append(",\n");
-        Indent(sb, depth).Append("new ").Append(Ns).Append("CudaBufferSpec[]\n");
+        Indent(sb, depth).Append("/// <summary>\n");
+        Indent(sb, depth).Append("/// Buffers and kernel launches that run this network on a GPU (AlexNetCompiler.Cuda.CudaNetworkRunner).\n");
+        Indent(sb, depth).Append("/// </summary>\n");
+        Indent(sb, depth).Append("public static ").Append(Ns).Append("CudaLaunchPlan CudaPlan { get; } =\n");
+        Indent(sb, depth + 1).Append("new ").Append(Ns).Append("CudaLaunchPlan(\n");
+        depth += 2;
+        Indent(sb, depth).Append("NetworkName: ").Append(Str(model.FullName)).Append(",\n");
+        Indent(sb, depth).Append("InputLength: InputLength,\n");
+        Indent(sb, depth).Append("ClassCount: ClassCount,\n");
+        Indent(sb, depth).Append("ParameterCount: ParameterCount,\n");
+        Indent(sb, depth).Append("LogitsBuffer: ").Append(Str(program.LogitsBuffer)).Append(",\n");
+        Indent(sb, depth).Append("Buffers: new ").Append(Ns).Append("CudaBufferSpec[]\n");
         Indent(sb, depth).Append("{\n");
         foreach (BufferSpec b in program.Buffers)
         {
-            Indent(sb, depth + 1).Append("new(").Append(Str(b.Name)).Append(", ").Append(I(b.PerSample)).Append(", ").Append(I(b.Fixed))
-                .Append(", ").Append(b.IsInt32 ? "true" : "false").Append("),\n");
+            Indent(sb, depth + 1).Append("new(").Append(Str(b.Name)).Append(", PerSampleLength: ").Append(I(b.PerSample)).Append(", FixedLength: ").Append(I(b.Fixed))
+                .Append(", IsInt32: ").Append(b.IsInt32 ? "true" : "false").Append("),\n");
         }
         Indent(sb, depth).Append("},\n");
-        EmitSteps(sb, depth, program.Forward);
-        EmitSteps(sb, depth, program.Loss);
-        EmitSteps(sb, depth, program.Backward);
-        Indent(sb, depth).Append("\"sgd_update\", ").Append(I(program.ForwardFlopsPerSample)).Append("L, ").Append(I(program.TrainingFlopsPerSample)).Append("L);\n");
-        depth--;
+        EmitSteps(sb, depth, "Forward", program.Forward);
+        EmitSteps(sb, depth, "Loss", program.Loss);
+        EmitSteps(sb, depth, "Backward", program.Backward);
+        Indent(sb, depth).Append("SgdKernel: \"sgd_update\",\n");
+        Indent(sb, depth).Append("ForwardFlopsPerSample: ").Append(I(program.ForwardFlopsPerSample)).Append("L,\n");
+        Indent(sb, depth).Append("TrainingFlopsPerSample: ").Append(I(program.TrainingFlopsPerSample)).Append("L);\n");
+        depth -= 2;
 
         while (depth > 0)
         {
@@ -56,34 +65,57 @@ internal static partial class CudaEmitter
         return sb.ToString();
     }
 
-    private static void EmitSteps(StringBuilder sb, int depth, System.Collections.Generic.List<Step> steps)
+    // One argument per line, each named, parameter offsets by their generated constants: a launch reads like
+    // hand-written code and every line stays short.
+    private static void EmitSteps(StringBuilder sb, int depth, string name, System.Collections.Generic.List<Step> steps)
     {
-        Indent(sb, depth).Append("new ").Append(Ns).Append("CudaStep[]\n");
+        Indent(sb, depth).Append(name).Append(": new ").Append(Ns).Append("CudaStep[]\n");
         Indent(sb, depth).Append("{\n");
+        int inner = depth + 2;
         foreach (Step step in steps)
         {
-            Indent(sb, depth + 1);
             if (step is Launch l)
             {
-                sb.Append("new ").Append(Ns).Append("CudaLaunch(").Append(Str(l.Kernel)).Append(", ").Append(DimText(l.X)).Append(", ")
-                  .Append(DimText(l.Y)).Append(", ").Append(DimText(l.Z)).Append(", ").Append(I(CudaContract.ThreadsPerBlock)).Append(", new ").Append(Ns).Append("CudaArg[] { ")
-                  .Append(string.Join(", ", l.Args.Select(ArgText))).Append(" }, ").Append(Str(l.Comment)).Append(l.Flops == 0 ? "" : ", " + I(l.Flops) + "L")
-                  .Append(l.Gemm is null ? "" : ", Gemm: new " + Ns + "CudaGemm(new(" + I(l.Gemm.MPerSample) + ", " + I(l.Gemm.MFixed) + "), new(" + I(l.Gemm.NPerSample) + ", "
-                      + I(l.Gemm.NFixed) + ")" + (l.Gemm.SplitReduction ? ", SplitReduction: true" : "") + ")").Append("),\n");
+                Indent(sb, depth + 1).Append("new ").Append(Ns).Append("CudaLaunch(\n");
+                Indent(sb, inner).Append("Kernel: ").Append(Str(l.Kernel)).Append(",\n");
+                Indent(sb, inner).Append("GridX: ").Append(DimText(l.X)).Append(",\n");
+                Indent(sb, inner).Append("GridY: ").Append(DimText(l.Y)).Append(",\n");
+                Indent(sb, inner).Append("GridZ: ").Append(DimText(l.Z)).Append(",\n");
+                Indent(sb, inner).Append("BlockSize: ").Append(Ns).Append("CudaPrelude.ThreadsPerBlock,\n");
+                Indent(sb, inner).Append("Args: new ").Append(Ns).Append("CudaArg[]\n");
+                Indent(sb, inner).Append("{\n");
+                foreach (Arg a in l.Args) Indent(sb, inner + 1).Append(ArgText(a)).Append(",\n");
+                Indent(sb, inner).Append("},\n");
+                Indent(sb, inner).Append("Comment: ").Append(SourceLayout.WrappedLiteral(l.Comment, inner * 4 + "Comment: ".Length, inner * 4 + 4));
+                if (l.Flops != 0) sb.Append(",\n").Append(' ', inner * 4).Append("FlopsPerSample: ").Append(I(l.Flops)).Append('L');
+                if (l.Gemm is { } g)
+                {
+                    sb.Append(",\n").Append(' ', inner * 4).Append("Gemm: new(\n");
+                    Indent(sb, inner + 1).Append("M: ").Append(ExtentText(g.MPerSample, g.MFixed)).Append(",\n");
+                    Indent(sb, inner + 1).Append("N: ").Append(ExtentText(g.NPerSample, g.NFixed)).Append(g.SplitReduction ? ",\n" : ")");
+                    if (g.SplitReduction) Indent(sb, inner + 1).Append("SplitReduction: true)");
+                }
+                sb.Append("),\n");
             }
             else if (step is Zero z)
             {
-                sb.Append("new ").Append(Ns).Append("CudaZero(").Append(Str(z.Buffer)).Append(", ").Append(I(z.Offset)).Append(", ")
-                  .Append(I(z.Length)).Append(", ").Append(Str(z.Comment)).Append("),\n");
+                Indent(sb, depth + 1).Append("new ").Append(Ns).Append("CudaZero(\n");
+                Indent(sb, inner).Append("Buffer: ").Append(Str(z.Buffer)).Append(",\n");
+                Indent(sb, inner).Append("Offset: ").Append(z.Tensor.Identifier).Append("Offset,\n");
+                Indent(sb, inner).Append("Length: ").Append(z.Tensor.Identifier).Append("Length,\n");
+                Indent(sb, inner).Append("Comment: ").Append(SourceLayout.WrappedLiteral(z.Comment, inner * 4 + "Comment: ".Length, inner * 4 + 4)).Append("),\n");
             }
         }
         Indent(sb, depth).Append("},\n");
     }
 
-    private static string DimText(Dim d) => "new(" + I(d.PerSample) + ", " + I(d.Fixed) + ", " + I(d.Divisor) + ")";
+    private static string DimText(Dim d) => "new(PerSample: " + I(d.PerSample) + ", Fixed: " + I(d.Fixed) + ", Divisor: " + I(d.Divisor) + ")";
+
+    private static string ExtentText(long perSample, long fixedLength) => "new(PerSample: " + I(perSample) + ", Fixed: " + I(fixedLength) + ")";
 
     private static string ArgText(Arg a) => a.Kind switch
     {
+        ArgKind.Buffer when a.OffsetName is not null => Ns + "CudaArg.Of(" + Str(a.Buffer) + ", " + a.OffsetName + ")",
         ArgKind.Buffer => Ns + "CudaArg.Of(" + Str(a.Buffer) + (a.Offset == 0 ? "" : ", " + I(a.Offset)) + ")",
         ArgKind.Null => Ns + "CudaArg.Null",
         ArgKind.Batch => Ns + "CudaArg.Batch",

@@ -74,7 +74,7 @@ internal static partial class CudaEmitter
         // Backward of a GEMM layer costs two GEMMs of the forward's size (data and weights); the first
         // layer skips its data gradient.
         long trainingFlops = forwardFlops + stages.Items.Select((s, i) => i == 0 ? s.ForwardFlops : 2 * s.ForwardFlops).Sum();
-        return new CudaProgram(source.ToString(), stages.Items, buffers, forward, loss, backward, logits, forwardFlops, trainingFlops);
+        return new CudaProgram(SourceLayout.Wrap(source.ToString()), stages.Items, buffers, forward, loss, backward, logits, forwardFlops, trainingFlops);
     }
 
     internal const int Tile = 64, WeightGradChunk = 4096;
@@ -233,7 +233,12 @@ internal static partial class CudaEmitter
 
     /// <summary>A GEMM kernel's C extents (per sample and fixed), from which the runner sizes the grid for any tile.</summary>
     internal sealed record Gemm(long MPerSample, long MFixed, long NPerSample, long NFixed, bool SplitReduction = false);
-    internal sealed record Zero(string Buffer, long Offset, long Length, string Comment) : Step(Comment);
+    /// <summary>Zeroes the gradient of one parameter tensor (before kernels that accumulate into it).</summary>
+    internal sealed record Zero(string Buffer, ParameterModel Tensor, string Comment) : Step(Comment)
+    {
+        public long Offset => Tensor.Offset;
+        public long Length => Tensor.Length;
+    }
 
     internal readonly record struct Dim(long PerSample, long Fixed, long Divisor)
     {
@@ -245,9 +250,11 @@ internal static partial class CudaEmitter
 
     internal enum ArgKind { Buffer, Null, Batch, DropoutSeed, DropoutEnabled }
 
-    internal readonly record struct Arg(ArgKind Kind, string Buffer, long Offset)
+    /// <param name="OffsetName">The generated constant that holds Offset ("Conv1WeightOffset"), for a parameter tensor.</param>
+    internal readonly record struct Arg(ArgKind Kind, string Buffer, long Offset, string? OffsetName = null)
     {
         public static Arg Buf(string name, long offset = 0) => new(ArgKind.Buffer, name, offset);
+        public static Arg Tensor(string buffer, ParameterModel p) => new(ArgKind.Buffer, buffer, p.Offset, p.Identifier + "Offset");
         public static Arg Null => new(ArgKind.Null, "", 0);
         public static Arg Batch => new(ArgKind.Batch, "", 0);
         public static Arg Seed => new(ArgKind.DropoutSeed, "", 0);
@@ -275,7 +282,7 @@ internal static partial class CudaEmitter
                 ParameterModel? b = Param(l, ParameterRole.Bias);
                 int ocg = l.Output.Channels / l.Groups, p = l.Output.Height * l.Output.Width;
                 yield return new Launch(n + "_forward", Dim.Batched(p, Tile), Dim.Blocks(ocg, Tile), Dim.Blocks(l.Groups, 1),
-                    new[] { Arg.Buf(s.Input), Arg.Buf(CudaContract.ParametersBuffer, w.Offset), b is null ? Arg.Null : Arg.Buf(CudaContract.ParametersBuffer, b.Offset), Arg.Buf(s.Output), Arg.Batch },
+                    new[] { Arg.Buf(s.Input), Arg.Tensor(CudaContract.ParametersBuffer, w), b is null ? Arg.Null : Arg.Tensor(CudaContract.ParametersBuffer, b), Arg.Buf(s.Output), Arg.Batch },
                     Describe(s), s.ForwardFlops, new Gemm(0, ocg, p, 0));
                 break;
             }
@@ -284,7 +291,7 @@ internal static partial class CudaEmitter
                 ParameterModel w = Param(l, ParameterRole.Weight)!;
                 ParameterModel? b = Param(l, ParameterRole.Bias);
                 yield return new Launch(n + "_forward", Dim.Blocks(l.Output.Channels, Tile), Dim.Batched(1, Tile), Dim.One,
-                    new[] { Arg.Buf(s.Input), Arg.Buf(CudaContract.ParametersBuffer, w.Offset), b is null ? Arg.Null : Arg.Buf(CudaContract.ParametersBuffer, b.Offset), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn },
+                    new[] { Arg.Buf(s.Input), Arg.Tensor(CudaContract.ParametersBuffer, w), b is null ? Arg.Null : Arg.Tensor(CudaContract.ParametersBuffer, b), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn },
                     Describe(s), s.ForwardFlops, new Gemm(1, 0, 0, l.Output.Channels));
                 break;
             }
@@ -316,19 +323,19 @@ internal static partial class CudaEmitter
                 ParameterModel? b = Param(l, ParameterRole.Bias);
                 int ocg = l.Output.Channels / l.Groups, icg = l.Input.Channels / l.Groups;
                 int p = l.Output.Height * l.Output.Width, kk = icg * l.KernelHeight * l.KernelWidth;
-                steps.Add(new Zero(CudaContract.GradientsBuffer, w.Offset, w.Length, $"{n}: weight gradient is accumulated atomically over reduction chunks"));
-                if (b is not null) steps.Add(new Zero(CudaContract.GradientsBuffer, b.Offset, b.Length, $"{n}: bias gradient is accumulated atomically over samples"));
+                steps.Add(new Zero(CudaContract.GradientsBuffer, w, $"{n}: weight gradient is accumulated atomically over reduction chunks"));
+                if (b is not null) steps.Add(new Zero(CudaContract.GradientsBuffer, b, $"{n}: bias gradient is accumulated atomically over samples"));
                 if (b is not null || s.Relu)
                     steps.Add(new Launch(n + "_backward_bias", Dim.Blocks(l.Output.Channels, 1), Dim.Batched(1, 1), Dim.One,
-                        new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Buf(CudaContract.GradientsBuffer, b.Offset), Arg.Batch },
+                        new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Tensor(CudaContract.GradientsBuffer, b), Arg.Batch },
                         $"{n}: {(s.Relu ? "ReLU mask on dY (in place)" : "")}{(s.Relu && b is not null ? ", " : "")}{(b is not null ? "bias gradient" : "")}"));
                 long tiles = Ceil(ocg, Tile) * Ceil(kk, Tile);
                 steps.Add(new Launch(n + "_backward_weights", Dim.Batched(p, WeightGradChunk), Dim.Blocks(tiles, 1), Dim.Blocks(l.Groups, 1),
-                    new[] { Arg.Buf(s.Input), Arg.Buf(dy), Arg.Buf(CudaContract.GradientsBuffer, w.Offset), Arg.Batch }, $"{n}: weight gradient", s.ForwardFlops,
+                    new[] { Arg.Buf(s.Input), Arg.Buf(dy), Arg.Tensor(CudaContract.GradientsBuffer, w), Arg.Batch }, $"{n}: weight gradient", s.ForwardFlops,
                     new Gemm(0, ocg, 0, kk, SplitReduction: true)));
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward_data", Dim.Batched(l.Input.Height * l.Input.Width, Tile), Dim.Blocks(icg, Tile), Dim.Blocks(l.Groups, 1),
-                    new[] { Arg.Buf(CudaContract.ParametersBuffer, w.Offset), Arg.Buf(dy), Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
+                    new[] { Arg.Tensor(CudaContract.ParametersBuffer, w), Arg.Buf(dy), Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
                     new Gemm(0, icg, l.Input.Height * l.Input.Width, 0)));
                 return true;
             }
@@ -339,14 +346,14 @@ internal static partial class CudaEmitter
                 int inF = l.Input.Length, outF = l.Output.Channels;
                 if (b is not null || s.Relu)
                     steps.Add(new Launch(n + "_backward_bias", Dim.Blocks(outF, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
-                        new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Buf(CudaContract.GradientsBuffer, b.Offset), Arg.Batch },
+                        new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Tensor(CudaContract.GradientsBuffer, b), Arg.Batch },
                         $"{n}: {(s.Relu ? "ReLU mask on dY (in place)" : "")}{(s.Relu && b is not null ? ", " : "")}{(b is not null ? "bias gradient" : "")}"));
                 steps.Add(new Launch(n + "_backward_weights", Dim.Blocks(inF, Tile), Dim.Blocks(outF, Tile), Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(s.Input), Arg.Buf(CudaContract.GradientsBuffer, w.Offset), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: weight gradient", s.ForwardFlops,
+                    new[] { Arg.Buf(dy), Arg.Buf(s.Input), Arg.Tensor(CudaContract.GradientsBuffer, w), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: weight gradient", s.ForwardFlops,
                     new Gemm(0, outF, 0, inF)));
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward_data", Dim.Blocks(inF, Tile), Dim.Batched(1, Tile), Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(CudaContract.ParametersBuffer, w.Offset), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
+                    new[] { Arg.Buf(dy), Arg.Tensor(CudaContract.ParametersBuffer, w), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
                     new Gemm(1, 0, 0, inF)));
                 return true;
             }

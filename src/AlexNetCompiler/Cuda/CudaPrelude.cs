@@ -23,6 +23,9 @@ public static class CudaPrelude
     /// </summary>
     public const int Version = CudaContract.PreludeVersion;
 
+    /// <summary>ALEXNET_THREADS in the header: threads per block of every kernel (the generated launch plans use it).</summary>
+    public const int ThreadsPerBlock = CudaContract.ThreadsPerBlock;
+
     private static readonly Lazy<string> s_source = new(Load);
 
     /// <summary>The header's text (LF line endings).</summary>

@@ -138,11 +138,13 @@ public sealed class CudaEmitterTests
         string code = CudaEmitter.Emit(model, Lowerer.Lower(model, Backend.Cuda))!;
         var syntax = CSharpSyntaxTree.ParseText("namespace CanonicalAlexNet { public partial class AlexNet2012 { } }\n");
         var generated = CSharpSyntaxTree.ParseText(code);
+        // The launch plan names the model file's constants (InputLength, Conv1WeightOffset, ...).
+        var constants = CSharpSyntaxTree.ParseText(ModelEmitter.Emit(model, Lowerer.Lower(model, Backend.Cpu)));
         var references = AppDomain.CurrentDomain.GetAssemblies()
             .Where(a => !a.IsDynamic && a.Location.Length > 0)
             .Select(a => MetadataReference.CreateFromFile(a.Location))
             .Append(MetadataReference.CreateFromFile(typeof(AlexNetCompiler.Cuda.CudaLaunchPlan).Assembly.Location));
-        var compilation = CSharpCompilation.Create("CudaEmitTest", [syntax, generated], references,
+        var compilation = CSharpCompilation.Create("CudaEmitTest", [syntax, generated, constants], references,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
         using var stream = new MemoryStream();
         var emit = compilation.Emit(stream);
@@ -187,6 +189,33 @@ public sealed class CudaEmitterTests
 
     [Fact]
     public void CanonicalAlexNetSourceMatchesReviewedSnapshot() => AssertSnapshot("AlexNet2012.cu", CudaEmitter.Build(CudaTestNetworks.CanonicalAlexNet()).Source);
+
+    // Generated code reads like hand-written code: no line of the CUDA source or of the C# that carries it and the
+    // launch plan is longer than 120 characters, whatever the names in the spec.
+    [Theory]
+    [MemberData(nameof(Networks))]
+    public void GeneratedCudaLinesStayUnder120Characters(string name)
+    {
+        NetworkModel model = Network(name);
+        string csharp = CudaEmitter.Emit(model, Lowerer.Lower(model, Backend.Cuda))!;
+        foreach (string line in csharp.Split('\n'))
+            Assert.True(line.Length <= SourceLayout.MaxLineLength, $"{line.Length} characters: {line}");
+        Assert.DoesNotContain("CudaArg.Of(\"params\", 1", csharp, StringComparison.Ordinal); // parameter offsets are named constants
+    }
+
+    [Fact]
+    public void LongCommentsAndSignaturesWrapAtWordsAndParameters()
+    {
+        string comment = "// " + string.Join(" ", Enumerable.Repeat("word", 40));
+        string signature = "extern \"C\" __global__ void __launch_bounds__(256) kernel(" + string.Join(", ", Enumerable.Range(0, 12).Select(i => $"const float* __restrict__ x{i}")) + ")";
+        string wrapped = SourceLayout.Wrap(comment + "\n" + signature);
+        string[] lines = wrapped.Split('\n');
+        Assert.All(lines, l => Assert.True(l.Length <= SourceLayout.MaxLineLength, l));
+        Assert.All(lines.TakeWhile(l => l.StartsWith("//", StringComparison.Ordinal)), l => Assert.StartsWith("// word", l));
+        Assert.Equal(string.Join(" ", Enumerable.Repeat("word", 40)), string.Join(" ", lines.Where(l => l.StartsWith("//", StringComparison.Ordinal)).Select(l => l[3..])));
+        Assert.Contains(lines, l => l.EndsWith("__launch_bounds__(256) kernel(", StringComparison.Ordinal));
+        Assert.Equal(signature.Replace(" ", ""), string.Join("", lines.SkipWhile(l => l.StartsWith("//", StringComparison.Ordinal))).Replace(" ", ""));
+    }
 
     [Fact]
     public void EmissionIsDeterministic() =>

@@ -15,31 +15,40 @@
 // input [3, 227, 227] -> output [96, 55, 55] per sample
 // weight [96, 3, 11, 11]; implicit GEMM per group: M = 96, N = batch * 3025, K = 363
 typedef Conv2d<3, 227, 227, 96, 55, 55, 11, 11, 4, 4, 0, 0, 1, true, true> conv1_t;
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_forward(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+    int batch)
 {
     conv1_t::forward(x, w, bias, y, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv1_backward_bias(
+    const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
 {
     conv_bias_relu_backward<96, 3025, true, true>(y, dy, dbias);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_weights(
+    const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv1_t::backward_weights(x, dy, dw, batch);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv1_backward_data(
+    const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv1_t::backward_data(w, dy, dx, batch);
 }
 
-// ==== lrn1_pool1 = features.2: LRN size 5, alpha 0.0001f, beta 0.75f, k 2.0f fused with features.3: MaxPool 3x3, stride 2, padding 0
+// ==== lrn1_pool1 = features.2: LRN size 5, alpha 0.0001f, beta 0.75f, k 2.0f fused with features.3: MaxPool 3x3,
+// stride 2, padding 0
 // input [96, 55, 55] -> output [96, 27, 27] per sample
 typedef LrnPool<96, 55, 55, 27, 27, true, 5, true, 3, 3, 2, 2, 0, 0> lrn1_pool1_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn1_pool1_forward(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn1_pool1_forward(
+    const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax, int batch)
 {
     lrn1_pool1_t::forward(x, y, argmax, batch, 0.0001f, 0.75f, 2.0f);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn1_pool1_backward(const float* __restrict__ x, const float* __restrict__ dy, const int* __restrict__ argmax, float* __restrict__ dx, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn1_pool1_backward(
+    const float* __restrict__ x, const float* __restrict__ dy, const int* __restrict__ argmax, float* __restrict__ dx,
+    int batch)
 {
     lrn1_pool1_t::backward(x, dy, argmax, dx, batch, 0.0001f, 0.75f, 2.0f);
 }
@@ -48,31 +57,40 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn1_pool1_backwar
 // input [96, 27, 27] -> output [256, 27, 27] per sample
 // weight [256, 48, 5, 5]; implicit GEMM per group: M = 128, N = batch * 729, K = 1200
 typedef Conv2d<96, 27, 27, 256, 27, 27, 5, 5, 1, 1, 2, 2, 2, true, true> conv2_t;
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_forward(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+    int batch)
 {
     conv2_t::forward(x, w, bias, y, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv2_backward_bias(
+    const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
 {
     conv_bias_relu_backward<256, 729, true, true>(y, dy, dbias);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_weights(
+    const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv2_t::backward_weights(x, dy, dw, batch);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv2_backward_data(
+    const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv2_t::backward_data(w, dy, dx, batch);
 }
 
-// ==== lrn2_pool2 = features.6: LRN size 5, alpha 0.0001f, beta 0.75f, k 2.0f fused with features.7: MaxPool 3x3, stride 2, padding 0
+// ==== lrn2_pool2 = features.6: LRN size 5, alpha 0.0001f, beta 0.75f, k 2.0f fused with features.7: MaxPool 3x3,
+// stride 2, padding 0
 // input [256, 27, 27] -> output [256, 13, 13] per sample
 typedef LrnPool<256, 27, 27, 13, 13, true, 5, true, 3, 3, 2, 2, 0, 0> lrn2_pool2_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn2_pool2_forward(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn2_pool2_forward(
+    const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax, int batch)
 {
     lrn2_pool2_t::forward(x, y, argmax, batch, 0.0001f, 0.75f, 2.0f);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn2_pool2_backward(const float* __restrict__ x, const float* __restrict__ dy, const int* __restrict__ argmax, float* __restrict__ dx, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn2_pool2_backward(
+    const float* __restrict__ x, const float* __restrict__ dy, const int* __restrict__ argmax, float* __restrict__ dx,
+    int batch)
 {
     lrn2_pool2_t::backward(x, dy, argmax, dx, batch, 0.0001f, 0.75f, 2.0f);
 }
@@ -81,19 +99,24 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) lrn2_pool2_backwar
 // input [256, 13, 13] -> output [384, 13, 13] per sample
 // weight [384, 256, 3, 3]; implicit GEMM per group: M = 384, N = batch * 169, K = 2304
 typedef Conv2d<256, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1, true, true> conv3_t;
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_forward(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+    int batch)
 {
     conv3_t::forward(x, w, bias, y, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv3_backward_bias(
+    const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
 {
     conv_bias_relu_backward<384, 169, true, true>(y, dy, dbias);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_weights(
+    const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv3_t::backward_weights(x, dy, dw, batch);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_data(
+    const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv3_t::backward_data(w, dy, dx, batch);
 }
@@ -102,19 +125,24 @@ extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv3_backward_data(const 
 // input [384, 13, 13] -> output [384, 13, 13] per sample
 // weight [384, 192, 3, 3]; implicit GEMM per group: M = 192, N = batch * 169, K = 1728
 typedef Conv2d<384, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 2, true, true> conv4_t;
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_forward(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+    int batch)
 {
     conv4_t::forward(x, w, bias, y, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv4_backward_bias(
+    const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
 {
     conv_bias_relu_backward<384, 169, true, true>(y, dy, dbias);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_weights(
+    const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv4_t::backward_weights(x, dy, dw, batch);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_data(
+    const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv4_t::backward_data(w, dy, dx, batch);
 }
@@ -123,19 +151,24 @@ extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv4_backward_data(const 
 // input [384, 13, 13] -> output [256, 13, 13] per sample
 // weight [256, 192, 3, 3]; implicit GEMM per group: M = 128, N = batch * 169, K = 1728
 typedef Conv2d<384, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 2, true, true> conv5_t;
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_forward(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+    int batch)
 {
     conv5_t::forward(x, w, bias, y, batch);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) conv5_backward_bias(
+    const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
 {
     conv_bias_relu_backward<256, 169, true, true>(y, dy, dbias);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_weights(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_weights(
+    const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw, int batch)
 {
     conv5_t::backward_weights(x, dy, dw, batch);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_data(const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_data(
+    const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx, int batch)
 {
     conv5_t::backward_data(w, dy, dx, batch);
 }
@@ -143,11 +176,14 @@ extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS conv5_backward_data(const 
 // ==== pool3 = features.14: MaxPool 3x3, stride 2, padding 0
 // input [256, 13, 13] -> output [256, 6, 6] per sample
 typedef LrnPool<256, 13, 13, 6, 6, false, 1, true, 3, 3, 2, 2, 0, 0> pool3_t;
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_forward(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_forward(
+    const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax, int batch)
 {
     pool3_t::forward(x, y, argmax, batch, 0.0f, 0.0f, 0.0f);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_backward(const float* __restrict__ x, const float* __restrict__ dy, const int* __restrict__ argmax, float* __restrict__ dx, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_backward(
+    const float* __restrict__ x, const float* __restrict__ dy, const int* __restrict__ argmax, float* __restrict__ dx,
+    int batch)
 {
     pool3_t::backward(x, dy, argmax, dx, batch, 0.0f, 0.0f, 0.0f);
 }
@@ -156,19 +192,26 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_backward(con
 // input [256, 6, 6] -> output [4096] per sample
 // weight [4096, 9216]; GEMM: M = batch, N = 4096, K = 9216
 typedef Dense<9216, 4096, true, true, true> dense1_t;
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_forward(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+    int batch, u64 seed, int dropout_on)
 {
     dense1_t::forward(x, w, bias, y, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_bias(
+    const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
 {
     dense_bias_relu_backward<4096, true, true>(y, dy, dbias, batch);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_weights(
+    const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
+    int dropout_on)
 {
     dense1_t::backward_weights(dy, x, dw, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(
+    const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
+    int dropout_on)
 {
     dense1_t::backward_data(dy, w, dx, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -177,19 +220,26 @@ extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(const
 // input [4096] -> output [4096] per sample
 // weight [4096, 4096]; GEMM: M = batch, N = 4096, K = 4096
 typedef Dense<4096, 4096, true, true, true> dense2_t;
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_forward(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+    int batch, u64 seed, int dropout_on)
 {
     dense2_t::forward(x, w, bias, y, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_bias(
+    const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
 {
     dense_bias_relu_backward<4096, true, true>(y, dy, dbias, batch);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_weights(
+    const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
+    int dropout_on)
 {
     dense2_t::backward_weights(dy, x, dw, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(
+    const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
+    int dropout_on)
 {
     dense2_t::backward_data(dy, w, dx, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
 }
@@ -198,25 +248,34 @@ extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(const
 // input [4096] -> output [1000] per sample
 // weight [1000, 4096]; GEMM: M = batch, N = 1000, K = 4096
 typedef Dense<4096, 1000, true, false, false> dense3_t;
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_forward(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+    int batch, u64 seed, int dropout_on)
 {
     dense3_t::forward(x, w, bias, y, batch, seed, 0, 0.0f);
 }
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_bias(
+    const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
 {
     dense_bias_relu_backward<1000, true, false>(y, dy, dbias, batch);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_weights(
+    const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
+    int dropout_on)
 {
     dense3_t::backward_weights(dy, x, dw, batch, seed, 0, 0.0f);
 }
-extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)
+extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_data(
+    const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
+    int dropout_on)
 {
     dense3_t::backward_data(dy, w, dx, batch, seed, 0, 0.0f);
 }
 
 // ==== loss: softmax cross-entropy over 1000 classes (one block per sample)
-extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_entropy(const float* __restrict__ logits, const int* __restrict__ labels, float* __restrict__ losses, float* __restrict__ dlogits, int batch)
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_entropy(
+    const float* __restrict__ logits, const int* __restrict__ labels, float* __restrict__ losses,
+    float* __restrict__ dlogits, int batch)
 {
     softmax_cross_entropy<1000>(logits, labels, losses, dlogits, batch);
 }
