@@ -86,19 +86,27 @@ public sealed class RunFolderLock : IDisposable
         bool created = !Directory.Exists(folder);
         Directory.CreateDirectory(folder);
         string path = System.IO.Path.Combine(folder, FileName);
-        FileStream stream;
-        try
+        string pid = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        for (int attempt = 0; ; attempt++)
         {
-            stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            FileStream stream;
+            try
+            {
+                stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException)
+            {
+                throw new IOException($"{folder} is in use by another train run (process {ReadHolder(path)}); wait for it to finish or choose another --output.");
+            }
+            stream.SetLength(0);
+            using (var writer = new StreamWriter(stream, leaveOpen: true)) writer.Write(pid);
+            stream.Flush(flushToDisk: false);
+            // A run that finishes deletes .lock while holding it; a run that opened that file just before the delete
+            // holds a lock on a file no longer in the folder. The path then shows another file (or none): try again.
+            if (OperatingSystem.IsWindows() || ReadHolder(path) == pid) return new RunFolderLock(stream, folder, created);
+            stream.Dispose();
+            if (attempt == 10) throw new IOException($"{path}: could not be locked (it was replaced while being locked, ten times).");
         }
-        catch (IOException)
-        {
-            throw new IOException($"{folder} is in use by another train run (process {ReadHolder(path)}); wait for it to finish or choose another --output.");
-        }
-        stream.SetLength(0);
-        using (var writer = new StreamWriter(stream, leaveOpen: true)) writer.Write(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        stream.Flush(flushToDisk: false);
-        return new RunFolderLock(stream, folder, created);
     }
 
     private static string ReadHolder(string path)

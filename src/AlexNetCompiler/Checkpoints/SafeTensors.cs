@@ -42,7 +42,15 @@ public static class SafeTensors
     private const string TemporarySuffix = ".tmp";
     private const int TemporaryRandomHexDigits = 16;
 
-    public static void Write(string path, IReadOnlyList<SafeTensorData> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IReadOnlyList<SafeTensorData> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Write(path, tensors, metadata, CreateTemporaryFile);
+
+    /// <param name="createTemporaryFile">
+    /// Creates the temporary file (which must not exist yet) and opens it for writing; tests pass one whose writes
+    /// fail part-way, as on a full disk.
+    /// </param>
+    internal static void Write(string path, IReadOnlyList<SafeTensorData> tensors, IReadOnlyDictionary<string, string>? metadata,
+        Func<string, FileStream> createTemporaryFile)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(tensors);
@@ -59,7 +67,7 @@ public static class SafeTensors
         try
         {
             // CreateNew: this writer owns the file it creates, and only that file is deleted on failure below.
-            using (var stream = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 20))
+            using (FileStream stream = createTemporaryFile(temporaryPath))
             {
                 created = true;
                 Span<byte> lengthPrefix = stackalloc byte[8];
@@ -73,12 +81,15 @@ public static class SafeTensors
             File.Move(temporaryPath, fullPath, overwrite: true);
             created = false; // renamed: nothing of this writer is left to clean up
         }
-        catch
+        catch (Exception e)
         {
             if (created)
             {
                 try { File.Delete(temporaryPath); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             }
+            // A full disk or a failed device names at most the temporary file, which is gone now: name the checkpoint.
+            if (e is IOException)
+                throw new IOException($"{fullPath}: the checkpoint could not be written ({e.Message.TrimEnd('.')}); the previous file, if any, is unchanged.", e);
             throw;
         }
         finally
@@ -86,6 +97,9 @@ public static class SafeTensors
             InFlight.TryRemove(temporaryPath, out _);
         }
     }
+
+    private static FileStream CreateTemporaryFile(string path) =>
+        new(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 20);
 
     /// <summary>"{fullPath}.{process id}.{16 random hex digits}.tmp".</summary>
     private static string TemporaryPathFor(string fullPath) =>
