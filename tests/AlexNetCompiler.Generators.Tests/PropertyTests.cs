@@ -110,7 +110,7 @@ public sealed class PropertyTests
         (1, Spec(Network(true), Gen.Frequency((2, (IGen<string[]>)Layers(true)), (1, Shuffled)), ClassShape)));
 
     [Fact]
-    public void Random_specs_never_break_the_generator_and_what_is_generated_compiles()
+    public void Random_specs_never_break_the_generator_and_what_is_generated_compiles_without_warnings()
     {
         int specs = 0, networksGenerated = 0;
         AnySpec.Array[40, 60].Sample(batch =>
@@ -123,6 +123,10 @@ public sealed class PropertyTests
             IReadOnlyList<Diagnostic> errors = outcome.CompilationErrors;
             if (errors.Count > 0)
                 Assert.Fail(string.Join("\n", errors.Take(5)) + "\nin:\n" + errors[0].Location.SourceTree?.ToString());
+            // Generated code must not break a build with TreatWarningsAsErrors: no compiler warning of any level in it.
+            IReadOnlyList<Diagnostic> warnings = outcome.GeneratedCodeWarnings;
+            if (warnings.Count > 0)
+                Assert.Fail(string.Join("\n", warnings.Take(5)) + "\nin:\n" + warnings[0].Location.SourceTree?.ToString());
 
             Interlocked.Add(ref specs, batch.Length);
             Interlocked.Add(ref networksGenerated, outcome.Sources.Count(s => !s.HintName.Contains(".Cpu.") && !s.HintName.Contains(".Cuda.")));

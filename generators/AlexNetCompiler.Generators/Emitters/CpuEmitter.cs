@@ -312,7 +312,10 @@ internal static partial class CpuEmitter
         w.WriteLine($"float loss = {Kernels}SoftmaxCrossEntropyKernels.Forward(batch, ClassCount, {last.Output}, labels, probabilities);");
         w.WriteLine($"global::System.Span<float> gradient = Slice(_gradientA, batch * ClassCount);");
         w.WriteLine($"{Kernels}SoftmaxCrossEntropyKernels.Backward(batch, ClassCount, probabilities, labels, gradient);");
-        w.WriteLine("bool inA = true; // which ping-pong buffer holds the current gradient");
+        // Every stage after the first writes its input gradient to the other ping-pong buffer, except a ReLU (in place).
+        bool pingPong = false;
+        for (int i = 1; i < buffers.Length; i++) pingPong |= buffers[i].Layer.Kind != LayerKind.Relu;
+        if (pingPong) w.WriteLine("bool inA = true; // which ping-pong buffer holds the current gradient");
         w.WriteLine();
 
         for (int i = buffers.Length - 1; i >= 0; i--)

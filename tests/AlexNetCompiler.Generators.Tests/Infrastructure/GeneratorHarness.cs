@@ -37,9 +37,11 @@ internal static class GeneratorHarness
     public static readonly CSharpParseOptions ErrorCheckParseOptions = ParseOptions.WithDocumentationMode(DocumentationMode.None);
     private static readonly CSharpCompilation ErrorCheckBase = CreateBase(OutputKind.DynamicallyLinkedLibrary, concurrentBuild: false);
 
+    // Every warning wave on (warning level 9999, what AnalysisLevel latest-all asks of the compiler), nullable on.
     private static CSharpCompilation CreateBase(OutputKind kind, bool concurrentBuild) =>
         CSharpCompilation.Create("SpecAssembly", syntaxTrees: null, References,
-            new CSharpCompilationOptions(kind, nullableContextOptions: NullableContextOptions.Enable, deterministic: true, concurrentBuild: concurrentBuild));
+            new CSharpCompilationOptions(kind, nullableContextOptions: NullableContextOptions.Enable, deterministic: true, concurrentBuild: concurrentBuild,
+                warningLevel: 9999));
 
     /// <summary>A compilation (and, with <see cref="Run(Compilation, CSharpParseOptions?)"/>, a driver) set up for <see cref="ErrorCheckParseOptions"/>.</summary>
     public static CSharpCompilation CreateErrorCheckCompilation(IEnumerable<(string Path, string Text)> sources) =>
@@ -74,6 +76,11 @@ internal sealed record GeneratorOutcome(GeneratorDriver Driver, GeneratorDriverR
     public ImmutableArray<Diagnostic> GeneratorDiagnostics => Result.Diagnostics;
 
     public ImmutableArray<GeneratedSourceResult> Sources => Result.GeneratedSources;
+
+    /// <summary>Warnings the compiler reports inside the generated files (a user building with TreatWarningsAsErrors sees them as errors).</summary>
+    public IReadOnlyList<Diagnostic> GeneratedCodeWarnings =>
+        Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Warning && d.Location.SourceTree is { } tree
+            && Sources.Any(s => tree.FilePath.EndsWith(s.HintName, StringComparison.Ordinal))).ToList();
 
     /// <summary>Errors of compiling the user's code together with everything generated.</summary>
     public IReadOnlyList<Diagnostic> CompilationErrors =>
