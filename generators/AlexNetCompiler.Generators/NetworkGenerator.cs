@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using AlexNetCompiler.Generators.Diagnostics;
 using AlexNetCompiler.Generators.Emitters;
 using AlexNetCompiler.Generators.Lowering;
@@ -49,6 +50,22 @@ public sealed class NetworkGenerator : IIncrementalGenerator
             string model_ = ModelEmitter.Emit(model, cpuPlan);
             string? cpu = CpuEmitter.Emit(model, cpuPlan);
             string? cuda = CudaEmitter.Emit(model, cudaPlan);
+
+            // A user member named like a generated one would only show as CS0102 inside a generated file: report it
+            // at the user's member instead, and generate nothing until it is renamed.
+            var files = new List<string> { model_ };
+            if (cpu is not null) files.Add(cpu);
+            if (cuda is not null) files.Add(cuda);
+            List<(UserMember User, GeneratedMembers.Member Generated)> collisions =
+                GeneratedMembers.Collisions(GeneratedMembers.Declared(model.ClassName, files), result.UserMembers);
+            foreach ((UserMember user, GeneratedMembers.Member generated) in collisions)
+            {
+                string kind = generated.IsMethod ? $" (a method with {generated.ParameterCount} parameter{(generated.ParameterCount == 1 ? "" : "s")})" : "";
+                context.ReportDiagnostic(DiagnosticInfo.Create(DiagnosticDescriptors.MemberCollision, user.Location,
+                    user.Name == ".ctor" ? model.ClassName + " (constructor)" : user.Name, result.DisplayName, kind).ToDiagnostic());
+            }
+            if (collisions.Count > 0) return;
+
             context.AddSource(model.HintPrefix + ".g.cs", SourceText.From(model_, System.Text.Encoding.UTF8));
             if (cpu is not null) context.AddSource(model.HintPrefix + ".Cpu.g.cs", SourceText.From(cpu, System.Text.Encoding.UTF8));
             if (cuda is not null) context.AddSource(model.HintPrefix + ".Cuda.g.cs", SourceText.From(cuda, System.Text.Encoding.UTF8));

@@ -125,4 +125,9 @@ internal static class DiagnosticDescriptors
         "ANC0022", "Single-class output",
         "Network '{0}' ends in a Dense layer with one output; a softmax over one class is always 1, so the loss is constant and nothing trains",
         "Softmax cross-entropy needs at least two classes. Use Dense(2) for a two-class problem.");
+
+    public static readonly DiagnosticDescriptor MemberCollision = Error(
+        "ANC0023", "Member collides with a generated member",
+        "'{0}' in network '{1}' has the name of a member the generator adds{2}; rename it",
+        "The generator adds constants, parameter views, buffers and methods to a network class (see docs/architecture.md, \"Generated code\"). A member of the user's with the same name (a method: the same name and number of parameters) would collide, so nothing is generated until it is renamed.");
 }

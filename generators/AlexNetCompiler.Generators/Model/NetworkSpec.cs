@@ -58,6 +58,12 @@ internal sealed record LayerSpec(
     }
 }
 
+/// <summary>
+/// A member the user declared in the network class (any part): generated members must not collide with it. Methods
+/// and constructors (Name ".ctor") also carry their parameter count, since overloads may share a name.
+/// </summary>
+internal sealed record UserMember(string Name, bool IsMethod, int ParameterCount, LocationInfo? Location);
+
 /// <summary>The parser's result for one [Network] class.</summary>
 internal sealed record NetworkSpec(
     string Namespace,
@@ -73,7 +79,8 @@ internal sealed record NetworkSpec(
     int Width,
     EquatableArray<LayerSpec> Layers,
     EquatableArray<DiagnosticInfo> Diagnostics,
-    bool HasCompilerErrors)
+    bool HasCompilerErrors,
+    EquatableArray<UserMember> Members = default)
 {
     public LocationInfo? NetworkArgumentLocation(string name)
     {
@@ -86,4 +93,5 @@ internal sealed record NetworkSpec(
 }
 
 /// <summary>The inferred model (null when the spec has errors) and every diagnostic for one network.</summary>
-internal sealed record NetworkResult(NetworkModel? Model, string DisplayName, EquatableArray<DiagnosticInfo> Diagnostics);
+internal sealed record NetworkResult(NetworkModel? Model, string DisplayName, EquatableArray<DiagnosticInfo> Diagnostics,
+    EquatableArray<UserMember> UserMembers = default);

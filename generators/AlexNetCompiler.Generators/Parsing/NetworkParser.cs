@@ -148,7 +148,30 @@ internal static class NetworkParser
             Width: width,
             Layers: layers.ToEquatableArray(),
             Diagnostics: diagnostics.ToEquatableArray(),
-            HasCompilerErrors: hasCompilerErrors);
+            HasCompilerErrors: hasCompilerErrors,
+            Members: ReadUserMembers(type));
+    }
+
+    // What the user declared in the class, as plain strings and locations (no symbols in the model).
+    private static EquatableArray<UserMember> ReadUserMembers(INamedTypeSymbol type)
+    {
+        var members = new List<UserMember>();
+        foreach (ISymbol member in type.GetMembers())
+        {
+            if (member.IsImplicitlyDeclared) continue;
+            Location? location = member.Locations.FirstOrDefault(l => l.IsInSource);
+            if (location is null) continue;
+            if (member is IMethodSymbol method)
+            {
+                if (method.MethodKind is not (MethodKind.Ordinary or MethodKind.Constructor)) continue; // accessors belong to their property
+                members.Add(new UserMember(method.MethodKind == MethodKind.Constructor ? ".ctor" : method.Name, true, method.Parameters.Length, LocationInfo.From(location)));
+            }
+            else
+            {
+                members.Add(new UserMember(member.Name, false, 0, LocationInfo.From(location)));
+            }
+        }
+        return members.ToEquatableArray();
     }
 
     private static void CheckClassShape(

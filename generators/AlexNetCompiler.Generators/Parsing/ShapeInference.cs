@@ -74,7 +74,7 @@ internal static class ShapeInference
         }
 
         private NetworkResult Result(NetworkModel? model) =>
-            new(HasErrors() ? null : model, _spec.DisplayName, _diagnostics.ToEquatableArray());
+            new(HasErrors() ? null : model, _spec.DisplayName, _diagnostics.ToEquatableArray(), _spec.Members);
 
         public NetworkResult Build(CancellationToken cancellationToken)
         {
