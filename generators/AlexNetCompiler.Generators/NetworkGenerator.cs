@@ -4,6 +4,7 @@ using AlexNetCompiler.Generators.Diagnostics;
 using AlexNetCompiler.Generators.Emitters;
 using AlexNetCompiler.Generators.Lowering;
 using AlexNetCompiler.Generators.Model;
+using AlexNetCompiler.Generators.Inference;
 using AlexNetCompiler.Generators.Parsing;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Text;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using AlexNetCompiler.Generators.Diagnostics;
 using AlexNetCompiler.Generators.Model;
+using AlexNetCompiler.Generators.Inference;
 using AlexNetCompiler.Generators.Parsing;
 using AlexNetCompiler.Generators.Tests.Infrastructure;
 using Microsoft.CodeAnalysis;

@@ -14,7 +14,7 @@ namespace AlexNetCompiler.Generators.Parsing;
 /// <summary>
 /// Reads a [Network] class and its layer attributes into a <see cref="NetworkSpec"/>: the values as written and
 /// where they were written. Checks only what needs symbols or syntax (partial, generic, nesting, attribute
-/// placement); everything about sizes and order is checked later by <see cref="ShapeInference"/>.
+/// placement); everything about sizes and order is checked later by <see cref="Inference.ShapeInference"/>.
 /// </summary>
 internal static class NetworkParser
 {
