@@ -80,7 +80,7 @@ internal static class SourceLayout
         if (column + Literal(text).Length + 2 <= MaxLineLength) return Literal(text);
         var pieces = new List<string>();
         var current = new StringBuilder();
-        int width = MaxLineLength - column - 4; // room for the quotes and " +"
+        int width = MaxLineLength - column - 5; // room for the quotes, the space kept at the break and " +"
         foreach (string word in text.Split(' '))
         {
             string next = current.Length == 0 ? word : " " + word;
@@ -88,7 +88,7 @@ internal static class SourceLayout
             {
                 pieces.Add(current.ToString() + " ");
                 current.Clear();
-                width = MaxLineLength - continuationIndent - 4;
+                width = MaxLineLength - continuationIndent - 5;
                 next = word;
             }
             current.Append(next);

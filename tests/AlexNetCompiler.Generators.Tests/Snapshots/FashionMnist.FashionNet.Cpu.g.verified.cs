@@ -49,10 +49,10 @@ namespace FashionMnist
             Channels: 64, InHeight: 7, InWidth: 7, OutHeight: 3, OutWidth: 3,
             KernelHeight: 3, KernelWidth: 3, StrideHeight: 2, StrideWidth: 2,
             PaddingHeight: 0, PaddingWidth: 0);
-        
+
         private readonly global::AlexNetCompiler.Cpu.CpuContext _cpu;
         private int _lastBatch;
-        
+
         // Activations kept for backward, each [MaxBatch, C, H, W] (the memory plan's training buffers).
         private readonly float[] _conv1Output; // Conv1 (features.0): [32, 28, 28]
         private readonly float[] _lrn1Output; // Lrn1 (features.2): [32, 28, 28]
@@ -78,34 +78,34 @@ namespace FashionMnist
         // Gradient ping-pong buffers, each [MaxBatch, largest activation].
         private readonly float[] _gradientA;
         private readonly float[] _gradientB;
-        
+
         /// <summary>The compile-time description of this network (layer table, parameters, memory plan).</summary>
         public global::AlexNetCompiler.NetworkDescriptor Descriptor => Model;
-        
+
         /// <summary>The largest batch the buffers were planned for.</summary>
         public int MaxBatch { get; }
-        
+
         /// <summary>All parameters, one flat buffer; see the *Offset/*Length constants.</summary>
         public float[] Parameters { get; }
-        
+
         /// <summary>Gradients of the last ForwardBackward, laid out like Parameters.</summary>
         public float[] Gradients { get; }
-        
+
         /// <summary>Logits of the last pass, [batch, ClassCount].</summary>
         public global::System.ReadOnlySpan<float> Logits => Slice(_dense3Output, _lastBatch * ClassCount);
-        
+
         /// <summary>Softmax probabilities of the last ForwardBackward, [batch, ClassCount].</summary>
         public global::System.ReadOnlySpan<float> Probabilities => Slice(_probabilities, _lastBatch * ClassCount);
-        
+
         /// <summary>
         /// Floats per sample of the largest buffer: the gradient ping-pong buffers, each as large as the largest
         /// activation (Conv1's output, [32, 28, 28]).
         /// </summary>
         private const int LargestBufferLengthPerSample = 25088;
-        
+
         /// <summary>The largest maxBatch for which every buffer fits in one .NET array.</summary>
         public static int MaxBatchLimit => global::System.Array.MaxLength / LargestBufferLengthPerSample;
-        
+
         /// <summary>Checks maxBatch against the largest buffer in 64 bits, before anything is allocated.</summary>
         private static void ThrowIfBuffersTooLarge(int maxBatch)
         {
@@ -117,7 +117,7 @@ namespace FashionMnist
                 $"would hold {largestBufferLength} floats each, more than an array can ({arrayLimit}); " +
                 $"the largest maxBatch that fits is {MaxBatchLimit}.");
         }
-        
+
         /// <summary>
         /// Allocates parameters (zero; see AlexNetCompiler.Training.Initializer), gradients and every activation
         /// buffer once.
@@ -160,7 +160,7 @@ namespace FashionMnist
             _gradientA = new float[maxBatch * LargestBufferLengthPerSample];
             _gradientB = new float[maxBatch * LargestBufferLengthPerSample];
         }
-        
+
         // Typed views of each parameter tensor and its gradient (PyTorch shapes in the comments).
         /// <summary><c>features.0.weight</c>, [32, 1, 3, 3].</summary>
         public global::System.Span<float> Conv1Weight => new global::System.Span<float>(Parameters, Conv1WeightOffset, Conv1WeightLength);
@@ -226,7 +226,7 @@ namespace FashionMnist
         public global::System.Span<float> Dense3Bias => new global::System.Span<float>(Parameters, Dense3BiasOffset, Dense3BiasLength);
         /// <summary>Gradient of <c>classifier.6.bias</c>, [10].</summary>
         public global::System.Span<float> Dense3BiasGradient => new global::System.Span<float>(Gradients, Dense3BiasOffset, Dense3BiasLength);
-        
+
         /// <summary>Inference: input [batch, InputChannels, InputHeight, InputWidth] to logits [batch, ClassCount]; dropout is off.</summary>
         public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> logits)
         {
@@ -239,7 +239,7 @@ namespace FashionMnist
                 Logits.CopyTo(logits);
             }
         }
-        
+
         /// <summary>Forward through every layer. training keeps what backward needs (LRN scale, pool argmax).</summary>
         private void RunForward(global::System.ReadOnlySpan<float> input, int batch, bool training, bool dropout, ulong dropoutSeed)
         {
@@ -259,7 +259,7 @@ namespace FashionMnist
             global::System.Span<float> dropout2Output = Slice(_dropout2Output, batch * Dropout2OutputLength);
             global::System.Span<float> dense2Output = Slice(_dense2Output, batch * Dense2OutputLength);
             global::System.Span<float> dense3Output = Slice(_dense3Output, batch * Dense3OutputLength);
-            
+
             // Conv1 (features.0): [1, 28, 28] -> [32, 28, 28]
             global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(in Conv1Geometry, batch, input, Conv1Weight, Conv1Bias, conv1Output, relu: true, _cpu);
             // Relu1 (features.1): [32, 28, 28] -> [32, 28, 28]
@@ -307,7 +307,7 @@ namespace FashionMnist
             // Dense3 (classifier.6): [256] -> [10]
             global::AlexNetCompiler.Cpu.DenseKernels.Forward(batch, 256, 10, dense2Output, Dense3Weight, Dense3Bias, dense3Output, relu: false, _cpu);
         }
-        
+
         /// <summary>
         /// Training pass: forward (dropout on when dropoutSeed has a value), softmax cross-entropy against labels,
         /// and backward into Gradients. Returns the mean loss over the batch.
@@ -322,7 +322,7 @@ namespace FashionMnist
                 return RunBackward(input, labels, batch, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());
             }
         }
-        
+
         private float RunBackward(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, bool dropout, ulong dropoutSeed)
         {
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
@@ -346,13 +346,13 @@ namespace FashionMnist
             global::System.Span<float> dense2Output = Slice(_dense2Output, batch * Dense2OutputLength);
             global::System.Span<float> dense3Output = Slice(_dense3Output, batch * Dense3OutputLength);
             global::System.Span<float> probabilities = Slice(_probabilities, batch * ClassCount);
-            
+
             // loss head: softmax cross-entropy; dLogits = (p - onehot) / batch
             float loss = global::AlexNetCompiler.Cpu.SoftmaxCrossEntropyKernels.Forward(batch, ClassCount, dense3Output, labels, probabilities);
             global::System.Span<float> gradient = Slice(_gradientA, batch * ClassCount);
             global::AlexNetCompiler.Cpu.SoftmaxCrossEntropyKernels.Backward(batch, ClassCount, probabilities, labels, gradient);
             bool inA = true; // which ping-pong buffer holds the current gradient
-            
+
             // Dense3 (classifier.6) backward: d[10] -> d[256]
             global::System.Span<float> dense3InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 256);
             global::AlexNetCompiler.Cpu.DenseKernels.Backward(batch, 256, 10, dense2Output, Dense3Weight, gradient, dense3InputGradient, Dense3WeightGradient, Dense3BiasGradient, _cpu);
@@ -429,7 +429,7 @@ namespace FashionMnist
             global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(in Conv1Geometry, batch, input, Conv1Weight, gradient, default, Conv1WeightGradient, Conv1BiasGradient, _cpu);
             return loss;
         }
-        
+
         /// <summary>One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.</summary>
         public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::AlexNetCompiler.Training.Sgd optimizer, ulong? dropoutSeed)
         {
@@ -438,16 +438,16 @@ namespace FashionMnist
             optimizer.Step(Parameters, Gradients);
             return loss;
         }
-        
+
         /// <summary>The first length elements of a buffer (generated code has no usings, so no AsSpan extension).</summary>
         private static global::System.Span<T> Slice<T>(T[] buffer, int length) => new global::System.Span<T>(buffer, 0, length);
-        
+
         private void CheckBatch(global::System.ReadOnlySpan<float> input, int batch)
         {
             if (batch < 1 || batch > MaxBatch) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, $"The batch must be between 1 and MaxBatch ({MaxBatch}).");
             if (input.Length < batch * InputLength) throw new global::System.ArgumentException($"input holds {input.Length} floats; batch {batch} of [{InputChannels}, {InputHeight}, {InputWidth}] needs {batch * InputLength}.", nameof(input));
         }
-        
+
         private static void CheckLabels(global::System.ReadOnlySpan<int> labels, int batch)
         {
             if (labels.Length < batch) throw new global::System.ArgumentException($"labels holds {labels.Length} values; batch {batch} needs {batch}.", nameof(labels));

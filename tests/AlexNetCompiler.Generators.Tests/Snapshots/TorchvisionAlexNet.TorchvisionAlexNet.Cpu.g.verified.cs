@@ -43,10 +43,10 @@ namespace TorchvisionAlexNet
             Channels: 256, InHeight: 13, InWidth: 13, OutHeight: 6, OutWidth: 6,
             KernelHeight: 3, KernelWidth: 3, StrideHeight: 2, StrideWidth: 2,
             PaddingHeight: 0, PaddingWidth: 0);
-        
+
         private readonly global::AlexNetCompiler.Cpu.CpuContext _cpu;
         private int _lastBatch;
-        
+
         // Activations kept for backward, each [MaxBatch, C, H, W] (the memory plan's training buffers).
         private readonly float[] _conv1Output; // Conv1 (features.0): [64, 55, 55]
         private readonly float[] _pool1Output; // Pool1 (features.2): [64, 27, 27]
@@ -68,34 +68,34 @@ namespace TorchvisionAlexNet
         // Gradient ping-pong buffers, each [MaxBatch, largest activation].
         private readonly float[] _gradientA;
         private readonly float[] _gradientB;
-        
+
         /// <summary>The compile-time description of this network (layer table, parameters, memory plan).</summary>
         public global::AlexNetCompiler.NetworkDescriptor Descriptor => Model;
-        
+
         /// <summary>The largest batch the buffers were planned for.</summary>
         public int MaxBatch { get; }
-        
+
         /// <summary>All parameters, one flat buffer; see the *Offset/*Length constants.</summary>
         public float[] Parameters { get; }
-        
+
         /// <summary>Gradients of the last ForwardBackward, laid out like Parameters.</summary>
         public float[] Gradients { get; }
-        
+
         /// <summary>Logits of the last pass, [batch, ClassCount].</summary>
         public global::System.ReadOnlySpan<float> Logits => Slice(_dense3Output, _lastBatch * ClassCount);
-        
+
         /// <summary>Softmax probabilities of the last ForwardBackward, [batch, ClassCount].</summary>
         public global::System.ReadOnlySpan<float> Probabilities => Slice(_probabilities, _lastBatch * ClassCount);
-        
+
         /// <summary>
         /// Floats per sample of the largest buffer: the gradient ping-pong buffers, each as large as the largest
         /// activation (Conv1's output, [64, 55, 55]).
         /// </summary>
         private const int LargestBufferLengthPerSample = 193600;
-        
+
         /// <summary>The largest maxBatch for which every buffer fits in one .NET array.</summary>
         public static int MaxBatchLimit => global::System.Array.MaxLength / LargestBufferLengthPerSample;
-        
+
         /// <summary>Checks maxBatch against the largest buffer in 64 bits, before anything is allocated.</summary>
         private static void ThrowIfBuffersTooLarge(int maxBatch)
         {
@@ -107,7 +107,7 @@ namespace TorchvisionAlexNet
                 $"would hold {largestBufferLength} floats each, more than an array can ({arrayLimit}); " +
                 $"the largest maxBatch that fits is {MaxBatchLimit}.");
         }
-        
+
         /// <summary>
         /// Allocates parameters (zero; see AlexNetCompiler.Training.Initializer), gradients and every activation
         /// buffer once.
@@ -146,7 +146,7 @@ namespace TorchvisionAlexNet
             _gradientA = new float[maxBatch * LargestBufferLengthPerSample];
             _gradientB = new float[maxBatch * LargestBufferLengthPerSample];
         }
-        
+
         // Typed views of each parameter tensor and its gradient (PyTorch shapes in the comments).
         /// <summary><c>features.0.weight</c>, [64, 3, 11, 11].</summary>
         public global::System.Span<float> Conv1Weight => new global::System.Span<float>(Parameters, Conv1WeightOffset, Conv1WeightLength);
@@ -212,7 +212,7 @@ namespace TorchvisionAlexNet
         public global::System.Span<float> Dense3Bias => new global::System.Span<float>(Parameters, Dense3BiasOffset, Dense3BiasLength);
         /// <summary>Gradient of <c>classifier.6.bias</c>, [1000].</summary>
         public global::System.Span<float> Dense3BiasGradient => new global::System.Span<float>(Gradients, Dense3BiasOffset, Dense3BiasLength);
-        
+
         /// <summary>Inference: input [batch, InputChannels, InputHeight, InputWidth] to logits [batch, ClassCount]; dropout is off.</summary>
         public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> logits)
         {
@@ -225,7 +225,7 @@ namespace TorchvisionAlexNet
                 Logits.CopyTo(logits);
             }
         }
-        
+
         /// <summary>Forward through every layer. training keeps what backward needs (LRN scale, pool argmax).</summary>
         private void RunForward(global::System.ReadOnlySpan<float> input, int batch, bool training, bool dropout, ulong dropoutSeed)
         {
@@ -243,7 +243,7 @@ namespace TorchvisionAlexNet
             global::System.Span<float> dropout2Output = Slice(_dropout2Output, batch * Dropout2OutputLength);
             global::System.Span<float> dense2Output = Slice(_dense2Output, batch * Dense2OutputLength);
             global::System.Span<float> dense3Output = Slice(_dense3Output, batch * Dense3OutputLength);
-            
+
             // Conv1 (features.0): [3, 224, 224] -> [64, 55, 55]
             global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(in Conv1Geometry, batch, input, Conv1Weight, Conv1Bias, conv1Output, relu: true, _cpu);
             // Relu1 (features.1): [64, 55, 55] -> [64, 55, 55]
@@ -287,7 +287,7 @@ namespace TorchvisionAlexNet
             // Dense3 (classifier.6): [4096] -> [1000]
             global::AlexNetCompiler.Cpu.DenseKernels.Forward(batch, 4096, 1000, dense2Output, Dense3Weight, Dense3Bias, dense3Output, relu: false, _cpu);
         }
-        
+
         /// <summary>
         /// Training pass: forward (dropout on when dropoutSeed has a value), softmax cross-entropy against labels,
         /// and backward into Gradients. Returns the mean loss over the batch.
@@ -302,7 +302,7 @@ namespace TorchvisionAlexNet
                 return RunBackward(input, labels, batch, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());
             }
         }
-        
+
         private float RunBackward(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, bool dropout, ulong dropoutSeed)
         {
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
@@ -322,13 +322,13 @@ namespace TorchvisionAlexNet
             global::System.Span<float> dense2Output = Slice(_dense2Output, batch * Dense2OutputLength);
             global::System.Span<float> dense3Output = Slice(_dense3Output, batch * Dense3OutputLength);
             global::System.Span<float> probabilities = Slice(_probabilities, batch * ClassCount);
-            
+
             // loss head: softmax cross-entropy; dLogits = (p - onehot) / batch
             float loss = global::AlexNetCompiler.Cpu.SoftmaxCrossEntropyKernels.Forward(batch, ClassCount, dense3Output, labels, probabilities);
             global::System.Span<float> gradient = Slice(_gradientA, batch * ClassCount);
             global::AlexNetCompiler.Cpu.SoftmaxCrossEntropyKernels.Backward(batch, ClassCount, probabilities, labels, gradient);
             bool inA = true; // which ping-pong buffer holds the current gradient
-            
+
             // Dense3 (classifier.6) backward: d[1000] -> d[4096]
             global::System.Span<float> dense3InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 4096);
             global::AlexNetCompiler.Cpu.DenseKernels.Backward(batch, 4096, 1000, dense2Output, Dense3Weight, gradient, dense3InputGradient, Dense3WeightGradient, Dense3BiasGradient, _cpu);
@@ -397,7 +397,7 @@ namespace TorchvisionAlexNet
             global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(in Conv1Geometry, batch, input, Conv1Weight, gradient, default, Conv1WeightGradient, Conv1BiasGradient, _cpu);
             return loss;
         }
-        
+
         /// <summary>One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.</summary>
         public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::AlexNetCompiler.Training.Sgd optimizer, ulong? dropoutSeed)
         {
@@ -406,16 +406,16 @@ namespace TorchvisionAlexNet
             optimizer.Step(Parameters, Gradients);
             return loss;
         }
-        
+
         /// <summary>The first length elements of a buffer (generated code has no usings, so no AsSpan extension).</summary>
         private static global::System.Span<T> Slice<T>(T[] buffer, int length) => new global::System.Span<T>(buffer, 0, length);
-        
+
         private void CheckBatch(global::System.ReadOnlySpan<float> input, int batch)
         {
             if (batch < 1 || batch > MaxBatch) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, $"The batch must be between 1 and MaxBatch ({MaxBatch}).");
             if (input.Length < batch * InputLength) throw new global::System.ArgumentException($"input holds {input.Length} floats; batch {batch} of [{InputChannels}, {InputHeight}, {InputWidth}] needs {batch * InputLength}.", nameof(input));
         }
-        
+
         private static void CheckLabels(global::System.ReadOnlySpan<int> labels, int batch)
         {
             if (labels.Length < batch) throw new global::System.ArgumentException($"labels holds {labels.Length} values; batch {batch} needs {batch}.", nameof(labels));
