@@ -1,10 +1,12 @@
 using System;
 using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
 using AlexNetCompiler.Generators.Diagnostics;
 using AlexNetCompiler.Generators.Emitters;
+using AlexNetCompiler.Generators.Inference;
 using AlexNetCompiler.Generators.Lowering;
 using AlexNetCompiler.Generators.Model;
-using AlexNetCompiler.Generators.Inference;
 using AlexNetCompiler.Generators.Parsing;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Text;
@@ -31,50 +33,87 @@ public sealed class NetworkGenerator : IIncrementalGenerator
             .Select(static (spec, cancellationToken) => ShapeInference.Build(spec, cancellationToken))
             .WithTrackingName(TrackingNames.NetworkModels);
 
-        context.RegisterSourceOutput(results, static (context, result) => Emit(context, result));
+        // Lowering and printing, cached on the model: an edit that leaves the model alone reprints nothing.
+        IncrementalValuesProvider<EmittedNetwork> emitted = results
+            .Select(static (result, _) => EmittedNetwork.From(result))
+            .WithTrackingName(TrackingNames.EmittedNetworks);
+
+        // Where the user's members are: only read when one collides with a generated member. Kept out of the spec,
+        // since every keystroke in the class body moves them.
+        IncrementalValueProvider<ImmutableArray<MemberLocations>> locations = context.SyntaxProvider
+            .ForAttributeWithMetadataName(NetworkParser.NetworkAttributeName, NetworkParser.IsCandidate, NetworkParser.ReadMemberLocations)
+            .Collect();
+
+        context.RegisterSourceOutput(emitted.Combine(locations), static (context, pair) => Output(context, pair.Left, pair.Right));
     }
 
-    private static void Emit(SourceProductionContext context, NetworkResult result)
+    private static void Output(SourceProductionContext context, EmittedNetwork network, ImmutableArray<MemberLocations> locations)
     {
-        foreach (DiagnosticInfo diagnostic in result.Diagnostics)
+        foreach (DiagnosticInfo diagnostic in network.Diagnostics)
         {
             context.ReportDiagnostic(diagnostic.ToDiagnostic());
         }
-        // With errors the model is null and nothing is generated, so the user sees only the diagnostics.
-        if (result.Model is not { } model) return;
+        if (network.Collisions.Length > 0)
+        {
+            // Reported at the user's member; nothing is generated until it is renamed (else: CS0102 in generated code).
+            foreach (MemberCollision collision in network.Collisions)
+            {
+                LocationInfo? location = null;
+                foreach (MemberLocations l in locations)
+                {
+                    if (l.DisplayName == network.DisplayName) location = l.Find(collision.Name, collision.ParameterCount) ?? l.ClassLocation;
+                }
+                context.ReportDiagnostic(DiagnosticInfo.Create(DiagnosticDescriptors.MemberCollision, location,
+                    collision.Name == ".ctor" ? network.ClassName + " (constructor)" : collision.Name, network.DisplayName, collision.What).ToDiagnostic());
+            }
+            return;
+        }
+        foreach (GeneratedFile file in network.Files)
+        {
+            context.AddSource(file.HintName, SourceText.From(file.Text, System.Text.Encoding.UTF8));
+        }
+    }
+}
 
+/// <summary>One generated file: its hint name and text.</summary>
+internal sealed record GeneratedFile(string HintName, string Text);
+
+/// <summary>A user member that C# would reject beside a generated one; What says which kind of member it meets.</summary>
+internal sealed record MemberCollision(string Name, int ParameterCount, string What);
+
+/// <summary>What the output step needs of one network: its diagnostics, its files, and its members that collide.</summary>
+internal sealed record EmittedNetwork(
+    string DisplayName, string ClassName, EquatableArray<DiagnosticInfo> Diagnostics, EquatableArray<GeneratedFile> Files,
+    EquatableArray<MemberCollision> Collisions)
+{
+    public static EmittedNetwork From(NetworkResult result)
+    {
+        // With errors the model is null and nothing is generated, so the user sees only the diagnostics.
+        if (result.Model is not { } model)
+            return new EmittedNetwork(result.DisplayName, "", result.Diagnostics, EquatableArray<GeneratedFile>.Empty, EquatableArray<MemberCollision>.Empty);
         try
         {
             // Lowering decides how each backend runs the network; the emitters print those plans.
             ExecutionPlan cpuPlan = Lowerer.Lower(model, Backend.Cpu);
             ExecutionPlan cudaPlan = Lowerer.Lower(model, Backend.Cuda);
-            string model_ = ModelEmitter.Emit(model, cpuPlan);
-            string? cpu = CpuEmitter.Emit(model, cpuPlan);
-            string? cuda = CudaEmitter.Emit(model, cudaPlan);
+            var files = new List<GeneratedFile> { new(model.HintPrefix + ".g.cs", ModelEmitter.Emit(model, cpuPlan)) };
+            if (CpuEmitter.Emit(model, cpuPlan) is { } cpu) files.Add(new GeneratedFile(model.HintPrefix + ".Cpu.g.cs", cpu));
+            if (CudaEmitter.Emit(model, cudaPlan) is { } cuda) files.Add(new GeneratedFile(model.HintPrefix + ".Cuda.g.cs", cuda));
 
-            // A user member named like a generated one would only show as CS0102 inside a generated file: report it
-            // at the user's member instead, and generate nothing until it is renamed.
-            var files = new List<string> { model_ };
-            if (cpu is not null) files.Add(cpu);
-            if (cuda is not null) files.Add(cuda);
-            List<(UserMember User, GeneratedMembers.Member Generated)> collisions =
-                GeneratedMembers.Collisions(GeneratedMembers.Declared(model.ClassName, files), result.UserMembers);
-            foreach ((UserMember user, GeneratedMembers.Member generated) in collisions)
+            var collisions = new List<MemberCollision>();
+            foreach ((UserMember user, GeneratedMembers.Member generated) in
+                GeneratedMembers.Collisions(GeneratedMembers.Declared(model.ClassName, files.Select(f => f.Text)), result.UserMembers))
             {
-                string kind = generated.IsMethod ? $" (a method with {generated.ParameterCount} parameter{(generated.ParameterCount == 1 ? "" : "s")})" : "";
-                context.ReportDiagnostic(DiagnosticInfo.Create(DiagnosticDescriptors.MemberCollision, user.Location,
-                    user.Name == ".ctor" ? model.ClassName + " (constructor)" : user.Name, result.DisplayName, kind).ToDiagnostic());
+                string what = generated.IsMethod ? $" (a method with {generated.ParameterCount} parameter{(generated.ParameterCount == 1 ? "" : "s")})" : "";
+                collisions.Add(new MemberCollision(user.Name, user.ParameterCount, what));
             }
-            if (collisions.Count > 0) return;
-
-            context.AddSource(model.HintPrefix + ".g.cs", SourceText.From(model_, System.Text.Encoding.UTF8));
-            if (cpu is not null) context.AddSource(model.HintPrefix + ".Cpu.g.cs", SourceText.From(cpu, System.Text.Encoding.UTF8));
-            if (cuda is not null) context.AddSource(model.HintPrefix + ".Cuda.g.cs", SourceText.From(cuda, System.Text.Encoding.UTF8));
+            return new EmittedNetwork(result.DisplayName, model.ClassName, result.Diagnostics, files.ToEquatableArray(), collisions.ToEquatableArray());
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
-            context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.InternalError, Location.None,
-                result.DisplayName, exception.GetType().Name + ": " + exception.Message));
+            var failure = DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, null, result.DisplayName, exception.GetType().Name + ": " + exception.Message);
+            return new EmittedNetwork(result.DisplayName, model.ClassName, result.Diagnostics.Items.Add(failure).ToEquatableArray(),
+                EquatableArray<GeneratedFile>.Empty, EquatableArray<MemberCollision>.Empty);
         }
     }
 }
@@ -84,4 +123,5 @@ internal static class TrackingNames
 {
     public const string NetworkSpecs = "NetworkSpecs";
     public const string NetworkModels = "NetworkModels";
+    public const string EmittedNetworks = "EmittedNetworks";
 }

@@ -9,7 +9,7 @@ namespace AlexNetCompiler.Generators.Tests;
 /// <summary>The pipeline caches: an edit that does not touch a spec reruns nothing that depends on it.</summary>
 public sealed class IncrementalityTests
 {
-    private static readonly string[] TrackedSteps = { TrackingNames.NetworkSpecs, TrackingNames.NetworkModels };
+    private static readonly string[] TrackedSteps = { TrackingNames.NetworkSpecs, TrackingNames.NetworkModels, TrackingNames.EmittedNetworks };
 
     private static (GeneratorRunResult Result, Compilation Compilation) RunTwice(Func<Compilation, Compilation> edit)
     {
@@ -45,6 +45,28 @@ public sealed class IncrementalityTests
         }
         Assert.All(result.TrackedOutputSteps.SelectMany(s => s.Value).SelectMany(s => s.Outputs),
             output => Assert.True(output.Reason is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, output.Reason.ToString()));
+    }
+
+    // Typing inside the network class (a member's body, a comment) moves every member's location; the spec holds no
+    // locations, so neither the model nor the printed files are recomputed.
+    [Fact]
+    public void An_edit_inside_the_network_class_that_adds_no_member_reprints_nothing()
+    {
+        string spec = Example.Canonical.SpecPath;
+        Compilation compilation = GeneratorHarness.CreateCompilation(new[]
+        {
+            (spec, Repository.ReadText(spec).Replace("public partial class AlexNet2012 { }",
+                "public partial class AlexNet2012\n{\n    public int Epochs => 1;\n}")),
+        });
+        GeneratorDriver driver = GeneratorHarness.CreateDriver().RunGenerators(compilation);
+        driver = driver.RunGenerators(Replace(compilation, spec, text => text.Replace("public int Epochs => 1;", "// the epochs\n    public int Epochs => 90;")));
+        GeneratorRunResult result = driver.GetRunResult().Results.Single();
+        foreach (string step in new[] { TrackingNames.NetworkModels, TrackingNames.EmittedNetworks })
+        {
+            IncrementalStepRunReason[] reasons = result.TrackedSteps[step].SelectMany(s => s.Outputs).Select(o => o.Reason).ToArray();
+            Assert.All(reasons, reason => Assert.True(reason is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"{step}: {reason}"));
+        }
+        Assert.Equal(3, result.GeneratedSources.Length);
     }
 
     [Fact]

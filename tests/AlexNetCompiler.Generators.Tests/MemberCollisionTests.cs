@@ -32,7 +32,7 @@ public sealed class MemberCollisionTests
         int start = source.IndexOf(name, source.IndexOf("{\n", StringComparison.Ordinal), StringComparison.Ordinal);
         Assert.Equal(start, diagnostic.Location.SourceSpan.Start);
         Assert.Equal(name.Length, diagnostic.Location.SourceSpan.Length);
-        Assert.Contains("Net", diagnostic.GetMessage());
+        Assert.Contains($"'{(name == "Net" ? "Net (constructor)" : name)}' in network 'Net'", diagnostic.GetMessage());
         Assert.Empty(outcome.Sources);                                   // nothing generated, so no CS0102/CS0111 in generated code
         Assert.DoesNotContain(outcome.CompilationErrors, d => d.Id is "CS0102" or "CS0111");
     }

@@ -1,6 +1,6 @@
-using AlexNetCompiler.Generators.Lowering;
 using System.Reflection;
 using System.Runtime.Loader;
+using AlexNetCompiler.Generators.Lowering;
 using AlexNetCompiler.Generators.Model;
 using AlexNetCompiler.Generators.Tests.Infrastructure;
 using Microsoft.CodeAnalysis;

@@ -179,6 +179,27 @@ public static class ImageConversion
     }
 
     /// <summary>
+    /// Shrinks one plane by averaging, for each destination pixel, the block of source pixels it covers (rows
+    /// floor(y * H / h) up to floor((y + 1) * H / h), at least one; columns alike): every source pixel counts, whatever
+    /// the ratio, where bilinear sampling would skip pixels below a 2x reduction.
+    /// </summary>
+    public static void ShrinkByAreaAverage(ReadOnlySpan<float> source, int sourceHeight, int sourceWidth, Span<float> destination, int height, int width)
+    {
+        for (int y = 0; y < height; y++)
+        {
+            int y0 = (int)((long)y * sourceHeight / height), y1 = Math.Max(y0 + 1, (int)((long)(y + 1) * sourceHeight / height));
+            for (int x = 0; x < width; x++)
+            {
+                int x0 = (int)((long)x * sourceWidth / width), x1 = Math.Max(x0 + 1, (int)((long)(x + 1) * sourceWidth / width));
+                double sum = 0;
+                for (int sy = y0; sy < y1; sy++)
+                    for (int sx = x0; sx < x1; sx++) sum += source[sy * sourceWidth + sx];
+                destination[y * width + x] = (float)(sum / ((y1 - y0) * (x1 - x0)));
+            }
+        }
+    }
+
+    /// <summary>
     /// Bilinear resize of one plane with pixel-centre alignment (the "align_corners=False" convention).
     /// When shrinking by more than 2x, first averages boxes so that small details are not skipped.
     /// </summary>

@@ -83,7 +83,7 @@ public static class ImageInput
             double scale = (double)MaxPaddedSide / Math.Max(sourceHeight, sourceWidth);
             int scaledHeight = Math.Max(1, (int)Math.Round(sourceHeight * scale)), scaledWidth = Math.Max(1, (int)Math.Round(sourceWidth * scale));
             var scaled = new float[scaledHeight * scaledWidth];
-            ImageConversion.ResizeBilinear(grey, sourceHeight, sourceWidth, scaled, scaledHeight, scaledWidth);
+            ImageConversion.ShrinkByAreaAverage(grey, sourceHeight, sourceWidth, scaled, scaledHeight, scaledWidth);
             (grey, sourceHeight, sourceWidth) = (scaled, scaledHeight, scaledWidth);
         }
         int side = Math.Max(sourceHeight, sourceWidth);

@@ -67,6 +67,8 @@ public sealed class RunFolderLock : IDisposable
 {
     public const string FileName = ".lock";
 
+    private const int MaxLockAttempts = 10;
+
     private readonly FileStream _stream;
     private readonly string _folder;
     private readonly bool _createdFolder;
@@ -98,14 +100,24 @@ public sealed class RunFolderLock : IDisposable
             {
                 throw new IOException($"{folder} is in use by another train run (process {ReadHolder(path)}); wait for it to finish or choose another --output.");
             }
-            stream.SetLength(0);
-            using (var writer = new StreamWriter(stream, leaveOpen: true)) writer.Write(pid);
-            stream.Flush(flushToDisk: false);
-            // A run that finishes deletes .lock while holding it; a run that opened that file just before the delete
-            // holds a lock on a file no longer in the folder. The path then shows another file (or none): try again.
-            if (OperatingSystem.IsWindows() || ReadHolder(path) == pid) return new RunFolderLock(stream, folder, created);
+            bool ours;
+            try
+            {
+                stream.SetLength(0);
+                using (var writer = new StreamWriter(stream, leaveOpen: true)) writer.Write(pid);
+                stream.Flush(flushToDisk: false);
+                // A run that finishes deletes .lock while holding it; a run that opened that file just before the delete
+                // holds a lock on a file no longer in the folder. The path then shows another file (or none): try again.
+                ours = OperatingSystem.IsWindows() || ReadHolder(path) == pid;
+            }
+            catch
+            {
+                stream.Dispose();
+                throw;
+            }
+            if (ours) return new RunFolderLock(stream, folder, created);
             stream.Dispose();
-            if (attempt == 10) throw new IOException($"{path}: could not be locked (it was replaced while being locked, ten times).");
+            if (attempt + 1 == MaxLockAttempts) throw new IOException($"{path}: could not be locked (it was replaced while being locked, {MaxLockAttempts} times).");
         }
     }
 

@@ -23,6 +23,14 @@ public static class Cli
         var configuration = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
         if (output is not null) configuration.Output = output;
         if (error is not null) configuration.Error = error;
+        if (parse.Errors.Count > 0 && !args.Any(a => a is "--help" or "-h" or "-?"))
+        {
+            // An unknown option or a value of the wrong type: one line too, pointing at the command's help.
+            string command = string.Join(" ", parse.CommandResult.Command.Name == root.Name ? [] : new[] { parse.CommandResult.Command.Name });
+            string problems = string.Join(" ", parse.Errors.Select(e => Readable(OneLine(e.Message)).TrimEnd('.') + "."));
+            configuration.Error.WriteLine($"error: {problems} (see 'alexnet-fashion {(command.Length > 0 ? command + " " : "")}--help')");
+            return ExitCodes.Failed;
+        }
         try
         {
             return parse.Invoke(configuration);
@@ -50,15 +58,26 @@ public static class Cli
     public static void Report(Exception failure, bool verbose, TextWriter error)
     {
         Exception e = Unwrap(failure);
+        string hint = verbose ? "" : $"; run again with {VerboseName} for the stack trace";
         error.WriteLine(IsExpected(e)
             ? $"error: {MessageOf(e)}"
-            : $"error: unexpected {e.GetType().Name}: {MessageOf(e)} (a bug in alexnet-fashion; run again with {VerboseName} for the stack trace)");
+            : $"error: unexpected {e.GetType().Name}: {MessageOf(e)} (a bug in alexnet-fashion{hint})");
         if (verbose) error.WriteLine(failure);
     }
 
-    /// <summary>Failures that a file, an option, a folder or the machine can cause; their messages name what to fix.</summary>
-    public static bool IsExpected(Exception e) => e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException
-        or FormatException or NotSupportedException or CudaException or CudaUnavailableException or OutOfMemoryException;
+    /// <summary>
+    /// Failures that a file, an option, a folder or the machine can cause; their messages name what to fix. An
+    /// argument error counts only when it is one of ours (no parameter name: the option checks) or a limit the
+    /// runtime checks for a size the user chose; any other (a slice out of range, a null argument) is a bug.
+    /// </summary>
+    public static bool IsExpected(Exception e) => e switch
+    {
+        ArgumentOutOfRangeException { ParamName: "maxBatch" or "threads" } => true,
+        ArgumentException { ParamName: null } and not ArgumentNullException => true,
+        ArgumentException => false,
+        _ => e is IOException or UnauthorizedAccessException or InvalidDataException or FormatException or NotSupportedException
+            or CudaException or CudaUnavailableException or OutOfMemoryException,
+    };
 
     private static Exception Unwrap(Exception e) =>
         e is AggregateException { InnerExceptions.Count: 1 } aggregate ? Unwrap(aggregate.InnerExceptions[0])
@@ -74,9 +93,25 @@ public static class Cli
             int cut = message.IndexOf($" (Parameter '{name}')", StringComparison.Ordinal);
             if (cut >= 0) message = message[..cut];
         }
-        if (e is OutOfMemoryException) message = "out of memory: try a smaller --batch-size, or a machine with more memory.";
-        return string.Join(" ", message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+        // The runtime's own text says nothing useful; a message of ours (naming the image, say) is kept.
+        if (e is OutOfMemoryException && message == new OutOfMemoryException().Message)
+            message = "out of memory: try a smaller --batch-size, or a machine with more memory.";
+        return OneLine(message);
     }
+
+    // "as expected type 'System.Nullable`1[System.Int32]'" says little to a user: name the kind of value instead.
+    private static string Readable(string message) => System.Text.RegularExpressions.Regex.Replace(message,
+        @"as expected type '(?:System\.Nullable`1\[)?System\.(\w+)\]?'", m => m.Groups[1].Value switch
+        {
+            "Int32" or "Int64" => "as a whole number",
+            "UInt64" => "as a non-negative whole number",
+            "Single" or "Double" => "as a number",
+            "Boolean" => "as true or false",
+            _ => m.Value,
+        });
+
+    private static string OneLine(string message) =>
+        string.Join(" ", message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
 }
 
 /// <summary>The exit codes of alexnet-fashion (docs/main-job.md, "Exit codes").</summary>

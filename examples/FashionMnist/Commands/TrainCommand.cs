@@ -160,7 +160,6 @@ internal static class TrainRun
         if (resumeFrom is null && outputGiven)
         {
             RunFolder.ForFreshRun(settings.OutputFolder, outputGiven: true, force, out _);
-            if (force) RunFolder.DeleteRunFiles(settings.OutputFolder);
         }
         using DeviceChoice choice = ResolveDevice(deviceRequest, network, settings.BatchSize, tf32);
         if (choice.Notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{choice.Notice}[/]");
@@ -191,6 +190,8 @@ internal static class TrainRun
         }
         else
         {
+            // --force deletes the earlier run only now, when the device, the data and the network are known to work.
+            if (force) RunFolder.DeleteRunFiles(settings.OutputFolder);
             trainer.Start();
         }
         PrintHeader(trainer, device);

@@ -1,7 +1,5 @@
-using System.CodeDom.Compiler;
 using System.Collections.Generic;
 using System.Globalization;
-using System.IO;
 using AlexNetCompiler.Generators.Lowering;
 using AlexNetCompiler.Generators.Model;
 

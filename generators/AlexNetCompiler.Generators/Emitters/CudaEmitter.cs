@@ -103,11 +103,11 @@ internal static partial class CudaEmitter
         }
     }
 
-    // Layer names are user text: escaped so that a newline cannot end a // comment in the CUDA source.
     /// <summary>"2" when both axes agree, "2x1" (height x width) when they do not.</summary>
-    private static string Axes(int height, int width) => 
+    private static string Axes(int height, int width) =>
         height == width ? height.ToString(CultureInfo.InvariantCulture) : height.ToString(CultureInfo.InvariantCulture) + "x" + width.ToString(CultureInfo.InvariantCulture);
 
+    // Layer names are user text: escaped so that a newline cannot end a // comment in the CUDA source.
     private static string Comment(string text) => Microsoft.CodeAnalysis.CSharp.SymbolDisplay.FormatLiteral(text, quote: false);
 
     /// <summary>A float as a CUDA C literal that round-trips (e.g. 2 -> "2.0f", 1e-4 -> "0.0001f").</summary>

@@ -35,7 +35,10 @@ internal static class GeneratedMembers
         PropertyDeclarationSyntax property => new[] { new Member(property.Identifier.ValueText, false, 0) },
         EventDeclarationSyntax e => new[] { new Member(e.Identifier.ValueText, false, 0) },
         MethodDeclarationSyntax method => new[] { new Member(method.Identifier.ValueText, true, method.ParameterList.Parameters.Count) },
-        ConstructorDeclarationSyntax constructor => new[] { new Member(".ctor", true, constructor.ParameterList.Parameters.Count) },
+        // A static constructor cannot collide with an instance one.
+        ConstructorDeclarationSyntax constructor when !constructor.Modifiers.Any(m => m.ValueText == "static") =>
+            new[] { new Member(".ctor", true, constructor.ParameterList.Parameters.Count) },
+        ConstructorDeclarationSyntax => System.Array.Empty<Member>(),
         BaseTypeDeclarationSyntax nested => new[] { new Member(nested.Identifier.ValueText, false, 0) },
         _ => System.Array.Empty<Member>(),
     };

@@ -1,6 +1,4 @@
-using System.CodeDom.Compiler;
 using System.Globalization;
-using System.IO;
 using System.Linq;
 using AlexNetCompiler.Generators.Lowering;
 using AlexNetCompiler.Generators.Model;

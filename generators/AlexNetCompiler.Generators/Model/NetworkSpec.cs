@@ -60,9 +60,25 @@ internal sealed record LayerSpec(
 
 /// <summary>
 /// A member the user declared in the network class (any part): generated members must not collide with it. Methods
-/// and constructors (Name ".ctor") also carry their parameter count, since overloads may share a name.
+/// and constructors (Name ".ctor") also carry their parameter count, since overloads may share a name. No location:
+/// every edit in the class body would move it and rerun the pipeline (see <see cref="MemberLocations"/>).
 /// </summary>
-internal sealed record UserMember(string Name, bool IsMethod, int ParameterCount, LocationInfo? Location);
+internal sealed record UserMember(string Name, bool IsMethod, int ParameterCount);
+
+/// <summary>Where the user's members of one network class are, read only to place a collision diagnostic.</summary>
+internal sealed record MemberLocations(string DisplayName, LocationInfo? ClassLocation, EquatableArray<MemberLocation> Members)
+{
+    public LocationInfo? Find(string name, int parameterCount)
+    {
+        foreach (MemberLocation m in Members)
+        {
+            if (m.Name == name && m.ParameterCount == parameterCount) return m.Location;
+        }
+        return null;
+    }
+}
+
+internal sealed record MemberLocation(string Name, int ParameterCount, LocationInfo? Location);
 
 /// <summary>The parser's result for one [Network] class.</summary>
 internal sealed record NetworkSpec(

@@ -152,26 +152,42 @@ internal static class NetworkParser
             Members: ReadUserMembers(type));
     }
 
-    // What the user declared in the class, as plain strings and locations (no symbols in the model).
+    // What the user declared in the class, as plain strings (no symbols, no locations in the model).
     private static EquatableArray<UserMember> ReadUserMembers(INamedTypeSymbol type)
     {
         var members = new List<UserMember>();
+        foreach ((ISymbol member, string name, int parameterCount) in DeclaredMembers(type))
+            members.Add(new UserMember(name, member is IMethodSymbol, parameterCount));
+        return members.ToEquatableArray();
+    }
+
+    /// <summary>The locations of the members <see cref="ReadUserMembers"/> lists, for a collision diagnostic.</summary>
+    public static MemberLocations ReadMemberLocations(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+    {
+        var type = (INamedTypeSymbol)context.TargetSymbol;
+        var members = new List<MemberLocation>();
+        foreach ((ISymbol member, string name, int parameterCount) in DeclaredMembers(type))
+            members.Add(new MemberLocation(name, parameterCount, LocationInfo.From(member.Locations.FirstOrDefault(l => l.IsInSource))));
+        LocationInfo? classLocation = context.TargetNode is TypeDeclarationSyntax declaration ? LocationInfo.From(declaration.Identifier) : null;
+        return new MemberLocations(type.ToDisplayString(), classLocation, members.ToEquatableArray());
+    }
+
+    // Members written in source; a method's accessors belong to their property. Constructors are named ".ctor".
+    private static IEnumerable<(ISymbol Member, string Name, int ParameterCount)> DeclaredMembers(INamedTypeSymbol type)
+    {
         foreach (ISymbol member in type.GetMembers())
         {
-            if (member.IsImplicitlyDeclared) continue;
-            Location? location = member.Locations.FirstOrDefault(l => l.IsInSource);
-            if (location is null) continue;
+            if (member.IsImplicitlyDeclared || !member.Locations.Any(l => l.IsInSource)) continue;
             if (member is IMethodSymbol method)
             {
-                if (method.MethodKind is not (MethodKind.Ordinary or MethodKind.Constructor)) continue; // accessors belong to their property
-                members.Add(new UserMember(method.MethodKind == MethodKind.Constructor ? ".ctor" : method.Name, true, method.Parameters.Length, LocationInfo.From(location)));
+                if (method.MethodKind is not (MethodKind.Ordinary or MethodKind.Constructor)) continue;
+                yield return (member, method.MethodKind == MethodKind.Constructor ? ".ctor" : method.Name, method.Parameters.Length);
             }
             else
             {
-                members.Add(new UserMember(member.Name, false, 0, LocationInfo.From(location)));
+                yield return (member, member.Name, 0);
             }
         }
-        return members.ToEquatableArray();
     }
 
     private static void CheckClassShape(

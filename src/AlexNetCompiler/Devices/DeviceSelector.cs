@@ -35,8 +35,9 @@ public sealed class DeviceChoice : IDisposable
     public Func<INetwork, Sgd, ITrainingEngine>? EngineFactory => _runner is null ? null : (network, optimizer) =>
     {
         CudaNetworkRunner runner = _runner ?? throw new InvalidOperationException("The CUDA runner was already handed to an engine.");
-        _runner = null;
-        return new CudaTrainingEngine(runner, network, optimizer);
+        var engine = new CudaTrainingEngine(runner, network, optimizer);
+        _runner = null; // the engine owns it now; until here Dispose still frees it
+        return engine;
     };
 
     public void Dispose()

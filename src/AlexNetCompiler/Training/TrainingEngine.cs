@@ -54,4 +54,3 @@ public sealed class CpuTrainingEngine(INetwork network, Sgd optimizer) : ITraini
 
     public void Dispose() { }
 }
-

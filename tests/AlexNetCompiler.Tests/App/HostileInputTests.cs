@@ -70,13 +70,46 @@ public sealed class HostileInputTests : IDisposable
         { ["--augment", "mirror"], "'mirror'" },
     };
 
+    /// <summary>A folder holding an earlier run (its files' contents by name), to check that a refused command leaves it alone.</summary>
+    private Dictionary<string, string> EarlierRun()
+    {
+        Directory.CreateDirectory(Output);
+        File.WriteAllText(Path.Combine(Output, Trainer.LastCheckpointName), "earlier last");
+        File.WriteAllText(Path.Combine(Output, Trainer.BestCheckpointName), "earlier best");
+        File.WriteAllText(Path.Combine(Output, MetricsLog.CsvName), "epoch\n1\n");
+        return Contents();
+    }
+
+    private Dictionary<string, string> Contents() =>
+        Directory.GetFiles(Output).ToDictionary(f => Path.GetFileName(f), f => File.ReadAllText(f));
+
     [Theory]
     [MemberData(nameof(AbsurdOptions))]
     public void AbsurdTrainOption_IsRefusedBeforeAnyFolderIsTouched(string[] option, string named)
     {
-        AssertOneLineError(Run(Train(option)), named);
-        Assert.False(Directory.Exists(Output));
+        Dictionary<string, string> before = EarlierRun();
+        // --force would delete the earlier run: a refused command must not get that far.
+        AssertOneLineError(Run(Train([.. option, "--force"])), named);
+        Assert.Equal(before, Contents());
     }
+
+    [Theory]
+    [InlineData("--data", "no-such-folder", "no-such-folder")]
+    [InlineData("--batch-size", "1000000", "largest maxBatch that fits")]
+    public void ForcedRunThatCannotStart_LeavesTheEarlierRunInPlace(string option, string value, string named)
+    {
+        Dictionary<string, string> before = EarlierRun();
+        AssertOneLineError(Run(Train("--force", option, value)), named);
+        Assert.Equal(before, Contents());
+    }
+
+    [Theory]
+    [InlineData(new[] { "train", "--epochs", "abc" }, "abc")]
+    [InlineData(new[] { "train", "--epoch", "3" }, "--epoch")]
+    [InlineData(new[] { "eval", "--views" }, "--views")]
+    [InlineData(new[] { "bogus" }, "bogus")]
+    public void CommandLineThatDoesNotParse_IsOneLinePointingAtHelp(string[] args, string named) =>
+        AssertOneLineError(Run(args), named, "--help");
 
     [Theory]
     [InlineData(new[] { "summary", "--batch-size", "0" }, "--batch-size 0")]
@@ -100,6 +133,11 @@ public sealed class HostileInputTests : IDisposable
         string line = Assert.Single(quiet.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("unexpected NullReferenceException: boom", line);
         Assert.Contains("--verbose", line);
+
+        // An argument error from inside the code (a slice out of range) is a bug too, not a user's mistake.
+        Assert.False(Cli.IsExpected(new ArgumentOutOfRangeException("start")));
+        Assert.True(Cli.IsExpected(new ArgumentException("--lr NaN: must be a positive number.")));
+        Assert.True(Cli.IsExpected(new ArgumentOutOfRangeException("maxBatch", 5, "too large")));
 
         var verbose = new StringWriter();
         try { throw new InvalidDataException("damaged"); }

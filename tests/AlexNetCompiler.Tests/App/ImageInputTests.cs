@@ -123,4 +123,25 @@ public sealed class ImageInputTests : IDisposable
         Assert.Contains(path, e.Message);
         Assert.Contains($"{ImageInput.MaxSide + 1}x1", e.Message);
     }
+
+    [Fact]
+    public void ShrinkingAveragesEverySourcePixelOnce_EvenBelowATwofoldReduction()
+    {
+        // 3x4 -> 1x2: the left half of all three rows, then the right half (values computed by hand).
+        float[] source = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+        var destination = new float[2];
+        ImageConversion.ShrinkByAreaAverage(source, 3, 4, destination, 1, 2);
+        Assert.Equal([27f / 6, 39f / 6], destination);
+
+        // 4032 -> 2048 columns, a 1.97x reduction (where bilinear sampling skips pixels): each source pixel falls in
+        // exactly one block, so the blocks' sums add up to the whole line.
+        var random = new Random(7);
+        var line = new float[4032];
+        for (int x = 0; x < line.Length; x++) line[x] = random.NextSingle();
+        var shrunk = new float[2048];
+        ImageConversion.ShrinkByAreaAverage(line, 1, 4032, shrunk, 1, 2048);
+        double blocks = 0;
+        for (int x = 0; x < shrunk.Length; x++) blocks += shrunk[x] * (Math.Max((x + 1) * 4032 / 2048, x * 4032 / 2048 + 1) - x * 4032 / 2048);
+        Assert.Equal(line.Sum(v => (double)v), blocks, 2);
+    }
 }
