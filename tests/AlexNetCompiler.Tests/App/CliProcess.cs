@@ -18,7 +18,7 @@ public sealed partial class CliProcess : IDisposable
     public const int SigKill = 9, SigTerm = 15, SigCont = 18, SigStop = 19;
 
     /// <summary>Only a guard against hangs: every run here takes seconds.</summary>
-    public static readonly TimeSpan HangGuard = TimeSpan.FromMinutes(4);
+    public static readonly TimeSpan HangGuard = TimeSpan.FromMinutes(10);
 
     private readonly Process _process;
     private readonly StringBuilder _stdout = new(), _stderr = new();

@@ -20,7 +20,7 @@ public sealed class EmulatedGpuTests(ITestOutputHelper output) : EmulatedGpuChec
     public void TheEmulatorCatchesWhatItPromisesAndEmulatesCudaSemantics()
     {
         if (!CudaEmulator.Requirements(Output)) return;
-        var (code, text) = CudaEmulator.RunNative(CudaEmulator.BuildSelfTest(), TimeSpan.FromMinutes(2));
+        var (code, text) = CudaEmulator.RunNative(CudaEmulator.BuildSelfTest(), TimeSpan.FromMinutes(10));
         Output.WriteLine(text);
         // Each named check must be present and pass (a missing line is a failure, not a pass).
         foreach (string check in new[]
@@ -91,7 +91,7 @@ public sealed class EmulatedGpuTimingTests(ITestOutputHelper output) : EmulatedG
         CudaGemmTile[] tiles = [CudaGemmTile.Default, new(128, 128)];
         string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: false, gemmTiles: tiles);
         var (code, text) = CudaEmulator.RunGpuCheck(library,
-            ["--nets=fashionnet", "--modes=fp32", "--check-batch=2", "--tiles=64x64,128x128", "--time-batch=4", "--steps=1"], TimeSpan.FromMinutes(8));
+            ["--nets=fashionnet", "--modes=fp32", "--check-batch=2", "--tiles=64x64,128x128", "--time-batch=4", "--steps=1"], Timeout);
         Output.WriteLine(text);
         Assert.Equal(0, code);
         var gemmKernels = FashionMnist.FashionNet.CudaPlan.Forward.Concat(FashionMnist.FashionNet.CudaPlan.Backward)
@@ -133,7 +133,8 @@ public sealed class EmulatedAlexNetTests(ITestOutputHelper output) : EmulatedGpu
 /// <summary>Runs the GPU check program on the CUDA emulator and reads its report.</summary>
 public abstract partial class EmulatedGpuCheck(ITestOutputHelper output)
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(8);
+    // A hang guard only: on a loaded two-core machine an AlexNet run takes several times its usual few minutes.
+    protected static readonly TimeSpan Timeout = TimeSpan.FromMinutes(30);
 
     protected ITestOutputHelper Output => output;
 

@@ -31,8 +31,8 @@ public sealed class EmulatedGpuTrainingTests(ITestOutputHelper output) : IDispos
         string app = Path.Combine(AppContext.BaseDirectory, "alexnet-fashion.dll");
         string[] common = ["train", "--data", data, "--epochs", "2", "--batch-size", "10", "--test-views", "1", "--threads", "2", "--seed", "5"];
 
-        var (cpuCode, cpuText) = CudaEmulator.RunProgram(app, [.. common, "--device", "cpu", "--output", _folder.File("cpu")], library: null, TimeSpan.FromMinutes(5));
-        var (gpuCode, gpuText) = CudaEmulator.RunProgram(app, [.. common, "--device", "cuda", "--output", _folder.File("gpu")], library, TimeSpan.FromMinutes(8));
+        var (cpuCode, cpuText) = CudaEmulator.RunProgram(app, [.. common, "--device", "cpu", "--output", _folder.File("cpu")], library: null, TimeSpan.FromMinutes(20));
+        var (gpuCode, gpuText) = CudaEmulator.RunProgram(app, [.. common, "--device", "cuda", "--output", _folder.File("gpu")], library, TimeSpan.FromMinutes(30));
         output.WriteLine(cpuText);
         output.WriteLine(gpuText);
         Assert.Equal(0, cpuCode);
