@@ -259,6 +259,45 @@ public sealed class DiagnosticTests
         "ANC0022", DiagnosticSeverity.Warning,
         "Network 'Specs.Net' ends in a Dense layer with one output; a softmax over one class is always 1, so the loss is constant and nothing trains");
 
+    private const string Layers8 = Input8 + "[Conv2d(4, Kernel = 3), Relu, MaxPool(2), Dense(3)]\n";
+
+    [Fact]
+    public void ANC0023_member_named_like_a_generated_one() => AssertReports(
+        Layers8 + "public partial class Net\n{\n    public const long [|ParameterCount|] = 1;\n}",
+        "ANC0023", DiagnosticSeverity.Error,
+        "Member 'ParameterCount' collides with the constant 'ParameterCount' that the generator adds to network 'Specs.Net'; rename it");
+
+    [Fact]
+    public void ANC0023_method_with_the_signature_of_a_generated_one() => AssertReports(
+        Layers8 + "public partial class Net\n{\n    public void [|Forward|](System.ReadOnlySpan<float> input, int batch, System.Span<float> logits) { }\n}",
+        "ANC0023", DiagnosticSeverity.Error,
+        "Method 'Forward(ReadOnlySpan<float>, int, Span<float>)' collides with the method 'Forward(ReadOnlySpan<float>, int, Span<float>)' " +
+        "that the generator adds to network 'Specs.Net'; rename it or change its parameters");
+
+    [Fact]
+    public void ANC0023_constructor_with_the_signature_of_the_generated_one() => AssertReports(
+        Layers8 + "public partial class Net\n{\n    public [|Net|](int size, AlexNetCompiler.Cpu.CpuContext? context) { }\n}",
+        "ANC0023", DiagnosticSeverity.Error,
+        "Constructor 'Net(int, CpuContext?)' collides with the constructor 'Net(int, CpuContext?)' that the generator adds to network 'Specs.Net'; change its parameters");
+
+    [Fact]
+    public void ANC0023_class_named_like_a_generated_member() => AssertReports(
+        Layers8 + "public partial class [|Model|] { }",
+        "ANC0023", DiagnosticSeverity.Error,
+        "Class name 'Model' collides with the property 'Model' that the generator adds to network 'Specs.Model'; rename the class");
+
+    [Fact]
+    public void ANC0023_primary_constructor() => AssertReports(
+        Layers8 + "public partial class Net[|(int size)|]\n{\n    public int Size => size;\n}",
+        "ANC0023", DiagnosticSeverity.Error,
+        "Primary constructor 'Net(int)' collides with the constructor 'Net(int, CpuContext?)' that the generator adds to network 'Specs.Net'; declare an ordinary constructor instead");
+
+    [Fact]
+    public void ANC0023_inherited_member_a_generated_one_would_hide() => AssertReports(
+        Layers8 + "public partial class Net : [|Base|] { }\npublic class Base { public int MaxBatch => 1; }",
+        "ANC0023", DiagnosticSeverity.Error,
+        "Member 'MaxBatch', inherited from 'Specs.Base', collides with the property 'MaxBatch' that the generator adds to network 'Specs.Net'; rename it in the base class");
+
     [Fact]
     public void Attributes_with_compiler_errors_get_no_generator_diagnostics_and_no_code()
     {

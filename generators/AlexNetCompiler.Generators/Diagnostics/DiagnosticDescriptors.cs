@@ -128,6 +128,6 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor MemberCollision = Error(
         "ANC0023", "Member collides with a generated member",
-        "'{0}' in network '{1}' has the name of a member the generator adds{2}; rename it",
-        "The generator adds constants, parameter views, buffers and methods to a network class (see docs/architecture.md, \"Generated code\"). A member of the user's with the same name (a method: the same name and number of parameters) would collide, so nothing is generated until it is renamed.");
+        "{0} collides with the {1} that the generator adds to network '{2}'; {3}",
+        "The generator adds constants, parameter views, buffers, methods and a constructor to a network class (docs/architecture.md, \"Generated code\"). A member of the user's with the same name (a method or constructor: the same parameter types), a member inherited with that name, a class named like a generated member, or a primary constructor would make the generated code fail to compile or hide a member, so nothing is generated for the network until the collision is resolved.");
 }

@@ -390,7 +390,7 @@ internal static partial class CpuEmitter
         w.WriteLine("public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::AlexNetCompiler.Training.Sgd optimizer, ulong? dropoutSeed)");
         w.WriteLine("{");
         w.Indent++;
-        w.WriteLine("if (optimizer is null) throw new global::System.ArgumentNullException(nameof(optimizer));");
+        w.WriteLine("global::System.ArgumentNullException.ThrowIfNull(optimizer);");
         w.WriteLine("float loss = ForwardBackward(input, labels, batch, dropoutSeed);");
         w.WriteLine("optimizer.Step(Parameters, Gradients);");
         w.WriteLine("return loss;");

@@ -68,10 +68,16 @@ internal static class ModelEmitter
     private static void WriteConstants(CodeWriter w, NetworkModel model, ExecutionPlan cpuPlan)
     {
         TensorShape input = model.Input;
+        // Every public constant has a doc comment: a project that writes its documentation file reports CS1591 on
+        // each one without, and with TreatWarningsAsErrors that fails the user's build.
         w.WriteLine($"// Input: one sample is [{input.Channels}, {input.Height}, {input.Width}] (CHW, float32).");
+        w.WriteLine("/// <summary>Channels of one input sample.</summary>");
         w.WriteLine($"public const int InputChannels = {input.Channels};");
+        w.WriteLine("/// <summary>Height of one input sample.</summary>");
         w.WriteLine($"public const int InputHeight = {input.Height};");
+        w.WriteLine("/// <summary>Width of one input sample.</summary>");
         w.WriteLine($"public const int InputWidth = {input.Width};");
+        w.WriteLine("/// <summary>Floats in one input sample: channels * height * width.</summary>");
         w.WriteLine($"public const int InputLength = {input.Length};");
         w.WriteLineNoTabs("");
         w.WriteLine("/// <summary>Classes scored by the last Dense layer (the logits of softmax cross-entropy).</summary>");
@@ -87,14 +93,21 @@ internal static class ModelEmitter
                 ? model.Layers[layer.Index - 1].OutputText
                 : $"[{layer.Input.Channels}, {layer.Input.Height}, {layer.Input.Width}]";
             w.WriteLine($"// Layer {layer.Index}, {Comment(layer.Name)}: {layer.Kind} ({Details(cpuPlan, layer)}): {inputText} -> {layer.OutputText}");
-            w.WriteLine($"public const int {layer.Identifier}OutputChannels = {layer.Output.Channels};");
-            w.WriteLine($"public const int {layer.Identifier}OutputHeight = {layer.Output.Height};");
-            w.WriteLine($"public const int {layer.Identifier}OutputWidth = {layer.Output.Width};");
-            w.WriteLine($"public const int {layer.Identifier}OutputLength = {layer.Output.Length};");
+            string id = layer.Identifier;
+            w.WriteLine($"/// <summary>Output channels of {id} (<c>{Xml(Comment(layer.Name))}</c>).</summary>");
+            w.WriteLine($"public const int {id}OutputChannels = {layer.Output.Channels};");
+            w.WriteLine($"/// <summary>Output height of {id}.</summary>");
+            w.WriteLine($"public const int {id}OutputHeight = {layer.Output.Height};");
+            w.WriteLine($"/// <summary>Output width of {id}.</summary>");
+            w.WriteLine($"public const int {id}OutputWidth = {layer.Output.Width};");
+            w.WriteLine($"/// <summary>Floats in one sample of {id}'s output: channels * height * width.</summary>");
+            w.WriteLine($"public const int {id}OutputLength = {layer.Output.Length};");
             foreach (ParameterModel parameter in layer.Parameters)
             {
-                w.WriteLine($"// {Comment(parameter.Name)} {ShapeText(parameter)}");
+                string tensor = $"<c>{Xml(Comment(parameter.Name))}</c> {ShapeText(parameter)}";
+                w.WriteLine($"/// <summary>Offset of {tensor} in the flat parameter buffer.</summary>");
                 w.WriteLine($"public const int {parameter.Identifier}Offset = {parameter.Offset};");
+                w.WriteLine($"/// <summary>Floats in {tensor}.</summary>");
                 w.WriteLine($"public const int {parameter.Identifier}Length = {parameter.Length};");
             }
         }

@@ -77,7 +77,14 @@ internal static partial class ShapeInference
         }
 
         private NetworkResult Result(NetworkModel? model) =>
-            new(HasErrors() ? null : model, _spec.DisplayName, _diagnostics.ToEquatableArray(), _spec.Members);
+            new(HasErrors() ? null : model, _spec.DisplayName, _diagnostics.ToEquatableArray(), UserMemberNames());
+
+        private EquatableArray<UserMemberName> UserMemberNames()
+        {
+            var names = new List<UserMemberName>(_spec.Members.Length);
+            foreach (UserMember member in _spec.Members) names.Add(member.Name);
+            return names.ToEquatableArray();
+        }
 
         public NetworkResult Build(CancellationToken cancellationToken)
         {

@@ -58,27 +58,40 @@ internal sealed record LayerSpec(
     }
 }
 
-/// <summary>
-/// A member the user declared in the network class (any part): generated members must not collide with it. Methods
-/// and constructors (Name ".ctor") also carry their parameter count, since overloads may share a name. No location:
-/// every edit in the class body would move it and rerun the pipeline (see <see cref="MemberLocations"/>).
-/// </summary>
-internal sealed record UserMember(string Name, bool IsMethod, int ParameterCount);
-
-/// <summary>Where the user's members of one network class are, read only to place a collision diagnostic.</summary>
-internal sealed record MemberLocations(string DisplayName, LocationInfo? ClassLocation, EquatableArray<MemberLocation> Members)
+/// <summary>What a name in a network class is, as far as C#'s rules for names within one class care.</summary>
+internal enum MemberKind
 {
-    public LocationInfo? Find(string name, int parameterCount)
-    {
-        foreach (MemberLocation m in Members)
-        {
-            if (m.Name == name && m.ParameterCount == parameterCount) return m.Location;
-        }
-        return null;
-    }
+    /// <summary>A constant, field, property, event or nested type: the only member of its name.</summary>
+    Member,
+
+    /// <summary>A method: others of its name may exist with other parameter types (overloads).</summary>
+    Method,
+
+    /// <summary>A constructor: one per list of parameter types.</summary>
+    Constructor,
+
+    /// <summary>A primary constructor, which every other constructor must call: the generated one cannot.</summary>
+    PrimaryConstructor,
+
+    /// <summary>The class's own name, which none of its members may have.</summary>
+    ClassName,
 }
 
-internal sealed record MemberLocation(string Name, int ParameterCount, LocationInfo? Location);
+/// <summary>
+/// A name the user gave a network class or a member of it (in any part), or a member the class inherits: a
+/// generated member must not collide with it.
+/// </summary>
+/// <param name="Name">The member's name (".ctor" for a constructor).</param>
+/// <param name="Signature">For a method or constructor, its <see cref="Parsing.MemberSignature"/>; otherwise "".</param>
+/// <param name="Display">How a diagnostic names it, e.g. "Forward(float[], int, float[])".</param>
+/// <param name="InheritedFrom">The base class that declares it, or "" for the user's own member.</param>
+internal sealed record UserMemberName(string Name, MemberKind Kind, string Signature, string Display, string InheritedFrom);
+
+/// <summary>
+/// A <see cref="UserMemberName"/> and where to report a collision with it. Only the spec holds locations: they
+/// change with every edit above the member, and the steps after the parser must not rerun for that.
+/// </summary>
+internal sealed record UserMember(UserMemberName Name, LocationInfo? Location);
 
 /// <summary>The parser's result for one [Network] class.</summary>
 internal sealed record NetworkSpec(
@@ -108,6 +121,9 @@ internal sealed record NetworkSpec(
     }
 }
 
-/// <summary>The inferred model (null when the spec has errors) and every diagnostic for one network.</summary>
+/// <summary>
+/// The inferred model (null when the spec has errors), every diagnostic for one network, and the names of the
+/// user's members, which the generated members must not collide with.
+/// </summary>
 internal sealed record NetworkResult(NetworkModel? Model, string DisplayName, EquatableArray<DiagnosticInfo> Diagnostics,
-    EquatableArray<UserMember> UserMembers = default);
+    EquatableArray<UserMemberName> UserMembers = default);

@@ -34,7 +34,7 @@ internal static class NetworkParser
         try
         {
             if (!IsFirstNetworkAttribute(type, declaration)) return null;
-            return ParseCore(type, declaration, context.Attributes, cancellationToken);
+            return ParseCore(type, declaration, context.Attributes, context.SemanticModel.Compilation, cancellationToken);
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
@@ -73,7 +73,8 @@ internal static class NetworkParser
     }
 
     private static NetworkSpec ParseCore(
-        INamedTypeSymbol type, TypeDeclarationSyntax declaration, ImmutableArray<AttributeData> networkAttributes, CancellationToken cancellationToken)
+        INamedTypeSymbol type, TypeDeclarationSyntax declaration, ImmutableArray<AttributeData> networkAttributes, Compilation compilation,
+        CancellationToken cancellationToken)
     {
         var diagnostics = new List<DiagnosticInfo>();
         string displayName = type.ToDisplayString();
@@ -149,45 +150,102 @@ internal static class NetworkParser
             Layers: layers.ToEquatableArray(),
             Diagnostics: diagnostics.ToEquatableArray(),
             HasCompilerErrors: hasCompilerErrors,
-            Members: ReadUserMembers(type));
+            Members: ReadUserMembers(type, classLocation, compilation, cancellationToken));
     }
 
-    // What the user declared in the class, as plain strings (no symbols, no locations in the model).
-    private static EquatableArray<UserMember> ReadUserMembers(INamedTypeSymbol type)
+    // Types and parameters as the user would write them (float[], CpuContext?), for diagnostics.
+    private static readonly SymbolDisplayFormat MemberDisplay = new(
+        typeQualificationStyle: SymbolDisplayTypeQualificationStyle.NameOnly,
+        genericsOptions: SymbolDisplayGenericsOptions.IncludeTypeParameters,
+        memberOptions: SymbolDisplayMemberOptions.IncludeParameters,
+        parameterOptions: SymbolDisplayParameterOptions.IncludeType | SymbolDisplayParameterOptions.IncludeParamsRefOut,
+        miscellaneousOptions: SymbolDisplayMiscellaneousOptions.UseSpecialTypes | SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
+
+    /// <summary>
+    /// Every name of the user's that a generated member could collide with, as plain strings and locations (no
+    /// symbols in the model): the class's own name, its members in every part, a primary constructor, and what it
+    /// inherits from its base classes.
+    /// </summary>
+    private static EquatableArray<UserMember> ReadUserMembers(
+        INamedTypeSymbol type, LocationInfo? classLocation, Compilation compilation, CancellationToken cancellationToken)
     {
-        var members = new List<UserMember>();
-        foreach ((ISymbol member, string name, int parameterCount) in DeclaredMembers(type))
-            members.Add(new UserMember(name, member is IMethodSymbol, parameterCount));
+        var members = new List<UserMember> { new(new UserMemberName(type.Name, MemberKind.ClassName, "", type.Name, ""), classLocation) };
+        foreach (ISymbol member in type.GetMembers())
+        {
+            if (member is IMethodSymbol { MethodKind: MethodKind.Constructor } constructor && PrimaryParameterList(constructor, cancellationToken) is { } parameters)
+            {
+                var name = new UserMemberName(".ctor", MemberKind.PrimaryConstructor, MemberSignature.Of(constructor), constructor.ToDisplayString(MemberDisplay), "");
+                members.Add(new UserMember(name, LocationInfo.From(parameters)));
+            }
+            else if (!member.IsImplicitlyDeclared && MemberNameOf(member, inheritedFrom: "") is { } name &&
+                member.Locations.FirstOrDefault(l => l.IsInSource) is { } location)
+            {
+                members.Add(new UserMember(name, LocationInfo.From(location)));
+            }
+        }
+
+        // A generated member of an inherited name hides it (CS0108, a warning in generated code); the collision is
+        // reported at the base class in the class's base list, which is where the user chose it.
+        if (type.BaseType is { SpecialType: not SpecialType.System_Object } direct)
+        {
+            LocationInfo? baseLocation = BaseTypeLocation(type, direct, compilation, cancellationToken) ?? classLocation;
+            var seen = new HashSet<(string, string)>();
+            for (INamedTypeSymbol? b = direct; b is not null && b.SpecialType != SpecialType.System_Object; b = b.BaseType)
+            {
+                string inheritedFrom = b.ToDisplayString();
+                foreach (ISymbol member in b.GetMembers())
+                {
+                    if (member.IsImplicitlyDeclared || member is IMethodSymbol { MethodKind: MethodKind.Constructor }) continue;
+                    if (!compilation.IsSymbolAccessibleWithin(member, type)) continue;
+                    if (MemberNameOf(member, inheritedFrom) is { } name && seen.Add((name.Name, name.Signature)))
+                    {
+                        members.Add(new UserMember(name, baseLocation));
+                    }
+                }
+            }
+        }
         return members.ToEquatableArray();
     }
 
-    /// <summary>The locations of the members <see cref="ReadUserMembers"/> lists, for a collision diagnostic.</summary>
-    public static MemberLocations ReadMemberLocations(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+    // Accessors, operators, indexers and explicit interface implementations have names no generated member can have.
+    private static UserMemberName? MemberNameOf(ISymbol member, string inheritedFrom)
     {
-        var type = (INamedTypeSymbol)context.TargetSymbol;
-        var members = new List<MemberLocation>();
-        foreach ((ISymbol member, string name, int parameterCount) in DeclaredMembers(type))
-            members.Add(new MemberLocation(name, parameterCount, LocationInfo.From(member.Locations.FirstOrDefault(l => l.IsInSource))));
-        LocationInfo? classLocation = context.TargetNode is TypeDeclarationSyntax declaration ? LocationInfo.From(declaration.Identifier) : null;
-        return new MemberLocations(type.ToDisplayString(), classLocation, members.ToEquatableArray());
+        if (member is IMethodSymbol method)
+        {
+            MemberKind? kind = method.MethodKind switch
+            {
+                MethodKind.Ordinary => MemberKind.Method,
+                MethodKind.Constructor => MemberKind.Constructor,
+                _ => null,
+            };
+            return kind is null ? null : new UserMemberName(method.MethodKind == MethodKind.Constructor ? ".ctor" : method.Name, kind.Value,
+                MemberSignature.Of(method), method.ToDisplayString(MemberDisplay), inheritedFrom);
+        }
+        if (member.Name.Contains(".") || member is IPropertySymbol { IsIndexer: true }) return null;
+        return new UserMemberName(member.Name, MemberKind.Member, "", member.Name, inheritedFrom);
     }
 
-    // Members written in source; a method's accessors belong to their property. Constructors are named ".ctor".
-    private static IEnumerable<(ISymbol Member, string Name, int ParameterCount)> DeclaredMembers(INamedTypeSymbol type)
+    // A primary constructor is declared by the parameter list of the type declaration itself.
+    private static ParameterListSyntax? PrimaryParameterList(IMethodSymbol constructor, CancellationToken cancellationToken)
     {
-        foreach (ISymbol member in type.GetMembers())
+        foreach (SyntaxReference reference in constructor.DeclaringSyntaxReferences)
         {
-            if (member.IsImplicitlyDeclared || !member.Locations.Any(l => l.IsInSource)) continue;
-            if (member is IMethodSymbol method)
-            {
-                if (method.MethodKind is not (MethodKind.Ordinary or MethodKind.Constructor)) continue;
-                yield return (member, method.MethodKind == MethodKind.Constructor ? ".ctor" : method.Name, method.Parameters.Length);
-            }
-            else
-            {
-                yield return (member, member.Name, 0);
-            }
+            if (reference.GetSyntax(cancellationToken) is TypeDeclarationSyntax { ParameterList: { } parameters }) return parameters;
         }
+        return null;
+    }
+
+    private static LocationInfo? BaseTypeLocation(INamedTypeSymbol type, INamedTypeSymbol baseType, Compilation compilation, CancellationToken cancellationToken)
+    {
+        foreach (SyntaxReference reference in type.DeclaringSyntaxReferences)
+        {
+            // A base class comes first in a base list.
+            if (reference.GetSyntax(cancellationToken) is not TypeDeclarationSyntax { BaseList.Types: { Count: > 0 } types }) continue;
+            TypeSyntax first = types[0].Type;
+            ITypeSymbol? bound = compilation.GetSemanticModel(first.SyntaxTree).GetTypeInfo(first, cancellationToken).Type;
+            if (SymbolEqualityComparer.Default.Equals(bound, baseType)) return LocationInfo.From(first);
+        }
+        return null;
     }
 
     private static void CheckClassShape(

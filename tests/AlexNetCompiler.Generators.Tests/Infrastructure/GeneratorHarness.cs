@@ -31,21 +31,28 @@ internal static class GeneratorHarness
     private static readonly CSharpCompilation ConsoleBase = CreateBase(OutputKind.ConsoleApplication, concurrentBuild: true);
 
     /// <summary>
-    /// For checking many specs for errors, as cheaply as possible: doc comments as plain comments (their XML can only
-    /// ever warn) and no concurrent build (on two cores, its coordination costs more than it saves for small trees).
+    /// For checking many specs as strictly as a user's build can: documentation comments checked, as in a project
+    /// that writes its documentation file (CS1591 on a public member without one), and every warning reported as an
+    /// error; no concurrent build (on two cores, its coordination costs more than it saves for small trees).
     /// </summary>
-    public static readonly CSharpParseOptions ErrorCheckParseOptions = ParseOptions.WithDocumentationMode(DocumentationMode.None);
-    private static readonly CSharpCompilation ErrorCheckBase = CreateBase(OutputKind.DynamicallyLinkedLibrary, concurrentBuild: false);
+    public static readonly CSharpParseOptions StrictParseOptions = ParseOptions.WithDocumentationMode(DocumentationMode.Diagnose);
+    private static readonly CSharpCompilation StrictBase = CreateBase(OutputKind.DynamicallyLinkedLibrary, concurrentBuild: false, warningsAsErrors: true);
 
     // Every warning wave on (warning level 9999, what AnalysisLevel latest-all asks of the compiler), nullable on.
-    private static CSharpCompilation CreateBase(OutputKind kind, bool concurrentBuild) =>
+    private static CSharpCompilation CreateBase(OutputKind kind, bool concurrentBuild, bool warningsAsErrors = false) =>
         CSharpCompilation.Create("SpecAssembly", syntaxTrees: null, References,
             new CSharpCompilationOptions(kind, nullableContextOptions: NullableContextOptions.Enable, deterministic: true, concurrentBuild: concurrentBuild,
-                warningLevel: 9999));
+                warningLevel: 9999, generalDiagnosticOption: warningsAsErrors ? ReportDiagnostic.Error : ReportDiagnostic.Default));
 
-    /// <summary>A compilation (and, with <see cref="Run(Compilation, CSharpParseOptions?)"/>, a driver) set up for <see cref="ErrorCheckParseOptions"/>.</summary>
-    public static CSharpCompilation CreateErrorCheckCompilation(IEnumerable<(string Path, string Text)> sources) =>
-        ErrorCheckBase.AddSyntaxTrees(sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, ErrorCheckParseOptions, path: s.Path)));
+    /// <summary>A compilation (and, with <see cref="Run(Compilation, CSharpParseOptions?)"/>, a driver) set up for <see cref="StrictParseOptions"/>.</summary>
+    public static CSharpCompilation CreateStrictCompilation(IEnumerable<(string Path, string Text)> sources, OutputKind kind = OutputKind.DynamicallyLinkedLibrary)
+    {
+        CSharpCompilation strict = kind == StrictBase.Options.OutputKind ? StrictBase : StrictBase.WithOptions(StrictBase.Options.WithOutputKind(kind));
+        return strict.AddSyntaxTrees(sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, StrictParseOptions, path: s.Path)));
+    }
+
+    /// <summary>Runs the generator on one source in a <see cref="CreateStrictCompilation"/>.</summary>
+    public static GeneratorOutcome RunStrict(string source) => Run(CreateStrictCompilation(new[] { ("Spec.cs", source) }), StrictParseOptions);
 
     public static CSharpCompilation CreateCompilation(IEnumerable<(string Path, string Text)> sources, OutputKind kind = OutputKind.DynamicallyLinkedLibrary) =>
         (kind == OutputKind.ConsoleApplication ? ConsoleBase : LibraryBase)
@@ -77,14 +84,29 @@ internal sealed record GeneratorOutcome(GeneratorDriver Driver, GeneratorDriverR
 
     public ImmutableArray<GeneratedSourceResult> Sources => Result.GeneratedSources;
 
-    /// <summary>Warnings the compiler reports inside the generated files (a user building with TreatWarningsAsErrors sees them as errors).</summary>
-    public IReadOnlyList<Diagnostic> GeneratedCodeWarnings =>
-        Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Warning && d.Location.SourceTree is { } tree
-            && Sources.Any(s => tree.FilePath.EndsWith(s.HintName, StringComparison.Ordinal))).ToList();
+    /// <summary>The syntax trees of the generated files in <see cref="Output"/>.</summary>
+    public IReadOnlyList<SyntaxTree> GeneratedTrees =>
+        Output.SyntaxTrees.Where(tree => Sources.Any(s => s.SyntaxTree.FilePath == tree.FilePath)).ToList();
 
-    /// <summary>Errors of compiling the user's code together with everything generated.</summary>
+    /// <summary>
+    /// Everything the compiler reports inside the generated files, whatever its severity: a user building with
+    /// TreatWarningsAsErrors sees every warning there as an error in code they cannot change.
+    /// </summary>
+    public IReadOnlyList<Diagnostic> GeneratedCodeDiagnostics
+    {
+        get
+        {
+            var generated = GeneratedTrees.ToHashSet();
+            return Output.GetDiagnostics().Where(d => d.Location.SourceTree is { } tree && generated.Contains(tree)).ToList();
+        }
+    }
+
+    /// <summary>
+    /// Errors of compiling the user's code together with everything generated; warnings reported as errors by a strict
+    /// compilation are left to <see cref="GeneratedCodeDiagnostics"/> (in the user's code they are the user's).
+    /// </summary>
     public IReadOnlyList<Diagnostic> CompilationErrors =>
-        Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+        Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error && !d.IsWarningAsError).ToList();
 
     /// <summary>The results of the shape-inference step, one per [Network] class.</summary>
     public IReadOnlyList<Model.NetworkResult> NetworkResults =>

@@ -433,7 +433,7 @@ namespace FashionMnist
         /// <summary>One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.</summary>
         public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::AlexNetCompiler.Training.Sgd optimizer, ulong? dropoutSeed)
         {
-            if (optimizer is null) throw new global::System.ArgumentNullException(nameof(optimizer));
+            global::System.ArgumentNullException.ThrowIfNull(optimizer);
             float loss = ForwardBackward(input, labels, batch, dropoutSeed);
             optimizer.Step(Parameters, Gradients);
             return loss;

@@ -6,9 +6,13 @@ namespace FashionMnist
     partial class FashionNet
     {
         // Input: one sample is [1, 28, 28] (CHW, float32).
+        /// <summary>Channels of one input sample.</summary>
         public const int InputChannels = 1;
+        /// <summary>Height of one input sample.</summary>
         public const int InputHeight = 28;
+        /// <summary>Width of one input sample.</summary>
         public const int InputWidth = 28;
+        /// <summary>Floats in one input sample: channels * height * width.</summary>
         public const int InputLength = 784;
 
         /// <summary>Classes scored by the last Dense layer (the logits of softmax cross-entropy).</summary>
@@ -18,189 +22,297 @@ namespace FashionMnist
         public const long ParameterCount = 632778;
 
         // Layer 0, features.0: Conv2d (32 filters, k=3 s=1 p=1 g=1, ReLU fused): [1, 28, 28] -> [32, 28, 28]
+        /// <summary>Output channels of Conv1 (<c>features.0</c>).</summary>
         public const int Conv1OutputChannels = 32;
+        /// <summary>Output height of Conv1.</summary>
         public const int Conv1OutputHeight = 28;
+        /// <summary>Output width of Conv1.</summary>
         public const int Conv1OutputWidth = 28;
+        /// <summary>Floats in one sample of Conv1's output: channels * height * width.</summary>
         public const int Conv1OutputLength = 25088;
-        // features.0.weight [32, 1, 3, 3]
+        /// <summary>Offset of <c>features.0.weight</c> [32, 1, 3, 3] in the flat parameter buffer.</summary>
         public const int Conv1WeightOffset = 0;
+        /// <summary>Floats in <c>features.0.weight</c> [32, 1, 3, 3].</summary>
         public const int Conv1WeightLength = 288;
-        // features.0.bias [32]
+        /// <summary>Offset of <c>features.0.bias</c> [32] in the flat parameter buffer.</summary>
         public const int Conv1BiasOffset = 288;
+        /// <summary>Floats in <c>features.0.bias</c> [32].</summary>
         public const int Conv1BiasLength = 32;
 
         // Layer 1, features.1: Relu (fused into Conv1): [32, 28, 28] -> [32, 28, 28]
+        /// <summary>Output channels of Relu1 (<c>features.1</c>).</summary>
         public const int Relu1OutputChannels = 32;
+        /// <summary>Output height of Relu1.</summary>
         public const int Relu1OutputHeight = 28;
+        /// <summary>Output width of Relu1.</summary>
         public const int Relu1OutputWidth = 28;
+        /// <summary>Floats in one sample of Relu1's output: channels * height * width.</summary>
         public const int Relu1OutputLength = 25088;
 
         // Layer 2, features.2: Lrn (size=5 alpha=0.0001 beta=0.75 k=2): [32, 28, 28] -> [32, 28, 28]
+        /// <summary>Output channels of Lrn1 (<c>features.2</c>).</summary>
         public const int Lrn1OutputChannels = 32;
+        /// <summary>Output height of Lrn1.</summary>
         public const int Lrn1OutputHeight = 28;
+        /// <summary>Output width of Lrn1.</summary>
         public const int Lrn1OutputWidth = 28;
+        /// <summary>Floats in one sample of Lrn1's output: channels * height * width.</summary>
         public const int Lrn1OutputLength = 25088;
 
         // Layer 3, features.3: MaxPool (k=3 s=2 p=1): [32, 28, 28] -> [32, 14, 14]
+        /// <summary>Output channels of Pool1 (<c>features.3</c>).</summary>
         public const int Pool1OutputChannels = 32;
+        /// <summary>Output height of Pool1.</summary>
         public const int Pool1OutputHeight = 14;
+        /// <summary>Output width of Pool1.</summary>
         public const int Pool1OutputWidth = 14;
+        /// <summary>Floats in one sample of Pool1's output: channels * height * width.</summary>
         public const int Pool1OutputLength = 6272;
 
         // Layer 4, features.4: Conv2d (64 filters, k=3 s=1 p=1 g=1, ReLU fused): [32, 14, 14] -> [64, 14, 14]
+        /// <summary>Output channels of Conv2 (<c>features.4</c>).</summary>
         public const int Conv2OutputChannels = 64;
+        /// <summary>Output height of Conv2.</summary>
         public const int Conv2OutputHeight = 14;
+        /// <summary>Output width of Conv2.</summary>
         public const int Conv2OutputWidth = 14;
+        /// <summary>Floats in one sample of Conv2's output: channels * height * width.</summary>
         public const int Conv2OutputLength = 12544;
-        // features.4.weight [64, 32, 3, 3]
+        /// <summary>Offset of <c>features.4.weight</c> [64, 32, 3, 3] in the flat parameter buffer.</summary>
         public const int Conv2WeightOffset = 320;
+        /// <summary>Floats in <c>features.4.weight</c> [64, 32, 3, 3].</summary>
         public const int Conv2WeightLength = 18432;
-        // features.4.bias [64]
+        /// <summary>Offset of <c>features.4.bias</c> [64] in the flat parameter buffer.</summary>
         public const int Conv2BiasOffset = 18752;
+        /// <summary>Floats in <c>features.4.bias</c> [64].</summary>
         public const int Conv2BiasLength = 64;
 
         // Layer 5, features.5: Relu (fused into Conv2): [64, 14, 14] -> [64, 14, 14]
+        /// <summary>Output channels of Relu2 (<c>features.5</c>).</summary>
         public const int Relu2OutputChannels = 64;
+        /// <summary>Output height of Relu2.</summary>
         public const int Relu2OutputHeight = 14;
+        /// <summary>Output width of Relu2.</summary>
         public const int Relu2OutputWidth = 14;
+        /// <summary>Floats in one sample of Relu2's output: channels * height * width.</summary>
         public const int Relu2OutputLength = 12544;
 
         // Layer 6, features.6: Lrn (size=5 alpha=0.0001 beta=0.75 k=2): [64, 14, 14] -> [64, 14, 14]
+        /// <summary>Output channels of Lrn2 (<c>features.6</c>).</summary>
         public const int Lrn2OutputChannels = 64;
+        /// <summary>Output height of Lrn2.</summary>
         public const int Lrn2OutputHeight = 14;
+        /// <summary>Output width of Lrn2.</summary>
         public const int Lrn2OutputWidth = 14;
+        /// <summary>Floats in one sample of Lrn2's output: channels * height * width.</summary>
         public const int Lrn2OutputLength = 12544;
 
         // Layer 7, features.7: MaxPool (k=3 s=2 p=1): [64, 14, 14] -> [64, 7, 7]
+        /// <summary>Output channels of Pool2 (<c>features.7</c>).</summary>
         public const int Pool2OutputChannels = 64;
+        /// <summary>Output height of Pool2.</summary>
         public const int Pool2OutputHeight = 7;
+        /// <summary>Output width of Pool2.</summary>
         public const int Pool2OutputWidth = 7;
+        /// <summary>Floats in one sample of Pool2's output: channels * height * width.</summary>
         public const int Pool2OutputLength = 3136;
 
         // Layer 8, features.8: Conv2d (128 filters, k=3 s=1 p=1 g=1, ReLU fused): [64, 7, 7] -> [128, 7, 7]
+        /// <summary>Output channels of Conv3 (<c>features.8</c>).</summary>
         public const int Conv3OutputChannels = 128;
+        /// <summary>Output height of Conv3.</summary>
         public const int Conv3OutputHeight = 7;
+        /// <summary>Output width of Conv3.</summary>
         public const int Conv3OutputWidth = 7;
+        /// <summary>Floats in one sample of Conv3's output: channels * height * width.</summary>
         public const int Conv3OutputLength = 6272;
-        // features.8.weight [128, 64, 3, 3]
+        /// <summary>Offset of <c>features.8.weight</c> [128, 64, 3, 3] in the flat parameter buffer.</summary>
         public const int Conv3WeightOffset = 18816;
+        /// <summary>Floats in <c>features.8.weight</c> [128, 64, 3, 3].</summary>
         public const int Conv3WeightLength = 73728;
-        // features.8.bias [128]
+        /// <summary>Offset of <c>features.8.bias</c> [128] in the flat parameter buffer.</summary>
         public const int Conv3BiasOffset = 92544;
+        /// <summary>Floats in <c>features.8.bias</c> [128].</summary>
         public const int Conv3BiasLength = 128;
 
         // Layer 9, features.9: Relu (fused into Conv3): [128, 7, 7] -> [128, 7, 7]
+        /// <summary>Output channels of Relu3 (<c>features.9</c>).</summary>
         public const int Relu3OutputChannels = 128;
+        /// <summary>Output height of Relu3.</summary>
         public const int Relu3OutputHeight = 7;
+        /// <summary>Output width of Relu3.</summary>
         public const int Relu3OutputWidth = 7;
+        /// <summary>Floats in one sample of Relu3's output: channels * height * width.</summary>
         public const int Relu3OutputLength = 6272;
 
         // Layer 10, features.10: Conv2d (128 filters, k=3 s=1 p=1 g=2, ReLU fused): [128, 7, 7] -> [128, 7, 7]
+        /// <summary>Output channels of Conv4 (<c>features.10</c>).</summary>
         public const int Conv4OutputChannels = 128;
+        /// <summary>Output height of Conv4.</summary>
         public const int Conv4OutputHeight = 7;
+        /// <summary>Output width of Conv4.</summary>
         public const int Conv4OutputWidth = 7;
+        /// <summary>Floats in one sample of Conv4's output: channels * height * width.</summary>
         public const int Conv4OutputLength = 6272;
-        // features.10.weight [128, 64, 3, 3]
+        /// <summary>Offset of <c>features.10.weight</c> [128, 64, 3, 3] in the flat parameter buffer.</summary>
         public const int Conv4WeightOffset = 92672;
+        /// <summary>Floats in <c>features.10.weight</c> [128, 64, 3, 3].</summary>
         public const int Conv4WeightLength = 73728;
-        // features.10.bias [128]
+        /// <summary>Offset of <c>features.10.bias</c> [128] in the flat parameter buffer.</summary>
         public const int Conv4BiasOffset = 166400;
+        /// <summary>Floats in <c>features.10.bias</c> [128].</summary>
         public const int Conv4BiasLength = 128;
 
         // Layer 11, features.11: Relu (fused into Conv4): [128, 7, 7] -> [128, 7, 7]
+        /// <summary>Output channels of Relu4 (<c>features.11</c>).</summary>
         public const int Relu4OutputChannels = 128;
+        /// <summary>Output height of Relu4.</summary>
         public const int Relu4OutputHeight = 7;
+        /// <summary>Output width of Relu4.</summary>
         public const int Relu4OutputWidth = 7;
+        /// <summary>Floats in one sample of Relu4's output: channels * height * width.</summary>
         public const int Relu4OutputLength = 6272;
 
         // Layer 12, features.12: Conv2d (64 filters, k=3 s=1 p=1 g=2, ReLU fused): [128, 7, 7] -> [64, 7, 7]
+        /// <summary>Output channels of Conv5 (<c>features.12</c>).</summary>
         public const int Conv5OutputChannels = 64;
+        /// <summary>Output height of Conv5.</summary>
         public const int Conv5OutputHeight = 7;
+        /// <summary>Output width of Conv5.</summary>
         public const int Conv5OutputWidth = 7;
+        /// <summary>Floats in one sample of Conv5's output: channels * height * width.</summary>
         public const int Conv5OutputLength = 3136;
-        // features.12.weight [64, 64, 3, 3]
+        /// <summary>Offset of <c>features.12.weight</c> [64, 64, 3, 3] in the flat parameter buffer.</summary>
         public const int Conv5WeightOffset = 166528;
+        /// <summary>Floats in <c>features.12.weight</c> [64, 64, 3, 3].</summary>
         public const int Conv5WeightLength = 36864;
-        // features.12.bias [64]
+        /// <summary>Offset of <c>features.12.bias</c> [64] in the flat parameter buffer.</summary>
         public const int Conv5BiasOffset = 203392;
+        /// <summary>Floats in <c>features.12.bias</c> [64].</summary>
         public const int Conv5BiasLength = 64;
 
         // Layer 13, features.13: Relu (fused into Conv5): [64, 7, 7] -> [64, 7, 7]
+        /// <summary>Output channels of Relu5 (<c>features.13</c>).</summary>
         public const int Relu5OutputChannels = 64;
+        /// <summary>Output height of Relu5.</summary>
         public const int Relu5OutputHeight = 7;
+        /// <summary>Output width of Relu5.</summary>
         public const int Relu5OutputWidth = 7;
+        /// <summary>Floats in one sample of Relu5's output: channels * height * width.</summary>
         public const int Relu5OutputLength = 3136;
 
         // Layer 14, features.14: MaxPool (k=3 s=2 p=0): [64, 7, 7] -> [64, 3, 3]
+        /// <summary>Output channels of Pool3 (<c>features.14</c>).</summary>
         public const int Pool3OutputChannels = 64;
+        /// <summary>Output height of Pool3.</summary>
         public const int Pool3OutputHeight = 3;
+        /// <summary>Output width of Pool3.</summary>
         public const int Pool3OutputWidth = 3;
+        /// <summary>Floats in one sample of Pool3's output: channels * height * width.</summary>
         public const int Pool3OutputLength = 576;
 
         // Layer 15, classifier.0: Dropout (p=0.5): [64, 3, 3] -> [64, 3, 3]
+        /// <summary>Output channels of Dropout1 (<c>classifier.0</c>).</summary>
         public const int Dropout1OutputChannels = 64;
+        /// <summary>Output height of Dropout1.</summary>
         public const int Dropout1OutputHeight = 3;
+        /// <summary>Output width of Dropout1.</summary>
         public const int Dropout1OutputWidth = 3;
+        /// <summary>Floats in one sample of Dropout1's output: channels * height * width.</summary>
         public const int Dropout1OutputLength = 576;
 
         // Layer 16, classifier.1: Dense (576 -> 512, ReLU fused): [64, 3, 3] -> [512]
+        /// <summary>Output channels of Dense1 (<c>classifier.1</c>).</summary>
         public const int Dense1OutputChannels = 512;
+        /// <summary>Output height of Dense1.</summary>
         public const int Dense1OutputHeight = 1;
+        /// <summary>Output width of Dense1.</summary>
         public const int Dense1OutputWidth = 1;
+        /// <summary>Floats in one sample of Dense1's output: channels * height * width.</summary>
         public const int Dense1OutputLength = 512;
-        // classifier.1.weight [512, 576]
+        /// <summary>Offset of <c>classifier.1.weight</c> [512, 576] in the flat parameter buffer.</summary>
         public const int Dense1WeightOffset = 203456;
+        /// <summary>Floats in <c>classifier.1.weight</c> [512, 576].</summary>
         public const int Dense1WeightLength = 294912;
-        // classifier.1.bias [512]
+        /// <summary>Offset of <c>classifier.1.bias</c> [512] in the flat parameter buffer.</summary>
         public const int Dense1BiasOffset = 498368;
+        /// <summary>Floats in <c>classifier.1.bias</c> [512].</summary>
         public const int Dense1BiasLength = 512;
 
         // Layer 17, classifier.2: Relu (fused into Dense1): [512] -> [512]
+        /// <summary>Output channels of Relu6 (<c>classifier.2</c>).</summary>
         public const int Relu6OutputChannels = 512;
+        /// <summary>Output height of Relu6.</summary>
         public const int Relu6OutputHeight = 1;
+        /// <summary>Output width of Relu6.</summary>
         public const int Relu6OutputWidth = 1;
+        /// <summary>Floats in one sample of Relu6's output: channels * height * width.</summary>
         public const int Relu6OutputLength = 512;
 
         // Layer 18, classifier.3: Dropout (p=0.5): [512] -> [512]
+        /// <summary>Output channels of Dropout2 (<c>classifier.3</c>).</summary>
         public const int Dropout2OutputChannels = 512;
+        /// <summary>Output height of Dropout2.</summary>
         public const int Dropout2OutputHeight = 1;
+        /// <summary>Output width of Dropout2.</summary>
         public const int Dropout2OutputWidth = 1;
+        /// <summary>Floats in one sample of Dropout2's output: channels * height * width.</summary>
         public const int Dropout2OutputLength = 512;
 
         // Layer 19, classifier.4: Dense (512 -> 256, ReLU fused): [512] -> [256]
+        /// <summary>Output channels of Dense2 (<c>classifier.4</c>).</summary>
         public const int Dense2OutputChannels = 256;
+        /// <summary>Output height of Dense2.</summary>
         public const int Dense2OutputHeight = 1;
+        /// <summary>Output width of Dense2.</summary>
         public const int Dense2OutputWidth = 1;
+        /// <summary>Floats in one sample of Dense2's output: channels * height * width.</summary>
         public const int Dense2OutputLength = 256;
-        // classifier.4.weight [256, 512]
+        /// <summary>Offset of <c>classifier.4.weight</c> [256, 512] in the flat parameter buffer.</summary>
         public const int Dense2WeightOffset = 498880;
+        /// <summary>Floats in <c>classifier.4.weight</c> [256, 512].</summary>
         public const int Dense2WeightLength = 131072;
-        // classifier.4.bias [256]
+        /// <summary>Offset of <c>classifier.4.bias</c> [256] in the flat parameter buffer.</summary>
         public const int Dense2BiasOffset = 629952;
+        /// <summary>Floats in <c>classifier.4.bias</c> [256].</summary>
         public const int Dense2BiasLength = 256;
 
         // Layer 20, classifier.5: Relu (fused into Dense2): [256] -> [256]
+        /// <summary>Output channels of Relu7 (<c>classifier.5</c>).</summary>
         public const int Relu7OutputChannels = 256;
+        /// <summary>Output height of Relu7.</summary>
         public const int Relu7OutputHeight = 1;
+        /// <summary>Output width of Relu7.</summary>
         public const int Relu7OutputWidth = 1;
+        /// <summary>Floats in one sample of Relu7's output: channels * height * width.</summary>
         public const int Relu7OutputLength = 256;
 
         // Layer 21, classifier.6: Dense (256 -> 10): [256] -> [10]
+        /// <summary>Output channels of Dense3 (<c>classifier.6</c>).</summary>
         public const int Dense3OutputChannels = 10;
+        /// <summary>Output height of Dense3.</summary>
         public const int Dense3OutputHeight = 1;
+        /// <summary>Output width of Dense3.</summary>
         public const int Dense3OutputWidth = 1;
+        /// <summary>Floats in one sample of Dense3's output: channels * height * width.</summary>
         public const int Dense3OutputLength = 10;
-        // classifier.6.weight [10, 256]
+        /// <summary>Offset of <c>classifier.6.weight</c> [10, 256] in the flat parameter buffer.</summary>
         public const int Dense3WeightOffset = 630208;
+        /// <summary>Floats in <c>classifier.6.weight</c> [10, 256].</summary>
         public const int Dense3WeightLength = 2560;
-        // classifier.6.bias [10]
+        /// <summary>Offset of <c>classifier.6.bias</c> [10] in the flat parameter buffer.</summary>
         public const int Dense3BiasOffset = 632768;
+        /// <summary>Floats in <c>classifier.6.bias</c> [10].</summary>
         public const int Dense3BiasLength = 10;
 
         // Layer 22, loss: SoftmaxCrossEntropy (softmax cross-entropy over 10 classes): [10] -> [10]
+        /// <summary>Output channels of Loss (<c>loss</c>).</summary>
         public const int LossOutputChannels = 10;
+        /// <summary>Output height of Loss.</summary>
         public const int LossOutputHeight = 1;
+        /// <summary>Output width of Loss.</summary>
         public const int LossOutputWidth = 1;
+        /// <summary>Floats in one sample of Loss's output: channels * height * width.</summary>
         public const int LossOutputLength = 10;
 
         /// <summary>

@@ -6,9 +6,13 @@ namespace TorchvisionAlexNet
     partial class TorchvisionAlexNet
     {
         // Input: one sample is [3, 224, 224] (CHW, float32).
+        /// <summary>Channels of one input sample.</summary>
         public const int InputChannels = 3;
+        /// <summary>Height of one input sample.</summary>
         public const int InputHeight = 224;
+        /// <summary>Width of one input sample.</summary>
         public const int InputWidth = 224;
+        /// <summary>Floats in one input sample: channels * height * width.</summary>
         public const int InputLength = 150528;
 
         /// <summary>Classes scored by the last Dense layer (the logits of softmax cross-entropy).</summary>
@@ -18,177 +22,277 @@ namespace TorchvisionAlexNet
         public const long ParameterCount = 61100840;
 
         // Layer 0, features.0: Conv2d (64 filters, k=11 s=4 p=2 g=1, ReLU fused): [3, 224, 224] -> [64, 55, 55]
+        /// <summary>Output channels of Conv1 (<c>features.0</c>).</summary>
         public const int Conv1OutputChannels = 64;
+        /// <summary>Output height of Conv1.</summary>
         public const int Conv1OutputHeight = 55;
+        /// <summary>Output width of Conv1.</summary>
         public const int Conv1OutputWidth = 55;
+        /// <summary>Floats in one sample of Conv1's output: channels * height * width.</summary>
         public const int Conv1OutputLength = 193600;
-        // features.0.weight [64, 3, 11, 11]
+        /// <summary>Offset of <c>features.0.weight</c> [64, 3, 11, 11] in the flat parameter buffer.</summary>
         public const int Conv1WeightOffset = 0;
+        /// <summary>Floats in <c>features.0.weight</c> [64, 3, 11, 11].</summary>
         public const int Conv1WeightLength = 23232;
-        // features.0.bias [64]
+        /// <summary>Offset of <c>features.0.bias</c> [64] in the flat parameter buffer.</summary>
         public const int Conv1BiasOffset = 23232;
+        /// <summary>Floats in <c>features.0.bias</c> [64].</summary>
         public const int Conv1BiasLength = 64;
 
         // Layer 1, features.1: Relu (fused into Conv1): [64, 55, 55] -> [64, 55, 55]
+        /// <summary>Output channels of Relu1 (<c>features.1</c>).</summary>
         public const int Relu1OutputChannels = 64;
+        /// <summary>Output height of Relu1.</summary>
         public const int Relu1OutputHeight = 55;
+        /// <summary>Output width of Relu1.</summary>
         public const int Relu1OutputWidth = 55;
+        /// <summary>Floats in one sample of Relu1's output: channels * height * width.</summary>
         public const int Relu1OutputLength = 193600;
 
         // Layer 2, features.2: MaxPool (k=3 s=2 p=0): [64, 55, 55] -> [64, 27, 27]
+        /// <summary>Output channels of Pool1 (<c>features.2</c>).</summary>
         public const int Pool1OutputChannels = 64;
+        /// <summary>Output height of Pool1.</summary>
         public const int Pool1OutputHeight = 27;
+        /// <summary>Output width of Pool1.</summary>
         public const int Pool1OutputWidth = 27;
+        /// <summary>Floats in one sample of Pool1's output: channels * height * width.</summary>
         public const int Pool1OutputLength = 46656;
 
         // Layer 3, features.3: Conv2d (192 filters, k=5 s=1 p=2 g=1, ReLU fused): [64, 27, 27] -> [192, 27, 27]
+        /// <summary>Output channels of Conv2 (<c>features.3</c>).</summary>
         public const int Conv2OutputChannels = 192;
+        /// <summary>Output height of Conv2.</summary>
         public const int Conv2OutputHeight = 27;
+        /// <summary>Output width of Conv2.</summary>
         public const int Conv2OutputWidth = 27;
+        /// <summary>Floats in one sample of Conv2's output: channels * height * width.</summary>
         public const int Conv2OutputLength = 139968;
-        // features.3.weight [192, 64, 5, 5]
+        /// <summary>Offset of <c>features.3.weight</c> [192, 64, 5, 5] in the flat parameter buffer.</summary>
         public const int Conv2WeightOffset = 23296;
+        /// <summary>Floats in <c>features.3.weight</c> [192, 64, 5, 5].</summary>
         public const int Conv2WeightLength = 307200;
-        // features.3.bias [192]
+        /// <summary>Offset of <c>features.3.bias</c> [192] in the flat parameter buffer.</summary>
         public const int Conv2BiasOffset = 330496;
+        /// <summary>Floats in <c>features.3.bias</c> [192].</summary>
         public const int Conv2BiasLength = 192;
 
         // Layer 4, features.4: Relu (fused into Conv2): [192, 27, 27] -> [192, 27, 27]
+        /// <summary>Output channels of Relu2 (<c>features.4</c>).</summary>
         public const int Relu2OutputChannels = 192;
+        /// <summary>Output height of Relu2.</summary>
         public const int Relu2OutputHeight = 27;
+        /// <summary>Output width of Relu2.</summary>
         public const int Relu2OutputWidth = 27;
+        /// <summary>Floats in one sample of Relu2's output: channels * height * width.</summary>
         public const int Relu2OutputLength = 139968;
 
         // Layer 5, features.5: MaxPool (k=3 s=2 p=0): [192, 27, 27] -> [192, 13, 13]
+        /// <summary>Output channels of Pool2 (<c>features.5</c>).</summary>
         public const int Pool2OutputChannels = 192;
+        /// <summary>Output height of Pool2.</summary>
         public const int Pool2OutputHeight = 13;
+        /// <summary>Output width of Pool2.</summary>
         public const int Pool2OutputWidth = 13;
+        /// <summary>Floats in one sample of Pool2's output: channels * height * width.</summary>
         public const int Pool2OutputLength = 32448;
 
         // Layer 6, features.6: Conv2d (384 filters, k=3 s=1 p=1 g=1, ReLU fused): [192, 13, 13] -> [384, 13, 13]
+        /// <summary>Output channels of Conv3 (<c>features.6</c>).</summary>
         public const int Conv3OutputChannels = 384;
+        /// <summary>Output height of Conv3.</summary>
         public const int Conv3OutputHeight = 13;
+        /// <summary>Output width of Conv3.</summary>
         public const int Conv3OutputWidth = 13;
+        /// <summary>Floats in one sample of Conv3's output: channels * height * width.</summary>
         public const int Conv3OutputLength = 64896;
-        // features.6.weight [384, 192, 3, 3]
+        /// <summary>Offset of <c>features.6.weight</c> [384, 192, 3, 3] in the flat parameter buffer.</summary>
         public const int Conv3WeightOffset = 330688;
+        /// <summary>Floats in <c>features.6.weight</c> [384, 192, 3, 3].</summary>
         public const int Conv3WeightLength = 663552;
-        // features.6.bias [384]
+        /// <summary>Offset of <c>features.6.bias</c> [384] in the flat parameter buffer.</summary>
         public const int Conv3BiasOffset = 994240;
+        /// <summary>Floats in <c>features.6.bias</c> [384].</summary>
         public const int Conv3BiasLength = 384;
 
         // Layer 7, features.7: Relu (fused into Conv3): [384, 13, 13] -> [384, 13, 13]
+        /// <summary>Output channels of Relu3 (<c>features.7</c>).</summary>
         public const int Relu3OutputChannels = 384;
+        /// <summary>Output height of Relu3.</summary>
         public const int Relu3OutputHeight = 13;
+        /// <summary>Output width of Relu3.</summary>
         public const int Relu3OutputWidth = 13;
+        /// <summary>Floats in one sample of Relu3's output: channels * height * width.</summary>
         public const int Relu3OutputLength = 64896;
 
         // Layer 8, features.8: Conv2d (256 filters, k=3 s=1 p=1 g=1, ReLU fused): [384, 13, 13] -> [256, 13, 13]
+        /// <summary>Output channels of Conv4 (<c>features.8</c>).</summary>
         public const int Conv4OutputChannels = 256;
+        /// <summary>Output height of Conv4.</summary>
         public const int Conv4OutputHeight = 13;
+        /// <summary>Output width of Conv4.</summary>
         public const int Conv4OutputWidth = 13;
+        /// <summary>Floats in one sample of Conv4's output: channels * height * width.</summary>
         public const int Conv4OutputLength = 43264;
-        // features.8.weight [256, 384, 3, 3]
+        /// <summary>Offset of <c>features.8.weight</c> [256, 384, 3, 3] in the flat parameter buffer.</summary>
         public const int Conv4WeightOffset = 994624;
+        /// <summary>Floats in <c>features.8.weight</c> [256, 384, 3, 3].</summary>
         public const int Conv4WeightLength = 884736;
-        // features.8.bias [256]
+        /// <summary>Offset of <c>features.8.bias</c> [256] in the flat parameter buffer.</summary>
         public const int Conv4BiasOffset = 1879360;
+        /// <summary>Floats in <c>features.8.bias</c> [256].</summary>
         public const int Conv4BiasLength = 256;
 
         // Layer 9, features.9: Relu (fused into Conv4): [256, 13, 13] -> [256, 13, 13]
+        /// <summary>Output channels of Relu4 (<c>features.9</c>).</summary>
         public const int Relu4OutputChannels = 256;
+        /// <summary>Output height of Relu4.</summary>
         public const int Relu4OutputHeight = 13;
+        /// <summary>Output width of Relu4.</summary>
         public const int Relu4OutputWidth = 13;
+        /// <summary>Floats in one sample of Relu4's output: channels * height * width.</summary>
         public const int Relu4OutputLength = 43264;
 
         // Layer 10, features.10: Conv2d (256 filters, k=3 s=1 p=1 g=1, ReLU fused): [256, 13, 13] -> [256, 13, 13]
+        /// <summary>Output channels of Conv5 (<c>features.10</c>).</summary>
         public const int Conv5OutputChannels = 256;
+        /// <summary>Output height of Conv5.</summary>
         public const int Conv5OutputHeight = 13;
+        /// <summary>Output width of Conv5.</summary>
         public const int Conv5OutputWidth = 13;
+        /// <summary>Floats in one sample of Conv5's output: channels * height * width.</summary>
         public const int Conv5OutputLength = 43264;
-        // features.10.weight [256, 256, 3, 3]
+        /// <summary>Offset of <c>features.10.weight</c> [256, 256, 3, 3] in the flat parameter buffer.</summary>
         public const int Conv5WeightOffset = 1879616;
+        /// <summary>Floats in <c>features.10.weight</c> [256, 256, 3, 3].</summary>
         public const int Conv5WeightLength = 589824;
-        // features.10.bias [256]
+        /// <summary>Offset of <c>features.10.bias</c> [256] in the flat parameter buffer.</summary>
         public const int Conv5BiasOffset = 2469440;
+        /// <summary>Floats in <c>features.10.bias</c> [256].</summary>
         public const int Conv5BiasLength = 256;
 
         // Layer 11, features.11: Relu (fused into Conv5): [256, 13, 13] -> [256, 13, 13]
+        /// <summary>Output channels of Relu5 (<c>features.11</c>).</summary>
         public const int Relu5OutputChannels = 256;
+        /// <summary>Output height of Relu5.</summary>
         public const int Relu5OutputHeight = 13;
+        /// <summary>Output width of Relu5.</summary>
         public const int Relu5OutputWidth = 13;
+        /// <summary>Floats in one sample of Relu5's output: channels * height * width.</summary>
         public const int Relu5OutputLength = 43264;
 
         // Layer 12, features.12: MaxPool (k=3 s=2 p=0): [256, 13, 13] -> [256, 6, 6]
+        /// <summary>Output channels of Pool3 (<c>features.12</c>).</summary>
         public const int Pool3OutputChannels = 256;
+        /// <summary>Output height of Pool3.</summary>
         public const int Pool3OutputHeight = 6;
+        /// <summary>Output width of Pool3.</summary>
         public const int Pool3OutputWidth = 6;
+        /// <summary>Floats in one sample of Pool3's output: channels * height * width.</summary>
         public const int Pool3OutputLength = 9216;
 
         // Layer 13, classifier.0: Dropout (p=0.5): [256, 6, 6] -> [256, 6, 6]
+        /// <summary>Output channels of Dropout1 (<c>classifier.0</c>).</summary>
         public const int Dropout1OutputChannels = 256;
+        /// <summary>Output height of Dropout1.</summary>
         public const int Dropout1OutputHeight = 6;
+        /// <summary>Output width of Dropout1.</summary>
         public const int Dropout1OutputWidth = 6;
+        /// <summary>Floats in one sample of Dropout1's output: channels * height * width.</summary>
         public const int Dropout1OutputLength = 9216;
 
         // Layer 14, classifier.1: Dense (9216 -> 4096, ReLU fused): [256, 6, 6] -> [4096]
+        /// <summary>Output channels of Dense1 (<c>classifier.1</c>).</summary>
         public const int Dense1OutputChannels = 4096;
+        /// <summary>Output height of Dense1.</summary>
         public const int Dense1OutputHeight = 1;
+        /// <summary>Output width of Dense1.</summary>
         public const int Dense1OutputWidth = 1;
+        /// <summary>Floats in one sample of Dense1's output: channels * height * width.</summary>
         public const int Dense1OutputLength = 4096;
-        // classifier.1.weight [4096, 9216]
+        /// <summary>Offset of <c>classifier.1.weight</c> [4096, 9216] in the flat parameter buffer.</summary>
         public const int Dense1WeightOffset = 2469696;
+        /// <summary>Floats in <c>classifier.1.weight</c> [4096, 9216].</summary>
         public const int Dense1WeightLength = 37748736;
-        // classifier.1.bias [4096]
+        /// <summary>Offset of <c>classifier.1.bias</c> [4096] in the flat parameter buffer.</summary>
         public const int Dense1BiasOffset = 40218432;
+        /// <summary>Floats in <c>classifier.1.bias</c> [4096].</summary>
         public const int Dense1BiasLength = 4096;
 
         // Layer 15, classifier.2: Relu (fused into Dense1): [4096] -> [4096]
+        /// <summary>Output channels of Relu6 (<c>classifier.2</c>).</summary>
         public const int Relu6OutputChannels = 4096;
+        /// <summary>Output height of Relu6.</summary>
         public const int Relu6OutputHeight = 1;
+        /// <summary>Output width of Relu6.</summary>
         public const int Relu6OutputWidth = 1;
+        /// <summary>Floats in one sample of Relu6's output: channels * height * width.</summary>
         public const int Relu6OutputLength = 4096;
 
         // Layer 16, classifier.3: Dropout (p=0.5): [4096] -> [4096]
+        /// <summary>Output channels of Dropout2 (<c>classifier.3</c>).</summary>
         public const int Dropout2OutputChannels = 4096;
+        /// <summary>Output height of Dropout2.</summary>
         public const int Dropout2OutputHeight = 1;
+        /// <summary>Output width of Dropout2.</summary>
         public const int Dropout2OutputWidth = 1;
+        /// <summary>Floats in one sample of Dropout2's output: channels * height * width.</summary>
         public const int Dropout2OutputLength = 4096;
 
         // Layer 17, classifier.4: Dense (4096 -> 4096, ReLU fused): [4096] -> [4096]
+        /// <summary>Output channels of Dense2 (<c>classifier.4</c>).</summary>
         public const int Dense2OutputChannels = 4096;
+        /// <summary>Output height of Dense2.</summary>
         public const int Dense2OutputHeight = 1;
+        /// <summary>Output width of Dense2.</summary>
         public const int Dense2OutputWidth = 1;
+        /// <summary>Floats in one sample of Dense2's output: channels * height * width.</summary>
         public const int Dense2OutputLength = 4096;
-        // classifier.4.weight [4096, 4096]
+        /// <summary>Offset of <c>classifier.4.weight</c> [4096, 4096] in the flat parameter buffer.</summary>
         public const int Dense2WeightOffset = 40222528;
+        /// <summary>Floats in <c>classifier.4.weight</c> [4096, 4096].</summary>
         public const int Dense2WeightLength = 16777216;
-        // classifier.4.bias [4096]
+        /// <summary>Offset of <c>classifier.4.bias</c> [4096] in the flat parameter buffer.</summary>
         public const int Dense2BiasOffset = 56999744;
+        /// <summary>Floats in <c>classifier.4.bias</c> [4096].</summary>
         public const int Dense2BiasLength = 4096;
 
         // Layer 18, classifier.5: Relu (fused into Dense2): [4096] -> [4096]
+        /// <summary>Output channels of Relu7 (<c>classifier.5</c>).</summary>
         public const int Relu7OutputChannels = 4096;
+        /// <summary>Output height of Relu7.</summary>
         public const int Relu7OutputHeight = 1;
+        /// <summary>Output width of Relu7.</summary>
         public const int Relu7OutputWidth = 1;
+        /// <summary>Floats in one sample of Relu7's output: channels * height * width.</summary>
         public const int Relu7OutputLength = 4096;
 
         // Layer 19, classifier.6: Dense (4096 -> 1000): [4096] -> [1000]
+        /// <summary>Output channels of Dense3 (<c>classifier.6</c>).</summary>
         public const int Dense3OutputChannels = 1000;
+        /// <summary>Output height of Dense3.</summary>
         public const int Dense3OutputHeight = 1;
+        /// <summary>Output width of Dense3.</summary>
         public const int Dense3OutputWidth = 1;
+        /// <summary>Floats in one sample of Dense3's output: channels * height * width.</summary>
         public const int Dense3OutputLength = 1000;
-        // classifier.6.weight [1000, 4096]
+        /// <summary>Offset of <c>classifier.6.weight</c> [1000, 4096] in the flat parameter buffer.</summary>
         public const int Dense3WeightOffset = 57003840;
+        /// <summary>Floats in <c>classifier.6.weight</c> [1000, 4096].</summary>
         public const int Dense3WeightLength = 4096000;
-        // classifier.6.bias [1000]
+        /// <summary>Offset of <c>classifier.6.bias</c> [1000] in the flat parameter buffer.</summary>
         public const int Dense3BiasOffset = 61099840;
+        /// <summary>Floats in <c>classifier.6.bias</c> [1000].</summary>
         public const int Dense3BiasLength = 1000;
 
         // Layer 20, loss: SoftmaxCrossEntropy (softmax cross-entropy over 1000 classes): [1000] -> [1000]
+        /// <summary>Output channels of Loss (<c>loss</c>).</summary>
         public const int LossOutputChannels = 1000;
+        /// <summary>Output height of Loss.</summary>
         public const int LossOutputHeight = 1;
+        /// <summary>Output width of Loss.</summary>
         public const int LossOutputWidth = 1;
+        /// <summary>Floats in one sample of Loss's output: channels * height * width.</summary>
         public const int LossOutputLength = 1000;
 
         /// <summary>
