@@ -449,8 +449,7 @@ internal static partial class CpuEmitter
 
     private static string XmlComment(string text) => ModelEmitter.Xml(Comment(text));
 
-    private static string Camel(string identifier) =>
-        identifier.Length == 0 ? identifier : char.ToLowerInvariant(identifier[0]) + identifier.Substring(1);
+    private static string Camel(string identifier) => Lowerer.CamelCase(identifier);
 
     private static string Bool(bool value) => value ? "true" : "false";
 

@@ -33,16 +33,16 @@ internal static partial class CudaEmitter
         w.Indent++;
         w.WriteLine("new " + Ns + "CudaLaunchPlan(");
         w.Indent++;
-        w.WriteLine("NetworkName: " + Str(model.FullName) + ",");
+        w.WriteLine("NetworkName: " + ModelEmitter.Literal(model.FullName) + ",");
         w.WriteLine("InputLength: InputLength,");
         w.WriteLine("ClassCount: ClassCount,");
         w.WriteLine("ParameterCount: ParameterCount,");
-        w.WriteLine("LogitsBuffer: " + Str(program.LogitsBuffer) + ",");
+        w.WriteLine("LogitsBuffer: " + ModelEmitter.Literal(program.LogitsBuffer) + ",");
         w.WriteLine("Buffers: new " + Ns + "CudaBufferSpec[]");
         w.WriteLine("{");
         w.Indent++;
         foreach (BufferSpec b in program.Buffers)
-            w.WriteLine("new(" + Str(b.Name) + ", PerSampleLength: " + I(b.PerSample) + ", FixedLength: " + I(b.Fixed) + ", IsInt32: " + (b.IsInt32 ? "true" : "false") + "),");
+            w.WriteLine("new(" + ModelEmitter.Literal(b.Name) + ", PerSampleLength: " + I(b.PerSample) + ", FixedLength: " + I(b.Fixed) + ", IsInt32: " + (b.IsInt32 ? "true" : "false") + "),");
         w.Indent--;
         w.WriteLine("},");
         EmitSteps(w, "Forward", program.Forward);
@@ -69,7 +69,7 @@ internal static partial class CudaEmitter
             {
                 w.WriteLine("new " + Ns + "CudaLaunch(");
                 w.Indent++;
-                w.WriteLine("Kernel: " + Str(l.Kernel) + ",");
+                w.WriteLine("Kernel: " + ModelEmitter.Literal(l.Kernel) + ",");
                 w.WriteLine("GridX: " + DimText(l.X) + ",");
                 w.WriteLine("GridY: " + DimText(l.Y) + ",");
                 w.WriteLine("GridZ: " + DimText(l.Z) + ",");
@@ -105,7 +105,7 @@ internal static partial class CudaEmitter
             {
                 w.WriteLine("new " + Ns + "CudaZero(");
                 w.Indent++;
-                w.WriteLine("Buffer: " + Str(z.Buffer) + ",");
+                w.WriteLine("Buffer: " + ModelEmitter.Literal(z.Buffer) + ",");
                 w.WriteLine("Offset: " + z.Tensor.Identifier + "Offset,");
                 w.WriteLine("Length: " + z.Tensor.Identifier + "Length,");
                 w.WriteLine("Comment: " + SourceLayout.WrappedLiteral(z.Comment, w.Indent * 4 + "Comment: ".Length, w.Indent * 4 + 4) + "),");
@@ -122,8 +122,8 @@ internal static partial class CudaEmitter
 
     private static string ArgText(Arg a) => a.Kind switch
     {
-        ArgKind.Buffer when a.OffsetName is not null => Ns + "CudaArg.Of(" + Str(a.Buffer) + ", " + a.OffsetName + ")",
-        ArgKind.Buffer => Ns + "CudaArg.Of(" + Str(a.Buffer) + (a.Offset == 0 ? "" : ", " + I(a.Offset)) + ")",
+        ArgKind.Buffer when a.OffsetName is not null => Ns + "CudaArg.Of(" + ModelEmitter.Literal(a.Buffer) + ", " + a.OffsetName + ")",
+        ArgKind.Buffer => Ns + "CudaArg.Of(" + ModelEmitter.Literal(a.Buffer) + (a.Offset == 0 ? "" : ", " + I(a.Offset)) + ")",
         ArgKind.Null => Ns + "CudaArg.Null",
         ArgKind.Batch => Ns + "CudaArg.Batch",
         ArgKind.DropoutSeed => Ns + "CudaArg.DropoutSeed",
@@ -132,6 +132,5 @@ internal static partial class CudaEmitter
 
     private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
 
-    private static string Str(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 
 }

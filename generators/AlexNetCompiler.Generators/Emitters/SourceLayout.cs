@@ -77,7 +77,7 @@ internal static class SourceLayout
     /// </summary>
     public static string WrappedLiteral(string text, int column, int continuationIndent)
     {
-        if (column + Literal(text).Length + 2 <= MaxLineLength) return Literal(text);
+        if (column + ModelEmitter.Literal(text).Length + 2 <= MaxLineLength) return ModelEmitter.Literal(text);
         var pieces = new List<string>();
         var current = new StringBuilder();
         int width = MaxLineLength - column - 5; // room for the quotes, the space kept at the break and " +"
@@ -98,7 +98,7 @@ internal static class SourceLayout
         for (int i = 0; i < pieces.Count; i++)
         {
             if (i > 0) result.Append(" +\n").Append(' ', continuationIndent);
-            result.Append(Literal(pieces[i]));
+            result.Append(ModelEmitter.Literal(pieces[i]));
         }
         return result.ToString();
     }
@@ -121,5 +121,4 @@ internal static class SourceLayout
         result.Append(current.ToString().TrimEnd());
     }
 
-    private static string Literal(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 }

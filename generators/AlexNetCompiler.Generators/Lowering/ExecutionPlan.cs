@@ -20,13 +20,19 @@ internal enum BufferNaming { CamelCase, SnakeCase }
 /// <param name="FusesDropoutIntoDense">A dropout followed by a Dense is applied inside the Dense's GEMM.</param>
 /// <param name="ReluRunsInPlace">A standalone ReLU overwrites its input (except after an LRN, whose backward reads LRN's output).</param>
 /// <param name="KeepsLrnScale">The LRN's scale is kept for backward (else backward recomputes it).</param>
-internal sealed record Backend(string Name, BufferNaming Naming, bool FusesLrnIntoPool, bool FusesDropoutIntoDense, bool ReluRunsInPlace, bool KeepsLrnScale)
+/// <param name="OnDevice">
+/// The buffers live in device memory: the plan also holds the labels, per-sample losses and the optimizer's velocity,
+/// and its gradient buffers need only fit the stages' outputs. A host backend gets labels from the caller, leaves the
+/// velocity to its optimizer, keeps the softmax probabilities, and sizes its gradient buffers over every layer and the input.
+/// </param>
+internal sealed record Backend(string Name, BufferNaming Naming, bool FusesLrnIntoPool, bool FusesDropoutIntoDense, bool ReluRunsInPlace, bool KeepsLrnScale,
+    bool OnDevice)
 {
     /// <summary>One kernel pair per layer (ReLU in the conv/dense epilogue), buffers as C# fields.</summary>
-    public static readonly Backend Cpu = new("cpu", BufferNaming.CamelCase, FusesLrnIntoPool: false, FusesDropoutIntoDense: false, ReluRunsInPlace: true, KeepsLrnScale: true);
+    public static readonly Backend Cpu = new("cpu", BufferNaming.CamelCase, FusesLrnIntoPool: false, FusesDropoutIntoDense: false, ReluRunsInPlace: true, KeepsLrnScale: true, OnDevice: false);
 
     /// <summary>Fused kernels: ReLU into conv/dense, LRN into the pool after it, dropout into the Dense after it.</summary>
-    public static readonly Backend Cuda = new("cuda", BufferNaming.SnakeCase, FusesLrnIntoPool: true, FusesDropoutIntoDense: true, ReluRunsInPlace: false, KeepsLrnScale: false);
+    public static readonly Backend Cuda = new("cuda", BufferNaming.SnakeCase, FusesLrnIntoPool: true, FusesDropoutIntoDense: true, ReluRunsInPlace: false, KeepsLrnScale: false, OnDevice: true);
 }
 
 /// <summary>

@@ -120,7 +120,7 @@ internal static class Lowerer
     private static EquatableArray<PlanBuffer> PlanBuffers(Backend backend, TensorShape input, int classCount, long parameterCount,
         IReadOnlyList<LayerModel> layers, List<PlanStage> stages)
     {
-        bool cpu = backend.Naming == BufferNaming.CamelCase;
+        bool cpu = !backend.OnDevice;
         var buffers = new List<PlanBuffer> { new(InputBuffer, input.Length, 0, false, BufferRole.Input) };
         if (!cpu)
         {
@@ -185,7 +185,7 @@ internal static class Lowerer
     /// <summary>"conv1" for the identifier "Conv1" in both namings (a CUDA name is also a C identifier: lower case, '_' for the rest).</summary>
     internal static string StageName(Backend backend, string identifier)
     {
-        if (backend.Naming == BufferNaming.CamelCase) return identifier.Length == 0 ? identifier : char.ToLowerInvariant(identifier[0]) + identifier.Substring(1);
+        if (backend.Naming == BufferNaming.CamelCase) return CamelCase(identifier);
         var sb = new StringBuilder();
         foreach (char c in identifier)
         {
@@ -196,6 +196,10 @@ internal static class Lowerer
         if (sb.Length == 0 || char.IsDigit(sb[0])) sb.Insert(0, "layer_");
         return sb.ToString();
     }
+
+    /// <summary>"Conv1" -> "conv1": a C# local's name from a layer's identifier.</summary>
+    internal static string CamelCase(string identifier) =>
+        identifier.Length == 0 ? identifier : char.ToLowerInvariant(identifier[0]) + identifier.Substring(1);
 
     private static string OutputName(Backend backend, string stage) => backend.Naming == BufferNaming.CamelCase ? stage + "Output" : stage + "_out";
 
