@@ -27,6 +27,9 @@ internal static class CheckedNetworks
         // Non-square pools, one fused with an LRN: each axis has its own kernel and stride in the CUDA template.
         new("rectangular", batch => new RectangularPoolNet(batch), RectangularPoolNet.Model, RectangularPoolNet.CudaPlan, RectangularPoolNet.CudaSource, InitScheme.He,
             DefaultCheckBatch: 8, Timed: false),
+        // Adaptive average pools that shrink (overlapping bins) and grow, and one that is the identity.
+        new("avgpool", batch => new AvgPoolNet(batch), AvgPoolNet.Model, AvgPoolNet.CudaPlan, AvgPoolNet.CudaSource, InitScheme.He,
+            DefaultCheckBatch: 8, Timed: false),
     ];
 
     public static IReadOnlyList<string> Keys { get; } = [.. All.Select(n => n.Key)];

@@ -15,7 +15,7 @@ CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
 const string Usage =
-    "Usage: GpuCheck [check] [--nets=alexnet,fashionnet,unusual,rectangular] [--modes=fp32,tf32] [--tiles=all|64x64,128x128,...] [--check-batch=N]\n" +
+    "Usage: GpuCheck [check] [--nets=alexnet,fashionnet,unusual,rectangular,avgpool] [--modes=fp32,tf32] [--tiles=all|64x64,128x128,...] [--check-batch=N]\n" +
     "                [--time-batch=N] [--steps=N] [--no-timing] [--results=FILE] [--torch=FILE] [--deadline-s=N]\n" +
     "       GpuCheck export --dir=DIR [--nets=...] [--check-batch=N]\n" +
     "       GpuCheck prebuild --cache=DIR [--arch=sm_90] [--nets=...] [--modes=...] [--tiles=...] [--no-main-job]";

@@ -13,9 +13,9 @@ internal static class CudaContract
 
     /// <summary>
     /// ALEXNET_PRELUDE_VERSION: generated sources stop with an #error when the prelude they include is another
-    /// version (a generator and runtime from different packages). Raise it whenever a template's parameters change.
+    /// version (a generator and runtime from different packages). Raise it whenever a template is added or its parameters change.
     /// </summary>
-    public const int PreludeVersion = 2;
+    public const int PreludeVersion = 3;
 
     /// <summary>ALEXNET_THREADS: threads per block of every kernel, the generated grids' divisor.</summary>
     public const int ThreadsPerBlock = 256;

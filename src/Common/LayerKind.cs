@@ -5,10 +5,13 @@ namespace AlexNetCompiler.Generators.Model;
 namespace AlexNetCompiler;
 #endif
 
-/// <summary>A layer of the spec, one per layer attribute. Generated code names the kinds, so both sides share them.</summary>
+/// <summary>
+/// A layer of the spec, one per layer attribute. Generated code names the kinds, so both sides share them; a new kind
+/// is appended, so that the values of the others never change.
+/// </summary>
 #if ALEXNET_GENERATOR
 internal
 #else
 public
 #endif
-enum LayerKind { Conv2d, Relu, Lrn, MaxPool, Dropout, Dense, SoftmaxCrossEntropy }
+enum LayerKind { Conv2d, Relu, Lrn, MaxPool, Dropout, Dense, SoftmaxCrossEntropy, AdaptiveAvgPool }

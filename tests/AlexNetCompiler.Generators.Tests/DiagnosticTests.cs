@@ -128,6 +128,21 @@ public sealed class DiagnosticTests
         "ANC0008", DiagnosticSeverity.Error, "Layer 0 'features.0' (Conv2d): Kernel must be positive (was 0)");
 
     [Fact]
+    public void ANC0008_adaptive_average_pool_to_zero_rows() => AssertReports(
+        Input8 + "[Conv2d(4, Kernel = 3), AdaptiveAvgPool(6, [|OutputHeight = -1|]), Dense(10)]\npublic partial class Net { }",
+        "ANC0008", DiagnosticSeverity.Error, "Layer 1 'features.1' (AdaptiveAvgPool): OutputHeight must be 0 or more (was -1)");
+
+    [Fact]
+    public void ANC0008_adaptive_average_pool_without_a_size_is_reported_at_its_argument() => AssertReports(
+        Input8 + "[Conv2d(4, Kernel = 3), AdaptiveAvgPool([|0|]), Dense(10)]\npublic partial class Net { }",
+        "ANC0008", DiagnosticSeverity.Error, "Layer 1 'features.1' (AdaptiveAvgPool): OutputSize must be positive (was 0)");
+
+    [Fact]
+    public void ANC0016_adaptive_average_pool_after_dense() => AssertReports(
+        Input8 + "[Conv2d(4, Kernel = 3), Dense(16), [|AdaptiveAvgPool(2)|], Dense(10)]\npublic partial class Net { }",
+        "ANC0016", DiagnosticSeverity.Error, "Layer 2 'features.2' (AdaptiveAvgPool) cannot follow layer 1 'features.1' (Dense): its input is already flattened to 16 features");
+
+    [Fact]
     public void ANC0008_max_pool_padding_beyond_half_the_kernel() => AssertReports(
         Input8 + "[Conv2d(4, Kernel = 3), MaxPool(3, [|Padding = 2|]), Dense(10)]\npublic partial class Net { }",
         "ANC0008", DiagnosticSeverity.Error, "Layer 1 'features.1' (MaxPool): Padding must be at most half the kernel (1) (was 2)");

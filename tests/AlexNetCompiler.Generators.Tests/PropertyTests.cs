@@ -62,6 +62,12 @@ public sealed class PropertyTests
         Name(wild),
         (k, s, p, r, n) => $"MaxPool({k}{s}{p}{r}{n})");
 
+    private static Gen<string> AdaptiveAvgPool(bool wild) => Gen.Select(
+        Either(wild, Gen.Int[1, 8], Gen.Int[-1, 0]),
+        Optional(Either(wild, Gen.Int[1, 8].Select(v => $", OutputWidth = {v}"), Gen.Int[-1, 0].Select(v => $", OutputHeight = {v}")), omitWeight: 3),
+        Name(wild),
+        (size, side, n) => $"AdaptiveAvgPool({size}{side}{n})");
+
     private static Gen<string> Dropout(bool wild) => Gen.Select(
         Either(wild, Gen.OneOf("0.5f", "0f", "0.25f", "0.9f"), Gen.OneOf("1f", "-0.1f", "float.NaN")),
         Name(wild),
@@ -76,7 +82,7 @@ public sealed class PropertyTests
 
     /// <summary>The AlexNet pattern: features, classifier, a last Dense, maybe the loss head written out.</summary>
     private static Gen<string[]> Layers(bool wild) => Gen.Select(
-        Gen.Frequency((3, (IGen<string>)Conv2d(wild)), (2, Relu(wild)), (1, Lrn(wild)), (2, MaxPool(wild))).Array[0, 5],
+        Gen.Frequency((3, (IGen<string>)Conv2d(wild)), (2, Relu(wild)), (1, Lrn(wild)), (2, MaxPool(wild)), (1, AdaptiveAvgPool(wild))).Array[0, 5],
         Gen.Frequency((1, (IGen<string>)Dropout(wild)), (1, Dense(wild)), (1, Relu(wild))).Array[0, 3],
         wild ? Gen.Frequency((8, (IGen<string>)Dense(wild)), (1, Gen.Const(""))) : Dense(wild, low: 2),
         Gen.Frequency((4, (IGen<string>)Gen.Const("")), (1, Gen.Const("SoftmaxCrossEntropy"))),
@@ -84,7 +90,7 @@ public sealed class PropertyTests
 
     /// <summary>Any layers in any order.</summary>
     private static readonly Gen<string[]> Shuffled = Gen.Frequency(
-        (3, (IGen<string>)Conv2d(true)), (2, Relu(true)), (1, Lrn(true)), (2, MaxPool(true)), (1, Dropout(true)), (2, Dense(true)),
+        (3, (IGen<string>)Conv2d(true)), (2, Relu(true)), (1, Lrn(true)), (2, MaxPool(true)), (1, AdaptiveAvgPool(true)), (1, Dropout(true)), (2, Dense(true)),
         (1, Gen.Const("SoftmaxCrossEntropy"))).Array[0, 10];
 
     private static Gen<string> Network(bool wild) => Gen.Select(

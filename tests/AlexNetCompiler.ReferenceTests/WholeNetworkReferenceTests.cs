@@ -52,6 +52,13 @@ public sealed class WholeNetworkReferenceTests
         Compare(net, FashionTorch(), batch: 4, (x, y, b, sgd) => net.TrainStep(x, y, b, sgd, null));
     }
 
+    [Fact]
+    public void NetworkWithAnAdaptiveAveragePoolMatchesTorch()
+    {
+        var net = new AvgPoolNet(maxBatch: 3);
+        Compare(net, AvgPoolTorch(), batch: 3, (x, y, b, sgd) => net.TrainStep(x, y, b, sgd, null));
+    }
+
     private static nn.Module<Tensor, Tensor> Lrn() => nn.LocalResponseNorm(5, 1e-4 * 5, 0.75, 2.0);
 
     private static nn.Module<Tensor, Tensor> CanonicalTorch() => nn.Sequential(
@@ -79,6 +86,16 @@ public sealed class WholeNetworkReferenceTests
             ("0", nn.Dropout(0.5)), ("1", nn.Linear(64 * 3 * 3, 512)), ("2", nn.ReLU()),
             ("3", nn.Dropout(0.5)), ("4", nn.Linear(512, 256)), ("5", nn.ReLU()),
             ("6", nn.Linear(256, 10)))));
+
+    private static nn.Module<Tensor, Tensor> AvgPoolTorch() => nn.Sequential(
+        ("features", nn.Sequential(
+            ("0", nn.Conv2d(3, 8, 5, stride: 2)), ("1", nn.ReLU()), ("2", nn.MaxPool2d(3, 2)),
+            ("3", nn.Conv2d(8, 12, 3, padding: 1)), ("4", nn.ReLU()))),
+        ("avgpool", nn.AdaptiveAvgPool2d([6, 4])),
+        ("flatten", nn.Flatten()),
+        ("classifier", nn.Sequential(
+            ("0", nn.Dropout(0.5)), ("1", nn.Linear(12 * 6 * 4, 32)), ("2", nn.ReLU()),
+            ("3", nn.Linear(32, 10)))));
 
     private delegate float TrainStep(float[] input, int[] labels, int batch, Sgd optimizer);
 

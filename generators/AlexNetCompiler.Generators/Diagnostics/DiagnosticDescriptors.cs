@@ -94,7 +94,7 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor SpatialLayerAfterDense = Error(
         "ANC0016", "Spatial layer after a Dense layer",
         "{0} cannot follow {1}: its input is already flattened to {2} features",
-        "Conv2d, Lrn and MaxPool work on [C, H, W] maps; a Dense layer flattens its input, so they must all come before the first Dense layer.");
+        "Conv2d, Lrn, MaxPool and AdaptiveAvgPool work on [C, H, W] maps; a Dense layer flattens its input, so they must all come before the first Dense layer.");
 
     public static readonly DiagnosticDescriptor LastLayerNotDense = Error(
         "ANC0017", "Network does not end with a Dense layer",

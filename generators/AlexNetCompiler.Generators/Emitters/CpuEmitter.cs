@@ -25,7 +25,7 @@ internal static partial class CpuEmitter
         w.WriteLine("#nullable enable");
         w.WriteLine();
         ModelEmitter.OpenClass(w, model, "global::AlexNetCompiler.INetwork");
-        EmitGeometry(w, model);
+        EmitGeometry(w, plan);
         EmitFieldsAndConstructor(w, model, buffers);
         EmitAccessors(w, model);
         EmitForward(w, model, buffers);
@@ -36,11 +36,12 @@ internal static partial class CpuEmitter
         return w.ToString();
     }
 
-    private static void EmitGeometry(CodeWriter w, NetworkModel model)
+    private static void EmitGeometry(CodeWriter w, ExecutionPlan plan)
     {
         w.WriteLine("// Kernel geometry of each layer, one sample; the batch is passed separately.");
-        foreach (LayerModel l in model.Layers)
+        foreach (PlanStage stage in plan.Stages)
         {
+            LayerModel l = stage.Layer;
             switch (l.Kind)
             {
                 case LayerKind.Conv2d:
@@ -55,6 +56,10 @@ internal static partial class CpuEmitter
                     w.WriteLine($"    Channels: {l.Input.Channels}, InHeight: {l.Input.Height}, InWidth: {l.Input.Width}, OutHeight: {l.Output.Height}, OutWidth: {l.Output.Width},");
                     w.WriteLine($"    KernelHeight: {l.KernelHeight}, KernelWidth: {l.KernelWidth}, StrideHeight: {l.StrideHeight}, StrideWidth: {l.StrideWidth},");
                     w.WriteLine($"    PaddingHeight: {l.PaddingHeight}, PaddingWidth: {l.PaddingWidth});");
+                    break;
+                case LayerKind.AdaptiveAvgPool:
+                    w.WriteLine($"private static readonly {Kernels}AdaptiveAvgPoolGeometry {l.Identifier}Geometry = new(");
+                    w.WriteLine($"    Channels: {l.Input.Channels}, InHeight: {l.Input.Height}, InWidth: {l.Input.Width}, OutHeight: {l.Output.Height}, OutWidth: {l.Output.Width});");
                     break;
                 case LayerKind.Lrn:
                     w.WriteLine($"private static readonly {Kernels}LrnGeometry {l.Identifier}Geometry = new(");
@@ -266,6 +271,9 @@ internal static partial class CpuEmitter
                 case LayerKind.MaxPool:
                     w.WriteLine($"{Kernels}MaxPoolKernels.Forward(in {l.Identifier}Geometry, batch, {b.Input}, {b.Output}, training ? Slice(_{b.Argmax}, batch * {l.Identifier}OutputLength) : default, _cpu);");
                     break;
+                case LayerKind.AdaptiveAvgPool:
+                    w.WriteLine($"{Kernels}AdaptiveAvgPoolKernels.Forward(in {l.Identifier}Geometry, batch, {b.Input}, {b.Output}, _cpu);");
+                    break;
                 case LayerKind.Dropout:
                     w.WriteLine($"if (dropout) {Kernels}DropoutKernels.Forward({Float(l.DropoutP)}, {DropoutSeed(l)}, {b.Input}, {b.Output});");
                     w.WriteLine($"else {b.Input}.CopyTo({b.Output});");
@@ -367,6 +375,12 @@ internal static partial class CpuEmitter
                     if (first) { w.WriteLine("// first layer: no input gradient needed"); break; }
                     w.WriteLine($"global::System.Span<float> {Camel(l.Identifier)}InputGradient = {nextGradient};");
                     w.WriteLine($"{Kernels}MaxPoolKernels.Backward(in {l.Identifier}Geometry, batch, gradient, {b.Argmax}, {Camel(l.Identifier)}InputGradient, _cpu);");
+                    w.WriteLine($"gradient = {Camel(l.Identifier)}InputGradient; inA = !inA;");
+                    break;
+                case LayerKind.AdaptiveAvgPool:
+                    if (first) { w.WriteLine("// first layer: no input gradient needed"); break; }
+                    w.WriteLine($"global::System.Span<float> {Camel(l.Identifier)}InputGradient = {nextGradient};");
+                    w.WriteLine($"{Kernels}AdaptiveAvgPoolKernels.Backward(in {l.Identifier}Geometry, batch, gradient, {Camel(l.Identifier)}InputGradient, _cpu);");
                     w.WriteLine($"gradient = {Camel(l.Identifier)}InputGradient; inA = !inA;");
                     break;
                 case LayerKind.Dropout:

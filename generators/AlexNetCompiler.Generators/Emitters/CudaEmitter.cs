@@ -98,6 +98,8 @@ internal static partial class CudaEmitter
                 return lrn.Length > 0 && pool.Length > 0 ? lrn + " fused with " + pool : lrn + pool;
             case StageKind.Relu:
                 return $"{Comment(l.Name)}: ReLU";
+            case StageKind.AvgPool:
+                return $"{Comment(l.Name)}: AdaptiveAvgPool {l.Input.Height}x{l.Input.Width} -> {l.Output.Height}x{l.Output.Width}";
             default:
                 return $"{Comment(l.Name)}: Dropout p={Float(l.DropoutP)}";
         }
@@ -194,6 +196,17 @@ internal static partial class CudaEmitter
                   .Append("{\n    ").Append(n).Append("_t::forward(x, y, argmax, batch, ").Append(consts).Append(");\n}\n");
                 sb.Append(k).Append(n).Append("_backward(const float* __restrict__ x, const float* __restrict__ dy, const int* __restrict__ argmax, float* __restrict__ dx, int batch)\n")
                   .Append("{\n    ").Append(n).Append("_t::backward(x, dy, argmax, dx, batch, ").Append(consts).Append(");\n}\n");
+                break;
+            }
+            case StageKind.AvgPool:
+            {
+                TensorShape inS = s.InputShape, outS = s.OutputShape;
+                sb.Append("typedef AdaptiveAvgPool<").Append(inS.Channels).Append(", ").Append(inS.Height).Append(", ").Append(inS.Width).Append(", ")
+                  .Append(outS.Height).Append(", ").Append(outS.Width).Append("> ").Append(n).Append("_t;\n");
+                sb.Append(k).Append(n).Append("_forward(const float* __restrict__ x, float* __restrict__ y, int batch)\n")
+                  .Append("{\n    ").Append(n).Append("_t::forward(x, y, batch);\n}\n");
+                sb.Append(k).Append(n).Append("_backward(const float* __restrict__ dy, float* __restrict__ dx, int batch)\n")
+                  .Append("{\n    ").Append(n).Append("_t::backward(dy, dx, batch);\n}\n");
                 break;
             }
             case StageKind.Relu:
@@ -299,6 +312,10 @@ internal static partial class CudaEmitter
                 yield return new Launch(n + "_forward", Dim.Batched(s.OutputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
                     new[] { Arg.Buf(s.Input), Arg.Buf(s.Output), s.HasArgmax ? Arg.Buf(s.Argmax!) : Arg.Null, Arg.Batch }, Describe(s));
                 break;
+            case StageKind.AvgPool:
+                yield return new Launch(n + "_forward", Dim.Batched(s.OutputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
+                    new[] { Arg.Buf(s.Input), Arg.Buf(s.Output), Arg.Batch }, Describe(s));
+                break;
             case StageKind.Relu:
                 yield return new Launch(n + "_forward", Dim.Batched(s.OutputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
                     new[] { Arg.Buf(s.Input), Arg.Buf(s.Output), Arg.Batch }, Describe(s));
@@ -361,6 +378,11 @@ internal static partial class CudaEmitter
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward", Dim.Batched(s.InputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
                     new[] { Arg.Buf(s.Input), Arg.Buf(dy), s.HasArgmax ? Arg.Buf(s.Argmax!) : Arg.Null, Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}"));
+                return true;
+            case StageKind.AvgPool:
+                if (!needInputGradient) return false;
+                steps.Add(new Launch(n + "_backward", Dim.Batched(s.InputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
+                    new[] { Arg.Buf(dy), Arg.Buf(dx), Arg.Batch }, $"{n}: input gradient -> {dx}"));
                 return true;
             case StageKind.Relu:
                 if (!needInputGradient) return false;

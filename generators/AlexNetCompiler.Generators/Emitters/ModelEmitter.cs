@@ -227,6 +227,8 @@ internal static class ModelEmitter
                 return $"{layer.Output.Channels} filters, k={Pair(layer.KernelHeight, layer.KernelWidth)} s={Pair(layer.StrideHeight, layer.StrideWidth)} p={Pair(layer.PaddingHeight, layer.PaddingWidth)} g={layer.Groups}{bias}{fused}";
             case LayerKind.MaxPool:
                 return $"k={Pair(layer.KernelHeight, layer.KernelWidth)} s={Pair(layer.StrideHeight, layer.StrideWidth)} p={Pair(layer.PaddingHeight, layer.PaddingWidth)}";
+            case LayerKind.AdaptiveAvgPool:
+                return $"out={Pair(layer.Output.Height, layer.Output.Width)}" + (stage is null ? ", the identity here: no kernel" : "");
             case LayerKind.Lrn:
                 return $"size={layer.LrnSize} alpha={Float(layer.LrnAlpha)} beta={Float(layer.LrnBeta)} k={Float(layer.LrnK)}";
             case LayerKind.Dropout:

@@ -98,6 +98,32 @@ internal static partial class ShapeInference
                 kh, kw, sh, sw, p, p, 0, false, 0, 0, 0, 0, 0, EquatableArray<ParameterModel>.Empty);
         }
 
+        /// <summary>
+        /// PyTorch's adaptive average pool: the output size is the spec's, whatever the input; the bins (computed by
+        /// the kernels from the two sizes) are never empty, so any positive size is valid, larger than the input too.
+        /// </summary>
+        private LayerModel? AdaptiveAvgPool(LayerSpec l, string label, TensorShape input, bool known, (string Name, string Identifier) name, int index)
+        {
+            bool ok = NotNegative(l, label, "OutputHeight", l.OutputHeight) & NotNegative(l, label, "OutputWidth", l.OutputWidth);
+            int oh = l.OutputHeight > 0 ? l.OutputHeight : l.OutputSize;
+            int ow = l.OutputWidth > 0 ? l.OutputWidth : l.OutputSize;
+            if (ok)
+            {
+                ok &= Positive(l, label, "OutputSize", oh, "OutputHeight", "OutputSize");
+                if (ow != oh || l.OutputWidth > 0) ok &= Positive(l, label, "OutputWidth", ow, "OutputWidth", "OutputSize");
+            }
+            if (!ok || !known) return null;
+            // The kernels compute a bin's bounds as i * input / output in 32 bits.
+            if ((long)input.Height * oh + oh >= int.MaxValue)
+                ok = Fail(l, label, "OutputHeight", $"less than {int.MaxValue / (input.Height + 1L)} on a {input.Height}-row input", oh);
+            if ((long)input.Width * ow + ow >= int.MaxValue)
+                ok = Fail(l, label, "OutputWidth", $"less than {int.MaxValue / (input.Width + 1L)} on a {input.Width}-column input", ow);
+            if (!ok) return null;
+            if (!FitsInt(l, label, "its output", (long)input.Channels * oh * ow)) return null;
+            return new LayerModel(LayerKind.AdaptiveAvgPool, index, name.Name, name.Identifier, input, new TensorShape(input.Channels, oh, ow),
+                0, 0, 0, 0, 0, 0, 0, false, 0, 0, 0, 0, 0, EquatableArray<ParameterModel>.Empty);
+        }
+
         private LayerModel? Lrn(LayerSpec l, string label, TensorShape input, bool known, (string Name, string Identifier) name, int index)
         {
             bool ok = true;

@@ -84,6 +84,7 @@ internal static partial class ShapeInference
         {
             LayerKind.Conv2d => "Conv",
             LayerKind.MaxPool => "Pool",
+            LayerKind.AdaptiveAvgPool => "AvgPool",
             LayerKind.SoftmaxCrossEntropy => "Loss",
             _ => kind.ToString(),
         };

@@ -49,7 +49,7 @@ internal static partial class ShapeInference
         return quotient + 1;
     }
 
-    private static bool IsSpatial(LayerKind kind) => kind is LayerKind.Conv2d or LayerKind.Lrn or LayerKind.MaxPool;
+    private static bool IsSpatial(LayerKind kind) => kind is LayerKind.Conv2d or LayerKind.Lrn or LayerKind.MaxPool or LayerKind.AdaptiveAvgPool;
 
     private sealed partial class Builder
     {
@@ -157,6 +157,9 @@ internal static partial class ShapeInference
                         break;
                     case LayerKind.MaxPool:
                         model = MaxPool(layer, label, input, known && !flattened, names[i], i);
+                        break;
+                    case LayerKind.AdaptiveAvgPool:
+                        model = AdaptiveAvgPool(layer, label, input, known && !flattened, names[i], i);
                         break;
                     case LayerKind.Lrn:
                         model = Lrn(layer, label, input, known && !flattened, names[i], i);

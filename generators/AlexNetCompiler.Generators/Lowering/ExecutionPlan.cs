@@ -7,7 +7,7 @@ namespace AlexNetCompiler.Generators.Lowering;
 // equatable records, like the model.
 
 /// <summary>What one stage runs. An LrnPool stage has an LRN, a max pool, or (fused) both.</summary>
-internal enum StageKind { Conv, Dense, LrnPool, Relu, Dropout }
+internal enum StageKind { Conv, Dense, LrnPool, Relu, Dropout, AvgPool }
 
 /// <summary>How a backend names its buffers: "conv1Output" (C# locals) or "conv1_out" (CUDA plan names).</summary>
 internal enum BufferNaming { CamelCase, SnakeCase }
@@ -37,7 +37,7 @@ internal sealed record Backend(string Name, BufferNaming Naming, bool FusesLrnIn
 
 /// <summary>
 /// One stage: a conv or dense (with the ReLU after it and, on CUDA, the dropout before a dense), an LRN and/or max
-/// pool, a standalone ReLU, or a standalone dropout.
+/// pool, a standalone ReLU, a standalone dropout, or an adaptive average pool.
 /// </summary>
 /// <param name="Name">The stage's name in generated code ("conv1", "lrn1_pool1").</param>
 /// <param name="Layer">The layer the stage is built around: the conv, dense, ReLU or dropout; the LRN of an LrnPool, else its pool.</param>

@@ -81,6 +81,16 @@ internal static class Lowerer
                         SavedName(backend, name, "Argmax", "argmax"), currentShape, layer.Output, 0));
                     break;
                 }
+                case LayerKind.AdaptiveAvgPool:
+                {
+                    // Where the input already has the output size every bin is one element: the identity, so no stage.
+                    if (layer.Input == layer.Output) break;
+                    FlushDropout();
+                    string name = StageName(backend, layer.Identifier);
+                    Add(new PlanStage(StageKind.AvgPool, name, layer, null, null, null, null, current, OutputName(backend, name), true, null, null,
+                        currentShape, layer.Output, 0));
+                    break;
+                }
                 case LayerKind.Relu:
                 {
                     FlushDropout();

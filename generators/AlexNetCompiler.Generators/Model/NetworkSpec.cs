@@ -33,7 +33,10 @@ internal sealed record LayerSpec(
     float LrnAlpha = LayerDefaults.LrnAlpha,
     float LrnBeta = LayerDefaults.LrnBeta,
     float LrnK = LayerDefaults.LrnK,
-    float DropoutP = 0f)
+    float DropoutP = 0f,
+    int OutputSize = 0,            // AdaptiveAvgPool: square output; OutputHeight/OutputWidth override a side
+    int OutputHeight = 0,
+    int OutputWidth = 0)
 {
     public LocationInfo? ArgumentLocationOf(string name)
     {

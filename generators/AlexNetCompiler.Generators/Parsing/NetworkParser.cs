@@ -309,6 +309,7 @@ internal static class NetworkParser
             "ReluAttribute" => LayerKind.Relu,
             "LrnAttribute" => LayerKind.Lrn,
             "MaxPoolAttribute" => LayerKind.MaxPool,
+            "AdaptiveAvgPoolAttribute" => LayerKind.AdaptiveAvgPool,
             "DropoutAttribute" => LayerKind.Dropout,
             "DenseAttribute" => LayerKind.Dense,
             "SoftmaxCrossEntropyAttribute" => LayerKind.SoftmaxCrossEntropy,
@@ -329,6 +330,7 @@ internal static class NetworkParser
             {
                 LayerKind.Conv2d or LayerKind.Dense => spec with { Units = ToInt(positional[0]) },
                 LayerKind.MaxPool => spec with { Kernel = ToInt(positional[0]) },
+                LayerKind.AdaptiveAvgPool => spec with { OutputSize = ToInt(positional[0]) },
                 LayerKind.Dropout => spec with { DropoutP = ToFloat(positional[0]) },
                 _ => spec,
             };
@@ -357,6 +359,8 @@ internal static class NetworkParser
                 "Alpha" => spec with { LrnAlpha = ToFloat(value) },
                 "Beta" => spec with { LrnBeta = ToFloat(value) },
                 "K" => spec with { LrnK = ToFloat(value) },
+                "OutputHeight" => spec with { OutputHeight = ToInt(value) },
+                "OutputWidth" => spec with { OutputWidth = ToInt(value) },
                 _ => spec,
             };
         }

@@ -83,6 +83,21 @@ public sealed class MaxPoolAttribute : LayerAttribute
     public int Padding { get; set; }
 }
 
+/// <summary>
+/// Adaptive average pooling to a fixed output size (torchvision AlexNet's AdaptiveAvgPool2d((6, 6))): output cell
+/// (i, j) averages input rows floor(i * H / OH) to ceil((i + 1) * H / OH) - 1 and the columns likewise, PyTorch's
+/// bins. Where the input already has the output size it is the identity, and no kernel runs.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
+public sealed class AdaptiveAvgPoolAttribute : LayerAttribute
+{
+    public AdaptiveAvgPoolAttribute(int outputSize) => OutputSize = outputSize;
+    /// <summary>Square output size; OutputHeight/OutputWidth override one side.</summary>
+    public int OutputSize { get; }
+    public int OutputHeight { get; set; }
+    public int OutputWidth { get; set; }
+}
+
 /// <summary>Inverted dropout: in training each element is zeroed with probability P and the rest scaled by 1/(1-P).</summary>
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
 public sealed class DropoutAttribute : LayerAttribute

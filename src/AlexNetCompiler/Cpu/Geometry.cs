@@ -24,6 +24,22 @@ public readonly record struct PoolGeometry(
 }
 
 /// <summary>
+/// Shape of an adaptive average pool for one sample. Input [C, H, W], output [C, OH, OW]; output row i averages input
+/// rows <see cref="BinStart"/>(i, H, OH) up to <see cref="BinEnd"/>(i, H, OH), exclusive (PyTorch's bins), columns likewise.
+/// </summary>
+public readonly record struct AdaptiveAvgPoolGeometry(int Channels, int InHeight, int InWidth, int OutHeight, int OutWidth)
+{
+    public int InputLength => Channels * InHeight * InWidth;
+    public int OutputLength => Channels * OutHeight * OutWidth;
+
+    /// <summary>floor(i * input / output): the first input index of output bin i.</summary>
+    public static int BinStart(int i, int input, int output) => (int)((long)i * input / output);
+
+    /// <summary>ceil((i + 1) * input / output): one past the last input index of output bin i; never equal to its start.</summary>
+    public static int BinEnd(int i, int input, int output) => (int)(((long)(i + 1) * input + output - 1) / output);
+}
+
+/// <summary>
 /// Cross-channel LRN for one sample, [C, H, W] in and out. Alpha is the paper's (applied to the plain sum
 /// over the window); torch's LocalResponseNorm(size, alpha * size, beta, k) is the same function.
 /// </summary>

@@ -49,6 +49,7 @@ public sealed class CudaCompileTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("OddNet")]
+    [InlineData("AvgPoolNet")]
     public void EmittedKernelsCompileToPtx(string network)
     {
         if (!NvrtcAvailable()) return;

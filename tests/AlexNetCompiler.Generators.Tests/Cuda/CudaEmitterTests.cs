@@ -45,6 +45,17 @@ public sealed class CudaEmitterTests
         Assert.Contains("Conv2d<2, 13, 11, 6, 7, 6, 3, 3, 2, 2, 1, 1, 2, false, false> conv1_t", program.Source, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void AdaptiveAveragePoolsRunTheirTemplate_ExceptTheIdentity()
+    {
+        var program = CudaEmitter.Build(CudaTestNetworks.AvgPoolNet());
+        Assert.Equal(new[] { "Conv:conv1", "AvgPool:avgpool1", "Conv:conv2", "AvgPool:avgpool2", "Relu:relu2", "Dense:dense1" },
+            program.Stages.Select(s => $"{s.Kind}:{s.Name}"));
+        Assert.Contains("AdaptiveAvgPool<6, 9, 8, 4, 3> avgpool1_t", program.Source, StringComparison.Ordinal);
+        Assert.Contains("AdaptiveAvgPool<8, 4, 3, 5, 6> avgpool2_t", program.Source, StringComparison.Ordinal);
+        Assert.DoesNotContain("avgpool3", program.Source, StringComparison.Ordinal);
+    }
+
     [Theory]
     [MemberData(nameof(Networks))]
     public void EveryLaunchedKernelIsDefinedAndEveryDefinedKernelIsLaunched(string name)

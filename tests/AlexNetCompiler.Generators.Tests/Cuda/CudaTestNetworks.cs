@@ -14,6 +14,7 @@ internal static class CudaTestNetworks
     private static readonly Lazy<NetworkModel> s_torchvision = new(() => Example.Torchvision.Run().SingleModel);
     private static readonly Lazy<NetworkModel> s_fashion = new(() => Example.Fashion.Run().SingleModel);
     private static readonly Lazy<NetworkModel> s_odd = new(() => GeneratorHarness.Run(OddNetSpec).SingleModel);
+    private static readonly Lazy<NetworkModel> s_avgPool = new(() => GeneratorHarness.Run(AvgPoolNetSpec).SingleModel);
 
     /// <summary>Krizhevsky et al. 2012, one tower with groups = 2: 60,965,224 parameters (examples/CanonicalAlexNet).</summary>
     public static NetworkModel CanonicalAlexNet() => s_canonical.Value;
@@ -41,11 +42,29 @@ internal static class CudaTestNetworks
         public partial class OddNet { }
         """;
 
+    /// <summary>
+    /// Adaptive average pools: one shrinking 9x8 to 4x3 (overlapping bins), one growing 4x3 to 5x6, one the identity
+    /// (the same spec as the runtime tests' AvgPoolNet, which runs on the emulator).
+    /// </summary>
+    public static NetworkModel AvgPoolNet() => s_avgPool.Value;
+
+    private const string AvgPoolNetSpec = """
+        using AlexNetCompiler;
+        namespace Tests;
+
+        [Network(Channels = 3, Height = 19, Width = 17)]
+        [Conv2d(6, Kernel = 3, Stride = 2), Relu, AdaptiveAvgPool(4, OutputWidth = 3)]
+        [Conv2d(8, Kernel = 1), AdaptiveAvgPool(5, OutputWidth = 6), Relu, AdaptiveAvgPool(5, OutputWidth = 6)]
+        [Dense(6)]
+        public partial class AvgPoolNet { }
+        """;
+
     public static IEnumerable<(string Name, NetworkModel Model)> All() =>
     [
         ("AlexNet2012", CanonicalAlexNet()),
         ("TorchvisionAlexNet", TorchvisionAlexNet()),
         ("FashionNet", FashionNet()),
         ("OddNet", OddNet()),
+        ("AvgPoolNet", AvgPoolNet()),
     ];
 }

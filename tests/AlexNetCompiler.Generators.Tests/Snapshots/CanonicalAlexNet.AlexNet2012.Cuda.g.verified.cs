@@ -14,8 +14,8 @@ namespace CanonicalAlexNet
 // FP32 by default; compile with -DALEXNET_TF32 for TF32 tensor-core GEMMs (FP32 accumulate).
 
 #include ""alexnet_prelude.cuh""
-#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != 2
-#error ""alexnet_prelude.cuh is not version 2: the AlexNetCompiler runtime and generator come from different versions""
+#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != 3
+#error ""alexnet_prelude.cuh is not version 3: the AlexNetCompiler runtime and generator come from different versions""
 #endif
 
 // ---------------------------------------------------------------------------------------------------------

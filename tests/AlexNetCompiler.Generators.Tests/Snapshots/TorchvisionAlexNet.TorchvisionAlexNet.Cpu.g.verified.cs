@@ -271,14 +271,14 @@ namespace TorchvisionAlexNet
             // Pool3 (features.12): [256, 13, 13] -> [256, 6, 6]
             global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(in Pool3Geometry, batch, conv5Output, pool3Output, training ? Slice(_pool3Argmax, batch * Pool3OutputLength) : default, _cpu);
             // Dropout1 (classifier.0): [256, 6, 6] -> [256, 6, 6]
-            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Forward(0.5f, unchecked(dropoutSeed + 13UL * 0x9E3779B97F4A7C15UL), pool3Output, dropout1Output);
+            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Forward(0.5f, unchecked(dropoutSeed + 14UL * 0x9E3779B97F4A7C15UL), pool3Output, dropout1Output);
             else pool3Output.CopyTo(dropout1Output);
             // Dense1 (classifier.1): [256, 6, 6] -> [4096]
             global::AlexNetCompiler.Cpu.DenseKernels.Forward(batch, 9216, 4096, dropout1Output, Dense1Weight, Dense1Bias, dense1Output, relu: true, _cpu);
             // Relu6 (classifier.2): [4096] -> [4096]
             // fused into the previous layer's epilogue
             // Dropout2 (classifier.3): [4096] -> [4096]
-            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Forward(0.5f, unchecked(dropoutSeed + 16UL * 0x9E3779B97F4A7C15UL), dense1Output, dropout2Output);
+            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Forward(0.5f, unchecked(dropoutSeed + 17UL * 0x9E3779B97F4A7C15UL), dense1Output, dropout2Output);
             else dense1Output.CopyTo(dropout2Output);
             // Dense2 (classifier.4): [4096] -> [4096]
             global::AlexNetCompiler.Cpu.DenseKernels.Forward(batch, 4096, 4096, dropout2Output, Dense2Weight, Dense2Bias, dense2Output, relu: true, _cpu);
@@ -341,7 +341,7 @@ namespace TorchvisionAlexNet
             gradient = dense2InputGradient; inA = !inA;
             // Dropout2 (classifier.3) backward: d[4096] -> d[4096]
             global::System.Span<float> dropout2InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 4096);
-            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Backward(0.5f, unchecked(dropoutSeed + 16UL * 0x9E3779B97F4A7C15UL), gradient, dropout2InputGradient);
+            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Backward(0.5f, unchecked(dropoutSeed + 17UL * 0x9E3779B97F4A7C15UL), gradient, dropout2InputGradient);
             else gradient.CopyTo(dropout2InputGradient);
             gradient = dropout2InputGradient; inA = !inA;
             // Relu6 (classifier.2) backward: d[4096] -> d[4096]
@@ -352,7 +352,7 @@ namespace TorchvisionAlexNet
             gradient = dense1InputGradient; inA = !inA;
             // Dropout1 (classifier.0) backward: d[256, 6, 6] -> d[256, 6, 6]
             global::System.Span<float> dropout1InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 9216);
-            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Backward(0.5f, unchecked(dropoutSeed + 13UL * 0x9E3779B97F4A7C15UL), gradient, dropout1InputGradient);
+            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Backward(0.5f, unchecked(dropoutSeed + 14UL * 0x9E3779B97F4A7C15UL), gradient, dropout1InputGradient);
             else gradient.CopyTo(dropout1InputGradient);
             gradient = dropout1InputGradient; inA = !inA;
             // Pool3 (features.12) backward: d[256, 6, 6] -> d[256, 13, 13]

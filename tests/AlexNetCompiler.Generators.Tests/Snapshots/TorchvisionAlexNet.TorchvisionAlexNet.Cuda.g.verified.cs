@@ -14,8 +14,8 @@ namespace TorchvisionAlexNet
 // FP32 by default; compile with -DALEXNET_TF32 for TF32 tensor-core GEMMs (FP32 accumulate).
 
 #include ""alexnet_prelude.cuh""
-#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != 2
-#error ""alexnet_prelude.cuh is not version 2: the AlexNetCompiler runtime and generator come from different versions""
+#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != 3
+#error ""alexnet_prelude.cuh is not version 3: the AlexNetCompiler runtime and generator come from different versions""
 #endif
 
 // ---------------------------------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_forward(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
     int batch, u64 seed, int dropout_on)
 {
-    dense1_t::forward(x, w, bias, y, batch, seed, 13ull, dropout_on ? 0.5f : 0.0f);
+    dense1_t::forward(x, w, bias, y, batch, seed, 14ull, dropout_on ? 0.5f : 0.0f);
 }
 extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_bias(
     const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
@@ -216,13 +216,13 @@ extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_weights(
     const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
     int dropout_on)
 {
-    dense1_t::backward_weights(dy, x, dw, batch, seed, 13ull, dropout_on ? 0.5f : 0.0f);
+    dense1_t::backward_weights(dy, x, dw, batch, seed, 14ull, dropout_on ? 0.5f : 0.0f);
 }
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(
     const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
     int dropout_on)
 {
-    dense1_t::backward_data(dy, w, dx, batch, seed, 13ull, dropout_on ? 0.5f : 0.0f);
+    dense1_t::backward_data(dy, w, dx, batch, seed, 14ull, dropout_on ? 0.5f : 0.0f);
 }
 
 // ==== dense2 = classifier.4: Dense 4096->4096 + bias + ReLU, dropout p=0.5f on its input (classifier.3)
@@ -233,7 +233,7 @@ extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_forward(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
     int batch, u64 seed, int dropout_on)
 {
-    dense2_t::forward(x, w, bias, y, batch, seed, 16ull, dropout_on ? 0.5f : 0.0f);
+    dense2_t::forward(x, w, bias, y, batch, seed, 17ull, dropout_on ? 0.5f : 0.0f);
 }
 extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_bias(
     const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
@@ -244,13 +244,13 @@ extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_weights(
     const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
     int dropout_on)
 {
-    dense2_t::backward_weights(dy, x, dw, batch, seed, 16ull, dropout_on ? 0.5f : 0.0f);
+    dense2_t::backward_weights(dy, x, dw, batch, seed, 17ull, dropout_on ? 0.5f : 0.0f);
 }
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(
     const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
     int dropout_on)
 {
-    dense2_t::backward_data(dy, w, dx, batch, seed, 16ull, dropout_on ? 0.5f : 0.0f);
+    dense2_t::backward_data(dy, w, dx, batch, seed, 17ull, dropout_on ? 0.5f : 0.0f);
 }
 
 // ==== dense3 = classifier.6: Dense 4096->1000 + bias

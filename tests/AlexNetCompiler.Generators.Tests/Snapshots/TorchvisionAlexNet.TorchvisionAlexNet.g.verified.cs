@@ -191,7 +191,17 @@ namespace TorchvisionAlexNet
         /// <summary>Floats in one sample of Pool3's output: channels * height * width.</summary>
         public const int Pool3OutputLength = 9216;
 
-        // Layer 13, classifier.0: Dropout (p=0.5): [256, 6, 6] -> [256, 6, 6]
+        // Layer 13, avgpool: AdaptiveAvgPool (out=6, the identity here: no kernel): [256, 6, 6] -> [256, 6, 6]
+        /// <summary>Output channels of Avgpool (<c>avgpool</c>).</summary>
+        public const int AvgpoolOutputChannels = 256;
+        /// <summary>Output height of Avgpool.</summary>
+        public const int AvgpoolOutputHeight = 6;
+        /// <summary>Output width of Avgpool.</summary>
+        public const int AvgpoolOutputWidth = 6;
+        /// <summary>Floats in one sample of Avgpool's output: channels * height * width.</summary>
+        public const int AvgpoolOutputLength = 9216;
+
+        // Layer 14, classifier.0: Dropout (p=0.5): [256, 6, 6] -> [256, 6, 6]
         /// <summary>Output channels of Dropout1 (<c>classifier.0</c>).</summary>
         public const int Dropout1OutputChannels = 256;
         /// <summary>Output height of Dropout1.</summary>
@@ -201,7 +211,7 @@ namespace TorchvisionAlexNet
         /// <summary>Floats in one sample of Dropout1's output: channels * height * width.</summary>
         public const int Dropout1OutputLength = 9216;
 
-        // Layer 14, classifier.1: Dense (9216 -> 4096, ReLU fused): [256, 6, 6] -> [4096]
+        // Layer 15, classifier.1: Dense (9216 -> 4096, ReLU fused): [256, 6, 6] -> [4096]
         /// <summary>Output channels of Dense1 (<c>classifier.1</c>).</summary>
         public const int Dense1OutputChannels = 4096;
         /// <summary>Output height of Dense1.</summary>
@@ -219,7 +229,7 @@ namespace TorchvisionAlexNet
         /// <summary>Floats in <c>classifier.1.bias</c> [4096].</summary>
         public const int Dense1BiasLength = 4096;
 
-        // Layer 15, classifier.2: Relu (fused into Dense1): [4096] -> [4096]
+        // Layer 16, classifier.2: Relu (fused into Dense1): [4096] -> [4096]
         /// <summary>Output channels of Relu6 (<c>classifier.2</c>).</summary>
         public const int Relu6OutputChannels = 4096;
         /// <summary>Output height of Relu6.</summary>
@@ -229,7 +239,7 @@ namespace TorchvisionAlexNet
         /// <summary>Floats in one sample of Relu6's output: channels * height * width.</summary>
         public const int Relu6OutputLength = 4096;
 
-        // Layer 16, classifier.3: Dropout (p=0.5): [4096] -> [4096]
+        // Layer 17, classifier.3: Dropout (p=0.5): [4096] -> [4096]
         /// <summary>Output channels of Dropout2 (<c>classifier.3</c>).</summary>
         public const int Dropout2OutputChannels = 4096;
         /// <summary>Output height of Dropout2.</summary>
@@ -239,7 +249,7 @@ namespace TorchvisionAlexNet
         /// <summary>Floats in one sample of Dropout2's output: channels * height * width.</summary>
         public const int Dropout2OutputLength = 4096;
 
-        // Layer 17, classifier.4: Dense (4096 -> 4096, ReLU fused): [4096] -> [4096]
+        // Layer 18, classifier.4: Dense (4096 -> 4096, ReLU fused): [4096] -> [4096]
         /// <summary>Output channels of Dense2 (<c>classifier.4</c>).</summary>
         public const int Dense2OutputChannels = 4096;
         /// <summary>Output height of Dense2.</summary>
@@ -257,7 +267,7 @@ namespace TorchvisionAlexNet
         /// <summary>Floats in <c>classifier.4.bias</c> [4096].</summary>
         public const int Dense2BiasLength = 4096;
 
-        // Layer 18, classifier.5: Relu (fused into Dense2): [4096] -> [4096]
+        // Layer 19, classifier.5: Relu (fused into Dense2): [4096] -> [4096]
         /// <summary>Output channels of Relu7 (<c>classifier.5</c>).</summary>
         public const int Relu7OutputChannels = 4096;
         /// <summary>Output height of Relu7.</summary>
@@ -267,7 +277,7 @@ namespace TorchvisionAlexNet
         /// <summary>Floats in one sample of Relu7's output: channels * height * width.</summary>
         public const int Relu7OutputLength = 4096;
 
-        // Layer 19, classifier.6: Dense (4096 -> 1000): [4096] -> [1000]
+        // Layer 20, classifier.6: Dense (4096 -> 1000): [4096] -> [1000]
         /// <summary>Output channels of Dense3 (<c>classifier.6</c>).</summary>
         public const int Dense3OutputChannels = 1000;
         /// <summary>Output height of Dense3.</summary>
@@ -285,7 +295,7 @@ namespace TorchvisionAlexNet
         /// <summary>Floats in <c>classifier.6.bias</c> [1000].</summary>
         public const int Dense3BiasLength = 1000;
 
-        // Layer 20, loss: SoftmaxCrossEntropy (softmax cross-entropy over 1000 classes): [1000] -> [1000]
+        // Layer 21, loss: SoftmaxCrossEntropy (softmax cross-entropy over 1000 classes): [1000] -> [1000]
         /// <summary>Output channels of Loss (<c>loss</c>).</summary>
         public const int LossOutputChannels = 1000;
         /// <summary>Output height of Loss.</summary>
@@ -386,14 +396,15 @@ namespace TorchvisionAlexNet
                 new global::AlexNetCompiler.LayerDescriptor(10, "features.10", "Conv5", global::AlexNetCompiler.LayerKind.Conv2d, new[] { 256, 13, 13 }, 590080, "256 filters, k=3 s=1 p=1 g=1, ReLU fused"),
                 new global::AlexNetCompiler.LayerDescriptor(11, "features.11", "Relu5", global::AlexNetCompiler.LayerKind.Relu, new[] { 256, 13, 13 }, 0, "fused into Conv5"),
                 new global::AlexNetCompiler.LayerDescriptor(12, "features.12", "Pool3", global::AlexNetCompiler.LayerKind.MaxPool, new[] { 256, 6, 6 }, 0, "k=3 s=2 p=0"),
-                new global::AlexNetCompiler.LayerDescriptor(13, "classifier.0", "Dropout1", global::AlexNetCompiler.LayerKind.Dropout, new[] { 256, 6, 6 }, 0, "p=0.5"),
-                new global::AlexNetCompiler.LayerDescriptor(14, "classifier.1", "Dense1", global::AlexNetCompiler.LayerKind.Dense, new[] { 4096 }, 37752832, "9216 -> 4096, ReLU fused"),
-                new global::AlexNetCompiler.LayerDescriptor(15, "classifier.2", "Relu6", global::AlexNetCompiler.LayerKind.Relu, new[] { 4096 }, 0, "fused into Dense1"),
-                new global::AlexNetCompiler.LayerDescriptor(16, "classifier.3", "Dropout2", global::AlexNetCompiler.LayerKind.Dropout, new[] { 4096 }, 0, "p=0.5"),
-                new global::AlexNetCompiler.LayerDescriptor(17, "classifier.4", "Dense2", global::AlexNetCompiler.LayerKind.Dense, new[] { 4096 }, 16781312, "4096 -> 4096, ReLU fused"),
-                new global::AlexNetCompiler.LayerDescriptor(18, "classifier.5", "Relu7", global::AlexNetCompiler.LayerKind.Relu, new[] { 4096 }, 0, "fused into Dense2"),
-                new global::AlexNetCompiler.LayerDescriptor(19, "classifier.6", "Dense3", global::AlexNetCompiler.LayerKind.Dense, new[] { 1000 }, 4097000, "4096 -> 1000"),
-                new global::AlexNetCompiler.LayerDescriptor(20, "loss", "Loss", global::AlexNetCompiler.LayerKind.SoftmaxCrossEntropy, new[] { 1000 }, 0, "softmax cross-entropy over 1000 classes"),
+                new global::AlexNetCompiler.LayerDescriptor(13, "avgpool", "Avgpool", global::AlexNetCompiler.LayerKind.AdaptiveAvgPool, new[] { 256, 6, 6 }, 0, "out=6, the identity here: no kernel"),
+                new global::AlexNetCompiler.LayerDescriptor(14, "classifier.0", "Dropout1", global::AlexNetCompiler.LayerKind.Dropout, new[] { 256, 6, 6 }, 0, "p=0.5"),
+                new global::AlexNetCompiler.LayerDescriptor(15, "classifier.1", "Dense1", global::AlexNetCompiler.LayerKind.Dense, new[] { 4096 }, 37752832, "9216 -> 4096, ReLU fused"),
+                new global::AlexNetCompiler.LayerDescriptor(16, "classifier.2", "Relu6", global::AlexNetCompiler.LayerKind.Relu, new[] { 4096 }, 0, "fused into Dense1"),
+                new global::AlexNetCompiler.LayerDescriptor(17, "classifier.3", "Dropout2", global::AlexNetCompiler.LayerKind.Dropout, new[] { 4096 }, 0, "p=0.5"),
+                new global::AlexNetCompiler.LayerDescriptor(18, "classifier.4", "Dense2", global::AlexNetCompiler.LayerKind.Dense, new[] { 4096 }, 16781312, "4096 -> 4096, ReLU fused"),
+                new global::AlexNetCompiler.LayerDescriptor(19, "classifier.5", "Relu7", global::AlexNetCompiler.LayerKind.Relu, new[] { 4096 }, 0, "fused into Dense2"),
+                new global::AlexNetCompiler.LayerDescriptor(20, "classifier.6", "Dense3", global::AlexNetCompiler.LayerKind.Dense, new[] { 1000 }, 4097000, "4096 -> 1000"),
+                new global::AlexNetCompiler.LayerDescriptor(21, "loss", "Loss", global::AlexNetCompiler.LayerKind.SoftmaxCrossEntropy, new[] { 1000 }, 0, "softmax cross-entropy over 1000 classes"),
             };
             var parameters = new global::AlexNetCompiler.ParameterDescriptor[]
             {

@@ -15,6 +15,8 @@ public sealed class ExampleKernelCompileTests(ITestOutputHelper output)
         ["AlexNet2012"] = (CanonicalAlexNet.AlexNet2012.CudaSource, CanonicalAlexNet.AlexNet2012.CudaPlan),
         ["TorchvisionAlexNet"] = (TorchvisionAlexNet.TorchvisionAlexNet.CudaSource, TorchvisionAlexNet.TorchvisionAlexNet.CudaPlan),
         ["FashionNet"] = (FashionMnist.FashionNet.CudaSource, FashionMnist.FashionNet.CudaPlan),
+        // Not an example: the test network whose adaptive average pools are not the identity.
+        ["AvgPoolNet"] = (Networks.AvgPoolNet.CudaSource, Networks.AvgPoolNet.CudaPlan),
     };
 
     public static TheoryData<string, string, bool, string> Targets()

@@ -22,3 +22,11 @@ public partial class UnusualNet { }
 [Conv2d(6, Kernel = 2), Relu, MaxPool(2, KernelWidth = 3, StrideHeight = 1, StrideWidth = 2)]
 [Dense(5)]
 public partial class RectangularPoolNet { }
+
+// Adaptive average pools that are not the identity: one shrinking 9x8 to 4x3 (bins overlap on both axes), one growing
+// 4x3 to 5x6 (an input row feeds two outputs), and one at its input's size (the identity: no kernel runs).
+[Network(Channels = 3, Height = 19, Width = 17)]
+[Conv2d(6, Kernel = 3, Stride = 2), Relu, AdaptiveAvgPool(4, OutputWidth = 3)]
+[Conv2d(8, Kernel = 1), AdaptiveAvgPool(5, OutputWidth = 6), Relu, AdaptiveAvgPool(5, OutputWidth = 6)]
+[Dense(6)]
+public partial class AvgPoolNet { }

@@ -664,6 +664,53 @@ struct LrnPool
     }
 };
 
+// ---- Adaptive average pool (PyTorch's AdaptiveAvgPool2d) ----
+// Output (oh, ow) of a channel averages input rows [floor(oh * H / OH), ceil((oh + 1) * H / OH)) and the columns
+// likewise, summed in row-major order as the CPU backend does. Windows overlap when the sizes do not divide, so
+// backward gathers: input row h lies in the windows oh = floor(h * OH / H) .. ceil((h + 1) * OH / H) - 1.
+template <int C, int H, int W, int OH, int OW>
+struct AdaptiveAvgPool
+{
+    // In 32 bits, so that the divisions by these constants compile to multiplications (64-bit ones call a subroutine).
+    static_assert((long long)H * OH + OH < 2147483647LL && (long long)W * OW + OW < 2147483647LL,
+                  "AdaptiveAvgPool: input size times output size must fit in 32 bits");
+    __device__ static int bin_start(int i, int in, int out) { return i * in / out; }
+    __device__ static int bin_end(int i, int in, int out) { return ((i + 1) * in + out - 1) / out; }
+
+    // One thread per output element (b, c, oh, ow).
+    __device__ static void forward(const float* x, float* y, int batch)
+    {
+        int i = blockIdx.x * ALEXNET_THREADS + threadIdx.x;
+        if (i >= batch * C * OH * OW) return;
+        int plane = i / (OH * OW), o = i % (OH * OW), oh = o / OW, ow = o % OW;
+        const float* a = x + (size_t)plane * H * W;
+        int h0 = bin_start(oh, H, OH), h1 = bin_end(oh, H, OH), w0 = bin_start(ow, W, OW), w1 = bin_end(ow, W, OW);
+        float sum = 0.0f;
+        for (int h = h0; h < h1; ++h)
+            for (int w = w0; w < w1; ++w) sum += a[h * W + w];
+        y[i] = sum / (float)((h1 - h0) * (w1 - w0));
+    }
+
+    // One thread per input element (b, c, h, w): the sum of dY / (window size) over the windows that hold it.
+    __device__ static void backward(const float* dy, float* dx, int batch)
+    {
+        int i = blockIdx.x * ALEXNET_THREADS + threadIdx.x;
+        if (i >= batch * C * H * W) return;
+        int plane = i / (H * W), hw = i % (H * W), h = hw / W, w = hw % W;
+        const float* d = dy + (size_t)plane * OH * OW;
+        int oh0 = h * OH / H, oh1 = ((h + 1) * OH + H - 1) / H;
+        int ow0 = w * OW / W, ow1 = ((w + 1) * OW + W - 1) / W;
+        float g = 0.0f;
+        for (int oh = oh0; oh < oh1; ++oh)
+        {
+            int rows = bin_end(oh, H, OH) - bin_start(oh, H, OH);
+            for (int ow = ow0; ow < ow1; ++ow)
+                g += d[oh * OW + ow] / (float)(rows * (bin_end(ow, W, OW) - bin_start(ow, W, OW)));
+        }
+        dx[i] = g;
+    }
+};
+
 // ---- Softmax cross-entropy, fused and stable: one block per sample ----
 // loss[b] = log(sum_j exp(z_j - max)) + max - z_label;  dz = (softmax(z) - onehot(label)) / batch.
 template <int CLASSES>

@@ -42,6 +42,7 @@ public sealed class EmulatedGpuTests(ITestOutputHelper output) : EmulatedGpuChec
     [InlineData("fashionnet", 8)]
     [InlineData("unusual", 4)]
     [InlineData("rectangular", 4)]
+    [InlineData("avgpool", 4)]
     public void Fp32KernelsMatchTheCpuBackend(string net, int batch) =>
         CheckWithin(net, batch, "fp32", "all", exactTf32: false, Fp32Tolerances);
 
@@ -193,6 +194,7 @@ public abstract partial class EmulatedGpuCheck(ITestOutputHelper output)
             "alexnet" => CanonicalAlexNet.AlexNet2012.Model,
             "fashionnet" => FashionMnist.FashionNet.Model,
             "rectangular" => Networks.RectangularPoolNet.Model,
+            "avgpool" => Networks.AvgPoolNet.Model,
             _ => Networks.UnusualNet.Model,
         };
         Assert.Equal(tiles.Count * (model.Parameters.Count + 4), results.Count);
@@ -216,6 +218,7 @@ public abstract partial class EmulatedGpuCheck(ITestOutputHelper output)
         "fashionnet" => (FashionMnist.FashionNet.CudaSource, "FashionNet"),
         "unusual" => (Networks.UnusualNet.CudaSource, "UnusualNet"),
         "rectangular" => (Networks.RectangularPoolNet.CudaSource, "RectangularPoolNet"),
+        "avgpool" => (Networks.AvgPoolNet.CudaSource, "AvgPoolNet"),
         _ => throw new ArgumentOutOfRangeException(nameof(key)),
     };
 
