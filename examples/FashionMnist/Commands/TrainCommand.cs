@@ -260,7 +260,7 @@ internal static class TrainRun
     {
         try
         {
-            return DeviceSelector.Resolve(request, network.CudaPlan, network.CudaSource, batchSize, tf32);
+            return DeviceSelector.Resolve(request, network.Model, network.CudaPlan, network.CudaSource, batchSize, tf32);
         }
         catch (CudaUnavailableException e)
         {

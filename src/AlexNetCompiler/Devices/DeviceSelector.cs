@@ -7,44 +7,41 @@ namespace AlexNetCompiler.Devices;
 public enum DeviceRequest { Auto, Cpu, Cuda }
 
 /// <summary>
-/// The device a run trains on. For CUDA it owns the opened GPU and the runner with the compiled kernels; the
-/// runner passes to the trainer's engine through <see cref="EngineFactory"/>.
+/// The device a run trains on. For CUDA it owns the network built on the GPU (its compiled kernels and buffers),
+/// which passes to the trainer's engine through <see cref="EngineFactory"/>.
 /// </summary>
 public sealed class DeviceChoice : IDisposable
 {
-    private CudaNetworkRunner? _runner;
+    private CudaNetwork? _cudaNetwork;
 
-    internal DeviceChoice(string name, string? notice, CudaDevice? device, CudaNetworkRunner? runner)
+    internal DeviceChoice(string name, string? notice, CudaNetwork? cudaNetwork)
     {
         Name = name;
         Notice = notice;
-        Device = device;
-        _runner = runner;
+        _cudaNetwork = cudaNetwork;
     }
 
     /// <summary>"cpu" or "cuda".</summary>
     public string Name { get; }
     /// <summary>Set when <c>auto</c> fell back to the CPU: one line saying why.</summary>
     public string? Notice { get; }
-    public CudaDevice? Device { get; }
 
     /// <summary>
-    /// The trainer's engine factory: null for the CPU (the trainer's default); for CUDA it hands over the runner
-    /// (once: the engine owns it from then on).
+    /// The trainer's engine factory: null for the CPU (the trainer's default); for CUDA it hands over the
+    /// <see cref="CudaNetwork"/> (once: the engine owns it from then on).
     /// </summary>
-    public Func<INetwork, Sgd, ITrainingEngine>? EngineFactory => _runner is null ? null : (network, optimizer) =>
+    public Func<INetwork, Sgd, ITrainingEngine>? EngineFactory => _cudaNetwork is null ? null : (host, optimizer) =>
     {
-        CudaNetworkRunner runner = _runner ?? throw new InvalidOperationException("The CUDA runner was already handed to an engine.");
-        var engine = new CudaTrainingEngine(runner, network, optimizer);
-        _runner = null; // the engine owns it now; until here Dispose still frees it
+        CudaNetwork network = _cudaNetwork ?? throw new InvalidOperationException("The CUDA network was already handed to an engine.");
+        var engine = new CudaTrainingEngine(network, host, optimizer);
+        _cudaNetwork = null; // the engine owns it now; until here Dispose still frees it
         return engine;
     };
 
     public void Dispose()
     {
-        _runner?.Dispose();
-        _runner = null;
-        Device?.Dispose();
+        _cudaNetwork?.Dispose();
+        _cudaNetwork = null;
     }
 }
 
@@ -52,35 +49,24 @@ public sealed class DeviceChoice : IDisposable
 public static class DeviceSelector
 {
     /// <summary>
-    /// <c>cpu</c>: the CPU. <c>cuda</c>: opens GPU 0 and compiles the network's generated kernels (through the
-    /// on-disk kernel cache), or throws <see cref="CudaUnavailableException"/> with the reason. <c>auto</c>: CUDA when that works, otherwise the CPU
-    /// with a one-line notice saying why.
+    /// <c>cpu</c>: the CPU. <c>cuda</c>: builds the network on GPU 0 (<see cref="CudaNetwork.Create"/>: its generated
+    /// kernels compiled through the on-disk kernel cache), or throws <see cref="CudaUnavailableException"/> with the
+    /// reason. <c>auto</c>: CUDA when that works, otherwise the CPU with a one-line notice saying why.
     /// </summary>
-    public static DeviceChoice Resolve(DeviceRequest request, CudaLaunchPlan plan, string cudaSource, int maxBatch, bool tf32 = false)
+    /// <param name="descriptor">The generated class's <c>Model</c>.</param>
+    /// <param name="plan">The generated class's <c>CudaPlan</c>.</param>
+    /// <param name="cudaSource">The generated class's <c>CudaSource</c>.</param>
+    public static DeviceChoice Resolve(DeviceRequest request, NetworkDescriptor descriptor, CudaLaunchPlan plan, string cudaSource, int maxBatch, bool tf32 = false)
     {
-        if (request == DeviceRequest.Cpu) return new DeviceChoice("cpu", null, null, null);
-
-        if (!CudaDevice.TryOpen(0, out CudaDevice? device, out string? reason))
-            return Unavailable(request, reason!);
+        if (request == DeviceRequest.Cpu) return new DeviceChoice("cpu", null, null);
         try
         {
-            var runner = new CudaNetworkRunner(device!, plan, cudaSource, maxBatch,
-                new CudaRunnerOptions(tf32, new KernelCache(KernelCache.DefaultDirectory)));
-            return new DeviceChoice("cuda", null, device, runner);
+            var network = CudaNetwork.Create(descriptor, plan, cudaSource, maxBatch, new CudaRunnerOptions(tf32, new KernelCache(KernelCache.DefaultDirectory)));
+            return new DeviceChoice("cuda", null, network);
         }
-        catch (Exception e) when (e is CudaException or CudaUnavailableException or IOException)
+        catch (CudaUnavailableException e) when (request == DeviceRequest.Auto)
         {
-            string name = device!.Name;
-            device.Dispose();
-            return Unavailable(request, $"{name}: the kernels could not be compiled or loaded: {e.Message}");
+            return new DeviceChoice("cpu", $"Device auto: {e.Message.TrimEnd('.')}; running on the CPU.", null);
         }
-    }
-
-    private static DeviceChoice Unavailable(DeviceRequest request, string reason)
-    {
-        reason = reason.TrimEnd('.');
-        if (request == DeviceRequest.Cuda)
-            throw new CudaUnavailableException($"{reason}.");
-        return new DeviceChoice("cpu", $"Device auto: {reason}; running on the CPU.", null, null);
     }
 }

@@ -1,8 +1,9 @@
 namespace AlexNetCompiler;
 
 /// <summary>
-/// What every generated network class implements, so that trainers, checkpoints and benchmarks can work
-/// with any network. Inputs are NCHW float32, batch-major; logits are [batch, classes].
+/// What every generated network class implements, and <see cref="Cuda.CudaNetwork"/>, the same network on a GPU,
+/// so that trainers, checkpoints and benchmarks can work with any network on either device. Inputs are NCHW float32,
+/// batch-major; logits are [batch, classes].
 /// </summary>
 public interface INetwork
 {
@@ -11,7 +12,10 @@ public interface INetwork
     /// <summary>The largest batch the buffers were planned for.</summary>
     int MaxBatch { get; }
 
-    /// <summary>Flat parameter buffer; each tensor's slice is given by its ParameterDescriptor.</summary>
+    /// <summary>
+    /// Flat parameter buffer; each tensor's slice is given by its ParameterDescriptor. On a GPU, a host mirror that
+    /// the next pass uploads (see <see cref="Cuda.CudaNetwork.Parameters"/>).
+    /// </summary>
     float[] Parameters { get; }
 
     /// <summary>Gradients of the last ForwardBackward, same layout as Parameters.</summary>

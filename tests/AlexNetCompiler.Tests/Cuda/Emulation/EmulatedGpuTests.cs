@@ -140,12 +140,12 @@ public abstract partial class EmulatedGpuCheck(ITestOutputHelper output)
     protected ITestOutputHelper Output => output;
 
     /// <summary>The GPU check's relative L2 tolerances: logits and loss, each gradient, each SGD step and the momentum buffer.</summary>
-    protected sealed record Tolerances(double LogitsAndLoss, double Gradient, double Sgd);
+    protected internal sealed record Tolerances(double LogitsAndLoss, double Gradient, double Sgd);
 
     // FP32: 1e-4 per tensor, 1e-3 per SGD step and for the momentum buffer. TF32: 1e-2 for logits and loss, 1e-1
     // per gradient and step (the ReLU flips explained in eng/GpuCheck/Program.cs).
-    protected static readonly Tolerances Fp32Tolerances = new(1e-4, 1e-4, 1e-3);
-    protected static readonly Tolerances Tf32Tolerances = new(1e-2, 1e-1, 1e-1);
+    protected internal static readonly Tolerances Fp32Tolerances = new(1e-4, 1e-4, 1e-3);
+    protected internal static readonly Tolerances Tf32Tolerances = new(1e-2, 1e-1, 1e-1);
 
     // Builds the emulator with the network's kernels for the given GEMM tiles, runs the GPU check on it (which
     // checks each tile on its own) and holds every reported error to the given tolerances.
