@@ -323,20 +323,59 @@ public sealed class DiagnosticTests
         Assert.Contains(outcome.CompilationErrors, d => d.Id == "CS1503");
     }
 
+    private static DiagnosticDescriptor[] AllDescriptors() => typeof(DiagnosticDescriptors)
+        .GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+        .Where(f => f.FieldType == typeof(DiagnosticDescriptor))
+        .Select(f => (DiagnosticDescriptor)f.GetValue(null)!)
+        .ToArray();
+
+    // The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces turned into hyphens.
+    private static string GitHubAnchor(string heading) =>
+        new string(heading.Trim().ToLowerInvariant().Where(c => char.IsLetterOrDigit(c) || c is '-' or '_' or ' ').ToArray()).Replace(' ', '-');
+
+    private static readonly string DiagnosticsDoc = Repository.ReadText("docs/diagnostics.md");
+
+    private static IEnumerable<string> DocHeadings(string level) =>
+        DiagnosticsDoc.Split('\n').Where(line => line.StartsWith(level + " ", StringComparison.Ordinal)).Select(line => line[(level.Length + 1)..]);
+
     [Fact]
     public void Every_descriptor_is_tracked_in_the_release_files_and_documented()
     {
-        string[] ids = typeof(DiagnosticDescriptors)
-            .GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
-            .Select(f => ((DiagnosticDescriptor)f.GetValue(null)!).Id)
-            .ToArray();
-        string unshipped = Repository.ReadText("generators/AlexNetCompiler.Generators/AnalyzerReleases.Unshipped.md");
-        string docs = Repository.ReadText("docs/diagnostics.md");
-        Assert.Equal(ids.Length, ids.Distinct().Count());
-        foreach (string id in ids)
+        DiagnosticDescriptor[] descriptors = AllDescriptors();
+        Assert.Equal(23, descriptors.Length);
+        string releases = Repository.ReadText("generators/AlexNetCompiler.Generators/AnalyzerReleases.Shipped.md") +
+            Repository.ReadText("generators/AlexNetCompiler.Generators/AnalyzerReleases.Unshipped.md");
+        var sections = DocHeadings("##").ToList();
+        Assert.Equal(descriptors.Length, descriptors.Select(d => d.Id).Distinct().Count());
+        foreach (DiagnosticDescriptor d in descriptors)
         {
-            Assert.Contains(id + " |", unshipped);
-            Assert.Contains("| " + id + " |", docs);
+            Assert.Contains($"{d.Id} | {d.Category} | {d.DefaultSeverity} | {d.Title}", releases);
+            Assert.Single(sections, s => s == d.Id);
+            Assert.Contains($"## {d.Id}\n\n**{d.Title}** ({d.DefaultSeverity.ToString().ToLowerInvariant()})\n", DiagnosticsDoc);
         }
+    }
+
+    [Fact]
+    public void Every_descriptor_links_to_its_section_of_the_diagnostics_reference()
+    {
+        Assert.EndsWith("/docs/diagnostics.md", DiagnosticDescriptors.HelpDocumentUrl);
+        Assert.StartsWith(DiagnosticDescriptors.RepositoryUrl + "/", DiagnosticDescriptors.HelpDocumentUrl);
+        var anchors = DocHeadings("#").Concat(DocHeadings("##")).Concat(DocHeadings("###")).Select(GitHubAnchor).ToHashSet();
+        foreach (DiagnosticDescriptor d in AllDescriptors())
+        {
+            Assert.True(Uri.TryCreate(d.HelpLinkUri, UriKind.Absolute, out Uri? link), $"{d.Id}: help link '{d.HelpLinkUri}'");
+            Assert.Equal(DiagnosticDescriptors.HelpDocumentUrl, link!.GetLeftPart(UriPartial.Path));
+            string anchor = link.Fragment.TrimStart('#');
+            Assert.Equal(d.Id.ToLowerInvariant(), anchor);
+            Assert.Contains(anchor, anchors);
+        }
+    }
+
+    [Fact]
+    public void Reported_diagnostics_carry_their_help_link()
+    {
+        Diagnostic diagnostic = AssertReports(Input8 + "public partial class [|Net|] { }",
+            "ANC0006", DiagnosticSeverity.Error, "Network 'Specs.Net' declares no layers; add layer attributes such as [Conv2d(...)] and [Dense(...)]");
+        Assert.Equal(DiagnosticDescriptors.HelpDocumentUrl + "#anc0006", diagnostic.Descriptor.HelpLinkUri);
     }
 }

@@ -19,7 +19,20 @@ public sealed class PropertyTests
     private static Gen<T> Either<T>(bool wild, Gen<T> plausible, Gen<T> odd, int oddWeight = 1) =>
         wild ? Gen.Frequency((4, (IGen<T>)plausible), (oddWeight, odd)) : plausible;
 
-    private static readonly string[] OddNames = { "stem", "features.0", "conv.2", "...", "", " ", "a\"b", "x\ny", "1st", "Conv1", "loss", "head", "é", "Weight", "classifier.1" };
+    /// <summary>
+    /// Long names: a long identifier, a sentence whose identifier is short (letters outside ASCII are left out of it),
+    /// and a word too long for any line.
+    /// </summary>
+    internal static readonly string[] LongNames =
+    {
+        "backbone.stage_4.block_3.depthwise_conv",
+        "первый свёрточный слой сети: ядро одиннадцать на одиннадцать, шаг четыре, как в статье Крижевского, Суцкевера и Хинтона (2012)",
+        "очень_длинное_имя_слоя_без_единого_пробела_которое_не_помещается_ни_в_одну_строку_комментария_и_должно_быть_разрезано_x",
+    };
+
+    private static readonly string[] OddNames =
+        new[] { "stem", "features.0", "conv.2", "...", "", " ", "a\"b", "x\ny", "1st", "Conv1", "loss", "head", "é", "Weight", "classifier.1" }
+            .Concat(LongNames).ToArray();
 
     private static Gen<string> Name(bool wild) => wild
         ? Optional(Gen.OneOf(OddNames).Select(n => ", Name = " + SymbolDisplay.FormatLiteral(n, quote: true)), omitWeight: 10)
@@ -119,12 +132,12 @@ public sealed class PropertyTests
     private static readonly Gen<string> PlausibleSpec = Spec(Network(false), Layers(false), Gen.Const("{0}public partial class Net {{ }}"));
 
     /// <summary>Three in four plausible, the rest wrong in any way the attributes allow.</summary>
-    private static readonly Gen<string> AnySpec = Gen.Frequency(
+    internal static readonly Gen<string> AnySpec = Gen.Frequency(
         (3, (IGen<string>)PlausibleSpec),
         (1, Spec(Network(true), Gen.Frequency((2, (IGen<string[]>)Layers(true)), (1, Shuffled)), ClassShape)));
 
     // One namespace per spec, so that a batch compiles as one assembly.
-    private static GeneratorOutcome RunBatch(string[] batch) => GeneratorHarness.Run(
+    internal static GeneratorOutcome RunBatch(string[] batch) => GeneratorHarness.Run(
         GeneratorHarness.CreateStrictCompilation(batch.Select((spec, i) => ($"Spec{i}.cs", $"using AlexNetCompiler;\nnamespace P{i}\n{{\n{spec}\n}}\n"))),
         GeneratorHarness.StrictParseOptions);
 

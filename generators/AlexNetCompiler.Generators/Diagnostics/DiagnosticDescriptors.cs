@@ -10,11 +10,20 @@ internal static class DiagnosticDescriptors
 {
     private const string Category = "AlexNetCompiler";
 
+    /// <summary>The project's home, the one place its address is written (a package's RepositoryUrl would match it).</summary>
+    public const string RepositoryUrl = "https://github.com/alexnetcompiler/AlexNetCompiler";
+
+    /// <summary>The diagnostics reference; each ID has a section there whose heading is just the ID.</summary>
+    public const string HelpDocumentUrl = RepositoryUrl + "/blob/main/docs/diagnostics.md";
+
+    /// <summary>The link an IDE shows on a diagnostic: its section of docs/diagnostics.md ("## ANC0013" -> "#anc0013").</summary>
+    public static string HelpLink(string id) => HelpDocumentUrl + "#" + id.ToLowerInvariant();
+
     private static DiagnosticDescriptor Error(string id, string title, string message, string help) =>
-        new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, description: help);
+        new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, description: help, helpLinkUri: HelpLink(id));
 
     private static DiagnosticDescriptor Warning(string id, string title, string message, string help) =>
-        new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, description: help);
+        new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, description: help, helpLinkUri: HelpLink(id));
 
     public static readonly DiagnosticDescriptor InternalError = Error(
         "ANC0001", "The network generator failed",

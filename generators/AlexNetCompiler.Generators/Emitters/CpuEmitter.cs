@@ -45,30 +45,44 @@ internal static partial class CpuEmitter
             switch (l.Kind)
             {
                 case LayerKind.Conv2d:
-                    w.WriteLine($"private static readonly {Kernels}Conv2dGeometry {l.Identifier}Geometry = new(");
+                    WriteGeometryDeclaration(w, "Conv2dGeometry", l);
                     w.WriteLine($"    InChannels: {l.Input.Channels}, InHeight: {l.Input.Height}, InWidth: {l.Input.Width},");
                     w.WriteLine($"    OutChannels: {l.Output.Channels}, OutHeight: {l.Output.Height}, OutWidth: {l.Output.Width},");
                     w.WriteLine($"    KernelHeight: {l.KernelHeight}, KernelWidth: {l.KernelWidth}, StrideHeight: {l.StrideHeight}, StrideWidth: {l.StrideWidth},");
                     w.WriteLine($"    PaddingHeight: {l.PaddingHeight}, PaddingWidth: {l.PaddingWidth}, Groups: {l.Groups});");
                     break;
                 case LayerKind.MaxPool:
-                    w.WriteLine($"private static readonly {Kernels}PoolGeometry {l.Identifier}Geometry = new(");
+                    WriteGeometryDeclaration(w, "PoolGeometry", l);
                     w.WriteLine($"    Channels: {l.Input.Channels}, InHeight: {l.Input.Height}, InWidth: {l.Input.Width}, OutHeight: {l.Output.Height}, OutWidth: {l.Output.Width},");
                     w.WriteLine($"    KernelHeight: {l.KernelHeight}, KernelWidth: {l.KernelWidth}, StrideHeight: {l.StrideHeight}, StrideWidth: {l.StrideWidth},");
                     w.WriteLine($"    PaddingHeight: {l.PaddingHeight}, PaddingWidth: {l.PaddingWidth});");
                     break;
                 case LayerKind.AdaptiveAvgPool:
-                    w.WriteLine($"private static readonly {Kernels}AdaptiveAvgPoolGeometry {l.Identifier}Geometry = new(");
+                    WriteGeometryDeclaration(w, "AdaptiveAvgPoolGeometry", l);
                     w.WriteLine($"    Channels: {l.Input.Channels}, InHeight: {l.Input.Height}, InWidth: {l.Input.Width}, OutHeight: {l.Output.Height}, OutWidth: {l.Output.Width});");
                     break;
                 case LayerKind.Lrn:
-                    w.WriteLine($"private static readonly {Kernels}LrnGeometry {l.Identifier}Geometry = new(");
+                    WriteGeometryDeclaration(w, "LrnGeometry", l);
                     w.WriteLine($"    Channels: {l.Input.Channels}, Height: {l.Input.Height}, Width: {l.Input.Width},");
                     w.WriteLine($"    Size: {l.LrnSize}, Alpha: {Float(l.LrnAlpha)}, Beta: {Float(l.LrnBeta)}, K: {Float(l.LrnK)});");
                     break;
             }
         }
         w.WriteLine();
+    }
+
+    // "private static readonly ...Geometry Conv1Geometry = new(", the name on the next line where it is long.
+    private static void WriteGeometryDeclaration(CodeWriter w, string type, LayerModel l)
+    {
+        string field = $"private static readonly {Kernels}{type}";
+        string name = $"{l.Identifier}Geometry = new(";
+        if (w.Fits(field + " " + name))
+        {
+            w.WriteLine(field + " " + name);
+            return;
+        }
+        w.WriteLine(field);
+        w.WriteLine("    " + name);
     }
 
     private static void EmitFieldsAndConstructor(CodeWriter w, NetworkModel model, EquatableArray<PlanStage> buffers)
@@ -80,9 +94,9 @@ internal static partial class CpuEmitter
         foreach (PlanStage b in buffers)
         {
             if (!b.OwnsOutput) continue;
-            w.WriteLine($"private readonly float[] _{b.Output}; // {Describe(b.Layer)}: {b.Layer.Output}");
-            if (b.Scale != null) w.WriteLine($"private readonly float[] _{b.Scale}; // k + alpha * window sum of squares, for backward");
-            if (b.Argmax != null) w.WriteLine($"private readonly int[] _{b.Argmax}; // input index of each maximum, for backward");
+            w.WriteLine($"private readonly float[] _{b.Output};", $"{Describe(b.Layer)}: {b.Layer.Output}");
+            if (b.Scale != null) w.WriteLine($"private readonly float[] _{b.Scale};", "k + alpha * window sum of squares, for backward");
+            if (b.Argmax != null) w.WriteLine($"private readonly int[] _{b.Argmax};", "input index of each maximum, for backward");
         }
         w.WriteLine("private readonly float[] _probabilities; // softmax of the logits");
         w.WriteLine("// Gradient ping-pong buffers, each [MaxBatch, largest activation].");
@@ -90,7 +104,7 @@ internal static partial class CpuEmitter
         w.WriteLine("private readonly float[] _gradientB;");
         w.WriteLine();
 
-        w.WriteLine("/// <summary>The compile-time description of this network (layer table, parameters, memory plan).</summary>");
+        w.WriteSummary("The compile-time description of this network (layer table, parameters, memory plan).");
         w.WriteLine("public global::AlexNetCompiler.NetworkDescriptor Descriptor => Model;");
         w.WriteLine();
         w.WriteLine("/// <summary>The largest batch the buffers were planned for.</summary>");
@@ -104,10 +118,10 @@ internal static partial class CpuEmitter
         w.WriteLine();
         PlanStage last = buffers[buffers.Length - 1];
         w.WriteLine("/// <summary>Logits of the last pass, [batch, ClassCount].</summary>");
-        w.WriteLine($"public global::System.ReadOnlySpan<float> Logits => Slice(_{last.Output}, _lastBatch * ClassCount);");
+        w.WriteExpressionBody("public global::System.ReadOnlySpan<float> Logits", "Slice", new[] { $"_{last.Output}", "_lastBatch * ClassCount" });
         w.WriteLine();
-        w.WriteLine("/// <summary>Softmax probabilities of the last ForwardBackward, [batch, ClassCount].</summary>");
-        w.WriteLine("public global::System.ReadOnlySpan<float> Probabilities => Slice(_probabilities, _lastBatch * ClassCount);");
+        w.WriteSummary("Softmax probabilities of the last ForwardBackward, [batch, ClassCount].");
+        w.WriteExpressionBody("public global::System.ReadOnlySpan<float> Probabilities", "Slice", new[] { "_probabilities", "_lastBatch * ClassCount" });
         w.WriteLine();
 
         EmitBatchLimit(w, model);
@@ -118,7 +132,7 @@ internal static partial class CpuEmitter
         w.WriteLine("/// </summary>");
         w.WriteLine("/// <param name=\"maxBatch\">Largest batch that Forward/ForwardBackward will be given.</param>");
         w.WriteLine("/// <param name=\"cpu\">Threads and scratch memory; null uses all processors.</param>");
-        w.WriteLine($"public {model.ClassName}(int maxBatch = 1, global::AlexNetCompiler.Cpu.CpuContext? cpu = null)");
+        w.WriteParenthesized($"public {model.ClassName}", new[] { "int maxBatch = 1", "global::AlexNetCompiler.Cpu.CpuContext? cpu = null" }, "");
         w.WriteLine("{");
         w.Indent++;
         w.WriteLine("if (maxBatch < 1)");
@@ -135,9 +149,9 @@ internal static partial class CpuEmitter
         {
             if (!b.OwnsOutput) continue;
             string length = $"maxBatch * {b.Layer.Identifier}OutputLength";
-            w.WriteLine($"_{b.Output} = new float[{length}];");
-            if (b.Scale != null) w.WriteLine($"_{b.Scale} = new float[{length}];");
-            if (b.Argmax != null) w.WriteLine($"_{b.Argmax} = new int[{length}];");
+            w.WriteAssignment($"_{b.Output}", $"new float[{length}]");
+            if (b.Scale != null) w.WriteAssignment($"_{b.Scale}", $"new float[{length}]");
+            if (b.Argmax != null) w.WriteAssignment($"_{b.Argmax}", $"new int[{length}]");
         }
         w.WriteLine("_probabilities = new float[maxBatch * ClassCount];");
         w.WriteLine("_gradientA = new float[maxBatch * LargestBufferLengthPerSample];");
@@ -167,24 +181,26 @@ internal static partial class CpuEmitter
         string largestText = layer is null ? "the input" : $"{layer.Identifier}'s output";
         string largestShape = layer is null ? model.Input.ToString() : layer.Output.ToString();
 
-        w.WriteLine("/// <summary>");
-        w.WriteLine("/// Floats per sample of the largest buffer: the gradient ping-pong buffers, each as large as the largest");
-        w.WriteLine($"/// activation ({largestText}, {largestShape}).");
-        w.WriteLine("/// </summary>");
+        w.WriteSummary("Floats per sample of the largest buffer: the gradient ping-pong buffers, each as large as the largest " +
+            $"activation ({largestText}, {largestShape}).");
         w.WriteLine($"private const int LargestBufferLengthPerSample = {largest};");
         w.WriteLine();
         w.WriteLine("/// <summary>The largest maxBatch for which every buffer fits in one .NET array.</summary>");
-        w.WriteLine("public static int MaxBatchLimit => global::System.Array.MaxLength / LargestBufferLengthPerSample;");
+        w.WriteLine("public static int MaxBatchLimit =>");
+        w.WriteLine("    global::System.Array.MaxLength / LargestBufferLengthPerSample;");
         w.WriteLine();
-        w.WriteLine("/// <summary>Checks maxBatch against the largest buffer in 64 bits, before anything is allocated.</summary>");
+        w.WriteSummary("Checks maxBatch against the largest buffer in 64 bits, before anything is allocated.");
         w.WriteLine("private static void ThrowIfBuffersTooLarge(int maxBatch)");
         w.WriteLine("{");
         w.Indent++;
         w.WriteLine("long largestBufferLength = (long)maxBatch * LargestBufferLengthPerSample;");
         w.WriteLine("int arrayLimit = global::System.Array.MaxLength;");
         w.WriteLine("if (largestBufferLength <= arrayLimit) return;");
-        w.WriteLine("throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,");
-        w.WriteLine($"    $\"{model.ClassName}: at maxBatch {{maxBatch}} the gradient buffers (as large as {largestText}) \" +");
+        w.WriteLine("throw new global::System.ArgumentOutOfRangeException(");
+        w.WriteLine("    nameof(maxBatch),");
+        w.WriteLine("    maxBatch,");
+        w.WriteLine($"    $\"{model.ClassName}: at maxBatch {{maxBatch}} \" +");
+        w.WriteLine($"    \"the gradient buffers (as large as {largestText}) \" +");
         w.WriteLine("    $\"would hold {largestBufferLength} floats each, more than an array can ({arrayLimit}); \" +");
         w.WriteLine("    $\"the largest maxBatch that fits is {MaxBatchLimit}.\");");
         w.Indent--;
@@ -200,10 +216,12 @@ internal static partial class CpuEmitter
             foreach (ParameterModel p in l.Parameters)
             {
                 string shape = "[" + string.Join(", ", p.Shape) + "]";
-                w.WriteLine($"/// <summary><c>{XmlComment(p.Name)}</c>, {shape}.</summary>");
-                w.WriteLine($"public global::System.Span<float> {p.Identifier} => new global::System.Span<float>(Parameters, {p.Identifier}Offset, {p.Identifier}Length);");
-                w.WriteLine($"/// <summary>Gradient of <c>{XmlComment(p.Name)}</c>, {shape}.</summary>");
-                w.WriteLine($"public global::System.Span<float> {p.Identifier}Gradient => new global::System.Span<float>(Gradients, {p.Identifier}Offset, {p.Identifier}Length);");
+                w.WriteSummary($"<c>{XmlComment(p.Name)}</c>, {shape}.");
+                w.WriteExpressionBody($"public global::System.Span<float> {p.Identifier}", "new global::System.Span<float>",
+                    new[] { "Parameters", $"{p.Identifier}Offset", $"{p.Identifier}Length" });
+                w.WriteSummary($"Gradient of <c>{XmlComment(p.Name)}</c>, {shape}.");
+                w.WriteExpressionBody($"public global::System.Span<float> {p.Identifier}Gradient", "new global::System.Span<float>",
+                    new[] { "Gradients", $"{p.Identifier}Offset", $"{p.Identifier}Length" });
             }
         }
         w.WriteLine();
@@ -216,21 +234,27 @@ internal static partial class CpuEmitter
         {
             if (!b.OwnsOutput) continue;
             string length = $"batch * {b.Layer.Identifier}OutputLength";
-            w.WriteLine($"global::System.Span<float> {b.Output} = Slice(_{b.Output}, {length});");
-            if (training && b.Scale != null) w.WriteLine($"global::System.Span<float> {b.Scale} = Slice(_{b.Scale}, {length});");
-            if (training && b.Argmax != null) w.WriteLine($"global::System.Span<int> {b.Argmax} = Slice(_{b.Argmax}, {length});");
+            w.WriteParenthesized($"global::System.Span<float> {b.Output} = Slice", new[] { $"_{b.Output}", length }, ";");
+            if (training && b.Scale != null) w.WriteParenthesized($"global::System.Span<float> {b.Scale} = Slice", new[] { $"_{b.Scale}", length }, ";");
+            if (training && b.Argmax != null) w.WriteParenthesized($"global::System.Span<int> {b.Argmax} = Slice", new[] { $"_{b.Argmax}", length }, ";");
         }
     }
 
     private static void EmitForward(CodeWriter w, NetworkModel model, EquatableArray<PlanStage> buffers)
     {
-        w.WriteLine("/// <summary>Inference: input [batch, InputChannels, InputHeight, InputWidth] to logits [batch, ClassCount]; dropout is off.</summary>");
-        w.WriteLine("public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> logits)");
+        w.WriteSummary("Inference with dropout off: input [batch, InputChannels, InputHeight, InputWidth] to logits [batch, ClassCount].");
+        w.WriteParenthesized("public void Forward",
+            new[] { "global::System.ReadOnlySpan<float> input", "int batch", "global::System.Span<float> logits" }, "");
         w.WriteLine("{");
         w.Indent++;
         w.WriteLine("CheckBatch(input, batch);");
-        w.WriteLine("if (logits.Length < batch * ClassCount) throw new global::System.ArgumentException($\"logits holds {logits.Length} floats; batch {batch} needs {batch * ClassCount}.\", nameof(logits));");
-        w.WriteLine("// Networks sharing a CpuContext (e.g. the default one) take turns: kernels use its thread-0 scratch.");
+        w.WriteLine("if (logits.Length < batch * ClassCount)");
+        w.WriteLine("{");
+        w.WriteLine("    throw new global::System.ArgumentException(");
+        w.WriteLine("        $\"logits holds {logits.Length} floats; batch {batch} needs {batch * ClassCount}.\",");
+        w.WriteLine("        nameof(logits));");
+        w.WriteLine("}");
+        w.WriteComment("Networks sharing a CpuContext (e.g. the default one) take turns: kernels use its thread-0 scratch.");
         w.WriteLine("lock (_cpu.PassLock)");
         w.WriteLine("{");
         w.WriteLine("    RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0);");
@@ -240,8 +264,9 @@ internal static partial class CpuEmitter
         w.WriteLine("}");
         w.WriteLine();
 
-        w.WriteLine("/// <summary>Forward through every layer. training keeps what backward needs (LRN scale, pool argmax).</summary>");
-        w.WriteLine("private void RunForward(global::System.ReadOnlySpan<float> input, int batch, bool training, bool dropout, ulong dropoutSeed)");
+        w.WriteSummary("Forward through every layer. training keeps what backward needs (LRN scale, pool argmax).");
+        w.WriteParenthesized("private void RunForward",
+            new[] { "global::System.ReadOnlySpan<float> input", "int batch", "bool training", "bool dropout", "ulong dropoutSeed" }, "");
         w.WriteLine("{");
         w.Indent++;
         w.WriteLine("_lastBatch = batch;");
@@ -250,33 +275,52 @@ internal static partial class CpuEmitter
         foreach (PlanStage b in buffers)
         {
             LayerModel l = b.Layer;
-            w.WriteLine($"// {Describe(l)}: {l.Input} -> {l.Output}");
+            w.WriteComment($"{Describe(l)}: {l.Input} -> {l.Output}");
             switch (l.Kind)
             {
                 case LayerKind.Conv2d:
-                    w.WriteLine($"{Kernels}Conv2dKernels.Forward(in {l.Identifier}Geometry, batch, {b.Input}, {Param(l, ParameterRole.Weight)}, {Param(l, ParameterRole.Bias)}, {b.Output}, relu: {Bool(b.Relu)}, _cpu);");
+                    w.WriteParenthesized($"{Kernels}Conv2dKernels.Forward", new[]
+                    {
+                        $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"weight: {Param(l, ParameterRole.Weight)}",
+                        $"bias: {Param(l, ParameterRole.Bias)}", $"output: {b.Output}", $"relu: {Bool(b.Relu)}", "ctx: _cpu",
+                    }, ";");
                     WriteFusedRelu(w, b);
                     break;
                 case LayerKind.Dense:
-                    w.WriteLine($"{Kernels}DenseKernels.Forward(batch, {l.Input.Length}, {l.Output.Length}, {b.Input}, {Param(l, ParameterRole.Weight)}, {Param(l, ParameterRole.Bias)}, {b.Output}, relu: {Bool(b.Relu)}, _cpu);");
+                    w.WriteParenthesized($"{Kernels}DenseKernels.Forward", new[]
+                    {
+                        "batch", $"inFeatures: {l.Input.Length}", $"outFeatures: {l.Output.Length}", $"input: {b.Input}",
+                        $"weight: {Param(l, ParameterRole.Weight)}", $"bias: {Param(l, ParameterRole.Bias)}", $"output: {b.Output}",
+                        $"relu: {Bool(b.Relu)}", "ctx: _cpu",
+                    }, ";");
                     WriteFusedRelu(w, b);
                     break;
                 case LayerKind.Relu:
-                    if (b.OwnsOutput) w.WriteLine($"{b.Input}.CopyTo({b.Output}); {Kernels}ReluKernels.Forward({b.Output});");
-                    else w.WriteLine($"{Kernels}ReluKernels.Forward({b.Output});");
+                    if (b.OwnsOutput) w.WriteLine($"{b.Input}.CopyTo({b.Output});");
+                    w.WriteLine($"{Kernels}ReluKernels.Forward({b.Output});");
                     break;
                 case LayerKind.Lrn:
-                    w.WriteLine($"{Kernels}LrnKernels.Forward(in {l.Identifier}Geometry, batch, {b.Input}, {b.Output}, training ? Slice(_{b.Scale}, batch * {l.Identifier}OutputLength) : default, _cpu);");
+                    w.WriteParenthesized($"{Kernels}LrnKernels.Forward", new[]
+                    {
+                        $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"output: {b.Output}",
+                        $"scale: training ? Slice(_{b.Scale}, batch * {l.Identifier}OutputLength) : default", "ctx: _cpu",
+                    }, ";");
                     break;
                 case LayerKind.MaxPool:
-                    w.WriteLine($"{Kernels}MaxPoolKernels.Forward(in {l.Identifier}Geometry, batch, {b.Input}, {b.Output}, training ? Slice(_{b.Argmax}, batch * {l.Identifier}OutputLength) : default, _cpu);");
+                    w.WriteParenthesized($"{Kernels}MaxPoolKernels.Forward", new[]
+                    {
+                        $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"output: {b.Output}",
+                        $"argmax: training ? Slice(_{b.Argmax}, batch * {l.Identifier}OutputLength) : default", "ctx: _cpu",
+                    }, ";");
                     break;
                 case LayerKind.AdaptiveAvgPool:
-                    w.WriteLine($"{Kernels}AdaptiveAvgPoolKernels.Forward(in {l.Identifier}Geometry, batch, {b.Input}, {b.Output}, _cpu);");
+                    w.WriteParenthesized($"{Kernels}AdaptiveAvgPoolKernels.Forward", new[]
+                    {
+                        $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"output: {b.Output}", "ctx: _cpu",
+                    }, ";");
                     break;
                 case LayerKind.Dropout:
-                    w.WriteLine($"if (dropout) {Kernels}DropoutKernels.Forward({Float(l.DropoutP)}, {DropoutSeed(l)}, {b.Input}, {b.Output});");
-                    w.WriteLine($"else {b.Input}.CopyTo({b.Output});");
+                    WriteDropout(w, "Forward", l, b.Input, b.Output, $"input: {b.Input}", $"output: {b.Output}");
                     break;
             }
         }
@@ -292,30 +336,43 @@ internal static partial class CpuEmitter
         w.WriteLine("/// Training pass: forward (dropout on when dropoutSeed has a value), softmax cross-entropy against labels,");
         w.WriteLine("/// and backward into Gradients. Returns the mean loss over the batch.");
         w.WriteLine("/// </summary>");
-        w.WriteLine("public float ForwardBackward(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed)");
+        w.WriteParenthesized("public float ForwardBackward", new[]
+        {
+            "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch", "ulong? dropoutSeed",
+        }, "");
         w.WriteLine("{");
         w.Indent++;
         w.WriteLine("CheckBatch(input, batch);");
         w.WriteLine("CheckLabels(labels, batch);");
         w.WriteLine("lock (_cpu.PassLock)");
         w.WriteLine("{");
-        w.WriteLine("    RunForward(input, batch, training: true, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());");
-        w.WriteLine("    return RunBackward(input, labels, batch, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());");
+        w.Indent++;
+        w.WriteParenthesized("RunForward",
+            new[] { "input", "batch", "training: true", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()" }, ";");
+        w.WriteParenthesized("return RunBackward",
+            new[] { "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()" }, ";");
+        w.Indent--;
         w.WriteLine("}");
         w.Indent--;
         w.WriteLine("}");
         w.WriteLine();
 
-        w.WriteLine("private float RunBackward(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, bool dropout, ulong dropoutSeed)");
+        w.WriteParenthesized("private float RunBackward", new[]
+        {
+            "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch", "bool dropout",
+            "ulong dropoutSeed",
+        }, "");
         w.WriteLine("{");
         w.Indent++;
         EmitSpans(w, buffers, training: true);
-        w.WriteLine("global::System.Span<float> probabilities = Slice(_probabilities, batch * ClassCount);");
+        w.WriteParenthesized("global::System.Span<float> probabilities = Slice", new[] { "_probabilities", "batch * ClassCount" }, ";");
         w.WriteLine();
         w.WriteLine("// loss head: softmax cross-entropy; dLogits = (p - onehot) / batch");
-        w.WriteLine($"float loss = {Kernels}SoftmaxCrossEntropyKernels.Forward(batch, ClassCount, {last.Output}, labels, probabilities);");
-        w.WriteLine($"global::System.Span<float> gradient = Slice(_gradientA, batch * ClassCount);");
-        w.WriteLine($"{Kernels}SoftmaxCrossEntropyKernels.Backward(batch, ClassCount, probabilities, labels, gradient);");
+        w.WriteParenthesized($"float loss = {Kernels}SoftmaxCrossEntropyKernels.Forward",
+            new[] { "batch", "classes: ClassCount", $"logits: {last.Output}", "labels", "probabilities" }, ";");
+        w.WriteLine("global::System.Span<float> gradient = Slice(_gradientA, batch * ClassCount);");
+        w.WriteParenthesized($"{Kernels}SoftmaxCrossEntropyKernels.Backward",
+            new[] { "batch", "classes: ClassCount", "probabilities", "labels", "dLogits: gradient" }, ";");
         // Every stage after the first writes its input gradient to the other ping-pong buffer, except a ReLU (in place).
         bool pingPong = false;
         for (int i = 1; i < buffers.Length; i++) pingPong |= buffers[i].Layer.Kind != LayerKind.Relu;
@@ -327,14 +384,14 @@ internal static partial class CpuEmitter
             PlanStage b = buffers[i];
             LayerModel l = b.Layer;
             bool first = i == 0;
-            string nextGradient = $"Slice(inA ? _gradientB : _gradientA, batch * {l.Input.Length})";
+            string inputGradient = Camel(l.Identifier) + "InputGradient";
             if (b.FusedRelu is { } relu)
             {
                 // The ReLU ran in the forward epilogue; its backward is the mask on the incoming gradient.
-                w.WriteLine($"// {Describe(relu)} backward: d{relu.Output} -> d{relu.Input}");
+                w.WriteComment($"{Describe(relu)} backward: d{relu.Output} -> d{relu.Input}");
                 w.WriteLine($"{Kernels}ReluKernels.Backward({b.Output}, gradient);");
             }
-            w.WriteLine($"// {Describe(l)} backward: d{l.Output} -> d{l.Input}");
+            w.WriteComment($"{Describe(l)} backward: d{l.Output} -> d{l.Input}");
             switch (l.Kind)
             {
                 case LayerKind.Relu:
@@ -342,53 +399,58 @@ internal static partial class CpuEmitter
                     if (b.OwnsOutput) w.WriteLine("// (its own buffer: the gradient w.r.t. input equals the masked gradient)");
                     break;
                 case LayerKind.Conv2d:
-                    if (first)
+                    if (!first) WriteInputGradient(w, inputGradient, l);
+                    w.WriteParenthesized($"{Kernels}Conv2dKernels.Backward", new[]
                     {
-                        w.WriteLine($"{Kernels}Conv2dKernels.Backward(in {l.Identifier}Geometry, batch, {b.Input}, {Param(l, ParameterRole.Weight)}, gradient, default, {Grad(l, ParameterRole.Weight)}, {Grad(l, ParameterRole.Bias)}, _cpu);");
-                    }
-                    else
-                    {
-                        w.WriteLine($"global::System.Span<float> {Camel(l.Identifier)}InputGradient = {nextGradient};");
-                        w.WriteLine($"{Kernels}Conv2dKernels.Backward(in {l.Identifier}Geometry, batch, {b.Input}, {Param(l, ParameterRole.Weight)}, gradient, {Camel(l.Identifier)}InputGradient, {Grad(l, ParameterRole.Weight)}, {Grad(l, ParameterRole.Bias)}, _cpu);");
-                        w.WriteLine($"gradient = {Camel(l.Identifier)}InputGradient; inA = !inA;");
-                    }
+                        $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"weight: {Param(l, ParameterRole.Weight)}",
+                        "dOutput: gradient", $"dInput: {(first ? "default" : inputGradient)}",
+                        $"dWeight: {Grad(l, ParameterRole.Weight)}", $"dBias: {Grad(l, ParameterRole.Bias)}", "ctx: _cpu",
+                    }, ";");
+                    if (!first) WriteNextGradient(w, inputGradient);
                     break;
                 case LayerKind.Dense:
-                    if (first)
+                    if (!first) WriteInputGradient(w, inputGradient, l);
+                    w.WriteParenthesized($"{Kernels}DenseKernels.Backward", new[]
                     {
-                        w.WriteLine($"{Kernels}DenseKernels.Backward(batch, {l.Input.Length}, {l.Output.Length}, {b.Input}, {Param(l, ParameterRole.Weight)}, gradient, default, {Grad(l, ParameterRole.Weight)}, {Grad(l, ParameterRole.Bias)}, _cpu);");
-                    }
-                    else
-                    {
-                        w.WriteLine($"global::System.Span<float> {Camel(l.Identifier)}InputGradient = {nextGradient};");
-                        w.WriteLine($"{Kernels}DenseKernels.Backward(batch, {l.Input.Length}, {l.Output.Length}, {b.Input}, {Param(l, ParameterRole.Weight)}, gradient, {Camel(l.Identifier)}InputGradient, {Grad(l, ParameterRole.Weight)}, {Grad(l, ParameterRole.Bias)}, _cpu);");
-                        w.WriteLine($"gradient = {Camel(l.Identifier)}InputGradient; inA = !inA;");
-                    }
+                        "batch", $"inFeatures: {l.Input.Length}", $"outFeatures: {l.Output.Length}", $"input: {b.Input}",
+                        $"weight: {Param(l, ParameterRole.Weight)}", "dOutput: gradient", $"dInput: {(first ? "default" : inputGradient)}",
+                        $"dWeight: {Grad(l, ParameterRole.Weight)}", $"dBias: {Grad(l, ParameterRole.Bias)}", "ctx: _cpu",
+                    }, ";");
+                    if (!first) WriteNextGradient(w, inputGradient);
                     break;
                 case LayerKind.Lrn:
                     if (first) { w.WriteLine("// first layer: no input gradient needed"); break; }
-                    w.WriteLine($"global::System.Span<float> {Camel(l.Identifier)}InputGradient = {nextGradient};");
-                    w.WriteLine($"{Kernels}LrnKernels.Backward(in {l.Identifier}Geometry, batch, {b.Input}, {b.Output}, {b.Scale}, gradient, {Camel(l.Identifier)}InputGradient, _cpu);");
-                    w.WriteLine($"gradient = {Camel(l.Identifier)}InputGradient; inA = !inA;");
+                    WriteInputGradient(w, inputGradient, l);
+                    w.WriteParenthesized($"{Kernels}LrnKernels.Backward", new[]
+                    {
+                        $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"output: {b.Output}", $"scale: {b.Scale}",
+                        "dOutput: gradient", $"dInput: {inputGradient}", "ctx: _cpu",
+                    }, ";");
+                    WriteNextGradient(w, inputGradient);
                     break;
                 case LayerKind.MaxPool:
                     if (first) { w.WriteLine("// first layer: no input gradient needed"); break; }
-                    w.WriteLine($"global::System.Span<float> {Camel(l.Identifier)}InputGradient = {nextGradient};");
-                    w.WriteLine($"{Kernels}MaxPoolKernels.Backward(in {l.Identifier}Geometry, batch, gradient, {b.Argmax}, {Camel(l.Identifier)}InputGradient, _cpu);");
-                    w.WriteLine($"gradient = {Camel(l.Identifier)}InputGradient; inA = !inA;");
+                    WriteInputGradient(w, inputGradient, l);
+                    w.WriteParenthesized($"{Kernels}MaxPoolKernels.Backward", new[]
+                    {
+                        $"in {l.Identifier}Geometry", "batch", "dOutput: gradient", $"argmax: {b.Argmax}", $"dInput: {inputGradient}", "ctx: _cpu",
+                    }, ";");
+                    WriteNextGradient(w, inputGradient);
                     break;
                 case LayerKind.AdaptiveAvgPool:
                     if (first) { w.WriteLine("// first layer: no input gradient needed"); break; }
-                    w.WriteLine($"global::System.Span<float> {Camel(l.Identifier)}InputGradient = {nextGradient};");
-                    w.WriteLine($"{Kernels}AdaptiveAvgPoolKernels.Backward(in {l.Identifier}Geometry, batch, gradient, {Camel(l.Identifier)}InputGradient, _cpu);");
-                    w.WriteLine($"gradient = {Camel(l.Identifier)}InputGradient; inA = !inA;");
+                    WriteInputGradient(w, inputGradient, l);
+                    w.WriteParenthesized($"{Kernels}AdaptiveAvgPoolKernels.Backward", new[]
+                    {
+                        $"in {l.Identifier}Geometry", "batch", "dOutput: gradient", $"dInput: {inputGradient}", "ctx: _cpu",
+                    }, ";");
+                    WriteNextGradient(w, inputGradient);
                     break;
                 case LayerKind.Dropout:
                     if (first) { w.WriteLine("// first layer: no input gradient needed"); break; }
-                    w.WriteLine($"global::System.Span<float> {Camel(l.Identifier)}InputGradient = {nextGradient};");
-                    w.WriteLine($"if (dropout) {Kernels}DropoutKernels.Backward({Float(l.DropoutP)}, {DropoutSeed(l)}, gradient, {Camel(l.Identifier)}InputGradient);");
-                    w.WriteLine($"else gradient.CopyTo({Camel(l.Identifier)}InputGradient);");
-                    w.WriteLine($"gradient = {Camel(l.Identifier)}InputGradient; inA = !inA;");
+                    WriteInputGradient(w, inputGradient, l);
+                    WriteDropout(w, "Backward", l, "gradient", inputGradient, "dOutput: gradient", $"dInput: {inputGradient}");
+                    WriteNextGradient(w, inputGradient);
                     break;
             }
         }
@@ -398,10 +460,40 @@ internal static partial class CpuEmitter
         w.WriteLine();
     }
 
+    // The other ping-pong buffer, sized for this layer's input: where its input gradient goes.
+    private static void WriteInputGradient(CodeWriter w, string inputGradient, LayerModel l) =>
+        w.WriteParenthesized($"global::System.Span<float> {inputGradient} = Slice",
+            new[] { "inA ? _gradientB : _gradientA", $"batch * {l.Input.Length}" }, ";");
+
+    private static void WriteNextGradient(CodeWriter w, string inputGradient)
+    {
+        w.WriteLine($"gradient = {inputGradient};");
+        w.WriteLine("inA = !inA;");
+    }
+
+    // Dropout runs only in training with a seed; otherwise the layer is the identity.
+    private static void WriteDropout(CodeWriter w, string pass, LayerModel l, string from, string to, string first, string second)
+    {
+        w.WriteLine("if (dropout)");
+        w.WriteLine("{");
+        w.Indent++;
+        w.WriteParenthesized($"{Kernels}DropoutKernels.{pass}", new[] { $"p: {Float(l.DropoutP)}", $"seed: {DropoutSeed(l)}", first, second }, ";");
+        w.Indent--;
+        w.WriteLine("}");
+        w.WriteLine("else");
+        w.WriteLine("{");
+        w.WriteLine($"    {from}.CopyTo({to});");
+        w.WriteLine("}");
+    }
+
     private static void EmitTrainStep(CodeWriter w)
     {
-        w.WriteLine("/// <summary>One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.</summary>");
-        w.WriteLine("public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::AlexNetCompiler.Training.Sgd optimizer, ulong? dropoutSeed)");
+        w.WriteSummary("One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.");
+        w.WriteParenthesized("public float TrainStep", new[]
+        {
+            "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch",
+            "global::AlexNetCompiler.Training.Sgd optimizer", "ulong? dropoutSeed",
+        }, "");
         w.WriteLine("{");
         w.Indent++;
         w.WriteLine("global::System.ArgumentNullException.ThrowIfNull(optimizer);");
@@ -415,24 +507,47 @@ internal static partial class CpuEmitter
 
     private static void EmitValidation(CodeWriter w)
     {
-        w.WriteLine("/// <summary>The first length elements of a buffer (generated code has no usings, so no AsSpan extension).</summary>");
-        w.WriteLine("private static global::System.Span<T> Slice<T>(T[] buffer, int length) => new global::System.Span<T>(buffer, 0, length);");
+        w.WriteSummary("The first length elements of a buffer (generated code has no usings, so no AsSpan extension).");
+        w.WriteExpressionBody("private static global::System.Span<T> Slice<T>(T[] buffer, int length)", "new global::System.Span<T>",
+            new[] { "buffer", "0", "length" });
         w.WriteLine();
         w.WriteLine("private void CheckBatch(global::System.ReadOnlySpan<float> input, int batch)");
         w.WriteLine("{");
         w.Indent++;
-        w.WriteLine("if (batch < 1 || batch > MaxBatch) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, $\"The batch must be between 1 and MaxBatch ({MaxBatch}).\");");
-        w.WriteLine("if (input.Length < batch * InputLength) throw new global::System.ArgumentException($\"input holds {input.Length} floats; batch {batch} of [{InputChannels}, {InputHeight}, {InputWidth}] needs {batch * InputLength}.\", nameof(input));");
+        w.WriteLine("if (batch < 1 || batch > MaxBatch)");
+        w.WriteLine("{");
+        w.WriteLine("    throw new global::System.ArgumentOutOfRangeException(");
+        w.WriteLine("        nameof(batch), batch, $\"The batch must be between 1 and MaxBatch ({MaxBatch}).\");");
+        w.WriteLine("}");
+        w.WriteLine("if (input.Length < batch * InputLength)");
+        w.WriteLine("{");
+        w.WriteLine("    throw new global::System.ArgumentException(");
+        w.WriteLine("        $\"input holds {input.Length} floats; batch {batch} of \" +");
+        w.WriteLine("        $\"[{InputChannels}, {InputHeight}, {InputWidth}] needs {batch * InputLength}.\",");
+        w.WriteLine("        nameof(input));");
+        w.WriteLine("}");
         w.Indent--;
         w.WriteLine("}");
         w.WriteLine();
         w.WriteLine("private static void CheckLabels(global::System.ReadOnlySpan<int> labels, int batch)");
         w.WriteLine("{");
         w.Indent++;
-        w.WriteLine("if (labels.Length < batch) throw new global::System.ArgumentException($\"labels holds {labels.Length} values; batch {batch} needs {batch}.\", nameof(labels));");
+        w.WriteLine("if (labels.Length < batch)");
+        w.WriteLine("{");
+        w.WriteLine("    throw new global::System.ArgumentException(");
+        w.WriteLine("        $\"labels holds {labels.Length} values; batch {batch} needs {batch}.\",");
+        w.WriteLine("        nameof(labels));");
+        w.WriteLine("}");
         w.WriteLine("for (int i = 0; i < batch; i++)");
         w.WriteLine("{");
-        w.WriteLine("    if ((uint)labels[i] >= ClassCount) throw new global::System.ArgumentException($\"labels[{i}] is {labels[i]}; classes are 0..{ClassCount - 1}.\", nameof(labels));");
+        w.Indent++;
+        w.WriteLine("if ((uint)labels[i] >= ClassCount)");
+        w.WriteLine("{");
+        w.WriteLine("    throw new global::System.ArgumentException(");
+        w.WriteLine("        $\"labels[{i}] is {labels[i]}; classes are 0..{ClassCount - 1}.\",");
+        w.WriteLine("        nameof(labels));");
+        w.WriteLine("}");
+        w.Indent--;
         w.WriteLine("}");
         w.Indent--;
         w.WriteLine("}");
@@ -442,7 +557,7 @@ internal static partial class CpuEmitter
     private static void WriteFusedRelu(CodeWriter w, PlanStage stage)
     {
         if (stage.FusedRelu is not { } relu) return;
-        w.WriteLine($"// {Describe(relu)}: {relu.Input} -> {relu.Output}");
+        w.WriteComment($"{Describe(relu)}: {relu.Input} -> {relu.Output}");
         w.WriteLine("// fused into the previous layer's epilogue");
     }
 

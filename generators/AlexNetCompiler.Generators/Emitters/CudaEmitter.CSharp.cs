@@ -42,7 +42,13 @@ internal static partial class CudaEmitter
         w.WriteLine("{");
         w.Indent++;
         foreach (BufferSpec b in program.Buffers)
-            w.WriteLine("new(" + ModelEmitter.Literal(b.Name) + ", PerSampleLength: " + I(b.PerSample) + ", FixedLength: " + I(b.Fixed) + ", IsInt32: " + (b.IsInt32 ? "true" : "false") + "),");
+        {
+            w.WriteParenthesized("new", new[]
+            {
+                ModelEmitter.Literal(b.Name), "PerSampleLength: " + I(b.PerSample), "FixedLength: " + I(b.Fixed),
+                "IsInt32: " + (b.IsInt32 ? "true" : "false"),
+            }, ",");
+        }
         w.Indent--;
         w.WriteLine("},");
         EmitSteps(w, "Forward", program.Forward);
@@ -77,7 +83,7 @@ internal static partial class CudaEmitter
                 w.WriteLine("Args: new " + Ns + "CudaArg[]");
                 w.WriteLine("{");
                 w.Indent++;
-                foreach (Arg a in l.Args) w.WriteLine(ArgText(a) + ",");
+                foreach (Arg a in l.Args) WriteArg(w, a);
                 w.Indent--;
                 w.WriteLine("},");
                 string comment = "Comment: " + SourceLayout.WrappedLiteral(l.Comment, w.Indent * 4 + "Comment: ".Length, w.Indent * 4 + 4);
@@ -120,15 +126,25 @@ internal static partial class CudaEmitter
 
     private static string ExtentText(long perSample, long fixedLength) => "new(PerSample: " + I(perSample) + ", Fixed: " + I(fixedLength) + ")";
 
-    private static string ArgText(Arg a) => a.Kind switch
+    private static void WriteArg(CodeWriter w, Arg a)
     {
-        ArgKind.Buffer when a.OffsetName is not null => Ns + "CudaArg.Of(" + ModelEmitter.Literal(a.Buffer) + ", " + a.OffsetName + ")",
-        ArgKind.Buffer => Ns + "CudaArg.Of(" + ModelEmitter.Literal(a.Buffer) + (a.Offset == 0 ? "" : ", " + I(a.Offset)) + ")",
-        ArgKind.Null => Ns + "CudaArg.Null",
-        ArgKind.Batch => Ns + "CudaArg.Batch",
-        ArgKind.DropoutSeed => Ns + "CudaArg.DropoutSeed",
-        _ => Ns + "CudaArg.DropoutEnabled",
-    };
+        if (a.Kind != ArgKind.Buffer)
+        {
+            w.WriteLine(Ns + "CudaArg." + a.Kind switch
+            {
+                ArgKind.Null => "Null",
+                ArgKind.Batch => "Batch",
+                ArgKind.DropoutSeed => "DropoutSeed",
+                _ => "DropoutEnabled",
+            } + ",");
+            return;
+        }
+        string buffer = ModelEmitter.Literal(a.Buffer);
+        string[] arguments = a.OffsetName is not null ? new[] { buffer, a.OffsetName }
+            : a.Offset == 0 ? new[] { buffer }
+            : new[] { buffer, I(a.Offset) };
+        w.WriteParenthesized(Ns + "CudaArg.Of", arguments, ",");
+    }
 
     private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
 

@@ -70,7 +70,7 @@ internal static class ModelEmitter
         TensorShape input = model.Input;
         // Every public constant has a doc comment: a project that writes its documentation file reports CS1591 on
         // each one without, and with TreatWarningsAsErrors that fails the user's build.
-        w.WriteLine($"// Input: one sample is [{input.Channels}, {input.Height}, {input.Width}] (CHW, float32).");
+        w.WriteComment($"Input: one sample is [{input.Channels}, {input.Height}, {input.Width}] (CHW, float32).");
         w.WriteLine("/// <summary>Channels of one input sample.</summary>");
         w.WriteLine($"public const int InputChannels = {input.Channels};");
         w.WriteLine("/// <summary>Height of one input sample.</summary>");
@@ -80,10 +80,10 @@ internal static class ModelEmitter
         w.WriteLine("/// <summary>Floats in one input sample: channels * height * width.</summary>");
         w.WriteLine($"public const int InputLength = {input.Length};");
         w.WriteLineNoTabs("");
-        w.WriteLine("/// <summary>Classes scored by the last Dense layer (the logits of softmax cross-entropy).</summary>");
+        w.WriteSummary("Classes scored by the last Dense layer (the logits of softmax cross-entropy).");
         w.WriteLine($"public const int ClassCount = {model.ClassCount};");
         w.WriteLineNoTabs("");
-        w.WriteLine($"/// <summary>Trainable parameters: {model.ParameterCount.ToString("N0", Invariant)} floats in one flat buffer, weight before bias, in layer order.</summary>");
+        w.WriteSummary($"Trainable parameters: {model.ParameterCount.ToString("N0", Invariant)} floats in one flat buffer, weight before bias, in layer order.");
         w.WriteLine($"public const long ParameterCount = {model.ParameterCount};");
 
         foreach (LayerModel layer in model.Layers)
@@ -92,22 +92,22 @@ internal static class ModelEmitter
             string inputText = layer.Index > 0
                 ? model.Layers[layer.Index - 1].OutputText
                 : $"[{layer.Input.Channels}, {layer.Input.Height}, {layer.Input.Width}]";
-            w.WriteLine($"// Layer {layer.Index}, {Comment(layer.Name)}: {layer.Kind} ({Details(cpuPlan, layer)}): {inputText} -> {layer.OutputText}");
+            w.WriteComment($"Layer {layer.Index}, {Comment(layer.Name)}: {layer.Kind} ({Details(cpuPlan, layer)}): {inputText} -> {layer.OutputText}");
             string id = layer.Identifier;
-            w.WriteLine($"/// <summary>Output channels of {id} (<c>{Xml(Comment(layer.Name))}</c>).</summary>");
+            w.WriteSummary($"Output channels of {id} (<c>{Xml(Comment(layer.Name))}</c>).");
             w.WriteLine($"public const int {id}OutputChannels = {layer.Output.Channels};");
             w.WriteLine($"/// <summary>Output height of {id}.</summary>");
             w.WriteLine($"public const int {id}OutputHeight = {layer.Output.Height};");
             w.WriteLine($"/// <summary>Output width of {id}.</summary>");
             w.WriteLine($"public const int {id}OutputWidth = {layer.Output.Width};");
-            w.WriteLine($"/// <summary>Floats in one sample of {id}'s output: channels * height * width.</summary>");
+            w.WriteSummary($"Floats in one sample of {id}'s output: channels * height * width.");
             w.WriteLine($"public const int {id}OutputLength = {layer.Output.Length};");
             foreach (ParameterModel parameter in layer.Parameters)
             {
                 string tensor = $"<c>{Xml(Comment(parameter.Name))}</c> {ShapeText(parameter)}";
-                w.WriteLine($"/// <summary>Offset of {tensor} in the flat parameter buffer.</summary>");
+                w.WriteSummary($"Offset of {tensor} in the flat parameter buffer.");
                 w.WriteLine($"public const int {parameter.Identifier}Offset = {parameter.Offset};");
-                w.WriteLine($"/// <summary>Floats in {tensor}.</summary>");
+                w.WriteSummary($"Floats in {tensor}.");
                 w.WriteLine($"public const int {parameter.Identifier}Length = {parameter.Length};");
             }
         }
@@ -131,7 +131,10 @@ internal static class ModelEmitter
         w.WriteLine("if (buffer.Length != ParameterCount)");
         w.WriteLine("{");
         w.Indent++;
-        w.WriteLine($"throw new global::System.ArgumentException($\"{model.ClassName.Replace("@", "")} has {{ParameterCount}} parameters, but the buffer holds {{buffer.Length}} floats.\", nameof(buffer));");
+        w.WriteLine("throw new global::System.ArgumentException(");
+        w.WriteLine($"    $\"{model.ClassName.Replace("@", "")} has {{ParameterCount}} parameters, \" +");
+        w.WriteLine("    $\"but the buffer holds {buffer.Length} floats.\",");
+        w.WriteLine("    nameof(buffer));");
         w.Indent--;
         w.WriteLine("}");
         w.WriteLine("_buffer = buffer;");
@@ -142,8 +145,9 @@ internal static class ModelEmitter
             foreach (ParameterModel parameter in layer.Parameters)
             {
                 w.WriteLineNoTabs("");
-                w.WriteLine($"/// <summary>{Xml(Comment(parameter.Name))} {ShapeText(parameter)}.</summary>");
-                w.WriteLine($"public global::System.Span<float> {parameter.Identifier} => _buffer.Slice({parameter.Identifier}Offset, {parameter.Identifier}Length);");
+                w.WriteSummary($"{Xml(Comment(parameter.Name))} {ShapeText(parameter)}.");
+                w.WriteExpressionBody($"public global::System.Span<float> {parameter.Identifier}", "_buffer.Slice",
+                    new[] { $"{parameter.Identifier}Offset", $"{parameter.Identifier}Length" });
             }
         }
         w.Indent--;
@@ -152,10 +156,10 @@ internal static class ModelEmitter
 
     private static void WriteDescriptor(CodeWriter w, NetworkModel model, ExecutionPlan cpuPlan)
     {
-        w.WriteLine("/// <summary>The layer table, parameter table and memory plan, all computed at compile time.</summary>");
+        w.WriteSummary("The layer table, parameter table and memory plan, all computed at compile time.");
         w.WriteLine($"public static {Runtime}NetworkDescriptor Model {{ get; }} = CreateModel();");
         w.WriteLineNoTabs("");
-        w.WriteLine("/// <summary>The model summary: layer table, shapes, parameter count and memory plan (batch 1, one thread).</summary>");
+        w.WriteSummary("The model summary: layer table, shapes, parameter count and memory plan (batch 1, one thread).");
         w.WriteLine("public static string Summary => Model.ToSummary();");
         w.WriteLineNoTabs("");
         w.WriteLine($"private static {Runtime}NetworkDescriptor CreateModel()");
@@ -165,13 +169,21 @@ internal static class ModelEmitter
         w.WriteLine("var layers = new " + Runtime + "LayerDescriptor[]");
         w.WriteLine("{");
         w.Indent++;
-        w.WriteLine("// index, name, identifier, kind, output shape, parameters, details");
         foreach (LayerModel layer in model.Layers)
         {
             string shape = layer.Flattened
                 ? $"new[] {{ {layer.Output.Length} }}"
                 : $"new[] {{ {layer.Output.Channels}, {layer.Output.Height}, {layer.Output.Width} }}";
-            w.WriteLine($"new {Runtime}LayerDescriptor({layer.Index}, {Literal(layer.Name)}, \"{layer.Identifier}\", {Runtime}LayerKind.{layer.Kind}, {shape}, {layer.ParameterCount}, {Literal(Details(cpuPlan, layer))}),");
+            w.WriteLine($"new {Runtime}LayerDescriptor(");
+            w.Indent++;
+            w.WriteLine($"Index: {layer.Index},");
+            w.WriteLine($"Name: {w.Literal(layer.Name, "Name: ")},");
+            w.WriteLine($"Identifier: \"{layer.Identifier}\",");
+            w.WriteLine($"Kind: {Runtime}LayerKind.{layer.Kind},");
+            w.WriteLine($"OutputShape: {shape},");
+            w.WriteLine($"ParameterCount: {layer.ParameterCount},");
+            w.WriteLine($"Details: {w.Literal(Details(cpuPlan, layer), "Details: ")}),");
+            w.Indent--;
         }
         w.Indent--;
         w.WriteLine("};");
@@ -179,13 +191,21 @@ internal static class ModelEmitter
         w.WriteLine("var parameters = new " + Runtime + "ParameterDescriptor[]");
         w.WriteLine("{");
         w.Indent++;
-        w.WriteLine("// state-dict name, shape, offset, length, role, fan-in, bias under the paper's initialisation");
         foreach (LayerModel layer in model.Layers)
         {
             foreach (ParameterModel p in layer.Parameters)
             {
                 string shape = "new[] { " + string.Join(", ", p.Shape.Select(d => d.ToString(Invariant))) + " }";
-                w.WriteLine($"new {Runtime}ParameterDescriptor({Literal(p.Name)}, {shape}, {p.Identifier}Offset, {p.Identifier}Length, {Runtime}ParameterRole.{p.Role}, {p.FanIn}, {FloatLiteral(p.PaperBiasValue)}),");
+                w.WriteLine($"new {Runtime}ParameterDescriptor(");
+                w.Indent++;
+                w.WriteLine($"Name: {w.Literal(p.Name, "Name: ")},");
+                w.WriteLine($"Shape: {shape},");
+                w.WriteLine($"Offset: {p.Identifier}Offset,");
+                w.WriteLine($"Length: {p.Identifier}Length,");
+                w.WriteLine($"Role: {Runtime}ParameterRole.{p.Role},");
+                w.WriteLine($"FanIn: {p.FanIn},");
+                w.WriteLine($"PaperBiasValue: {FloatLiteral(p.PaperBiasValue)}),");
+                w.Indent--;
             }
         }
         w.Indent--;
@@ -195,17 +215,24 @@ internal static class ModelEmitter
         w.WriteLine($"var memory = new {Runtime}MemoryPlan(");
         w.Indent++;
         w.WriteLine($"ParameterBytes: {m.ParameterBytes},");
-        w.WriteLine("// gradients and momentum");
+        w.WriteComment("gradients and momentum");
         w.WriteLine($"TrainingStateBytes: {m.TrainingStateBytes},");
-        w.WriteLine("// two ping-pong buffers of the largest activation");
+        w.WriteComment("two ping-pong buffers of the largest activation");
         w.WriteLine($"InferenceActivationBytesPerSample: {m.InferenceActivationBytesPerSample},");
-        w.WriteLine("// every output kept for backward, LRN scales, pool argmax, probabilities, and two gradient buffers");
+        w.WriteComment("every output kept for backward, LRN scales, pool argmax, probabilities, and two gradient buffers");
         w.WriteLine($"TrainingActivationBytesPerSample: {m.TrainingActivationBytesPerSample},");
-        w.WriteLine("// im2col columns of the largest convolution");
+        w.WriteComment("im2col columns of the largest convolution");
         w.WriteLine($"ConvWorkspaceBytesPerThread: {m.ConvWorkspaceBytesPerThread},");
         w.WriteLine($"LargestActivationLength: {m.LargestActivationLength});");
         w.Indent--;
-        w.WriteLine($"return new {Runtime}NetworkDescriptor({Literal(model.ClassName.Replace("@", ""))}, InputChannels, InputHeight, InputWidth, ClassCount, ParameterCount, layers, parameters, memory);");
+        w.WriteLine($"return new {Runtime}NetworkDescriptor(");
+        w.Indent++;
+        w.WriteLine($"Name: {w.Literal(model.ClassName.Replace("@", ""), "Name: ")},");
+        // The rest are named like the parameters they fill.
+        foreach (string argument in new[] { "InputChannels", "InputHeight", "InputWidth", "ClassCount", "ParameterCount", "layers", "parameters" })
+            w.WriteLine(argument + ",");
+        w.WriteLine("memory);");
+        w.Indent--;
 
         w.Indent--;
         w.WriteLine("}");

@@ -33,7 +33,12 @@ internal static class SourceLayout
         int indent = line.Length - line.TrimStart().Length;
         string prefix = line.Substring(0, indent) + "// ";
         string text = line.TrimStart().Substring(2).TrimStart();
-        AppendWords(result, text.Split(' '), prefix, prefix, MaxLineLength);
+        List<string> lines = WrapWords(text, MaxLineLength - prefix.Length);
+        for (int i = 0; i < lines.Count; i++)
+        {
+            if (i > 0) result.Append('\n');
+            result.Append((prefix + lines[i]).TrimEnd());
+        }
     }
 
     // "f(a, b, c)" -> "f(" then the parameters, packed, on lines indented four more, closing on the last one.
@@ -73,52 +78,82 @@ internal static class SourceLayout
 
     /// <summary>
     /// A C# string literal for <paramref name="text"/> that starts at <paramref name="column"/>; when it would not fit
-    /// it is split at spaces into literals joined by " +" on lines indented to <paramref name="continuationIndent"/>.
+    /// it is split at spaces (inside a word only where the word alone is too long) into literals joined by " +" on
+    /// lines indented to <paramref name="continuationIndent"/>. The pieces concatenate to exactly the text.
     /// </summary>
     public static string WrappedLiteral(string text, int column, int continuationIndent)
     {
         if (column + ModelEmitter.Literal(text).Length + 2 <= MaxLineLength) return ModelEmitter.Literal(text);
-        var pieces = new List<string>();
-        var current = new StringBuilder();
-        int width = MaxLineLength - column - 5; // room for the quotes, the space kept at the break and " +"
-        foreach (string word in text.Split(' '))
-        {
-            string next = current.Length == 0 ? word : " " + word;
-            if (current.Length > 0 && current.Length + next.Length > width)
-            {
-                pieces.Add(current.ToString() + " ");
-                current.Clear();
-                width = MaxLineLength - continuationIndent - 5;
-                next = word;
-            }
-            current.Append(next);
-        }
-        pieces.Add(current.ToString());
+        // Room for the quotes, the space kept at the break and " +".
+        List<(string Text, bool AtSpace)> pieces = Wrap(text, MaxLineLength - column - 5, MaxLineLength - continuationIndent - 5,
+            piece => ModelEmitter.Literal(piece).Length - 2, xml: false);
         var result = new StringBuilder();
         for (int i = 0; i < pieces.Count; i++)
         {
             if (i > 0) result.Append(" +\n").Append(' ', continuationIndent);
-            result.Append(ModelEmitter.Literal(pieces[i]));
+            result.Append(ModelEmitter.Literal(pieces[i].AtSpace ? pieces[i].Text + " " : pieces[i].Text));
         }
         return result.ToString();
     }
 
-    private static void AppendWords(StringBuilder result, string[] words, string firstPrefix, string prefix, int limit)
+    /// <summary>
+    /// Comment text as lines of at most <paramref name="width"/> characters, broken at spaces; a word longer than a
+    /// line is cut, where <paramref name="xml"/> never inside a tag or an entity.
+    /// </summary>
+    public static List<string> WrapWords(string text, int width, bool xml = false)
     {
-        var current = new StringBuilder(firstPrefix);
-        int start = current.Length;
-        foreach (string word in words)
-        {
-            if (current.Length > start && current.Length + 1 + word.Length > limit)
-            {
-                result.Append(current.ToString().TrimEnd()).Append('\n');
-                current.Clear().Append(prefix);
-                start = current.Length;
-            }
-            if (current.Length > start) current.Append(' ');
-            current.Append(word);
-        }
-        result.Append(current.ToString().TrimEnd());
+        var lines = new List<string>();
+        foreach ((string line, bool _) in Wrap(text, width, width, piece => piece.Length, xml)) lines.Add(line.TrimEnd());
+        return lines;
     }
 
+    // Greedy: as many words on a line as fit (the space between two lines is dropped, AtSpace says it was there);
+    // a word longer than a whole line is cut where it reaches the end of the line.
+    private static List<(string Text, bool AtSpace)> Wrap(string text, int firstWidth, int width, System.Func<string, int> measure, bool xml)
+    {
+        var lines = new List<(string Text, bool AtSpace)>();
+        var current = new StringBuilder();
+        int limit = firstWidth;
+        bool empty = true;
+        foreach (string word in text.Split(' '))
+        {
+            if (!empty && measure(current + " " + word) > limit)
+            {
+                lines.Add((current.ToString(), true));
+                current.Clear();
+                limit = width;
+                empty = true;
+            }
+            if (!empty) current.Append(' ');
+            current.Append(word);
+            empty = false;
+            while (measure(current.ToString()) > limit)
+            {
+                int cut = CutPoint(current.ToString(), limit, measure, xml);
+                if (cut == 0) break;
+                lines.Add((current.ToString(0, cut), false));
+                current.Remove(0, cut);
+                limit = width;
+            }
+        }
+        lines.Add((current.ToString(), false));
+        return lines;
+    }
+
+    // The longest start of text that fits, not ending between the halves of a surrogate pair nor, in XML, inside a
+    // tag or an entity; 0 where none does.
+    private static int CutPoint(string text, int limit, System.Func<string, int> measure, bool xml)
+    {
+        int cut = 0;
+        while (cut < text.Length && measure(text.Substring(0, cut + 1)) <= limit) cut++;
+        if (cut > 0 && cut < text.Length && char.IsHighSurrogate(text[cut - 1])) cut--;
+        if (xml)
+        {
+            string start = text.Substring(0, cut);
+            int tag = start.LastIndexOf('<'), entity = start.LastIndexOf('&');
+            if (tag > start.LastIndexOf('>')) cut = tag;
+            if (entity > start.LastIndexOf(';') && entity < cut) cut = entity;
+        }
+        return cut;
+    }
 }

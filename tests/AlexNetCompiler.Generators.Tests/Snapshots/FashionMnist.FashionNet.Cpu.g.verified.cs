@@ -104,7 +104,8 @@ namespace FashionMnist
         private const int LargestBufferLengthPerSample = 25088;
 
         /// <summary>The largest maxBatch for which every buffer fits in one .NET array.</summary>
-        public static int MaxBatchLimit => global::System.Array.MaxLength / LargestBufferLengthPerSample;
+        public static int MaxBatchLimit =>
+            global::System.Array.MaxLength / LargestBufferLengthPerSample;
 
         /// <summary>Checks maxBatch against the largest buffer in 64 bits, before anything is allocated.</summary>
         private static void ThrowIfBuffersTooLarge(int maxBatch)
@@ -112,8 +113,11 @@ namespace FashionMnist
             long largestBufferLength = (long)maxBatch * LargestBufferLengthPerSample;
             int arrayLimit = global::System.Array.MaxLength;
             if (largestBufferLength <= arrayLimit) return;
-            throw new global::System.ArgumentOutOfRangeException(nameof(maxBatch), maxBatch,
-                $"FashionNet: at maxBatch {maxBatch} the gradient buffers (as large as Conv1's output) " +
+            throw new global::System.ArgumentOutOfRangeException(
+                nameof(maxBatch),
+                maxBatch,
+                $"FashionNet: at maxBatch {maxBatch} " +
+                "the gradient buffers (as large as Conv1's output) " +
                 $"would hold {largestBufferLength} floats each, more than an array can ({arrayLimit}); " +
                 $"the largest maxBatch that fits is {MaxBatchLimit}.");
         }
@@ -163,75 +167,115 @@ namespace FashionMnist
 
         // Typed views of each parameter tensor and its gradient (PyTorch shapes in the comments).
         /// <summary><c>features.0.weight</c>, [32, 1, 3, 3].</summary>
-        public global::System.Span<float> Conv1Weight => new global::System.Span<float>(Parameters, Conv1WeightOffset, Conv1WeightLength);
+        public global::System.Span<float> Conv1Weight =>
+            new global::System.Span<float>(Parameters, Conv1WeightOffset, Conv1WeightLength);
         /// <summary>Gradient of <c>features.0.weight</c>, [32, 1, 3, 3].</summary>
-        public global::System.Span<float> Conv1WeightGradient => new global::System.Span<float>(Gradients, Conv1WeightOffset, Conv1WeightLength);
+        public global::System.Span<float> Conv1WeightGradient =>
+            new global::System.Span<float>(Gradients, Conv1WeightOffset, Conv1WeightLength);
         /// <summary><c>features.0.bias</c>, [32].</summary>
-        public global::System.Span<float> Conv1Bias => new global::System.Span<float>(Parameters, Conv1BiasOffset, Conv1BiasLength);
+        public global::System.Span<float> Conv1Bias =>
+            new global::System.Span<float>(Parameters, Conv1BiasOffset, Conv1BiasLength);
         /// <summary>Gradient of <c>features.0.bias</c>, [32].</summary>
-        public global::System.Span<float> Conv1BiasGradient => new global::System.Span<float>(Gradients, Conv1BiasOffset, Conv1BiasLength);
+        public global::System.Span<float> Conv1BiasGradient =>
+            new global::System.Span<float>(Gradients, Conv1BiasOffset, Conv1BiasLength);
         /// <summary><c>features.4.weight</c>, [64, 32, 3, 3].</summary>
-        public global::System.Span<float> Conv2Weight => new global::System.Span<float>(Parameters, Conv2WeightOffset, Conv2WeightLength);
+        public global::System.Span<float> Conv2Weight =>
+            new global::System.Span<float>(Parameters, Conv2WeightOffset, Conv2WeightLength);
         /// <summary>Gradient of <c>features.4.weight</c>, [64, 32, 3, 3].</summary>
-        public global::System.Span<float> Conv2WeightGradient => new global::System.Span<float>(Gradients, Conv2WeightOffset, Conv2WeightLength);
+        public global::System.Span<float> Conv2WeightGradient =>
+            new global::System.Span<float>(Gradients, Conv2WeightOffset, Conv2WeightLength);
         /// <summary><c>features.4.bias</c>, [64].</summary>
-        public global::System.Span<float> Conv2Bias => new global::System.Span<float>(Parameters, Conv2BiasOffset, Conv2BiasLength);
+        public global::System.Span<float> Conv2Bias =>
+            new global::System.Span<float>(Parameters, Conv2BiasOffset, Conv2BiasLength);
         /// <summary>Gradient of <c>features.4.bias</c>, [64].</summary>
-        public global::System.Span<float> Conv2BiasGradient => new global::System.Span<float>(Gradients, Conv2BiasOffset, Conv2BiasLength);
+        public global::System.Span<float> Conv2BiasGradient =>
+            new global::System.Span<float>(Gradients, Conv2BiasOffset, Conv2BiasLength);
         /// <summary><c>features.8.weight</c>, [128, 64, 3, 3].</summary>
-        public global::System.Span<float> Conv3Weight => new global::System.Span<float>(Parameters, Conv3WeightOffset, Conv3WeightLength);
+        public global::System.Span<float> Conv3Weight =>
+            new global::System.Span<float>(Parameters, Conv3WeightOffset, Conv3WeightLength);
         /// <summary>Gradient of <c>features.8.weight</c>, [128, 64, 3, 3].</summary>
-        public global::System.Span<float> Conv3WeightGradient => new global::System.Span<float>(Gradients, Conv3WeightOffset, Conv3WeightLength);
+        public global::System.Span<float> Conv3WeightGradient =>
+            new global::System.Span<float>(Gradients, Conv3WeightOffset, Conv3WeightLength);
         /// <summary><c>features.8.bias</c>, [128].</summary>
-        public global::System.Span<float> Conv3Bias => new global::System.Span<float>(Parameters, Conv3BiasOffset, Conv3BiasLength);
+        public global::System.Span<float> Conv3Bias =>
+            new global::System.Span<float>(Parameters, Conv3BiasOffset, Conv3BiasLength);
         /// <summary>Gradient of <c>features.8.bias</c>, [128].</summary>
-        public global::System.Span<float> Conv3BiasGradient => new global::System.Span<float>(Gradients, Conv3BiasOffset, Conv3BiasLength);
+        public global::System.Span<float> Conv3BiasGradient =>
+            new global::System.Span<float>(Gradients, Conv3BiasOffset, Conv3BiasLength);
         /// <summary><c>features.10.weight</c>, [128, 64, 3, 3].</summary>
-        public global::System.Span<float> Conv4Weight => new global::System.Span<float>(Parameters, Conv4WeightOffset, Conv4WeightLength);
+        public global::System.Span<float> Conv4Weight =>
+            new global::System.Span<float>(Parameters, Conv4WeightOffset, Conv4WeightLength);
         /// <summary>Gradient of <c>features.10.weight</c>, [128, 64, 3, 3].</summary>
-        public global::System.Span<float> Conv4WeightGradient => new global::System.Span<float>(Gradients, Conv4WeightOffset, Conv4WeightLength);
+        public global::System.Span<float> Conv4WeightGradient =>
+            new global::System.Span<float>(Gradients, Conv4WeightOffset, Conv4WeightLength);
         /// <summary><c>features.10.bias</c>, [128].</summary>
-        public global::System.Span<float> Conv4Bias => new global::System.Span<float>(Parameters, Conv4BiasOffset, Conv4BiasLength);
+        public global::System.Span<float> Conv4Bias =>
+            new global::System.Span<float>(Parameters, Conv4BiasOffset, Conv4BiasLength);
         /// <summary>Gradient of <c>features.10.bias</c>, [128].</summary>
-        public global::System.Span<float> Conv4BiasGradient => new global::System.Span<float>(Gradients, Conv4BiasOffset, Conv4BiasLength);
+        public global::System.Span<float> Conv4BiasGradient =>
+            new global::System.Span<float>(Gradients, Conv4BiasOffset, Conv4BiasLength);
         /// <summary><c>features.12.weight</c>, [64, 64, 3, 3].</summary>
-        public global::System.Span<float> Conv5Weight => new global::System.Span<float>(Parameters, Conv5WeightOffset, Conv5WeightLength);
+        public global::System.Span<float> Conv5Weight =>
+            new global::System.Span<float>(Parameters, Conv5WeightOffset, Conv5WeightLength);
         /// <summary>Gradient of <c>features.12.weight</c>, [64, 64, 3, 3].</summary>
-        public global::System.Span<float> Conv5WeightGradient => new global::System.Span<float>(Gradients, Conv5WeightOffset, Conv5WeightLength);
+        public global::System.Span<float> Conv5WeightGradient =>
+            new global::System.Span<float>(Gradients, Conv5WeightOffset, Conv5WeightLength);
         /// <summary><c>features.12.bias</c>, [64].</summary>
-        public global::System.Span<float> Conv5Bias => new global::System.Span<float>(Parameters, Conv5BiasOffset, Conv5BiasLength);
+        public global::System.Span<float> Conv5Bias =>
+            new global::System.Span<float>(Parameters, Conv5BiasOffset, Conv5BiasLength);
         /// <summary>Gradient of <c>features.12.bias</c>, [64].</summary>
-        public global::System.Span<float> Conv5BiasGradient => new global::System.Span<float>(Gradients, Conv5BiasOffset, Conv5BiasLength);
+        public global::System.Span<float> Conv5BiasGradient =>
+            new global::System.Span<float>(Gradients, Conv5BiasOffset, Conv5BiasLength);
         /// <summary><c>classifier.1.weight</c>, [512, 576].</summary>
-        public global::System.Span<float> Dense1Weight => new global::System.Span<float>(Parameters, Dense1WeightOffset, Dense1WeightLength);
+        public global::System.Span<float> Dense1Weight =>
+            new global::System.Span<float>(Parameters, Dense1WeightOffset, Dense1WeightLength);
         /// <summary>Gradient of <c>classifier.1.weight</c>, [512, 576].</summary>
-        public global::System.Span<float> Dense1WeightGradient => new global::System.Span<float>(Gradients, Dense1WeightOffset, Dense1WeightLength);
+        public global::System.Span<float> Dense1WeightGradient =>
+            new global::System.Span<float>(Gradients, Dense1WeightOffset, Dense1WeightLength);
         /// <summary><c>classifier.1.bias</c>, [512].</summary>
-        public global::System.Span<float> Dense1Bias => new global::System.Span<float>(Parameters, Dense1BiasOffset, Dense1BiasLength);
+        public global::System.Span<float> Dense1Bias =>
+            new global::System.Span<float>(Parameters, Dense1BiasOffset, Dense1BiasLength);
         /// <summary>Gradient of <c>classifier.1.bias</c>, [512].</summary>
-        public global::System.Span<float> Dense1BiasGradient => new global::System.Span<float>(Gradients, Dense1BiasOffset, Dense1BiasLength);
+        public global::System.Span<float> Dense1BiasGradient =>
+            new global::System.Span<float>(Gradients, Dense1BiasOffset, Dense1BiasLength);
         /// <summary><c>classifier.4.weight</c>, [256, 512].</summary>
-        public global::System.Span<float> Dense2Weight => new global::System.Span<float>(Parameters, Dense2WeightOffset, Dense2WeightLength);
+        public global::System.Span<float> Dense2Weight =>
+            new global::System.Span<float>(Parameters, Dense2WeightOffset, Dense2WeightLength);
         /// <summary>Gradient of <c>classifier.4.weight</c>, [256, 512].</summary>
-        public global::System.Span<float> Dense2WeightGradient => new global::System.Span<float>(Gradients, Dense2WeightOffset, Dense2WeightLength);
+        public global::System.Span<float> Dense2WeightGradient =>
+            new global::System.Span<float>(Gradients, Dense2WeightOffset, Dense2WeightLength);
         /// <summary><c>classifier.4.bias</c>, [256].</summary>
-        public global::System.Span<float> Dense2Bias => new global::System.Span<float>(Parameters, Dense2BiasOffset, Dense2BiasLength);
+        public global::System.Span<float> Dense2Bias =>
+            new global::System.Span<float>(Parameters, Dense2BiasOffset, Dense2BiasLength);
         /// <summary>Gradient of <c>classifier.4.bias</c>, [256].</summary>
-        public global::System.Span<float> Dense2BiasGradient => new global::System.Span<float>(Gradients, Dense2BiasOffset, Dense2BiasLength);
+        public global::System.Span<float> Dense2BiasGradient =>
+            new global::System.Span<float>(Gradients, Dense2BiasOffset, Dense2BiasLength);
         /// <summary><c>classifier.6.weight</c>, [10, 256].</summary>
-        public global::System.Span<float> Dense3Weight => new global::System.Span<float>(Parameters, Dense3WeightOffset, Dense3WeightLength);
+        public global::System.Span<float> Dense3Weight =>
+            new global::System.Span<float>(Parameters, Dense3WeightOffset, Dense3WeightLength);
         /// <summary>Gradient of <c>classifier.6.weight</c>, [10, 256].</summary>
-        public global::System.Span<float> Dense3WeightGradient => new global::System.Span<float>(Gradients, Dense3WeightOffset, Dense3WeightLength);
+        public global::System.Span<float> Dense3WeightGradient =>
+            new global::System.Span<float>(Gradients, Dense3WeightOffset, Dense3WeightLength);
         /// <summary><c>classifier.6.bias</c>, [10].</summary>
-        public global::System.Span<float> Dense3Bias => new global::System.Span<float>(Parameters, Dense3BiasOffset, Dense3BiasLength);
+        public global::System.Span<float> Dense3Bias =>
+            new global::System.Span<float>(Parameters, Dense3BiasOffset, Dense3BiasLength);
         /// <summary>Gradient of <c>classifier.6.bias</c>, [10].</summary>
-        public global::System.Span<float> Dense3BiasGradient => new global::System.Span<float>(Gradients, Dense3BiasOffset, Dense3BiasLength);
+        public global::System.Span<float> Dense3BiasGradient =>
+            new global::System.Span<float>(Gradients, Dense3BiasOffset, Dense3BiasLength);
 
-        /// <summary>Inference: input [batch, InputChannels, InputHeight, InputWidth] to logits [batch, ClassCount]; dropout is off.</summary>
+        /// <summary>
+        /// Inference with dropout off: input [batch, InputChannels, InputHeight, InputWidth] to logits [batch,
+        /// ClassCount].
+        /// </summary>
         public void Forward(global::System.ReadOnlySpan<float> input, int batch, global::System.Span<float> logits)
         {
             CheckBatch(input, batch);
-            if (logits.Length < batch * ClassCount) throw new global::System.ArgumentException($"logits holds {logits.Length} floats; batch {batch} needs {batch * ClassCount}.", nameof(logits));
+            if (logits.Length < batch * ClassCount)
+            {
+                throw new global::System.ArgumentException(
+                    $"logits holds {logits.Length} floats; batch {batch} needs {batch * ClassCount}.",
+                    nameof(logits));
+            }
             // Networks sharing a CpuContext (e.g. the default one) take turns: kernels use its thread-0 scratch.
             lock (_cpu.PassLock)
             {
@@ -241,7 +285,12 @@ namespace FashionMnist
         }
 
         /// <summary>Forward through every layer. training keeps what backward needs (LRN scale, pool argmax).</summary>
-        private void RunForward(global::System.ReadOnlySpan<float> input, int batch, bool training, bool dropout, ulong dropoutSeed)
+        private void RunForward(
+            global::System.ReadOnlySpan<float> input,
+            int batch,
+            bool training,
+            bool dropout,
+            ulong dropoutSeed)
         {
             _lastBatch = batch;
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
@@ -261,69 +310,205 @@ namespace FashionMnist
             global::System.Span<float> dense3Output = Slice(_dense3Output, batch * Dense3OutputLength);
 
             // Conv1 (features.0): [1, 28, 28] -> [32, 28, 28]
-            global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(in Conv1Geometry, batch, input, Conv1Weight, Conv1Bias, conv1Output, relu: true, _cpu);
+            global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(
+                in Conv1Geometry,
+                batch,
+                input: input,
+                weight: Conv1Weight,
+                bias: Conv1Bias,
+                output: conv1Output,
+                relu: true,
+                ctx: _cpu);
             // Relu1 (features.1): [32, 28, 28] -> [32, 28, 28]
             // fused into the previous layer's epilogue
             // Lrn1 (features.2): [32, 28, 28] -> [32, 28, 28]
-            global::AlexNetCompiler.Cpu.LrnKernels.Forward(in Lrn1Geometry, batch, conv1Output, lrn1Output, training ? Slice(_lrn1Scale, batch * Lrn1OutputLength) : default, _cpu);
+            global::AlexNetCompiler.Cpu.LrnKernels.Forward(
+                in Lrn1Geometry,
+                batch,
+                input: conv1Output,
+                output: lrn1Output,
+                scale: training ? Slice(_lrn1Scale, batch * Lrn1OutputLength) : default,
+                ctx: _cpu);
             // Pool1 (features.3): [32, 28, 28] -> [32, 14, 14]
-            global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(in Pool1Geometry, batch, lrn1Output, pool1Output, training ? Slice(_pool1Argmax, batch * Pool1OutputLength) : default, _cpu);
+            global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(
+                in Pool1Geometry,
+                batch,
+                input: lrn1Output,
+                output: pool1Output,
+                argmax: training ? Slice(_pool1Argmax, batch * Pool1OutputLength) : default,
+                ctx: _cpu);
             // Conv2 (features.4): [32, 14, 14] -> [64, 14, 14]
-            global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(in Conv2Geometry, batch, pool1Output, Conv2Weight, Conv2Bias, conv2Output, relu: true, _cpu);
+            global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(
+                in Conv2Geometry,
+                batch,
+                input: pool1Output,
+                weight: Conv2Weight,
+                bias: Conv2Bias,
+                output: conv2Output,
+                relu: true,
+                ctx: _cpu);
             // Relu2 (features.5): [64, 14, 14] -> [64, 14, 14]
             // fused into the previous layer's epilogue
             // Lrn2 (features.6): [64, 14, 14] -> [64, 14, 14]
-            global::AlexNetCompiler.Cpu.LrnKernels.Forward(in Lrn2Geometry, batch, conv2Output, lrn2Output, training ? Slice(_lrn2Scale, batch * Lrn2OutputLength) : default, _cpu);
+            global::AlexNetCompiler.Cpu.LrnKernels.Forward(
+                in Lrn2Geometry,
+                batch,
+                input: conv2Output,
+                output: lrn2Output,
+                scale: training ? Slice(_lrn2Scale, batch * Lrn2OutputLength) : default,
+                ctx: _cpu);
             // Pool2 (features.7): [64, 14, 14] -> [64, 7, 7]
-            global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(in Pool2Geometry, batch, lrn2Output, pool2Output, training ? Slice(_pool2Argmax, batch * Pool2OutputLength) : default, _cpu);
+            global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(
+                in Pool2Geometry,
+                batch,
+                input: lrn2Output,
+                output: pool2Output,
+                argmax: training ? Slice(_pool2Argmax, batch * Pool2OutputLength) : default,
+                ctx: _cpu);
             // Conv3 (features.8): [64, 7, 7] -> [128, 7, 7]
-            global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(in Conv3Geometry, batch, pool2Output, Conv3Weight, Conv3Bias, conv3Output, relu: true, _cpu);
+            global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(
+                in Conv3Geometry,
+                batch,
+                input: pool2Output,
+                weight: Conv3Weight,
+                bias: Conv3Bias,
+                output: conv3Output,
+                relu: true,
+                ctx: _cpu);
             // Relu3 (features.9): [128, 7, 7] -> [128, 7, 7]
             // fused into the previous layer's epilogue
             // Conv4 (features.10): [128, 7, 7] -> [128, 7, 7]
-            global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(in Conv4Geometry, batch, conv3Output, Conv4Weight, Conv4Bias, conv4Output, relu: true, _cpu);
+            global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(
+                in Conv4Geometry,
+                batch,
+                input: conv3Output,
+                weight: Conv4Weight,
+                bias: Conv4Bias,
+                output: conv4Output,
+                relu: true,
+                ctx: _cpu);
             // Relu4 (features.11): [128, 7, 7] -> [128, 7, 7]
             // fused into the previous layer's epilogue
             // Conv5 (features.12): [128, 7, 7] -> [64, 7, 7]
-            global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(in Conv5Geometry, batch, conv4Output, Conv5Weight, Conv5Bias, conv5Output, relu: true, _cpu);
+            global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(
+                in Conv5Geometry,
+                batch,
+                input: conv4Output,
+                weight: Conv5Weight,
+                bias: Conv5Bias,
+                output: conv5Output,
+                relu: true,
+                ctx: _cpu);
             // Relu5 (features.13): [64, 7, 7] -> [64, 7, 7]
             // fused into the previous layer's epilogue
             // Pool3 (features.14): [64, 7, 7] -> [64, 3, 3]
-            global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(in Pool3Geometry, batch, conv5Output, pool3Output, training ? Slice(_pool3Argmax, batch * Pool3OutputLength) : default, _cpu);
+            global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(
+                in Pool3Geometry,
+                batch,
+                input: conv5Output,
+                output: pool3Output,
+                argmax: training ? Slice(_pool3Argmax, batch * Pool3OutputLength) : default,
+                ctx: _cpu);
             // Dropout1 (classifier.0): [64, 3, 3] -> [64, 3, 3]
-            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Forward(0.5f, unchecked(dropoutSeed + 15UL * 0x9E3779B97F4A7C15UL), pool3Output, dropout1Output);
-            else pool3Output.CopyTo(dropout1Output);
+            if (dropout)
+            {
+                global::AlexNetCompiler.Cpu.DropoutKernels.Forward(
+                    p: 0.5f,
+                    seed: unchecked(dropoutSeed + 15UL * 0x9E3779B97F4A7C15UL),
+                    input: pool3Output,
+                    output: dropout1Output);
+            }
+            else
+            {
+                pool3Output.CopyTo(dropout1Output);
+            }
             // Dense1 (classifier.1): [64, 3, 3] -> [512]
-            global::AlexNetCompiler.Cpu.DenseKernels.Forward(batch, 576, 512, dropout1Output, Dense1Weight, Dense1Bias, dense1Output, relu: true, _cpu);
+            global::AlexNetCompiler.Cpu.DenseKernels.Forward(
+                batch,
+                inFeatures: 576,
+                outFeatures: 512,
+                input: dropout1Output,
+                weight: Dense1Weight,
+                bias: Dense1Bias,
+                output: dense1Output,
+                relu: true,
+                ctx: _cpu);
             // Relu6 (classifier.2): [512] -> [512]
             // fused into the previous layer's epilogue
             // Dropout2 (classifier.3): [512] -> [512]
-            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Forward(0.5f, unchecked(dropoutSeed + 18UL * 0x9E3779B97F4A7C15UL), dense1Output, dropout2Output);
-            else dense1Output.CopyTo(dropout2Output);
+            if (dropout)
+            {
+                global::AlexNetCompiler.Cpu.DropoutKernels.Forward(
+                    p: 0.5f,
+                    seed: unchecked(dropoutSeed + 18UL * 0x9E3779B97F4A7C15UL),
+                    input: dense1Output,
+                    output: dropout2Output);
+            }
+            else
+            {
+                dense1Output.CopyTo(dropout2Output);
+            }
             // Dense2 (classifier.4): [512] -> [256]
-            global::AlexNetCompiler.Cpu.DenseKernels.Forward(batch, 512, 256, dropout2Output, Dense2Weight, Dense2Bias, dense2Output, relu: true, _cpu);
+            global::AlexNetCompiler.Cpu.DenseKernels.Forward(
+                batch,
+                inFeatures: 512,
+                outFeatures: 256,
+                input: dropout2Output,
+                weight: Dense2Weight,
+                bias: Dense2Bias,
+                output: dense2Output,
+                relu: true,
+                ctx: _cpu);
             // Relu7 (classifier.5): [256] -> [256]
             // fused into the previous layer's epilogue
             // Dense3 (classifier.6): [256] -> [10]
-            global::AlexNetCompiler.Cpu.DenseKernels.Forward(batch, 256, 10, dense2Output, Dense3Weight, Dense3Bias, dense3Output, relu: false, _cpu);
+            global::AlexNetCompiler.Cpu.DenseKernels.Forward(
+                batch,
+                inFeatures: 256,
+                outFeatures: 10,
+                input: dense2Output,
+                weight: Dense3Weight,
+                bias: Dense3Bias,
+                output: dense3Output,
+                relu: false,
+                ctx: _cpu);
         }
 
         /// <summary>
         /// Training pass: forward (dropout on when dropoutSeed has a value), softmax cross-entropy against labels,
         /// and backward into Gradients. Returns the mean loss over the batch.
         /// </summary>
-        public float ForwardBackward(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed)
+        public float ForwardBackward(
+            global::System.ReadOnlySpan<float> input,
+            global::System.ReadOnlySpan<int> labels,
+            int batch,
+            ulong? dropoutSeed)
         {
             CheckBatch(input, batch);
             CheckLabels(labels, batch);
             lock (_cpu.PassLock)
             {
-                RunForward(input, batch, training: true, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());
-                return RunBackward(input, labels, batch, dropout: dropoutSeed.HasValue, dropoutSeed.GetValueOrDefault());
+                RunForward(
+                    input,
+                    batch,
+                    training: true,
+                    dropout: dropoutSeed.HasValue,
+                    dropoutSeed.GetValueOrDefault());
+                return RunBackward(
+                    input,
+                    labels,
+                    batch,
+                    dropout: dropoutSeed.HasValue,
+                    dropoutSeed.GetValueOrDefault());
             }
         }
 
-        private float RunBackward(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, bool dropout, ulong dropoutSeed)
+        private float RunBackward(
+            global::System.ReadOnlySpan<float> input,
+            global::System.ReadOnlySpan<int> labels,
+            int batch,
+            bool dropout,
+            ulong dropoutSeed)
         {
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
             global::System.Span<float> lrn1Output = Slice(_lrn1Output, batch * Lrn1OutputLength);
@@ -348,90 +533,250 @@ namespace FashionMnist
             global::System.Span<float> probabilities = Slice(_probabilities, batch * ClassCount);
 
             // loss head: softmax cross-entropy; dLogits = (p - onehot) / batch
-            float loss = global::AlexNetCompiler.Cpu.SoftmaxCrossEntropyKernels.Forward(batch, ClassCount, dense3Output, labels, probabilities);
+            float loss = global::AlexNetCompiler.Cpu.SoftmaxCrossEntropyKernels.Forward(
+                batch,
+                classes: ClassCount,
+                logits: dense3Output,
+                labels,
+                probabilities);
             global::System.Span<float> gradient = Slice(_gradientA, batch * ClassCount);
-            global::AlexNetCompiler.Cpu.SoftmaxCrossEntropyKernels.Backward(batch, ClassCount, probabilities, labels, gradient);
+            global::AlexNetCompiler.Cpu.SoftmaxCrossEntropyKernels.Backward(
+                batch,
+                classes: ClassCount,
+                probabilities,
+                labels,
+                dLogits: gradient);
             bool inA = true; // which ping-pong buffer holds the current gradient
 
             // Dense3 (classifier.6) backward: d[10] -> d[256]
             global::System.Span<float> dense3InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 256);
-            global::AlexNetCompiler.Cpu.DenseKernels.Backward(batch, 256, 10, dense2Output, Dense3Weight, gradient, dense3InputGradient, Dense3WeightGradient, Dense3BiasGradient, _cpu);
-            gradient = dense3InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.DenseKernels.Backward(
+                batch,
+                inFeatures: 256,
+                outFeatures: 10,
+                input: dense2Output,
+                weight: Dense3Weight,
+                dOutput: gradient,
+                dInput: dense3InputGradient,
+                dWeight: Dense3WeightGradient,
+                dBias: Dense3BiasGradient,
+                ctx: _cpu);
+            gradient = dense3InputGradient;
+            inA = !inA;
             // Relu7 (classifier.5) backward: d[256] -> d[256]
             global::AlexNetCompiler.Cpu.ReluKernels.Backward(dense2Output, gradient);
             // Dense2 (classifier.4) backward: d[256] -> d[512]
             global::System.Span<float> dense2InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 512);
-            global::AlexNetCompiler.Cpu.DenseKernels.Backward(batch, 512, 256, dropout2Output, Dense2Weight, gradient, dense2InputGradient, Dense2WeightGradient, Dense2BiasGradient, _cpu);
-            gradient = dense2InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.DenseKernels.Backward(
+                batch,
+                inFeatures: 512,
+                outFeatures: 256,
+                input: dropout2Output,
+                weight: Dense2Weight,
+                dOutput: gradient,
+                dInput: dense2InputGradient,
+                dWeight: Dense2WeightGradient,
+                dBias: Dense2BiasGradient,
+                ctx: _cpu);
+            gradient = dense2InputGradient;
+            inA = !inA;
             // Dropout2 (classifier.3) backward: d[512] -> d[512]
             global::System.Span<float> dropout2InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 512);
-            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Backward(0.5f, unchecked(dropoutSeed + 18UL * 0x9E3779B97F4A7C15UL), gradient, dropout2InputGradient);
-            else gradient.CopyTo(dropout2InputGradient);
-            gradient = dropout2InputGradient; inA = !inA;
+            if (dropout)
+            {
+                global::AlexNetCompiler.Cpu.DropoutKernels.Backward(
+                    p: 0.5f,
+                    seed: unchecked(dropoutSeed + 18UL * 0x9E3779B97F4A7C15UL),
+                    dOutput: gradient,
+                    dInput: dropout2InputGradient);
+            }
+            else
+            {
+                gradient.CopyTo(dropout2InputGradient);
+            }
+            gradient = dropout2InputGradient;
+            inA = !inA;
             // Relu6 (classifier.2) backward: d[512] -> d[512]
             global::AlexNetCompiler.Cpu.ReluKernels.Backward(dense1Output, gradient);
             // Dense1 (classifier.1) backward: d[512] -> d[64, 3, 3]
             global::System.Span<float> dense1InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 576);
-            global::AlexNetCompiler.Cpu.DenseKernels.Backward(batch, 576, 512, dropout1Output, Dense1Weight, gradient, dense1InputGradient, Dense1WeightGradient, Dense1BiasGradient, _cpu);
-            gradient = dense1InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.DenseKernels.Backward(
+                batch,
+                inFeatures: 576,
+                outFeatures: 512,
+                input: dropout1Output,
+                weight: Dense1Weight,
+                dOutput: gradient,
+                dInput: dense1InputGradient,
+                dWeight: Dense1WeightGradient,
+                dBias: Dense1BiasGradient,
+                ctx: _cpu);
+            gradient = dense1InputGradient;
+            inA = !inA;
             // Dropout1 (classifier.0) backward: d[64, 3, 3] -> d[64, 3, 3]
             global::System.Span<float> dropout1InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 576);
-            if (dropout) global::AlexNetCompiler.Cpu.DropoutKernels.Backward(0.5f, unchecked(dropoutSeed + 15UL * 0x9E3779B97F4A7C15UL), gradient, dropout1InputGradient);
-            else gradient.CopyTo(dropout1InputGradient);
-            gradient = dropout1InputGradient; inA = !inA;
+            if (dropout)
+            {
+                global::AlexNetCompiler.Cpu.DropoutKernels.Backward(
+                    p: 0.5f,
+                    seed: unchecked(dropoutSeed + 15UL * 0x9E3779B97F4A7C15UL),
+                    dOutput: gradient,
+                    dInput: dropout1InputGradient);
+            }
+            else
+            {
+                gradient.CopyTo(dropout1InputGradient);
+            }
+            gradient = dropout1InputGradient;
+            inA = !inA;
             // Pool3 (features.14) backward: d[64, 3, 3] -> d[64, 7, 7]
             global::System.Span<float> pool3InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 3136);
-            global::AlexNetCompiler.Cpu.MaxPoolKernels.Backward(in Pool3Geometry, batch, gradient, pool3Argmax, pool3InputGradient, _cpu);
-            gradient = pool3InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.MaxPoolKernels.Backward(
+                in Pool3Geometry,
+                batch,
+                dOutput: gradient,
+                argmax: pool3Argmax,
+                dInput: pool3InputGradient,
+                ctx: _cpu);
+            gradient = pool3InputGradient;
+            inA = !inA;
             // Relu5 (features.13) backward: d[64, 7, 7] -> d[64, 7, 7]
             global::AlexNetCompiler.Cpu.ReluKernels.Backward(conv5Output, gradient);
             // Conv5 (features.12) backward: d[64, 7, 7] -> d[128, 7, 7]
             global::System.Span<float> conv5InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 6272);
-            global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(in Conv5Geometry, batch, conv4Output, Conv5Weight, gradient, conv5InputGradient, Conv5WeightGradient, Conv5BiasGradient, _cpu);
-            gradient = conv5InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(
+                in Conv5Geometry,
+                batch,
+                input: conv4Output,
+                weight: Conv5Weight,
+                dOutput: gradient,
+                dInput: conv5InputGradient,
+                dWeight: Conv5WeightGradient,
+                dBias: Conv5BiasGradient,
+                ctx: _cpu);
+            gradient = conv5InputGradient;
+            inA = !inA;
             // Relu4 (features.11) backward: d[128, 7, 7] -> d[128, 7, 7]
             global::AlexNetCompiler.Cpu.ReluKernels.Backward(conv4Output, gradient);
             // Conv4 (features.10) backward: d[128, 7, 7] -> d[128, 7, 7]
             global::System.Span<float> conv4InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 6272);
-            global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(in Conv4Geometry, batch, conv3Output, Conv4Weight, gradient, conv4InputGradient, Conv4WeightGradient, Conv4BiasGradient, _cpu);
-            gradient = conv4InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(
+                in Conv4Geometry,
+                batch,
+                input: conv3Output,
+                weight: Conv4Weight,
+                dOutput: gradient,
+                dInput: conv4InputGradient,
+                dWeight: Conv4WeightGradient,
+                dBias: Conv4BiasGradient,
+                ctx: _cpu);
+            gradient = conv4InputGradient;
+            inA = !inA;
             // Relu3 (features.9) backward: d[128, 7, 7] -> d[128, 7, 7]
             global::AlexNetCompiler.Cpu.ReluKernels.Backward(conv3Output, gradient);
             // Conv3 (features.8) backward: d[128, 7, 7] -> d[64, 7, 7]
             global::System.Span<float> conv3InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 3136);
-            global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(in Conv3Geometry, batch, pool2Output, Conv3Weight, gradient, conv3InputGradient, Conv3WeightGradient, Conv3BiasGradient, _cpu);
-            gradient = conv3InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(
+                in Conv3Geometry,
+                batch,
+                input: pool2Output,
+                weight: Conv3Weight,
+                dOutput: gradient,
+                dInput: conv3InputGradient,
+                dWeight: Conv3WeightGradient,
+                dBias: Conv3BiasGradient,
+                ctx: _cpu);
+            gradient = conv3InputGradient;
+            inA = !inA;
             // Pool2 (features.7) backward: d[64, 7, 7] -> d[64, 14, 14]
             global::System.Span<float> pool2InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 12544);
-            global::AlexNetCompiler.Cpu.MaxPoolKernels.Backward(in Pool2Geometry, batch, gradient, pool2Argmax, pool2InputGradient, _cpu);
-            gradient = pool2InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.MaxPoolKernels.Backward(
+                in Pool2Geometry,
+                batch,
+                dOutput: gradient,
+                argmax: pool2Argmax,
+                dInput: pool2InputGradient,
+                ctx: _cpu);
+            gradient = pool2InputGradient;
+            inA = !inA;
             // Lrn2 (features.6) backward: d[64, 14, 14] -> d[64, 14, 14]
             global::System.Span<float> lrn2InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 12544);
-            global::AlexNetCompiler.Cpu.LrnKernels.Backward(in Lrn2Geometry, batch, conv2Output, lrn2Output, lrn2Scale, gradient, lrn2InputGradient, _cpu);
-            gradient = lrn2InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.LrnKernels.Backward(
+                in Lrn2Geometry,
+                batch,
+                input: conv2Output,
+                output: lrn2Output,
+                scale: lrn2Scale,
+                dOutput: gradient,
+                dInput: lrn2InputGradient,
+                ctx: _cpu);
+            gradient = lrn2InputGradient;
+            inA = !inA;
             // Relu2 (features.5) backward: d[64, 14, 14] -> d[64, 14, 14]
             global::AlexNetCompiler.Cpu.ReluKernels.Backward(conv2Output, gradient);
             // Conv2 (features.4) backward: d[64, 14, 14] -> d[32, 14, 14]
             global::System.Span<float> conv2InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 6272);
-            global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(in Conv2Geometry, batch, pool1Output, Conv2Weight, gradient, conv2InputGradient, Conv2WeightGradient, Conv2BiasGradient, _cpu);
-            gradient = conv2InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(
+                in Conv2Geometry,
+                batch,
+                input: pool1Output,
+                weight: Conv2Weight,
+                dOutput: gradient,
+                dInput: conv2InputGradient,
+                dWeight: Conv2WeightGradient,
+                dBias: Conv2BiasGradient,
+                ctx: _cpu);
+            gradient = conv2InputGradient;
+            inA = !inA;
             // Pool1 (features.3) backward: d[32, 14, 14] -> d[32, 28, 28]
             global::System.Span<float> pool1InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 25088);
-            global::AlexNetCompiler.Cpu.MaxPoolKernels.Backward(in Pool1Geometry, batch, gradient, pool1Argmax, pool1InputGradient, _cpu);
-            gradient = pool1InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.MaxPoolKernels.Backward(
+                in Pool1Geometry,
+                batch,
+                dOutput: gradient,
+                argmax: pool1Argmax,
+                dInput: pool1InputGradient,
+                ctx: _cpu);
+            gradient = pool1InputGradient;
+            inA = !inA;
             // Lrn1 (features.2) backward: d[32, 28, 28] -> d[32, 28, 28]
             global::System.Span<float> lrn1InputGradient = Slice(inA ? _gradientB : _gradientA, batch * 25088);
-            global::AlexNetCompiler.Cpu.LrnKernels.Backward(in Lrn1Geometry, batch, conv1Output, lrn1Output, lrn1Scale, gradient, lrn1InputGradient, _cpu);
-            gradient = lrn1InputGradient; inA = !inA;
+            global::AlexNetCompiler.Cpu.LrnKernels.Backward(
+                in Lrn1Geometry,
+                batch,
+                input: conv1Output,
+                output: lrn1Output,
+                scale: lrn1Scale,
+                dOutput: gradient,
+                dInput: lrn1InputGradient,
+                ctx: _cpu);
+            gradient = lrn1InputGradient;
+            inA = !inA;
             // Relu1 (features.1) backward: d[32, 28, 28] -> d[32, 28, 28]
             global::AlexNetCompiler.Cpu.ReluKernels.Backward(conv1Output, gradient);
             // Conv1 (features.0) backward: d[32, 28, 28] -> d[1, 28, 28]
-            global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(in Conv1Geometry, batch, input, Conv1Weight, gradient, default, Conv1WeightGradient, Conv1BiasGradient, _cpu);
+            global::AlexNetCompiler.Cpu.Conv2dKernels.Backward(
+                in Conv1Geometry,
+                batch,
+                input: input,
+                weight: Conv1Weight,
+                dOutput: gradient,
+                dInput: default,
+                dWeight: Conv1WeightGradient,
+                dBias: Conv1BiasGradient,
+                ctx: _cpu);
             return loss;
         }
 
-        /// <summary>One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.</summary>
-        public float TrainStep(global::System.ReadOnlySpan<float> input, global::System.ReadOnlySpan<int> labels, int batch, global::AlexNetCompiler.Training.Sgd optimizer, ulong? dropoutSeed)
+        /// <summary>
+        /// One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.
+        /// </summary>
+        public float TrainStep(
+            global::System.ReadOnlySpan<float> input,
+            global::System.ReadOnlySpan<int> labels,
+            int batch,
+            global::AlexNetCompiler.Training.Sgd optimizer,
+            ulong? dropoutSeed)
         {
             global::System.ArgumentNullException.ThrowIfNull(optimizer);
             float loss = ForwardBackward(input, labels, batch, dropoutSeed);
@@ -439,21 +784,44 @@ namespace FashionMnist
             return loss;
         }
 
-        /// <summary>The first length elements of a buffer (generated code has no usings, so no AsSpan extension).</summary>
-        private static global::System.Span<T> Slice<T>(T[] buffer, int length) => new global::System.Span<T>(buffer, 0, length);
+        /// <summary>
+        /// The first length elements of a buffer (generated code has no usings, so no AsSpan extension).
+        /// </summary>
+        private static global::System.Span<T> Slice<T>(T[] buffer, int length) =>
+            new global::System.Span<T>(buffer, 0, length);
 
         private void CheckBatch(global::System.ReadOnlySpan<float> input, int batch)
         {
-            if (batch < 1 || batch > MaxBatch) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, $"The batch must be between 1 and MaxBatch ({MaxBatch}).");
-            if (input.Length < batch * InputLength) throw new global::System.ArgumentException($"input holds {input.Length} floats; batch {batch} of [{InputChannels}, {InputHeight}, {InputWidth}] needs {batch * InputLength}.", nameof(input));
+            if (batch < 1 || batch > MaxBatch)
+            {
+                throw new global::System.ArgumentOutOfRangeException(
+                    nameof(batch), batch, $"The batch must be between 1 and MaxBatch ({MaxBatch}).");
+            }
+            if (input.Length < batch * InputLength)
+            {
+                throw new global::System.ArgumentException(
+                    $"input holds {input.Length} floats; batch {batch} of " +
+                    $"[{InputChannels}, {InputHeight}, {InputWidth}] needs {batch * InputLength}.",
+                    nameof(input));
+            }
         }
 
         private static void CheckLabels(global::System.ReadOnlySpan<int> labels, int batch)
         {
-            if (labels.Length < batch) throw new global::System.ArgumentException($"labels holds {labels.Length} values; batch {batch} needs {batch}.", nameof(labels));
+            if (labels.Length < batch)
+            {
+                throw new global::System.ArgumentException(
+                    $"labels holds {labels.Length} values; batch {batch} needs {batch}.",
+                    nameof(labels));
+            }
             for (int i = 0; i < batch; i++)
             {
-                if ((uint)labels[i] >= ClassCount) throw new global::System.ArgumentException($"labels[{i}] is {labels[i]}; classes are 0..{ClassCount - 1}.", nameof(labels));
+                if ((uint)labels[i] >= ClassCount)
+                {
+                    throw new global::System.ArgumentException(
+                        $"labels[{i}] is {labels[i]}; classes are 0..{ClassCount - 1}.",
+                        nameof(labels));
+                }
             }
         }
     }

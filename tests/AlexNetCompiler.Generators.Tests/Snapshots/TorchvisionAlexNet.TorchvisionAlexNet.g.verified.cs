@@ -18,7 +18,9 @@ namespace TorchvisionAlexNet
         /// <summary>Classes scored by the last Dense layer (the logits of softmax cross-entropy).</summary>
         public const int ClassCount = 1000;
 
-        /// <summary>Trainable parameters: 61,100,840 floats in one flat buffer, weight before bias, in layer order.</summary>
+        /// <summary>
+        /// Trainable parameters: 61,100,840 floats in one flat buffer, weight before bias, in layer order.
+        /// </summary>
         public const long ParameterCount = 61100840;
 
         // Layer 0, features.0: Conv2d (64 filters, k=11 s=4 p=2 g=1, ReLU fused): [3, 224, 224] -> [64, 55, 55]
@@ -318,7 +320,10 @@ namespace TorchvisionAlexNet
             {
                 if (buffer.Length != ParameterCount)
                 {
-                    throw new global::System.ArgumentException($"TorchvisionAlexNet has {ParameterCount} parameters, but the buffer holds {buffer.Length} floats.", nameof(buffer));
+                    throw new global::System.ArgumentException(
+                        $"TorchvisionAlexNet has {ParameterCount} parameters, " +
+                        $"but the buffer holds {buffer.Length} floats.",
+                        nameof(buffer));
                 }
                 _buffer = buffer;
             }
@@ -375,56 +380,322 @@ namespace TorchvisionAlexNet
         /// <summary>The layer table, parameter table and memory plan, all computed at compile time.</summary>
         public static global::AlexNetCompiler.NetworkDescriptor Model { get; } = CreateModel();
 
-        /// <summary>The model summary: layer table, shapes, parameter count and memory plan (batch 1, one thread).</summary>
+        /// <summary>
+        /// The model summary: layer table, shapes, parameter count and memory plan (batch 1, one thread).
+        /// </summary>
         public static string Summary => Model.ToSummary();
 
         private static global::AlexNetCompiler.NetworkDescriptor CreateModel()
         {
             var layers = new global::AlexNetCompiler.LayerDescriptor[]
             {
-                // index, name, identifier, kind, output shape, parameters, details
-                new global::AlexNetCompiler.LayerDescriptor(0, "features.0", "Conv1", global::AlexNetCompiler.LayerKind.Conv2d, new[] { 64, 55, 55 }, 23296, "64 filters, k=11 s=4 p=2 g=1, ReLU fused"),
-                new global::AlexNetCompiler.LayerDescriptor(1, "features.1", "Relu1", global::AlexNetCompiler.LayerKind.Relu, new[] { 64, 55, 55 }, 0, "fused into Conv1"),
-                new global::AlexNetCompiler.LayerDescriptor(2, "features.2", "Pool1", global::AlexNetCompiler.LayerKind.MaxPool, new[] { 64, 27, 27 }, 0, "k=3 s=2 p=0"),
-                new global::AlexNetCompiler.LayerDescriptor(3, "features.3", "Conv2", global::AlexNetCompiler.LayerKind.Conv2d, new[] { 192, 27, 27 }, 307392, "192 filters, k=5 s=1 p=2 g=1, ReLU fused"),
-                new global::AlexNetCompiler.LayerDescriptor(4, "features.4", "Relu2", global::AlexNetCompiler.LayerKind.Relu, new[] { 192, 27, 27 }, 0, "fused into Conv2"),
-                new global::AlexNetCompiler.LayerDescriptor(5, "features.5", "Pool2", global::AlexNetCompiler.LayerKind.MaxPool, new[] { 192, 13, 13 }, 0, "k=3 s=2 p=0"),
-                new global::AlexNetCompiler.LayerDescriptor(6, "features.6", "Conv3", global::AlexNetCompiler.LayerKind.Conv2d, new[] { 384, 13, 13 }, 663936, "384 filters, k=3 s=1 p=1 g=1, ReLU fused"),
-                new global::AlexNetCompiler.LayerDescriptor(7, "features.7", "Relu3", global::AlexNetCompiler.LayerKind.Relu, new[] { 384, 13, 13 }, 0, "fused into Conv3"),
-                new global::AlexNetCompiler.LayerDescriptor(8, "features.8", "Conv4", global::AlexNetCompiler.LayerKind.Conv2d, new[] { 256, 13, 13 }, 884992, "256 filters, k=3 s=1 p=1 g=1, ReLU fused"),
-                new global::AlexNetCompiler.LayerDescriptor(9, "features.9", "Relu4", global::AlexNetCompiler.LayerKind.Relu, new[] { 256, 13, 13 }, 0, "fused into Conv4"),
-                new global::AlexNetCompiler.LayerDescriptor(10, "features.10", "Conv5", global::AlexNetCompiler.LayerKind.Conv2d, new[] { 256, 13, 13 }, 590080, "256 filters, k=3 s=1 p=1 g=1, ReLU fused"),
-                new global::AlexNetCompiler.LayerDescriptor(11, "features.11", "Relu5", global::AlexNetCompiler.LayerKind.Relu, new[] { 256, 13, 13 }, 0, "fused into Conv5"),
-                new global::AlexNetCompiler.LayerDescriptor(12, "features.12", "Pool3", global::AlexNetCompiler.LayerKind.MaxPool, new[] { 256, 6, 6 }, 0, "k=3 s=2 p=0"),
-                new global::AlexNetCompiler.LayerDescriptor(13, "avgpool", "Avgpool", global::AlexNetCompiler.LayerKind.AdaptiveAvgPool, new[] { 256, 6, 6 }, 0, "out=6, the identity here: no kernel"),
-                new global::AlexNetCompiler.LayerDescriptor(14, "classifier.0", "Dropout1", global::AlexNetCompiler.LayerKind.Dropout, new[] { 256, 6, 6 }, 0, "p=0.5"),
-                new global::AlexNetCompiler.LayerDescriptor(15, "classifier.1", "Dense1", global::AlexNetCompiler.LayerKind.Dense, new[] { 4096 }, 37752832, "9216 -> 4096, ReLU fused"),
-                new global::AlexNetCompiler.LayerDescriptor(16, "classifier.2", "Relu6", global::AlexNetCompiler.LayerKind.Relu, new[] { 4096 }, 0, "fused into Dense1"),
-                new global::AlexNetCompiler.LayerDescriptor(17, "classifier.3", "Dropout2", global::AlexNetCompiler.LayerKind.Dropout, new[] { 4096 }, 0, "p=0.5"),
-                new global::AlexNetCompiler.LayerDescriptor(18, "classifier.4", "Dense2", global::AlexNetCompiler.LayerKind.Dense, new[] { 4096 }, 16781312, "4096 -> 4096, ReLU fused"),
-                new global::AlexNetCompiler.LayerDescriptor(19, "classifier.5", "Relu7", global::AlexNetCompiler.LayerKind.Relu, new[] { 4096 }, 0, "fused into Dense2"),
-                new global::AlexNetCompiler.LayerDescriptor(20, "classifier.6", "Dense3", global::AlexNetCompiler.LayerKind.Dense, new[] { 1000 }, 4097000, "4096 -> 1000"),
-                new global::AlexNetCompiler.LayerDescriptor(21, "loss", "Loss", global::AlexNetCompiler.LayerKind.SoftmaxCrossEntropy, new[] { 1000 }, 0, "softmax cross-entropy over 1000 classes"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 0,
+                    Name: "features.0",
+                    Identifier: "Conv1",
+                    Kind: global::AlexNetCompiler.LayerKind.Conv2d,
+                    OutputShape: new[] { 64, 55, 55 },
+                    ParameterCount: 23296,
+                    Details: "64 filters, k=11 s=4 p=2 g=1, ReLU fused"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 1,
+                    Name: "features.1",
+                    Identifier: "Relu1",
+                    Kind: global::AlexNetCompiler.LayerKind.Relu,
+                    OutputShape: new[] { 64, 55, 55 },
+                    ParameterCount: 0,
+                    Details: "fused into Conv1"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 2,
+                    Name: "features.2",
+                    Identifier: "Pool1",
+                    Kind: global::AlexNetCompiler.LayerKind.MaxPool,
+                    OutputShape: new[] { 64, 27, 27 },
+                    ParameterCount: 0,
+                    Details: "k=3 s=2 p=0"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 3,
+                    Name: "features.3",
+                    Identifier: "Conv2",
+                    Kind: global::AlexNetCompiler.LayerKind.Conv2d,
+                    OutputShape: new[] { 192, 27, 27 },
+                    ParameterCount: 307392,
+                    Details: "192 filters, k=5 s=1 p=2 g=1, ReLU fused"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 4,
+                    Name: "features.4",
+                    Identifier: "Relu2",
+                    Kind: global::AlexNetCompiler.LayerKind.Relu,
+                    OutputShape: new[] { 192, 27, 27 },
+                    ParameterCount: 0,
+                    Details: "fused into Conv2"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 5,
+                    Name: "features.5",
+                    Identifier: "Pool2",
+                    Kind: global::AlexNetCompiler.LayerKind.MaxPool,
+                    OutputShape: new[] { 192, 13, 13 },
+                    ParameterCount: 0,
+                    Details: "k=3 s=2 p=0"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 6,
+                    Name: "features.6",
+                    Identifier: "Conv3",
+                    Kind: global::AlexNetCompiler.LayerKind.Conv2d,
+                    OutputShape: new[] { 384, 13, 13 },
+                    ParameterCount: 663936,
+                    Details: "384 filters, k=3 s=1 p=1 g=1, ReLU fused"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 7,
+                    Name: "features.7",
+                    Identifier: "Relu3",
+                    Kind: global::AlexNetCompiler.LayerKind.Relu,
+                    OutputShape: new[] { 384, 13, 13 },
+                    ParameterCount: 0,
+                    Details: "fused into Conv3"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 8,
+                    Name: "features.8",
+                    Identifier: "Conv4",
+                    Kind: global::AlexNetCompiler.LayerKind.Conv2d,
+                    OutputShape: new[] { 256, 13, 13 },
+                    ParameterCount: 884992,
+                    Details: "256 filters, k=3 s=1 p=1 g=1, ReLU fused"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 9,
+                    Name: "features.9",
+                    Identifier: "Relu4",
+                    Kind: global::AlexNetCompiler.LayerKind.Relu,
+                    OutputShape: new[] { 256, 13, 13 },
+                    ParameterCount: 0,
+                    Details: "fused into Conv4"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 10,
+                    Name: "features.10",
+                    Identifier: "Conv5",
+                    Kind: global::AlexNetCompiler.LayerKind.Conv2d,
+                    OutputShape: new[] { 256, 13, 13 },
+                    ParameterCount: 590080,
+                    Details: "256 filters, k=3 s=1 p=1 g=1, ReLU fused"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 11,
+                    Name: "features.11",
+                    Identifier: "Relu5",
+                    Kind: global::AlexNetCompiler.LayerKind.Relu,
+                    OutputShape: new[] { 256, 13, 13 },
+                    ParameterCount: 0,
+                    Details: "fused into Conv5"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 12,
+                    Name: "features.12",
+                    Identifier: "Pool3",
+                    Kind: global::AlexNetCompiler.LayerKind.MaxPool,
+                    OutputShape: new[] { 256, 6, 6 },
+                    ParameterCount: 0,
+                    Details: "k=3 s=2 p=0"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 13,
+                    Name: "avgpool",
+                    Identifier: "Avgpool",
+                    Kind: global::AlexNetCompiler.LayerKind.AdaptiveAvgPool,
+                    OutputShape: new[] { 256, 6, 6 },
+                    ParameterCount: 0,
+                    Details: "out=6, the identity here: no kernel"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 14,
+                    Name: "classifier.0",
+                    Identifier: "Dropout1",
+                    Kind: global::AlexNetCompiler.LayerKind.Dropout,
+                    OutputShape: new[] { 256, 6, 6 },
+                    ParameterCount: 0,
+                    Details: "p=0.5"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 15,
+                    Name: "classifier.1",
+                    Identifier: "Dense1",
+                    Kind: global::AlexNetCompiler.LayerKind.Dense,
+                    OutputShape: new[] { 4096 },
+                    ParameterCount: 37752832,
+                    Details: "9216 -> 4096, ReLU fused"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 16,
+                    Name: "classifier.2",
+                    Identifier: "Relu6",
+                    Kind: global::AlexNetCompiler.LayerKind.Relu,
+                    OutputShape: new[] { 4096 },
+                    ParameterCount: 0,
+                    Details: "fused into Dense1"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 17,
+                    Name: "classifier.3",
+                    Identifier: "Dropout2",
+                    Kind: global::AlexNetCompiler.LayerKind.Dropout,
+                    OutputShape: new[] { 4096 },
+                    ParameterCount: 0,
+                    Details: "p=0.5"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 18,
+                    Name: "classifier.4",
+                    Identifier: "Dense2",
+                    Kind: global::AlexNetCompiler.LayerKind.Dense,
+                    OutputShape: new[] { 4096 },
+                    ParameterCount: 16781312,
+                    Details: "4096 -> 4096, ReLU fused"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 19,
+                    Name: "classifier.5",
+                    Identifier: "Relu7",
+                    Kind: global::AlexNetCompiler.LayerKind.Relu,
+                    OutputShape: new[] { 4096 },
+                    ParameterCount: 0,
+                    Details: "fused into Dense2"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 20,
+                    Name: "classifier.6",
+                    Identifier: "Dense3",
+                    Kind: global::AlexNetCompiler.LayerKind.Dense,
+                    OutputShape: new[] { 1000 },
+                    ParameterCount: 4097000,
+                    Details: "4096 -> 1000"),
+                new global::AlexNetCompiler.LayerDescriptor(
+                    Index: 21,
+                    Name: "loss",
+                    Identifier: "Loss",
+                    Kind: global::AlexNetCompiler.LayerKind.SoftmaxCrossEntropy,
+                    OutputShape: new[] { 1000 },
+                    ParameterCount: 0,
+                    Details: "softmax cross-entropy over 1000 classes"),
             };
             var parameters = new global::AlexNetCompiler.ParameterDescriptor[]
             {
-                // state-dict name, shape, offset, length, role, fan-in, bias under the paper's initialisation
-                new global::AlexNetCompiler.ParameterDescriptor("features.0.weight", new[] { 64, 3, 11, 11 }, Conv1WeightOffset, Conv1WeightLength, global::AlexNetCompiler.ParameterRole.Weight, 363, 0f),
-                new global::AlexNetCompiler.ParameterDescriptor("features.0.bias", new[] { 64 }, Conv1BiasOffset, Conv1BiasLength, global::AlexNetCompiler.ParameterRole.Bias, 363, 0f),
-                new global::AlexNetCompiler.ParameterDescriptor("features.3.weight", new[] { 192, 64, 5, 5 }, Conv2WeightOffset, Conv2WeightLength, global::AlexNetCompiler.ParameterRole.Weight, 1600, 0f),
-                new global::AlexNetCompiler.ParameterDescriptor("features.3.bias", new[] { 192 }, Conv2BiasOffset, Conv2BiasLength, global::AlexNetCompiler.ParameterRole.Bias, 1600, 1f),
-                new global::AlexNetCompiler.ParameterDescriptor("features.6.weight", new[] { 384, 192, 3, 3 }, Conv3WeightOffset, Conv3WeightLength, global::AlexNetCompiler.ParameterRole.Weight, 1728, 0f),
-                new global::AlexNetCompiler.ParameterDescriptor("features.6.bias", new[] { 384 }, Conv3BiasOffset, Conv3BiasLength, global::AlexNetCompiler.ParameterRole.Bias, 1728, 0f),
-                new global::AlexNetCompiler.ParameterDescriptor("features.8.weight", new[] { 256, 384, 3, 3 }, Conv4WeightOffset, Conv4WeightLength, global::AlexNetCompiler.ParameterRole.Weight, 3456, 0f),
-                new global::AlexNetCompiler.ParameterDescriptor("features.8.bias", new[] { 256 }, Conv4BiasOffset, Conv4BiasLength, global::AlexNetCompiler.ParameterRole.Bias, 3456, 1f),
-                new global::AlexNetCompiler.ParameterDescriptor("features.10.weight", new[] { 256, 256, 3, 3 }, Conv5WeightOffset, Conv5WeightLength, global::AlexNetCompiler.ParameterRole.Weight, 2304, 0f),
-                new global::AlexNetCompiler.ParameterDescriptor("features.10.bias", new[] { 256 }, Conv5BiasOffset, Conv5BiasLength, global::AlexNetCompiler.ParameterRole.Bias, 2304, 1f),
-                new global::AlexNetCompiler.ParameterDescriptor("classifier.1.weight", new[] { 4096, 9216 }, Dense1WeightOffset, Dense1WeightLength, global::AlexNetCompiler.ParameterRole.Weight, 9216, 0f),
-                new global::AlexNetCompiler.ParameterDescriptor("classifier.1.bias", new[] { 4096 }, Dense1BiasOffset, Dense1BiasLength, global::AlexNetCompiler.ParameterRole.Bias, 9216, 1f),
-                new global::AlexNetCompiler.ParameterDescriptor("classifier.4.weight", new[] { 4096, 4096 }, Dense2WeightOffset, Dense2WeightLength, global::AlexNetCompiler.ParameterRole.Weight, 4096, 0f),
-                new global::AlexNetCompiler.ParameterDescriptor("classifier.4.bias", new[] { 4096 }, Dense2BiasOffset, Dense2BiasLength, global::AlexNetCompiler.ParameterRole.Bias, 4096, 1f),
-                new global::AlexNetCompiler.ParameterDescriptor("classifier.6.weight", new[] { 1000, 4096 }, Dense3WeightOffset, Dense3WeightLength, global::AlexNetCompiler.ParameterRole.Weight, 4096, 0f),
-                new global::AlexNetCompiler.ParameterDescriptor("classifier.6.bias", new[] { 1000 }, Dense3BiasOffset, Dense3BiasLength, global::AlexNetCompiler.ParameterRole.Bias, 4096, 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "features.0.weight",
+                    Shape: new[] { 64, 3, 11, 11 },
+                    Offset: Conv1WeightOffset,
+                    Length: Conv1WeightLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Weight,
+                    FanIn: 363,
+                    PaperBiasValue: 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "features.0.bias",
+                    Shape: new[] { 64 },
+                    Offset: Conv1BiasOffset,
+                    Length: Conv1BiasLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Bias,
+                    FanIn: 363,
+                    PaperBiasValue: 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "features.3.weight",
+                    Shape: new[] { 192, 64, 5, 5 },
+                    Offset: Conv2WeightOffset,
+                    Length: Conv2WeightLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Weight,
+                    FanIn: 1600,
+                    PaperBiasValue: 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "features.3.bias",
+                    Shape: new[] { 192 },
+                    Offset: Conv2BiasOffset,
+                    Length: Conv2BiasLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Bias,
+                    FanIn: 1600,
+                    PaperBiasValue: 1f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "features.6.weight",
+                    Shape: new[] { 384, 192, 3, 3 },
+                    Offset: Conv3WeightOffset,
+                    Length: Conv3WeightLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Weight,
+                    FanIn: 1728,
+                    PaperBiasValue: 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "features.6.bias",
+                    Shape: new[] { 384 },
+                    Offset: Conv3BiasOffset,
+                    Length: Conv3BiasLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Bias,
+                    FanIn: 1728,
+                    PaperBiasValue: 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "features.8.weight",
+                    Shape: new[] { 256, 384, 3, 3 },
+                    Offset: Conv4WeightOffset,
+                    Length: Conv4WeightLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Weight,
+                    FanIn: 3456,
+                    PaperBiasValue: 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "features.8.bias",
+                    Shape: new[] { 256 },
+                    Offset: Conv4BiasOffset,
+                    Length: Conv4BiasLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Bias,
+                    FanIn: 3456,
+                    PaperBiasValue: 1f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "features.10.weight",
+                    Shape: new[] { 256, 256, 3, 3 },
+                    Offset: Conv5WeightOffset,
+                    Length: Conv5WeightLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Weight,
+                    FanIn: 2304,
+                    PaperBiasValue: 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "features.10.bias",
+                    Shape: new[] { 256 },
+                    Offset: Conv5BiasOffset,
+                    Length: Conv5BiasLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Bias,
+                    FanIn: 2304,
+                    PaperBiasValue: 1f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "classifier.1.weight",
+                    Shape: new[] { 4096, 9216 },
+                    Offset: Dense1WeightOffset,
+                    Length: Dense1WeightLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Weight,
+                    FanIn: 9216,
+                    PaperBiasValue: 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "classifier.1.bias",
+                    Shape: new[] { 4096 },
+                    Offset: Dense1BiasOffset,
+                    Length: Dense1BiasLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Bias,
+                    FanIn: 9216,
+                    PaperBiasValue: 1f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "classifier.4.weight",
+                    Shape: new[] { 4096, 4096 },
+                    Offset: Dense2WeightOffset,
+                    Length: Dense2WeightLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Weight,
+                    FanIn: 4096,
+                    PaperBiasValue: 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "classifier.4.bias",
+                    Shape: new[] { 4096 },
+                    Offset: Dense2BiasOffset,
+                    Length: Dense2BiasLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Bias,
+                    FanIn: 4096,
+                    PaperBiasValue: 1f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "classifier.6.weight",
+                    Shape: new[] { 1000, 4096 },
+                    Offset: Dense3WeightOffset,
+                    Length: Dense3WeightLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Weight,
+                    FanIn: 4096,
+                    PaperBiasValue: 0f),
+                new global::AlexNetCompiler.ParameterDescriptor(
+                    Name: "classifier.6.bias",
+                    Shape: new[] { 1000 },
+                    Offset: Dense3BiasOffset,
+                    Length: Dense3BiasLength,
+                    Role: global::AlexNetCompiler.ParameterRole.Bias,
+                    FanIn: 4096,
+                    PaperBiasValue: 0f),
             };
             var memory = new global::AlexNetCompiler.MemoryPlan(
                 ParameterBytes: 244403360,
@@ -437,7 +708,16 @@ namespace TorchvisionAlexNet
                 // im2col columns of the largest convolution
                 ConvWorkspaceBytesPerThread: 4665600,
                 LargestActivationLength: 193600);
-            return new global::AlexNetCompiler.NetworkDescriptor("TorchvisionAlexNet", InputChannels, InputHeight, InputWidth, ClassCount, ParameterCount, layers, parameters, memory);
+            return new global::AlexNetCompiler.NetworkDescriptor(
+                Name: "TorchvisionAlexNet",
+                InputChannels,
+                InputHeight,
+                InputWidth,
+                ClassCount,
+                ParameterCount,
+                layers,
+                parameters,
+                memory);
         }
     }
 }
