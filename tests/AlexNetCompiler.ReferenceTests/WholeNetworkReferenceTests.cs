@@ -52,11 +52,14 @@ public sealed class WholeNetworkReferenceTests
         Compare(net, FashionTorch(), batch: 4, (x, y, b, sgd) => net.TrainStep(x, y, b, sgd, null));
     }
 
+    // The reference runs in float64 here: libtorch's float32 CPU path gave this network's conv1 weight gradient
+    // differently from one run to the next (now and then NaN, else off by 30% relative L2), while ours was the same in
+    // every run and agrees with libtorch's float64 path to 2.5e-7. The tolerances stay those of the float32 networks.
     [Fact]
     public void NetworkWithAnAdaptiveAveragePoolMatchesTorch()
     {
         var net = new AvgPoolNet(maxBatch: 3);
-        Compare(net, AvgPoolTorch(), batch: 3, (x, y, b, sgd) => net.TrainStep(x, y, b, sgd, null));
+        Compare(net, AvgPoolTorch(), batch: 3, (x, y, b, sgd) => net.TrainStep(x, y, b, sgd, null), ScalarType.Float64);
     }
 
     private static nn.Module<Tensor, Tensor> Lrn() => nn.LocalResponseNorm(5, 1e-4 * 5, 0.75, 2.0);
@@ -89,7 +92,7 @@ public sealed class WholeNetworkReferenceTests
 
     private static nn.Module<Tensor, Tensor> AvgPoolTorch() => nn.Sequential(
         ("features", nn.Sequential(
-            ("0", nn.Conv2d(3, 8, 5, stride: 2)), ("1", nn.ReLU()), ("2", nn.MaxPool2d(3, 2)),
+            ("0", nn.Conv2d(3, 8, 3, padding: 1)), ("1", nn.ReLU()), ("2", nn.MaxPool2d(3, 2)),
             ("3", nn.Conv2d(8, 12, 3, padding: 1)), ("4", nn.ReLU()))),
         ("avgpool", nn.AdaptiveAvgPool2d([6, 4])),
         ("flatten", nn.Flatten()),
@@ -99,7 +102,8 @@ public sealed class WholeNetworkReferenceTests
 
     private delegate float TrainStep(float[] input, int[] labels, int batch, Sgd optimizer);
 
-    private static void Compare(INetwork net, nn.Module<Tensor, Tensor> torchNet, int batch, TrainStep trainStep)
+    private static void Compare(INetwork net, nn.Module<Tensor, Tensor> torchNet, int batch, TrainStep trainStep,
+        ScalarType referencePrecision = ScalarType.Float32)
     {
         NetworkDescriptor d = net.Descriptor;
         using var dispose = torch.NewDisposeScope();
@@ -112,6 +116,7 @@ public sealed class WholeNetworkReferenceTests
         foreach (ParameterDescriptor p in d.Parameters)
             stateDict[p.Name] = ToTensor(net.Parameters.AsSpan(p.Offset, p.Length).ToArray(), p.Shape.Select(s => (long)s).ToArray());
         torchNet.load_state_dict(stateDict, strict: true);
+        torchNet.to(referencePrecision);
         var torchParameters = torchNet.named_parameters().ToDictionary(np => np.name, np => np.parameter);
         Assert.Equal(d.Parameters.Select(p => p.Name).Order(), torchParameters.Keys.Order());
 
@@ -122,13 +127,13 @@ public sealed class WholeNetworkReferenceTests
 
         // One training pass: logits, loss, every gradient.
         float loss = net.ForwardBackward(Input(0), Labels(0), batch, dropoutSeed: null);
-        Tensor torchLogits = torchNet.call(ToTensor(Input(0), inputShape));
+        Tensor torchLogits = torchNet.call(ToTensor(Input(0), inputShape).to(referencePrecision));
         Tensor torchLoss = nn.functional.cross_entropy(torchLogits, TorchLabels(0));
         torchLoss.backward();
         float[] referenceLogits = ToArray(torchLogits);
         double logitScale = referenceLogits.Max(Math.Abs);
         AssertClose(referenceLogits, net.Logits, LogitRelative, LogitScaleAbsolute * logitScale, $"{d.Name} logits");
-        AssertLoss(torchLoss.item<float>(), loss, OnePassLossRelative, $"{d.Name} loss");
+        AssertLoss(torchLoss.to(ScalarType.Float32).item<float>(), loss, OnePassLossRelative, $"{d.Name} loss");
         foreach (ParameterDescriptor p in d.Parameters)
             AssertGradient(ToArray(torchParameters[p.Name].grad!), net.Gradients.AsSpan(p.Offset, p.Length), $"{d.Name} gradient of {p.Name}");
 
@@ -141,10 +146,10 @@ public sealed class WholeNetworkReferenceTests
         {
             float ours = trainStep(Input(step), Labels(step), batch, sgd);
             torchSgd.zero_grad();
-            Tensor stepLoss = nn.functional.cross_entropy(torchNet.call(ToTensor(Input(step), inputShape)), TorchLabels(step));
+            Tensor stepLoss = nn.functional.cross_entropy(torchNet.call(ToTensor(Input(step), inputShape).to(referencePrecision)), TorchLabels(step));
             stepLoss.backward();
             torchSgd.step();
-            AssertLoss(stepLoss.item<float>(), ours, StepLossRelative, $"{d.Name} loss at step {step}");
+            AssertLoss(stepLoss.to(ScalarType.Float32).item<float>(), ours, StepLossRelative, $"{d.Name} loss at step {step}");
             foreach (ParameterDescriptor p in d.Parameters)
             {
                 float[] referenceUpdate = ToArray(torchParameters[p.Name]);

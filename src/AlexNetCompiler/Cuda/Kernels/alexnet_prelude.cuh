@@ -692,6 +692,7 @@ struct AdaptiveAvgPool
     }
 
     // One thread per input element (b, c, h, w): the sum of dY / (window size) over the windows that hold it.
+    // __fdividef (2 ulp): the IEEE division is a subroutine call, and calling it in these loops spills registers.
     __device__ static void backward(const float* dy, float* dx, int batch)
     {
         int i = blockIdx.x * ALEXNET_THREADS + threadIdx.x;
@@ -705,7 +706,7 @@ struct AdaptiveAvgPool
         {
             int rows = bin_end(oh, H, OH) - bin_start(oh, H, OH);
             for (int ow = ow0; ow < ow1; ++ow)
-                g += d[oh * OW + ow] / (float)(rows * (bin_end(ow, W, OW) - bin_start(ow, W, OW)));
+                g += __fdividef(d[oh * OW + ow], (float)(rows * (bin_end(ow, W, OW) - bin_start(ow, W, OW))));
         }
         dx[i] = g;
     }
