@@ -51,6 +51,7 @@ public static class Cli
         EvalCommand.Create(),
         PredictCommand.Create(),
         SummaryCommand.Create(),
+        ExportCommand.Create(),
         MakeSubsetCommand.Create(),
     };
 

@@ -171,18 +171,18 @@ internal static class ModelEmitter
         w.Indent++;
         foreach (LayerModel layer in model.Layers)
         {
-            string shape = layer.Flattened
-                ? $"new[] {{ {layer.Output.Length} }}"
-                : $"new[] {{ {layer.Output.Channels}, {layer.Output.Height}, {layer.Output.Width} }}";
+            bool inputFlattened = layer.Index > 0 && model.Layers[layer.Index - 1].Flattened;
             w.WriteLine($"new {Runtime}LayerDescriptor(");
             w.Indent++;
             w.WriteLine($"Index: {layer.Index},");
             w.WriteLine($"Name: {w.Literal(layer.Name, "Name: ")},");
             w.WriteLine($"Identifier: \"{layer.Identifier}\",");
             w.WriteLine($"Kind: {Runtime}LayerKind.{layer.Kind},");
-            w.WriteLine($"OutputShape: {shape},");
+            w.WriteLine($"InputShape: {ShapeArray(layer.Input, inputFlattened)},");
+            w.WriteLine($"OutputShape: {ShapeArray(layer.Output, layer.Flattened)},");
             w.WriteLine($"ParameterCount: {layer.ParameterCount},");
-            w.WriteLine($"Details: {w.Literal(Details(cpuPlan, layer), "Details: ")}),");
+            w.WriteLine($"Details: {w.Literal(Details(cpuPlan, layer), "Details: ")},");
+            WriteHyperparameters(w, layer);
             w.Indent--;
         }
         w.Indent--;
@@ -236,6 +236,42 @@ internal static class ModelEmitter
 
         w.Indent--;
         w.WriteLine("}");
+    }
+
+    private static string ShapeArray(TensorShape shape, bool flattened) => flattened
+        ? $"new[] {{ {shape.Length} }}"
+        : $"new[] {{ {shape.Channels}, {shape.Height}, {shape.Width} }}";
+
+    /// <summary>The last argument of a LayerDescriptor: the typed hyper-parameters of its kind, or null where it has none.</summary>
+    private static void WriteHyperparameters(CodeWriter w, LayerModel layer)
+    {
+        string bias = layer.HasBias ? "true" : "false";
+        (string Type, string[] Arguments)? record = layer.Kind switch
+        {
+            LayerKind.Conv2d => ("Conv2dHyperparameters", new[]
+            {
+                $"KernelHeight: {layer.KernelHeight}", $"KernelWidth: {layer.KernelWidth}",
+                $"StrideHeight: {layer.StrideHeight}", $"StrideWidth: {layer.StrideWidth}",
+                $"PaddingHeight: {layer.PaddingHeight}", $"PaddingWidth: {layer.PaddingWidth}",
+                $"Groups: {layer.Groups}", $"Bias: {bias}",
+            }),
+            LayerKind.MaxPool => ("MaxPoolHyperparameters", new[]
+            {
+                $"KernelHeight: {layer.KernelHeight}", $"KernelWidth: {layer.KernelWidth}",
+                $"StrideHeight: {layer.StrideHeight}", $"StrideWidth: {layer.StrideWidth}",
+                $"PaddingHeight: {layer.PaddingHeight}", $"PaddingWidth: {layer.PaddingWidth}",
+            }),
+            LayerKind.Lrn => ("LrnHyperparameters", new[]
+            {
+                $"Size: {layer.LrnSize}", $"Alpha: {FloatLiteral(layer.LrnAlpha)}",
+                $"Beta: {FloatLiteral(layer.LrnBeta)}", $"K: {FloatLiteral(layer.LrnK)}",
+            }),
+            LayerKind.Dropout => ("DropoutHyperparameters", new[] { $"P: {FloatLiteral(layer.DropoutP)}" }),
+            LayerKind.Dense => ("DenseHyperparameters", new[] { $"Bias: {bias}" }),
+            _ => null,
+        };
+        if (record is null) w.WriteLine("Hyperparameters: null),");
+        else w.WriteParenthesized($"Hyperparameters: new {Runtime}{record.Value.Type}", record.Value.Arguments, "),");
     }
 
     /// <summary>Human-readable hyper-parameters of a layer, as the layer table shows them (fusion as the CPU backend runs it).</summary>

@@ -18,13 +18,48 @@ public sealed record ParameterDescriptor(
 }
 
 /// <summary>One row of the layer table.</summary>
+/// <param name="InputShape">One sample's input, CHW, or [features] once flattened (the first Dense layer's input is still CHW).</param>
 /// <param name="OutputShape">One sample's output, CHW (dense: [features]).</param>
 /// <param name="Details">Human-readable hyper-parameters, e.g. "k=11 s=4 p=0 g=1".</param>
+/// <param name="Hyperparameters">
+/// The layer's hyper-parameters, typed by kind (<see cref="Conv2dHyperparameters"/> for a Conv2d layer, and so on); null
+/// for ReLU, softmax cross-entropy and adaptive average pooling, whose output size is <paramref name="OutputShape"/>.
+/// </param>
 public sealed record LayerDescriptor(
-    int Index, string Name, string Identifier, LayerKind Kind, int[] OutputShape, long ParameterCount, string Details)
+    int Index,
+    string Name,
+    string Identifier,
+    LayerKind Kind,
+    int[] InputShape,
+    int[] OutputShape,
+    long ParameterCount,
+    string Details,
+    LayerHyperparameters? Hyperparameters)
 {
     public string ShapeText => "[" + string.Join(", ", OutputShape) + "]";
 }
+
+/// <summary>The hyper-parameters of one layer, as its attribute gave them with every default resolved.</summary>
+public abstract record LayerHyperparameters;
+
+/// <summary>A convolution: weight [out, in/groups, kh, kw], zero padding on both sides of each axis.</summary>
+public sealed record Conv2dHyperparameters(
+    int KernelHeight, int KernelWidth, int StrideHeight, int StrideWidth, int PaddingHeight, int PaddingWidth, int Groups, bool Bias)
+    : LayerHyperparameters;
+
+/// <summary>A max pool: -infinity padding on both sides of each axis, floor mode (PyTorch's defaults).</summary>
+public sealed record MaxPoolHyperparameters(
+    int KernelHeight, int KernelWidth, int StrideHeight, int StrideWidth, int PaddingHeight, int PaddingWidth)
+    : LayerHyperparameters;
+
+/// <summary>Local response normalisation: b = a / (K + Alpha * sum of a^2 over Size channels)^Beta, the paper's Alpha.</summary>
+public sealed record LrnHyperparameters(int Size, float Alpha, float Beta, float K) : LayerHyperparameters;
+
+/// <summary>Inverted dropout with drop probability P; the identity at inference.</summary>
+public sealed record DropoutHyperparameters(float P) : LayerHyperparameters;
+
+/// <summary>A fully connected layer: weight [out, in], the input flattened in C, H, W order.</summary>
+public sealed record DenseHyperparameters(bool Bias) : LayerHyperparameters;
 
 /// <summary>The compile-time memory plan, in bytes (see the generator's MemoryPlanModel for what it counts).</summary>
 public sealed record MemoryPlan(

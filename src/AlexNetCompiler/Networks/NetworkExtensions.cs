@@ -21,4 +21,16 @@ public static class NetworkExtensions
             for (int c = 0; c < classes; c++) row[c] /= sum;
         }
     }
+
+    /// <summary>
+    /// Writes the network with its current parameters as an ONNX model for inference (opset
+    /// <see cref="Onnx.OnnxExporter.Opset"/>, input "input" [batch, C, H, W], output "logits" [batch, classes], or
+    /// "probabilities" with <paramref name="includeSoftmax"/>); see <see cref="Onnx.OnnxExporter"/>.
+    /// </summary>
+    public static void ExportOnnx(this INetwork network, string path, bool includeSoftmax = false,
+        IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        Onnx.OnnxExporter.Export(network.Descriptor, network.Parameters, path, new Onnx.OnnxExportOptions(includeSoftmax, metadata));
+    }
 }

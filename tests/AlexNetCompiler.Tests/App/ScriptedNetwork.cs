@@ -22,7 +22,7 @@ public sealed class ScriptedNetwork : INetwork
 
     public static readonly NetworkDescriptor Model = new(
         "Scripted", 1, 28, 28, 10, 7850,
-        [new LayerDescriptor(0, "classifier.0", "Fc", LayerKind.Dense, [10], 7850, "784 -> 10")],
+        [new LayerDescriptor(0, "classifier.0", "Fc", LayerKind.Dense, [1, 28, 28], [10], 7850, "784 -> 10", new DenseHyperparameters(Bias: true))],
         [
             new ParameterDescriptor("classifier.0.weight", [10, 784], 0, 7840, ParameterRole.Weight, 784, 0f),
             new ParameterDescriptor("classifier.0.bias", [10], 7840, 10, ParameterRole.Bias, 784, 0f),
