@@ -10,7 +10,9 @@ namespace AlexNetCompiler.Data;
 /// not by the file name. Reading is driven by the header: the dimensions are read first, the data size they
 /// declare is checked against <see cref="MaxDataBytes"/> and against what the file can hold, and decompression
 /// stops there, so a small gzip file that inflates to gigabytes (a "gzip bomb") costs at most what its header
-/// declares. Every problem with a file's contents is an <see cref="InvalidDataException"/> naming the file.
+/// declares. A gzip file cut short, or with trailing data after its gzip stream, is refused as such
+/// (<see cref="GzipFileStream"/>). Every problem with a file's contents is an <see cref="InvalidDataException"/>
+/// naming the file.
 /// </summary>
 public sealed class IdxFile
 {
@@ -66,25 +68,26 @@ public sealed class IdxFile
         file.Seek(-read, SeekOrigin.Current);
         if (read < 2 || magic[0] != 0x1f || magic[1] != 0x8b)
             return ReadIdx(file, source, fileLength, compressed: false);
-        using var gzip = new GZipStream(file, CompressionMode.Decompress, leaveOpen: true);
+        using var gzip = new GzipFileStream(file, source);
         return ReadIdx(gzip, source, fileLength, compressed: true);
     }
 
     /// <summary>
     /// Reads the header, then exactly the data bytes it declares, then checks that nothing follows. For a raw file the
     /// length is known and checked before the data is allocated; for gzip, decompression stops one byte past the
-    /// declared size (that byte, if any, is an error; reading it also makes the decompressor check the gzip trailer).
+    /// declared size (that byte, if any, is an error; looking for it also checks the end of the gzip stream: the last
+    /// member's trailer, and that no data follows it).
     /// </summary>
     private static IdxFile ReadIdx(Stream stream, string source, long fileLength, bool compressed)
     {
         Span<byte> prefix = stackalloc byte[4];
-        int read = Fill(stream, prefix, source);
+        int read = Fill(stream, prefix);
         if (read < prefix.Length)
             throw new InvalidDataException($"{source}: truncated IDX header ({read} bytes, need at least 4).");
         int rank = CheckPrefix(prefix, source);
         int headerLength = 4 + 4 * rank;
         byte[] dimensionBytes = new byte[4 * rank];
-        read = Fill(stream, dimensionBytes, source);
+        read = Fill(stream, dimensionBytes);
         if (read < dimensionBytes.Length)
             throw new InvalidDataException($"{source}: truncated IDX header ({4 + read} bytes, {rank} dimensions need {headerLength}).");
         int[] dimensions = ParseDimensions(dimensionBytes, source, out long count);
@@ -100,32 +103,18 @@ public sealed class IdxFile
         }
 
         var data = new byte[count];
-        read = Fill(stream, data, source);
+        read = Fill(stream, data);
         if (read < data.Length)
             throw new InvalidDataException($"{source}: truncated: dimensions [{string.Join(", ", dimensions)}] need {count} data bytes but only {read} follow the header.");
         Span<byte> probe = stackalloc byte[1];
-        if (Fill(stream, probe, source) > 0)
+        if (Fill(stream, probe) > 0)
             throw new InvalidDataException($"{source}: unexpected data after the {count} data bytes of dimensions [{string.Join(", ", dimensions)}] " +
                 "(decompression stopped there).");
         return new IdxFile(dimensions, data);
     }
 
-    /// <summary>Reads until the buffer is full or the stream ends; a corrupt gzip stream becomes an error naming the source.</summary>
-    private static int Fill(Stream stream, Span<byte> buffer, string source)
-    {
-        try
-        {
-            return stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new InvalidDataException($"{source}: not a valid gzip stream ({e.Message}).", e);
-        }
-        catch (EndOfStreamException e)
-        {
-            throw new InvalidDataException($"{source}: truncated gzip stream ({e.Message}).", e);
-        }
-    }
+    /// <summary>Reads until the buffer is full or the stream ends.</summary>
+    private static int Fill(Stream stream, Span<byte> buffer) => stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
 
     /// <summary>Parses the bytes of an (uncompressed) IDX file; <paramref name="source"/> names it in errors.</summary>
     public static IdxFile Parse(ReadOnlySpan<byte> bytes, string source)

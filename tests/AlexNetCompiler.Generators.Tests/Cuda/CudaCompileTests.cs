@@ -1,5 +1,6 @@
 using AlexNetCompiler.Cuda;
 using AlexNetCompiler.Generators.Emitters;
+using AlexNetCompiler.Testing;
 using Xunit.Abstractions;
 
 namespace AlexNetCompiler.Generators.Tests.Cuda;
@@ -21,11 +22,11 @@ public sealed class CudaCompileTests(ITestOutputHelper output)
         { "OddNet", "sm_90", true },
     };
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Targets))]
     public void EmittedKernelsCompileCleanlyWithoutSpills(string network, string arch, bool tf32)
     {
-        if (!NvrtcAvailable()) return;
+        ToolRequirement.Nvrtc();
         var program = CudaEmitter.Build(CudaEmitterTests.Network(network));
         var options = new List<string> { "--std=c++17", "--ptxas-options=-v" };
         if (tf32) options.Add("-DALEXNET_TF32");
@@ -47,12 +48,12 @@ public sealed class CudaCompileTests(ITestOutputHelper output)
         });
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("OddNet")]
     [InlineData("AvgPoolNet")]
     public void EmittedKernelsCompileToPtx(string network)
     {
-        if (!NvrtcAvailable()) return;
+        ToolRequirement.Nvrtc();
         var program = CudaEmitter.Build(CudaEmitterTests.Network(network));
         NvrtcOutput result = Nvrtc.Compile(program.Source, network + ".cu", "compute_80", ["--std=c++17"], CudaPrelude.Headers);
         Assert.DoesNotContain("warning", result.Log, StringComparison.OrdinalIgnoreCase);
@@ -61,23 +62,14 @@ public sealed class CudaCompileTests(ITestOutputHelper output)
             Assert.Contains(".entry " + kernel + "(", ptx, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Tf32ModeUsesTensorCoreInstructions()
     {
-        if (!NvrtcAvailable()) return;
+        ToolRequirement.Nvrtc();
         var program = CudaEmitter.Build(CudaTestNetworks.OddNet());
         string fp32 = System.Text.Encoding.ASCII.GetString(Nvrtc.Compile(program.Source, "f.cu", "compute_80", ["--std=c++17"], CudaPrelude.Headers).Image);
         string tf32 = System.Text.Encoding.ASCII.GetString(Nvrtc.Compile(program.Source, "t.cu", "compute_80", ["--std=c++17", "-DALEXNET_TF32"], CudaPrelude.Headers).Image);
         Assert.DoesNotContain("mma.sync", fp32, StringComparison.Ordinal);
         Assert.Contains("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", tf32, StringComparison.Ordinal);
-    }
-
-    private bool NvrtcAvailable()
-    {
-        if (Nvrtc.IsAvailable(out string? reason)) return true;
-        string message = "NVRTC is not available: " + reason + " (Debian: apt-get install libnvrtc11.2 libnvrtc-builtins11.8 from non-free).";
-        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase)) Assert.Fail(message);
-        output.WriteLine("NOT RUN: " + message);
-        return false;
     }
 }

@@ -1,4 +1,5 @@
 using AlexNetCompiler.Cuda;
+using AlexNetCompiler.Testing;
 using Xunit.Abstractions;
 
 namespace AlexNetCompiler.Tests.Cuda;
@@ -33,11 +34,11 @@ public sealed class ExampleKernelCompileTests(ITestOutputHelper output)
         return data;
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Targets))]
     public void GeneratedKernelsCompileWithoutWarningsOrSpills(string network, string arch, bool tf32, string tile)
     {
-        if (!NvrtcRequirement.Check(output)) return;
+        ToolRequirement.Nvrtc();
         (string source, CudaLaunchPlan plan) = Examples[network];
         var options = new List<string> { "--std=c++17", "--ptxas-options=-v" };
         if (tf32) options.Add("-DALEXNET_TF32");

@@ -1,10 +1,11 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 using AlexNetCompiler.Cuda;
-using Xunit.Abstractions;
+using AlexNetCompiler.Testing;
 
 namespace AlexNetCompiler.Tests.Cuda;
 
-public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
+public sealed class KernelCacheTests : IDisposable
 {
     private const string Source = """
         extern "C" __global__ void scale(int n, float a, float* y)
@@ -33,10 +34,10 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(a, KernelCache.Key(Source, "sm_90", [], version, [new CudaHeader("h.cuh", "#define A 1\n")]));
     }
 
-    [Fact]
+    [SkippableFact]
     public void SecondRequestIsAHitWithTheSameImage()
     {
-        if (!NvrtcRequirement.Check(output)) return;
+        ToolRequirement.Nvrtc();
         var cache = new KernelCache(_directory);
         NvrtcOutput first = cache.GetOrCompile(Source, "scale.cu", "sm_80", [], out bool firstHit);
         NvrtcOutput second = cache.GetOrCompile(Source, "scale.cu", "sm_80", [], out bool secondHit);
@@ -47,14 +48,14 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
         Assert.Single(Directory.GetFiles(_directory)); // no temporary files left behind
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("flip")]
     [InlineData("truncate")]
     [InlineData("empty")]
     [InlineData("garbage")]
     public void CorruptEntryIsDiscardedAndRebuilt(string damage)
     {
-        if (!NvrtcRequirement.Check(output)) return;
+        ToolRequirement.Nvrtc();
         var cache = new KernelCache(_directory);
         NvrtcOutput original = cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out _);
         string path = cache.PathFor(KernelCache.Key(Source, "sm_90", [], Nvrtc.Version));
@@ -76,10 +77,10 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
         Assert.True(hitAfter);
     }
 
-    [Fact]
+    [SkippableFact]
     public void EntryCopiedUnderAnotherKeyIsNotLoaded()
     {
-        if (!NvrtcRequirement.Check(output)) return;
+        ToolRequirement.Nvrtc();
         var cache = new KernelCache(_directory);
         cache.GetOrCompile(Source, "scale.cu", "sm_80", [], out _);
         string sm80 = cache.PathFor(KernelCache.Key(Source, "sm_80", [], Nvrtc.Version));
@@ -108,10 +109,11 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
         return (key, path);
     }
 
-    [Fact]
+    [SkippableFact]
+    [UnsupportedOSPlatform("windows")] // the skip below keeps Windows out
     public void TheDirectoryIsCreatedForItsOwnerOnlyAndEntriesAreOwnerOnly()
     {
-        if (OperatingSystem.IsWindows()) return; // the cache lives in the user's own profile there
+        Skip.If(OperatingSystem.IsWindows(), "Unix file modes only: on Windows the cache lives in the user's own profile.");
         string nested = Path.Combine(_directory, "cache", "kernels");
         var cache = new KernelCache(nested);
         (_, string entry) = StoreFakeEntry(cache);
@@ -121,15 +123,10 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
         Assert.Single(Directory.GetFiles(nested)); // no temporary file left
     }
 
-    [Fact]
+    [SkippableFact]
     public void AnEntryOwnedByAnotherUserIsIgnoredAndReplaced()
     {
-        if (!OperatingSystem.IsLinux()) return;
-        if (Libc.geteuid() != 0)
-        {
-            output.WriteLine("NOT RUN: giving a file to another user needs root.");
-            return;
-        }
+        SkipUnlessRootOnLinux();
         var cache = new KernelCache(_directory);
         (string key, string path) = StoreFakeEntry(cache);
         Assert.Equal(0, Libc.chown(path, 12345, 12345));
@@ -140,8 +137,14 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
         cache.Write(path, key, new NvrtcOutput(CudaImageKind.Cubin, [9, 9], "", "sm_90"));
         Assert.True(KernelCache.TryRead(path, key, "sm_90", out read));
         Assert.Equal([9, 9], read!.Image);
+    }
 
-        if (!NvrtcRequirement.Check(output)) return;
+    [SkippableFact]
+    public void ACompiledEntryOwnedByAnotherUserIsRecompiled()
+    {
+        SkipUnlessRootOnLinux();
+        ToolRequirement.Nvrtc();
+        var cache = new KernelCache(_directory);
         cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out _);
         string compiled = cache.PathFor(KernelCache.Key(Source, "sm_90", [], Nvrtc.Version));
         Assert.Equal(0, Libc.chown(compiled, 12345, 12345));
@@ -151,44 +154,49 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
         Assert.True(hitAfter); // the recompiled entry replaced the foreign one
     }
 
-    [Fact]
-    public void AnUnreadableEntryIsIgnoredAndNoExceptionEscapes()
+    private static void SkipUnlessRootOnLinux()
     {
-        if (!OperatingSystem.IsLinux()) return;
+        Skip.IfNot(OperatingSystem.IsLinux(), "Linux only (chown).");
+        Skip.If(Libc.geteuid() != 0, "Giving a file to another user needs root.");
+    }
+
+    [SkippableFact]
+    [SupportedOSPlatform("linux")] // the skip below keeps the other platforms out
+    public void AnUnreadableEntryIsIgnored()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "Linux only (file modes and capabilities).");
         var cache = new KernelCache(_directory);
         (string key, string path) = StoreFakeEntry(cache);
         File.SetUnixFileMode(path, UnixFileMode.None);
-        bool nvrtc = Nvrtc.IsAvailable(out _);
-        string compiledPath = cache.PathFor(KernelCache.Key(Source, "sm_90", [], nvrtc ? Nvrtc.Version : AnyVersion));
-        if (nvrtc)
-        {
-            cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out _);
-            File.SetUnixFileMode(compiledPath, UnixFileMode.None);
-        }
-
-        bool? readFake = null, hit = null;
-        bool ran = WithoutRootsFileAccessOverride(() =>
+        bool readFake = true;
+        WithoutRootsFileAccessOverride(() =>
         {
             Assert.Throws<UnauthorizedAccessException>(() => File.ReadAllBytes(path)); // the entry really is unreadable
             readFake = KernelCache.TryRead(path, key, "sm_90", out _);
-            if (nvrtc)
-            {
-                cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out bool h); // compiles; must not throw
-                hit = h;
-            }
         });
-        if (!ran) return;
         Assert.False(readFake);
-        if (!NvrtcRequirement.Check(output)) return;
+    }
+
+    [SkippableFact]
+    [SupportedOSPlatform("linux")] // the skip below keeps the other platforms out
+    public void AnUnreadableCompiledEntryIsRecompiledAndNoExceptionEscapes()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "Linux only (file modes and capabilities).");
+        ToolRequirement.Nvrtc();
+        var cache = new KernelCache(_directory);
+        cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out _);
+        File.SetUnixFileMode(cache.PathFor(KernelCache.Key(Source, "sm_90", [], Nvrtc.Version)), UnixFileMode.None);
+        bool hit = true;
+        WithoutRootsFileAccessOverride(() => cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out hit)); // must not throw
         Assert.False(hit);
         cache.GetOrCompile(Source, "scale.cu", "sm_90", [], out bool hitAfter);
         Assert.True(hitAfter); // the recompiled entry replaced the unreadable one
     }
 
-    [Fact]
+    [SkippableFact]
     public void ASymbolicLinkIsNotFollowed()
     {
-        if (!OperatingSystem.IsLinux()) return;
+        Skip.IfNot(OperatingSystem.IsLinux(), "Linux only (symbolic links as the cache sees them).");
         var cache = new KernelCache(_directory);
         (string key, string path) = StoreFakeEntry(cache);
         string elsewhere = Path.Combine(_directory, "elsewhere.bin");
@@ -197,10 +205,10 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
         Assert.False(KernelCache.TryRead(path, key, "sm_90", out _));
     }
 
-    [Fact]
+    [SkippableFact]
     public void AFifoInPlaceOfAnEntryDoesNotBlock()
     {
-        if (!OperatingSystem.IsLinux()) return;
+        Skip.IfNot(OperatingSystem.IsLinux(), "Linux only (mkfifo).");
         var cache = new KernelCache(_directory);
         Directory.CreateDirectory(_directory);
         string key = KernelCache.Key(Source, "sm_90", [], AnyVersion);
@@ -215,14 +223,14 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
     /// <summary>
     /// Runs the action so that file permissions apply: directly for an ordinary user; for root, on a thread of its own
     /// whose effective capabilities lack CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (capabilities are per thread on
-    /// Linux, so the rest of the process keeps them). False, with a note, when that cannot be arranged.
+    /// Linux, so the rest of the process keeps them). Skips the test when that cannot be arranged.
     /// </summary>
-    private bool WithoutRootsFileAccessOverride(Action action)
+    private static void WithoutRootsFileAccessOverride(Action action)
     {
         if (Libc.geteuid() != 0)
         {
             action();
-            return true;
+            return;
         }
         Exception? failure = null;
         bool dropped = false;
@@ -241,8 +249,7 @@ public sealed class KernelCacheTests(ITestOutputHelper output) : IDisposable
         thread.Start();
         thread.Join();
         if (failure is not null) throw new Xunit.Sdk.XunitException("On the thread without file access overrides: " + failure);
-        if (!dropped) output.WriteLine("NOT RUN: could not drop CAP_DAC_OVERRIDE for one thread (capset failed).");
-        return dropped;
+        Skip.IfNot(dropped, "Could not drop CAP_DAC_OVERRIDE for one thread (capset failed), so root would read any file.");
     }
 
     private static unsafe class Libc

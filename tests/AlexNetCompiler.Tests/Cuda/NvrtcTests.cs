@@ -1,10 +1,10 @@
 using System.Text;
 using AlexNetCompiler.Cuda;
-using Xunit.Abstractions;
+using AlexNetCompiler.Testing;
 
 namespace AlexNetCompiler.Tests.Cuda;
 
-public sealed class NvrtcTests(ITestOutputHelper output)
+public sealed class NvrtcTests
 {
     private const string Saxpy = """
         extern "C" __global__ void saxpy(int n, float a, const float* __restrict__ x, float* __restrict__ y)
@@ -14,12 +14,12 @@ public sealed class NvrtcTests(ITestOutputHelper output)
         }
         """;
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("sm_80")]
     [InlineData("sm_90")]
     public void CompilesHandWrittenKernelToCubin(string arch)
     {
-        if (!NvrtcRequirement.Check(output)) return;
+        ToolRequirement.Nvrtc();
         NvrtcOutput result = Nvrtc.Compile(Saxpy, "saxpy.cu", arch, ["--ptxas-options=-v"]);
         Assert.Equal(CudaImageKind.Cubin, result.Kind);
         // An ELF image: 0x7F 'E' 'L' 'F'.
@@ -29,10 +29,10 @@ public sealed class NvrtcTests(ITestOutputHelper output)
         Assert.Contains($"for '{arch}'", result.Log, StringComparison.Ordinal); // ptxas -v reports the target
     }
 
-    [Fact]
+    [SkippableFact]
     public void NamedHeadersResolveIncludes_AndAMissingOneIsACompileErrorNamingIt()
     {
-        if (!NvrtcRequirement.Check(output)) return;
+        ToolRequirement.Nvrtc();
         const string source = "#include \"scale_factor.cuh\"\nextern \"C\" __global__ void k(float* y) { y[threadIdx.x] *= SCALE_FACTOR; }\n";
         NvrtcOutput result = Nvrtc.Compile(source, "k.cu", "compute_80", [], [new CudaHeader("scale_factor.cuh", "#define SCALE_FACTOR 3.5f\n")]);
         string ptx = Encoding.ASCII.GetString(result.Image);
@@ -54,20 +54,20 @@ public sealed class NvrtcTests(ITestOutputHelper output)
         Assert.Contains($"ALEXNET_PRELUDE_VERSION != {CudaPrelude.Version}\n", FashionMnist.FashionNet.CudaSource, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public void AGeneratedSourceRejectsAPreludeOfAnotherVersion()
     {
-        if (!NvrtcRequirement.Check(output)) return;
+        ToolRequirement.Nvrtc();
         string wrongVersion = CudaPrelude.Source.Replace($"#define ALEXNET_PRELUDE_VERSION {CudaPrelude.Version}", "#define ALEXNET_PRELUDE_VERSION 999");
         var e = Assert.Throws<CudaException>(() => Nvrtc.Compile(FashionMnist.FashionNet.CudaSource, "FashionNet.cu", "compute_80", ["--std=c++17"],
             [new CudaHeader(CudaPrelude.HeaderName, wrongVersion)]));
         Assert.Contains("runtime and generator come from different versions", e.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public void CompilesHandWrittenKernelToPtx()
     {
-        if (!NvrtcRequirement.Check(output)) return;
+        ToolRequirement.Nvrtc();
         NvrtcOutput result = Nvrtc.Compile(Saxpy, "saxpy.cu", "compute_80", []);
         Assert.Equal(CudaImageKind.Ptx, result.Kind);
         string ptx = Encoding.ASCII.GetString(result.Image).TrimEnd('\0');
@@ -76,20 +76,20 @@ public sealed class NvrtcTests(ITestOutputHelper output)
         Assert.Equal(0, result.Image[^1]); // cuModuleLoadData needs the terminating NUL
     }
 
-    [Fact]
+    [SkippableFact]
     public void CompileErrorThrowsWithLogAndCallName()
     {
-        if (!NvrtcRequirement.Check(output)) return;
+        ToolRequirement.Nvrtc();
         var e = Assert.Throws<CudaException>(() => Nvrtc.Compile("extern \"C\" __global__ void broken() { undeclared_name = 1; }", "broken.cu", "sm_80", []));
         Assert.Equal("nvrtcCompileProgram", e.Call);
         Assert.Contains("broken.cu", e.Message, StringComparison.Ordinal);
         Assert.Contains("undeclared_name", e.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public void VersionIsReported()
     {
-        if (!NvrtcRequirement.Check(output)) return;
+        ToolRequirement.Nvrtc();
         (int major, int minor) = Nvrtc.Version;
         Assert.InRange(major, 11, 99);
         Assert.InRange(minor, 0, 99);

@@ -119,6 +119,121 @@ public sealed class IdxReaderTests : IDisposable
         Assert.Contains("1 unexpected bytes", e.Message);
     }
 
+    /// <summary>50 images of 8 x 8 as one gzip member: a 10-byte header, the compressed data, an 8-byte trailer.</summary>
+    private static byte[] GzipImages() => IdxBytes.Gzip(IdxBytes.File([50, 8, 8], IdxBytes.PatternImages(50, 8, 8)));
+
+    // GZipStream ends quietly where the file ends: without the trailer, and inside the last compressed block even
+    // when all the data came out. The reader must notice the cut itself, wherever it falls.
+    [Theory]
+    [InlineData(1, "before the 8-byte trailer of the gzip member at offset 0 is complete")]
+    [InlineData(4, "before the 8-byte trailer of the gzip member at offset 0 is complete")]
+    [InlineData(7, "before the 8-byte trailer of the gzip member at offset 0 is complete")]
+    [InlineData(8, "before the 8-byte trailer of the gzip member at offset 0 is complete")]
+    [InlineData(9, "inside the compressed data of the gzip member at offset 0")]
+    [InlineData(12, "inside the compressed data of the gzip member at offset 0")]
+    [InlineData(100, "inside the compressed data of the gzip member at offset 0")]
+    public void GzipFileCutShort_IsReportedAsTruncated(int bytesCut, string where)
+    {
+        byte[] gz = GzipImages();
+        string path = Write("cut.gz", gz[..^bytesCut]);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("truncated: the file ends " + where, e.Message);
+    }
+
+    [Fact]
+    public void GzipFileCutInsideTheMemberHeader_IsReportedAsTruncated()
+    {
+        string path = Write("cut.gz", GzipImages()[..5]);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("truncated: the file ends inside the header of the gzip member at offset 0", e.Message);
+    }
+
+    // GZipStream ignores bytes after a member unless they start another one (0x1f 0x8b).
+    [Theory]
+    [InlineData(new byte[] { 0 })]
+    [InlineData(new byte[] { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 })]
+    [InlineData(new byte[] { 0x1f })]
+    [InlineData(new byte[] { 0x1f, 0x00, 0x08, 0x00 })]
+    [InlineData(new byte[] { (byte)'e', (byte)'n', (byte)'d', (byte)'\n' })]
+    public void GzipFileWithTrailingData_IsReported(byte[] trailing)
+    {
+        byte[] gz = GzipImages();
+        string path = Write("long.gz", [.. gz, .. trailing]);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains($"{trailing.Length} bytes of trailing data after the gzip stream (at offset {gz.Length};", e.Message);
+    }
+
+    [Fact]
+    public void ConcatenatedGzipMembers_AreOneStream_AndTrailingDataAfterTheLastIsReported()
+    {
+        byte[] idx = IdxBytes.File([50, 8, 8], IdxBytes.PatternImages(50, 8, 8));
+        byte[] first = IdxBytes.Gzip(idx[..1000]), second = IdxBytes.Gzip(idx[1000..]), empty = IdxBytes.Gzip([]);
+        IdxFile read = IdxFile.Read(Write("members.gz", [.. first, .. empty, .. second]));
+        Assert.Equal([50, 8, 8], read.Dimensions);
+        Assert.Equal(idx[16..], read.Data);
+
+        string path = Write("members-long.gz", [.. first, .. second, 7, 7, 7]);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains($"3 bytes of trailing data after the gzip stream (at offset {first.Length + second.Length};", e.Message);
+
+        string cut = Write("members-cut.gz", [.. first, .. second[..^3]]);
+        e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(cut));
+        Assert.Contains($"{cut}: truncated: the file ends before the 8-byte trailer of the gzip member at offset {first.Length} is complete", e.Message);
+    }
+
+    [Theory]
+    [InlineData(8, "CRC-32 differs)")] // first byte of the CRC-32
+    [InlineData(3, "length differs)")] // second byte of the data length
+    public void GzipTrailerNotMatchingTheData_IsReported(int fromTheEnd, string what)
+    {
+        byte[] gz = GzipImages();
+        gz[^fromTheEnd] ^= 0x01;
+        string path = Write("corrupt.gz", gz);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("does not match its 3216 bytes of data: " + what, e.Message);
+    }
+
+    // The trailer must follow the compressed data directly: a byte slipped in between is not skipped.
+    [Fact]
+    public void GzipWithAByteBetweenTheCompressedDataAndTheTrailer_IsReported()
+    {
+        byte[] gz = GzipImages();
+        string path = Write("slipped.gz", [.. gz[..^8], 0xBC, .. gz[^8..]]);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains($"{path}: corrupt gzip stream (the trailer of the member at offset 0 does not match its 3216 bytes of data", e.Message);
+    }
+
+    // Files from the gzip tool name the original file in the header; any optional header field is read past.
+    [Fact]
+    public void GzipHeaderWithOptionalFields_IsReadPast()
+    {
+        byte[] idx = IdxBytes.File([50, 8, 8], IdxBytes.PatternImages(50, 8, 8));
+        byte[] gz = IdxBytes.Gzip(idx);
+        const byte extra = 0x04, name = 0x08, comment = 0x10, headerCrc = 0x02;
+        byte[] header =
+        [
+            0x1f, 0x8b, 8, extra | name | comment | headerCrc, 0, 0, 0, 0, 0, 3,
+            3, 0, (byte)'x', (byte)'y', (byte)'z', // extra field: its length (little-endian), then its bytes
+            .. "train-images-idx3-ubyte"u8, 0,
+            .. "a comment"u8, 0,
+        ];
+        uint crc = System.IO.Hashing.Crc32.HashToUInt32(header);
+        byte[] file = [.. header, (byte)crc, (byte)(crc >> 8), .. gz[10..]];
+
+        IdxFile read = IdxFile.Read(Write("named.gz", file));
+        Assert.Equal(idx[16..], read.Data);
+
+        file[header.Length] ^= 0x01;
+        string path = Write("bad-header-crc.gz", file);
+        var e = Assert.Throws<InvalidDataException>(() => IdxFile.Read(path));
+        Assert.Contains($"{path}: corrupt gzip stream (the header CRC of the member at offset 0 does not match)", e.Message);
+    }
+
     [Fact]
     public void CountMismatch_NamesBothFiles()
     {

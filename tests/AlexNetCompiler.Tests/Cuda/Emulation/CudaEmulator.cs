@@ -4,7 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using AlexNetCompiler.Cuda;
-using Xunit.Abstractions;
+using AlexNetCompiler.Testing;
 
 namespace AlexNetCompiler.Tests.Cuda.Emulation;
 
@@ -26,17 +26,14 @@ internal static partial class CudaEmulator
     private static readonly object BuildLock = new();
 
     /// <summary>
-    /// NVRTC and g++, which the emulator tests need. With CI=true a missing one fails the test; elsewhere the
-    /// test prints why it did not run and returns.
+    /// NVRTC and g++, which the emulator tests need: a missing one fails the test on CI (CI=true) and skips it
+    /// elsewhere (<see cref="ToolRequirement"/>).
     /// </summary>
-    public static bool Requirements(ITestOutputHelper output)
+    public static void RequireTools()
     {
-        if (!NvrtcRequirement.Check(output)) return false;
-        if (CompilerAvailable(out string? reason)) return true;
-        string message = "The CUDA emulator needs g++: " + reason;
-        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase)) Assert.Fail(message);
-        output.WriteLine("NOT RUN: " + message);
-        return false;
+        ToolRequirement.Nvrtc();
+        ToolRequirement.Require(CompilerAvailable(out string? reason),
+            "The CUDA emulator needs g++ (Debian: apt-get install g++) to run the emulator tests: " + reason);
     }
 
     /// <summary>Whether g++ can be run; the reason when not.</summary>

@@ -16,10 +16,10 @@ namespace AlexNetCompiler.Tests.Cuda.Emulation;
 /// </summary>
 public sealed class EmulatedGpuTests(ITestOutputHelper output) : EmulatedGpuCheck(output)
 {
-    [Fact]
+    [SkippableFact]
     public void TheEmulatorCatchesWhatItPromisesAndEmulatesCudaSemantics()
     {
-        if (!CudaEmulator.Requirements(Output)) return;
+        CudaEmulator.RequireTools();
         var (code, text) = CudaEmulator.RunNative(CudaEmulator.BuildSelfTest(), TimeSpan.FromMinutes(10));
         Output.WriteLine(text);
         // Each named check must be present and pass (a missing line is a failure, not a pass).
@@ -38,7 +38,7 @@ public sealed class EmulatedGpuTests(ITestOutputHelper output) : EmulatedGpuChec
 
     // FP32: the tolerances of the GPU check itself (relative L2 1e-4 per tensor, 1e-3 per SGD step and for the
     // momentum buffer), for every GEMM tile. (AlexNet: EmulatedAlexNetTests.)
-    [Theory]
+    [SkippableTheory]
     [InlineData("fashionnet", 8)]
     [InlineData("unusual", 4)]
     [InlineData("rectangular", 4)]
@@ -48,13 +48,13 @@ public sealed class EmulatedGpuTests(ITestOutputHelper output) : EmulatedGpuChec
 
     // The tensor-core path with every mantissa bit kept must match FP32 to FP32 tolerances: any fault in the
     // mma fragment layout or the warp tiling gives errors of order 1, while TF32 rounding is taken out.
-    [Fact]
+    [SkippableFact]
     public void Tf32TensorCorePathWithoutRoundingMatchesFp32() =>
         CheckWithin("fashionnet", 8, "tf32", "all", exactTf32: true, Fp32Tolerances);
 
     // With TF32 rounding as the hardware does it, the GPU check's own TF32 tolerances hold (1e-2 for logits and
     // loss; 1e-1 per gradient and SGD step, for the ReLU flips explained in eng/GpuCheck/Program.cs).
-    [Fact]
+    [SkippableFact]
     public void Tf32KernelsPassTheGpuChecksTf32Tolerances() =>
         CheckWithin("fashionnet", 8, "tf32", "all", exactTf32: false, Tf32Tolerances);
 
@@ -62,12 +62,12 @@ public sealed class EmulatedGpuTests(ITestOutputHelper output) : EmulatedGpuChec
     // depend on the order in which the block's threads run. The emulator runs them forward or in reverse; the
     // check's digest of every GPU result (logits, loss, gradients, parameters after each step, momentum) must be
     // the same both ways, bit for bit, for every GEMM tile.
-    [Theory]
+    [SkippableTheory]
     [InlineData("fp32")]
     [InlineData("tf32")]
     public void ResultsDoNotDependOnTheOrderOfThreadsWithinABlock(string mode)
     {
-        if (!CudaEmulator.Requirements(Output)) return;
+        CudaEmulator.RequireTools();
         var (source, name) = Network("fashionnet");
         string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: mode == "tf32", gemmTiles: CudaGemmTile.All);
         string forward = RunCheckText(library, "fashionnet", mode, 4, CudaGemmTile.All, reverseThreadOrder: false);
@@ -84,10 +84,10 @@ public sealed class EmulatedGpuTests(ITestOutputHelper output) : EmulatedGpuChec
 /// </summary>
 public sealed class EmulatedGpuTimingTests(ITestOutputHelper output) : EmulatedGpuCheck(output)
 {
-    [Fact]
+    [SkippableFact]
     public void TimingTunesEveryGemmKernelAndReportsTheTable()
     {
-        if (!CudaEmulator.Requirements(Output)) return;
+        CudaEmulator.RequireTools();
         var (source, name) = Network("fashionnet");
         CudaGemmTile[] tiles = [CudaGemmTile.Default, new(128, 128)];
         string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: false, gemmTiles: tiles);
@@ -121,12 +121,12 @@ public sealed class EmulatedGpuTimingTests(ITestOutputHelper output) : EmulatedG
 public sealed class EmulatedAlexNetTests(ITestOutputHelper output) : EmulatedGpuCheck(output)
 {
     // FP32 with the smallest and the largest GEMM tile (the others are checked on FashionNet and UnusualNet).
-    [Fact]
+    [SkippableFact]
     public void Fp32KernelsMatchTheCpuBackend() =>
         CheckWithin("alexnet", 2, "fp32", "64x64,128x128", exactTf32: false, Fp32Tolerances);
 
     // TF32 with the 128 x 128 tile, the one compiled for two blocks per SM (about three minutes per tile).
-    [Fact]
+    [SkippableFact]
     public void Tf32KernelsPassTheGpuChecksTf32Tolerances() =>
         CheckWithin("alexnet", 2, "tf32", "128x128", exactTf32: false, Tf32Tolerances);
 }
@@ -151,7 +151,7 @@ public abstract partial class EmulatedGpuCheck(ITestOutputHelper output)
     // checks each tile on its own) and holds every reported error to the given tolerances.
     protected void CheckWithin(string net, int batch, string mode, string tiles, bool exactTf32, Tolerances tolerances)
     {
-        if (!CudaEmulator.Requirements(output)) return;
+        CudaEmulator.RequireTools();
         var (source, name) = Network(net);
         IReadOnlyList<CudaGemmTile> gemmTiles = CudaGemmTile.ParseList(tiles);
         string library = CudaEmulator.BuildNetworkLibrary(name, source, tf32: mode == "tf32", exactTf32, gemmTiles);
