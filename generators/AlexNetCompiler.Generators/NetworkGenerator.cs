@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Linq;
 using System.Text;
 using AlexNetCompiler.Generators.Diagnostics;
 using AlexNetCompiler.Generators.Emitters;
@@ -38,6 +39,20 @@ public sealed class NetworkGenerator : IIncrementalGenerator
 
         context.RegisterSourceOutput(generated, static (context, network) => AddSources(context, network));
 
+        // The diagnostics that have IDE code fixes are reported at source locations (in the compilation's syntax
+        // trees): code fixes find their document through Location.SourceTree, which a location made from a file path
+        // lacks. The trees come from the compilation, which changes with every edit, but this step's output (each
+        // diagnostic with its tree) only changes when a fixable diagnostic or the file it is in does.
+        IncrementalValueProvider<EquatableArray<SourceDiagnostic>> fixable = generated
+            .SelectMany(static (network, _) => network.Diagnostics.Items.Where(static d => IsFixable(d)))
+            .Collect()
+            .Combine(context.CompilationProvider)
+            .Select(static (pair, _) => SourceDiagnostic.Locate(pair.Left, pair.Right));
+        context.RegisterSourceOutput(fixable, static (context, diagnostics) =>
+        {
+            foreach (SourceDiagnostic diagnostic in diagnostics) context.ReportDiagnostic(diagnostic.ToDiagnostic());
+        });
+
         // A collision is reported at the user's member, whose location only the spec holds (it moves with every edit
         // above the member): the few networks with collisions are joined with the specs here, so that such an edit
         // reruns this lookup and not the emitters.
@@ -53,7 +68,7 @@ public sealed class NetworkGenerator : IIncrementalGenerator
     {
         foreach (DiagnosticInfo diagnostic in network.Diagnostics)
         {
-            context.ReportDiagnostic(diagnostic.ToDiagnostic());
+            if (!IsFixable(diagnostic)) context.ReportDiagnostic(diagnostic.ToDiagnostic());
         }
         if (network.Collisions.Length > 0) return;
         foreach (GeneratedFile file in network.Files)
@@ -61,6 +76,9 @@ public sealed class NetworkGenerator : IIncrementalGenerator
             context.AddSource(file.HintName, SourceText.From(file.Text, Encoding.UTF8));
         }
     }
+
+    private static bool IsFixable(DiagnosticInfo diagnostic) => diagnostic.Descriptor.Id is
+        FixableDiagnosticIds.NetworkNotPartial or FixableDiagnosticIds.StrideDropsInput or FixableDiagnosticIds.DenseInFeaturesMismatch;
 
     private static void ReportCollisions(SourceProductionContext context, NetworkSpec spec, ImmutableArray<NetworkCollisions> networks)
     {

@@ -217,6 +217,34 @@ public sealed class DiagnosticTests
         "Layer 1 'features.1' (MaxPool): with kernel 2x2 and stride 2x2, the last 1 row(s) and 0 column(s) of its 7x6 input are never read; an input of 8x6 would tile exactly");
 
     [Fact]
+    public void ANC0013_carries_the_tiling_input_and_padding_for_its_code_fixes_at_a_source_location()
+    {
+        // 224: conv1 drops a row and a column, and so does the 3x3 stride-2 pool on its 54x54 output; 227 tiles both.
+        GeneratorOutcome outcome = GeneratorHarness.Run(Header +
+            "[Network(Channels = 3, Height = 224, Width = 224)]\n[Conv2d(96, Kernel = 11, Stride = 4), Relu, MaxPool(3, Stride = 2), Dense(10)]\npublic partial class Net { }");
+        Diagnostic[] diagnostics = outcome.GeneratorDiagnostics.Where(d => d.Id == "ANC0013").OrderBy(d => d.Location.SourceSpan.Start).ToArray();
+        Assert.Equal(2, diagnostics.Length);
+        Assert.All(diagnostics, d =>
+        {
+            Assert.True(d.Location.IsInSource, "code fixes find their document through the location's syntax tree");
+            Assert.Equal("227", d.Properties[DiagnosticPropertyNames.TilingInputHeight]);
+            Assert.Equal("227", d.Properties[DiagnosticPropertyNames.TilingInputWidth]);
+        });
+        Assert.Equal("Padding=2", diagnostics[0].Properties[DiagnosticPropertyNames.TilingPaddingArguments]);
+        Assert.Equal("Padding=1", diagnostics[1].Properties[DiagnosticPropertyNames.TilingPaddingArguments]);
+    }
+
+    [Fact]
+    public void ANC0013_after_an_adaptive_pool_has_no_input_fix()
+    {
+        GeneratorOutcome outcome = GeneratorHarness.Run(Header +
+            "[Network(Channels = 1, Height = 8, Width = 8)]\n[Conv2d(2, Kernel = 1), AdaptiveAvgPool(7), MaxPool(2), Dense(10)]\npublic partial class Net { }");
+        Diagnostic diagnostic = Assert.Single(outcome.GeneratorDiagnostics);
+        Assert.False(diagnostic.Properties.ContainsKey(DiagnosticPropertyNames.TilingInputHeight));
+        Assert.Equal("Padding=1", diagnostic.Properties[DiagnosticPropertyNames.TilingPaddingArguments]);
+    }
+
+    [Fact]
     public void ANC0014_groups_that_do_not_divide_the_input_channels() => AssertReports(
         "[Network(Channels = 3, Height = 8, Width = 8)]\n[Conv2d(6, Kernel = 3, [|Groups = 2|]), Dense(10)]\npublic partial class Net { }",
         "ANC0014", DiagnosticSeverity.Error, "Layer 0 'features.0' (Conv2d): Groups 2 does not divide its input channels (3)");
@@ -230,6 +258,15 @@ public sealed class DiagnosticTests
     public void ANC0015_dense_in_features_disagree_with_the_flattened_input() => AssertReports(
         Input8 + "[Conv2d(4, Kernel = 3), Relu, Dense(10, [|InFeatures = 100|])]\npublic partial class Net { }",
         "ANC0015", DiagnosticSeverity.Error, "Layer 2 'classifier.0' (Dense): InFeatures is 100, but the previous output [4, 6, 6] flattens to 144 features");
+
+    [Fact]
+    public void ANC0015_carries_the_inferred_in_features_for_its_code_fix()
+    {
+        GeneratorOutcome outcome = GeneratorHarness.Run(Header + Input8 + "[Conv2d(4, Kernel = 3), Relu, Dense(10, InFeatures = 100)]\npublic partial class Net { }");
+        Diagnostic diagnostic = Assert.Single(outcome.GeneratorDiagnostics);
+        Assert.True(diagnostic.Location.IsInSource);
+        Assert.Equal("144", diagnostic.Properties[DiagnosticPropertyNames.InferredInFeatures]);
+    }
 
     [Fact]
     public void ANC0016_pool_after_dense() => AssertReports(

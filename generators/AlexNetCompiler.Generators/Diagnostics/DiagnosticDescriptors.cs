@@ -31,7 +31,7 @@ internal static class DiagnosticDescriptors
         "An unexpected error occurred while generating the network; no code was generated for it. Please report the spec that caused it.");
 
     public static readonly DiagnosticDescriptor NetworkNotPartial = Error(
-        "ANC0002", "Network class must be partial",
+        FixableDiagnosticIds.NetworkNotPartial, "Network class must be partial",
         "Network class '{0}' must be declared partial so that the generator can add its members",
         "Add the 'partial' modifier to the class that carries [Network].");
 
@@ -86,7 +86,7 @@ internal static class DiagnosticDescriptors
         "Limits: 1,000,000,000 parameters (4 GB of float32, about 16 times AlexNet) and 1 GiB of training activations per sample (AlexNet needs a few MiB). Sizes like these usually come from a missing stride or pool.");
 
     public static readonly DiagnosticDescriptor StrideDropsInput = Warning(
-        "ANC0013", "Stride does not tile the input",
+        FixableDiagnosticIds.StrideDropsInput, "Stride does not tile the input",
         "{0}: with kernel {1} and stride {2}, the last {3} row(s) and {4} column(s) of its {5} input are never read; an input of {6} would tile exactly",
         "When (input + 2 * padding - kernel) is not a multiple of the stride, the windows stop short of the far edge and real input pixels (not just padding) are ignored. The paper's 224x224 input with an 11x11 stride-4 conv1 is the classic case: 227x227 tiles exactly.");
 
@@ -96,7 +96,7 @@ internal static class DiagnosticDescriptors
         "A grouped convolution splits input and output channels into Groups equal parts, so Groups must divide both.");
 
     public static readonly DiagnosticDescriptor DenseInFeaturesMismatch = Error(
-        "ANC0015", "Dense input features disagree with the previous output",
+        FixableDiagnosticIds.DenseInFeaturesMismatch, "Dense input features disagree with the previous output",
         "{0}: InFeatures is {1}, but the previous output {2} flattens to {3} features",
         "InFeatures is an optional check of the flattened size of the previous layer's output (C * H * W). Remove it to infer the size, or fix the layers before it.");
 

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Immutable;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Text;
 
@@ -23,9 +24,15 @@ internal sealed record LocationInfo(string FilePath, TextSpan TextSpan, LinePosi
     }
 }
 
+/// <summary>One entry of a diagnostic's <see cref="Diagnostic.Properties"/>: data a code fix needs (DiagnosticPropertyNames).</summary>
+internal sealed record DiagnosticProperty(string Name, string Value);
+
 /// <summary>A diagnostic to report, held by value until the output step turns it into a <see cref="Diagnostic"/>.</summary>
 internal sealed record DiagnosticInfo(DiagnosticDescriptor Descriptor, LocationInfo? Location, Model.EquatableArray<string> Arguments)
 {
+    /// <summary>What a code fix needs to fix this diagnostic; empty for most.</summary>
+    public Model.EquatableArray<DiagnosticProperty> Properties { get; init; } = Model.EquatableArray<DiagnosticProperty>.Empty;
+
     public static DiagnosticInfo Create(DiagnosticDescriptor descriptor, LocationInfo? location, params object[] arguments)
     {
         var formatted = new string[arguments.Length];
@@ -43,10 +50,47 @@ internal sealed record DiagnosticInfo(DiagnosticDescriptor Descriptor, LocationI
 
     public DiagnosticSeverity Severity => Descriptor.DefaultSeverity;
 
-    public Diagnostic ToDiagnostic()
+    public Diagnostic ToDiagnostic() => ToDiagnostic(Location?.ToLocation() ?? Microsoft.CodeAnalysis.Location.None);
+
+    public Diagnostic ToDiagnostic(Microsoft.CodeAnalysis.Location location)
     {
         var args = new object[Arguments.Length];
         for (int i = 0; i < args.Length; i++) args[i] = Arguments[i];
-        return Diagnostic.Create(Descriptor, Location?.ToLocation() ?? Microsoft.CodeAnalysis.Location.None, args);
+        ImmutableDictionary<string, string?>? properties = null;
+        if (Properties.Length > 0)
+        {
+            ImmutableDictionary<string, string?>.Builder builder = ImmutableDictionary.CreateBuilder<string, string?>();
+            foreach (DiagnosticProperty property in Properties) builder[property.Name] = property.Value;
+            properties = builder.ToImmutable();
+        }
+        return Diagnostic.Create(Descriptor, location, properties, args);
     }
+}
+
+/// <summary>
+/// A diagnostic with the syntax tree its location is in (null when none of the compilation's trees has its path), so
+/// that it is reported at a source location. Compares the tree by reference: equal while the file is not edited.
+/// </summary>
+internal sealed record SourceDiagnostic(DiagnosticInfo Info, SyntaxTree? Tree)
+{
+    public static Model.EquatableArray<SourceDiagnostic> Locate(ImmutableArray<DiagnosticInfo> diagnostics, Compilation compilation)
+    {
+        if (diagnostics.IsEmpty) return Model.EquatableArray<SourceDiagnostic>.Empty;
+        var located = new SourceDiagnostic[diagnostics.Length];
+        for (int i = 0; i < located.Length; i++)
+        {
+            SyntaxTree? tree = null;
+            string? path = diagnostics[i].Location?.FilePath;
+            foreach (SyntaxTree candidate in compilation.SyntaxTrees)
+            {
+                if (candidate.FilePath == path) { tree = candidate; break; }
+            }
+            located[i] = new SourceDiagnostic(diagnostics[i], tree);
+        }
+        return Model.EquatableArray.ToEquatableArray(located);
+    }
+
+    public Diagnostic ToDiagnostic() => Tree is null || Info.Location is null
+        ? Info.ToDiagnostic()
+        : Info.ToDiagnostic(Microsoft.CodeAnalysis.Location.Create(Tree, Info.Location.TextSpan));
 }

@@ -48,7 +48,7 @@ internal static partial class ShapeInference
                 Report(DiagnosticDescriptors.GroupsDoNotDivide, l.LocationOf("Groups"), label, l.Groups, "output", l.Units);
                 ok = false;
             }
-            if (!Window(l, label, input, kh, kw, sh, sw, ph, pw, out int oh, out int ow)) return null;
+            if (!Window(l, label, input, kh, kw, sh, sw, ph, pw, index, out int oh, out int ow)) return null;
             if (!ok) return null;
 
             var output = new TensorShape(l.Units, oh, ow);
@@ -93,7 +93,7 @@ internal static partial class ShapeInference
                 return null;
             }
             if (!known) return null;
-            if (!Window(l, label, input, kh, kw, sh, sw, p, p, out int oh, out int ow)) return null;
+            if (!Window(l, label, input, kh, kw, sh, sw, p, p, index, out int oh, out int ow)) return null;
             return new LayerModel(LayerKind.MaxPool, index, name.Name, name.Identifier, input, new TensorShape(input.Channels, oh, ow),
                 kh, kw, sh, sw, p, p, 0, false, 0, 0, 0, 0, 0, EquatableArray<ParameterModel>.Empty);
         }
@@ -163,8 +163,9 @@ internal static partial class ShapeInference
             int inFeatures = input.Length;
             if (l.InFeatures > 0 && l.InFeatures != inFeatures)
             {
-                Report(DiagnosticDescriptors.DenseInFeaturesMismatch, l.LocationOf("InFeatures"), label, l.InFeatures,
-                    $"[{input.Channels}, {input.Height}, {input.Width}]", inFeatures);
+                ReportFixable(DiagnosticDescriptors.DenseInFeaturesMismatch, l.LocationOf("InFeatures"),
+                    new[] { new DiagnosticProperty(DiagnosticPropertyNames.InferredInFeatures, Invariant(inFeatures)) },
+                    label, l.InFeatures, $"[{input.Channels}, {input.Height}, {input.Width}]", inFeatures);
                 return null;
             }
             long weightLength = (long)l.Units * inFeatures;
@@ -192,7 +193,8 @@ internal static partial class ShapeInference
 
         /// <summary>Checks a sliding window (conv or pool) against its padded input; computes the output size and
         /// warns when the stride leaves real input rows or columns unread.</summary>
-        private bool Window(LayerSpec l, string label, TensorShape input, int kh, int kw, int sh, int sw, int ph, int pw, out int oh, out int ow)
+        private bool Window(LayerSpec l, string label, TensorShape input, int kh, int kw, int sh, int sw, int ph, int pw, int layerIndex,
+            out int oh, out int ow)
         {
             long paddedH = input.Height + 2L * ph, paddedW = input.Width + 2L * pw;
             oh = ow = 0;
@@ -214,10 +216,57 @@ internal static partial class ShapeInference
             {
                 long tileH = droppedRows > 0 ? input.Height + sh - (paddedH - kh) % sh : input.Height;
                 long tileW = droppedColumns > 0 ? input.Width + sw - (paddedW - kw) % sw : input.Width;
-                Report(DiagnosticDescriptors.StrideDropsInput, l.Location, label, $"{kh}x{kw}", $"{sh}x{sw}", droppedRows, droppedColumns,
+                // The padding fix is known here; the input fix needs every layer, so Build adds it afterwards.
+                string? paddingArguments = TilingPaddingArguments(l, input, kh, kw, sh, sw, ph, pw);
+                DiagnosticProperty[] properties = paddingArguments is null
+                    ? Array.Empty<DiagnosticProperty>()
+                    : new[] { new DiagnosticProperty(DiagnosticPropertyNames.TilingPaddingArguments, paddingArguments) };
+                _strideDrops.Add((_diagnostics.Count, layerIndex));
+                ReportFixable(DiagnosticDescriptors.StrideDropsInput, l.Location, properties, label, $"{kh}x{kw}", $"{sh}x{sw}", droppedRows, droppedColumns,
                     $"{input.Height}x{input.Width}", $"{tileH}x{tileW}");
             }
             return true;
         }
+
+        /// <summary>
+        /// The padding arguments ("Padding=2", or "PaddingHeight=1;PaddingWidth=2" for a Conv2d whose sides differ or
+        /// are written per side) at which a window layer reads its whole input: the smallest padding, at least the
+        /// current, that leaves only padding unread. Null for a max pool that would need more than half its kernel.
+        /// </summary>
+        private static string? TilingPaddingArguments(LayerSpec l, TensorShape input, int kh, int kw, int sh, int sw, int ph, int pw)
+        {
+            if (l.Kind == LayerKind.MaxPool)
+            {
+                // One Padding for both sides, at most half the kernel (PyTorch's rule, checked in MaxPool).
+                int limit = Math.Min(kh, kw) / 2;
+                for (int p = ph; p <= limit; p++)
+                {
+                    if (DroppedRealInput(input.Height, kh, sh, p) == 0 && DroppedRealInput(input.Width, kw, sw, p) == 0) return "Padding=" + Invariant(p);
+                }
+                return null;
+            }
+            int tilingPh = TilingPadding(input.Height, kh, sh, ph);
+            int tilingPw = TilingPadding(input.Width, kw, sw, pw);
+            if (tilingPh == tilingPw && !l.HasArgument("PaddingHeight") && !l.HasArgument("PaddingWidth")) return "Padding=" + Invariant(tilingPh);
+            var arguments = new List<string>(2);
+            if (tilingPh != ph) arguments.Add("PaddingHeight=" + Invariant(tilingPh));
+            if (tilingPw != pw) arguments.Add("PaddingWidth=" + Invariant(tilingPw));
+            return string.Join(";", arguments);
+        }
+
+        /// <summary>The smallest padding, at least <paramref name="padding"/>, at which no real input is dropped along
+        /// one axis; at most max(padding, stride - 1), since the windows then stop short by at most the padding.</summary>
+        private static int TilingPadding(int input, int kernel, int stride, int padding)
+        {
+            int p = padding;
+            while (DroppedRealInput(input, kernel, stride, p) > 0) p++;
+            return p;
+        }
+
+        /// <summary>How many real input rows (or columns) the windows stop short of: the remainder less the padding.</summary>
+        private static long DroppedRealInput(long input, int kernel, int stride, int padding) =>
+            Math.Max(0, (input + 2L * padding - kernel) % stride - padding);
+
+        private static string Invariant(long value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 }

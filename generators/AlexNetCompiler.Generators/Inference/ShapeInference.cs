@@ -64,8 +64,16 @@ internal static partial class ShapeInference
             _network = $"Network '{spec.DisplayName}'";
         }
 
+        /// <summary>ANC0013 reports (index in _diagnostics, layer index), which get the input fix once every layer is known.</summary>
+        private readonly List<(int Diagnostic, int Layer)> _strideDrops = new();
+
         private void Report(Microsoft.CodeAnalysis.DiagnosticDescriptor descriptor, LocationInfo? location, params object[] arguments) =>
             _diagnostics.Add(DiagnosticInfo.Create(descriptor, location ?? _spec.ClassLocation, arguments));
+
+        /// <summary>Reports a diagnostic with the data its code fix needs (DiagnosticPropertyNames).</summary>
+        private void ReportFixable(Microsoft.CodeAnalysis.DiagnosticDescriptor descriptor, LocationInfo? location, DiagnosticProperty[] properties,
+            params object[] arguments) =>
+            _diagnostics.Add(DiagnosticInfo.Create(descriptor, location ?? _spec.ClassLocation, arguments) with { Properties = properties.ToEquatableArray() });
 
         private bool HasErrors()
         {
@@ -191,6 +199,7 @@ internal static partial class ShapeInference
                 current = model.Output;
             }
 
+            if (known && _strideDrops.Count > 0) AddTilingInputs(body, layers);
             if (!known || HasErrors()) return Result(null);
 
             // The loss head: softmax cross-entropy over the last Dense layer's outputs.
@@ -227,6 +236,63 @@ internal static partial class ShapeInference
             var network = new NetworkModel(_spec.Namespace, _spec.ClassName, _spec.Accessibility, _spec.ContainingTypes,
                 input0, classCount, parameterOffset, layers.ToEquatableArray(), memory);
             return Result(network);
+        }
+
+        /// <summary>
+        /// Adds the input fix to the ANC0013 reports of the layers that the network input reaches (those before the
+        /// first AdaptiveAvgPool or Dense, whose output size is fixed): the smallest input, at least the current on each
+        /// side, at which none of those layers drops real input. One size for the whole network, so fixing every
+        /// report at once changes the input once.
+        /// </summary>
+        private void AddTilingInputs(List<LayerSpec> body, List<LayerModel> layers)
+        {
+            int reached = body.FindIndex(l => l.Kind is LayerKind.AdaptiveAvgPool or LayerKind.Dense);
+            if (reached < 0) reached = body.Count;
+            int height = TilingInputSize(_spec.Height, layers, height: true);
+            int width = TilingInputSize(_spec.Width, layers, height: false);
+            if (height == 0 || width == 0 || (height == _spec.Height && width == _spec.Width)) return;
+            var inputProperties = new[]
+            {
+                new DiagnosticProperty(DiagnosticPropertyNames.TilingInputHeight, height.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                new DiagnosticProperty(DiagnosticPropertyNames.TilingInputWidth, width.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            };
+            foreach ((int diagnostic, int layer) in _strideDrops)
+            {
+                if (layer >= reached) continue;
+                DiagnosticInfo info = _diagnostics[diagnostic];
+                _diagnostics[diagnostic] = info with { Properties = info.Properties.Items.AddRange(inputProperties).ToEquatableArray() };
+            }
+        }
+
+        /// <summary>How far the input-size search goes: the tiling sizes recur every product of the strides, which
+        /// this covers for any plausible network.</summary>
+        private const int TilingInputSearchLimit = 1 << 16;
+
+        /// <summary>The smallest input size along one axis, at least <paramref name="current"/>, at which no window layer
+        /// the input reaches drops real input; 0 if none is found within <see cref="TilingInputSearchLimit"/>.</summary>
+        private static int TilingInputSize(int current, List<LayerModel> layers, bool height)
+        {
+            for (long candidate = current; candidate < (long)current + TilingInputSearchLimit && candidate <= int.MaxValue; candidate++)
+            {
+                if (Tiles(candidate, layers, height)) return (int)candidate;
+            }
+            return 0;
+        }
+
+        private static bool Tiles(long size, List<LayerModel> layers, bool height)
+        {
+            foreach (LayerModel layer in layers)
+            {
+                if (layer.Kind is LayerKind.AdaptiveAvgPool or LayerKind.Dense) return true;
+                if (layer.Kind is not (LayerKind.Conv2d or LayerKind.MaxPool)) continue;
+                int kernel = height ? layer.KernelHeight : layer.KernelWidth;
+                int stride = height ? layer.StrideHeight : layer.StrideWidth;
+                int padding = height ? layer.PaddingHeight : layer.PaddingWidth;
+                long padded = size + 2L * padding;
+                if (kernel > padded || DroppedRealInput(size, kernel, stride, padding) > 0) return false;
+                size = (padded - kernel) / stride + 1;
+            }
+            return true;
         }
 
         private bool CheckInput()
