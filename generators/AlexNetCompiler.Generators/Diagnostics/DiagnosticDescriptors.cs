@@ -10,7 +10,10 @@ internal static class DiagnosticDescriptors
 {
     private const string Category = "AlexNetCompiler";
 
-    /// <summary>The project's home, the one place its address is written (a package's RepositoryUrl would match it).</summary>
+    /// <summary>
+    /// The project's home. Must equal the RepositoryUrl MSBuild property in Directory.Build.props, which the package
+    /// links to (RepositoryUrlTests checks that they agree).
+    /// </summary>
     public const string RepositoryUrl = "https://github.com/alexnetcompiler/AlexNetCompiler";
 
     /// <summary>The diagnostics reference; each ID has a section there whose heading is just the ID.</summary>

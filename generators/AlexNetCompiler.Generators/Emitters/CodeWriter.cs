@@ -63,18 +63,24 @@ internal sealed class CodeWriter
     /// A one-line "/// &lt;summary&gt;" doc comment, or where it is long the summary tags on lines of their own and
     /// the text wrapped between them. <paramref name="xmlText"/> is XML already (escaped, maybe with tags).
     /// </summary>
-    public void WriteSummary(string xmlText)
+    public void WriteSummary(string xmlText) => WriteDocElement("summary", xmlText);
+
+    /// <summary>
+    /// "/// &lt;tag&gt;text&lt;/tag&gt;" on one line, or where it is long the tags on lines of their own and the text
+    /// wrapped between them. <paramref name="xmlText"/> is XML already (escaped, maybe with tags).
+    /// </summary>
+    public void WriteDocElement(string tag, string xmlText)
     {
-        string oneLine = "/// <summary>" + xmlText + "</summary>";
+        string oneLine = $"/// <{tag}>{xmlText}</{tag}>";
         if (Fits(oneLine))
         {
             WriteLine(oneLine);
             return;
         }
-        WriteLine("/// <summary>");
+        WriteLine($"/// <{tag}>");
         foreach (string line in SourceLayout.WrapWords(xmlText, SourceLayout.MaxLineLength - Column - "/// ".Length, xml: true))
             WriteLine("/// " + line);
-        WriteLine("/// </summary>");
+        WriteLine($"/// </{tag}>");
     }
 
     /// <summary>

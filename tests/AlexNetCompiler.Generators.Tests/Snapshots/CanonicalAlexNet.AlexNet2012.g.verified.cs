@@ -3,6 +3,160 @@
 
 namespace CanonicalAlexNet
 {
+    /// <summary>
+    /// Network generated from its layer attributes: input [3, 227, 227] (CHW), 1000 classes, 60,965,224 trainable
+    /// parameters.
+    /// </summary>
+    /// <remarks>
+    /// <para>The layers in order, with the shape of one sample's output:</para>
+    /// <list type="table">
+    /// <listheader>
+    /// <term>layer</term>
+    /// <description>kind</description>
+    /// <description>output</description>
+    /// <description>parameters</description>
+    /// </listheader>
+    /// <item>
+    /// <term>features.0</term>
+    /// <description>Conv2d</description>
+    /// <description>[96, 55, 55]</description>
+    /// <description>34,944</description>
+    /// </item>
+    /// <item>
+    /// <term>features.1</term>
+    /// <description>Relu</description>
+    /// <description>[96, 55, 55]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.2</term>
+    /// <description>Lrn</description>
+    /// <description>[96, 55, 55]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.3</term>
+    /// <description>MaxPool</description>
+    /// <description>[96, 27, 27]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.4</term>
+    /// <description>Conv2d</description>
+    /// <description>[256, 27, 27]</description>
+    /// <description>307,456</description>
+    /// </item>
+    /// <item>
+    /// <term>features.5</term>
+    /// <description>Relu</description>
+    /// <description>[256, 27, 27]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.6</term>
+    /// <description>Lrn</description>
+    /// <description>[256, 27, 27]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.7</term>
+    /// <description>MaxPool</description>
+    /// <description>[256, 13, 13]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.8</term>
+    /// <description>Conv2d</description>
+    /// <description>[384, 13, 13]</description>
+    /// <description>885,120</description>
+    /// </item>
+    /// <item>
+    /// <term>features.9</term>
+    /// <description>Relu</description>
+    /// <description>[384, 13, 13]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.10</term>
+    /// <description>Conv2d</description>
+    /// <description>[384, 13, 13]</description>
+    /// <description>663,936</description>
+    /// </item>
+    /// <item>
+    /// <term>features.11</term>
+    /// <description>Relu</description>
+    /// <description>[384, 13, 13]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.12</term>
+    /// <description>Conv2d</description>
+    /// <description>[256, 13, 13]</description>
+    /// <description>442,624</description>
+    /// </item>
+    /// <item>
+    /// <term>features.13</term>
+    /// <description>Relu</description>
+    /// <description>[256, 13, 13]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.14</term>
+    /// <description>MaxPool</description>
+    /// <description>[256, 6, 6]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.0</term>
+    /// <description>Dropout</description>
+    /// <description>[256, 6, 6]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.1</term>
+    /// <description>Dense</description>
+    /// <description>[4096]</description>
+    /// <description>37,752,832</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.2</term>
+    /// <description>Relu</description>
+    /// <description>[4096]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.3</term>
+    /// <description>Dropout</description>
+    /// <description>[4096]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.4</term>
+    /// <description>Dense</description>
+    /// <description>[4096]</description>
+    /// <description>16,781,312</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.5</term>
+    /// <description>Relu</description>
+    /// <description>[4096]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.6</term>
+    /// <description>Dense</description>
+    /// <description>[1000]</description>
+    /// <description>4,097,000</description>
+    /// </item>
+    /// <item>
+    /// <term>loss</term>
+    /// <description>SoftmaxCrossEntropy</description>
+    /// <description>[1000]</description>
+    /// <description>0</description>
+    /// </item>
+    /// </list>
+    /// <para>Total: 60,965,224 parameters (243,860,896 bytes of float32).</para>
+    /// </remarks>
     partial class AlexNet2012
     {
         // Input: one sample is [3, 227, 227] (CHW, float32).

@@ -3,6 +3,159 @@
 
 namespace FashionMnist
 {
+    /// <summary>
+    /// Network generated from its layer attributes: input [1, 28, 28] (CHW), 10 classes, 632,778 trainable parameters.
+    /// </summary>
+    /// <remarks>
+    /// <para>The layers in order, with the shape of one sample's output:</para>
+    /// <list type="table">
+    /// <listheader>
+    /// <term>layer</term>
+    /// <description>kind</description>
+    /// <description>output</description>
+    /// <description>parameters</description>
+    /// </listheader>
+    /// <item>
+    /// <term>features.0</term>
+    /// <description>Conv2d</description>
+    /// <description>[32, 28, 28]</description>
+    /// <description>320</description>
+    /// </item>
+    /// <item>
+    /// <term>features.1</term>
+    /// <description>Relu</description>
+    /// <description>[32, 28, 28]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.2</term>
+    /// <description>Lrn</description>
+    /// <description>[32, 28, 28]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.3</term>
+    /// <description>MaxPool</description>
+    /// <description>[32, 14, 14]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.4</term>
+    /// <description>Conv2d</description>
+    /// <description>[64, 14, 14]</description>
+    /// <description>18,496</description>
+    /// </item>
+    /// <item>
+    /// <term>features.5</term>
+    /// <description>Relu</description>
+    /// <description>[64, 14, 14]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.6</term>
+    /// <description>Lrn</description>
+    /// <description>[64, 14, 14]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.7</term>
+    /// <description>MaxPool</description>
+    /// <description>[64, 7, 7]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.8</term>
+    /// <description>Conv2d</description>
+    /// <description>[128, 7, 7]</description>
+    /// <description>73,856</description>
+    /// </item>
+    /// <item>
+    /// <term>features.9</term>
+    /// <description>Relu</description>
+    /// <description>[128, 7, 7]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.10</term>
+    /// <description>Conv2d</description>
+    /// <description>[128, 7, 7]</description>
+    /// <description>73,856</description>
+    /// </item>
+    /// <item>
+    /// <term>features.11</term>
+    /// <description>Relu</description>
+    /// <description>[128, 7, 7]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.12</term>
+    /// <description>Conv2d</description>
+    /// <description>[64, 7, 7]</description>
+    /// <description>36,928</description>
+    /// </item>
+    /// <item>
+    /// <term>features.13</term>
+    /// <description>Relu</description>
+    /// <description>[64, 7, 7]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>features.14</term>
+    /// <description>MaxPool</description>
+    /// <description>[64, 3, 3]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.0</term>
+    /// <description>Dropout</description>
+    /// <description>[64, 3, 3]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.1</term>
+    /// <description>Dense</description>
+    /// <description>[512]</description>
+    /// <description>295,424</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.2</term>
+    /// <description>Relu</description>
+    /// <description>[512]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.3</term>
+    /// <description>Dropout</description>
+    /// <description>[512]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.4</term>
+    /// <description>Dense</description>
+    /// <description>[256]</description>
+    /// <description>131,328</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.5</term>
+    /// <description>Relu</description>
+    /// <description>[256]</description>
+    /// <description>0</description>
+    /// </item>
+    /// <item>
+    /// <term>classifier.6</term>
+    /// <description>Dense</description>
+    /// <description>[10]</description>
+    /// <description>2,570</description>
+    /// </item>
+    /// <item>
+    /// <term>loss</term>
+    /// <description>SoftmaxCrossEntropy</description>
+    /// <description>[10]</description>
+    /// <description>0</description>
+    /// </item>
+    /// </list>
+    /// <para>Total: 632,778 parameters (2,531,112 bytes of float32).</para>
+    /// </remarks>
     partial class FashionNet
     {
         // Input: one sample is [1, 28, 28] (CHW, float32).
