@@ -116,6 +116,19 @@ public sealed class TileInputTests
         return test.RunAsync();
     }
 
+    // Conv2d(2, Kernel = 2, Stride = 3) on 9x9 leaves one real row and column unread; a larger input or more padding
+    // would change its 3x3 output, which the Dense layer's explicit InFeatures = 18 pins: neither fix is offered.
+    private const string FixedInFeaturesSource =
+        "[Network(Channels = 1, Height = 9, Width = 9)]\n[{|ANC0013:Conv2d(2, Kernel = 2, Stride = 3)|}, Dense(10, InFeatures = 18)]\npublic partial class Net { }\n";
+
+    [Fact]
+    public Task ANC0013_no_input_fix_that_would_break_an_explicit_InFeatures() =>
+        Test(FixedInFeaturesSource, FixedInFeaturesSource, TileInputCodeFixProvider.ChangeInputEquivalenceKey).RunAsync();
+
+    [Fact]
+    public Task ANC0013_no_padding_fix_that_would_break_an_explicit_InFeatures() =>
+        Test(FixedInFeaturesSource, FixedInFeaturesSource, TileInputCodeFixProvider.SetPaddingEquivalenceKey).RunAsync();
+
     [Fact]
     public Task ANC0013_no_padding_fix_when_a_max_pool_would_need_more_than_half_its_kernel()
     {

@@ -15,3 +15,9 @@ namespace AlexNetCompiler.OnnxTests;
 [Dropout(0.3f), Dense(16, Bias = false), Relu]
 [Dropout(0.2f), Dense(5), SoftmaxCrossEntropy]
 public partial class EveryOptionNet { }
+
+// A layer named like a value the exporter names itself (the Flatten before the first Dense).
+[Network(Channels = 1, Height = 6, Width = 6)]
+[Conv2d(2, Kernel = 3), Relu(Name = "flatten")]
+[Dense(3)]
+public partial class FlattenNamedNet { }

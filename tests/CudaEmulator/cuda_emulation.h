@@ -73,10 +73,10 @@ inline To emu_bit_cast(From value)
 inline float __int_as_float(int bits) { return emu_bit_cast<float>(bits); }
 inline int __float_as_int(float value) { return emu_bit_cast<int>(value); }
 inline unsigned __float_as_uint(float value) { return emu_bit_cast<unsigned>(value); }
+inline float __uint_as_float(unsigned bits) { return emu_bit_cast<float>(bits); }
 
 // The fast division intrinsic (within 2 ulp on the GPU), as the exact division: the checks' tolerances cover both.
 inline float __fdividef(float x, float y) { return x / y; }
-inline float __uint_as_float(unsigned bits) { return emu_bit_cast<float>(bits); }
 
 using std::max;
 using std::min;

@@ -12,7 +12,7 @@ internal static class ExportCommand
         var checkpoint = Shared.CheckpointOption();
         var onnx = new Option<string>("--onnx")
         {
-            Description = "Write the network as an ONNX model (opset 17) to this path: input 'input' [batch, C, H, W] of normalised " +
+            Description = $"Write the network as an ONNX model (opset {OnnxExporter.Opset}) to this path: input 'input' [batch, C, H, W] of normalised " +
                           "pixels, output 'logits' [batch, classes].",
             HelpName = "path",
             Required = true,

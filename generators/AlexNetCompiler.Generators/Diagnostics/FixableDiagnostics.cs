@@ -16,7 +16,8 @@ internal static class FixableDiagnosticIds
 internal static class DiagnosticPropertyNames
 {
     /// <summary>ANC0013: the smallest network input height, at least the current one, at which no window layer
-    /// before the first AdaptiveAvgPool or Dense drops real input rows. Absent when changing the input cannot help.</summary>
+    /// before the first AdaptiveAvgPool or Dense drops real input rows. Absent for a layer after an AdaptiveAvgPool,
+    /// when a Dense layer's explicit InFeatures would no longer match, or when no size within the search tiles both axes.</summary>
     public const string TilingInputHeight = "TilingInputHeight";
 
     /// <summary>ANC0013: the same as <see cref="TilingInputHeight"/>, for the width.</summary>

@@ -300,17 +300,17 @@ internal static partial class CpuEmitter
                     w.WriteLine($"{Kernels}ReluKernels.Forward({b.Output});");
                     break;
                 case LayerKind.Lrn:
+                    WriteTrainingSlice(w, "float", b.Scale!, $"batch * {l.Identifier}OutputLength");
                     w.WriteParenthesized($"{Kernels}LrnKernels.Forward", new[]
                     {
-                        $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"output: {b.Output}",
-                        $"scale: training ? Slice(_{b.Scale}, batch * {l.Identifier}OutputLength) : default", "ctx: _cpu",
+                        $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"output: {b.Output}", $"scale: {b.Scale}", "ctx: _cpu",
                     }, ";");
                     break;
                 case LayerKind.MaxPool:
+                    WriteTrainingSlice(w, "int", b.Argmax!, $"batch * {l.Identifier}OutputLength");
                     w.WriteParenthesized($"{Kernels}MaxPoolKernels.Forward", new[]
                     {
-                        $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"output: {b.Output}",
-                        $"argmax: training ? Slice(_{b.Argmax}, batch * {l.Identifier}OutputLength) : default", "ctx: _cpu",
+                        $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"output: {b.Output}", $"argmax: {b.Argmax}", "ctx: _cpu",
                     }, ";");
                     break;
                 case LayerKind.AdaptiveAvgPool:
@@ -551,6 +551,29 @@ internal static partial class CpuEmitter
         w.WriteLine("}");
         w.Indent--;
         w.WriteLine("}");
+    }
+
+    /// <summary>
+    /// A span over what a stage keeps for backward (LRN's scale, the pool's argmax) in training, empty in inference: one
+    /// line where it fits, else the conditional spread over lines so that long layer names stay within the line limit.
+    /// </summary>
+    private static void WriteTrainingSlice(CodeWriter w, string elementType, string buffer, string length)
+    {
+        string declaration = $"global::System.Span<{elementType}> {buffer} = training";
+        if (w.Fits($"{declaration} ? Slice(_{buffer}, {length}) : default;"))
+        {
+            w.WriteLine($"{declaration} ? Slice(_{buffer}, {length}) : default;");
+            return;
+        }
+        w.WriteLine(declaration);
+        w.Indent++;
+        w.WriteLine("? Slice(");
+        w.Indent++;
+        w.WriteLine($"_{buffer},");
+        w.WriteLine($"{length})");
+        w.Indent--;
+        w.WriteLine(": default;");
+        w.Indent--;
     }
 
     /// <summary>The table row of a ReLU that runs in its conv/dense stage's epilogue.</summary>

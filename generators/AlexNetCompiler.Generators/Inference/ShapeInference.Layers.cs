@@ -104,7 +104,8 @@ internal static partial class ShapeInference
         /// </summary>
         private LayerModel? AdaptiveAvgPool(LayerSpec l, string label, TensorShape input, bool known, (string Name, string Identifier) name, int index)
         {
-            bool ok = NotNegative(l, label, "OutputHeight", l.OutputHeight) & NotNegative(l, label, "OutputWidth", l.OutputWidth);
+            bool ok = NotNegative(l, label, "OutputSize", l.OutputSize) & NotNegative(l, label, "OutputHeight", l.OutputHeight)
+                & NotNegative(l, label, "OutputWidth", l.OutputWidth);
             int oh = l.OutputHeight > 0 ? l.OutputHeight : l.OutputSize;
             int ow = l.OutputWidth > 0 ? l.OutputWidth : l.OutputSize;
             if (ok)
@@ -114,10 +115,11 @@ internal static partial class ShapeInference
             }
             if (!ok || !known) return null;
             // The kernels compute a bin's bounds as i * input / output in 32 bits.
-            if ((long)input.Height * oh + oh >= int.MaxValue)
-                ok = Fail(l, label, "OutputHeight", $"less than {int.MaxValue / (input.Height + 1L)} on a {input.Height}-row input", oh);
-            if ((long)input.Width * ow + ow >= int.MaxValue)
-                ok = Fail(l, label, "OutputWidth", $"less than {int.MaxValue / (input.Width + 1L)} on a {input.Width}-column input", ow);
+            // (the largest value is input * output + max(input, output), in backward's window range)
+            if ((long)input.Height * oh + Math.Max(input.Height, oh) >= int.MaxValue)
+                ok = Fail(l, label, "OutputHeight", $"such that {input.Height} x OutputHeight fits in 32 bits", oh);
+            if ((long)input.Width * ow + Math.Max(input.Width, ow) >= int.MaxValue)
+                ok = Fail(l, label, "OutputWidth", $"such that {input.Width} x OutputWidth fits in 32 bits", ow);
             if (!ok) return null;
             if (!FitsInt(l, label, "its output", (long)input.Channels * oh * ow)) return null;
             return new LayerModel(LayerKind.AdaptiveAvgPool, index, name.Name, name.Identifier, input, new TensorShape(input.Channels, oh, ow),

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Threading;
 using AlexNetCompiler.Generators.Diagnostics;
 using AlexNetCompiler.Generators.Lowering;
@@ -246,6 +247,28 @@ internal static partial class ShapeInference
         /// </summary>
         private void AddTilingInputs(List<LayerSpec> body, List<LayerModel> layers)
         {
+            // A fix that changes the size of the feature map must not break a Dense layer's explicit InFeatures
+            // (ANC0015): a padding fix is withdrawn, and no input fix offered, where one would reach it.
+            bool FixedFeaturesAfter(int layer)
+            {
+                for (int j = layer + 1; j < body.Count; j++)
+                {
+                    if (body[j].Kind == LayerKind.AdaptiveAvgPool) return false;
+                    if (body[j].Kind == LayerKind.Dense) return body[j].InFeatures > 0;
+                }
+                return false;
+            }
+            foreach ((int diagnostic, int layer) in _strideDrops)
+            {
+                if (!FixedFeaturesAfter(layer)) continue;
+                DiagnosticInfo info = _diagnostics[diagnostic];
+                _diagnostics[diagnostic] = info with
+                {
+                    Properties = info.Properties.Items.Where(p => p.Name != DiagnosticPropertyNames.TilingPaddingArguments).ToEquatableArray(),
+                };
+            }
+            if (FixedFeaturesAfter(-1)) return;
+
             int reached = body.FindIndex(l => l.Kind is LayerKind.AdaptiveAvgPool or LayerKind.Dense);
             if (reached < 0) reached = body.Count;
             int height = TilingInputSize(_spec.Height, layers, height: true);

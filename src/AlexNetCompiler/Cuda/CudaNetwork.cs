@@ -203,13 +203,16 @@ public sealed class CudaNetwork : INetwork, IDisposable
 
     /// <summary>
     /// Makes <paramref name="optimizer"/> the one whose momentum lives on the device, uploading its
-    /// <see cref="Sgd.Velocity"/>. Call it again after changing the velocity on the host (a resumed checkpoint).
+    /// <see cref="Sgd.Velocity"/>; the optimizer bound until then gets its momentum back first. Call it again after
+    /// changing the velocity on the host (a resumed checkpoint).
     /// </summary>
     public void BindOptimizer(Sgd optimizer)
     {
         ArgumentNullException.ThrowIfNull(optimizer);
         if (optimizer.Velocity.Length != _parameters.Length)
             throw new ArgumentException($"{Descriptor.Name}: the optimizer's velocity holds {optimizer.Velocity.Length} floats; the network has {_parameters.Length} parameters.", nameof(optimizer));
+        // The momentum of the optimizer bound until now lives on the device alone: hand it back before it is replaced.
+        if (_boundOptimizer is not null && !ReferenceEquals(_boundOptimizer, optimizer)) _runner.DownloadVelocity(_boundOptimizer.Velocity);
         _runner.UploadVelocity(optimizer.Velocity);
         _boundOptimizer = optimizer;
     }

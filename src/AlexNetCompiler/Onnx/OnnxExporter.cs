@@ -54,7 +54,7 @@ public static class OnnxExporter
         catch (Exception e)
         {
             try { File.Delete(temporaryPath); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            if (e is IOException)
+            if (e is IOException or UnauthorizedAccessException)
                 throw new IOException($"{fullPath}: the ONNX model could not be written ({e.Message.TrimEnd('.')}).", e);
             throw;
         }
@@ -88,6 +88,7 @@ public static class OnnxExporter
 
         graph.Input.Add(FloatValue(InputName, network.InputChannels, network.InputHeight, network.InputWidth));
         graph.Output.Add(FloatValue(outputName, network.ClassCount));
+        ThrowIfValueNamesRepeat(network, graph);
 
         var model = new ModelProto
         {
@@ -105,6 +106,22 @@ public static class OnnxExporter
                 model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
         }
         return model;
+    }
+
+    /// <summary>
+    /// Values are named after the layers that compute them, and a layer's Name is the user's: one named like another
+    /// value ("input", "flatten", "logits", or "x.weight") would make a graph that ONNX Runtime refuses to load.
+    /// </summary>
+    private static void ThrowIfValueNamesRepeat(NetworkDescriptor network, GraphProto graph)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal) { InputName };
+        IEnumerable<string> values = graph.Initializer.Select(tensor => tensor.Name).Concat(graph.Node.SelectMany(node => node.Output));
+        foreach (string name in values)
+        {
+            if (!names.Add(name))
+                throw new ArgumentException($"ONNX export of {network.Name}: two values would be named '{name}'; " +
+                    "give the layer of that name another Name.", nameof(network));
+        }
     }
 
     /// <summary>Appends the nodes of one layer after another, tracking the value that holds the output so far.</summary>

@@ -322,20 +322,22 @@ namespace FashionMnist
             // Relu1 (features.1): [32, 28, 28] -> [32, 28, 28]
             // fused into the previous layer's epilogue
             // Lrn1 (features.2): [32, 28, 28] -> [32, 28, 28]
+            global::System.Span<float> lrn1Scale = training ? Slice(_lrn1Scale, batch * Lrn1OutputLength) : default;
             global::AlexNetCompiler.Cpu.LrnKernels.Forward(
                 in Lrn1Geometry,
                 batch,
                 input: conv1Output,
                 output: lrn1Output,
-                scale: training ? Slice(_lrn1Scale, batch * Lrn1OutputLength) : default,
+                scale: lrn1Scale,
                 ctx: _cpu);
             // Pool1 (features.3): [32, 28, 28] -> [32, 14, 14]
+            global::System.Span<int> pool1Argmax = training ? Slice(_pool1Argmax, batch * Pool1OutputLength) : default;
             global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(
                 in Pool1Geometry,
                 batch,
                 input: lrn1Output,
                 output: pool1Output,
-                argmax: training ? Slice(_pool1Argmax, batch * Pool1OutputLength) : default,
+                argmax: pool1Argmax,
                 ctx: _cpu);
             // Conv2 (features.4): [32, 14, 14] -> [64, 14, 14]
             global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(
@@ -350,20 +352,22 @@ namespace FashionMnist
             // Relu2 (features.5): [64, 14, 14] -> [64, 14, 14]
             // fused into the previous layer's epilogue
             // Lrn2 (features.6): [64, 14, 14] -> [64, 14, 14]
+            global::System.Span<float> lrn2Scale = training ? Slice(_lrn2Scale, batch * Lrn2OutputLength) : default;
             global::AlexNetCompiler.Cpu.LrnKernels.Forward(
                 in Lrn2Geometry,
                 batch,
                 input: conv2Output,
                 output: lrn2Output,
-                scale: training ? Slice(_lrn2Scale, batch * Lrn2OutputLength) : default,
+                scale: lrn2Scale,
                 ctx: _cpu);
             // Pool2 (features.7): [64, 14, 14] -> [64, 7, 7]
+            global::System.Span<int> pool2Argmax = training ? Slice(_pool2Argmax, batch * Pool2OutputLength) : default;
             global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(
                 in Pool2Geometry,
                 batch,
                 input: lrn2Output,
                 output: pool2Output,
-                argmax: training ? Slice(_pool2Argmax, batch * Pool2OutputLength) : default,
+                argmax: pool2Argmax,
                 ctx: _cpu);
             // Conv3 (features.8): [64, 7, 7] -> [128, 7, 7]
             global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(
@@ -402,12 +406,13 @@ namespace FashionMnist
             // Relu5 (features.13): [64, 7, 7] -> [64, 7, 7]
             // fused into the previous layer's epilogue
             // Pool3 (features.14): [64, 7, 7] -> [64, 3, 3]
+            global::System.Span<int> pool3Argmax = training ? Slice(_pool3Argmax, batch * Pool3OutputLength) : default;
             global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(
                 in Pool3Geometry,
                 batch,
                 input: conv5Output,
                 output: pool3Output,
-                argmax: training ? Slice(_pool3Argmax, batch * Pool3OutputLength) : default,
+                argmax: pool3Argmax,
                 ctx: _cpu);
             // Dropout1 (classifier.0): [64, 3, 3] -> [64, 3, 3]
             if (dropout)

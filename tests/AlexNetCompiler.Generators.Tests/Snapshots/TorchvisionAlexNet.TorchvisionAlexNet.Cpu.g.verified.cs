@@ -306,12 +306,13 @@ namespace TorchvisionAlexNet
             // Relu1 (features.1): [64, 55, 55] -> [64, 55, 55]
             // fused into the previous layer's epilogue
             // Pool1 (features.2): [64, 55, 55] -> [64, 27, 27]
+            global::System.Span<int> pool1Argmax = training ? Slice(_pool1Argmax, batch * Pool1OutputLength) : default;
             global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(
                 in Pool1Geometry,
                 batch,
                 input: conv1Output,
                 output: pool1Output,
-                argmax: training ? Slice(_pool1Argmax, batch * Pool1OutputLength) : default,
+                argmax: pool1Argmax,
                 ctx: _cpu);
             // Conv2 (features.3): [64, 27, 27] -> [192, 27, 27]
             global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(
@@ -326,12 +327,13 @@ namespace TorchvisionAlexNet
             // Relu2 (features.4): [192, 27, 27] -> [192, 27, 27]
             // fused into the previous layer's epilogue
             // Pool2 (features.5): [192, 27, 27] -> [192, 13, 13]
+            global::System.Span<int> pool2Argmax = training ? Slice(_pool2Argmax, batch * Pool2OutputLength) : default;
             global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(
                 in Pool2Geometry,
                 batch,
                 input: conv2Output,
                 output: pool2Output,
-                argmax: training ? Slice(_pool2Argmax, batch * Pool2OutputLength) : default,
+                argmax: pool2Argmax,
                 ctx: _cpu);
             // Conv3 (features.6): [192, 13, 13] -> [384, 13, 13]
             global::AlexNetCompiler.Cpu.Conv2dKernels.Forward(
@@ -370,12 +372,13 @@ namespace TorchvisionAlexNet
             // Relu5 (features.11): [256, 13, 13] -> [256, 13, 13]
             // fused into the previous layer's epilogue
             // Pool3 (features.12): [256, 13, 13] -> [256, 6, 6]
+            global::System.Span<int> pool3Argmax = training ? Slice(_pool3Argmax, batch * Pool3OutputLength) : default;
             global::AlexNetCompiler.Cpu.MaxPoolKernels.Forward(
                 in Pool3Geometry,
                 batch,
                 input: conv5Output,
                 output: pool3Output,
-                argmax: training ? Slice(_pool3Argmax, batch * Pool3OutputLength) : default,
+                argmax: pool3Argmax,
                 ctx: _cpu);
             // Dropout1 (classifier.0): [256, 6, 6] -> [256, 6, 6]
             if (dropout)

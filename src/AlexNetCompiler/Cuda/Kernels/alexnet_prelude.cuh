@@ -672,7 +672,8 @@ template <int C, int H, int W, int OH, int OW>
 struct AdaptiveAvgPool
 {
     // In 32 bits, so that the divisions by these constants compile to multiplications (64-bit ones call a subroutine).
-    static_assert((long long)H * OH + OH < 2147483647LL && (long long)W * OW + OW < 2147483647LL,
+    // The largest value: (i + 1) * in + out - 1 in a bin's end, (h + 1) * OH + H - 1 in backward's window range.
+    static_assert((long long)H * OH + (H > OH ? H : OH) < 2147483647LL && (long long)W * OW + (W > OW ? W : OW) < 2147483647LL,
                   "AdaptiveAvgPool: input size times output size must fit in 32 bits");
     __device__ static int bin_start(int i, int in, int out) { return i * in / out; }
     __device__ static int bin_end(int i, int in, int out) { return ((i + 1) * in + out - 1) / out; }
