@@ -36,13 +36,15 @@ internal static class TinyNetwork
         Add("classifier.1.bias", [Classes], ParameterRole.Bias, Features);
         var layers = new List<LayerDescriptor>
         {
-            new(0, "features.0", "Conv1", LayerKind.Conv2d, [4, 8, 8], 112, "k=3 s=1 p=1 g=1"),
-            new(1, "features.1", "Relu1", LayerKind.Relu, [4, 8, 8], 0, ""),
-            new(2, "features.2", "Pool1", LayerKind.MaxPool, [4, 4, 4], 0, "k=2 s=2"),
-            new(3, "features.3", "Conv2", LayerKind.Conv2d, [6, 4, 4], 114, "k=3 s=1 p=1 g=2"),
-            new(4, "features.4", "Relu2", LayerKind.Relu, [6, 4, 4], 0, ""),
-            new(5, "classifier.0", "Dropout1", LayerKind.Dropout, [96], 0, "p=0.5"),
-            new(6, "classifier.1", "Dense1", LayerKind.Dense, [Classes], Classes * Features + Classes, ""),
+            new(0, "features.0", "Conv1", LayerKind.Conv2d, [3, 8, 8], [4, 8, 8], 112, "k=3 s=1 p=1 g=1",
+                new Conv2dHyperparameters(3, 3, 1, 1, 1, 1, 1, Bias: true)),
+            new(1, "features.1", "Relu1", LayerKind.Relu, [4, 8, 8], [4, 8, 8], 0, "", null),
+            new(2, "features.2", "Pool1", LayerKind.MaxPool, [4, 8, 8], [4, 4, 4], 0, "k=2 s=2", new MaxPoolHyperparameters(2, 2, 2, 2, 0, 0)),
+            new(3, "features.3", "Conv2", LayerKind.Conv2d, [4, 4, 4], [6, 4, 4], 114, "k=3 s=1 p=1 g=2",
+                new Conv2dHyperparameters(3, 3, 1, 1, 1, 1, 2, Bias: true)),
+            new(4, "features.4", "Relu2", LayerKind.Relu, [6, 4, 4], [6, 4, 4], 0, "", null),
+            new(5, "classifier.0", "Dropout1", LayerKind.Dropout, [6, 4, 4], [96], 0, "p=0.5", new DropoutHyperparameters(0.5f)),
+            new(6, "classifier.1", "Dense1", LayerKind.Dense, [96], [Classes], Classes * Features + Classes, "", new DenseHyperparameters(Bias: true)),
         };
         return new NetworkDescriptor("TinyNet", 3, 8, 8, Classes, offset, layers, parameters, new MemoryPlan(offset * 4L, 0, 0, 0, 0, 0));
     }
