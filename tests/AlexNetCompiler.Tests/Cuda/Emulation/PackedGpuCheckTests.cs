@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AlexNetCompiler.Cuda;
+using SkiaSharp;
 using AlexNetCompiler.Tests.App;
 using AlexNetCompiler.Tests.Data;
 using Xunit.Abstractions;
@@ -106,5 +107,44 @@ public sealed class PackedGpuCheckTests(ITestOutputHelper output) : IDisposable
         Assert.True(summaryStart >= 0, runText);
         Assert.True(runText.Length - summaryStart < 10_000, $"the summary has {runText.Length - summaryStart} characters");
         Assert.Contains("Correctness against the CPU backend: 1 of 1", runText, StringComparison.Ordinal);
+
+        // The pack holds its large files as .xz; the script's own unpacking gives the programs as they run there.
+        string unpacked = _folder.File("unpacked");
+        var (unpackCode, unpackText) = CudaEmulator.Run("bash", ["eng/gpu-check.sh", "_unpack", pack, unpacked], null, TimeSpan.FromMinutes(10), repo);
+        Assert.True(unpackCode == 0, "unpack failed:\n" + unpackText);
+        AssertNativeMainJobEvaluatesAndPredicts(Path.Combine(unpacked, "bin", "alexnet-fashion"), data);
+    }
+
+    /// <summary>
+    /// The packed main job is the NativeAOT executable of alexnet-fashion: besides training (above), it evaluates on
+    /// the embedded test set and classifies an image, with no .NET runtime behind it.
+    /// </summary>
+    private void AssertNativeMainJobEvaluatesAndPredicts(string program, string data)
+    {
+        Assert.True(File.Exists(program), $"{program} is missing from the pack");
+        string run = _folder.File("native-run");
+        var (trainCode, trainText) = CudaEmulator.Run(program,
+            ["train", "--device", "cpu", "--data", data, "--epochs", "1", "--batch-size", "10", "--test-views", "1", "--threads", "2", "-o", run],
+            null, CliProcess.HangGuard);
+        output.WriteLine(trainText);
+        Assert.True(trainCode == 0, "the NativeAOT train failed:\n" + trainText);
+        string checkpoint = Path.Combine(run, "best.safetensors");
+
+        // No --data: the test set embedded in the executable (1,000 images).
+        var (evalCode, evalText) = CudaEmulator.Run(program, ["eval", "--checkpoint", checkpoint], null, CliProcess.HangGuard);
+        output.WriteLine(evalText);
+        Assert.True(evalCode == 0, "the NativeAOT eval failed:\n" + evalText);
+        Assert.Contains("/1000)", evalText, StringComparison.Ordinal);
+
+        string image = _folder.File("shirt.png");
+        using (var bitmap = new SKBitmap(64, 48))
+        {
+            using (var canvas = new SKCanvas(bitmap)) canvas.Clear(SKColors.Gray);
+            File.WriteAllBytes(image, bitmap.Encode(SKEncodedImageFormat.Png, 100).ToArray());
+        }
+        var (predictCode, predictText) = CudaEmulator.Run(program, ["predict", image, "--checkpoint", checkpoint], null, CliProcess.HangGuard);
+        output.WriteLine(predictText);
+        Assert.True(predictCode == 0, "the NativeAOT predict failed:\n" + predictText);
+        Assert.Contains("shirt.png", predictText, StringComparison.Ordinal);
     }
 }
