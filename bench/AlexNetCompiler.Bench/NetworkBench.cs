@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using AlexNetCompiler.Cpu;
+using AlexNetCompiler.Onnx;
 using AlexNetCompiler.Training;
+using Microsoft.ML.OnnxRuntime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,7 +11,8 @@ namespace AlexNetCompiler.Bench;
 
 /// <summary>
 /// The `bench` command: the project's generated networks against TorchSharp (libtorch CPU) in one process, same
-/// threads, batch, weights and inputs; forward (inference) and training step (forward, loss, backward, SGD with
+/// threads, batch, weights and inputs, and for the forward pass also against ONNX Runtime (CPU provider, graph
+/// optimisation on) running the network's own ONNX export; forward (inference) and training step (forward, loss, backward, SGD with
 /// momentum and weight decay, dropout on), at each batch. Peak memory comes from child processes (one per
 /// implementation, network, batch) that run two training steps and report the kernel's RSS high-water mark.
 /// </summary>
@@ -40,11 +43,14 @@ internal static class NetworkBench
                 // Forward first (before any update, so both start from identical weights), then the training step.
                 double oursForward = Median(repetitions, () => ours.Forward(images, batch, logits));
                 double torchForward = Median(repetitions, () => BenchSetup.TorchForward(module, x));
+                double ortForward = OnnxRuntimeForward(ours, images, batch, threads, repetitions);
                 ulong step = 0;
                 double oursTrain = Median(repetitions, () => ours.TrainStep(images, labels, batch, sgd, BenchSetup.Seed + step++));
                 double torchTrain = Median(repetitions, () => BenchSetup.TorchTrainStep(module, optimizer, x, y));
                 rows.Add(Row(net.Key, batch, "forward", oursForward, torchForward));
+                rows.Add(Row(net.Key, batch, "forward", oursForward, ortForward, "ONNX Runtime"));
                 rows.Add(Row(net.Key, batch, "train step", oursTrain, torchTrain));
+                Console.WriteLine(rows[^3]);
                 Console.WriteLine(rows[^2]);
                 Console.WriteLine(rows[^1]);
                 ours = null!;
@@ -74,10 +80,43 @@ internal static class NetworkBench
         return 0;
     }
 
-    private static string Row(string net, int batch, string what, double ours, double torch) =>
+    private static string Row(string net, int batch, string what, double ours, double peer, string peerName = "TorchSharp") =>
         string.Format(CultureInfo.InvariantCulture,
-            "  {0,-12} batch {1,3} {2,-10}: project {3,9:F1} ms {4,8:F1} img/s   TorchSharp {5,9:F1} ms {6,8:F1} img/s   speed-up {7,5:F2}x",
-            net, batch, what, ours * 1e3, batch / ours, torch * 1e3, batch / torch, torch / ours);
+            "  {0,-12} batch {1,3} {2,-10}: project {3,9:F1} ms {4,8:F1} img/s   {8,-12} {5,9:F1} ms {6,8:F1} img/s   speed-up {7,5:F2}x",
+            net, batch, what, ours * 1e3, batch / ours, peer * 1e3, batch / peer, peer / ours, peerName);
+
+    /// <summary>
+    /// ONNX Runtime's forward on the network's own export (the same weights): CPU provider, all graph optimisations,
+    /// the bench's thread count for its intra-op pool and one inter-op thread. Median seconds per call.
+    /// </summary>
+    private static double OnnxRuntimeForward(INetwork ours, float[] images, int batch, int threads, int repetitions)
+    {
+        string model = Path.Combine(Path.GetTempPath(), $"anc-bench-{Environment.ProcessId}-{ours.Descriptor.Name}.onnx");
+        try
+        {
+            ours.ExportOnnx(model);
+            using var options = new SessionOptions
+            {
+                IntraOpNumThreads = threads,
+                InterOpNumThreads = 1,
+                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            };
+            using var session = new InferenceSession(model, options);
+            NetworkDescriptor d = ours.Descriptor;
+            using OrtValue input = OrtValue.CreateTensorValueFromMemory(images, [batch, d.InputChannels, d.InputHeight, d.InputWidth]);
+            using var runOptions = new RunOptions();
+            string[] inputNames = [OnnxExporter.InputName], outputNames = [session.OutputNames.Single()];
+            OrtValue[] inputs = [input];
+            return Median(repetitions, () =>
+            {
+                using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(runOptions, inputNames, inputs, outputNames);
+            });
+        }
+        finally
+        {
+            File.Delete(model);
+        }
+    }
 
     private static double Median(int repetitions, Action action)
     {
