@@ -1,8 +1,9 @@
 namespace AlexNetCompiler.Cpu;
 
 /// <summary>
-/// Fast fully connected layer: every product is one blocked GEMM spread over the threads, bias and ReLU fused
-/// into the forward GEMM's epilogue.
+/// Fast fully connected layer: every product is one GEMM spread over the threads (row dot products in the forward
+/// pass and streamed products in backward at a small batch, the blocked GEMM otherwise), bias and ReLU fused into
+/// the forward product's epilogue.
 /// </summary>
 public static unsafe partial class DenseKernels
 {
@@ -37,13 +38,21 @@ public static unsafe partial class DenseKernels
             throw new ArgumentException($"Dense backward: dInput has {dInput.Length} floats, expected {(long)batch * inFeatures} ([{batch}, {inFeatures}]) or none.", nameof(dInput));
         fixed (float* pIn = input, pW = weight, pDy = dOutput, pDx = dInput, pDw = dWeight, pDb = dBias)
         {
-            // dInput[N, IN] = dY[N, OUT] * W[OUT, IN]
-            if (!dInput.IsEmpty)
-                Gemm.Multiply(batch, inFeatures, outFeatures, pDy, outFeatures, false, pW, inFeatures, false, pDx, inFeatures,
+            if (UseSmallBatchBackward(batch))
+            {
+                if (!dInput.IsEmpty) BackwardInputSmallBatch(batch, inFeatures, outFeatures, pDy, pW, pDx, ctx);
+                BackwardWeightSmallBatch(batch, inFeatures, outFeatures, pIn, pDy, pDw, ctx);
+            }
+            else
+            {
+                // dInput[N, IN] = dY[N, OUT] * W[OUT, IN]
+                if (!dInput.IsEmpty)
+                    Gemm.Multiply(batch, inFeatures, outFeatures, pDy, outFeatures, false, pW, inFeatures, false, pDx, inFeatures,
+                        false, GemmEpilogue.None, ctx);
+                // dWeight[OUT, IN] = dY[N, OUT]^T * X[N, IN]
+                Gemm.Multiply(outFeatures, inFeatures, batch, pDy, outFeatures, true, pIn, inFeatures, false, pDw, inFeatures,
                     false, GemmEpilogue.None, ctx);
-            // dWeight[OUT, IN] = dY[N, OUT]^T * X[N, IN]
-            Gemm.Multiply(outFeatures, inFeatures, batch, pDy, outFeatures, true, pIn, inFeatures, false, pDw, inFeatures,
-                false, GemmEpilogue.None, ctx);
+            }
             // dBias[OUT] = sum over the batch of dY
             if (!dBias.IsEmpty)
             {

@@ -9,6 +9,9 @@ public class DenseKernelsTests
         { 1, 1, 1 }, { 1, 7, 33 }, { 3, 300, 65 }, { 17, 64, 7 }, { 5, 513, 40 }, { 2, 1000, 10 },
         // fc8 of AlexNet at a small batch: K = 4096 crosses 16 K blocks.
         { 2, 4096, 100 },
+        // Whole 64-column strips and more than one 256-row block of summands in backward's streamed products,
+        // at the smallest and the largest small batch.
+        { 1, 192, 520 }, { 3, 128, 300 }, { Gemm.RowDotMaxM, 70, 260 },
         // Above the row-dot batch limit: the blocked GEMM with a transposed, packed weight.
         { 25, 300, 70 }, { 40, 17, 9 },
     };

@@ -1,0 +1,196 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace AlexNetCompiler.Cpu;
+
+/// <summary>
+/// The dense layer's backward products at a small batch, streamed without packing. With N samples each weight takes
+/// part in only N multiply-adds per product, so the products are bound by memory, not arithmetic: the blocked GEMM
+/// would first copy the whole weight matrix into packed panels (for fc6 of AlexNet, 151 MB read and written again)
+/// and run its 6-row micro-tile mostly empty. Here every weight row is read once, straight from memory, and every
+/// weight-gradient row written once, while the N rows of the input and of the output gradient stay in cache.
+/// Vector512 only; elsewhere the blocked GEMM runs.
+/// </summary>
+public static unsafe partial class DenseKernels
+{
+    /// <summary>Columns of a strip: four Vector512 of floats, the width of one register tile.</summary>
+    private const int StripWidth = 64;
+
+    /// <summary>Rows of a tile: with four vectors each, 16 accumulator registers.</summary>
+    private const int TileRows = 4;
+
+    /// <summary>Weight rows summed into one partial sum before it is added to the result (as the GEMM's K block).</summary>
+    private const int SumBlock = Gemm.KC;
+
+    /// <summary>Weight-gradient rows per work item.</summary>
+    private const int GradientRowsPerItem = 16;
+
+    private static bool UseSmallBatchBackward(int batch) => batch <= Gemm.RowDotMaxM && Vector512.IsHardwareAccelerated;
+
+    private struct SmallBatchJob
+    {
+        public int Batch, In, Out;
+        public float* X, W, DY, DX, DW;
+    }
+
+    /// <summary>dX[N, IN] = dY[N, OUT] * W[OUT, IN]: one work item per strip of input columns.</summary>
+    private static void BackwardInputSmallBatch(int batch, int inFeatures, int outFeatures, float* dy, float* w, float* dx, CpuContext ctx)
+    {
+        var job = new SmallBatchJob { Batch = batch, In = inFeatures, Out = outFeatures, DY = dy, W = w, DX = dx };
+        ctx.For((inFeatures + StripWidth - 1) / StripWidth, &InputStrip, Unsafe.AsPointer(ref job));
+    }
+
+    /// <summary>dW[OUT, IN] = dY[N, OUT]^T * X[N, IN]: one work item per block of weight rows.</summary>
+    private static void BackwardWeightSmallBatch(int batch, int inFeatures, int outFeatures, float* x, float* dy, float* dw, CpuContext ctx)
+    {
+        var job = new SmallBatchJob { Batch = batch, In = inFeatures, Out = outFeatures, X = x, DY = dy, DW = dw };
+        ctx.For((outFeatures + GradientRowsPerItem - 1) / GradientRowsPerItem, &WeightRows, Unsafe.AsPointer(ref job));
+    }
+
+    private static void InputStrip(void* state, int item, int threadIndex)
+    {
+        ref SmallBatchJob job = ref Unsafe.AsRef<SmallBatchJob>(state);
+        int c0 = item * StripWidth;
+        bool fullStrip = c0 + StripWidth <= job.In;
+        // Block over the weight rows first, so the block of the strip (SumBlock x 64 floats, 64 KiB) stays in L2
+        // while every group of samples passes over it.
+        for (int o0 = 0; o0 < job.Out; o0 += SumBlock)
+        {
+            int o1 = Math.Min(job.Out, o0 + SumBlock);
+            for (int n0 = 0; n0 < job.Batch; n0 += TileRows)
+            {
+                int rows = Math.Min(TileRows, job.Batch - n0);
+                if (fullStrip) InputTile(ref job, c0, n0, rows, o0, o1);
+                else InputColumnsScalar(ref job, c0, job.In, n0, rows, o0, o1);
+            }
+        }
+    }
+
+    /// <summary>
+    /// dX[n0.., c0..c0+64] (+)= sum over o in [o0, o1) of dY[n, o] W[o, c]: a 4 x 64 register tile, one FMA chain per
+    /// element, added to the result once per block (stored by the first block).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void InputTile(ref SmallBatchJob job, int c0, int n0, int rows, int o0, int o1)
+    {
+        int outF = job.Out;
+        // Rows past the batch repeat the last sample (their sums are not stored).
+        float* d0 = job.DY + (long)n0 * outF;
+        float* d1 = rows > 1 ? d0 + outF : d0;
+        float* d2 = rows > 2 ? d0 + 2L * outF : d1;
+        float* d3 = rows > 3 ? d0 + 3L * outF : d2;
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+        float* wRow = job.W + (long)o0 * job.In + c0;
+        for (int o = o0; o < o1; o++, wRow += job.In)
+        {
+            Vector512<float> w0 = Vector512.Load(wRow), w1 = Vector512.Load(wRow + 16), w2 = Vector512.Load(wRow + 32), w3 = Vector512.Load(wRow + 48);
+            var g = Vector512.Create(d0[o]);
+            a00 = Vector512.FusedMultiplyAdd(g, w0, a00); a01 = Vector512.FusedMultiplyAdd(g, w1, a01);
+            a02 = Vector512.FusedMultiplyAdd(g, w2, a02); a03 = Vector512.FusedMultiplyAdd(g, w3, a03);
+            g = Vector512.Create(d1[o]);
+            a10 = Vector512.FusedMultiplyAdd(g, w0, a10); a11 = Vector512.FusedMultiplyAdd(g, w1, a11);
+            a12 = Vector512.FusedMultiplyAdd(g, w2, a12); a13 = Vector512.FusedMultiplyAdd(g, w3, a13);
+            g = Vector512.Create(d2[o]);
+            a20 = Vector512.FusedMultiplyAdd(g, w0, a20); a21 = Vector512.FusedMultiplyAdd(g, w1, a21);
+            a22 = Vector512.FusedMultiplyAdd(g, w2, a22); a23 = Vector512.FusedMultiplyAdd(g, w3, a23);
+            g = Vector512.Create(d3[o]);
+            a30 = Vector512.FusedMultiplyAdd(g, w0, a30); a31 = Vector512.FusedMultiplyAdd(g, w1, a31);
+            a32 = Vector512.FusedMultiplyAdd(g, w2, a32); a33 = Vector512.FusedMultiplyAdd(g, w3, a33);
+        }
+        bool first = o0 == 0;
+        float* dx = job.DX + (long)n0 * job.In + c0;
+        StoreOrAdd(dx, first, a00, a01, a02, a03);
+        if (rows > 1) StoreOrAdd(dx + job.In, first, a10, a11, a12, a13);
+        if (rows > 2) StoreOrAdd(dx + 2L * job.In, first, a20, a21, a22, a23);
+        if (rows > 3) StoreOrAdd(dx + 3L * job.In, first, a30, a31, a32, a33);
+    }
+
+    /// <summary>The columns of a last, partial strip, one at a time, summed in the same blocks.</summary>
+    private static void InputColumnsScalar(ref SmallBatchJob job, int c0, int c1, int n0, int rows, int o0, int o1)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* d = job.DY + (long)(n0 + r) * job.Out;
+            float* dx = job.DX + (long)(n0 + r) * job.In;
+            for (int c = c0; c < c1; c++)
+            {
+                float sum = 0;
+                for (int o = o0; o < o1; o++) sum = MathF.FusedMultiplyAdd(d[o], job.W[(long)o * job.In + c], sum);
+                dx[c] = o0 == 0 ? sum : dx[c] + sum;
+            }
+        }
+    }
+
+    private static void WeightRows(void* state, int item, int threadIndex)
+    {
+        ref SmallBatchJob job = ref Unsafe.AsRef<SmallBatchJob>(state);
+        int o0 = item * GradientRowsPerItem, o1 = Math.Min(job.Out, o0 + GradientRowsPerItem);
+        int fullColumns = job.In / StripWidth * StripWidth;
+        for (int o = o0; o < o1; o += TileRows)
+        {
+            int rows = Math.Min(TileRows, o1 - o);
+            for (int c = 0; c < fullColumns; c += StripWidth) WeightTile(ref job, o, rows, c);
+            if (fullColumns < job.In) WeightColumnsScalar(ref job, o, rows, fullColumns);
+        }
+    }
+
+    /// <summary>dW[o.., c..c+64] = sum over the samples of dY[n, o] X[n, c]: a 4 x 64 register tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WeightTile(ref SmallBatchJob job, int o, int rows, int c)
+    {
+        int outF = job.Out;
+        // Rows past the block repeat the last row (their sums are not stored).
+        int r1 = rows > 1 ? 1 : 0, r2 = rows > 2 ? 2 : r1, r3 = rows > 3 ? 3 : r2;
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+        float* xRow = job.X + c;
+        float* d = job.DY + o;
+        for (int n = 0; n < job.Batch; n++, xRow += job.In, d += outF)
+        {
+            Vector512<float> x0 = Vector512.Load(xRow), x1 = Vector512.Load(xRow + 16), x2 = Vector512.Load(xRow + 32), x3 = Vector512.Load(xRow + 48);
+            var g = Vector512.Create(d[0]);
+            a00 = Vector512.FusedMultiplyAdd(g, x0, a00); a01 = Vector512.FusedMultiplyAdd(g, x1, a01);
+            a02 = Vector512.FusedMultiplyAdd(g, x2, a02); a03 = Vector512.FusedMultiplyAdd(g, x3, a03);
+            g = Vector512.Create(d[r1]);
+            a10 = Vector512.FusedMultiplyAdd(g, x0, a10); a11 = Vector512.FusedMultiplyAdd(g, x1, a11);
+            a12 = Vector512.FusedMultiplyAdd(g, x2, a12); a13 = Vector512.FusedMultiplyAdd(g, x3, a13);
+            g = Vector512.Create(d[r2]);
+            a20 = Vector512.FusedMultiplyAdd(g, x0, a20); a21 = Vector512.FusedMultiplyAdd(g, x1, a21);
+            a22 = Vector512.FusedMultiplyAdd(g, x2, a22); a23 = Vector512.FusedMultiplyAdd(g, x3, a23);
+            g = Vector512.Create(d[r3]);
+            a30 = Vector512.FusedMultiplyAdd(g, x0, a30); a31 = Vector512.FusedMultiplyAdd(g, x1, a31);
+            a32 = Vector512.FusedMultiplyAdd(g, x2, a32); a33 = Vector512.FusedMultiplyAdd(g, x3, a33);
+        }
+        float* dw = job.DW + (long)o * job.In + c;
+        StoreOrAdd(dw, true, a00, a01, a02, a03);
+        if (rows > 1) StoreOrAdd(dw + job.In, true, a10, a11, a12, a13);
+        if (rows > 2) StoreOrAdd(dw + 2L * job.In, true, a20, a21, a22, a23);
+        if (rows > 3) StoreOrAdd(dw + 3L * job.In, true, a30, a31, a32, a33);
+    }
+
+    private static void WeightColumnsScalar(ref SmallBatchJob job, int o, int rows, int c0)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* dw = job.DW + (long)(o + r) * job.In;
+            for (int c = c0; c < job.In; c++)
+            {
+                float sum = 0;
+                for (int n = 0; n < job.Batch; n++)
+                    sum = MathF.FusedMultiplyAdd(job.DY[(long)n * job.Out + o + r], job.X[(long)n * job.In + c], sum);
+                dw[c] = sum;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreOrAdd(float* p, bool store, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3)
+    {
+        if (!store)
+        {
+            v0 += Vector512.Load(p); v1 += Vector512.Load(p + 16); v2 += Vector512.Load(p + 32); v3 += Vector512.Load(p + 48);
+        }
+        v0.Store(p); v1.Store(p + 16); v2.Store(p + 32); v3.Store(p + 48);
+    }
+}
