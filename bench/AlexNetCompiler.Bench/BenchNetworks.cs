@@ -57,6 +57,14 @@ internal static class BenchSetup
         return network;
     }
 
+    /// <summary>The same weights as <see cref="CreateOurs"/>, without building the network.</summary>
+    public static float[] Parameters(NetworkDescriptor d)
+    {
+        var parameters = new float[d.ParameterCount];
+        Initializer.Initialize(d, parameters, InitScheme.He, Seed);
+        return parameters;
+    }
+
     public static nn.Module<Tensor, Tensor> CreateTorch(BenchNetwork net, float[] parameters)
     {
         nn.Module<Tensor, Tensor> module = net.CreateTorch();

@@ -16,47 +16,68 @@ namespace AlexNetCompiler.Bench;
 /// momentum and weight decay, dropout on), at each batch. Peak memory comes from child processes (one per
 /// implementation, network, batch) that run two training steps and report the kernel's RSS high-water mark.
 /// </summary>
+/// <summary>
+/// The `bench` command: the project's generated networks against TorchSharp (libtorch CPU) and, for the forward pass,
+/// ONNX Runtime (CPU provider, all graph optimisations) running the network's own ONNX export; same threads, batch,
+/// weights and inputs. Every measurement — one system, one network, one batch, forward or training step (forward,
+/// loss, backward, SGD with momentum and weight decay, dropout on) — runs in a fresh child process, so no system's
+/// allocations, thread pools or caches are left behind for the next; the children run in an order shuffled by a
+/// seed that the output prints (<c>--seed</c> repeats it). Each child warms its action until the times settle (see
+/// <see cref="Timing"/>) and then times it <c>--reps</c> times. The machine's ceiling comes from <see cref="FmaCeiling"/>
+/// in a child of its own, measured before and after the cells. Peak memory comes from further children that run
+/// two training steps and report the kernel's RSS high-water mark.
+/// </summary>
 internal static class NetworkBench
 {
-    public static int Run(int threads, int[] batches, string[] networks, int repetitions, bool measureMemory)
-    {
-        torch.set_num_threads(threads);
-        using var ctx = new CpuContext(threads);
-        Console.WriteLine($"bench: {threads} thread(s) for both (torch.set_num_threads({threads}); CpuContext({threads})), {repetitions} timed repetitions after 1 warm-up, median reported.");
-        Console.WriteLine($"GEMM micro-kernel: {Gemm.BestKernel}; libtorch {torch.__version__}; {Environment.ProcessorCount} logical processors; load average now {LoadAverage()}.");
-        var rows = new List<string>();
-        foreach (string key in networks)
-        {
-            BenchNetwork net = BenchNetwork.Find(key);
-            foreach (int batch in batches)
-            {
-                float[] images = BenchSetup.Images(net.Descriptor, batch);
-                int[] labels = BenchSetup.Labels(net.Descriptor, batch);
-                INetwork ours = BenchSetup.CreateOurs(net, batch, ctx);
-                var logits = new float[batch * net.Descriptor.ClassCount];
-                var sgd = new Sgd(ours.Parameters.Length, BenchSetup.Sgd);
-                using var module = BenchSetup.CreateTorch(net, ours.Parameters);
-                using var optimizer = BenchSetup.TorchSgd(module);
-                using Tensor x = BenchSetup.TorchImages(net.Descriptor, images, batch);
-                using Tensor y = BenchSetup.TorchLabels(labels);
+    private static readonly string[] Systems = ["ours", "torch", "ort"];
+    private static readonly string[] Modes = ["forward", "train"];
 
-                // Forward first (before any update, so both start from identical weights), then the training step.
-                double oursForward = Median(repetitions, () => ours.Forward(images, batch, logits));
-                double torchForward = Median(repetitions, () => BenchSetup.TorchForward(module, x));
-                double ortForward = OnnxRuntimeForward(ours, images, batch, threads, repetitions);
-                ulong step = 0;
-                double oursTrain = Median(repetitions, () => ours.TrainStep(images, labels, batch, sgd, BenchSetup.Seed + step++));
-                double torchTrain = Median(repetitions, () => BenchSetup.TorchTrainStep(module, optimizer, x, y));
-                rows.Add(Row(net.Key, batch, "forward", oursForward, torchForward));
-                rows.Add(Row(net.Key, batch, "forward", oursForward, ortForward, "ONNX Runtime"));
-                rows.Add(Row(net.Key, batch, "train step", oursTrain, torchTrain));
-                Console.WriteLine(rows[^3]);
-                Console.WriteLine(rows[^2]);
-                Console.WriteLine(rows[^1]);
-                ours = null!;
-                GC.Collect();
-            }
+    private sealed record Cell(string System, string Mode, BenchNetwork Net, int Batch)
+    {
+        public string Label => $"{Net.Key} b{Batch} {Mode} {SystemName(System)}";
+    }
+
+    private sealed record Measured(Cell Cell, int Warmups, bool Stable, TimingSummary Seconds)
+    {
+        public double ImagesPerSecond => Cell.Batch / Seconds.Median;
+    }
+
+    public static int Run(int threads, int[] batches, string[] networks, int repetitions, bool measureMemory, int seed)
+    {
+        if (repetitions < 5) throw new ArgumentException("--reps must be at least 5 (min/median/max over at least five runs).");
+        Console.WriteLine($"bench: {threads} thread(s) for every system (CpuContext({threads}); torch.set_num_threads({threads}); ONNX Runtime intra-op {threads}, inter-op 1).");
+        Console.WriteLine($"Each measurement in its own process, warmed until {Timing.StableWindow} consecutive calls agree within {Timing.StableSpread:P0} (at most {Timing.MaxWarmups} calls or {Timing.MaxWarmupTime.TotalSeconds:F0} s), then {repetitions} timed calls.");
+        Console.WriteLine($"GEMM micro-kernel: {Gemm.BestKernel}; libtorch {torch.__version__}; {Environment.ProcessorCount} logical processors; load average {LoadAverage()}; order seed {seed}.");
+
+        (double ceilingBefore, double ceilingMedian) = MeasureCeiling(threads);
+        Console.WriteLine($"Ceiling ({FmaCeiling.VectorName} FMA on {threads} thread(s)): {ceilingBefore:F1} GFLOP/s best, {ceilingMedian:F1} median.");
+
+        BenchNetwork[] nets = networks.Select(BenchNetwork.Find).ToArray();
+        var cells = (from net in nets
+                     from batch in batches
+                     from mode in Modes
+                     from system in Systems
+                     where !(system == "ort" && mode == "train") // ONNX Runtime runs inference only
+                     select new Cell(system, mode, net, batch)).ToList();
+        Shuffle(cells, new Random(seed));
+
+        var results = new List<Measured>();
+        for (int i = 0; i < cells.Count; i++)
+        {
+            Measured m = RunCell(cells[i], threads, repetitions);
+            results.Add(m);
+            Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+                "  [{0,2}/{1}] {2,-40} {3,9:F2} ms median ({4,2} warm-up calls{5})",
+                i + 1, cells.Count, m.Cell.Label, m.Seconds.Median * 1e3, m.Warmups, m.Stable ? "" : ", NOT STABLE"));
         }
+
+        (double ceilingAfter, _) = MeasureCeiling(threads);
+        double ceiling = Math.Max(ceilingBefore, ceilingAfter);
+        Console.WriteLine($"Ceiling measured again: {ceilingAfter:F1} GFLOP/s best; the tables divide by the higher, {ceiling:F1}. Load average now {LoadAverage()}.");
+        Console.WriteLine();
+        PrintTable(results, nets, batches, ceiling);
+        Console.WriteLine();
+        PrintMarkdown(results, nets, batches, ceiling);
 
         if (measureMemory)
         {
@@ -64,15 +85,15 @@ internal static class NetworkBench
             Console.WriteLine("Peak memory of a training step (2 steps in a fresh child process each; VmHWM = resident high-water");
             Console.WriteLine("mark; 'above start' subtracts the RSS just before the model is built, after the runtime and for");
             Console.WriteLine("TorchSharp libtorch are loaded):");
-            foreach (string key in networks)
+            foreach (BenchNetwork net in nets)
             {
                 foreach (int batch in batches)
                 {
-                    var o = Probe("ours", key, batch, threads);
-                    var t = Probe("torch", key, batch, threads);
+                    var o = Probe("ours", net.Key, batch, threads);
+                    var t = Probe("torch", net.Key, batch, threads);
                     Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
                         "  {0,-12} batch {1,3}: project {2,8:F1} MiB peak ({3,7:F1} above start)   TorchSharp {4,8:F1} MiB peak ({5,7:F1} above start)   ratio (above start) {6:F2}",
-                        key, batch, o.PeakKiB / 1024.0, (o.PeakKiB - o.StartKiB) / 1024.0, t.PeakKiB / 1024.0, (t.PeakKiB - t.StartKiB) / 1024.0,
+                        net.Key, batch, o.PeakKiB / 1024.0, (o.PeakKiB - o.StartKiB) / 1024.0, t.PeakKiB / 1024.0, (t.PeakKiB - t.StartKiB) / 1024.0,
                         (o.PeakKiB - o.StartKiB) / (double)Math.Max(1, t.PeakKiB - t.StartKiB)));
                 }
             }
@@ -80,21 +101,166 @@ internal static class NetworkBench
         return 0;
     }
 
-    private static string Row(string net, int batch, string what, double ours, double peer, string peerName = "TorchSharp") =>
-        string.Format(CultureInfo.InvariantCulture,
-            "  {0,-12} batch {1,3} {2,-10}: project {3,9:F1} ms {4,8:F1} img/s   {8,-12} {5,9:F1} ms {6,8:F1} img/s   speed-up {7,5:F2}x",
-            net, batch, what, ours * 1e3, batch / ours, peer * 1e3, batch / peer, peer / ours, peerName);
+    private static string SystemName(string system) => system switch
+    {
+        "ours" => "project",
+        "torch" => "TorchSharp",
+        "ort" => "ONNX Runtime",
+        _ => throw new ArgumentException($"Unknown system '{system}'."),
+    };
+
+    private static double FlopsPerImage(Cell c) =>
+        c.Mode == "forward" ? Flops.ForwardPerImage(c.Net.Descriptor) : Flops.TrainingStepPerImage(c.Net.Descriptor);
+
+    private static void PrintTable(List<Measured> results, BenchNetwork[] nets, int[] batches, double ceiling)
+    {
+        Console.WriteLine("network      batch mode     system          ms: min / median / max      img/s  GFLOP/s  of ceiling  project's speed-up (range)");
+        foreach (BenchNetwork net in nets)
+        foreach (int batch in batches)
+        foreach (string mode in Modes)
+        {
+            Measured? ours = Find(results, "ours", mode, net, batch);
+            foreach (string system in Systems)
+            {
+                Measured? m = Find(results, system, mode, net, batch);
+                if (m is null) continue;
+                double gflops = FlopsPerImage(m.Cell) * m.ImagesPerSecond / 1e9;
+                string versus = system == "ours" || ours is null ? "" : string.Format(CultureInfo.InvariantCulture,
+                    "{0:F2}x ({1:F2}-{2:F2})", m.Seconds.Median / ours.Seconds.Median, m.Seconds.Min / ours.Seconds.Max, m.Seconds.Max / ours.Seconds.Min);
+                Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+                    "{0,-12} {1,5} {2,-8} {3,-13} {4,8:F2} / {5,8:F2} / {6,8:F2} {7,9:F1} {8,8:F1} {9,10:P0}  {10}",
+                    net.Key, batch, mode, SystemName(system), m.Seconds.Min * 1e3, m.Seconds.Median * 1e3, m.Seconds.Max * 1e3,
+                    m.ImagesPerSecond, gflops, gflops / ceiling, versus));
+            }
+        }
+    }
+
+    private static void PrintMarkdown(List<Measured> results, BenchNetwork[] nets, int[] batches, double ceiling)
+    {
+        Console.WriteLine("| network, batch | mode | project img/s (min-max) | TorchSharp | ONNX Runtime | project vs TorchSharp | project vs ONNX Runtime | project GFLOP/s (of ceiling) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        foreach (BenchNetwork net in nets)
+        foreach (int batch in batches)
+        foreach (string mode in Modes)
+        {
+            Measured? ours = Find(results, "ours", mode, net, batch);
+            if (ours is null) continue;
+            Measured? torchCell = Find(results, "torch", mode, net, batch), ort = Find(results, "ort", mode, net, batch);
+            double gflops = FlopsPerImage(ours.Cell) * ours.ImagesPerSecond / 1e9;
+            Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "| {0}, {1} | {2} | {3} | {4} | {5} | {6} | {7} | {8:F0} ({9:P0}) |",
+                net.Key, batch, mode, Rate(ours), Rate(torchCell), Rate(ort), Ratio(ours, torchCell), Ratio(ours, ort), gflops, gflops / ceiling));
+        }
+
+        static string Rate(Measured? m) => m is null ? "-" : string.Format(CultureInfo.InvariantCulture,
+            "{0:F1} ({1:F1}-{2:F1})", m.ImagesPerSecond, m.Cell.Batch / m.Seconds.Max, m.Cell.Batch / m.Seconds.Min);
+
+        static string Ratio(Measured ours, Measured? peer) => peer is null ? "-" : string.Format(CultureInfo.InvariantCulture,
+            "**{0:F2}x**", peer.Seconds.Median / ours.Seconds.Median);
+    }
+
+    private static Measured? Find(List<Measured> results, string system, string mode, BenchNetwork net, int batch) =>
+        results.FirstOrDefault(r => r.Cell.System == system && r.Cell.Mode == mode && r.Cell.Net == net && r.Cell.Batch == batch);
+
+    private static void Shuffle<T>(List<T> items, Random random)
+    {
+        for (int i = items.Count - 1; i > 0; i--)
+        {
+            int j = random.Next(i + 1);
+            (items[i], items[j]) = (items[j], items[i]);
+        }
+    }
+
+    private static (double Best, double Median) MeasureCeiling(int threads)
+    {
+        string line = RunChild("ceiling ", "ceiling", threads.ToString(CultureInfo.InvariantCulture));
+        string[] parts = line.Split(' ');
+        return (double.Parse(parts[1], CultureInfo.InvariantCulture), double.Parse(parts[2], CultureInfo.InvariantCulture));
+    }
+
+    private static Measured RunCell(Cell cell, int threads, int repetitions)
+    {
+        string line = RunChild("cell ", "cell", cell.System, cell.Mode, cell.Net.Key,
+            cell.Batch.ToString(CultureInfo.InvariantCulture), threads.ToString(CultureInfo.InvariantCulture),
+            repetitions.ToString(CultureInfo.InvariantCulture));
+        // "cell <warm-up calls> <stable> <seconds,seconds,...>"
+        string[] parts = line.Split(' ');
+        double[] seconds = parts[3].Split(',').Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        return new Measured(cell, int.Parse(parts[1], CultureInfo.InvariantCulture), parts[2] == "stable", TimingSummary.Of(seconds));
+    }
+
+    /// <summary>Child process: `ceiling THREADS`, prints "ceiling BEST MEDIAN" (GFLOP/s).</summary>
+    public static int CeilingChild(int threads)
+    {
+        (double best, double median) = FmaCeiling.Measure(threads);
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "ceiling {0} {1}", best, median));
+        return 0;
+    }
 
     /// <summary>
-    /// ONNX Runtime's forward on the network's own export (the same weights): CPU provider, all graph optimisations,
-    /// the bench's thread count for its intra-op pool and one inter-op thread. Median seconds per call.
+    /// Child process: `cell SYSTEM MODE NET BATCH THREADS REPS`: builds one system with the bench's weights and inputs,
+    /// warms and times one action, prints "cell WARMUPS stable|unstable SECONDS,...". Only the measured system's
+    /// libraries are loaded (the ONNX and TorchSharp children build the project's network only to take its weights).
     /// </summary>
-    private static double OnnxRuntimeForward(INetwork ours, float[] images, int batch, int threads, int repetitions)
+    public static int CellChild(string system, string mode, string key, int batch, int threads, int repetitions)
     {
-        string model = Path.Combine(Path.GetTempPath(), $"anc-bench-{Environment.ProcessId}-{ours.Descriptor.Name}.onnx");
+        BenchNetwork net = BenchNetwork.Find(key);
+        NetworkDescriptor d = net.Descriptor;
+        float[] images = BenchSetup.Images(d, batch);
+        int[] labels = BenchSetup.Labels(d, batch);
+        Timing.Result result;
+        switch (system, mode)
+        {
+            case ("ours", _):
+            {
+                using var ctx = new CpuContext(threads);
+                INetwork ours = BenchSetup.CreateOurs(net, batch, ctx);
+                var logits = new float[batch * d.ClassCount];
+                var sgd = new Sgd(ours.Parameters.Length, BenchSetup.Sgd);
+                ulong step = 0;
+                result = mode == "forward"
+                    ? Timing.WarmThenTime(repetitions, () => ours.Forward(images, batch, logits))
+                    : Timing.WarmThenTime(repetitions, () => ours.TrainStep(images, labels, batch, sgd, BenchSetup.Seed + step++));
+                break;
+            }
+            case ("torch", _):
+            {
+                torch.set_num_threads(threads);
+                float[] parameters = BenchSetup.Parameters(d);
+                using var module = BenchSetup.CreateTorch(net, parameters);
+                parameters = null!;
+                using var optimizer = BenchSetup.TorchSgd(module);
+                using Tensor x = BenchSetup.TorchImages(d, images, batch);
+                using Tensor y = BenchSetup.TorchLabels(labels);
+                result = mode == "forward"
+                    ? Timing.WarmThenTime(repetitions, () => BenchSetup.TorchForward(module, x))
+                    : Timing.WarmThenTime(repetitions, () => BenchSetup.TorchTrainStep(module, optimizer, x, y));
+                break;
+            }
+            case ("ort", "forward"):
+                result = OnnxRuntimeForward(net, images, batch, threads, repetitions);
+                break;
+            default:
+                throw new ArgumentException($"No such measurement: {system} {mode}.");
+        }
+        Console.WriteLine("cell " + result.Warmups.ToString(CultureInfo.InvariantCulture) + " " + (result.Stable ? "stable" : "unstable") + " " +
+            string.Join(",", result.Seconds.Select(Timing.Format)));
+        return 0;
+    }
+
+    /// <summary>
+    /// ONNX Runtime's forward on the network's own export (the bench's weights): CPU provider, all graph
+    /// optimisations, the bench's thread count for its intra-op pool and one inter-op thread.
+    /// </summary>
+    private static Timing.Result OnnxRuntimeForward(BenchNetwork net, float[] images, int batch, int threads, int repetitions)
+    {
+        string model = Path.Combine(Path.GetTempPath(), $"anc-bench-{Environment.ProcessId}-{net.Key}.onnx");
         try
         {
-            ours.ExportOnnx(model);
+            using (var ctx = new CpuContext(1))
+            {
+                BenchSetup.CreateOurs(net, 1, ctx).ExportOnnx(model);
+            }
+            GC.Collect();
             using var options = new SessionOptions
             {
                 IntraOpNumThreads = threads,
@@ -102,12 +268,12 @@ internal static class NetworkBench
                 GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             };
             using var session = new InferenceSession(model, options);
-            NetworkDescriptor d = ours.Descriptor;
+            NetworkDescriptor d = net.Descriptor;
             using OrtValue input = OrtValue.CreateTensorValueFromMemory(images, [batch, d.InputChannels, d.InputHeight, d.InputWidth]);
             using var runOptions = new RunOptions();
             string[] inputNames = [OnnxExporter.InputName], outputNames = [session.OutputNames.Single()];
             OrtValue[] inputs = [input];
-            return Median(repetitions, () =>
+            return Timing.WarmThenTime(repetitions, () =>
             {
                 using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(runOptions, inputNames, inputs, outputNames);
             });
@@ -118,21 +284,6 @@ internal static class NetworkBench
         }
     }
 
-    private static double Median(int repetitions, Action action)
-    {
-        action(); // warm-up: JIT, scratch growth, libtorch's first-call allocations
-        var times = new double[repetitions];
-        var sw = new Stopwatch();
-        for (int i = 0; i < repetitions; i++)
-        {
-            sw.Restart();
-            action();
-            times[i] = sw.Elapsed.TotalSeconds;
-        }
-        Array.Sort(times);
-        return times[repetitions / 2];
-    }
-
     private static string LoadAverage()
     {
         try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
@@ -141,21 +292,27 @@ internal static class NetworkBench
 
     private static (long StartKiB, long PeakKiB) Probe(string impl, string net, int batch, int threads)
     {
+        string line = RunChild("memory ", "memory-probe", impl, net, batch.ToString(CultureInfo.InvariantCulture), threads.ToString(CultureInfo.InvariantCulture));
+        string[] parts = line.Split(' ');
+        return (long.Parse(parts[1], CultureInfo.InvariantCulture), long.Parse(parts[2], CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Runs this program again with the arguments and returns its one output line that starts with the prefix.</summary>
+    private static string RunChild(string linePrefix, params string[] arguments)
+    {
         string self = Environment.ProcessPath ?? throw new InvalidOperationException("Cannot locate the bench executable.");
         var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         // Under `dotnet bench.dll` the process is the dotnet host: pass the assembly first.
         if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(NetworkBench).Assembly.Location);
-        foreach (string a in new[] { "memory-probe", impl, net, batch.ToString(CultureInfo.InvariantCulture), threads.ToString(CultureInfo.InvariantCulture) })
-            psi.ArgumentList.Add(a);
+        foreach (string a in arguments) psi.ArgumentList.Add(a);
         using Process child = Process.Start(psi)!;
+        Task<string> error = child.StandardError.ReadToEndAsync();
         string output = child.StandardOutput.ReadToEnd();
-        string error = child.StandardError.ReadToEnd();
         child.WaitForExit();
-        string? line = output.Split('\n').FirstOrDefault(l => l.StartsWith("memory ", StringComparison.Ordinal));
+        string? line = output.Split('\n').FirstOrDefault(l => l.StartsWith(linePrefix, StringComparison.Ordinal));
         if (child.ExitCode != 0 || line is null)
-            throw new InvalidOperationException($"Memory probe '{impl} {net} {batch}' failed (exit {child.ExitCode}): {error}{output}");
-        string[] parts = line.Split(' ');
-        return (long.Parse(parts[1], CultureInfo.InvariantCulture), long.Parse(parts[2], CultureInfo.InvariantCulture));
+            throw new InvalidOperationException($"Child '{string.Join(' ', arguments)}' failed (exit {child.ExitCode}): {error.Result}{output}");
+        return line.Trim();
     }
 
     /// <summary>Child process: build one implementation, run two training steps, print "memory startKiB peakKiB".</summary>

@@ -2,8 +2,9 @@ using System.Globalization;
 using AlexNetCompiler.Bench;
 
 // Usage (Release):
-//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- bench   [--threads N] [--batches 1,16] [--nets canonical,torchvision,fashion] [--reps R] [--no-memory]
-//     (against TorchSharp, and for the forward pass ONNX Runtime on the network's own ONNX export)
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- bench   [--threads N] [--batches 1,16] [--nets canonical,torchvision,fashion] [--reps R>=5] [--seed S] [--no-memory]
+//     (against TorchSharp, and for the forward pass ONNX Runtime on the network's own ONNX export; every measurement in
+//     its own process, in an order shuffled by the seed; see NetworkBench)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- gemm    [--threads N]
@@ -15,7 +16,13 @@ switch (command)
     case "bench":
         int[] batches = ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         string[] nets = ListOption(args, "--nets", "canonical,torchvision");
-        return NetworkBench.Run(threads, batches, nets, IntOption(args, "--reps", 5), !args.Contains("--no-memory"));
+        int seed = args.Contains("--seed") ? IntOption(args, "--seed", 1) : Random.Shared.Next(1, 1_000_000);
+        return NetworkBench.Run(threads, batches, nets, IntOption(args, "--reps", 7), !args.Contains("--no-memory"), seed);
+    case "cell":
+        return NetworkBench.CellChild(args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture),
+            int.Parse(args[5], CultureInfo.InvariantCulture), int.Parse(args[6], CultureInfo.InvariantCulture));
+    case "ceiling":
+        return NetworkBench.CeilingChild(int.Parse(args[1], CultureInfo.InvariantCulture));
     case "ours":
         // The project alone: forward and training step per network and batch (1 thread: CPU time).
         foreach (string key in ListOption(args, "--nets", "canonical,torchvision"))
