@@ -8,7 +8,8 @@ namespace AlexNetCompiler.Cpu;
 /// <para>
 /// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
 /// thread then runs whole single-threaded GEMMs on its own scratch, with no synchronisation); otherwise (batch 1)
-/// the items run one after another and each GEMM is split over the threads.
+/// the items run one after another, each im2col and col2im split over the threads by channel and each GEMM by rows
+/// or columns.
 /// </para>
 /// </summary>
 public static unsafe partial class Conv2dKernels
@@ -129,8 +130,52 @@ public static unsafe partial class Conv2dKernels
     {
         if (job.Direct) return inputGroup;
         float* col = job.Ctx.Scratch(Math.Max(threadIndex, 0), ScratchSlot.Columns, (long)job.Kc * job.P);
-        Im2Col(job.G, job.Cg, inputGroup, col);
+        if (threadIndex < 0 && job.Ctx.Threads > 1) ChannelsInParallel(ref job, inputGroup, col, &Im2ColChannels);
+        else Im2Col(job.G, job.Cg, inputGroup, col);
         return col;
+    }
+
+    /// <summary>
+    /// Im2col or col2im of one (sample, group) spread over the threads by input channel, for when that item runs
+    /// alone with every thread (batch 1): the rows of a channel are its own and its input plane is its own, so the
+    /// chunks never touch the same memory, and the result is the same as one thread's.
+    /// </summary>
+    private static void ChannelsInParallel(ref ConvJob job, float* image, float* col, delegate*<void*, int, int, void> body)
+    {
+        var work = new ChannelWork { G = job.G, Channels = job.Cg, Image = image, Col = col, Chunks = Math.Min(job.Cg, job.Ctx.Threads) };
+        job.Ctx.For(work.Chunks, body, Unsafe.AsPointer(ref work));
+    }
+
+    private struct ChannelWork
+    {
+        public Conv2dGeometry G;
+        public int Channels, Chunks;
+        public float* Image, Col;
+
+        /// <summary>Channel count of one chunk, and where its input plane and column rows start.</summary>
+        public readonly int Chunk(int chunk, out float* image, out float* col)
+        {
+            int first = (int)((long)Channels * chunk / Chunks), end = (int)((long)Channels * (chunk + 1) / Chunks);
+            long plane = (long)G.InHeight * G.InWidth;
+            long rows = (long)G.KernelHeight * G.KernelWidth * G.OutHeight * G.OutWidth;
+            image = Image + first * plane;
+            col = Col + first * rows;
+            return end - first;
+        }
+    }
+
+    private static void Im2ColChannels(void* state, int chunk, int threadIndex)
+    {
+        ref ChannelWork work = ref Unsafe.AsRef<ChannelWork>(state);
+        int count = work.Chunk(chunk, out float* image, out float* col);
+        Im2Col(work.G, count, image, col);
+    }
+
+    private static void Col2ImChannels(void* state, int chunk, int threadIndex)
+    {
+        ref ChannelWork work = ref Unsafe.AsRef<ChannelWork>(state);
+        int count = work.Chunk(chunk, out float* image, out float* col);
+        Col2Im(work.G, count, col, image);
     }
 
     private static void BackwardPart(void* state, int part, int threadIndex)
@@ -197,7 +242,8 @@ public static unsafe partial class Conv2dKernels
         // dCol[Kc, P] = W_g[OCg, Kc]^T * dY_ng[OCg, P]; the columns are no longer needed, so reuse their buffer.
         Gemm.Multiply(job.Kc, job.P, job.OCg, weightGroup, job.Kc, true, dOutputGroup, job.P, false,
             col, job.P, false, GemmEpilogue.None, job.Ctx, threadIndex);
-        Col2Im(g, job.Cg, col, dInputGroup);
+        if (threadIndex < 0 && job.Ctx.Threads > 1) ChannelsInParallel(ref job, dInputGroup, col, &Col2ImChannels);
+        else Col2Im(g, job.Cg, col, dInputGroup);
     }
 
     /// <summary>dBias[oc] = sum over samples and positions of dY[n, oc, p].</summary>
