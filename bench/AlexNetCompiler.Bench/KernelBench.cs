@@ -131,12 +131,15 @@ internal static unsafe class KernelBench
         return x;
     }
 
-    /// <summary>Median seconds per call over a few repetitions after one warm-up, at least ~0.3 s of work.</summary>
+    /// <summary>Median seconds per call over a few repetitions after half a second of warm-up, at least ~0.3 s of work.</summary>
     /// <param name="cpuTime">Measure the process's CPU time (all threads) instead of wall time: on a shared machine
     /// this counts only the cycles the work actually got.</param>
     internal static double Time(Action action, bool cpuTime = false)
     {
-        action();
+        // Half a second of calls first: the runtime replaces the first, unoptimised code of hot methods in the
+        // background, and the replacement must be in place before anything is timed.
+        var warm = Stopwatch.StartNew();
+        do action(); while (warm.Elapsed.TotalSeconds < 0.5);
         var sw = Stopwatch.StartNew();
         action();
         double once = sw.Elapsed.TotalSeconds;

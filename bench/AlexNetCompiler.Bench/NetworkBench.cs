@@ -22,8 +22,9 @@ namespace AlexNetCompiler.Bench;
 /// weights and inputs. Every measurement — one system, one network, one batch, forward or training step (forward,
 /// loss, backward, SGD with momentum and weight decay, dropout on) — runs in a fresh child process, so no system's
 /// allocations, thread pools or caches are left behind for the next; the children run in an order shuffled by a
-/// seed that the output prints (<c>--seed</c> repeats it). Each child warms its action until the times settle (see
-/// <see cref="Timing"/>) and then times it <c>--reps</c> times. The machine's ceiling comes from <see cref="FmaCeiling"/>
+/// seed that the output prints (<c>--seed</c> repeats it). Each child warms its action until its times settle (see
+/// <see cref="Timing"/>) and then times it <c>--reps</c> times; with <c>--rounds R</c> every measurement runs R times
+/// (R processes), all shuffled together, and its figures pool the timed calls of all R. The machine's ceiling comes from <see cref="FmaCeiling"/>
 /// in a child of its own, measured before and after the cells. Peak memory comes from further children that run
 /// two training steps and report the kernel's RSS high-water mark.
 /// </summary>
@@ -42,11 +43,11 @@ internal static class NetworkBench
         public double ImagesPerSecond => Cell.Batch / Seconds.Median;
     }
 
-    public static int Run(int threads, int[] batches, string[] networks, int repetitions, bool measureMemory, int seed)
+    public static int Run(int threads, int[] batches, string[] networks, int repetitions, int rounds, bool measureMemory, int seed)
     {
         if (repetitions < 5) throw new ArgumentException("--reps must be at least 5 (min/median/max over at least five runs).");
         Console.WriteLine($"bench: {threads} thread(s) for every system (CpuContext({threads}); torch.set_num_threads({threads}); ONNX Runtime intra-op {threads}, inter-op 1).");
-        Console.WriteLine($"Each measurement in its own process, warmed until {Timing.StableWindow} consecutive calls agree within {Timing.StableSpread:P0} (at most {Timing.MaxWarmups} calls or {Timing.MaxWarmupTime.TotalSeconds:F0} s), then {repetitions} timed calls.");
+        Console.WriteLine($"{rounds} round(s); each measurement in its own process, warmed for at least {Timing.MinWarmupTime.TotalSeconds:F0} s and until {Timing.StableWindow} consecutive samples agree within {Timing.StableSpread:P0} (at most {Timing.MaxWarmups} samples or {Timing.MaxWarmupTime.TotalSeconds:F0} s), then {repetitions} timed samples; a sample is one call, or a run of calls lasting at least {Timing.MinSampleTime.TotalMilliseconds:F0} ms divided by their number; min/median/max over the timed samples of all rounds.");
         Console.WriteLine($"GEMM micro-kernel: {Gemm.BestKernel}; libtorch {torch.__version__}; {Environment.ProcessorCount} logical processors; load average {LoadAverage()}; order seed {seed}.");
 
         (double ceilingBefore, double ceilingMedian) = MeasureCeiling(threads);
@@ -59,17 +60,26 @@ internal static class NetworkBench
                      from system in Systems
                      where !(system == "ort" && mode == "train") // ONNX Runtime runs inference only
                      select new Cell(system, mode, net, batch)).ToList();
-        Shuffle(cells, new Random(seed));
+        // Every round runs every cell once, all rounds' cells shuffled together: a slow spell of the machine then
+        // falls on a mix of systems instead of on one of them.
+        var runs = Enumerable.Range(0, rounds).SelectMany(_ => cells).ToList();
+        Shuffle(runs, new Random(seed));
 
-        var results = new List<Measured>();
-        for (int i = 0; i < cells.Count; i++)
+        var timings = cells.ToDictionary(c => c, _ => new List<double>());
+        var warmups = cells.ToDictionary(c => c, _ => new List<int>());
+        var stable = cells.ToDictionary(c => c, _ => true);
+        for (int i = 0; i < runs.Count; i++)
         {
-            Measured m = RunCell(cells[i], threads, repetitions);
-            results.Add(m);
+            Cell cell = runs[i];
+            (int warm, bool settled, double[] seconds) = RunCell(cell, threads, repetitions);
+            timings[cell].AddRange(seconds);
+            warmups[cell].Add(warm);
+            stable[cell] &= settled;
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                "  [{0,2}/{1}] {2,-40} {3,9:F2} ms median ({4,2} warm-up calls{5})",
-                i + 1, cells.Count, m.Cell.Label, m.Seconds.Median * 1e3, m.Warmups, m.Stable ? "" : ", NOT STABLE"));
+                "  [{0,2}/{1}] {2,-40} {3,9:F2} ms median ({4,3} warm-up samples{5})",
+                i + 1, runs.Count, cell.Label, TimingSummary.Of(seconds).Median * 1e3, warm, settled ? "" : ", NOT STABLE"));
         }
+        var results = cells.Select(c => new Measured(c, warmups[c].Min(), stable[c], TimingSummary.Of(timings[c]))).ToList();
 
         (double ceilingAfter, _) = MeasureCeiling(threads);
         double ceiling = Math.Max(ceilingBefore, ceilingAfter);
@@ -177,7 +187,7 @@ internal static class NetworkBench
         return (double.Parse(parts[1], CultureInfo.InvariantCulture), double.Parse(parts[2], CultureInfo.InvariantCulture));
     }
 
-    private static Measured RunCell(Cell cell, int threads, int repetitions)
+    private static (int Warmups, bool Stable, double[] Seconds) RunCell(Cell cell, int threads, int repetitions)
     {
         string line = RunChild("cell ", "cell", cell.System, cell.Mode, cell.Net.Key,
             cell.Batch.ToString(CultureInfo.InvariantCulture), threads.ToString(CultureInfo.InvariantCulture),
@@ -185,7 +195,7 @@ internal static class NetworkBench
         // "cell <warm-up calls> <stable> <seconds,seconds,...>"
         string[] parts = line.Split(' ');
         double[] seconds = parts[3].Split(',').Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-        return new Measured(cell, int.Parse(parts[1], CultureInfo.InvariantCulture), parts[2] == "stable", TimingSummary.Of(seconds));
+        return (int.Parse(parts[1], CultureInfo.InvariantCulture), parts[2] == "stable", seconds);
     }
 
     /// <summary>Child process: `ceiling THREADS`, prints "ceiling BEST MEDIAN" (GFLOP/s).</summary>

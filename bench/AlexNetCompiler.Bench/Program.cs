@@ -2,7 +2,7 @@ using System.Globalization;
 using AlexNetCompiler.Bench;
 
 // Usage (Release):
-//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- bench   [--threads N] [--batches 1,16] [--nets canonical,torchvision,fashion] [--reps R>=5] [--seed S] [--no-memory]
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- bench   [--threads N] [--batches 1,16] [--nets canonical,torchvision,fashion] [--reps R>=5] [--rounds K] [--seed S] [--no-memory]
 //     (against TorchSharp, and for the forward pass ONNX Runtime on the network's own ONNX export; every measurement in
 //     its own process, in an order shuffled by the seed; see NetworkBench)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N]
@@ -17,7 +17,7 @@ switch (command)
         int[] batches = ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         string[] nets = ListOption(args, "--nets", "canonical,torchvision");
         int seed = args.Contains("--seed") ? IntOption(args, "--seed", 1) : Random.Shared.Next(1, 1_000_000);
-        return NetworkBench.Run(threads, batches, nets, IntOption(args, "--reps", 7), !args.Contains("--no-memory"), seed);
+        return NetworkBench.Run(threads, batches, nets, IntOption(args, "--reps", 7), IntOption(args, "--rounds", 1), !args.Contains("--no-memory"), seed);
     case "cell":
         return NetworkBench.CellChild(args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture),
             int.Parse(args[5], CultureInfo.InvariantCulture), int.Parse(args[6], CultureInfo.InvariantCulture));

@@ -18,44 +18,54 @@ internal readonly record struct TimingSummary(double Min, double Median, double 
 }
 
 /// <summary>
-/// How a timed action is warmed and measured. Warming ends when the last <see cref="StableWindow"/> calls agree within
+/// How a timed action is warmed and measured. Warming lasts at least <see cref="MinWarmupTime"/> (the runtime promotes
+/// hot methods to optimised code in the background some time after their first calls, so an early run of similar
+/// times can still be followed by faster ones) and ends when the last <see cref="StableWindow"/> calls agree within
 /// <see cref="StableSpread"/> (max/min - 1) — JIT tiers, scratch growth, a library's first-call allocations and the
 /// caches have settled — or at the caps, which the result reports as not stable.
 /// </summary>
 internal static class Timing
 {
-    public const int StableWindow = 3;
+    public const int StableWindow = 5;
     public const double StableSpread = 0.05;
     public const int MinWarmups = 3;
-    public const int MaxWarmups = 40;
-    public static readonly TimeSpan MaxWarmupTime = TimeSpan.FromSeconds(90);
+    public const int MaxWarmups = 400; // samples
+    public static readonly TimeSpan MinWarmupTime = TimeSpan.FromSeconds(3);
+    public static readonly TimeSpan MaxWarmupTime = TimeSpan.FromSeconds(60);
 
     public sealed record Result(int Warmups, bool Stable, double[] Seconds);
 
+    /// <summary>The shortest sample: calls shorter than this are timed in runs of several, and the time divided.</summary>
+    public static readonly TimeSpan MinSampleTime = TimeSpan.FromMilliseconds(20);
+
     public static Result WarmThenTime(int repetitions, Action action)
     {
-        var warm = new List<double>();
         var total = Stopwatch.StartNew();
+        double first = TimeOnce(action, 1);
+        int callsPerSample = (int)Math.Clamp(Math.Ceiling(MinSampleTime.TotalSeconds / Math.Max(first, 1e-7)), 1, 10_000);
+        var warm = new List<double>();
         bool stable = false;
         while (warm.Count < MaxWarmups && total.Elapsed < MaxWarmupTime)
         {
-            warm.Add(TimeOnce(action));
-            if (warm.Count >= Math.Max(MinWarmups, StableWindow) && Spread(warm.TakeLast(StableWindow)) <= StableSpread)
+            warm.Add(TimeOnce(action, callsPerSample));
+            if (warm.Count >= Math.Max(MinWarmups, StableWindow) && total.Elapsed >= MinWarmupTime
+                && Spread(warm.TakeLast(StableWindow)) <= StableSpread)
             {
                 stable = true;
                 break;
             }
         }
         var seconds = new double[repetitions];
-        for (int i = 0; i < repetitions; i++) seconds[i] = TimeOnce(action);
+        for (int i = 0; i < repetitions; i++) seconds[i] = TimeOnce(action, callsPerSample);
         return new Result(warm.Count, stable, seconds);
     }
 
-    private static double TimeOnce(Action action)
+    /// <summary>Seconds per call, over a run of calls.</summary>
+    private static double TimeOnce(Action action, int calls)
     {
         long start = Stopwatch.GetTimestamp();
-        action();
-        return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        for (int i = 0; i < calls; i++) action();
+        return Stopwatch.GetElapsedTime(start).TotalSeconds / calls;
     }
 
     private static double Spread(IEnumerable<double> times)
