@@ -9,6 +9,9 @@ using AlexNetCompiler.Bench;
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- gemm    [--threads N]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- micro
+//   mpirun -np N dotnet bench/AlexNetCompiler.Bench/bin/Release/net10.0/AlexNetCompiler.Bench.dll distributed [--threads T] [--batch 64] [--nets fashion] [--steps 20]
+//   mpirun -np N dotnet .../AlexNetCompiler.Bench.dll allreduce [--floats 632778,4194304,60965224] [--reps 5]
+//     (data-parallel training over Open MPI, and its all-reduce; docs/distributed.md)
 string command = args.Length > 0 ? args[0] : "bench";
 int threads = IntOption(args, "--threads", Environment.ProcessorCount);
 switch (command)
@@ -38,11 +41,18 @@ switch (command)
     case "gemm":
         KernelBench.RunGemm(threads);
         return 0;
+    case "distributed":
+        foreach (string key in ListOption(args, "--nets", "fashion"))
+            DistributedBench.Train(BenchNetwork.Find(key), IntOption(args, "--batch", 64), threads, IntOption(args, "--steps", 20));
+        return 0;
+    case "allreduce":
+        return DistributedBench.AllReduce(ListOption(args, "--floats", "632778,4194304,60965224").Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(),
+            IntOption(args, "--reps", 5));
     case "micro":
         MicroKernelBench.Run();
         return 0;
     default:
-        Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, kernels, gemm, micro.");
+        Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, gemm, micro, distributed, allreduce.");
         return 2;
 }
 

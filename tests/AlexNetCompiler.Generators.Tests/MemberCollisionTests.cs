@@ -28,7 +28,7 @@ public sealed class MemberCollisionTests
     [InlineData("public struct ParameterTensors { }", "ParameterTensors")]
     [InlineData("public int Forward { get; set; }", "Forward")]                                                  // a property named like a method
     [InlineData("public void Forward(System.ReadOnlySpan<float> a, int b, System.Span<float> c) { }", "Forward")]
-    [InlineData("private void RunForward(System.ReadOnlySpan<float> a, int b, bool c, bool d, ulong e) { }", "RunForward")]
+    [InlineData("private void RunForward(System.ReadOnlySpan<float> a, int b, bool c, bool d, ulong e, long f) { }", "RunForward")]
     [InlineData("private static System.Span<U> Slice<U>(U[] items, int count) => items;", "Slice")]              // generic: type parameters by position
     [InlineData("public float TrainStep(System.ReadOnlySpan<float> a, System.ReadOnlySpan<int> b, int c, AlexNetCompiler.Training.Sgd d, ulong? e) => 0;", "TrainStep")]
     [InlineData("public Net(int maxBatch, AlexNetCompiler.Cpu.CpuContext? cpu) { }", "Net")]

@@ -16,6 +16,16 @@ internal static class ToolRequirement
             " Install it (Debian: libnvrtc11.2 libnvrtc-builtins11.8 from non-free) to run the CUDA compile tests.");
     }
 
+    /// <summary>Open MPI's mpirun and libmpi.so.40, for the data-parallel tests with real processes.</summary>
+    public static void OpenMpi()
+    {
+        bool mpirun = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Any(folder => File.Exists(Path.Combine(folder, "mpirun")));
+        bool library = System.Runtime.InteropServices.NativeLibrary.TryLoad("libmpi.so.40", out _);
+        Require(mpirun && library, $"Open MPI is not installed ({(mpirun ? "" : "no mpirun on PATH; ")}{(library ? "" : "libmpi.so.40 not found")})." +
+            " Install it (Debian: openmpi-bin) to run the data-parallel tests.");
+    }
+
     /// <summary>Fails the test on CI, skips it elsewhere, when the tool is missing.</summary>
     public static void Require(bool available, string missing)
     {

@@ -3,6 +3,7 @@ using System.Globalization;
 using AlexNetCompiler;
 using AlexNetCompiler.Checkpoints;
 using AlexNetCompiler.Data;
+using AlexNetCompiler.Distributed;
 using AlexNetCompiler.Training;
 
 namespace FashionMnist.App;
@@ -30,6 +31,8 @@ public sealed class Trainer : IDisposable
 
     private readonly INetwork _network;
     private readonly ITrainingEngine _engine;
+    // Set for data-parallel training: this rank's engine, which trains its shard of every batch.
+    private readonly DataParallelEngine? _parallel;
     private readonly BatchLoader _trainLoader;
     private readonly List<EpochRecord> _history = [];
 
@@ -50,9 +53,18 @@ public sealed class Trainer : IDisposable
     /// Creates the engine that runs the steps from the host network and optimizer (which stay the checkpointed
     /// state); null trains with the network's own CPU code. The trainer owns and disposes the engine.
     /// </param>
+    /// <param name="communicator">
+    /// Data-parallel training over these ranks (with the network's CPU code): each rank trains its shard of every batch,
+    /// and the ranks apply the same summed update. Only rank 0 evaluates and writes; give the other ranks an empty
+    /// <see cref="TrainSettings.OutputFolder"/>. Null: one process.
+    /// </param>
     public Trainer(INetwork network, LoadedData data, TrainSettings settings, Normalization? normalization = null,
-        Func<INetwork, Sgd, ITrainingEngine>? engine = null)
+        Func<INetwork, Sgd, ITrainingEngine>? engine = null, ICommunicator? communicator = null)
     {
+        if (communicator is not null && engine is not null)
+            throw new NotSupportedException("Data-parallel training runs the network's CPU code; use --device cpu with --distributed.");
+        if (communicator is not null && communicator.Rank != 0 && !string.IsNullOrEmpty(settings.OutputFolder))
+            throw new ArgumentException($"Rank {communicator.Rank} must not write: only rank 0 has an output folder.");
         settings.Validate();
         if (settings.BatchSize > network.MaxBatch)
             throw new ArgumentException($"Batch size {settings.BatchSize} exceeds the network's MaxBatch {network.MaxBatch}.");
@@ -69,11 +81,13 @@ public sealed class Trainer : IDisposable
         Augmenter? augmenter = settings.Augmentation.Any
             ? new Augmenter(settings.Augmentation, data.Train.Channels, data.Train.Height, data.Train.Width)
             : null;
-        _trainLoader = new BatchLoader(data.Train, settings.BatchSize, Normalization, augmenter, shuffle: true, seed: settings.Seed);
+        _trainLoader = new BatchLoader(data.Train, settings.BatchSize, Normalization, augmenter, shuffle: true, seed: settings.Seed,
+            shardRank: communicator?.Rank ?? 0, shardCount: communicator?.Size ?? 1);
         Initializer.Initialize(d, network.Parameters, settings.Init, settings.Seed);
         try
         {
-            _engine = engine is null ? new CpuTrainingEngine(network, Optimizer) : engine(network, Optimizer);
+            if (communicator is not null) _engine = _parallel = new DataParallelEngine(network, Optimizer, communicator);
+            else _engine = engine is null ? new CpuTrainingEngine(network, Optimizer) : engine(network, Optimizer);
             _engine.CopyStateFromHost();
         }
         catch
@@ -105,6 +119,10 @@ public sealed class Trainer : IDisposable
     /// <summary>The last <see cref="EvaluateViews"/> result (null before one) and its number of views.</summary>
     public EvaluationResult? FinalViewsEvaluation { get; private set; }
     public int FinalViews { get; private set; }
+    /// <summary>Whether this process evaluates and writes: always in one process, rank 0 of a data-parallel job.</summary>
+    public bool IsRoot => _parallel is null || _parallel.Communicator.Rank == 0;
+    /// <summary>Set when a data-parallel job agreed to stop (some rank got Ctrl+C or SIGTERM); every rank then stops.</summary>
+    public bool StopAgreed { get; private set; }
 
     /// <summary>
     /// Test accuracy of the current parameters with test-time averaging over <paramref name="views"/> views
@@ -136,7 +154,8 @@ public sealed class Trainer : IDisposable
         long seenThisSession = 0;
         foreach (Batch batch in _trainLoader.Epoch(epoch, _batchInEpoch))
         {
-            if (cancel.IsCancellationRequested)
+            // One process stops before the next step; data-parallel ranks agree within a step and stop after it (below).
+            if (cancel.IsCancellationRequested && _parallel is null)
             {
                 _partialSeconds += stopwatch.Elapsed.TotalSeconds;
                 _engine.CopyStateToHost();
@@ -144,7 +163,21 @@ public sealed class Trainer : IDisposable
             }
             // Dropout masks are a pure function of (seed, step): a resumed run draws the same ones.
             ulong dropoutSeed = SplitMixRandom.Mix(Settings.Seed * 0x9E3779B97F4A7C15UL + (ulong)Step);
-            float loss = _engine.TrainStep(batch.ImageSpan, batch.LabelSpan, batch.Count, dropoutSeed);
+            float loss;
+            long correct = 0;
+            if (_parallel is not null)
+            {
+                DataParallelStep step = _parallel.TrainShard(batch.ImageSpan, batch.LabelSpan, batch.Count, batch.FirstSample, batch.BatchCount,
+                    dropoutSeed, cancel.IsCancellationRequested);
+                (loss, correct, StopAgreed) = (step.MeanLoss, step.Correct, step.StopRequested);
+            }
+            else
+            {
+                loss = _engine.TrainStep(batch.ImageSpan, batch.LabelSpan, batch.Count, dropoutSeed);
+                ReadOnlySpan<float> logits = _engine.Logits;
+                for (int n = 0; n < batch.Count; n++)
+                    if (Evaluator.ArgMax(logits.Slice(n * classes, classes)) == batch.Labels[n]) correct++;
+            }
             if (!float.IsFinite(loss))
             {
                 DivergenceMessage = $"The loss became {loss} at epoch {epoch + 1}, batch {batch.Number + 1} (step {Step}, learning rate {Optimizer.LearningRate:G3}). " +
@@ -153,35 +186,43 @@ public sealed class Trainer : IDisposable
             }
             Step++;
 
-            ReadOnlySpan<float> logits = _engine.Logits;
-            for (int n = 0; n < batch.Count; n++)
-                if (Evaluator.ArgMax(logits.Slice(n * classes, classes)) == batch.Labels[n]) _partialCorrect++;
-            _partialLossSum += (double)loss * batch.Count;
-            _partialSeen += batch.Count;
-            seenThisSession += batch.Count;
+            _partialCorrect += correct;
+            _partialLossSum += (double)loss * batch.BatchCount;
+            _partialSeen += batch.BatchCount;
+            seenThisSession += batch.BatchCount;
             _batchInEpoch = batch.Number + 1;
             double seconds = stopwatch.Elapsed.TotalSeconds;
             progress?.Invoke(new BatchProgress(epoch, batch.Number + 1, batches, _partialLossSum / _partialSeen,
                 (double)_partialCorrect / _partialSeen, seconds > 0 ? seenThisSession / seconds : 0));
+            if (StopAgreed && _batchInEpoch < batches)
+            {
+                _partialSeconds += stopwatch.Elapsed.TotalSeconds;
+                return EpochStatus.Interrupted;
+            }
         }
         double trainSeconds = _partialSeconds + stopwatch.Elapsed.TotalSeconds;
         double imagesPerSecond = _partialSeen / Math.Max(trainSeconds, 1e-9);
 
         _engine.CopyStateToHost();
-        EvaluationResult test = Evaluator.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Data.Test, Normalization);
+        // Data-parallel: rank 0 evaluates; the others take its parameters (equal in principle, now certainly) and,
+        // after the schedule has run on rank 0, its learning rate.
+        _parallel?.BroadcastState();
+        EvaluationResult? test = IsRoot
+            ? Evaluator.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Data.Test, Normalization)
+            : null;
         LastEvaluation = test;
         var record = new EpochRecord(epoch + 1, Optimizer.LearningRate, _partialLossSum / Math.Max(_partialSeen, 1), (double)_partialCorrect / Math.Max(_partialSeen, 1),
-            test.Loss, test.Accuracy, trainSeconds, imagesPerSecond);
+            test?.Loss ?? double.NaN, test?.Accuracy ?? double.NaN, trainSeconds, imagesPerSecond);
         _history.Add(record);
         _batchInEpoch = 0;
         _partialLossSum = 0;
         _partialCorrect = _partialSeen = 0;
         _partialSeconds = 0;
 
-        bool improved = double.IsNaN(BestAccuracy) || test.Accuracy > BestAccuracy;
+        bool improved = test is not null && (double.IsNaN(BestAccuracy) || test.Accuracy > BestAccuracy);
         if (improved)
         {
-            BestAccuracy = test.Accuracy;
+            BestAccuracy = test!.Accuracy;
             BestEpoch = epoch + 1;
             _plateauBadEpochs = 0;
         }
@@ -190,6 +231,12 @@ public sealed class Trainer : IDisposable
             _plateauBadEpochs++;
         }
         UpdateSchedule();
+        if (_parallel is not null)
+        {
+            float[] rate = [CurrentLearningRate];
+            _parallel.Communicator.Broadcast(rate, root: 0);
+            CurrentLearningRate = rate[0];
+        }
         if (!string.IsNullOrEmpty(OutputFolder))
         {
             // Best before last: a crash between the two leaves a last that still names the previous best's

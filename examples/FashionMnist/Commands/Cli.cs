@@ -77,7 +77,7 @@ public static class Cli
         ArgumentException { ParamName: null } and not ArgumentNullException => true,
         ArgumentException => false,
         _ => e is IOException or UnauthorizedAccessException or InvalidDataException or FormatException or NotSupportedException
-            or CudaException or CudaUnavailableException or OutOfMemoryException,
+            or CudaException or CudaUnavailableException or OutOfMemoryException or AlexNetCompiler.Distributed.CommunicatorTimeoutException,
     };
 
     private static Exception Unwrap(Exception e) =>

@@ -5,6 +5,7 @@ using AlexNetCompiler.Cpu;
 using AlexNetCompiler.Cuda;
 using AlexNetCompiler.Data;
 using AlexNetCompiler.Devices;
+using AlexNetCompiler.Distributed;
 using AlexNetCompiler.Training;
 using FashionMnist.App;
 using Spectre.Console;
@@ -28,7 +29,7 @@ internal static class TrainCommand
         {
             TrainRequest request = options.Read(parse);
             return TrainRun.Run(request.Settings, request.Epochs, request.Data, request.Device, request.ResumeFrom, request.Threads, request.Tf32, request.TestViews, request.Network,
-                request.OutputGiven, request.Force);
+                request.OutputGiven, request.Force, request.Distributed);
         });
         return command;
     }
@@ -66,7 +67,14 @@ internal static class TrainCommand
 /// <summary>A parsed train command line: the settings, with the chosen network's defaults for what was left out.</summary>
 internal sealed record TrainRequest(
     NetworkChoice Network, TrainSettings Settings, int? Epochs, string? Data, DeviceRequest Device, string? ResumeFrom, int Threads, bool Tf32, int TestViews,
-    bool OutputGiven = true, bool Force = false);
+    bool OutputGiven = true, bool Force = false, DistributedOptions? Distributed = null);
+
+/// <summary>--distributed: data-parallel training over the ranks of an MPI job; each collective waits at most PeerTimeout.</summary>
+internal sealed record DistributedOptions(TimeSpan PeerTimeout)
+{
+    /// <summary>Default --peer-timeout: longer than any step, rank 0's evaluation of a test set or its checkpoint write here.</summary>
+    public const int DefaultPeerTimeoutSeconds = 600;
+}
 
 /// <summary>The options of train. Batch size, learning rate, crop padding and output folder default per network (<see cref="NetworkChoice.Defaults"/>).</summary>
 internal sealed class TrainOptions
@@ -97,13 +105,15 @@ internal sealed class TrainOptions
     private readonly Option<int> _testViews = new("--test-views") { Description = "After the last epoch, also report test accuracy averaged over this many views per image: 1 (off), 2 (image and reflection) or 10 (the paper's five crops and their reflections).", DefaultValueFactory = _ => 10 };
     private readonly Option<int> _threads = new("--threads") { Description = "CPU threads for the kernels; 0 = every processor.", DefaultValueFactory = _ => 0 };
     private readonly Option<string?> _data = Shared.DataOption();
+    private readonly Option<bool> _distributed = new("--distributed") { Description = "Data-parallel training over the ranks of an MPI job (start with mpirun -np N): each rank trains its share of every batch, the gradients are summed, rank 0 writes. CPU only." };
+    private readonly Option<int> _peerTimeout = new("--peer-timeout") { Description = "With --distributed: seconds a rank waits for the others at a step before it stops with an error (a rank died or stalled).", DefaultValueFactory = _ => DistributedOptions.DefaultPeerTimeoutSeconds };
 
     public Command CreateCommand() => new("train",
         "Train FashionNet (or, with --network alexnet, the canonical AlexNet on images upscaled to 227x227); writes checkpoints, metrics.csv, " +
         "training-log.json and PNG plots to the output folder.")
     {
         _network, _epochs, _batch, _lr, _schedule, _lrStep, _patience, _momentum, _weightDecay, _optimizer, _init, _seed, _device, _tf32, _output,
-        _resume, _force, _augment, _cropPadding, _maxRotation, _testViews, _threads, _data,
+        _resume, _force, _augment, _cropPadding, _maxRotation, _testViews, _threads, _data, _distributed, _peerTimeout,
     };
 
     /// <summary>The request of a parsed command line; options left out take the network's defaults, given ones always win.</summary>
@@ -128,8 +138,14 @@ internal sealed class TrainOptions
             Augmentation = TrainCommand.ParseAugmentation(parse.GetValue(_augment)!, parse.GetValue(_cropPadding) ?? defaults.CropPadding, parse.GetValue(_maxRotation)),
         };
         string? resumeFrom = parse.GetResult(_resume) is null ? null : parse.GetValue(_resume) ?? Path.Combine(outputFolder, Trainer.LastCheckpointName);
+        int peerTimeout = parse.GetValue(_peerTimeout);
+        if (peerTimeout < 1 || peerTimeout > 86_400) throw new ArgumentException($"--peer-timeout {peerTimeout}: must be in [1, 86400] seconds.");
+        if (parse.GetResult(_peerTimeout) is { Implicit: false } && !parse.GetValue(_distributed))
+            throw new ArgumentException("--peer-timeout applies to --distributed training only.");
+        DistributedOptions? distributed = parse.GetValue(_distributed) ? new DistributedOptions(TimeSpan.FromSeconds(peerTimeout)) : null;
         return new TrainRequest(network, settings, parse.GetValue(_epochs), parse.GetValue(_data), parse.GetValue(_device), resumeFrom,
-            parse.GetValue(_threads), parse.GetValue(_tf32), parse.GetValue(_testViews), OutputGiven: parse.GetValue(_output) is not null, Force: parse.GetValue(_force));
+            parse.GetValue(_threads), parse.GetValue(_tf32), parse.GetValue(_testViews), OutputGiven: parse.GetValue(_output) is not null, Force: parse.GetValue(_force),
+            Distributed: distributed);
     }
 }
 
@@ -137,16 +153,84 @@ internal sealed class TrainOptions
 internal static class TrainRun
 {
     public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0, bool tf32 = false, int testViews = 10,
-        NetworkChoice? network = null, bool outputGiven = true, bool force = false)
+        NetworkChoice? network = null, bool outputGiven = true, bool force = false, DistributedOptions? distributed = null)
     {
         network ??= NetworkChoice.Default;
+        if (distributed is not null)
+        {
+            if (deviceRequest == DeviceRequest.Cuda || tf32)
+                throw new ArgumentException($"--distributed trains on the CPU: drop {(tf32 ? "--tf32" : "--device cuda")} (or give --device cpu).");
+            // Options are checked before MPI starts, so a bad command line fails the same way on every rank.
+            CheckOptions(settings, epochs, threads, testViews, resumeFrom, force);
+            using MpiCommunicator communicator = StartMpi(distributed.PeerTimeout);
+            int code = communicator.Rank == 0
+                ? Run(settings, epochs, dataOption, DeviceRequest.Cpu, resumeFrom, threads, tf32, testViews, network, outputGiven, force, communicator)
+                : RunFollower(settings, epochs, dataOption, resumeFrom, threads, network, communicator);
+            communicator.Finish();
+            return code;
+        }
+        return Run(settings, epochs, dataOption, deviceRequest, resumeFrom, threads, tf32, testViews, network, outputGiven, force, communicator: null);
+    }
+
+    /// <summary>Every option checked before a folder is touched (or MPI started).</summary>
+    private static void CheckOptions(TrainSettings settings, int? epochs, int threads, int testViews, string? resumeFrom, bool force)
+    {
         if (force && resumeFrom is not null) throw new ArgumentException("--force starts over and --resume continues: give one of them.");
         if (!Evaluator.ViewCounts.Contains(testViews)) throw new ArgumentException($"--test-views {testViews}: use 1, 2 or 10.");
         if (threads < 0 || threads > CpuContext.MaxThreads)
             throw new ArgumentException($"--threads {threads}: must be in [0, {CpuContext.MaxThreads}] (0 = every processor; the most is four per logical processor or 64, whichever is larger).");
-        if (tf32 && deviceRequest == DeviceRequest.Cpu) throw new ArgumentException("--tf32 needs --device cuda or auto: the CPU backend computes in FP32.");
+        (settings with { Epochs = epochs ?? 1 }).Validate();
+    }
 
-        (settings with { Epochs = epochs ?? 1 }).Validate(); // every option checked before a folder is touched
+    private static MpiCommunicator StartMpi(TimeSpan timeout)
+    {
+        try
+        {
+            return MpiCommunicator.Start(timeout);
+        }
+        catch (MpiUnavailableException e)
+        {
+            throw new NotSupportedException($"--distributed: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// A rank other than 0: the same data, network and settings, trains its shard of every batch and writes nothing
+    /// (rank 0 evaluates, checkpoints and prints). A resume reads the same checkpoint path as rank 0, so on several
+    /// machines the output folder must be shared or copied to each.
+    /// </summary>
+    private static int RunFollower(TrainSettings settings, int? epochs, string? dataOption, string? resumeFrom, int threads, NetworkChoice network,
+        ICommunicator communicator)
+    {
+        LoadedData data = DataSources.Load(dataOption, network.Model.InputChannels, network.Model.InputHeight, network.Model.InputWidth);
+        if (data.Train.Count == 0) throw new InvalidDataException($"{data.Description}: the training set holds no images.");
+        bool fullSetRecipe = data.IsFullSet && epochs is null && settings.StepEpochs == 0;
+        settings = settings with
+        {
+            Epochs = epochs ?? (data.IsFullSet ? TrainCommand.FullSetEpochs : TrainCommand.SubsetEpochs),
+            StepEpochs = fullSetRecipe ? TrainCommand.FullSetLrStep : settings.StepEpochs,
+            OutputFolder = "",
+        };
+        settings.Validate();
+        using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
+        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, communicator: communicator);
+        if (resumeFrom is not null) trainer.Resume(resumeFrom);
+        else trainer.Start();
+        using var stop = new StopSignal();
+        while (trainer.CompletedEpochs < settings.Epochs)
+        {
+            EpochStatus result = trainer.TrainEpoch(cancel: stop.Token);
+            if (result == EpochStatus.Interrupted || trainer.StopAgreed) return ExitCodes.Interrupted;
+            if (result == EpochStatus.Diverged) return ExitCodes.Diverged;
+        }
+        return ExitCodes.Success;
+    }
+
+    private static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads, bool tf32, int testViews,
+        NetworkChoice network, bool outputGiven, bool force, ICommunicator? communicator)
+    {
+        CheckOptions(settings, epochs, threads, testViews, resumeFrom, force);
+        if (tf32 && deviceRequest == DeviceRequest.Cpu) throw new ArgumentException("--tf32 needs --device cuda or auto: the CPU backend computes in FP32.");
 
         // A fresh run never overwrites an earlier one: a default folder moves on to the next number, a named one needs --force.
         if (resumeFrom is null && !outputGiven)
@@ -175,13 +259,15 @@ internal static class TrainRun
         settings.Validate();
 
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
-        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, engine: choice.EngineFactory);
+        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, engine: choice.EngineFactory, communicator: communicator);
         string device = choice.Name == "cpu" ? $"cpu ({cpu?.Threads ?? CpuContext.Default.Threads} threads, {Environment.ProcessorCount} logical processors)" : trainer.Engine.Description;
+        if (communicator is not null) device += $", data-parallel over {communicator.Description}";
         if (resumeFrom is not null)
         {
             trainer.Resume(resumeFrom);
             foreach (string notice in trainer.ResumeNotices) AnsiConsole.MarkupLineInterpolated($"[yellow]{notice}[/]");
             AnsiConsole.MarkupLineInterpolated($"Resumed from [bold]{resumeFrom}[/]: {trainer.CompletedEpochs} epochs done, step {trainer.Step}, learning rate {trainer.CurrentLearningRate:G3}.");
+            // Every rank sees the same count and returns here, so none is left waiting.
             if (trainer.CompletedEpochs >= settings.Epochs)
             {
                 AnsiConsole.MarkupLineInterpolated($"[yellow]Already trained {trainer.CompletedEpochs} epochs; pass --epochs with a larger total to continue.[/]");
@@ -196,21 +282,8 @@ internal static class TrainRun
         }
         PrintHeader(trainer, device);
 
-        using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            if (cancel.IsCancellationRequested) return; // a second Ctrl+C ends the process at once
-            e.Cancel = true;
-            cancel.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        // SIGTERM (e.g. a container or job scheduler stopping the run) is handled like Ctrl+C.
-        using PosixSignalRegistration? onTerminate = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
-        {
-            if (cancel.IsCancellationRequested) return;
-            context.Cancel = true;
-            cancel.Cancel();
-        });
+        using var stop = new StopSignal();
+        CancellationTokenSource cancel = stop.Source;
         string status = "completed";
         int exitCode = ExitCodes.Success;
         try
@@ -218,9 +291,12 @@ internal static class TrainRun
             while (trainer.CompletedEpochs < settings.Epochs)
             {
                 EpochStatus result = RunEpochWithProgress(trainer, cancel.Token);
-                if (result == EpochStatus.Interrupted)
+                // A data-parallel job that agreed to stop on an epoch's last batch finishes that epoch first.
+                bool stoppedAtEpochEnd = result == EpochStatus.Completed && trainer.StopAgreed;
+                if (result == EpochStatus.Interrupted || stoppedAtEpochEnd)
                 {
                     trainer.SaveCheckpoint();
+                    if (stoppedAtEpochEnd) PrintEpochLine(trainer);
                     AnsiConsole.MarkupLineInterpolated($"[yellow]Interrupted.[/] Saved the current state to [bold]{trainer.LastCheckpointPath}[/]; continue with [bold]train{(network == NetworkChoice.Default ? "" : " --network " + network.OptionName)} --resume --output {settings.OutputFolder}[/].");
                     status = "interrupted";
                     exitCode = ExitCodes.Interrupted;
@@ -242,7 +318,7 @@ internal static class TrainRun
         }
         finally
         {
-            Console.CancelKeyPress -= onCancel;
+            stop.Dispose();
         }
         if (status == "completed" && testViews > 1 && trainer.History.Count > 0)
         {
@@ -365,5 +441,44 @@ internal static class TrainRun
         files.AddRange(plots.Select(Path.GetFileName)!);
         foreach (string file in files.Where(f => File.Exists(Path.Combine(s.OutputFolder, f))))
             AnsiConsole.MarkupLineInterpolated($"  {file}");
+    }
+}
+
+/// <summary>
+/// Ctrl+C and SIGTERM (a container or job scheduler stopping the run; mpirun forwards both to every rank) cancel
+/// <see cref="Token"/>, so training stops between two steps and saves; a second Ctrl+C ends the process at once.
+/// </summary>
+internal sealed class StopSignal : IDisposable
+{
+    private readonly ConsoleCancelEventHandler _onCancel;
+    private readonly PosixSignalRegistration? _onTerminate;
+    private bool _disposed;
+
+    public StopSignal()
+    {
+        _onCancel = (_, e) =>
+        {
+            if (Source.IsCancellationRequested) return; // a second Ctrl+C ends the process at once
+            e.Cancel = true;
+            Source.Cancel();
+        };
+        Console.CancelKeyPress += _onCancel;
+        _onTerminate = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            if (Source.IsCancellationRequested) return;
+            context.Cancel = true;
+            Source.Cancel();
+        });
+    }
+
+    public CancellationTokenSource Source { get; } = new();
+    public CancellationToken Token => Source.Token;
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Console.CancelKeyPress -= _onCancel;
+        _onTerminate?.Dispose();
     }
 }

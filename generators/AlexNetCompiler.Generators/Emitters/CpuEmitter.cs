@@ -257,7 +257,7 @@ internal static partial class CpuEmitter
         w.WriteComment("Networks sharing a CpuContext (e.g. the default one) take turns: kernels use its thread-0 scratch.");
         w.WriteLine("lock (_cpu.PassLock)");
         w.WriteLine("{");
-        w.WriteLine("    RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0);");
+        w.WriteLine("    RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0, dropoutFirstSample: 0);");
         w.WriteLine("    Logits.CopyTo(logits);");
         w.WriteLine("}");
         w.Indent--;
@@ -266,7 +266,11 @@ internal static partial class CpuEmitter
 
         w.WriteSummary("Forward through every layer. training keeps what backward needs (LRN scale, pool argmax).");
         w.WriteParenthesized("private void RunForward",
-            new[] { "global::System.ReadOnlySpan<float> input", "int batch", "bool training", "bool dropout", "ulong dropoutSeed" }, "");
+            new[]
+            {
+                "global::System.ReadOnlySpan<float> input", "int batch", "bool training", "bool dropout", "ulong dropoutSeed",
+                "long dropoutFirstSample",
+            }, "");
         w.WriteLine("{");
         w.Indent++;
         w.WriteLine("_lastBatch = batch;");
@@ -341,16 +345,35 @@ internal static partial class CpuEmitter
             "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch", "ulong? dropoutSeed",
         }, "");
         w.WriteLine("{");
+        w.WriteLine("    return ForwardBackward(input, labels, batch, dropoutSeed, dropoutFirstSample: 0);");
+        w.WriteLine("}");
+        w.WriteLine();
+
+        w.WriteLine("/// <summary>");
+        w.WriteLine("/// ForwardBackward over a shard of a larger batch, starting at its sample dropoutFirstSample:");
+        w.WriteLine("/// the dropout masks are the larger batch's for these samples (data-parallel shards).");
+        w.WriteLine("/// </summary>");
+        w.WriteParenthesized("public float ForwardBackward", new[]
+        {
+            "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch", "ulong? dropoutSeed",
+            "long dropoutFirstSample",
+        }, "");
+        w.WriteLine("{");
         w.Indent++;
         w.WriteLine("CheckBatch(input, batch);");
         w.WriteLine("CheckLabels(labels, batch);");
+        w.WriteLine("global::System.ArgumentOutOfRangeException.ThrowIfNegative(dropoutFirstSample);");
         w.WriteLine("lock (_cpu.PassLock)");
         w.WriteLine("{");
         w.Indent++;
-        w.WriteParenthesized("RunForward",
-            new[] { "input", "batch", "training: true", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()" }, ";");
-        w.WriteParenthesized("return RunBackward",
-            new[] { "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()" }, ";");
+        w.WriteParenthesized("RunForward", new[]
+        {
+            "input", "batch", "training: true", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample",
+        }, ";");
+        w.WriteParenthesized("return RunBackward", new[]
+        {
+            "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample",
+        }, ";");
         w.Indent--;
         w.WriteLine("}");
         w.Indent--;
@@ -360,7 +383,7 @@ internal static partial class CpuEmitter
         w.WriteParenthesized("private float RunBackward", new[]
         {
             "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch", "bool dropout",
-            "ulong dropoutSeed",
+            "ulong dropoutSeed", "long dropoutFirstSample",
         }, "");
         w.WriteLine("{");
         w.Indent++;
@@ -477,7 +500,11 @@ internal static partial class CpuEmitter
         w.WriteLine("if (dropout)");
         w.WriteLine("{");
         w.Indent++;
-        w.WriteParenthesized($"{Kernels}DropoutKernels.{pass}", new[] { $"p: {Float(l.DropoutP)}", $"seed: {DropoutSeed(l)}", first, second }, ";");
+        // A shard's element i is element (firstSample * sample length + i) of the whole batch.
+        w.WriteParenthesized($"{Kernels}DropoutKernels.{pass}", new[]
+        {
+            $"p: {Float(l.DropoutP)}", $"seed: {DropoutSeed(l)}", first, second, $"firstIndex: dropoutFirstSample * {l.Output.Length}L",
+        }, ";");
         w.Indent--;
         w.WriteLine("}");
         w.WriteLine("else");

@@ -26,31 +26,35 @@ public static class DropoutKernels
     public static bool Keep(float p, ulong seed, long index) =>
         (Hash(seed, index) >> (64 - ThresholdBits)) >= DropThreshold(p);
 
-    /// <summary>output[i] = Keep(p, seed, i) ? input[i] * (1 / (1 - p)) : 0; the specification, one element at a time.</summary>
-    public static void ForwardReference(float p, ulong seed, ReadOnlySpan<float> input, Span<float> output)
+    /// <summary>
+    /// output[i] = Keep(p, seed, firstIndex + i) ? input[i] * (1 / (1 - p)) : 0; the specification, one element at a time.
+    /// <paramref name="firstIndex"/> is where the spans start in a larger tensor (a data-parallel shard of a batch), so a
+    /// shard draws the mask that the whole batch draws for its elements.
+    /// </summary>
+    public static void ForwardReference(float p, ulong seed, ReadOnlySpan<float> input, Span<float> output, long firstIndex = 0)
     {
-        ThrowIfInvalid(p, input.Length, output.Length, "input", "output");
+        ThrowIfInvalid(p, input.Length, output.Length, "input", "output", firstIndex);
         float scale = p >= 1f ? 0f : 1f / (1f - p); // p = 1 drops everything; 1/(1-p) would be infinite
         for (int i = 0; i < input.Length; i++)
-            output[i] = Keep(p, seed, i) ? input[i] * scale : 0f;
+            output[i] = Keep(p, seed, firstIndex + i) ? input[i] * scale : 0f;
     }
 
-    /// <summary>dInput[i] = Keep(p, seed, i) ? dOutput[i] * (1 / (1 - p)) : 0: the forward mask, recomputed.</summary>
-    public static void BackwardReference(float p, ulong seed, ReadOnlySpan<float> dOutput, Span<float> dInput) =>
-        ForwardReference(p, seed, dOutput, dInput);
+    /// <summary>dInput[i] = Keep(p, seed, firstIndex + i) ? dOutput[i] * (1 / (1 - p)) : 0: the forward mask, recomputed.</summary>
+    public static void BackwardReference(float p, ulong seed, ReadOnlySpan<float> dOutput, Span<float> dInput, long firstIndex = 0) =>
+        ForwardReference(p, seed, dOutput, dInput, firstIndex);
 
     /// <summary>ForwardReference, eight or sixteen hashes at a time.</summary>
-    public static void Forward(float p, ulong seed, ReadOnlySpan<float> input, Span<float> output)
+    public static void Forward(float p, ulong seed, ReadOnlySpan<float> input, Span<float> output, long firstIndex = 0)
     {
-        ThrowIfInvalid(p, input.Length, output.Length, "input", "output");
-        ApplyMask(p, seed, input, output);
+        ThrowIfInvalid(p, input.Length, output.Length, "input", "output", firstIndex);
+        ApplyMask(p, seed, input, output, firstIndex);
     }
 
     /// <summary>BackwardReference, vectorised (the same mask as Forward).</summary>
-    public static void Backward(float p, ulong seed, ReadOnlySpan<float> dOutput, Span<float> dInput)
+    public static void Backward(float p, ulong seed, ReadOnlySpan<float> dOutput, Span<float> dInput, long firstIndex = 0)
     {
-        ThrowIfInvalid(p, dOutput.Length, dInput.Length, "dOutput", "dInput");
-        ApplyMask(p, seed, dOutput, dInput);
+        ThrowIfInvalid(p, dOutput.Length, dInput.Length, "dOutput", "dInput", firstIndex);
+        ApplyMask(p, seed, dOutput, dInput, firstIndex);
     }
 
     /// <summary>The number of the 2^24 hash buckets that are dropped: round(p * 2^24).</summary>
@@ -73,7 +77,7 @@ public static class DropoutKernels
         return z ^ (z >> 31);
     }
 
-    private static void ApplyMask(float p, ulong seed, ReadOnlySpan<float> source, Span<float> destination)
+    private static void ApplyMask(float p, ulong seed, ReadOnlySpan<float> source, Span<float> destination, long firstIndex)
     {
         if (p >= 1f)
         {
@@ -83,6 +87,7 @@ public static class DropoutKernels
         float scale = 1f / (1f - p);
         ulong threshold = DropThreshold(p);
         ulong seedMix = Mix(seed + 0x9E3779B97F4A7C15UL);
+        ulong offset = (ulong)firstIndex;
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
@@ -95,7 +100,7 @@ public static class DropoutKernels
             var lanes = Vector512.Create(0UL, 1, 2, 3, 4, 5, 6, 7);
             for (; i <= source.Length - 16; i += 16)
             {
-                var low = Vector512.Create((ulong)i) + lanes;
+                var low = Vector512.Create(offset + (ulong)i) + lanes;
                 var high = low + Vector512.Create(8UL);
                 var keepLow = Vector512.GreaterThanOrEqual(Vector512.ShiftRightLogical(Mix(seedVector + low * golden), 64 - ThresholdBits), thresholdVector);
                 var keepHigh = Vector512.GreaterThanOrEqual(Vector512.ShiftRightLogical(Mix(seedVector + high * golden), 64 - ThresholdBits), thresholdVector);
@@ -107,8 +112,8 @@ public static class DropoutKernels
         }
         for (; i < source.Length; i++)
         {
-            // Same as Keep(p, seed, i), with the seed's mix hoisted out of the loop.
-            ulong hash = Mix(seedMix + (ulong)i * 0x9E3779B97F4A7C15UL);
+            // Same as Keep(p, seed, firstIndex + i), with the seed's mix hoisted out of the loop.
+            ulong hash = Mix(seedMix + (offset + (ulong)i) * 0x9E3779B97F4A7C15UL);
             destination[i] = (hash >> (64 - ThresholdBits)) >= threshold ? source[i] * scale : 0f;
         }
     }
@@ -121,8 +126,9 @@ public static class DropoutKernels
         return z ^ Vector512.ShiftRightLogical(z, 31);
     }
 
-    private static void ThrowIfInvalid(float p, int sourceLength, int destinationLength, string sourceName, string destinationName)
+    private static void ThrowIfInvalid(float p, int sourceLength, int destinationLength, string sourceName, string destinationName, long firstIndex)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(firstIndex);
         if (!(p >= 0f && p <= 1f))
             throw new ArgumentOutOfRangeException(nameof(p), p, "Dropout: the drop probability must be in [0, 1].");
         if (sourceLength != destinationLength)

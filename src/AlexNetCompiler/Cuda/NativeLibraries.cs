@@ -13,6 +13,8 @@ internal static class NativeLibraries
 {
     internal const string Cuda = "alexnet-cuda-driver";
     internal const string Nvrtc = "alexnet-nvrtc";
+    /// <summary>Open MPI's C library (Distributed/MpiApi.cs); ALEXNET_MPI_PATH names another file.</summary>
+    internal const string Mpi = "alexnet-mpi";
     /// <summary>The C library the process already runs on (glibc or musl), found through the main program's symbols.</summary>
     internal const string Libc = "alexnet-libc";
 
@@ -56,6 +58,7 @@ internal static class NativeLibraries
     {
         if (libraryName == Cuda) return TryLoad(Cuda, out IntPtr h, out _) ? h : IntPtr.Zero;
         if (libraryName == Nvrtc) return TryLoad(Nvrtc, out IntPtr h, out _) ? h : IntPtr.Zero;
+        if (libraryName == Mpi) return TryLoad(Mpi, out IntPtr h, out _) ? h : IntPtr.Zero;
         // dlopen(NULL): its symbols include those of the C library every .NET process (CoreCLR or NativeAOT) links,
         // whatever its file is called (libc.so.6, ld-musl-*.so.1).
         if (libraryName == Libc) return NativeLibrary.GetMainProgramHandle();
@@ -80,6 +83,13 @@ internal static class NativeLibraries
 
     private static (IntPtr, string?) Load(string logicalName)
     {
+        if (logicalName == Mpi)
+        {
+            // libmpi.so.40 is the soname of Open MPI 3.x and 4.x (Debian 12: openmpi-bin 4.1.4).
+            string? mpiPath = Environment.GetEnvironmentVariable("ALEXNET_MPI_PATH");
+            return LoadFirst(mpiPath is { Length: > 0 } ? [mpiPath] : ["libmpi.so.40", "libmpi.so"],
+                "Open MPI's libmpi (install openmpi-bin, or set ALEXNET_MPI_PATH)");
+        }
         bool isCuda = logicalName == Cuda;
         string? overridePath = Environment.GetEnvironmentVariable(isCuda ? "ALEXNET_CUDA_PATH" : "ALEXNET_NVRTC_PATH");
         string[] candidates = overridePath is { Length: > 0 } ? [overridePath] : isCuda ? CudaCandidates : NvrtcCandidates();

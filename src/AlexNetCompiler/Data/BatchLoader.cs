@@ -19,6 +19,10 @@ public sealed class Batch
     public int Count { get; internal set; }
     /// <summary>Position of this batch in its epoch, from 0.</summary>
     public int Number { get; internal set; }
+    /// <summary>Where these samples start in the whole batch: 0 unless the loader gives one shard of each batch.</summary>
+    public int FirstSample { get; internal set; }
+    /// <summary>Samples in the whole batch, of which this holds <see cref="Count"/> from <see cref="FirstSample"/> on.</summary>
+    public int BatchCount { get; internal set; }
 
     public ReadOnlySpan<float> ImageSpan => Images.AsSpan(0, Count * SampleLength);
     public ReadOnlySpan<int> LabelSpan => Labels.AsSpan(0, Count);
@@ -32,7 +36,9 @@ public sealed class Batch
 ///
 /// Determinism: the epoch's order is a pure function of (seed, epoch) and each sample's augmentation a pure
 /// function of (seed, epoch, dataset index), so a run resumed at epoch k sees exactly the batches an
-/// uninterrupted run would.
+/// uninterrupted run would. A sharded loader (one rank of a data-parallel job) prepares only its rank's samples of
+/// each batch (<see cref="Distributed.DataParallelEngine.Shard"/>); they are prepared exactly as an unsharded loader
+/// prepares them, since the augmentation depends on the dataset index, not on the position in the batch.
 /// </summary>
 public sealed class BatchLoader : IDisposable
 {
@@ -54,8 +60,14 @@ public sealed class BatchLoader : IDisposable
     private int _outstanding;
     private bool _inEpoch, _disposed;
 
-    public BatchLoader(Dataset data, int batchSize, Normalization normalization, Augmenter? augmenter = null, bool shuffle = false, ulong seed = 0)
+    /// <param name="shardRank">This rank, 0 to <paramref name="shardCount"/> - 1, when each batch is split over ranks.</param>
+    /// <param name="shardCount">Ranks sharing each batch; 1 (the default) prepares whole batches.</param>
+    public BatchLoader(Dataset data, int batchSize, Normalization normalization, Augmenter? augmenter = null, bool shuffle = false, ulong seed = 0,
+        int shardRank = 0, int shardCount = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(shardCount, 1);
+        if (shardRank < 0 || shardRank >= shardCount)
+            throw new ArgumentOutOfRangeException(nameof(shardRank), shardRank, $"The shard rank must be in [0, {shardCount}).");
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(normalization);
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size {batchSize} must be positive.");
@@ -69,7 +81,10 @@ public sealed class BatchLoader : IDisposable
         BatchSize = batchSize;
         Shuffle = shuffle;
         Seed = seed;
-        _buffers = [new Batch(batchSize, data.SampleLength), new Batch(batchSize, data.SampleLength)];
+        ShardRank = shardRank;
+        ShardCount = shardCount;
+        int capacity = (batchSize + shardCount - 1) / shardCount; // the largest shard
+        _buffers = [new Batch(capacity, data.SampleLength), new Batch(capacity, data.SampleLength)];
         _scratch = new float[data.SampleLength];
         _order = new int[data.Count];
         _worker = new Thread(WorkerLoop) { IsBackground = true, Name = "BatchLoader" };
@@ -80,6 +95,8 @@ public sealed class BatchLoader : IDisposable
     public int BatchSize { get; }
     public bool Shuffle { get; }
     public ulong Seed { get; }
+    public int ShardRank { get; }
+    public int ShardCount { get; }
 
     /// <summary>Batches per epoch; the last one holds the remainder and may be smaller.</summary>
     public int BatchesPerEpoch => (_data.Count + BatchSize - 1) / BatchSize;
@@ -131,7 +148,7 @@ public sealed class BatchLoader : IDisposable
     }
 
     /// <summary>A batch buffer of this loader's capacity (for PrepareBatch).</summary>
-    public Batch CreateBatch() => new(BatchSize, _data.SampleLength);
+    public Batch CreateBatch() => new((BatchSize + ShardCount - 1) / ShardCount, _data.SampleLength);
 
     private void FillOrder(int epoch)
     {
@@ -145,12 +162,13 @@ public sealed class BatchLoader : IDisposable
 
     private void Fill(Batch batch, int epoch, int number, float[] scratch)
     {
-        int start = number * BatchSize;
-        int count = Math.Min(BatchSize, _data.Count - start);
+        int batchStart = number * BatchSize;
+        int batchCount = Math.Min(BatchSize, _data.Count - batchStart);
+        (int first, int count) = Distributed.DataParallelEngine.Shard(batchCount, ShardRank, ShardCount);
         int length = _data.SampleLength;
         for (int i = 0; i < count; i++)
         {
-            int index = _order[start + i];
+            int index = _order[batchStart + first + i];
             Span<float> sample = batch.Images.AsSpan(i * length, length);
             _data.Image(index).CopyTo(sample);
             if (_augmenter is not null)
@@ -164,6 +182,8 @@ public sealed class BatchLoader : IDisposable
         }
         batch.Count = count;
         batch.Number = number;
+        batch.FirstSample = first;
+        batch.BatchCount = batchCount;
     }
 
     private void Request(Batch target, int epoch, int number)

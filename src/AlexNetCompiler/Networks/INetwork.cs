@@ -33,6 +33,17 @@ public interface INetwork
     /// </summary>
     float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed);
 
+    /// <summary>
+    /// <see cref="ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?)"/> over a shard of a larger batch
+    /// that starts at sample <paramref name="dropoutFirstSample"/> of it: the dropout masks are those the larger batch
+    /// draws for these samples, so data-parallel shards together compute what one process computes over the whole batch.
+    /// Generated CPU networks implement it; elsewhere only a shard at sample 0 (or no dropout) is supported.
+    /// </summary>
+    float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed, long dropoutFirstSample) =>
+        dropoutFirstSample == 0 || dropoutSeed is null
+            ? ForwardBackward(input, labels, batch, dropoutSeed)
+            : throw new NotSupportedException($"{Descriptor.Name} on this device cannot draw the dropout masks of a batch shard (first sample {dropoutFirstSample}); data-parallel training with dropout needs the generated CPU network.");
+
     /// <summary>One SGD step: <see cref="ForwardBackward"/>, then the optimizer's update of Parameters. Returns the mean loss.</summary>
     float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Training.Sgd optimizer, ulong? dropoutSeed)
     {

@@ -279,7 +279,7 @@ namespace FashionMnist
             // Networks sharing a CpuContext (e.g. the default one) take turns: kernels use its thread-0 scratch.
             lock (_cpu.PassLock)
             {
-                RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0);
+                RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0, dropoutFirstSample: 0);
                 Logits.CopyTo(logits);
             }
         }
@@ -290,7 +290,8 @@ namespace FashionMnist
             int batch,
             bool training,
             bool dropout,
-            ulong dropoutSeed)
+            ulong dropoutSeed,
+            long dropoutFirstSample)
         {
             _lastBatch = batch;
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
@@ -421,7 +422,8 @@ namespace FashionMnist
                     p: 0.5f,
                     seed: unchecked(dropoutSeed + 15UL * 0x9E3779B97F4A7C15UL),
                     input: pool3Output,
-                    output: dropout1Output);
+                    output: dropout1Output,
+                    firstIndex: dropoutFirstSample * 576L);
             }
             else
             {
@@ -447,7 +449,8 @@ namespace FashionMnist
                     p: 0.5f,
                     seed: unchecked(dropoutSeed + 18UL * 0x9E3779B97F4A7C15UL),
                     input: dense1Output,
-                    output: dropout2Output);
+                    output: dropout2Output,
+                    firstIndex: dropoutFirstSample * 512L);
             }
             else
             {
@@ -489,8 +492,23 @@ namespace FashionMnist
             int batch,
             ulong? dropoutSeed)
         {
+            return ForwardBackward(input, labels, batch, dropoutSeed, dropoutFirstSample: 0);
+        }
+
+        /// <summary>
+        /// ForwardBackward over a shard of a larger batch, starting at its sample dropoutFirstSample:
+        /// the dropout masks are the larger batch's for these samples (data-parallel shards).
+        /// </summary>
+        public float ForwardBackward(
+            global::System.ReadOnlySpan<float> input,
+            global::System.ReadOnlySpan<int> labels,
+            int batch,
+            ulong? dropoutSeed,
+            long dropoutFirstSample)
+        {
             CheckBatch(input, batch);
             CheckLabels(labels, batch);
+            global::System.ArgumentOutOfRangeException.ThrowIfNegative(dropoutFirstSample);
             lock (_cpu.PassLock)
             {
                 RunForward(
@@ -498,13 +516,15 @@ namespace FashionMnist
                     batch,
                     training: true,
                     dropout: dropoutSeed.HasValue,
-                    dropoutSeed.GetValueOrDefault());
+                    dropoutSeed.GetValueOrDefault(),
+                    dropoutFirstSample);
                 return RunBackward(
                     input,
                     labels,
                     batch,
                     dropout: dropoutSeed.HasValue,
-                    dropoutSeed.GetValueOrDefault());
+                    dropoutSeed.GetValueOrDefault(),
+                    dropoutFirstSample);
             }
         }
 
@@ -513,7 +533,8 @@ namespace FashionMnist
             global::System.ReadOnlySpan<int> labels,
             int batch,
             bool dropout,
-            ulong dropoutSeed)
+            ulong dropoutSeed,
+            long dropoutFirstSample)
         {
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
             global::System.Span<float> lrn1Output = Slice(_lrn1Output, batch * Lrn1OutputLength);
@@ -593,7 +614,8 @@ namespace FashionMnist
                     p: 0.5f,
                     seed: unchecked(dropoutSeed + 18UL * 0x9E3779B97F4A7C15UL),
                     dOutput: gradient,
-                    dInput: dropout2InputGradient);
+                    dInput: dropout2InputGradient,
+                    firstIndex: dropoutFirstSample * 512L);
             }
             else
             {
@@ -626,7 +648,8 @@ namespace FashionMnist
                     p: 0.5f,
                     seed: unchecked(dropoutSeed + 15UL * 0x9E3779B97F4A7C15UL),
                     dOutput: gradient,
-                    dInput: dropout1InputGradient);
+                    dInput: dropout1InputGradient,
+                    firstIndex: dropoutFirstSample * 576L);
             }
             else
             {

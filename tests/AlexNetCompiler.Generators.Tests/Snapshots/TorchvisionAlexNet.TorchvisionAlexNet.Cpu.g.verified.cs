@@ -265,7 +265,7 @@ namespace TorchvisionAlexNet
             // Networks sharing a CpuContext (e.g. the default one) take turns: kernels use its thread-0 scratch.
             lock (_cpu.PassLock)
             {
-                RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0);
+                RunForward(input, batch, training: false, dropout: false, dropoutSeed: 0, dropoutFirstSample: 0);
                 Logits.CopyTo(logits);
             }
         }
@@ -276,7 +276,8 @@ namespace TorchvisionAlexNet
             int batch,
             bool training,
             bool dropout,
-            ulong dropoutSeed)
+            ulong dropoutSeed,
+            long dropoutFirstSample)
         {
             _lastBatch = batch;
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
@@ -387,7 +388,8 @@ namespace TorchvisionAlexNet
                     p: 0.5f,
                     seed: unchecked(dropoutSeed + 14UL * 0x9E3779B97F4A7C15UL),
                     input: pool3Output,
-                    output: dropout1Output);
+                    output: dropout1Output,
+                    firstIndex: dropoutFirstSample * 9216L);
             }
             else
             {
@@ -413,7 +415,8 @@ namespace TorchvisionAlexNet
                     p: 0.5f,
                     seed: unchecked(dropoutSeed + 17UL * 0x9E3779B97F4A7C15UL),
                     input: dense1Output,
-                    output: dropout2Output);
+                    output: dropout2Output,
+                    firstIndex: dropoutFirstSample * 4096L);
             }
             else
             {
@@ -455,8 +458,23 @@ namespace TorchvisionAlexNet
             int batch,
             ulong? dropoutSeed)
         {
+            return ForwardBackward(input, labels, batch, dropoutSeed, dropoutFirstSample: 0);
+        }
+
+        /// <summary>
+        /// ForwardBackward over a shard of a larger batch, starting at its sample dropoutFirstSample:
+        /// the dropout masks are the larger batch's for these samples (data-parallel shards).
+        /// </summary>
+        public float ForwardBackward(
+            global::System.ReadOnlySpan<float> input,
+            global::System.ReadOnlySpan<int> labels,
+            int batch,
+            ulong? dropoutSeed,
+            long dropoutFirstSample)
+        {
             CheckBatch(input, batch);
             CheckLabels(labels, batch);
+            global::System.ArgumentOutOfRangeException.ThrowIfNegative(dropoutFirstSample);
             lock (_cpu.PassLock)
             {
                 RunForward(
@@ -464,13 +482,15 @@ namespace TorchvisionAlexNet
                     batch,
                     training: true,
                     dropout: dropoutSeed.HasValue,
-                    dropoutSeed.GetValueOrDefault());
+                    dropoutSeed.GetValueOrDefault(),
+                    dropoutFirstSample);
                 return RunBackward(
                     input,
                     labels,
                     batch,
                     dropout: dropoutSeed.HasValue,
-                    dropoutSeed.GetValueOrDefault());
+                    dropoutSeed.GetValueOrDefault(),
+                    dropoutFirstSample);
             }
         }
 
@@ -479,7 +499,8 @@ namespace TorchvisionAlexNet
             global::System.ReadOnlySpan<int> labels,
             int batch,
             bool dropout,
-            ulong dropoutSeed)
+            ulong dropoutSeed,
+            long dropoutFirstSample)
         {
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
             global::System.Span<float> pool1Output = Slice(_pool1Output, batch * Pool1OutputLength);
@@ -555,7 +576,8 @@ namespace TorchvisionAlexNet
                     p: 0.5f,
                     seed: unchecked(dropoutSeed + 17UL * 0x9E3779B97F4A7C15UL),
                     dOutput: gradient,
-                    dInput: dropout2InputGradient);
+                    dInput: dropout2InputGradient,
+                    firstIndex: dropoutFirstSample * 4096L);
             }
             else
             {
@@ -588,7 +610,8 @@ namespace TorchvisionAlexNet
                     p: 0.5f,
                     seed: unchecked(dropoutSeed + 14UL * 0x9E3779B97F4A7C15UL),
                     dOutput: gradient,
-                    dInput: dropout1InputGradient);
+                    dInput: dropout1InputGradient,
+                    firstIndex: dropoutFirstSample * 9216L);
             }
             else
             {

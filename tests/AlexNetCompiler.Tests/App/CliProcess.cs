@@ -73,6 +73,59 @@ public sealed partial class CliProcess : IDisposable
             start.ArgumentList.Add(DotnetHost);
             foreach (var (name, value) in user.Environment) start.Environment[name] = value;
         }
+        return Launch(start, appDll, arguments);
+    }
+
+    /// <summary>
+    /// Starts <c>mpirun -np ranks ... dotnet alexnet-fashion.dll arguments...</c> (Open MPI): the process is mpirun, whose
+    /// children are the ranks (<see cref="RankProcessIds"/>). Oversubscribed and unbound, so that two ranks start on any
+    /// machine; allowed to run as root, as CI does (Open MPI refuses that unless told).
+    /// </summary>
+    public static CliProcess StartMpi(int ranks, IEnumerable<string> arguments)
+    {
+        string appDll = Path.Combine(AppFolder, "alexnet-fashion.dll");
+        var start = new ProcessStartInfo
+        {
+            FileName = "mpirun",
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetTempPath(),
+        };
+        foreach (string a in new[] { "-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--oversubscribe", "--bind-to", "none", DotnetHost })
+            start.ArgumentList.Add(a);
+        start.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
+        start.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
+        return Launch(start, appDll, arguments);
+    }
+
+    /// <summary>The process ids of an mpirun's ranks by rank (read from each child's OMPI_COMM_WORLD_RANK); empty entries until started.</summary>
+    public Dictionary<int, int> RankProcessIds()
+    {
+        var ranks = new Dictionary<int, int>();
+        foreach (string task in Directory.GetDirectories($"/proc/{Id}/task"))
+        {
+            string childrenFile = Path.Combine(task, "children");
+            if (!File.Exists(childrenFile)) continue;
+            foreach (string child in File.ReadAllText(childrenFile).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            {
+                try
+                {
+                    string environment = File.ReadAllText($"/proc/{child}/environ");
+                    string? rank = environment.Split('\0').FirstOrDefault(v => v.StartsWith("OMPI_COMM_WORLD_RANK=", StringComparison.Ordinal));
+                    if (rank is not null) ranks[int.Parse(rank["OMPI_COMM_WORLD_RANK=".Length..], System.Globalization.CultureInfo.InvariantCulture)] = int.Parse(child, System.Globalization.CultureInfo.InvariantCulture);
+                }
+                catch (IOException) { } // the child has just exited
+                catch (UnauthorizedAccessException) { }
+            }
+        }
+        return ranks;
+    }
+
+    private static CliProcess Launch(ProcessStartInfo start, string appDll, IEnumerable<string> arguments)
+    {
+        if (!File.Exists(appDll)) throw new FileNotFoundException($"{appDll} is missing: the test project references examples/FashionMnist, whose build output should be copied here.", appDll);
         start.ArgumentList.Add(appDll);
         foreach (string a in arguments) start.ArgumentList.Add(a);
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
@@ -132,6 +185,8 @@ public sealed partial class CliProcess : IDisposable
     {
         if (!_process.HasExited)
         {
+            // mpirun's ranks first: killed with SIGKILL, mpirun could not end them.
+            foreach (int rank in RankProcessIds().Values) Signal(rank, SigKill);
             Signal(SigKill); // also ends a stopped process
             _process.WaitForExit(HangGuard);
         }

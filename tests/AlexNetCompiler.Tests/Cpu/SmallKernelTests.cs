@@ -74,6 +74,29 @@ public sealed class SmallKernelTests
         Assert.Equal(reference, fast);
     }
 
+    [Theory]
+    [InlineData(0, 0.5f)]
+    [InlineData(3, 0.5f)]
+    [InlineData(1000, 0.25f)]
+    public void DropoutShardAtAnOffsetDrawsTheWholeTensorsMaskForItsElements(int firstIndex, float p)
+    {
+        // A data-parallel shard starting at element firstIndex of a batch must keep and scale exactly what the
+        // whole batch does there: bit-identical, in the fast kernel (vector body and scalar tail) and the reference.
+        const int shardLength = 37, wholeLength = 1100;
+        float[] whole = Random(wholeLength, 11);
+        var wholeOutput = new float[wholeLength];
+        DropoutKernels.ForwardReference(p, 5, whole, wholeOutput);
+        float[] shard = whole.AsSpan(firstIndex, shardLength).ToArray();
+        float[] fast = new float[shardLength], reference = new float[shardLength];
+        DropoutKernels.Forward(p, 5, shard, fast, firstIndex);
+        DropoutKernels.ForwardReference(p, 5, shard, reference, firstIndex);
+        Assert.Equal(wholeOutput.AsSpan(firstIndex, shardLength).ToArray(), fast);
+        Assert.Equal(wholeOutput.AsSpan(firstIndex, shardLength).ToArray(), reference);
+        DropoutKernels.Backward(p, 5, shard, fast, firstIndex);
+        Assert.Equal(wholeOutput.AsSpan(firstIndex, shardLength).ToArray(), fast);
+        Assert.Throws<ArgumentOutOfRangeException>(() => DropoutKernels.Forward(p, 5, shard, fast, firstIndex: -1));
+    }
+
     [Fact]
     public void DropoutBackwardRecomputesTheForwardMask()
     {

@@ -1,0 +1,144 @@
+using AlexNetCompiler.Cpu;
+using AlexNetCompiler.Distributed;
+using AlexNetCompiler.Training;
+using FashionMnist;
+
+namespace AlexNetCompiler.Tests.Distributed;
+
+public sealed class DataParallelEngineTests
+{
+    private const int SampleLength = FashionNet.InputChannels * FashionNet.InputHeight * FashionNet.InputWidth;
+    private static readonly TimeSpan Patient = TimeSpan.FromMinutes(2);
+
+    private static (float[] Images, int[] Labels) RandomBatches(int steps, int batch, int seed)
+    {
+        var random = new Random(seed);
+        float[] images = new float[steps * batch * SampleLength];
+        for (int i = 0; i < images.Length; i++) images[i] = (float)(random.NextDouble() * 2 - 1);
+        int[] labels = new int[steps * batch];
+        for (int i = 0; i < labels.Length; i++) labels[i] = random.Next(FashionNet.ClassCount);
+        return (images, labels);
+    }
+
+    private static ulong DropoutSeed(int step) => 1000UL + (ulong)step;
+
+    private static SgdOptions Options => new(LearningRate: 0.02f, Momentum: 0.9f, WeightDecay: 5e-4f);
+
+    /// <summary>One process over whole batches: the reference the ranks must reproduce.</summary>
+    private static (float[] Parameters, float[] Losses) OneProcess(int steps, int batch, float[] images, int[] labels)
+    {
+        using var cpu = new CpuContext(1);
+        var net = new FashionNet(batch, cpu);
+        Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, seed: 7);
+        var sgd = new Sgd(net.Parameters.Length, Options, cpu);
+        var losses = new float[steps];
+        for (int s = 0; s < steps; s++)
+        {
+            losses[s] = net.ForwardBackward(images.AsSpan(s * batch * SampleLength, batch * SampleLength), labels.AsSpan(s * batch, batch), batch, DropoutSeed(s));
+            sgd.Step(net.Parameters, net.Gradients);
+        }
+        return (net.Parameters, losses);
+    }
+
+    private static (float[][] Parameters, float[] Losses, long[] Correct) Ranks(int size, int steps, int batch, float[] images, int[] labels)
+    {
+        InProcessCommunicator[] ranks = InProcessCommunicator.CreateGroup(size, Patient);
+        var parameters = new float[size][];
+        var losses = new float[steps];
+        var correct = new long[steps];
+        InProcessCommunicatorTests.OnEveryRank(ranks, c =>
+        {
+            using var cpu = new CpuContext(1);
+            var net = new FashionNet(batch, cpu);
+            // Rank 1 starts from other parameters: the engine's first broadcast must replace them with rank 0's.
+            Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, seed: c.Rank == 1 ? 99UL : 7UL);
+            var sgd = new Sgd(net.Parameters.Length, Options, cpu);
+            using var engine = new DataParallelEngine(net, sgd, c, bucketFloats: 100_000); // several buckets
+            engine.CopyStateFromHost();
+            for (int s = 0; s < steps; s++)
+            {
+                (int first, int count) = DataParallelEngine.Shard(batch, c.Rank, c.Size);
+                int start = s * batch + first;
+                DataParallelStep step = engine.TrainShard(images.AsSpan(start * SampleLength, count * SampleLength), labels.AsSpan(start, count),
+                    count, first, batch, DropoutSeed(s));
+                if (c.Rank == 0) (losses[s], correct[s]) = (step.MeanLoss, step.Correct);
+            }
+            parameters[c.Rank] = net.Parameters;
+        });
+        return (parameters, losses, correct);
+    }
+
+    [Theory]
+    [InlineData(2, 8)] // shards of 4 and 4
+    [InlineData(3, 7)] // shards of 2, 2 and 3: the gradients are scaled by 2/7, 2/7 and 3/7
+    public void Ranks_EndWithTheParametersOfOneProcessOverTheWholeBatch(int size, int batch)
+    {
+        const int steps = 4;
+        (float[] images, int[] labels) = RandomBatches(steps, batch, seed: 5);
+        (float[] expected, float[] expectedLosses) = OneProcess(steps, batch, images, labels);
+        (float[][] ranks, float[] losses, _) = Ranks(size, steps, batch, images, labels);
+
+        // Every rank applies the same update to the same sum: the ranks agree exactly.
+        for (int r = 1; r < size; r++) Assert.Equal(ranks[0], ranks[r]);
+        // Against one process, only the order of the batch's per-sample additions differs (a shard's partial sum, then
+        // the sum over ranks), and with uneven shards the rounding of the count/batch scaling. Each float32 sum of
+        // n terms is within about n * 2^-24 of its value relative to the sum of magnitudes; after 4 steps the largest
+        // difference measured was 6e-8 (one ulp of a parameter near 0.5; the largest is 1.32), so 1e-5 of the largest
+        // parameter leaves a wide margin, while one wrong dropout mask, a missing shard or a wrong scale moves
+        // parameters by about lr * gradient, 1e-3 or more.
+        float scale = expected.Max(MathF.Abs);
+        float worst = 0;
+        for (int i = 0; i < expected.Length; i++) worst = MathF.Max(worst, MathF.Abs(ranks[0][i] - expected[i]));
+        Assert.True(worst <= 1e-5f * scale, $"largest parameter difference {worst:G3}, parameters up to {scale:G3}");
+        for (int s = 0; s < steps; s++) Assert.Equal(expectedLosses[s], losses[s], 1e-5f * expectedLosses[s]);
+    }
+
+    [Fact]
+    public void AShardWithAnOffset_DrawsTheWholeBatchesDropoutMasks()
+    {
+        // The logits of samples 3..5 of a batch of 6 computed alone, with dropoutFirstSample 3, must be the whole
+        // batch's rows 3..5. Rows of a GEMM do not mix samples, so only rounding of a different blocking can differ
+        // (far below 1e-5 relative); a different mask changes a logit by O(1).
+        using var cpu = new CpuContext(1);
+        (float[] images, int[] labels) = RandomBatches(1, 6, seed: 9);
+        var whole = new FashionNet(6, cpu);
+        Initializer.Initialize(whole.Descriptor, whole.Parameters, InitScheme.He, seed: 3);
+        var shard = new FashionNet(3, cpu);
+        whole.Parameters.CopyTo(shard.Parameters, 0);
+        whole.ForwardBackward(images, labels, 6, dropoutSeed: 77);
+        float[] expected = whole.Logits.Slice(3 * FashionNet.ClassCount, 3 * FashionNet.ClassCount).ToArray();
+        shard.ForwardBackward(images.AsSpan(3 * SampleLength), labels.AsSpan(3), 3, dropoutSeed: 77, dropoutFirstSample: 3);
+        float[] fromOffset = shard.Logits.ToArray();
+        shard.ForwardBackward(images.AsSpan(3 * SampleLength), labels.AsSpan(3), 3, dropoutSeed: 77);
+        float[] fromZero = shard.Logits.ToArray();
+        float scale = expected.Max(MathF.Abs);
+        for (int i = 0; i < expected.Length; i++) Assert.True(MathF.Abs(expected[i] - fromOffset[i]) <= 1e-5f * scale, $"logit {i}: {fromOffset[i]} vs {expected[i]}");
+        Assert.Contains(Enumerable.Range(0, expected.Length), i => MathF.Abs(expected[i] - fromZero[i]) > 1e-3f * scale);
+    }
+
+    [Theory]
+    [InlineData(10, 3)]
+    [InlineData(64, 2)]
+    [InlineData(2, 4)] // fewer samples than ranks: some shards are empty
+    public void Shards_CoverTheBatchOnceInOrder_WithSizesWithinOne(int batch, int size)
+    {
+        int next = 0;
+        var counts = new List<int>();
+        for (int r = 0; r < size; r++)
+        {
+            (int first, int count) = DataParallelEngine.Shard(batch, r, size);
+            Assert.Equal(next, first);
+            next += count;
+            counts.Add(count);
+        }
+        Assert.Equal(batch, next);
+        Assert.True(counts.Max() - counts.Min() <= 1);
+    }
+
+    [Fact]
+    public void Buckets_CoverTheGradients_LastParametersFirst()
+    {
+        Assert.Equal([(6, 4), (2, 4), (0, 2)], DataParallelEngine.Buckets(10, 4));
+        Assert.Equal([(0, 3)], DataParallelEngine.Buckets(3, 4));
+    }
+}
