@@ -12,6 +12,8 @@ using AlexNetCompiler.Bench;
 //   mpirun -np N dotnet bench/AlexNetCompiler.Bench/bin/Release/net10.0/AlexNetCompiler.Bench.dll distributed [--threads T] [--batch 64] [--nets fashion] [--steps 20]
 //   mpirun -np N dotnet .../AlexNetCompiler.Bench.dll allreduce [--floats 632778,4194304,60965224] [--reps 5]
 //     (data-parallel training over Open MPI, and its all-reduce; docs/distributed.md)
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- loader  [--threads N] [--images 3000] [--batch 64] [--steps 3]
+//     (image-folder loader alone, cold decode and from the cache, against AlexNet2012's training step)
 string command = args.Length > 0 ? args[0] : "bench";
 int threads = IntOption(args, "--threads", Environment.ProcessorCount);
 switch (command)
@@ -51,8 +53,10 @@ switch (command)
     case "micro":
         MicroKernelBench.Run();
         return 0;
+    case "loader":
+        return LoaderBench.Run(IntOption(args, "--images", 3000), threads, IntOption(args, "--batch", 64), IntOption(args, "--steps", 3));
     default:
-        Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, gemm, micro, distributed, allreduce.");
+        Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, gemm, micro, distributed, allreduce, loader.");
         return 2;
 }
 

@@ -38,21 +38,48 @@ public static class DataSources
         return FitToNetwork(loaded, channels, height, width);
     }
 
+    /// <summary>What a data folder holds, as <see cref="Detect"/> finds it.</summary>
+    public enum FolderKind { Unknown, FashionMnist, Cifar10, ImageFolder }
+
+    /// <summary>
+    /// The one detection of what a data folder holds, in the order <see cref="LoadFolder"/> loads it and
+    /// <see cref="NetworkChoice.ForData"/> picks a network by: Fashion-MNIST IDX files first, then CIFAR-10 batches,
+    /// then an image folder. A tree that cannot be listed counts as unknown.
+    /// </summary>
+    public static FolderKind Detect(string folder)
+    {
+        if (FashionMnistFiles.Exists(folder)) return FolderKind.FashionMnist;
+        if (Cifar10.Exists(folder)) return FolderKind.Cifar10;
+        try
+        {
+            return ImageFolder.Looks(folder) ? FolderKind.ImageFolder : FolderKind.Unknown;
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            return FolderKind.Unknown;
+        }
+    }
+
     /// <summary>A folder of Fashion-MNIST (or MNIST-layout) IDX files, or of CIFAR-10 binary batches.</summary>
     public static LoadedData LoadFolder(string folder)
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"{folder}: data folder not found.");
-        if (FashionMnistFiles.Exists(folder))
+        FolderKind kind = Detect(folder);
+        if (kind == FolderKind.FashionMnist)
         {
             (Dataset train, Dataset test) = FashionMnistFiles.Load(folder);
             return new LoadedData(train, test, $"Fashion-MNIST IDX files in {folder} ({train.Count:N0} train / {test.Count:N0} test)", train.Count >= 60000);
         }
-        if (Cifar10.Exists(folder))
+        if (kind == FolderKind.Cifar10)
         {
             (Dataset train, Dataset test) = Cifar10.Load(folder);
             return new LoadedData(train, test, $"CIFAR-10 binary batches in {folder} ({train.Count:N0} train / {test.Count:N0} test)", train.Count >= 50000);
         }
+        if (kind == FolderKind.ImageFolder)
+            throw new NotSupportedException(
+                $"{folder}: a folder of images by class; alexnet-fashion does not train on image folders yet (the runtime reads them: docs/images.md). " +
+                "Use Fashion-MNIST IDX files or CIFAR-10 binary batches.");
         throw new FileNotFoundException(
             $"{folder}: found neither Fashion-MNIST IDX files ({FashionMnistFiles.TrainImages}[.gz], {FashionMnistFiles.TrainLabels}[.gz], " +
             $"{FashionMnistFiles.TestImages}[.gz], {FashionMnistFiles.TestLabels}[.gz]) nor CIFAR-10 batches (data_batch_*.bin, test_batch.bin).");
@@ -134,7 +161,9 @@ public static class DataSources
 
     private static Dataset Convert(Dataset source, int channels, int height, int width)
     {
-        if (channels != 1 && channels != source.Channels)
+        // Grey to colour repeats the grey plane in every channel (Fashion-MNIST for CifarNet).
+        bool repeatGrey = source.Channels == 1 && channels > 1;
+        if (channels != 1 && channels != source.Channels && !repeatGrey)
             throw new InvalidDataException($"{source.Name}: cannot convert {source.Channels}-channel images to {channels} channels.");
         int length = channels * height * width;
         var images = new float[(long)source.Count * length];
@@ -152,7 +181,10 @@ public static class DataSources
             {
                 int sourcePlane = source.Height * source.Width, plane = height * width;
                 for (int c = 0; c < channels; c++)
-                    ImageConversion.ResizeBilinear(image.Slice(c * sourcePlane, sourcePlane), source.Height, source.Width, destination.Slice(c * plane, plane), height, width);
+                {
+                    ReadOnlySpan<float> sourceChannel = repeatGrey ? image : image.Slice(c * sourcePlane, sourcePlane);
+                    ImageConversion.ResizeBilinear(sourceChannel, source.Height, source.Width, destination.Slice(c * plane, plane), height, width);
+                }
             }
         }
         return new Dataset(source.Name, images, (int[])source.Labels.Clone(), channels, height, width, source.ClassNames);

@@ -11,14 +11,11 @@ public enum InvertMode { Auto, Yes, No }
 /// </summary>
 public static class ImageInput
 {
-    /// <summary>
-    /// The largest image accepted, in pixels (8K UHD is 33 megapixels). The header's size is checked before decoding,
-    /// so a tiny file that declares a huge image costs nothing.
-    /// </summary>
-    public const long MaxPixels = 40_000_000;
+    /// <summary>The largest image accepted, in pixels (<see cref="ImageLimits"/>).</summary>
+    public const long MaxPixels = ImageLimits.MaxPixels;
 
     /// <summary>The longest side accepted, in pixels.</summary>
-    public const int MaxSide = 32_768;
+    public const int MaxSide = ImageLimits.MaxSide;
 
     /// <summary>
     /// The longest side padded to a square as is. A longer image is first scaled down to it (keeping its aspect), so
@@ -72,6 +69,20 @@ public static class ImageInput
         var upscaled = new float[height * width];
         ImageConversion.ResizeBilinear(pixels, DataSide, DataSide, upscaled, height, width);
         return (upscaled, inverted);
+    }
+
+    /// <summary>
+    /// A colour network's input (CifarNet): RGB, the shorter side resized to the input's side and the centre square
+    /// kept (<see cref="SkiaImageDecoder"/>), values in [0, 1], CHW. Colour photos are taken as they are: no inversion.
+    /// </summary>
+    public static float[] LoadColour(string path, int side)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: image not found.", path);
+        var bytes = new byte[3 * side * side];
+        SkiaImageDecoder.Instance.DecodeSquare(path, side, bytes);
+        var pixels = new float[bytes.Length];
+        for (int i = 0; i < bytes.Length; i++) pixels[i] = bytes[i] / 255f;
+        return pixels;
     }
 
     /// <summary>The steps after decoding, on a grey plane (separate so that they are testable without image files).</summary>

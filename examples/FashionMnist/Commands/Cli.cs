@@ -43,8 +43,8 @@ public static class Cli
     }
 
     private static RootCommand CreateRoot(Option<bool> verbose) => new(
-        "Train, evaluate and use FashionNet, an AlexNet-style network for 28x28 images, or the canonical 2012 AlexNet (--network alexnet), " +
-        "both generated at compile time from their layer attributes.")
+        "Train, evaluate and use FashionNet, an AlexNet-style network for 28x28 images, the canonical 2012 AlexNet (--network alexnet) " +
+        "or CifarNet for 32x32 colour images (--network cifarnet), all generated at compile time from their layer attributes.")
     {
         verbose,
         TrainCommand.Create(),

@@ -12,7 +12,7 @@ internal static class PredictCommand
     {
         var files = new Argument<string[]>("images") { Description = "PNG or JPEG files of any size.", Arity = ArgumentArity.OneOrMore };
         var checkpoint = Shared.CheckpointOption();
-        var invert = new Option<InvertMode>("--invert") { Description = "Invert grey levels: auto (when the border is light, since Fashion-MNIST is light-on-black), yes or no.", DefaultValueFactory = _ => InvertMode.Auto };
+        var invert = new Option<InvertMode>("--invert") { Description = "Grey networks: invert grey levels: auto (when the border is light, since Fashion-MNIST is light-on-black), yes or no. Colour networks read photos as they are.", DefaultValueFactory = _ => InvertMode.Auto };
         var command = new Command("predict", "Classify image files: the class and the top-3 probabilities.") { files, checkpoint, invert };
         command.SetAction(parse =>
         {
@@ -27,7 +27,9 @@ internal static class PredictCommand
             var probabilities = new float[d.ClassCount];
             foreach (string path in paths)
             {
-                (float[] pixels, bool inverted) = ImageInput.LoadForNetwork(path, d.InputHeight, d.InputWidth, parse.GetValue(invert));
+                (float[] pixels, bool inverted) = d.InputChannels == 3
+                    ? (ImageInput.LoadColour(path, d.InputHeight), false)
+                    : ImageInput.LoadForNetwork(path, d.InputHeight, d.InputWidth, parse.GetValue(invert));
                 model.Normalization.Apply(pixels, d.InputHeight, d.InputWidth);
                 model.Network.Predict(pixels, 1, probabilities);
                 int[] order = Enumerable.Range(0, d.ClassCount).OrderByDescending(c => probabilities[c]).Take(3).ToArray();

@@ -30,8 +30,9 @@ internal static class Shared
 
     public static Option<string> NetworkOption() => new("--network")
     {
-        Description = $"fashionnet (FashionNet: 28x28 input, {NetworkChoice.FashionNet.Model.ParameterCount:N0} parameters) or alexnet (the canonical " +
-                      $"2012 AlexNet: the images upscaled to 227x227, {NetworkChoice.AlexNet.Model.ParameterCount:N0} parameters).",
+        Description = $"fashionnet (FashionNet: 28x28 input, {NetworkChoice.FashionNet.Model.ParameterCount:N0} parameters), alexnet (the canonical " +
+                      $"2012 AlexNet: the images upscaled to 227x227, {NetworkChoice.AlexNet.Model.ParameterCount:N0} parameters) or cifarnet (32x32 colour, " +
+                      $"{NetworkChoice.CifarNet.Model.ParameterCount:N0} parameters). Default: cifarnet for a CIFAR-10 folder, else fashionnet.",
         DefaultValueFactory = _ => NetworkChoice.Default.OptionName,
     };
 

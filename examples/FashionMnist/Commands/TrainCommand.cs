@@ -109,7 +109,8 @@ internal sealed class TrainOptions
     private readonly Option<int> _peerTimeout = new("--peer-timeout") { Description = "With --distributed: seconds a rank waits for the others at a step before it stops with an error (a rank died or stalled).", DefaultValueFactory = _ => DistributedOptions.DefaultPeerTimeoutSeconds };
 
     public Command CreateCommand() => new("train",
-        "Train FashionNet (or, with --network alexnet, the canonical AlexNet on images upscaled to 227x227); writes checkpoints, metrics.csv, " +
+        "Train FashionNet (or, with --network alexnet, the canonical AlexNet on images upscaled to 227x227; CIFAR-10 data trains CifarNet in colour); " +
+        "writes checkpoints, metrics.csv, " +
         "training-log.json and PNG plots to the output folder.")
     {
         _network, _epochs, _batch, _lr, _schedule, _lrStep, _patience, _momentum, _weightDecay, _optimizer, _init, _seed, _device, _tf32, _output,
@@ -119,7 +120,10 @@ internal sealed class TrainOptions
     /// <summary>The request of a parsed command line; options left out take the network's defaults, given ones always win.</summary>
     public TrainRequest Read(ParseResult parse)
     {
-        NetworkChoice network = NetworkChoice.FromOption(parse.GetValue(_network)!);
+        // Given, --network wins; left out, the data decides (a CIFAR-10 folder trains CifarNet in colour).
+        NetworkChoice network = parse.GetResult(_network) is { Implicit: false }
+            ? NetworkChoice.FromOption(parse.GetValue(_network)!)
+            : NetworkChoice.ForData(parse.GetValue(_data));
         TrainingDefaults defaults = network.Defaults;
         string outputFolder = parse.GetValue(_output) ?? defaults.OutputFolder;
         var settings = new TrainSettings

@@ -40,6 +40,17 @@ public struct SplitMixRandom
 
     public bool NextBool() => (NextUInt64() >> 63) != 0;
 
+    /// <summary>
+    /// Standard normal N(0, 1) by the Box-Muller transform of two uniforms; the first is taken as 1 - u, in (0, 1],
+    /// so that its logarithm is finite.
+    /// </summary>
+    public double NextGaussian()
+    {
+        double u1 = 1.0 - (NextUInt64() >> 11) * (1.0 / (1UL << 53));
+        double u2 = (NextUInt64() >> 11) * (1.0 / (1UL << 53));
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
+    }
+
     /// <summary>Fisher-Yates shuffle in place.</summary>
     public void Shuffle(Span<int> values)
     {

@@ -8,8 +8,9 @@ internal sealed record Example(string Name, string SpecPath, string? ProgramPath
     public static readonly Example Canonical = new("CanonicalAlexNet", "examples/CanonicalAlexNet/AlexNet2012.cs", "examples/CanonicalAlexNet/Program.cs", "CanonicalAlexNet.AlexNet2012");
     public static readonly Example Torchvision = new("TorchvisionAlexNet", "examples/TorchvisionAlexNet/TorchvisionAlexNet.cs", "examples/TorchvisionAlexNet/Program.cs", "TorchvisionAlexNet.TorchvisionAlexNet");
     public static readonly Example Fashion = new("FashionMnist", "examples/FashionMnist/FashionNet.cs", null, "FashionMnist.FashionNet");
+    public static readonly Example Cifar = new("CifarNet", "examples/FashionMnist/CifarNet.cs", null, "FashionMnist.CifarNet");
 
-    public static readonly Example[] All = { Canonical, Torchvision, Fashion };
+    public static readonly Example[] All = { Canonical, Torchvision, Fashion, Cifar };
 
     public static TheoryData<string> Names => new(All.Select(e => e.Name));
 

@@ -58,6 +58,18 @@ public sealed class DataSourcesTests : IDisposable
     }
 
     [Fact]
+    public void FolderWithFashionAndCifarFiles_IsDetectedOnce_SoTheNetworkMatchesTheDataLoaded()
+    {
+        foreach (string name in new[] { FashionMnistFiles.TrainImages, FashionMnistFiles.TrainLabels, FashionMnistFiles.TestImages, FashionMnistFiles.TestLabels,
+                     "data_batch_1.bin", "test_batch.bin" })
+            File.WriteAllBytes(_folder.File(name), []);
+
+        // LoadFolder takes the Fashion-MNIST files first, so the grey network is the one chosen.
+        Assert.Equal(DataSources.FolderKind.FashionMnist, DataSources.Detect(_folder.Path));
+        Assert.Same(NetworkChoice.Default, NetworkChoice.ForData(_folder.Path));
+    }
+
+    [Fact]
     public void UnknownFolder_SaysWhatItLookedFor()
     {
         File.WriteAllText(_folder.File("readme.txt"), "nothing here");
