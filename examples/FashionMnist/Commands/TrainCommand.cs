@@ -167,9 +167,21 @@ internal static class TrainRun
             // Options are checked before MPI starts, so a bad command line fails the same way on every rank.
             CheckOptions(settings, epochs, threads, testViews, resumeFrom, force);
             using MpiCommunicator communicator = StartMpi(distributed.PeerTimeout);
-            int code = communicator.Rank == 0
-                ? Run(settings, epochs, dataOption, DeviceRequest.Cpu, resumeFrom, threads, tf32, testViews, network, outputGiven, force, communicator)
-                : RunFollower(settings, epochs, dataOption, resumeFrom, threads, network, communicator);
+            int code;
+            try
+            {
+                code = communicator.Rank == 0
+                    ? Run(settings, epochs, dataOption, DeviceRequest.Cpu, resumeFrom, threads, tf32, testViews, network, outputGiven, force, communicator)
+                    : RunFollower(settings, epochs, dataOption, resumeFrom, threads, network, communicator);
+            }
+            catch (Exception e)
+            {
+                // A rank that fails must end the whole job, or the others would wait out their peer timeout: say why
+                // on this rank's stderr, then MPI_Abort (which does not return).
+                Cli.Report(e, verbose: false, Console.Error);
+                communicator.Abort(ExitCodes.Failed);
+                throw;
+            }
             communicator.Finish();
             return code;
         }

@@ -51,6 +51,11 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         {
             throw new MpiUnavailableException($"Could not use Open MPI's libmpi: {e.Message}");
         }
+        catch (TypeInitializationException e) when (e.InnerException is MpiUnavailableException unavailable)
+        {
+            // The handles are looked up in MpiApi.Handles' static initialiser, which wraps what it throws.
+            throw unavailable;
+        }
     }
 
     public int Rank { get; }

@@ -48,8 +48,11 @@ public sealed partial class CliProcess : IDisposable
         }
     }
 
-    /// <summary>Starts `dotnet alexnet-fashion.dll arguments...`; with <paramref name="user"/>, as that unprivileged user.</summary>
-    public static CliProcess Start(IEnumerable<string> arguments, UnprivilegedUser? user = null)
+    /// <summary>
+    /// Starts `dotnet alexnet-fashion.dll arguments...`; with <paramref name="user"/>, as that unprivileged user; with
+    /// <paramref name="environment"/>, with those variables set.
+    /// </summary>
+    public static CliProcess Start(IEnumerable<string> arguments, UnprivilegedUser? user = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         string appDll = Path.Combine(user?.AppFolder ?? AppFolder, "alexnet-fashion.dll");
         if (!File.Exists(appDll)) throw new FileNotFoundException($"{appDll} is missing: the test project references examples/FashionMnist, whose build output should be copied here.", appDll);
@@ -73,6 +76,7 @@ public sealed partial class CliProcess : IDisposable
             start.ArgumentList.Add(DotnetHost);
             foreach (var (name, value) in user.Environment) start.Environment[name] = value;
         }
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         return Launch(start, appDll, arguments);
     }
 
@@ -93,7 +97,10 @@ public sealed partial class CliProcess : IDisposable
             UseShellExecute = false,
             WorkingDirectory = Path.GetTempPath(),
         };
-        foreach (string a in new[] { "-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--oversubscribe", "--bind-to", "none", DotnetHost })
+        // --timeout: mpirun itself ends a job that runs past it (every job here takes well under a minute) and says
+        // where each rank was, so a stuck job fails its test in minutes instead of at the hang guard.
+        foreach (string a in new[] { "-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--oversubscribe", "--bind-to", "none",
+            "--timeout", "300", "--report-state-on-timeout", DotnetHost })
             start.ArgumentList.Add(a);
         start.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
         start.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
@@ -136,9 +143,9 @@ public sealed partial class CliProcess : IDisposable
     }
 
     /// <summary>Runs to the end (within <see cref="HangGuard"/>).</summary>
-    public static CliProcess Run(IEnumerable<string> arguments, UnprivilegedUser? user = null)
+    public static CliProcess Run(IEnumerable<string> arguments, UnprivilegedUser? user = null, IReadOnlyDictionary<string, string>? environment = null)
     {
-        CliProcess process = Start(arguments, user);
+        CliProcess process = Start(arguments, user, environment);
         try
         {
             process.WaitForExit();
