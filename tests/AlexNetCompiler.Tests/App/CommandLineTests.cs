@@ -72,11 +72,7 @@ public sealed class CommandLineTests : IDisposable
         Assert.NotNull(SKBitmap.Decode(_folder.File("cm.png")));
 
         string image = _folder.File("shirt.png");
-        using (var bitmap = new SKBitmap(64, 48))
-        {
-            using (var canvas = new SKCanvas(bitmap)) canvas.Clear(SKColors.Gray);
-            File.WriteAllBytes(image, bitmap.Encode(SKEncodedImageFormat.Png, 100).ToArray());
-        }
+        AlexNetCompiler.Tests.Data.ImageFiles.WriteSolid(image, 64, 48, SKColors.Gray);
         Assert.Equal(0, Cli.Run(["predict", image, "--checkpoint", checkpoint]));
     }
 

@@ -137,11 +137,7 @@ public sealed class PackedGpuCheckTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("/1000)", evalText, StringComparison.Ordinal);
 
         string image = _folder.File("shirt.png");
-        using (var bitmap = new SKBitmap(64, 48))
-        {
-            using (var canvas = new SKCanvas(bitmap)) canvas.Clear(SKColors.Gray);
-            File.WriteAllBytes(image, bitmap.Encode(SKEncodedImageFormat.Png, 100).ToArray());
-        }
+        AlexNetCompiler.Tests.Data.ImageFiles.WriteSolid(image, 64, 48, SKColors.Gray);
         var (predictCode, predictText) = CudaEmulator.Run(program, ["predict", image, "--checkpoint", checkpoint], null, CliProcess.HangGuard);
         output.WriteLine(predictText);
         Assert.True(predictCode == 0, "the NativeAOT predict failed:\n" + predictText);
