@@ -10,13 +10,6 @@ using static TorchSharp.torch;
 namespace AlexNetCompiler.Bench;
 
 /// <summary>
-/// The `bench` command: the project's generated networks against TorchSharp (libtorch CPU) in one process, same
-/// threads, batch, weights and inputs, and for the forward pass also against ONNX Runtime (CPU provider, graph
-/// optimisation on) running the network's own ONNX export; forward (inference) and training step (forward, loss, backward, SGD with
-/// momentum and weight decay, dropout on), at each batch. Peak memory comes from child processes (one per
-/// implementation, network, batch) that run two training steps and report the kernel's RSS high-water mark.
-/// </summary>
-/// <summary>
 /// The `bench` command: the project's generated networks against TorchSharp (libtorch CPU) and, for the forward pass,
 /// ONNX Runtime (CPU provider, all graph optimisations) running the network's own ONNX export; same threads, batch,
 /// weights and inputs. Every measurement — one system, one network, one batch, forward or training step (forward,
@@ -24,8 +17,8 @@ namespace AlexNetCompiler.Bench;
 /// allocations, thread pools or caches are left behind for the next; the children run in an order shuffled by a
 /// seed that the output prints (<c>--seed</c> repeats it). Each child warms its action until its times settle (see
 /// <see cref="Timing"/>) and then times it <c>--reps</c> times; with <c>--rounds R</c> every measurement runs R times
-/// (R processes), all shuffled together, and its figures pool the timed calls of all R. The machine's ceiling comes from <see cref="FmaCeiling"/>
-/// in a child of its own, measured before and after the cells. Peak memory comes from further children that run
+/// (R processes), all shuffled together, and its figures pool the timed calls of all R. The machine's ceiling comes
+/// from <see cref="FmaCeiling"/> in a child of its own, measured before and after the cells. Peak memory comes from further children that run
 /// two training steps and report the kernel's RSS high-water mark.
 /// </summary>
 internal static class NetworkBench

@@ -47,7 +47,16 @@ internal static class Timing
         bool stable = false;
         while (warm.Count < MaxWarmups && total.Elapsed < MaxWarmupTime)
         {
-            warm.Add(TimeOnce(action, callsPerSample));
+            double perCall = TimeOnce(action, callsPerSample);
+            if (perCall * callsPerSample < MinSampleTime.TotalSeconds / 2)
+            {
+                // The first call (JIT, first allocations) overstated a call's time: size the samples again and
+                // start the stability test over.
+                callsPerSample = (int)Math.Clamp(Math.Ceiling(MinSampleTime.TotalSeconds / Math.Max(perCall, 1e-7)), 1, 10_000);
+                warm.Clear();
+                continue;
+            }
+            warm.Add(perCall);
             if (warm.Count >= Math.Max(MinWarmups, StableWindow) && total.Elapsed >= MinWarmupTime
                 && Spread(warm.TakeLast(StableWindow)) <= StableSpread)
             {

@@ -32,7 +32,7 @@ internal static class Shared
     {
         Description = $"fashionnet (FashionNet: 28x28 input, {NetworkChoice.FashionNet.Model.ParameterCount:N0} parameters), alexnet (the canonical " +
                       $"2012 AlexNet: the images upscaled to 227x227, {NetworkChoice.AlexNet.Model.ParameterCount:N0} parameters) or cifarnet (32x32 colour, " +
-                      $"{NetworkChoice.CifarNet.Model.ParameterCount:N0} parameters). Default: cifarnet for a CIFAR-10 folder, else fashionnet.",
+                      $"{NetworkChoice.CifarNet.Model.ParameterCount:N0} parameters). Default: fashionnet (train on a CIFAR-10 folder: cifarnet).",
         DefaultValueFactory = _ => NetworkChoice.Default.OptionName,
     };
 

@@ -104,28 +104,33 @@ public sealed partial class CliProcess : IDisposable
             start.ArgumentList.Add(a);
         start.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
         start.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
+        // Shared-memory transfers without cross-process memory copies, which container sandboxes may forbid.
+        start.Environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none";
         return Launch(start, appDll, arguments);
     }
 
-    /// <summary>The process ids of an mpirun's ranks by rank (read from each child's OMPI_COMM_WORLD_RANK); empty entries until started.</summary>
+    /// <summary>
+    /// The process ids of an mpirun's ranks by rank (read from each child's OMPI_COMM_WORLD_RANK); empty entries until
+    /// started. Children are found by their parent id in /proc/PID/stat, which every Linux kernel has.
+    /// </summary>
     public Dictionary<int, int> RankProcessIds()
     {
         var ranks = new Dictionary<int, int>();
-        foreach (string task in Directory.GetDirectories($"/proc/{Id}/task"))
+        foreach (string folder in Directory.GetDirectories("/proc"))
         {
-            string childrenFile = Path.Combine(task, "children");
-            if (!File.Exists(childrenFile)) continue;
-            foreach (string child in File.ReadAllText(childrenFile).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            if (!int.TryParse(Path.GetFileName(folder), out int child)) continue;
+            try
             {
-                try
-                {
-                    string environment = File.ReadAllText($"/proc/{child}/environ");
-                    string? rank = environment.Split('\0').FirstOrDefault(v => v.StartsWith("OMPI_COMM_WORLD_RANK=", StringComparison.Ordinal));
-                    if (rank is not null) ranks[int.Parse(rank["OMPI_COMM_WORLD_RANK=".Length..], System.Globalization.CultureInfo.InvariantCulture)] = int.Parse(child, System.Globalization.CultureInfo.InvariantCulture);
-                }
-                catch (IOException) { } // the child has just exited
-                catch (UnauthorizedAccessException) { }
+                // "pid (comm) state ppid ...": the name may hold spaces and parentheses, so split after its last ')'.
+                string stat = File.ReadAllText(Path.Combine(folder, "stat"));
+                string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                if (int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) != Id) continue;
+                string environment = File.ReadAllText(Path.Combine(folder, "environ"));
+                string? rank = environment.Split('\0').FirstOrDefault(v => v.StartsWith("OMPI_COMM_WORLD_RANK=", StringComparison.Ordinal));
+                if (rank is not null) ranks[int.Parse(rank["OMPI_COMM_WORLD_RANK=".Length..], System.Globalization.CultureInfo.InvariantCulture)] = child;
             }
+            catch (IOException) { } // the process has just exited
+            catch (UnauthorizedAccessException) { }
         }
         return ranks;
     }
@@ -193,7 +198,12 @@ public sealed partial class CliProcess : IDisposable
         if (!_process.HasExited)
         {
             // mpirun's ranks first: killed with SIGKILL, mpirun could not end them.
-            foreach (int rank in RankProcessIds().Values) Signal(rank, SigKill);
+            try
+            {
+                foreach (int rank in RankProcessIds().Values) Signal(rank, SigKill);
+            }
+            catch (IOException) { } // /proc could not be listed: mpirun's own end is all that is left
+            catch (UnauthorizedAccessException) { }
             Signal(SigKill); // also ends a stopped process
             _process.WaitForExit(HangGuard);
         }
