@@ -211,6 +211,22 @@ internal static class TrainRun
     }
 
     /// <summary>
+    /// The training data for the network, and the settings with the epochs and rate schedule it implies: a full set
+    /// gets the full-set recipe unless --epochs or --lr-step is given. Every rank loads the same data this way.
+    /// </summary>
+    private static (LoadedData Data, TrainSettings Settings) LoadData(TrainSettings settings, int? epochs, string? dataOption, NetworkChoice network)
+    {
+        LoadedData data = DataSources.Load(dataOption, network.Model.InputChannels, network.Model.InputHeight, network.Model.InputWidth);
+        if (data.Train.Count == 0) throw new InvalidDataException($"{data.Description}: the training set holds no images.");
+        bool fullSetRecipe = data.IsFullSet && epochs is null && settings.StepEpochs == 0;
+        return (data, settings with
+        {
+            Epochs = epochs ?? (data.IsFullSet ? TrainCommand.FullSetEpochs : TrainCommand.SubsetEpochs),
+            StepEpochs = fullSetRecipe ? TrainCommand.FullSetLrStep : settings.StepEpochs,
+        });
+    }
+
+    /// <summary>
     /// A rank other than 0: the same data, network and settings, trains its shard of every batch and writes nothing
     /// (rank 0 evaluates, checkpoints and prints). A resume reads the same checkpoint path as rank 0, so on several
     /// machines the output folder must be shared or copied to each.
@@ -218,15 +234,8 @@ internal static class TrainRun
     private static int RunFollower(TrainSettings settings, int? epochs, string? dataOption, string? resumeFrom, int threads, NetworkChoice network,
         ICommunicator communicator)
     {
-        LoadedData data = DataSources.Load(dataOption, network.Model.InputChannels, network.Model.InputHeight, network.Model.InputWidth);
-        if (data.Train.Count == 0) throw new InvalidDataException($"{data.Description}: the training set holds no images.");
-        bool fullSetRecipe = data.IsFullSet && epochs is null && settings.StepEpochs == 0;
-        settings = settings with
-        {
-            Epochs = epochs ?? (data.IsFullSet ? TrainCommand.FullSetEpochs : TrainCommand.SubsetEpochs),
-            StepEpochs = fullSetRecipe ? TrainCommand.FullSetLrStep : settings.StepEpochs,
-            OutputFolder = "",
-        };
+        (LoadedData data, settings) = LoadData(settings, epochs, dataOption, network);
+        settings = settings with { OutputFolder = "" };
         settings.Validate();
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
         using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, communicator: communicator);
@@ -264,14 +273,7 @@ internal static class TrainRun
         using DeviceChoice choice = ResolveDevice(deviceRequest, network, settings.BatchSize, tf32);
         if (choice.Notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{choice.Notice}[/]");
 
-        LoadedData data = DataSources.Load(dataOption, network.Model.InputChannels, network.Model.InputHeight, network.Model.InputWidth);
-        if (data.Train.Count == 0) throw new InvalidDataException($"{data.Description}: the training set holds no images.");
-        bool fullSetRecipe = data.IsFullSet && epochs is null && settings.StepEpochs == 0;
-        settings = settings with
-        {
-            Epochs = epochs ?? (data.IsFullSet ? TrainCommand.FullSetEpochs : TrainCommand.SubsetEpochs),
-            StepEpochs = fullSetRecipe ? TrainCommand.FullSetLrStep : settings.StepEpochs,
-        };
+        (LoadedData data, settings) = LoadData(settings, epochs, dataOption, network);
         settings.Validate();
 
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;

@@ -340,10 +340,11 @@ internal static partial class CpuEmitter
         w.WriteLine("/// Training pass: forward (dropout on when dropoutSeed has a value), softmax cross-entropy against labels,");
         w.WriteLine("/// and backward into Gradients. Returns the mean loss over the batch.");
         w.WriteLine("/// </summary>");
-        w.WriteParenthesized("public float ForwardBackward", new[]
+        string[] parameters =
         {
             "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch", "ulong? dropoutSeed",
-        }, "");
+        };
+        w.WriteParenthesized("public float ForwardBackward", parameters, "");
         w.WriteLine("{");
         w.WriteLine("    return ForwardBackward(input, labels, batch, dropoutSeed, dropoutFirstSample: 0);");
         w.WriteLine("}");
@@ -353,11 +354,7 @@ internal static partial class CpuEmitter
         w.WriteLine("/// ForwardBackward over a shard of a larger batch, starting at its sample dropoutFirstSample:");
         w.WriteLine("/// the dropout masks are the larger batch's for these samples (data-parallel shards).");
         w.WriteLine("/// </summary>");
-        w.WriteParenthesized("public float ForwardBackward", new[]
-        {
-            "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch", "ulong? dropoutSeed",
-            "long dropoutFirstSample",
-        }, "");
+        w.WriteParenthesized("public float ForwardBackward", new List<string>(parameters) { "long dropoutFirstSample" }, "");
         w.WriteLine("{");
         w.Indent++;
         w.WriteLine("CheckBatch(input, batch);");
