@@ -179,6 +179,35 @@ public sealed class DistributedTrainingTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_root, "no-mpi")));
     }
 
+    [SkippableFact]
+    public void CtrlCToMpirun_StopsEveryRankAtOneBatch_RankZeroSaves_AndTheRunResumes()
+    {
+        ToolRequirement.OpenMpi();
+        const int SigInt = 2; // what a terminal sends mpirun for Ctrl+C; mpirun passes it on to the ranks as SIGTERM
+        string output = Path.Combine(_root, "interrupted");
+        using (CliProcess job = CliProcess.StartMpi(2, TrainArguments(output, epochs: 10_000, "--distributed")))
+        {
+            WaitForTraining(job);
+            Assert.True(CliProcess.Signal(job.Id, SigInt));
+            job.WaitForExit();
+            Assert.NotEqual(0, job.ExitCode);
+            Assert.Contains("Interrupted.", job.Stdout);
+            Assert.DoesNotContain("did not complete within", job.Output); // the ranks agreed; none waited for the other
+        }
+        (_, _, IReadOnlyDictionary<string, string> metadata) = Load(output);
+        long step = long.Parse(metadata["step"], System.Globalization.CultureInfo.InvariantCulture);
+        int completed = int.Parse(metadata["epochs_completed"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(step >= 1, "the run stopped after training, so it saved at least one step");
+
+        // Resumed by the same two ranks for one more epoch: it continues from the saved step.
+        string epochs = (completed + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        CliProcess resumed = Succeeds(CliProcess.StartMpi(2, TrainArguments(output, epochs: completed + 1, "--resume", "--distributed")));
+        Assert.Contains("Resumed from", resumed.Stdout);
+        (_, _, IReadOnlyDictionary<string, string> after) = Load(output);
+        Assert.Equal(epochs, after["epochs_completed"]);
+        Assert.Equal((5 * (completed + 1)).ToString(System.Globalization.CultureInfo.InvariantCulture), after["step"]); // 5 batches an epoch
+    }
+
     /// <summary>Until rank 0 has printed its first progress line ("epoch 1/N batch b/B ..."): both ranks are then inside the training loop.</summary>
     private static void WaitForTraining(CliProcess job)
     {
