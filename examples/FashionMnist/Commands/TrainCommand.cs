@@ -105,7 +105,7 @@ internal sealed class TrainOptions
     private readonly Option<int> _testViews = new("--test-views") { Description = "After the last epoch, also report test accuracy averaged over this many views per image: 1 (off), 2 (image and reflection) or 10 (the paper's five crops and their reflections).", DefaultValueFactory = _ => 10 };
     private readonly Option<int> _threads = new("--threads") { Description = "CPU threads for the kernels; 0 = every processor.", DefaultValueFactory = _ => 0 };
     private readonly Option<string?> _data = Shared.DataOption();
-    private readonly Option<bool> _distributed = new("--distributed") { Description = "Data-parallel training over the ranks of an MPI job (start with mpirun -np N): each rank trains its share of every batch, the gradients are summed, rank 0 writes. CPU only." };
+    private readonly Option<bool> _distributed = new("--distributed") { Description = "Data-parallel training over the ranks of an MPI job (start with mpirun -np N): each rank trains its share of every batch, the gradients are summed, rank 0 writes. On the CPU, or with --device cuda on one GPU per rank over NCCL." };
     private readonly Option<int> _peerTimeout = new("--peer-timeout") { Description = "With --distributed: seconds a rank waits for the others at a step before it stops with an error (a rank died or stalled).", DefaultValueFactory = _ => DistributedOptions.DefaultPeerTimeoutSeconds };
 
     public Command CreateCommand() => new("train",
@@ -162,30 +162,36 @@ internal static class TrainRun
         network ??= NetworkChoice.Default;
         if (distributed is not null)
         {
-            if (deviceRequest == DeviceRequest.Cuda || tf32)
-                throw new ArgumentException($"--distributed trains on the CPU: drop {(tf32 ? "--tf32" : "--device cuda")} (or give --device cpu).");
+            bool gpu = deviceRequest == DeviceRequest.Cuda;
+            if (tf32 && !gpu)
+                throw new ArgumentException("--tf32 needs --device cuda: --distributed trains on the CPU unless --device cuda is given.");
             // Options are checked before MPI starts, so a bad command line fails the same way on every rank.
             CheckOptions(settings, epochs, threads, testViews, resumeFrom, force);
-            using MpiCommunicator communicator = StartMpi(distributed.PeerTimeout);
+            if (gpu) DistributedJob.RequireNccl();
+            // Under mpirun the ranks meet through MPI. A GPU job started alone is one rank and needs no MPI: its NCCL id
+            // goes through a file.
+            using MpiCommunicator? mpi = gpu && !DistributedJob.LaunchedByMpirun ? null : StartMpi(distributed.PeerTimeout);
+            var job = new DistributedJob(mpi, gpu, distributed.PeerTimeout);
             int code;
             try
             {
-                code = communicator.Rank == 0
-                    ? Run(settings, epochs, dataOption, DeviceRequest.Cpu, resumeFrom, threads, tf32, testViews, network, outputGiven, force, communicator)
-                    : RunFollower(settings, epochs, dataOption, resumeFrom, threads, network, communicator);
+                job.CheckNetwork(network);
+                code = job.Rank == 0
+                    ? Run(settings, epochs, dataOption, gpu ? DeviceRequest.Cuda : DeviceRequest.Cpu, resumeFrom, threads, tf32, testViews, network, outputGiven, force, job)
+                    : RunFollower(settings, epochs, dataOption, resumeFrom, threads, tf32, network, job);
             }
-            catch (Exception e)
+            catch (Exception e) when (mpi is not null)
             {
                 // A rank that fails must end the whole job, or the others would wait out their peer timeout: say why
                 // on this rank's stderr, then MPI_Abort (which does not return).
                 Cli.Report(e, verbose: false, Console.Error);
-                communicator.Abort(ExitCodes.Failed);
+                mpi.Abort(ExitCodes.Failed);
                 throw;
             }
-            communicator.Finish();
+            mpi?.Finish();
             return code;
         }
-        return Run(settings, epochs, dataOption, deviceRequest, resumeFrom, threads, tf32, testViews, network, outputGiven, force, communicator: null);
+        return Run(settings, epochs, dataOption, deviceRequest, resumeFrom, threads, tf32, testViews, network, outputGiven, force, job: null);
     }
 
     /// <summary>Every option checked before a folder is touched (or MPI started).</summary>
@@ -231,14 +237,16 @@ internal static class TrainRun
     /// (rank 0 evaluates, checkpoints and prints). A resume reads the same checkpoint path as rank 0, so on several
     /// machines the output folder must be shared or copied to each.
     /// </summary>
-    private static int RunFollower(TrainSettings settings, int? epochs, string? dataOption, string? resumeFrom, int threads, NetworkChoice network,
-        ICommunicator communicator)
+    private static int RunFollower(TrainSettings settings, int? epochs, string? dataOption, string? resumeFrom, int threads, bool tf32, NetworkChoice network,
+        DistributedJob job)
     {
         (LoadedData data, settings) = LoadData(settings, epochs, dataOption, network);
         settings = settings with { OutputFolder = "" };
         settings.Validate();
+        using DeviceChoice choice = ResolveDevice(job.Gpu ? DeviceRequest.Cuda : DeviceRequest.Cpu, network, settings.BatchSize, tf32, job.DeviceOrdinal);
+        using DistributedJob.Connection connection = job.Connect(choice);
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
-        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, communicator: communicator);
+        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, engine: connection.EngineFactory, communicator: connection.Communicator);
         if (resumeFrom is not null) trainer.Resume(resumeFrom);
         else trainer.Start();
         using var stop = new StopSignal();
@@ -252,7 +260,7 @@ internal static class TrainRun
     }
 
     private static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads, bool tf32, int testViews,
-        NetworkChoice network, bool outputGiven, bool force, ICommunicator? communicator)
+        NetworkChoice network, bool outputGiven, bool force, DistributedJob? job)
     {
         CheckOptions(settings, epochs, threads, testViews, resumeFrom, force);
         if (tf32 && deviceRequest == DeviceRequest.Cpu) throw new ArgumentException("--tf32 needs --device cuda or auto: the CPU backend computes in FP32.");
@@ -270,16 +278,20 @@ internal static class TrainRun
         {
             RunFolder.ForFreshRun(settings.OutputFolder, outputGiven: true, force, out _);
         }
-        using DeviceChoice choice = ResolveDevice(deviceRequest, network, settings.BatchSize, tf32);
+        using DeviceChoice choice = ResolveDevice(deviceRequest, network, settings.BatchSize, tf32, job?.DeviceOrdinal ?? 0);
         if (choice.Notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{choice.Notice}[/]");
+        using DistributedJob.Connection? connection = job?.Connect(choice);
+        ICommunicator? communicator = connection?.Communicator;
 
         (LoadedData data, settings) = LoadData(settings, epochs, dataOption, network);
         settings.Validate();
 
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
-        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, engine: choice.EngineFactory, communicator: communicator);
+        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings,
+            engine: connection is null ? choice.EngineFactory : connection.EngineFactory, communicator: communicator);
         string device = choice.Name == "cpu" ? $"cpu ({cpu?.Threads ?? CpuContext.Default.Threads} threads, {Environment.ProcessorCount} logical processors)" : trainer.Engine.Description;
-        if (communicator is not null) device += $", data-parallel over {communicator.Description}";
+        // A GPU engine's description names its communicator already.
+        if (communicator is not null && choice.Name == "cpu") device += $", data-parallel over {communicator.Description}";
         if (resumeFrom is not null)
         {
             trainer.Resume(resumeFrom);
@@ -350,11 +362,11 @@ internal static class TrainRun
         return exitCode;
     }
 
-    private static DeviceChoice ResolveDevice(DeviceRequest request, NetworkChoice network, int batchSize, bool tf32)
+    private static DeviceChoice ResolveDevice(DeviceRequest request, NetworkChoice network, int batchSize, bool tf32, int deviceOrdinal = 0)
     {
         try
         {
-            return DeviceSelector.Resolve(request, network.Model, network.CudaPlan, network.CudaSource, batchSize, tf32);
+            return DeviceSelector.Resolve(request, network.Model, network.CudaPlan, network.CudaSource, batchSize, tf32, deviceOrdinal);
         }
         catch (CudaUnavailableException e)
         {
