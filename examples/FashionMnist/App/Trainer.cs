@@ -32,7 +32,7 @@ public sealed class Trainer : IDisposable
     private readonly INetwork _network;
     private readonly ITrainingEngine _engine;
     // Set for data-parallel training: this rank's engine, which trains its shard of every batch.
-    private readonly DataParallelEngine? _parallel;
+    private readonly IDataParallelEngine? _parallel;
     private readonly IBatchSource _trainLoader;
     private readonly IDisposable? _ownedLoader;
     private readonly List<EpochRecord> _history = [];
@@ -52,18 +52,17 @@ public sealed class Trainer : IDisposable
 
     /// <param name="engine">
     /// Creates the engine that runs the steps from the host network and optimizer (which stay the checkpointed
-    /// state); null trains with the network's own CPU code. The trainer owns and disposes the engine.
+    /// state); null trains with the network's own CPU code. The trainer owns and disposes the engine. With a
+    /// communicator it must create an <see cref="IDataParallelEngine"/> over that communicator (GPUs over NCCL).
     /// </param>
     /// <param name="communicator">
-    /// Data-parallel training over these ranks (with the network's CPU code): each rank trains its shard of every batch,
-    /// and the ranks apply the same summed update. Only rank 0 evaluates and writes; give the other ranks an empty
-    /// <see cref="TrainSettings.OutputFolder"/>. Null: one process.
+    /// Data-parallel training over these ranks (with the network's CPU code unless <paramref name="engine"/> is given):
+    /// each rank trains its shard of every batch, and the ranks apply the same summed update. Only rank 0 evaluates and
+    /// writes; give the other ranks an empty <see cref="TrainSettings.OutputFolder"/>. Null: one process.
     /// </param>
     public Trainer(INetwork network, ITrainingData data, TrainSettings settings, Normalization? normalization = null,
         Func<INetwork, Sgd, ITrainingEngine>? engine = null, ICommunicator? communicator = null)
     {
-        if (communicator is not null && engine is not null)
-            throw new NotSupportedException("Data-parallel training runs the network's CPU code; use --device cpu with --distributed.");
         if (communicator is not null && communicator.Rank != 0 && !string.IsNullOrEmpty(settings.OutputFolder))
             throw new ArgumentException($"Rank {communicator.Rank} must not write: only rank 0 has an output folder.");
         settings.Validate();
@@ -84,8 +83,20 @@ public sealed class Trainer : IDisposable
         Initializer.Initialize(d, network.Parameters, settings.Init, settings.Seed);
         try
         {
-            if (communicator is not null) _engine = _parallel = new DataParallelEngine(network, Optimizer, communicator);
-            else _engine = engine is null ? new CpuTrainingEngine(network, Optimizer) : engine(network, Optimizer);
+            if (communicator is not null)
+            {
+                _engine = engine is null ? new DataParallelEngine(network, Optimizer, communicator) : engine(network, Optimizer);
+                _parallel = _engine as IDataParallelEngine;
+                if (_parallel is null || !ReferenceEquals(_parallel.Communicator, communicator))
+                {
+                    _engine.Dispose();
+                    throw new ArgumentException("With a communicator, the engine factory must create a data-parallel engine over that communicator.", nameof(engine));
+                }
+            }
+            else
+            {
+                _engine = engine is null ? new CpuTrainingEngine(network, Optimizer) : engine(network, Optimizer);
+            }
             _engine.CopyStateFromHost();
         }
         catch

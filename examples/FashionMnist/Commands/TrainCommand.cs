@@ -106,7 +106,7 @@ internal sealed class TrainOptions
     private readonly Option<int> _testViews = new("--test-views") { Description = "After the last epoch, also report test accuracy averaged over this many views per image: 1 (off), 2 (image and reflection) or 10 (the paper's five crops and their reflections).", DefaultValueFactory = _ => 10 };
     private readonly Option<int> _threads = new("--threads") { Description = "CPU threads for the kernels; 0 = every processor.", DefaultValueFactory = _ => 0 };
     private readonly Option<string?> _data = Shared.DataOption();
-    private readonly Option<bool> _distributed = new("--distributed") { Description = "Data-parallel training over the ranks of an MPI job (start with mpirun -np N): each rank trains its share of every batch, the gradients are summed, rank 0 writes. CPU only." };
+    private readonly Option<bool> _distributed = new("--distributed") { Description = "Data-parallel training over the ranks of an MPI job (start with mpirun -np N): each rank trains its share of every batch, the gradients are summed, rank 0 writes. On the CPU, or with --device cuda on one GPU per rank over NCCL." };
     private readonly Option<double?> _valFraction = new("--val-fraction") { Description = $"Image folders without a val/ sub-folder: the share of each class held out for testing (seeded by --seed). Default {ImageFolderOptions.DefaultValidationFraction}." };
     private readonly Option<int?> _imageSide = new("--image-side") { Description = "Image folders: the shorter side images are stored at (the centre square is kept); crops of the network's input are taken inside it. Default 256 (the paper's) for 224 and 227 inputs." };
     private readonly Option<float?> _lighting = new("--lighting") { Description = $"Image folders: sigma of the paper's PCA colour lighting; 0 turns it off. Default {ImageFolderOptions.DefaultLightingSigma}." };
@@ -175,30 +175,36 @@ internal static class TrainRun
         network ??= NetworkChoice.Default;
         if (distributed is not null)
         {
-            if (deviceRequest == DeviceRequest.Cuda || tf32)
-                throw new ArgumentException($"--distributed trains on the CPU: drop {(tf32 ? "--tf32" : "--device cuda")} (or give --device cpu).");
+            bool gpu = deviceRequest == DeviceRequest.Cuda;
+            if (tf32 && !gpu)
+                throw new ArgumentException("--tf32 needs --device cuda: --distributed trains on the CPU unless --device cuda is given.");
             // Options are checked before MPI starts, so a bad command line fails the same way on every rank.
             CheckOptions(settings, epochs, threads, testViews, resumeFrom, force);
-            using MpiCommunicator communicator = StartMpi(distributed.PeerTimeout);
+            if (gpu) DistributedJob.RequireNccl();
+            // Under mpirun the ranks meet through MPI. A GPU job started alone is one rank and needs no MPI: its NCCL id
+            // goes through a file.
+            using MpiCommunicator? mpi = gpu && !DistributedJob.LaunchedByMpirun ? null : StartMpi(distributed.PeerTimeout);
+            var job = new DistributedJob(mpi, gpu, distributed.PeerTimeout);
             int code;
             try
             {
-                code = communicator.Rank == 0
-                    ? Run(settings, epochs, dataOption, DeviceRequest.Cpu, resumeFrom, threads, tf32, testViews, network, outputGiven, force, images, communicator)
-                    : RunFollower(settings, epochs, dataOption, resumeFrom, threads, network, images, communicator);
+                job.CheckNetwork(network);
+                code = job.Rank == 0
+                    ? Run(settings, epochs, dataOption, gpu ? DeviceRequest.Cuda : DeviceRequest.Cpu, resumeFrom, threads, tf32, testViews, network, outputGiven, force, images, job)
+                    : RunFollower(settings, epochs, dataOption, resumeFrom, threads, tf32, network, images, job);
             }
-            catch (Exception e)
+            catch (Exception e) when (mpi is not null)
             {
                 // A rank that fails must end the whole job, or the others would wait out their peer timeout: say why
                 // on this rank's stderr, then MPI_Abort (which does not return).
                 Cli.Report(e, verbose: false, Console.Error);
-                communicator.Abort(ExitCodes.Failed);
+                mpi.Abort(ExitCodes.Failed);
                 throw;
             }
-            communicator.Finish();
+            mpi?.Finish();
             return code;
         }
-        return Run(settings, epochs, dataOption, deviceRequest, resumeFrom, threads, tf32, testViews, network, outputGiven, force, images, communicator: null);
+        return Run(settings, epochs, dataOption, deviceRequest, resumeFrom, threads, tf32, testViews, network, outputGiven, force, images, job: null);
     }
 
     /// <summary>Every option checked before a folder is touched (or MPI started).</summary>
@@ -268,25 +274,27 @@ internal static class TrainRun
         });
     }
 
-    /// <summary>
-    /// A rank other than 0: the same data, network and settings, trains its shard of every batch and writes nothing
-    /// (rank 0 evaluates, checkpoints and prints). A resume reads the same checkpoint path as rank 0, so on several
-    /// machines the output folder must be shared or copied to each.
-    /// </summary>
     /// <summary>Whether --data names a folder of images by class (rather than IDX files, CIFAR-10 batches or a word).</summary>
     private static bool IsImageFolder(string? dataOption) =>
         dataOption is not null && dataOption != DataSources.EmbeddedName && dataOption != DataSources.DebianName && Directory.Exists(dataOption) &&
         DataSources.Detect(dataOption) == DataSources.FolderKind.ImageFolder;
 
-    private static int RunFollower(TrainSettings settings, int? epochs, string? dataOption, string? resumeFrom, int threads, NetworkChoice network,
-        ImageFolderOptions? images, ICommunicator communicator)
+    /// <summary>
+    /// A rank other than 0: the same data, network and settings, trains its shard of every batch and writes nothing
+    /// (rank 0 evaluates, checkpoints and prints). A resume reads the same checkpoint path as rank 0, so on several
+    /// machines the output folder must be shared or copied to each.
+    /// </summary>
+    private static int RunFollower(TrainSettings settings, int? epochs, string? dataOption, string? resumeFrom, int threads, bool tf32, NetworkChoice network,
+        ImageFolderOptions? images, DistributedJob job)
     {
         (ITrainingData data, settings) = LoadData(settings, epochs, dataOption, network, images, report: false);
         using IDisposable? ownedData = data as IDisposable;
         settings = settings with { OutputFolder = "" };
         settings.Validate();
+        using DeviceChoice choice = ResolveDevice(job.Gpu ? DeviceRequest.Cuda : DeviceRequest.Cpu, network, settings.BatchSize, tf32, job.DeviceOrdinal);
+        using DistributedJob.Connection connection = job.Connect(choice);
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
-        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, communicator: communicator);
+        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, engine: connection.EngineFactory, communicator: connection.Communicator);
         if (resumeFrom is not null) trainer.Resume(resumeFrom);
         else trainer.Start();
         using var stop = new StopSignal();
@@ -300,7 +308,7 @@ internal static class TrainRun
     }
 
     private static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads, bool tf32, int testViews,
-        NetworkChoice network, bool outputGiven, bool force, ImageFolderOptions? images, ICommunicator? communicator)
+        NetworkChoice network, bool outputGiven, bool force, ImageFolderOptions? images, DistributedJob? job)
     {
         CheckOptions(settings, epochs, threads, testViews, resumeFrom, force);
         if (tf32 && deviceRequest == DeviceRequest.Cpu) throw new ArgumentException("--tf32 needs --device cuda or auto: the CPU backend computes in FP32.");
@@ -318,17 +326,21 @@ internal static class TrainRun
         {
             RunFolder.ForFreshRun(settings.OutputFolder, outputGiven: true, force, out _);
         }
-        using DeviceChoice choice = ResolveDevice(deviceRequest, network, settings.BatchSize, tf32);
+        using DeviceChoice choice = ResolveDevice(deviceRequest, network, settings.BatchSize, tf32, job?.DeviceOrdinal ?? 0);
         if (choice.Notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{choice.Notice}[/]");
+        using DistributedJob.Connection? connection = job?.Connect(choice);
+        ICommunicator? communicator = connection?.Communicator;
 
         (ITrainingData data, settings) = LoadData(settings, epochs, dataOption, network, images, report: true);
         using IDisposable? ownedData = data as IDisposable;
         settings.Validate();
 
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
-        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, engine: choice.EngineFactory, communicator: communicator);
+        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings,
+            engine: connection is null ? choice.EngineFactory : connection.EngineFactory, communicator: communicator);
         string device = choice.Name == "cpu" ? $"cpu ({cpu?.Threads ?? CpuContext.Default.Threads} threads, {Environment.ProcessorCount} logical processors)" : trainer.Engine.Description;
-        if (communicator is not null) device += $", data-parallel over {communicator.Description}";
+        // A GPU engine's description names its communicator already.
+        if (communicator is not null && choice.Name == "cpu") device += $", data-parallel over {communicator.Description}";
         if (resumeFrom is not null)
         {
             trainer.Resume(resumeFrom);
@@ -399,11 +411,11 @@ internal static class TrainRun
         return exitCode;
     }
 
-    private static DeviceChoice ResolveDevice(DeviceRequest request, NetworkChoice network, int batchSize, bool tf32)
+    private static DeviceChoice ResolveDevice(DeviceRequest request, NetworkChoice network, int batchSize, bool tf32, int deviceOrdinal = 0)
     {
         try
         {
-            return DeviceSelector.Resolve(request, network.Model, network.CudaPlan, network.CudaSource, batchSize, tf32);
+            return DeviceSelector.Resolve(request, network.Model, network.CudaPlan, network.CudaSource, batchSize, tf32, deviceOrdinal);
         }
         catch (CudaUnavailableException e)
         {

@@ -10,6 +10,27 @@ namespace AlexNetCompiler.Distributed;
 public readonly record struct DataParallelStep(float MeanLoss, long Correct, bool StopRequested);
 
 /// <summary>
+/// A data-parallel training engine: every rank trains its shard of each batch and applies the same summed update.
+/// <see cref="DataParallelEngine"/> on the CPU, <see cref="CudaDataParallelEngine"/> on GPUs over NCCL.
+/// </summary>
+public interface IDataParallelEngine : ITrainingEngine
+{
+    /// <summary>The ranks; also carries the host-side broadcasts of the trainer (the learning rate).</summary>
+    ICommunicator Communicator { get; }
+
+    /// <summary>
+    /// One step on this rank's shard: samples [<paramref name="firstSample"/>, + <paramref name="count"/>) of a batch of
+    /// <paramref name="batchCount"/>. Every rank must call it for the same batch. The update is skipped on every rank
+    /// when the batch's loss is not finite.
+    /// </summary>
+    DataParallelStep TrainShard(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, int firstSample, int batchCount,
+        ulong dropoutSeed, bool stopRequested = false);
+
+    /// <summary>Copies rank 0's parameters, momentum and learning rate to every rank.</summary>
+    void BroadcastState();
+}
+
+/// <summary>
 /// Synchronous data-parallel SGD on the CPU: every rank holds the whole network and optimizer, runs the generated
 /// ForwardBackward on its shard of each batch, and the gradients are summed over the ranks before every rank applies
 /// the same update. Each shard's gradient is the mean over the shard; scaled by shard / batch before the sum, the sum
@@ -22,7 +43,7 @@ public readonly record struct DataParallelStep(float MeanLoss, long Correct, boo
 /// (<see cref="GradientsReady"/>), and a bucket's sum starts as soon as all of it is final, so the last layers'
 /// gradients (the dense layers: nearly all of AlexNet's) travel while the convolutions' backward runs.
 /// </summary>
-public sealed class DataParallelEngine : ITrainingEngine
+public sealed class DataParallelEngine : IDataParallelEngine
 {
     /// <summary>4 Mi floats (16 MiB) per bucket: large enough that the per-message latency is small against the bandwidth term.</summary>
     public const int DefaultBucketFloats = 1 << 22;
@@ -189,7 +210,7 @@ public sealed class DataParallelEngine : ITrainingEngine
         for (; i < span.Length; i++) span[i] *= factor;
     }
 
-    private static long CountCorrect(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int classes)
+    internal static long CountCorrect(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int classes)
     {
         long correct = 0;
         for (int n = 0; n < labels.Length; n++)
