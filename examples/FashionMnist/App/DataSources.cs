@@ -101,7 +101,7 @@ public static class DataSources
         }
         if (kind == FolderKind.ImageFolder)
             throw new NotSupportedException(
-                $"{folder}: a folder of images by class, which is read through the decoded-image cache (ImageFolderData), not loaded into memory.");
+                $"{folder}: a folder of images by class; train and eval read it through the decoded-image cache (docs/images.md), not into memory.");
         throw new FileNotFoundException(
             $"{folder}: found neither Fashion-MNIST IDX files ({FashionMnistFiles.TrainImages}[.gz], {FashionMnistFiles.TrainLabels}[.gz], " +
             $"{FashionMnistFiles.TestImages}[.gz], {FashionMnistFiles.TestLabels}[.gz]) nor CIFAR-10 batches (data_batch_*.bin, test_batch.bin).");

@@ -61,13 +61,13 @@ public sealed record NetworkChoice(
     public static NetworkChoice Canonical { get; } = new(
         "canonical", CanonicalAlexNet.AlexNet2012.Model, CanonicalAlexNet.AlexNet2012.CudaPlan, CanonicalAlexNet.AlexNet2012.CudaSource,
         (maxBatch, cpu) => new CanonicalAlexNet.AlexNet2012(maxBatch, cpu),
-        new TrainingDefaults(BatchSize: 64, LearningRate: 0.0025f, CropPadding: 0, OutputFolder: Path.Combine("runs", "images")));
+        new TrainingDefaults(BatchSize: 64, LearningRate: AlexNet.Defaults.LearningRate, CropPadding: 0, OutputFolder: Path.Combine("runs", "images")));
 
     /// <summary>torchvision's AlexNet at 224x224 with 1000 outputs (examples/TorchvisionAlexNet): the same defaults as <see cref="Canonical"/>.</summary>
     public static NetworkChoice Torchvision { get; } = new(
         "torchvision", TorchvisionAlexNet.TorchvisionAlexNet.Model, TorchvisionAlexNet.TorchvisionAlexNet.CudaPlan, TorchvisionAlexNet.TorchvisionAlexNet.CudaSource,
         (maxBatch, cpu) => new TorchvisionAlexNet.TorchvisionAlexNet(maxBatch, cpu),
-        new TrainingDefaults(BatchSize: 64, LearningRate: 0.0025f, CropPadding: 0, OutputFolder: Path.Combine("runs", "images-torchvision")));
+        new TrainingDefaults(BatchSize: 64, LearningRate: AlexNet.Defaults.LearningRate, CropPadding: 0, OutputFolder: Path.Combine("runs", "images-torchvision")));
 
     public static IReadOnlyList<NetworkChoice> All { get; } = [FashionNet, AlexNet, CifarNet, Canonical, Torchvision];
 

@@ -183,9 +183,11 @@ public sealed class Trainer : IDisposable
             else
             {
                 loss = _engine.TrainStep(batch.ImageSpan, batch.LabelSpan, batch.Count, dropoutSeed);
+                // Judged on the data's classes, as the test set is (outputs beyond them belong to none).
                 ReadOnlySpan<float> logits = _engine.Logits;
+                int dataClasses = Data.ClassNames.Count;
                 for (int n = 0; n < batch.Count; n++)
-                    if (Evaluator.ArgMax(logits.Slice(n * classes, classes)) == batch.Labels[n]) correct++;
+                    if (Evaluator.ArgMax(logits.Slice(n * classes, dataClasses)) == batch.Labels[n]) correct++;
             }
             if (!float.IsFinite(loss))
             {
@@ -350,6 +352,16 @@ public sealed class Trainer : IDisposable
         if (File.Exists(path)) NetworkChoice.EnsureCheckpointHolds(path, _network.Descriptor);
         IReadOnlyDictionary<string, string> m = Checkpoint.Load(path, _network.Descriptor, _network.Parameters, Optimizer);
         var metadata = new ResumeMetadata(path, m);
+        // The data's own settings (an image folder's side, split, lighting and held-out images) must be the run's.
+        foreach ((string key, string value) in Data.CheckpointMetadata)
+        {
+            if (!m.TryGetValue(key, out string? savedValue))
+                throw new InvalidDataException($"{path}: not trained on this kind of data (its metadata has no '{key}'). Resume with the same --data.");
+            if (savedValue != value)
+                throw new InvalidDataException(key == ImageFolderData.TestSetKey
+                    ? $"{path}: the run was tested on other held-out images than this folder gives now (images added, removed or changed, or another split). Resume with the same folder and options."
+                    : $"{path}: trained with {ImageFolderData.OptionFor(key)} = {savedValue}; this run has {value}. Resume with the same value.");
+        }
         Normalization saved = Normalization.Parse(metadata.Text("normalization_mean"), metadata.Text("normalization_std"));
         if (!saved.Mean.SequenceEqual(Normalization.Mean) || !saved.Std.SequenceEqual(Normalization.Std))
             throw new InvalidDataException($"{path}: trained with normalisation mean {saved.MeanText}, std {saved.StdText}; this data gives {Normalization.MeanText}, {Normalization.StdText}. Resume with the same --data.");

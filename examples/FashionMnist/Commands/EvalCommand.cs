@@ -20,7 +20,7 @@ internal static class EvalCommand
             Description = $"Padding of the corner crops for --views 10 (use the training value). Default: the network's training default " +
                           $"({string.Join(", ", NetworkChoice.All.Select(c => $"{c.Defaults.CropPadding} for {c.OptionName}"))}).",
         };
-        var imageCache = new Option<string?>("--image-cache") { Description = "Image folders: folder of the decoded-image caches (as in train). Default $XDG_CACHE_HOME/alexnet-fashion/images or ~/.cache/alexnet-fashion/images." };
+        var imageCache = new Option<string?>("--image-cache") { Description = $"Image folders: folder of the decoded-image caches (as in train). Default {ImageFolderOptions.DefaultCacheFolderText}." };
         var command = new Command("eval", "Test accuracy, per-class accuracy and confusion matrix of a checkpoint.") { checkpoint, data, batch, plot, views, cropPadding, imageCache };
         command.SetAction(parse =>
         {
@@ -70,19 +70,33 @@ internal static class EvalCommand
         bool imageFolder = dataOption is not null && Directory.Exists(dataOption) && DataSources.Detect(dataOption) == DataSources.FolderKind.ImageFolder;
         if (!imageFolder)
         {
+            if (model.ImageSide is not null)
+                throw new ArgumentException($"{checkpoint} was trained on a folder of images by class: pass that folder with --data.");
             if (imageCache is not null) throw new ArgumentException("--image-cache applies to folders of images by class only.");
             return new DataLease(DataSources.Load(dataOption, d.InputChannels, d.InputHeight, d.InputWidth));
         }
         if (model.ImageSide is not { } side)
             throw new ArgumentException($"--data {dataOption}: a folder of images by class, but {checkpoint} was not trained on one (its metadata has no '{ImageFolderData.SideKey}').");
         IReadOnlyDictionary<string, string> m = model.Metadata;
-        double fraction = ImageFolderOptions.DefaultValidationFraction;
+        string Entry(string key) => m.TryGetValue(key, out string? value) ? value
+            : throw new InvalidDataException($"{checkpoint}: metadata '{key}' is missing; it says how the run split its images.");
+        string validation = Entry(ImageFolderData.ValidationKey);
         ulong seed = 0;
-        if (m.TryGetValue(ImageFolderData.ValidationKey, out string? validation) && validation != ImageFolderData.ValidationFolderValue &&
-            !(double.TryParse(validation, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out fraction) &&
-              m.TryGetValue(ImageFolderData.SplitSeedKey, out string? seedText) && ulong.TryParse(seedText, System.Globalization.CultureInfo.InvariantCulture, out seed)))
-            throw new InvalidDataException($"{checkpoint}: metadata '{ImageFolderData.ValidationKey}' / '{ImageFolderData.SplitSeedKey}' do not describe a held-out split.");
-        return new DataLease(ImageFolderData.Open(dataOption!, new ImageFolderOptions(side, fraction, LightingSigma: 0, imageCache), d.InputHeight, seed,
-            line => AnsiConsole.MarkupLineInterpolated($"[yellow]{line}[/]")));
+        if (validation != ImageFolderData.ValidationFolderValue && !ulong.TryParse(Entry(ImageFolderData.SplitSeedKey), NumberStyles.None, CultureInfo.InvariantCulture, out seed))
+            throw new InvalidDataException($"{checkpoint}: metadata '{ImageFolderData.SplitSeedKey}' is '{m[ImageFolderData.SplitSeedKey]}', not a seed.");
+        var data = ImageFolderData.OpenForEvaluation(dataOption!, side, validation, seed, d.InputHeight, imageCache,
+            line => AnsiConsole.MarkupLineInterpolated($"[yellow]{line}[/]"));
+        try
+        {
+            // The images the run was tested on, not merely as many: a folder changed since, or another one, is refused.
+            if (m.TryGetValue(ImageFolderData.TestSetKey, out string? fingerprint) && fingerprint != data.TestSetFingerprint())
+                throw new InvalidDataException($"--data {dataOption}: its held-out images are not the ones {checkpoint} was tested on (images added, removed or changed since).");
+            return new DataLease(data);
+        }
+        catch
+        {
+            data.Dispose();
+            throw;
+        }
     }
 }

@@ -24,19 +24,18 @@ internal static class PredictCommand
             table.AddColumn("image");
             table.AddColumn("class");
             table.AddColumn("top 3");
-            var probabilities = new float[d.ClassCount];
             int classes = classNames.Count;
+            var logits = new float[d.ClassCount];
+            var probabilities = new double[classes];
             foreach (string path in paths)
             {
                 (float[] pixels, bool inverted) = d.InputChannels == 3
                     ? (ImageInput.LoadColour(path, d.InputHeight, model.ImageSide), false)
                     : ImageInput.LoadForNetwork(path, d.InputHeight, d.InputWidth, parse.GetValue(invert));
                 model.Normalization.Apply(pixels, d.InputHeight, d.InputWidth);
-                model.Network.Predict(pixels, 1, probabilities);
-                // Outputs beyond the data's classes belong to none: the probabilities of the first K, renormalised (the softmax of those K logits).
-                float known = 0;
-                for (int c = 0; c < classes; c++) known += probabilities[c];
-                for (int c = 0; c < classes; c++) probabilities[c] /= known;
+                model.Network.Forward(pixels, 1, logits);
+                // The softmax of the data's classes' logits: outputs beyond them belong to no class.
+                Softmax(logits.AsSpan(0, classes), probabilities);
                 int[] order = Enumerable.Range(0, classes).OrderByDescending(c => probabilities[c]).Take(3).ToArray();
                 string top3 = string.Join(", ", order.Select(c => string.Create(CultureInfo.InvariantCulture, $"{classNames[c]} {100 * probabilities[c]:F1}%")));
                 table.AddRow(Markup.Escape(path + (inverted ? " (inverted)" : "")), $"[bold]{Markup.Escape(classNames[order[0]])}[/]", Markup.Escape(top3));
@@ -45,5 +44,15 @@ internal static class PredictCommand
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>Softmax computed stably in double.</summary>
+    private static void Softmax(ReadOnlySpan<float> logits, Span<double> probabilities)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float v in logits) max = MathF.Max(max, v);
+        double sum = 0;
+        for (int k = 0; k < logits.Length; k++) sum += probabilities[k] = Math.Exp(logits[k] - max);
+        for (int k = 0; k < logits.Length; k++) probabilities[k] /= sum;
     }
 }

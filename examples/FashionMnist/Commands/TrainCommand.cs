@@ -108,9 +108,9 @@ internal sealed class TrainOptions
     private readonly Option<string?> _data = Shared.DataOption();
     private readonly Option<bool> _distributed = new("--distributed") { Description = "Data-parallel training over the ranks of an MPI job (start with mpirun -np N): each rank trains its share of every batch, the gradients are summed, rank 0 writes. On the CPU, or with --device cuda on one GPU per rank over NCCL." };
     private readonly Option<double?> _valFraction = new("--val-fraction") { Description = $"Image folders without a val/ sub-folder: the share of each class held out for testing (seeded by --seed). Default {ImageFolderOptions.DefaultValidationFraction}." };
-    private readonly Option<int?> _imageSide = new("--image-side") { Description = "Image folders: the shorter side images are stored at (the centre square is kept); crops of the network's input are taken inside it. Default 256 (the paper's) for 224 and 227 inputs." };
+    private readonly Option<int?> _imageSide = new("--image-side") { Description = $"Image folders: the shorter side images are stored at (the centre square is kept); crops of the network's input are taken inside it. Default {ImageFolderOptions.DefaultSide(224)} (the paper's) for 224 and 227 inputs, the input plus an eighth for smaller ones ({ImageFolderOptions.DefaultSide(32)} for 32)." };
     private readonly Option<float?> _lighting = new("--lighting") { Description = $"Image folders: sigma of the paper's PCA colour lighting; 0 turns it off. Default {ImageFolderOptions.DefaultLightingSigma}." };
-    private readonly Option<string?> _imageCache = new("--image-cache") { Description = "Image folders: folder of the decoded-image caches (built once per image folder and side, rebuilt when the folder changes). Default $XDG_CACHE_HOME/alexnet-fashion/images or ~/.cache/alexnet-fashion/images." };
+    private readonly Option<string?> _imageCache = new("--image-cache") { Description = $"Image folders: folder of the decoded-image caches (built once per image folder and side, rebuilt when the folder changes). Default {ImageFolderOptions.DefaultCacheFolderText}." };
     private readonly Option<int> _peerTimeout = new("--peer-timeout") { Description = "With --distributed: seconds a rank waits for the others at a step before it stops with an error (a rank died or stalled).", DefaultValueFactory = _ => DistributedOptions.DefaultPeerTimeoutSeconds };
 
     public Command CreateCommand() => new("train",
@@ -158,6 +158,7 @@ internal sealed class TrainOptions
         int? imageSide = parse.GetValue(_imageSide);
         float? lighting = parse.GetValue(_lighting);
         string? imageCache = parse.GetValue(_imageCache);
+        if (imageSide is < 1) throw new ArgumentException($"--image-side {imageSide}: must be at least the network's input side.");
         ImageFolderOptions? images = valFraction is null && imageSide is null && lighting is null && imageCache is null ? null : new ImageFolderOptions(
             imageSide ?? 0, valFraction ?? ImageFolderOptions.DefaultValidationFraction, lighting ?? ImageFolderOptions.DefaultLightingSigma, imageCache);
         return new TrainRequest(network, settings, parse.GetValue(_epochs), parse.GetValue(_data), parse.GetValue(_device), resumeFrom,
@@ -235,7 +236,7 @@ internal static class TrainRun
     /// images by class is decoded into its cache (<see cref="ImageFolderData"/>; dispose it after training).
     /// </summary>
     private static (ITrainingData Data, TrainSettings Settings) LoadData(TrainSettings settings, int? epochs, string? dataOption, NetworkChoice network,
-        ImageFolderOptions? images, bool report)
+        ImageFolderOptions? images, int threads, bool report)
     {
         NetworkDescriptor model = network.Model;
         ITrainingData data;
@@ -248,7 +249,7 @@ internal static class TrainRun
             ImageFolderData.CheckAugmentation(settings.Augmentation);
             if (report) AnsiConsole.MarkupLineInterpolated($"Reading the image folder [bold]{dataOption}[/] (decoded once into the image cache, then reused)...");
             var folder = ImageFolderData.Open(dataOption!, images ?? new ImageFolderOptions(), model.InputHeight, settings.Seed,
-                report ? line => AnsiConsole.MarkupLineInterpolated($"[yellow]{line}[/]") : null);
+                report ? line => AnsiConsole.MarkupLineInterpolated($"[yellow]{line}[/]") : null, threads);
             if (folder.ClassNames.Count > model.ClassCount)
             {
                 folder.Dispose();
@@ -287,7 +288,7 @@ internal static class TrainRun
     private static int RunFollower(TrainSettings settings, int? epochs, string? dataOption, string? resumeFrom, int threads, bool tf32, NetworkChoice network,
         ImageFolderOptions? images, DistributedJob job)
     {
-        (ITrainingData data, settings) = LoadData(settings, epochs, dataOption, network, images, report: false);
+        (ITrainingData data, settings) = LoadData(settings, epochs, dataOption, network, images, threads, report: false);
         using IDisposable? ownedData = data as IDisposable;
         settings = settings with { OutputFolder = "" };
         settings.Validate();
@@ -331,7 +332,7 @@ internal static class TrainRun
         using DistributedJob.Connection? connection = job?.Connect(choice);
         ICommunicator? communicator = connection?.Communicator;
 
-        (ITrainingData data, settings) = LoadData(settings, epochs, dataOption, network, images, report: true);
+        (ITrainingData data, settings) = LoadData(settings, epochs, dataOption, network, images, threads, report: true);
         using IDisposable? ownedData = data as IDisposable;
         settings.Validate();
 
@@ -376,7 +377,7 @@ internal static class TrainRun
                 {
                     trainer.SaveCheckpoint();
                     if (stoppedAtEpochEnd) PrintEpochLine(trainer);
-                    AnsiConsole.MarkupLineInterpolated($"[yellow]Interrupted.[/] Saved the current state to [bold]{trainer.LastCheckpointPath}[/]; continue with [bold]train{(network == NetworkChoice.Default ? "" : " --network " + network.OptionName)} --resume --output {settings.OutputFolder}[/].");
+                    AnsiConsole.MarkupLineInterpolated($"[yellow]Interrupted.[/] Saved the current state to [bold]{trainer.LastCheckpointPath}[/]; continue with [bold]{ResumeCommand(network, dataOption, images, settings)}[/].");
                     status = "interrupted";
                     exitCode = ExitCodes.Interrupted;
                     break;
@@ -409,6 +410,29 @@ internal static class TrainRun
 
         Finish(trainer, device, status);
         return exitCode;
+    }
+
+    /// <summary>
+    /// The command that continues an interrupted run: its network, data and the options that must not change (the
+    /// data's, and the seed and batch size, which decide the batch order of a run stopped inside an epoch).
+    /// </summary>
+    internal static string ResumeCommand(NetworkChoice network, string? dataOption, ImageFolderOptions? images, TrainSettings settings)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var parts = new List<string> { "train" };
+        if (network != NetworkChoice.Default) parts.Add("--network " + network.OptionName);
+        if (dataOption is not null) parts.Add("--data " + dataOption);
+        if (images is not null)
+        {
+            if (images.Side != 0) parts.Add("--image-side " + images.Side.ToString(ci));
+            if (images.ValidationFraction != ImageFolderOptions.DefaultValidationFraction) parts.Add("--val-fraction " + images.ValidationFraction.ToString("R", ci));
+            if (images.LightingSigma != ImageFolderOptions.DefaultLightingSigma) parts.Add("--lighting " + images.LightingSigma.ToString("R", ci));
+            if (images.CacheFolder is not null) parts.Add("--image-cache " + images.CacheFolder);
+        }
+        if (settings.Seed != new TrainSettings().Seed) parts.Add("--seed " + settings.Seed.ToString(ci));
+        if (settings.BatchSize != network.Defaults.BatchSize) parts.Add("--batch-size " + settings.BatchSize.ToString(ci));
+        parts.Add("--resume --output " + settings.OutputFolder);
+        return string.Join(" ", parts);
     }
 
     private static DeviceChoice ResolveDevice(DeviceRequest request, NetworkChoice network, int batchSize, bool tf32, int deviceOrdinal = 0)

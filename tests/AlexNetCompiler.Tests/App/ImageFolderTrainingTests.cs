@@ -12,6 +12,7 @@ namespace AlexNetCompiler.Tests.App;
 /// The main job on a folder of images by class: the data picks the canonical AlexNet, the images go through the decoded
 /// cache and the paper's pipeline, a run resumes exactly, and eval and predict prepare images as training did.
 /// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")] // CliProcess
 public sealed class ImageFolderTrainingTests : IDisposable
 {
     private readonly TempFolder _folder = new();
@@ -120,6 +121,8 @@ public sealed class ImageFolderTrainingTests : IDisposable
         Assert.Matches(@"Test accuracy [0-9.]+% \([0-6]/6\)", eval.Output);
         Assert.Contains("averaged over 10 views per image", eval.Output);
         Assert.DoesNotContain("rebuilding", eval.Output);
+        // One view at the training batch size: the same images, crops and arithmetic as the run's own last test.
+        AssertEvalRepeatsTheRunsTest(checkpoint, photos, output, batchSize: 4);
 
         // predict names one of the folder's three classes (the other 997 outputs belong to none).
         string image = Path.Combine(_folder.Path, "new.jpg");
@@ -132,6 +135,71 @@ public sealed class ImageFolderTrainingTests : IDisposable
         var top = System.Text.RegularExpressions.Regex.Matches(table, @"\b(blue|green|red) ([0-9.]+)%")
             .Select(m => double.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
         Assert.True(top.Count >= 2 && top[0] >= 33.3, table);
+    }
+
+    /// <summary>eval --views 1 of the last checkpoint gives the run's last test accuracy and loss (metrics.csv).</summary>
+    private void AssertEvalRepeatsTheRunsTest(string checkpoint, string data, string output, int batchSize)
+    {
+        using CliProcess eval = CliProcess.Run(["eval", "--checkpoint", checkpoint, "--data", data, "--image-cache", Cache, "--views", "1",
+            "--batch-size", batchSize.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        Assert.True(eval.ExitCode == 0, eval.Describe());
+        string[] last = File.ReadAllLines(Path.Combine(output, MetricsLog.CsvName))[^1].Split(',');
+        double accuracy = double.Parse(last[5], System.Globalization.CultureInfo.InvariantCulture), loss = double.Parse(last[4], System.Globalization.CultureInfo.InvariantCulture);
+        var match = System.Text.RegularExpressions.Regex.Match(eval.Output, @"Test accuracy [0-9.]+% \(([0-9]+)/([0-9]+)\), loss ([0-9.]+)");
+        Assert.True(match.Success, eval.Describe());
+        Assert.Equal(accuracy, int.Parse(match.Groups[1].Value) / (double)int.Parse(match.Groups[2].Value), 6); // metrics.csv keeps 6 decimals
+        Assert.Equal(loss, double.Parse(match.Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture), 3); // eval prints 4
+    }
+
+    [Fact]
+    public void TrainValFolders_TrainCifarNet_EvalChecksTheLayoutAndTheImages()
+    {
+        string root = Path.Combine(_folder.Path, "pair");
+        string trainFolder = WritePhotos(4, name: Path.Combine("pair", "train"));
+        string validationFolder = WritePhotos(2, name: Path.Combine("pair", "val"));
+        string output = Path.Combine(_folder.Path, "run-pair");
+        using CliProcess train = CliProcess.Run(["train", "--data", root, "--network", "cifarnet", "--epochs", "1", "--batch-size", "4", "--test-views", "1",
+            "--image-cache", Cache, "--output", output, "--device", "cpu", "--threads", "2"]);
+        Assert.True(train.ExitCode == 0, train.Describe());
+        string checkpoint = Path.Combine(output, Trainer.LastCheckpointName);
+        Assert.Equal(ImageFolderData.ValidationFolderValue, SafeTensors.ReadHeader(checkpoint).Metadata[ImageFolderData.ValidationKey]);
+        Assert.Contains("12 train / 6 test images", SafeTensors.ReadHeader(checkpoint).Metadata["data"]);
+        AssertEvalRepeatsTheRunsTest(checkpoint, root, output, batchSize: 4);
+
+        string EvalError(string data)
+        {
+            using CliProcess eval = CliProcess.Run(["eval", "--checkpoint", checkpoint, "--data", data, "--image-cache", Cache]);
+            Assert.Equal(ExitCodes.Failed, eval.ExitCode);
+            return Assert.Single(eval.OutputLines, l => l.StartsWith("error: ", StringComparison.Ordinal));
+        }
+        // The training half alone is a folder of classes too, but not the layout the run was tested on.
+        Assert.Contains("the run was tested on a val/ folder", EvalError(trainFolder));
+        Assert.Contains("was trained on a folder of images by class: pass that folder with --data", EvalError("embedded"));
+        // A held-out image changed since training: not the images the run was tested on.
+        ImageFiles.WriteNoise(Path.Combine(validationFolder, "red", "0.jpg"), 70, 50, seed: 99);
+        Assert.Contains("its held-out images are not the ones", EvalError(root));
+    }
+
+    [Fact]
+    public void Resume_WithOtherImageOptions_IsRefusedNamingTheOption_AndTheInterruptedHintCarriesThem()
+    {
+        string photos = WritePhotos(3);
+        string output = Path.Combine(_folder.Path, "run-resume");
+        string[] common = ["train", "--data", photos, "--network", "cifarnet", "--batch-size", "4", "--test-views", "1", "--image-cache", Cache,
+            "--output", output, "--device", "cpu", "--threads", "2", "--lighting", "0.2"];
+        using (CliProcess first = CliProcess.Run([.. common, "--epochs", "1"]))
+            Assert.True(first.ExitCode == 0, first.Describe());
+
+        using CliProcess other = CliProcess.Run(["train", "--data", photos, "--network", "cifarnet", "--batch-size", "4", "--test-views", "1", "--image-cache", Cache,
+            "--output", output, "--device", "cpu", "--threads", "2", "--lighting", "0.3", "--epochs", "2", "--resume"]);
+        Assert.Equal(ExitCodes.Failed, other.ExitCode);
+        Assert.Contains("trained with --lighting = 0.2; this run has 0.3. Resume with the same value.", other.Output);
+        using CliProcess same = CliProcess.Run([.. common, "--epochs", "2", "--resume"]);
+        Assert.True(same.ExitCode == 0, same.Describe());
+
+        string hint = TrainRun.ResumeCommand(NetworkChoice.CifarNet, photos, new ImageFolderOptions(LightingSigma: 0.2f, CacheFolder: Cache),
+            new TrainSettings { Seed = 3, BatchSize = 4, OutputFolder = output });
+        Assert.Equal($"train --network cifarnet --data {photos} --lighting 0.2 --image-cache {Cache} --seed 3 --batch-size 4 --resume --output {output}", hint);
     }
 
     [Theory]
