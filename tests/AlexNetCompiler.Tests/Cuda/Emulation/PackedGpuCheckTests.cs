@@ -16,6 +16,7 @@ namespace AlexNetCompiler.Tests.Cuda.Emulation;
 /// machine's libnccl.so.2 (the data-parallel part, one rank), and the report's results.json.
 /// A packaging slip fails here, not on the GPU. Small sizes keep the emulated parts to minutes.
 /// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")] // CliProcess
 public sealed class PackedGpuCheckTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempFolder _folder = new();
