@@ -230,11 +230,13 @@ internal static unsafe class NcclScenarios
             Assert.Contains("was aborted after an error", again.Message, StringComparison.Ordinal);
         }
 
-        // Two ranks, of which rank 1 stops calling collectives after setup: rank 0's sum fails instead of hanging.
-        FakeNccl.SetWaitMilliseconds(300);
+        // Two ranks, of which rank 1 stops calling collectives after setup: rank 0's sum fails instead of hanging. The
+        // short wait is set only once both have joined and broadcast their parameters: the fake's wait bounds every wait
+        // for a peer, setup included, and under load one rank's GPU network can be ready seconds after the other's.
         NcclUniqueId pair = NcclCommunicator.CreateUniqueId();
         Rank? first = null, second = null;
-        Parallel.Invoke(() => first = new Rank(batch, pair, 0, 2), () => second = new Rank(batch, pair, 1, 2));
+        Concurrently(() => first = new Rank(batch, pair, 0, 2), () => second = new Rank(batch, pair, 1, 2));
+        FakeNccl.SetWaitMilliseconds(300);
         using (first)
         using (second)
         {
@@ -267,6 +269,30 @@ internal static unsafe class NcclScenarios
         Assert.Equal("Could not load NVIDIA's NCCL library libnccl.so.2 (pip install nvidia-nccl-cu13, or the libnccl2 package; or set ALEXNET_NCCL_PATH to the file); " +
             "tried /nonexistent/libnccl.so.2.", e.Message);
         Assert.DoesNotContain('\n', e.Message);
+    }
+
+    /// <summary>
+    /// Runs each action on a thread of its own and waits for all; rethrows their exceptions as one AggregateException.
+    /// Ranks block in setup until every rank has joined, so each needs its own thread at once: Parallel's work items may
+    /// wait for a thread-pool thread, or run one after another, on a loaded machine.
+    /// </summary>
+    private static void Concurrently(params Action[] actions)
+    {
+        var failures = new Exception?[actions.Length];
+        var threads = actions.Select((action, i) => new Thread(() =>
+        {
+            try
+            {
+                action();
+            }
+            catch (Exception e)
+            {
+                failures[i] = e;
+            }
+        }) { IsBackground = true, Name = $"rank-{i}" }).ToArray();
+        foreach (Thread thread in threads) thread.Start();
+        foreach (Thread thread in threads) thread.Join();
+        if (failures.Any(e => e is not null)) throw new AggregateException(failures.OfType<Exception>());
     }
 
     /// <summary>One rank's GPU network, communicator and engine.</summary>
