@@ -15,7 +15,7 @@ internal static class CudaContract
     /// ALEXNET_PRELUDE_VERSION: generated sources stop with an #error when the prelude they include is another
     /// version (a generator and runtime from different packages). Raise it whenever a template is added or its parameters change.
     /// </summary>
-    public const int PreludeVersion = 3;
+    public const int PreludeVersion = 4;
 
     /// <summary>ALEXNET_THREADS: threads per block of every kernel, the generated grids' divisor.</summary>
     public const int ThreadsPerBlock = 256;

@@ -81,8 +81,11 @@ struct Comm
     int async_error = ncclSuccess;
 };
 
-std::mutex lock;
-std::condition_variable changed;
+// Never destroyed: a rank whose setup the caller gave up on (NcclCommunicator.Create's timeout) still waits on them when
+// the process exits, and destroying a condition variable that a thread waits on blocks (glibc) until that wait ends,
+// up to the wait limit.
+std::mutex& lock = *new std::mutex;
+std::condition_variable& changed = *new std::condition_variable;
 std::map<std::string, std::shared_ptr<Clique>> cliques;
 std::map<std::string, int> fail_next;
 int pending_async_error = ncclSuccess;

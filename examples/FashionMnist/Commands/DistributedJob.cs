@@ -41,17 +41,6 @@ internal sealed class DistributedJob(MpiCommunicator? mpi, bool gpu, TimeSpan pe
     public int DeviceOrdinal =>
         gpu && int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_RANK"), out int local) && local >= 0 ? local : 0;
 
-    /// <summary>
-    /// Several GPU ranks split every batch, and a shard that does not start at sample 0 needs the batch's dropout masks at
-    /// its offset, which the CUDA kernels cannot draw yet: refused before anything starts, the same on every rank.
-    /// </summary>
-    public void CheckNetwork(NetworkChoice network)
-    {
-        if (gpu && Size > 1 && network.Model.Layers.Any(l => l.Kind == LayerKind.Dropout))
-            throw new NotSupportedException($"--distributed --device cuda over {Size} ranks: {network.Model.Name} has dropout, whose masks the CUDA kernels " +
-                "cannot draw for a shard of a batch yet; run one GPU rank, or train on the CPU (--device cpu).");
-    }
-
     /// <summary>This rank's communicator on the chosen device (for a GPU job: NCCL's setup, which waits for every rank).</summary>
     public Connection Connect(DeviceChoice choice)
     {

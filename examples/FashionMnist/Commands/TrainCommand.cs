@@ -189,7 +189,6 @@ internal static class TrainRun
             int code;
             try
             {
-                job.CheckNetwork(network);
                 code = job.Rank == 0
                     ? Run(settings, epochs, dataOption, gpu ? DeviceRequest.Cuda : DeviceRequest.Cpu, resumeFrom, threads, tf32, testViews, network, outputGiven, force, images, job)
                     : RunFollower(settings, epochs, dataOption, resumeFrom, threads, tf32, network, images, job);

@@ -128,6 +128,11 @@ internal static partial class CudaEmitter
 
     private static void WriteArg(CodeWriter w, Arg a)
     {
+        if (a.Kind == ArgKind.DropoutOffset)
+        {
+            w.WriteLine(Ns + "CudaArg.DropoutOffset(sampleLength: " + I(a.SampleLength) + "),");
+            return;
+        }
         if (a.Kind != ArgKind.Buffer)
         {
             w.WriteLine(Ns + "CudaArg." + a.Kind switch

@@ -167,18 +167,19 @@ internal static partial class CudaEmitter
                 float p = s.Dropout?.DropoutP ?? 0f;
                 string layerIndex = s.Dropout is null ? "0" : I(s.Dropout.Index) + "ull";
                 string drop = s.Dropout is null ? "0.0f" : "dropout_on ? " + Float(p) + " : 0.0f";
+                string mask = "seed, " + layerIndex + ", dropout_offset, " + drop; // the mask's arguments: seed, layer, first element, p
                 sb.Append("// weight [").Append(outF).Append(", ").Append(inF).Append("]; GEMM: M = batch, N = ").Append(outF).Append(", K = ").Append(inF).Append('\n');
                 sb.Append("typedef Dense<").Append(inF).Append(", ").Append(outF).Append(", ").Append(B(l.HasBias)).Append(", ").Append(B(s.Relu)).Append(", ")
                   .Append(B(s.Dropout is not null)).Append("> ").Append(n).Append("_t;\n");
-                sb.Append(gemm).Append(n).Append("_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on)\n")
-                  .Append("{\n    ").Append(n).Append("_t::forward(x, w, bias, y, batch, seed, ").Append(layerIndex).Append(", ").Append(drop).Append(");\n}\n");
+                sb.Append(gemm).Append(n).Append("_forward(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y, int batch, u64 seed, int dropout_on, u64 dropout_offset)\n")
+                  .Append("{\n    ").Append(n).Append("_t::forward(x, w, bias, y, batch, ").Append(mask).Append(");\n}\n");
                 if (l.HasBias || s.Relu)
                     sb.Append(k).Append(n).Append("_backward_bias(const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)\n")
                       .Append("{\n    dense_bias_relu_backward<").Append(outF).Append(", ").Append(B(l.HasBias)).Append(", ").Append(B(s.Relu)).Append(">(y, dy, dbias, batch);\n}\n");
-                sb.Append(gemm).Append(n).Append("_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on)\n")
-                  .Append("{\n    ").Append(n).Append("_t::backward_weights(dy, x, dw, batch, seed, ").Append(layerIndex).Append(", ").Append(drop).Append(");\n}\n");
-                sb.Append(gemm).Append(n).Append("_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on)\n")
-                  .Append("{\n    ").Append(n).Append("_t::backward_data(dy, w, dx, batch, seed, ").Append(layerIndex).Append(", ").Append(drop).Append(");\n}\n");
+                sb.Append(gemm).Append(n).Append("_backward_weights(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed, int dropout_on, u64 dropout_offset)\n")
+                  .Append("{\n    ").Append(n).Append("_t::backward_weights(dy, x, dw, batch, ").Append(mask).Append(");\n}\n");
+                sb.Append(gemm).Append(n).Append("_backward_data(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed, int dropout_on, u64 dropout_offset)\n")
+                  .Append("{\n    ").Append(n).Append("_t::backward_data(dy, w, dx, batch, ").Append(mask).Append(");\n}\n");
                 break;
             }
             case StageKind.LrnPool:
@@ -221,10 +222,10 @@ internal static partial class CudaEmitter
             case StageKind.Dropout:
             {
                 int len = s.OutputShape.Length;
-                string args = I(s.Layer.Index) + "ull, dropout_on ? " + Float(s.Layer.DropoutP) + " : 0.0f";
-                sb.Append(k).Append(n).Append("_forward(const float* __restrict__ x, float* __restrict__ y, int batch, u64 seed, int dropout_on)\n")
+                string args = I(s.Layer.Index) + "ull, dropout_offset, dropout_on ? " + Float(s.Layer.DropoutP) + " : 0.0f";
+                sb.Append(k).Append(n).Append("_forward(const float* __restrict__ x, float* __restrict__ y, int batch, u64 seed, int dropout_on, u64 dropout_offset)\n")
                   .Append("{\n    dropout_apply(x, y, batch * ").Append(len).Append(", seed, ").Append(args).Append(");\n}\n");
-                sb.Append(k).Append(n).Append("_backward(const float* __restrict__ dy, float* __restrict__ dx, int batch, u64 seed, int dropout_on)\n")
+                sb.Append(k).Append(n).Append("_backward(const float* __restrict__ dy, float* __restrict__ dx, int batch, u64 seed, int dropout_on, u64 dropout_offset)\n")
                   .Append("{\n    dropout_apply(dy, dx, batch * ").Append(len).Append(", seed, ").Append(args).Append(");\n}\n");
                 break;
             }
@@ -261,10 +262,11 @@ internal static partial class CudaEmitter
         public long Evaluate(int batch) => (PerSample * batch + Fixed + Divisor - 1) / Divisor;
     }
 
-    internal enum ArgKind { Buffer, Null, Batch, DropoutSeed, DropoutEnabled }
+    internal enum ArgKind { Buffer, Null, Batch, DropoutSeed, DropoutEnabled, DropoutOffset }
 
     /// <param name="OffsetName">The generated constant that holds Offset ("Conv1WeightOffset"), for a parameter tensor.</param>
-    internal readonly record struct Arg(ArgKind Kind, string Buffer, long Offset, string? OffsetName = null)
+    /// <param name="SampleLength">For DropoutOffset: the per-sample length of the tensor the mask covers.</param>
+    internal readonly record struct Arg(ArgKind Kind, string Buffer, long Offset, string? OffsetName = null, long SampleLength = 0)
     {
         public static Arg Buf(string name, long offset = 0) => new(ArgKind.Buffer, name, offset);
         public static Arg Tensor(string buffer, ParameterModel p) => new(ArgKind.Buffer, buffer, p.Offset, p.Identifier + "Offset");
@@ -272,6 +274,8 @@ internal static partial class CudaEmitter
         public static Arg Batch => new(ArgKind.Batch, "", 0);
         public static Arg Seed => new(ArgKind.DropoutSeed, "", 0);
         public static Arg DropoutOn => new(ArgKind.DropoutEnabled, "", 0);
+        /// <summary>The flat index of the launch's first masked element in the whole batch: first sample x sampleLength.</summary>
+        public static Arg DropoutOffset(long sampleLength) => new(ArgKind.DropoutOffset, "", 0, SampleLength: sampleLength);
     }
 
     internal sealed record CudaProgram(
@@ -304,7 +308,7 @@ internal static partial class CudaEmitter
                 ParameterModel w = Param(l, ParameterRole.Weight)!;
                 ParameterModel? b = Param(l, ParameterRole.Bias);
                 yield return new Launch(n + "_forward", Dim.Blocks(l.Output.Channels, Tile), Dim.Batched(1, Tile), Dim.One,
-                    new[] { Arg.Buf(s.Input), Arg.Tensor(CudaContract.ParametersBuffer, w), b is null ? Arg.Null : Arg.Tensor(CudaContract.ParametersBuffer, b), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn },
+                    new[] { Arg.Buf(s.Input), Arg.Tensor(CudaContract.ParametersBuffer, w), b is null ? Arg.Null : Arg.Tensor(CudaContract.ParametersBuffer, b), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn, Arg.DropoutOffset(s.DropoutSampleLength) },
                     Describe(s), s.ForwardFlops, new Gemm(1, 0, 0, l.Output.Channels));
                 break;
             }
@@ -322,7 +326,7 @@ internal static partial class CudaEmitter
                 break;
             case StageKind.Dropout:
                 yield return new Launch(n + "_forward", Dim.Batched(s.OutputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
-                    new[] { Arg.Buf(s.Input), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn }, Describe(s));
+                    new[] { Arg.Buf(s.Input), Arg.Buf(s.Output), Arg.Batch, Arg.Seed, Arg.DropoutOn, Arg.DropoutOffset(s.DropoutSampleLength) }, Describe(s));
                 break;
         }
     }
@@ -366,11 +370,11 @@ internal static partial class CudaEmitter
                         new[] { Arg.Buf(s.Output), Arg.Buf(dy), b is null ? Arg.Null : Arg.Tensor(CudaContract.GradientsBuffer, b), Arg.Batch },
                         $"{n}: {(s.Relu ? "ReLU mask on dY (in place)" : "")}{(s.Relu && b is not null ? ", " : "")}{(b is not null ? "bias gradient" : "")}"));
                 steps.Add(new Launch(n + "_backward_weights", Dim.Blocks(inF, Tile), Dim.Blocks(outF, Tile), Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(s.Input), Arg.Tensor(CudaContract.GradientsBuffer, w), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: weight gradient", s.ForwardFlops,
+                    new[] { Arg.Buf(dy), Arg.Buf(s.Input), Arg.Tensor(CudaContract.GradientsBuffer, w), Arg.Batch, Arg.Seed, Arg.DropoutOn, Arg.DropoutOffset(s.DropoutSampleLength) }, $"{n}: weight gradient", s.ForwardFlops,
                     new Gemm(0, outF, 0, inF)));
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward_data", Dim.Blocks(inF, Tile), Dim.Batched(1, Tile), Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Tensor(CudaContract.ParametersBuffer, w), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
+                    new[] { Arg.Buf(dy), Arg.Tensor(CudaContract.ParametersBuffer, w), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn, Arg.DropoutOffset(s.DropoutSampleLength) }, $"{n}: input gradient -> {dx}", s.ForwardFlops,
                     new Gemm(1, 0, 0, inF)));
                 return true;
             }
@@ -392,7 +396,7 @@ internal static partial class CudaEmitter
             default:
                 if (!needInputGradient) return false;
                 steps.Add(new Launch(n + "_backward", Dim.Batched(s.OutputShape.Length, CudaContract.ThreadsPerBlock), Dim.One, Dim.One,
-                    new[] { Arg.Buf(dy), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn }, $"{n}: input gradient -> {dx}", s.ForwardFlops));
+                    new[] { Arg.Buf(dy), Arg.Buf(dx), Arg.Batch, Arg.Seed, Arg.DropoutOn, Arg.DropoutOffset(s.DropoutSampleLength) }, $"{n}: input gradient -> {dx}", s.ForwardFlops));
                 return true;
         }
     }

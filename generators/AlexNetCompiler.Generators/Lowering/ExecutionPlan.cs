@@ -70,6 +70,12 @@ internal sealed record PlanStage(
     public bool Relu => FusedRelu is not null;
 
     public bool HasArgmax => Argmax is not null;
+
+    /// <summary>
+    /// Elements per sample of the tensor a dropout mask of this stage covers (the Dense's input, or a Dropout stage's
+    /// tensor): a shard of a batch that starts at sample s draws the mask from element s x this on.
+    /// </summary>
+    public long DropoutSampleLength => InputShape.Length;
 }
 
 /// <summary>What a buffer holds, for the memory plan.</summary>

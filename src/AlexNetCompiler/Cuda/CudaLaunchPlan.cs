@@ -3,7 +3,7 @@ namespace AlexNetCompiler.Cuda;
 // The launch plan a generated network carries next to its CUDA source: which device buffers to allocate,
 // and which kernels to launch, in order, for the forward pass, the loss and the backward pass. The
 // generator computes it from the network's shapes; CudaNetworkRunner executes it. Only the batch size
-// (and the dropout seed) vary at run time.
+// (and the dropout seed and first sample) vary at run time.
 
 /// <summary>A grid dimension: ceil((PerSample * batch + Fixed) / Divisor).</summary>
 public readonly record struct CudaGridDim(long PerSample, long Fixed, long Divisor)
@@ -33,15 +33,22 @@ public enum CudaArgKind
     DropoutSeed,
     /// <summary>1 when dropout is on for this pass, else 0 (int).</summary>
     DropoutEnabled,
+    /// <summary>
+    /// Where the launch's dropout mask starts in the whole batch's (unsigned 64-bit): the pass's first sample (a
+    /// data-parallel shard's offset in its batch, 0 for a whole batch) x SampleLength.
+    /// </summary>
+    DropoutOffset,
 }
 
-public readonly record struct CudaArg(CudaArgKind Kind, string Buffer, long Offset)
+/// <param name="SampleLength">For <see cref="CudaArgKind.DropoutOffset"/>: the per-sample length of the tensor the mask covers.</param>
+public readonly record struct CudaArg(CudaArgKind Kind, string Buffer, long Offset, long SampleLength = 0)
 {
     public static CudaArg Of(string buffer, long offset = 0) => new(CudaArgKind.Buffer, buffer, offset);
     public static CudaArg Null => new(CudaArgKind.Null, "", 0);
     public static CudaArg Batch => new(CudaArgKind.Batch, "", 0);
     public static CudaArg DropoutSeed => new(CudaArgKind.DropoutSeed, "", 0);
     public static CudaArg DropoutEnabled => new(CudaArgKind.DropoutEnabled, "", 0);
+    public static CudaArg DropoutOffset(long sampleLength) => new(CudaArgKind.DropoutOffset, "", 0, sampleLength);
 }
 
 /// <summary>One step of a pass: a kernel launch or zeroing a buffer range.</summary>

@@ -161,32 +161,25 @@ public sealed class CudaNetwork : INetwork, IDisposable
         _logits.AsSpan(0, length).CopyTo(logits);
     }
 
-    public float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed)
+    public float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed) =>
+        ForwardBackward(input, labels, batch, dropoutSeed, dropoutFirstSample: 0);
+
+    /// <summary>
+    /// <see cref="ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?)"/> over a shard of a larger batch
+    /// starting at sample <paramref name="dropoutFirstSample"/>: every kernel that draws a dropout mask starts it at the
+    /// shard's first element (first sample x the layer's per-sample length), so the shard draws exactly the masks the
+    /// whole batch draws for its samples, as the generated CPU network does.
+    /// </summary>
+    public float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed, long dropoutFirstSample)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(dropoutFirstSample);
         UploadParametersIfHostMayBeNewer();
-        float loss = _runner.ForwardBackward(input, labels, batch, dropoutSeed);
+        float loss = _runner.ForwardBackward(input, labels, batch, dropoutSeed, dropoutFirstSample);
         _runner.DownloadLogits(_logits, batch);
         _lastBatch = batch;
         _gradientsStale = true;
         return loss;
     }
-
-    /// <summary>
-    /// <see cref="ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?)"/> over a shard of a larger batch
-    /// starting at sample <paramref name="dropoutFirstSample"/>. The CUDA kernels draw a batch's dropout masks from sample
-    /// 0, so a shard elsewhere is supported only when no mask is drawn: the network has no dropout layer, or dropout is
-    /// off. Otherwise throws <see cref="NotSupportedException"/>.
-    /// </summary>
-    public float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed, long dropoutFirstSample)
-    {
-        if (dropoutFirstSample != 0 && dropoutSeed is not null && HasDropout)
-            throw new NotSupportedException($"{Descriptor.Name} on the GPU cannot draw the dropout masks of a batch shard (first sample {dropoutFirstSample}): " +
-                "data-parallel training over several GPUs needs a network without dropout for now.");
-        return ForwardBackward(input, labels, batch, dropoutSeed);
-    }
-
-    /// <summary>Whether the network has a dropout layer (whose masks a shard at an offset cannot draw on the GPU).</summary>
-    public bool HasDropout => Descriptor.Layers.Any(l => l.Kind == LayerKind.Dropout);
 
     /// <summary>
     /// <see cref="ForwardBackward"/>, then the optimizer's update on the device (<see cref="Update"/>), as the CPU

@@ -159,7 +159,7 @@ public sealed class CudaNetworkRunner : IDisposable
         foreach (CudaLaunch launch in _gemmLaunches.Values)
         {
             if (launch.Args.Length > args.Length) throw new InvalidOperationException($"Kernel '{launch.Kernel}' has more than {args.Length} arguments.");
-            for (int i = 0; i < launch.Args.Length; i++) args[i] = Argument(launch.Args[i], MaxBatch, null);
+            for (int i = 0; i < launch.Args.Length; i++) args[i] = Argument(launch.Args[i], MaxBatch, null, 0);
             var times = new Dictionary<CudaGemmTile, double>();
             foreach (CudaGemmTile tile in GemmTiles)
             {
@@ -199,13 +199,17 @@ public sealed class CudaNetworkRunner : IDisposable
         _buffers[Plan.LogitsBuffer].CopyTo(logits[..(batch * Plan.ClassCount)]);
     }
 
-    /// <summary>Forward (dropout on when dropoutSeed has a value), softmax cross-entropy, backward into the gradients. Returns the mean loss.</summary>
-    public float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed)
+    /// <summary>
+    /// Forward (dropout on when dropoutSeed has a value), softmax cross-entropy, backward into the gradients. Returns the
+    /// mean loss. The batch is samples [dropoutFirstSample, dropoutFirstSample + batch) of a larger batch whose dropout
+    /// masks it draws (a data-parallel shard); 0 for a whole batch.
+    /// </summary>
+    public float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed, long dropoutFirstSample = 0)
     {
         CheckBatch(batch);
         UploadInput(input, batch);
         UploadLabels(labels, batch);
-        EnqueueForwardBackward(batch, dropoutSeed);
+        EnqueueForwardBackward(batch, dropoutSeed, dropoutFirstSample);
         return MeanLoss(batch);
     }
 
@@ -215,7 +219,7 @@ public sealed class CudaNetworkRunner : IDisposable
         CheckBatch(batch);
         UploadInput(input, batch);
         UploadLabels(labels, batch);
-        EnqueueForwardBackward(batch, dropoutSeed);
+        EnqueueForwardBackward(batch, dropoutSeed, 0);
         EnqueueSgd(learningRate, momentum, weightDecay, paperVariant);
         return MeanLoss(batch);
     }
@@ -237,13 +241,17 @@ public sealed class CudaNetworkRunner : IDisposable
         UploadLabels(labels, batch);
     }
 
-    /// <summary>Enqueues forward, loss and backward on the current device buffers without waiting.</summary>
-    public void EnqueueForwardBackward(int batch, ulong? dropoutSeed)
+    /// <summary>
+    /// Enqueues forward, loss and backward on the current device buffers without waiting; the dropout masks are those
+    /// of samples from dropoutFirstSample on (see <see cref="ForwardBackward"/>).
+    /// </summary>
+    public void EnqueueForwardBackward(int batch, ulong? dropoutSeed, long dropoutFirstSample = 0)
     {
         CheckBatch(batch);
-        Run(Plan.Forward, batch, dropoutSeed);
-        Run(Plan.Loss, batch, dropoutSeed);
-        Run(Plan.Backward, batch, dropoutSeed);
+        ArgumentOutOfRangeException.ThrowIfNegative(dropoutFirstSample);
+        Run(Plan.Forward, batch, dropoutSeed, dropoutFirstSample);
+        Run(Plan.Loss, batch, dropoutSeed, dropoutFirstSample);
+        Run(Plan.Backward, batch, dropoutSeed, dropoutFirstSample);
     }
 
     /// <summary>Enqueues only the training-mode forward pass (for timing).</summary>
@@ -326,7 +334,7 @@ public sealed class CudaNetworkRunner : IDisposable
         }
     }
 
-    private void Run(CudaStep[] steps, int batch, ulong? dropoutSeed)
+    private void Run(CudaStep[] steps, int batch, ulong? dropoutSeed, long dropoutFirstSample = 0)
     {
         Span<KernelArgument> args = stackalloc KernelArgument[16];
         foreach (CudaStep step in steps)
@@ -339,7 +347,7 @@ public sealed class CudaNetworkRunner : IDisposable
                 case CudaLaunch launch:
                 {
                     if (launch.Args.Length > args.Length) throw new InvalidOperationException($"Kernel '{launch.Kernel}' has more than {args.Length} arguments.");
-                    for (int i = 0; i < launch.Args.Length; i++) args[i] = Argument(launch.Args[i], batch, dropoutSeed);
+                    for (int i = 0; i < launch.Args.Length; i++) args[i] = Argument(launch.Args[i], batch, dropoutSeed, dropoutFirstSample);
                     var (kernel, tile) = _kernels[launch.Kernel];
                     var (x, y, z) = launch.Grid(batch, tile);
                     kernel.Launch(x, y, z, (uint)launch.BlockSize, 0, null, args[..launch.Args.Length]);
@@ -351,13 +359,14 @@ public sealed class CudaNetworkRunner : IDisposable
         }
     }
 
-    private KernelArgument Argument(CudaArg arg, int batch, ulong? dropoutSeed) => arg.Kind switch
+    private KernelArgument Argument(CudaArg arg, int batch, ulong? dropoutSeed, long dropoutFirstSample) => arg.Kind switch
     {
         CudaArgKind.Buffer => KernelArgument.UInt64(_buffers[arg.Buffer].Pointer + (ulong)arg.Offset * 4),
         CudaArgKind.Null => KernelArgument.UInt64(0),
         CudaArgKind.Batch => KernelArgument.Int32(batch),
         CudaArgKind.DropoutSeed => KernelArgument.UInt64(dropoutSeed ?? 0),
         CudaArgKind.DropoutEnabled => KernelArgument.Int32(dropoutSeed.HasValue ? 1 : 0),
+        CudaArgKind.DropoutOffset => KernelArgument.UInt64(checked((ulong)(dropoutFirstSample * arg.SampleLength))),
         _ => throw new InvalidOperationException($"Unknown kernel argument kind {arg.Kind}."),
     };
 

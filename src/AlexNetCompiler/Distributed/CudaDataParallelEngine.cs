@@ -10,10 +10,9 @@ namespace AlexNetCompiler.Distributed;
 /// three-float sum of the shard's loss x size, its correct count and the stop flag; every rank then applies the same SGD
 /// update on its GPU. Parameters and momentum are broadcast from rank 0 on the device (ncclBroadcast).
 ///
-/// Dropout: a shard that does not start at sample 0 needs the whole batch's masks at its offset, which the CUDA kernels
-/// do not draw (<see cref="CudaNetwork.ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?, long)"/>
-/// throws <see cref="NotSupportedException"/>): with several ranks, only networks without dropout train here; one rank
-/// trains any network.
+/// Dropout: each rank passes its shard's first sample to
+/// <see cref="CudaNetwork.ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?, long)"/>, whose kernels
+/// draw the whole batch's masks at that offset, so the ranks together apply the masks one GPU applies to the batch.
 /// </summary>
 /// <remarks>
 /// The engine owns the network and the communicator: disposing it ends the communicator first (it uses the network's

@@ -37,12 +37,12 @@ public interface INetwork
     /// <see cref="ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?)"/> over a shard of a larger batch
     /// that starts at sample <paramref name="dropoutFirstSample"/> of it: the dropout masks are those the larger batch
     /// draws for these samples, so data-parallel shards together compute what one process computes over the whole batch.
-    /// Generated CPU networks implement it; elsewhere only a shard at sample 0 (or no dropout) is supported.
+    /// Generated CPU networks and <c>CudaNetwork</c> implement it; elsewhere only a shard at sample 0 (or no dropout) is supported.
     /// </summary>
     float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed, long dropoutFirstSample) =>
         dropoutFirstSample == 0 || dropoutSeed is null
             ? ForwardBackward(input, labels, batch, dropoutSeed)
-            : throw new NotSupportedException($"{Descriptor.Name} on this device cannot draw the dropout masks of a batch shard (first sample {dropoutFirstSample}); data-parallel training with dropout needs the generated CPU network.");
+            : throw new NotSupportedException($"{Descriptor.Name} on this device cannot draw the dropout masks of a batch shard (first sample {dropoutFirstSample}); data-parallel training with dropout needs a generated network on the CPU or its CudaNetwork.");
 
     /// <summary>
     /// <see cref="ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?, long)"/> that also reports, through

@@ -14,8 +14,8 @@ namespace FashionMnist
 // FP32 by default; compile with -DALEXNET_TF32 for TF32 tensor-core GEMMs (FP32 accumulate).
 
 #include ""alexnet_prelude.cuh""
-#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != 3
-#error ""alexnet_prelude.cuh is not version 3: the AlexNetCompiler runtime and generator come from different versions""
+#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != 4
+#error ""alexnet_prelude.cuh is not version 4: the AlexNetCompiler runtime and generator come from different versions""
 #endif
 
 // ---------------------------------------------------------------------------------------------------------
@@ -205,9 +205,9 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_backward(
 typedef Dense<2048, 1024, true, true, true> dense1_t;
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_forward(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
-    int batch, u64 seed, int dropout_on)
+    int batch, u64 seed, int dropout_on, u64 dropout_offset)
 {
-    dense1_t::forward(x, w, bias, y, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
+    dense1_t::forward(x, w, bias, y, batch, seed, 15ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_bias(
     const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
@@ -216,15 +216,15 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_
 }
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_weights(
     const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense1_t::backward_weights(dy, x, dw, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
+    dense1_t::backward_weights(dy, x, dw, batch, seed, 15ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(
     const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense1_t::backward_data(dy, w, dx, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
+    dense1_t::backward_data(dy, w, dx, batch, seed, 15ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 
 // ==== dense2 = classifier.4: Dense 1024->512 + bias + ReLU, dropout p=0.5f on its input (classifier.3)
@@ -233,9 +233,9 @@ extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(
 typedef Dense<1024, 512, true, true, true> dense2_t;
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_forward(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
-    int batch, u64 seed, int dropout_on)
+    int batch, u64 seed, int dropout_on, u64 dropout_offset)
 {
-    dense2_t::forward(x, w, bias, y, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
+    dense2_t::forward(x, w, bias, y, batch, seed, 18ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_bias(
     const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
@@ -244,15 +244,15 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_
 }
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_weights(
     const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense2_t::backward_weights(dy, x, dw, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
+    dense2_t::backward_weights(dy, x, dw, batch, seed, 18ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(
     const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense2_t::backward_data(dy, w, dx, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
+    dense2_t::backward_data(dy, w, dx, batch, seed, 18ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 
 // ==== dense3 = classifier.6: Dense 512->10 + bias
@@ -261,9 +261,9 @@ extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(
 typedef Dense<512, 10, true, false, false> dense3_t;
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_forward(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
-    int batch, u64 seed, int dropout_on)
+    int batch, u64 seed, int dropout_on, u64 dropout_offset)
 {
-    dense3_t::forward(x, w, bias, y, batch, seed, 0, 0.0f);
+    dense3_t::forward(x, w, bias, y, batch, seed, 0, dropout_offset, 0.0f);
 }
 extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_bias(
     const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
@@ -272,15 +272,15 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_
 }
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_weights(
     const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense3_t::backward_weights(dy, x, dw, batch, seed, 0, 0.0f);
+    dense3_t::backward_weights(dy, x, dw, batch, seed, 0, dropout_offset, 0.0f);
 }
 extern ""C"" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_data(
     const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense3_t::backward_data(dy, w, dx, batch, seed, 0, 0.0f);
+    dense3_t::backward_data(dy, w, dx, batch, seed, 0, dropout_offset, 0.0f);
 }
 
 // ==== loss: softmax cross-entropy over 10 classes (one block per sample)
@@ -488,6 +488,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
                             global::AlexNetCompiler.Cuda.CudaArg.Batch,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled,
+                            global::AlexNetCompiler.Cuda.CudaArg.DropoutOffset(sampleLength: 2048),
                         },
                         Comment: "classifier.1: Dense 2048->1024 + bias + ReLU, dropout p=0.5f on its input " +
                             "(classifier.0)",
@@ -510,6 +511,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
                             global::AlexNetCompiler.Cuda.CudaArg.Batch,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled,
+                            global::AlexNetCompiler.Cuda.CudaArg.DropoutOffset(sampleLength: 1024),
                         },
                         Comment: "classifier.4: Dense 1024->512 + bias + ReLU, dropout p=0.5f on its input " +
                             "(classifier.3)",
@@ -532,6 +534,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
                             global::AlexNetCompiler.Cuda.CudaArg.Batch,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled,
+                            global::AlexNetCompiler.Cuda.CudaArg.DropoutOffset(sampleLength: 512),
                         },
                         Comment: "classifier.6: Dense 512->10 + bias",
                         FlopsPerSample: 10240L,
@@ -587,6 +590,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
                             global::AlexNetCompiler.Cuda.CudaArg.Batch,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled,
+                            global::AlexNetCompiler.Cuda.CudaArg.DropoutOffset(sampleLength: 512),
                         },
                         Comment: "dense3: weight gradient",
                         FlopsPerSample: 10240L,
@@ -607,6 +611,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
                             global::AlexNetCompiler.Cuda.CudaArg.Batch,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled,
+                            global::AlexNetCompiler.Cuda.CudaArg.DropoutOffset(sampleLength: 512),
                         },
                         Comment: "dense3: input gradient -> grad_b",
                         FlopsPerSample: 10240L,
@@ -641,6 +646,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
                             global::AlexNetCompiler.Cuda.CudaArg.Batch,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled,
+                            global::AlexNetCompiler.Cuda.CudaArg.DropoutOffset(sampleLength: 1024),
                         },
                         Comment: "dense2: weight gradient",
                         FlopsPerSample: 1048576L,
@@ -661,6 +667,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
                             global::AlexNetCompiler.Cuda.CudaArg.Batch,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled,
+                            global::AlexNetCompiler.Cuda.CudaArg.DropoutOffset(sampleLength: 1024),
                         },
                         Comment: "dense2: input gradient -> grad_a",
                         FlopsPerSample: 1048576L,
@@ -695,6 +702,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
                             global::AlexNetCompiler.Cuda.CudaArg.Batch,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled,
+                            global::AlexNetCompiler.Cuda.CudaArg.DropoutOffset(sampleLength: 2048),
                         },
                         Comment: "dense1: weight gradient",
                         FlopsPerSample: 4194304L,
@@ -715,6 +723,7 @@ extern ""C"" __global__ void __launch_bounds__(ALEXNET_THREADS) softmax_cross_en
                             global::AlexNetCompiler.Cuda.CudaArg.Batch,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutSeed,
                             global::AlexNetCompiler.Cuda.CudaArg.DropoutEnabled,
+                            global::AlexNetCompiler.Cuda.CudaArg.DropoutOffset(sampleLength: 2048),
                         },
                         Comment: "dense1: input gradient -> grad_b",
                         FlopsPerSample: 4194304L,

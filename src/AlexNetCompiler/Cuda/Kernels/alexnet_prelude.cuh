@@ -19,7 +19,9 @@ typedef unsigned long long u64;
 
 // Dropout keep decision, bit-identical to the CPU backend's DropoutKernels.Keep: a pure function of
 // (seed, layer index, flat element index over [batch, features]), so backward recomputes the mask instead of
-// storing it. Layer seed = seed + layer * golden; hash = mix(mix(layer seed + golden) + index * golden) with
+// storing it. Kernels that draw a mask take `first`, the flat index of their first element in the whole batch
+// (a data-parallel shard's first sample x the layer's per-sample length; 0 for a whole batch), so a shard draws
+// exactly the masks the whole batch draws for its samples. Layer seed = seed + layer * golden; hash = mix(mix(layer seed + golden) + index * golden) with
 // SplitMix64's finaliser (Steele et al. 2014); kept when the top 24 bits >= round(p * 2^24); kept values
 // are scaled by 1 / (1 - p) (inverted dropout).
 __device__ __forceinline__ u64 splitmix64_mix(u64 z)
@@ -467,11 +469,11 @@ struct Dense
     struct Forward
     {
         static constexpr bool A_K_CONTIGUOUS = true, B_K_CONTIGUOUS = true;
-        const float* x; const float* w; const float* bias; float* y; u64 seed; u64 layer; float p;
+        const float* x; const float* w; const float* bias; float* y; u64 seed; u64 layer; u64 first; float p;
         __device__ float a(int m, int k) const
         {
             float v = x[m * IN + k];
-            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, layer, (u64)(m * IN + k), p) : 1.0f;
+            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, layer, first + (u64)(m * IN + k), p) : 1.0f;
             return v;
         }
         __device__ float b(int k, int n) const { return w[n * IN + k]; }
@@ -487,12 +489,12 @@ struct Dense
     struct BackwardData
     {
         static constexpr bool A_K_CONTIGUOUS = true, B_K_CONTIGUOUS = false;
-        const float* dy; const float* w; float* dx; u64 seed; u64 layer; float p;
+        const float* dy; const float* w; float* dx; u64 seed; u64 layer; u64 first; float p;
         __device__ float a(int m, int k) const { return dy[m * OUT + k]; }
         __device__ float b(int k, int n) const { return w[k * IN + n]; }
         __device__ void store(int m, int n, float v) const
         {
-            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, layer, (u64)(m * IN + n), p) : 1.0f;
+            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, layer, first + (u64)(m * IN + n), p) : 1.0f;
             dx[m * IN + n] = v;
         }
     };
@@ -501,32 +503,32 @@ struct Dense
     struct BackwardWeights
     {
         static constexpr bool A_K_CONTIGUOUS = false, B_K_CONTIGUOUS = false;
-        const float* dy; const float* x; float* dw; u64 seed; u64 layer; float p;
+        const float* dy; const float* x; float* dw; u64 seed; u64 layer; u64 first; float p;
         __device__ float a(int m, int k) const { return dy[k * OUT + m]; }
         __device__ float b(int k, int n) const
         {
             float v = x[k * IN + n];
-            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, layer, (u64)(k * IN + n), p) : 1.0f;
+            if constexpr (DROPOUT) v *= p > 0.0f ? dropout_multiplier(seed, layer, first + (u64)(k * IN + n), p) : 1.0f;
             return v;
         }
         __device__ void store(int m, int n, float v) const { dw[m * IN + n] = v; }
     };
 
-    __device__ static void forward(const float* x, const float* w, const float* bias, float* y, int batch, u64 seed, u64 layer, float p)
+    __device__ static void forward(const float* x, const float* w, const float* bias, float* y, int batch, u64 seed, u64 layer, u64 first, float p)
     {
-        Forward f{x, w, bias, y, seed, layer, p};
+        Forward f{x, w, bias, y, seed, layer, first, p};
         gemm_block(f, batch, OUT, blockIdx.y * GEMM_BM, blockIdx.x * GEMM_BN, 0, IN);
     }
 
-    __device__ static void backward_data(const float* dy, const float* w, float* dx, int batch, u64 seed, u64 layer, float p)
+    __device__ static void backward_data(const float* dy, const float* w, float* dx, int batch, u64 seed, u64 layer, u64 first, float p)
     {
-        BackwardData f{dy, w, dx, seed, layer, p};
+        BackwardData f{dy, w, dx, seed, layer, first, p};
         gemm_block(f, batch, IN, blockIdx.y * GEMM_BM, blockIdx.x * GEMM_BN, 0, OUT);
     }
 
-    __device__ static void backward_weights(const float* dy, const float* x, float* dw, int batch, u64 seed, u64 layer, float p)
+    __device__ static void backward_weights(const float* dy, const float* x, float* dw, int batch, u64 seed, u64 layer, u64 first, float p)
     {
-        BackwardWeights f{dy, x, dw, seed, layer, p};
+        BackwardWeights f{dy, x, dw, seed, layer, first, p};
         gemm_block(f, OUT, IN, blockIdx.y * GEMM_BM, blockIdx.x * GEMM_BN, 0, batch);
     }
 };
@@ -747,10 +749,10 @@ __device__ __forceinline__ void relu_backward(const float* y, float* dy, int n)
     if (i < n && y[i] <= 0.0f) dy[i] = 0.0f;
 }
 
-__device__ __forceinline__ void dropout_apply(const float* x, float* y, int n, u64 seed, u64 layer, float p)
+__device__ __forceinline__ void dropout_apply(const float* x, float* y, int n, u64 seed, u64 layer, u64 first, float p)
 {
     int i = blockIdx.x * ALEXNET_THREADS + threadIdx.x;
-    if (i < n) y[i] = p > 0.0f ? x[i] * dropout_multiplier(seed, layer, (u64)i, p) : x[i];
+    if (i < n) y[i] = p > 0.0f ? x[i] * dropout_multiplier(seed, layer, first + (u64)i, p) : x[i];
 }
 
 // ---- SGD over the flat parameter buffer ----

@@ -3,8 +3,8 @@
 // FP32 by default; compile with -DALEXNET_TF32 for TF32 tensor-core GEMMs (FP32 accumulate).
 
 #include "alexnet_prelude.cuh"
-#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != 3
-#error "alexnet_prelude.cuh is not version 3: the AlexNetCompiler runtime and generator come from different versions"
+#if !defined(ALEXNET_PRELUDE_VERSION) || ALEXNET_PRELUDE_VERSION != 4
+#error "alexnet_prelude.cuh is not version 4: the AlexNetCompiler runtime and generator come from different versions"
 #endif
 
 // ---------------------------------------------------------------------------------------------------------
@@ -194,9 +194,9 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) pool3_backward(
 typedef Dense<9216, 4096, true, true, true> dense1_t;
 extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_forward(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
-    int batch, u64 seed, int dropout_on)
+    int batch, u64 seed, int dropout_on, u64 dropout_offset)
 {
-    dense1_t::forward(x, w, bias, y, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
+    dense1_t::forward(x, w, bias, y, batch, seed, 15ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_bias(
     const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
@@ -205,15 +205,15 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense1_backward_bi
 }
 extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_weights(
     const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense1_t::backward_weights(dy, x, dw, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
+    dense1_t::backward_weights(dy, x, dw, batch, seed, 15ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(
     const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense1_t::backward_data(dy, w, dx, batch, seed, 15ull, dropout_on ? 0.5f : 0.0f);
+    dense1_t::backward_data(dy, w, dx, batch, seed, 15ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 
 // ==== dense2 = classifier.4: Dense 4096->4096 + bias + ReLU, dropout p=0.5f on its input (classifier.3)
@@ -222,9 +222,9 @@ extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense1_backward_data(
 typedef Dense<4096, 4096, true, true, true> dense2_t;
 extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_forward(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
-    int batch, u64 seed, int dropout_on)
+    int batch, u64 seed, int dropout_on, u64 dropout_offset)
 {
-    dense2_t::forward(x, w, bias, y, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
+    dense2_t::forward(x, w, bias, y, batch, seed, 18ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_bias(
     const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
@@ -233,15 +233,15 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense2_backward_bi
 }
 extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_weights(
     const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense2_t::backward_weights(dy, x, dw, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
+    dense2_t::backward_weights(dy, x, dw, batch, seed, 18ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(
     const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense2_t::backward_data(dy, w, dx, batch, seed, 18ull, dropout_on ? 0.5f : 0.0f);
+    dense2_t::backward_data(dy, w, dx, batch, seed, 18ull, dropout_offset, dropout_on ? 0.5f : 0.0f);
 }
 
 // ==== dense3 = classifier.6: Dense 4096->1000 + bias
@@ -250,9 +250,9 @@ extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense2_backward_data(
 typedef Dense<4096, 1000, true, false, false> dense3_t;
 extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_forward(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
-    int batch, u64 seed, int dropout_on)
+    int batch, u64 seed, int dropout_on, u64 dropout_offset)
 {
-    dense3_t::forward(x, w, bias, y, batch, seed, 0, 0.0f);
+    dense3_t::forward(x, w, bias, y, batch, seed, 0, dropout_offset, 0.0f);
 }
 extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_bias(
     const float* __restrict__ y, float* __restrict__ dy, float* __restrict__ dbias, int batch)
@@ -261,15 +261,15 @@ extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS) dense3_backward_bi
 }
 extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_weights(
     const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense3_t::backward_weights(dy, x, dw, batch, seed, 0, 0.0f);
+    dense3_t::backward_weights(dy, x, dw, batch, seed, 0, dropout_offset, 0.0f);
 }
 extern "C" __global__ void ALEXNET_GEMM_LAUNCH_BOUNDS dense3_backward_data(
     const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int batch, u64 seed,
-    int dropout_on)
+    int dropout_on, u64 dropout_offset)
 {
-    dense3_t::backward_data(dy, w, dx, batch, seed, 0, 0.0f);
+    dense3_t::backward_data(dy, w, dx, batch, seed, 0, dropout_offset, 0.0f);
 }
 
 // ==== loss: softmax cross-entropy over 1000 classes (one block per sample)

@@ -25,6 +25,9 @@ public sealed class EmulatedCudaNetworkTests(ITestOutputHelper output)
     [SkippableFact]
     public void TheDeviceOwnsTheMomentumUntilItIsCopiedBack() => RunScenario(nameof(CudaNetworkScenarios.OptimizerStateOwnership));
 
+    [SkippableFact]
+    public void AShardAtAnOffsetDrawsTheCpuNetworksDropoutMasks() => RunScenario(nameof(CudaNetworkScenarios.ShardAtAnOffset));
+
     private void RunScenario(string scenario)
     {
         CudaEmulator.RequireTools();
@@ -60,6 +63,7 @@ internal static class CudaNetworkScenarios
             nameof(SameThroughINetwork) => SameThroughINetwork,
             nameof(ParameterSynchronisation) => ParameterSynchronisation,
             nameof(OptimizerStateOwnership) => OptimizerStateOwnership,
+            nameof(ShardAtAnOffset) => ShardAtAnOffset,
             _ => null,
         };
         if (body is null)
@@ -184,6 +188,50 @@ internal static class CudaNetworkScenarios
         }
     }
 
+    /// <summary>
+    /// Samples 4..6 of a batch of 7, passed alone with dropoutFirstSample 4, on the GPU and on the CPU: the same logits,
+    /// loss and gradients, so the GPU draws the masks the CPU draws for those samples, in the standalone dropout (before
+    /// a conv) and in the one fused into a Dense. The logits are also the CPU's whole batch's rows 4..6; and the same
+    /// shard passed as if it started at sample 0 differs by far more than the tolerance (its masks are other ones).
+    /// </summary>
+    public static void ShardAtAnOffset()
+    {
+        const int whole = 7, first = 4, shard = whole - first;
+        const ulong seed = 11;
+        var cpu = new UnusualNet(whole);
+        using CudaNetwork gpu = CreateGpuNetwork();
+        Initializer.Initialize(UnusualNet.Model, cpu.Parameters, InitScheme.He, InitSeed);
+        cpu.Parameters.CopyTo(gpu.Parameters, 0);
+        var random = SeededRandom.ForStream(43, 0);
+        float[] images = new float[whole * UnusualNet.InputLength];
+        for (int i = 0; i < images.Length; i++) images[i] = 2 * random.NextSingle() - 1;
+        int[] labels = new int[whole];
+        for (int i = 0; i < labels.Length; i++) labels[i] = random.NextInt(UnusualNet.ClassCount);
+        ReadOnlySpan<float> shardImages = images.AsSpan(first * UnusualNet.InputLength);
+        ReadOnlySpan<int> shardLabels = labels.AsSpan(first);
+        int classes = UnusualNet.ClassCount;
+
+        cpu.ForwardBackward(images, labels, whole, seed);
+        float[] wholeBatchRows = cpu.Logits.Slice(first * classes, shard * classes).ToArray();
+
+        float cpuLoss = cpu.ForwardBackward(shardImages, shardLabels, shard, seed, dropoutFirstSample: first);
+        float[] cpuLogits = cpu.Logits.ToArray(), cpuGradients = cpu.Gradients.ToArray();
+        Assert.Equal(wholeBatchRows, cpuLogits); // the CPU's own contract, which the GPU is held to below
+
+        float gpuLoss = gpu.ForwardBackward(shardImages, shardLabels, shard, seed, dropoutFirstSample: first);
+        float[] gpuLogits = gpu.Logits.ToArray(), gpuGradients = gpu.Gradients.ToArray();
+        AssertClose("shard logits", cpuLogits, gpuLogits, Tolerances.LogitsAndLoss);
+        AssertClose("shard logits against the whole batch's", wholeBatchRows, gpuLogits, Tolerances.LogitsAndLoss);
+        AssertClose("shard loss", [cpuLoss], [gpuLoss], Tolerances.LogitsAndLoss);
+        foreach (ParameterDescriptor p in UnusualNet.Model.Parameters)
+            AssertClose("shard gradient " + p.Name, cpuGradients.AsSpan(p.Offset, p.Length), gpuGradients.AsSpan(p.Offset, p.Length), Tolerances.Gradient);
+
+        gpu.ForwardBackward(shardImages, shardLabels, shard, seed, dropoutFirstSample: 0);
+        double moved = RelativeL2(cpuLogits, gpu.Logits);
+        Console.WriteLine($"shard logits with the masks of samples 0..{shard - 1}: relative L2 {moved:E2}");
+        Assert.True(moved > 100 * Tolerances.LogitsAndLoss, $"the masks at sample 0 change the shard's logits by only {moved:E2}");
+    }
+
     private sealed record Pass(float[] Before, float[] ForwardLogits, float Loss, float[] TrainingLogits, float[] Gradients, float[] StepLosses, float[] After);
 
     // Everything the comparison needs, through INetwork alone.
@@ -228,6 +276,13 @@ internal static class CudaNetworkScenarios
     // Relative L2 error ||actual - expected|| / ||expected||, as the GPU check measures it.
     private static void AssertClose(string what, ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance)
     {
+        double relative = RelativeL2(expected, actual);
+        Console.WriteLine($"{what}: relative L2 {relative:E2} (tolerance {tolerance:E0})");
+        Assert.True(relative <= tolerance, $"{what}: relative L2 {relative:E2} exceeds {tolerance:E0}");
+    }
+
+    private static double RelativeL2(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
+    {
         Assert.Equal(expected.Length, actual.Length);
         double error = 0, norm = 0;
         for (int i = 0; i < expected.Length; i++)
@@ -236,8 +291,6 @@ internal static class CudaNetworkScenarios
             error += d * d;
             norm += (double)expected[i] * expected[i];
         }
-        double relative = norm == 0 ? Math.Sqrt(error) : Math.Sqrt(error / norm);
-        Console.WriteLine($"{what}: relative L2 {relative:E2} (tolerance {tolerance:E0})");
-        Assert.True(relative <= tolerance, $"{what}: relative L2 {relative:E2} exceeds {tolerance:E0}");
+        return norm == 0 ? Math.Sqrt(error) : Math.Sqrt(error / norm);
     }
 }

@@ -27,6 +27,10 @@ public sealed class EmulatedNcclTests(ITestOutputHelper output)
         RunScenario(nameof(NcclScenarios.RanksMatchOneGpu), nameof(RectangularPoolNet), RectangularPoolNet.CudaSource);
 
     [SkippableFact]
+    public void RanksOverNcclTrainANetworkWithDropoutAsOneGpuOverTheWholeBatch() =>
+        RunScenario(nameof(NcclScenarios.RanksWithDropoutMatchOneGpu), nameof(UnusualNet), UnusualNet.CudaSource);
+
+    [SkippableFact]
     public void NcclErrorsAreReportedClearly() =>
         RunScenario(nameof(NcclScenarios.Errors), nameof(RectangularPoolNet), RectangularPoolNet.CudaSource);
 
@@ -69,6 +73,7 @@ internal static unsafe class NcclScenarios
         {
             nameof(OneRankMatchesOneGpu) => OneRankMatchesOneGpu,
             nameof(RanksMatchOneGpu) => RanksMatchOneGpu,
+            nameof(RanksWithDropoutMatchOneGpu) => RanksWithDropoutMatchOneGpu,
             nameof(Errors) => Errors,
             nameof(MissingLibrary) => MissingLibrary,
             _ => null,
@@ -147,40 +152,53 @@ internal static unsafe class NcclScenarios
     /// batch's per-sample terms changes the sum by about n x 2^-24 of its magnitude; a lost shard or a wrong scale moves
     /// parameters by about lr x gradient, 1e-3 or more).
     /// </summary>
-    public static void RanksMatchOneGpu()
+    public static void RanksMatchOneGpu() =>
+        RanksMatchOneGpu(RectangularPoolNet.Model, RectangularPoolNet.CudaPlan, RectangularPoolNet.CudaSource, batch => new RectangularPoolNet(batch), dropoutSeed: null);
+
+    /// <summary>
+    /// <see cref="RanksMatchOneGpu()"/> for UnusualNet, whose dropout before a conv runs as a kernel of its own and whose
+    /// dropout before a Dense is fused into the Dense's kernels, with a dropout seed per step: every rank but the first
+    /// starts its shard past sample 0 and must draw the whole batch's masks there, or its shard's gradient is another
+    /// network's (a wrong mask moves parameters by about lr x gradient, far beyond the bound).
+    /// </summary>
+    public static void RanksWithDropoutMatchOneGpu() =>
+        RanksMatchOneGpu(UnusualNet.Model, UnusualNet.CudaPlan, UnusualNet.CudaSource, batch => new UnusualNet(batch), dropoutSeed: step => 100 + (ulong)step);
+
+    private static void RanksMatchOneGpu(NetworkDescriptor model, CudaLaunchPlan plan, string source, Func<int, INetwork> newHost, Func<int, ulong>? dropoutSeed)
     {
+        // The engines always train with dropout on; without a seed function every step uses seed 0.
+        ulong Seed(int step) => dropoutSeed?.Invoke(step) ?? 0;
         foreach (var (ranks, batch) in new[] { (2, 8), (3, 7) })
         {
-            NetworkDescriptor model = RectangularPoolNet.Model;
             var steps = Enumerable.Range(0, 3).Select(step => Data(model, batch, 10 * ranks + step)).ToArray();
 
             // One GPU over the whole batch.
-            var singleHost = new RectangularPoolNet(batch);
+            INetwork singleHost = newHost(batch);
             Initializer.Initialize(model, singleHost.Parameters, InitScheme.He, 3);
             Sgd singleSgd = NewOptimizer(model);
-            using (var single = new CudaTrainingEngine(CreateGpu(model, RectangularPoolNet.CudaPlan, RectangularPoolNet.CudaSource, batch), singleHost, singleSgd))
+            using (var single = new CudaTrainingEngine(CreateGpu(model, plan, source, batch), singleHost, singleSgd))
             {
                 single.CopyStateFromHost();
-                foreach (var (images, labels) in steps) single.TrainStep(images, labels, batch, 0);
+                for (int step = 0; step < steps.Length; step++) single.TrainStep(steps[step].Images, steps[step].Labels, batch, Seed(step));
                 single.CopyStateToHost();
             }
 
             NcclUniqueId id = NcclCommunicator.CreateUniqueId();
-            var hosts = new RectangularPoolNet[ranks];
+            var hosts = new INetwork[ranks];
             var optimizers = new Sgd[ranks];
             var losses = new float[ranks][];
-            Parallel.For(0, ranks, new ParallelOptions { MaxDegreeOfParallelism = ranks }, rank =>
+            Concurrently(Enumerable.Range(0, ranks).Select(rank => (Action)(() =>
             {
-                hosts[rank] = new RectangularPoolNet(batch);
+                hosts[rank] = newHost(batch);
                 Initializer.Initialize(model, hosts[rank].Parameters, InitScheme.He, 3 + (ulong)rank); // rank 0's seed is the single GPU's
                 optimizers[rank] = NewOptimizer(model);
-                CudaNetwork gpu = CreateGpu(model, RectangularPoolNet.CudaPlan, RectangularPoolNet.CudaSource, batch);
+                CudaNetwork gpu = CreateGpu(model, plan, source, batch);
                 using NcclCommunicator nccl = NcclCommunicator.Create(gpu.Device, rank, ranks, id, PeerTimeout);
                 using var engine = new CudaDataParallelEngine(gpu, hosts[rank], optimizers[rank], nccl);
                 engine.CopyStateFromHost();
-                losses[rank] = steps.Select(s => engine.TrainStep(s.Images, s.Labels, batch, 0)).ToArray();
+                losses[rank] = steps.Select((s, step) => engine.TrainStep(s.Images, s.Labels, batch, Seed(step))).ToArray();
                 engine.CopyStateToHost();
-            });
+            })).ToArray());
 
             for (int rank = 1; rank < ranks; rank++)
             {
@@ -190,7 +208,7 @@ internal static unsafe class NcclScenarios
             }
             float largest = singleHost.Parameters.Max(Math.Abs);
             float difference = singleHost.Parameters.Zip(hosts[0].Parameters, (a, b) => Math.Abs(a - b)).Max();
-            Console.WriteLine($"{ranks} ranks, batch {batch}: largest parameter difference from one GPU {difference:E2} (largest parameter {largest:F3})");
+            Console.WriteLine($"{model.Name}, {ranks} ranks, batch {batch}: largest parameter difference from one GPU {difference:E2} (largest parameter {largest:F3})");
             Assert.True(difference <= 1e-5f * largest, $"{ranks} ranks: parameters differ from one GPU's by {difference:E2} > 1e-5 x {largest}");
             float velocityDifference = singleSgd.Velocity.Zip(optimizers[0].Velocity, (a, b) => Math.Abs(a - b)).Max();
             Assert.True(velocityDifference <= 1e-5f * singleSgd.Velocity.Max(Math.Abs), $"{ranks} ranks: momentum differs by {velocityDifference:E2}");
@@ -230,11 +248,13 @@ internal static unsafe class NcclScenarios
             Assert.Contains("was aborted after an error", again.Message, StringComparison.Ordinal);
         }
 
-        // Two ranks, of which rank 1 stops calling collectives after setup: rank 0's sum fails instead of hanging.
-        FakeNccl.SetWaitMilliseconds(300);
+        // Two ranks, of which rank 1 stops calling collectives after setup: rank 0's sum fails instead of hanging. The
+        // short wait is set only once both have joined and broadcast their parameters: the fake's wait bounds every wait
+        // for a peer, setup included, and under load one rank's GPU network can be ready seconds after the other's.
         NcclUniqueId pair = NcclCommunicator.CreateUniqueId();
         Rank? first = null, second = null;
-        Parallel.Invoke(() => first = new Rank(batch, pair, 0, 2), () => second = new Rank(batch, pair, 1, 2));
+        Concurrently(() => first = new Rank(batch, pair, 0, 2), () => second = new Rank(batch, pair, 1, 2));
+        FakeNccl.SetWaitMilliseconds(300);
         using (first)
         using (second)
         {
@@ -267,6 +287,30 @@ internal static unsafe class NcclScenarios
         Assert.Equal("Could not load NVIDIA's NCCL library libnccl.so.2 (pip install nvidia-nccl-cu13, or the libnccl2 package; or set ALEXNET_NCCL_PATH to the file); " +
             "tried /nonexistent/libnccl.so.2.", e.Message);
         Assert.DoesNotContain('\n', e.Message);
+    }
+
+    /// <summary>
+    /// Runs each action on a thread of its own and waits for all; rethrows their exceptions as one AggregateException.
+    /// Ranks block in setup until every rank has joined, so each needs its own thread at once: Parallel's work items may
+    /// wait for a thread-pool thread, or run one after another, on a loaded machine.
+    /// </summary>
+    private static void Concurrently(params Action[] actions)
+    {
+        var failures = new Exception?[actions.Length];
+        var threads = actions.Select((action, i) => new Thread(() =>
+        {
+            try
+            {
+                action();
+            }
+            catch (Exception e)
+            {
+                failures[i] = e;
+            }
+        }) { IsBackground = true, Name = $"rank-{i}" }).ToArray();
+        foreach (Thread thread in threads) thread.Start();
+        foreach (Thread thread in threads) thread.Join();
+        if (failures.Any(e => e is not null)) throw new AggregateException(failures.OfType<Exception>());
     }
 
     /// <summary>One rank's GPU network, communicator and engine.</summary>
