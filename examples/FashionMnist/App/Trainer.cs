@@ -177,7 +177,7 @@ public sealed class Trainer : IDisposable
             if (_parallel is not null)
             {
                 DataParallelStep step = _parallel.TrainShard(batch.ImageSpan, batch.LabelSpan, batch.Count, batch.FirstSample, batch.BatchCount,
-                    dropoutSeed, cancel.IsCancellationRequested);
+                    dropoutSeed, cancel.IsCancellationRequested, scoredClasses: Data.ClassNames.Count);
                 (loss, correct, StopAgreed) = (step.MeanLoss, step.Correct, step.StopRequested);
             }
             else

@@ -49,7 +49,7 @@ public sealed class CudaDataParallelEngine : IDataParallelEngine
     public string Description => $"{_network.Description}, data-parallel: {_communicator.Description}";
 
     public DataParallelStep TrainShard(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, int firstSample, int batchCount,
-        ulong dropoutSeed, bool stopRequested = false)
+        ulong dropoutSeed, bool stopRequested = false, int scoredClasses = 0)
     {
         if (count < 0 || firstSample < 0 || firstSample + count > batchCount)
             throw new ArgumentException($"Shard [{firstSample}, {firstSample + count}) is not inside a batch of {batchCount}.");
@@ -60,7 +60,7 @@ public sealed class CudaDataParallelEngine : IDataParallelEngine
         {
             // Reads the loss back, so the backward pass has finished when this returns.
             shardLoss = _network.ForwardBackward(images, labels, count, dropoutSeed, firstSample);
-            correct = DataParallelEngine.CountCorrect(_network.Logits, labels[..count], _network.Descriptor.ClassCount);
+            correct = DataParallelEngine.CountCorrect(_network.Logits, labels[..count], _network.Descriptor.ClassCount, scoredClasses);
         }
         else
         {

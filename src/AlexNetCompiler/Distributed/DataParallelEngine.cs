@@ -21,10 +21,11 @@ public interface IDataParallelEngine : ITrainingEngine
     /// <summary>
     /// One step on this rank's shard: samples [<paramref name="firstSample"/>, + <paramref name="count"/>) of a batch of
     /// <paramref name="batchCount"/>. Every rank must call it for the same batch. The update is skipped on every rank
-    /// when the batch's loss is not finite.
+    /// when the batch's loss is not finite. <paramref name="scoredClasses"/>: the correct predictions count the argmax of the
+    /// first that many outputs (a data set of fewer classes than outputs); 0, all of them.
     /// </summary>
     DataParallelStep TrainShard(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, int firstSample, int batchCount,
-        ulong dropoutSeed, bool stopRequested = false);
+        ulong dropoutSeed, bool stopRequested = false, int scoredClasses = 0);
 
     /// <summary>Copies rank 0's parameters, momentum and learning rate to every rank.</summary>
     void BroadcastState();
@@ -111,7 +112,7 @@ public sealed class DataParallelEngine : IDataParallelEngine
     /// when the batch's loss is not finite.
     /// </summary>
     public DataParallelStep TrainShard(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, int firstSample, int batchCount,
-        ulong dropoutSeed, bool stopRequested = false)
+        ulong dropoutSeed, bool stopRequested = false, int scoredClasses = 0)
     {
         if (count < 0 || firstSample < 0 || firstSample + count > batchCount)
             throw new ArgumentException($"Shard [{firstSample}, {firstSample + count}) is not inside a batch of {batchCount}.");
@@ -125,7 +126,7 @@ public sealed class DataParallelEngine : IDataParallelEngine
         {
             // Buckets start from OnGradientsReady as backward finishes them.
             shardLoss = _network.ForwardBackward(images, labels, count, dropoutSeed, firstSample, _onGradientsReady);
-            correct = CountCorrect(_network.Logits, labels[..count], _network.Descriptor.ClassCount);
+            correct = CountCorrect(_network.Logits, labels[..count], _network.Descriptor.ClassCount, scoredClasses);
         }
         else
         {
@@ -210,14 +211,15 @@ public sealed class DataParallelEngine : IDataParallelEngine
         for (; i < span.Length; i++) span[i] *= factor;
     }
 
-    internal static long CountCorrect(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int classes)
+    internal static long CountCorrect(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int classes, int scoredClasses = 0)
     {
+        int scored = scoredClasses > 0 ? Math.Min(scoredClasses, classes) : classes;
         long correct = 0;
         for (int n = 0; n < labels.Length; n++)
         {
-            ReadOnlySpan<float> row = logits.Slice(n * classes, classes);
+            ReadOnlySpan<float> row = logits.Slice(n * classes, scored);
             int best = 0;
-            for (int c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
+            for (int c = 1; c < scored; c++) if (row[c] > row[best]) best = c;
             if (best == labels[n]) correct++;
         }
         return correct;

@@ -136,6 +136,16 @@ public sealed class DataParallelEngineTests
     }
 
     [Fact]
+    public void CorrectPredictions_OfFewerClassesThanOutputs_AreTheArgmaxOfTheFirstOnes()
+    {
+        // Two samples of labels 1 and 0 on four outputs; output 3 (no class of the data) has the largest logit in both.
+        float[] logits = [0, 5, 1, 9, /**/ 4, 2, 0, 8];
+        int[] labels = [1, 0];
+        Assert.Equal(0, DataParallelEngine.CountCorrect(logits, labels, classes: 4));
+        Assert.Equal(2, DataParallelEngine.CountCorrect(logits, labels, classes: 4, scoredClasses: 2));
+    }
+
+    [Fact]
     public void Buckets_CoverTheGradients_LastParametersFirst()
     {
         Assert.Equal([(6, 4), (2, 4), (0, 2)], DataParallelEngine.Buckets(10, 4));
