@@ -15,6 +15,12 @@ public enum ScratchSlot
     PartialGradient = 3,
     /// <summary>Small kernels (LRN, pooling) that need a few rows of temporaries.</summary>
     Temporary = 4,
+    /// <summary>Winograd conv: the transformed filters of one call (36 per 3x3 filter).</summary>
+    WinogradFilters = 5,
+    /// <summary>Winograd conv: the transformed input tiles of one chunk.</summary>
+    WinogradTiles = 6,
+    /// <summary>Winograd conv: the 36 GEMM products of one block of output channels.</summary>
+    WinogradProducts = 7,
 }
 
 /// <summary>
