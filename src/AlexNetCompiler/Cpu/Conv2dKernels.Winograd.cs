@@ -91,9 +91,20 @@ public static unsafe partial class Conv2dKernels
         public float* Input, Weight, Filters, Bias, Output, Tiles;
         public bool Relu, Transposed;
         public CpuContext Ctx;
-        // The chunk being computed: group, first tile (over the batch), tile count and row stride of V and M.
-        public int Group, FirstTile, TileCount, Ld, Blocks;
+        // The chunk being computed: group, tile count, row stride of V and M; blocks of output channels.
+        public int Group, TileCount, Ld, Blocks;
+        // Floats from one of the 36 planes of U and V to the next (PlaneStride).
+        public long FilterStride, TileStride;
+        // Per tile of the chunk: its sample and the top-left corner of its output tile (no divisions in the inner loops).
+        public int* TileSample, TileY, TileX;
     }
+
+    /// <summary>
+    /// The distance between two of the 36 planes of U, V or M: whole cache lines, and one more, so that the planes do
+    /// not start at the same offset modulo 4 KiB (the 36 loads or stores of one tile would otherwise fall into the same
+    /// L1 set and evict each other).
+    /// </summary>
+    private static long PlaneStride(long floats) => (floats + 15) / 16 * 16 + 16;
 
     private static void WinogradForward(in Conv2dGeometry g, int batch, float* input, float* weight, float* bias, float* output, bool relu, CpuContext ctx)
     {
@@ -126,22 +137,35 @@ public static unsafe partial class Conv2dKernels
         CpuContext ctx = job.Ctx;
         job.TilesX = (job.OW + 3) / 4;
         job.TilesPerSample = (job.OH + 3) / 4 * job.TilesX;
-        long filters = 36L * job.Groups * job.Cout * job.Cin;
+        job.FilterStride = PlaneStride((long)job.Cout * job.Cin);
+        long filters = 36L * job.Groups * job.FilterStride;
         job.Filters = ctx.Scratch(0, ScratchSlot.WinogradFilters, filters);
         ctx.For(job.Groups * job.Cout, &TransformFilters, Unsafe.AsPointer(ref job));
 
         long totalTiles = (long)batch * job.TilesPerSample;
         int chunk = (int)Math.Min(totalTiles, WinogradChunkTiles);
         job.Ld = (chunk + Lanes - 1) / Lanes * Lanes;
-        job.Tiles = ctx.Scratch(0, ScratchSlot.WinogradTiles, 36L * job.Cin * job.Ld);
+        job.TileStride = PlaneStride((long)job.Cin * job.Ld);
+        job.Tiles = ctx.Scratch(0, ScratchSlot.WinogradTiles, 36L * job.TileStride);
+        int* tileTable = stackalloc int[3 * WinogradChunkTiles];
+        job.TileSample = tileTable;
+        job.TileY = tileTable + WinogradChunkTiles;
+        job.TileX = tileTable + 2 * WinogradChunkTiles;
         job.Blocks = (job.Cout + WinogradBlockRows - 1) / WinogradBlockRows;
         for (int grp = 0; grp < job.Groups; grp++)
         {
             job.Group = grp;
             for (long first = 0; first < totalTiles; first += chunk)
             {
-                job.FirstTile = (int)first;
                 job.TileCount = (int)Math.Min(chunk, totalTiles - first);
+                for (int t = 0; t < job.TileCount; t++)
+                {
+                    long tile = first + t;
+                    int r = (int)(tile % job.TilesPerSample);
+                    job.TileSample[t] = (int)(tile / job.TilesPerSample);
+                    job.TileY[t] = r / job.TilesX * 4;
+                    job.TileX[t] = r % job.TilesX * 4;
+                }
                 ctx.For(job.Cin, &TransformInputChannel, Unsafe.AsPointer(ref job));
                 ctx.For(job.Blocks, &MultiplyAndTransformOutput, Unsafe.AsPointer(ref job));
             }
@@ -156,41 +180,66 @@ public static unsafe partial class Conv2dKernels
     {
         ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
         int grp = item / job.Cout, o = item % job.Cout;
-        long plane = (long)job.Cout * job.Cin;
+        long plane = job.FilterStride;
         float* u = job.Filters + grp * 36 * plane + (long)o * job.Cin;
-        double* f = stackalloc double[9];
-        double* gf = stackalloc double[18]; // G f: 6 x 3
-        double* t = stackalloc double[6];
-        for (int i = 0; i < job.Cin; i++)
+        // Four input channels at a time, one per double lane: taps[k] holds tap k of the four filters.
+        double* taps = stackalloc double[9 * 4];
+        Vector256<double>* f = stackalloc Vector256<double>[9];
+        Vector256<double>* gf = stackalloc Vector256<double>[18]; // G f: 6 x 3
+        Vector256<double>* t = stackalloc Vector256<double>[36];  // G f G^T: 6 x 6
+        float* lanes = stackalloc float[4];
+        for (int i0 = 0; i0 < job.Cin; i0 += 4)
         {
-            if (job.Transposed)
+            int count = Math.Min(4, job.Cin - i0);
+            if (count < 4) new Span<double>(taps, 9 * 4).Clear();
+            for (int lane = 0; lane < count; lane++)
             {
-                float* src = job.Weight + (((long)grp * job.Cin + i) * job.Cout + o) * 9;
-                for (int k = 0; k < 9; k++) f[k] = src[8 - k];
+                int i = i0 + lane;
+                if (job.Transposed)
+                {
+                    float* src = job.Weight + (((long)grp * job.Cin + i) * job.Cout + o) * 9;
+                    for (int k = 0; k < 9; k++) taps[k * 4 + lane] = src[8 - k];
+                }
+                else
+                {
+                    float* src = job.Weight + (((long)grp * job.Cout + o) * job.Cin + i) * 9;
+                    for (int k = 0; k < 9; k++) taps[k * 4 + lane] = src[k];
+                }
             }
-            else
-            {
-                float* src = job.Weight + (((long)grp * job.Cout + o) * job.Cin + i) * 9;
-                for (int k = 0; k < 9; k++) f[k] = src[k];
-            }
+            for (int k = 0; k < 9; k++) f[k] = Vector256.Load(taps + k * 4);
             for (int col = 0; col < 3; col++) FilterColumn(f[col], f[3 + col], f[6 + col], gf + col, 3);
-            for (int row = 0; row < 6; row++)
+            for (int row = 0; row < 6; row++) FilterColumn(gf[row * 3], gf[row * 3 + 1], gf[row * 3 + 2], t + row * 6, 1);
+            for (int k = 0; k < 36; k++)
             {
-                FilterColumn(gf[row * 3], gf[row * 3 + 1], gf[row * 3 + 2], t, 1);
-                for (int col = 0; col < 6; col++) u[(row * 6 + col) * plane + i] = (float)t[col];
+                Vector128<float> narrow = Vector256.Narrow(t[k], Vector256<double>.Zero).GetLower();
+                if (count == 4)
+                {
+                    narrow.Store(u + k * plane + i0);
+                }
+                else
+                {
+                    narrow.Store(lanes);
+                    for (int lane = 0; lane < count; lane++) u[k * plane + i0 + lane] = lanes[lane];
+                }
             }
         }
     }
 
-    /// <summary>G times the 3-vector (a, b, c), written to dst[0], dst[stride], ... dst[5 * stride].</summary>
+    /// <summary>
+    /// G times the 3-vector (a, b, c), written to dst[0], dst[stride], ... dst[5 * stride]. In double, four filters at
+    /// a time, by multiplications (the filter transform runs on every weight at each call); the double rounding of 1/6,
+    /// 1/12 and 1/24 is far below the float rounding of the result.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FilterColumn(double a, double b, double c, double* dst, int stride)
+    private static void FilterColumn(Vector256<double> a, Vector256<double> b, Vector256<double> c, Vector256<double>* dst, int stride)
     {
-        dst[0] = a / 4;
-        dst[stride] = -(a + b + c) / 6;
-        dst[2 * stride] = -(a - b + c) / 6;
-        dst[3 * stride] = a / 24 + b / 12 + c / 6;
-        dst[4 * stride] = a / 24 - b / 12 + c / 6;
+        Vector256<double> sixth = Vector256.Create(1.0 / 6), twelfth = Vector256.Create(1.0 / 12), twentyFourth = Vector256.Create(1.0 / 24);
+        Vector256<double> ac = a + c;
+        dst[0] = Vector256.Create(0.25) * a;
+        dst[stride] = -sixth * (ac + b);
+        dst[2 * stride] = -sixth * (ac - b);
+        dst[3 * stride] = twentyFourth * a + twelfth * b + sixth * c;
+        dst[4 * stride] = twentyFourth * a - twelfth * b + sixth * c;
         dst[5 * stride] = c;
     }
 
@@ -200,7 +249,7 @@ public static unsafe partial class Conv2dKernels
         ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
         int h = job.H, w = job.W;
         long channelOffset = (long)(job.Group * job.Cin + i) * h * w;
-        long xiStride = (long)job.Cin * job.Ld;
+        long xiStride = job.TileStride;
         float* v = job.Tiles + (long)i * job.Ld;
         float* stage = stackalloc float[36 * Lanes];
         Vector256<float>* d = stackalloc Vector256<float>[36];
@@ -210,10 +259,9 @@ public static unsafe partial class Conv2dKernels
             if (lanes < Lanes) new Span<float>(stage, 36 * Lanes).Clear();
             for (int lane = 0; lane < lanes; lane++)
             {
-                int tile = job.FirstTile + t0 + lane;
-                int n = tile / job.TilesPerSample, r = tile % job.TilesPerSample;
-                int y0 = r / job.TilesX * 4 - job.PH, x0 = r % job.TilesX * 4 - job.PW;
-                float* plane = job.Input + n * job.InputSample + channelOffset;
+                int tile = t0 + lane;
+                int y0 = job.TileY[tile] - job.PH, x0 = job.TileX[tile] - job.PW;
+                float* plane = job.Input + job.TileSample[tile] * job.InputSample + channelOffset;
                 for (int row = 0; row < 6; row++)
                 {
                     int y = y0 + row;
@@ -269,11 +317,11 @@ public static unsafe partial class Conv2dKernels
     {
         ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
         int o0 = block * WinogradBlockRows, rows = Math.Min(WinogradBlockRows, job.Cout - o0);
-        long plane = (long)job.Cout * job.Cin;
-        long rowsStride = (long)rows * job.Ld;
+        long plane = job.FilterStride;
+        long rowsStride = PlaneStride((long)rows * job.Ld);
         float* m = job.Ctx.Scratch(threadIndex, ScratchSlot.WinogradProducts, 36 * rowsStride);
         float* u = job.Filters + job.Group * 36 * plane + (long)o0 * job.Cin;
-        long xiStride = (long)job.Cin * job.Ld;
+        long xiStride = job.TileStride;
         for (int xi = 0; xi < 36; xi++)
         {
             Gemm.Multiply(rows, job.TileCount, job.Cin, u + xi * plane, job.Cin, false, job.Tiles + xi * xiStride, job.Ld, false,
@@ -306,11 +354,10 @@ public static unsafe partial class Conv2dKernels
                 int lanes = Math.Min(Lanes, job.TileCount - t0);
                 for (int lane = 0; lane < lanes; lane++)
                 {
-                    int tile = job.FirstTile + t0 + lane;
-                    int n = tile / job.TilesPerSample, r = tile % job.TilesPerSample;
-                    int y0 = r / job.TilesX * 4, x0 = r % job.TilesX * 4;
+                    int tile = t0 + lane;
+                    int y0 = job.TileY[tile], x0 = job.TileX[tile];
                     int height = Math.Min(4, job.OH - y0), width = Math.Min(4, job.OW - x0);
-                    float* dst = job.Output + n * job.OutputSample + channelOffset + (long)y0 * job.OW + x0;
+                    float* dst = job.Output + job.TileSample[tile] * job.OutputSample + channelOffset + (long)y0 * job.OW + x0;
                     for (int row = 0; row < height; row++, dst += job.OW)
                         for (int col = 0; col < width; col++) dst[col] = stage[(row * 4 + col) * Lanes + lane];
                 }
