@@ -6,7 +6,8 @@
 #                                      (x86-64-v3), NVRTC 11.8 (xz), and a kernel cache holding every sm_90 module the
 #                                      run loads. Prints the command to run there, the folder to carry, the time limit.
 #   bash eng/gpu-check.sh run [DIR]    there (NVIDIA driver, python3 with torch; no .NET, nothing compiled): PyTorch's
-#                                      reference first, then the check, then the main job training on the GPU. Writes
+#                                      reference first, then the check, then the main job training on the GPU (also
+#                                      --distributed over NCCL, one rank, with the machine's libnccl.so.2). Writes
 #                                      the full log and results.json to $OUT (when set, else a temporary folder) and
 #                                      prints a summary. Stops itself within GPU_CHECK_TOTAL_S seconds (420).
 #
@@ -71,10 +72,11 @@ run() {
   work=$(mktemp -d)
   log="$out/gpu-check.log"
   : > "$log"
-  declare -A limit=([unpack]=40 [export]=40 [torch]=100 [check]=170 [train-fashionnet]=50 [train-alexnet]=80 [train-fashionnet-cpu]=60)
+  declare -A limit=([unpack]=40 [export]=40 [torch]=100 [check]=170 [train-fashionnet]=50 [train-alexnet]=80 [train-fashionnet-cpu]=60
+    [train-distributed-nccl]=40)
   local pair
   for pair in ${GPU_CHECK_LIMITS//,/ }; do limit[${pair%%=*}]=${pair#*=}; done
-  local parts=${GPU_CHECK_PARTS:-unpack,export,torch,check,train-fashionnet,train-alexnet,train-fashionnet-cpu}
+  local parts=${GPU_CHECK_PARTS:-unpack,export,torch,check,train-fashionnet,train-distributed-nccl,train-alexnet,train-fashionnet-cpu}
   local status_file="$work/parts.tsv"
   : > "$status_file"
 
@@ -136,6 +138,10 @@ run() {
   local train_args=${GPU_CHECK_TRAIN_ARGS:---data embedded --epochs 2 --test-views 1}
   # shellcheck disable=SC2086
   part train-fashionnet "$bin/alexnet-fashion" train --device cuda $train_args -o "$work/train-fashionnet"
+  # The data-parallel GPU path over NCCL, one rank (no MPI: the NCCL id goes through a file), the same run as
+  # train-fashionnet otherwise (right after it, so that the total leaves it time); the report compares the two (results.json: distributed_nccl).
+  # shellcheck disable=SC2086
+  part train-distributed-nccl bash "$script" _train-nccl "$bin" "$work/train-distributed-nccl" $train_args
   # shellcheck disable=SC2086
   part train-alexnet "$bin/alexnet-fashion" train --network alexnet --device cuda $train_args -o "$work/train-alexnet"
   # shellcheck disable=SC2086
@@ -145,6 +151,46 @@ run() {
   local code=$?
   rm -rf "$work"
   return "$code"
+}
+
+# The machine's libnccl.so.2: ALEXNET_NCCL_PATH when it names a file; else the NCCL wheel of python3's environment
+# (nvidia-nccl-cu13 or -cu12, which put it in site-packages/nvidia/nccl/lib, also for CUDA 13 where the other libraries
+# moved to nvidia/cu13/lib); else any libnccl.so.2 under a site-packages' nvidia folder; else the system's (ldconfig).
+locate_nccl() {
+  if [ -n "${ALEXNET_NCCL_PATH:-}" ] && [ -f "$ALEXNET_NCCL_PATH" ]; then echo "$ALEXNET_NCCL_PATH"; return 0; fi
+  python3 - <<'PY' && return 0
+import glob, os, site, sys
+candidates = []
+try:
+    import nvidia.nccl as nccl  # a namespace package in the wheels: no __file__, its folders in __path__
+    folders = list(getattr(nccl, "__path__", []))
+    if getattr(nccl, "__file__", None):
+        folders.append(os.path.dirname(nccl.__file__))
+    candidates += [os.path.join(folder, "lib", "libnccl.so.2") for folder in folders]
+except Exception:
+    pass
+roots = list(site.getsitepackages()) + [site.getusersitepackages()] + [p for p in sys.path if p.endswith("-packages")]
+for root in dict.fromkeys(roots):
+    candidates += sorted(glob.glob(os.path.join(root, "nvidia", "**", "libnccl.so.2*"), recursive=True))
+for candidate in candidates:
+    if os.path.isfile(candidate):
+        print(os.path.realpath(candidate))
+        sys.exit(0)
+sys.exit(1)
+PY
+  local system
+  system=$(ldconfig -p 2>/dev/null | awk '/libnccl\.so\.2 .*x86-64/ { print $NF; exit }')
+  [ -n "$system" ] && { echo "$system"; return 0; }
+  return 1
+}
+
+# The train-distributed-nccl part: BIN OUTPUT [train options...]. Exit 3 when the machine has no NCCL.
+train_nccl() {
+  local bin=$1 output=$2 nccl
+  shift 2
+  nccl=$(locate_nccl) || { echo "No libnccl.so.2: neither ALEXNET_NCCL_PATH, python3's nvidia.nccl (pip install nvidia-nccl-cu13), nor the system has one."; return 3; }
+  echo "NCCL: $nccl"
+  ALEXNET_NCCL_PATH="$nccl" "$bin/alexnet-fashion" train --distributed --device cuda "$@" -o "$output"
 }
 
 # Copies the pack to DEST and decompresses every *.xz there (Python's lzma: the GPU machine may have no xz).
@@ -173,6 +219,7 @@ PY
 case "${1:-}" in
   pack) pack ;;
   _unpack) unpack "$2" "$3" ;;
+  _train-nccl) shift; train_nccl "$@" ;;
   run) run ;;
   *)
     echo "usage: bash eng/gpu-check.sh pack [DIR] | run [DIR]   (see docs/cuda.md, \"The GPU check\")" >&2

@@ -3,10 +3,12 @@ nvidia-smi, PyTorch's figures, the check's JSON, the main job's training logs) i
 summary of at most 10,000 characters. Needs only the Python standard library. Exit code 0 when every part ran and
 every correctness check passed, 1 otherwise."""
 import argparse
+import array
 import csv
 import datetime
 import json
 import os
+import struct
 
 SUMMARY_LIMIT = 10_000
 
@@ -61,6 +63,60 @@ def read_training(work, folder):
         "test_accuracy": last.get("test_accuracy"),
         "images_per_second": last.get("images_per_second"),
     }
+
+
+def read_safetensors(path):
+    """{name: array of float32} of a safetensors file's F32 tensors (8-byte little-endian header length, JSON header,
+    data), or None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(length))
+            data = f.read()
+    except (OSError, ValueError, struct.error):
+        return None
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__" or entry.get("dtype") != "F32":
+            continue
+        start, end = entry["data_offsets"]
+        values = array.array("f")
+        values.frombytes(data[start:end])
+        tensors[name] = values
+    return tensors
+
+
+def distributed_comparison(work, train):
+    """The one-rank NCCL run against the plain GPU run of the same command: the final parameters (last.safetensors) and
+    the per-epoch figures. Equal bit for bit when both runs chose the same GEMM tiles (one rank's sum is the identity);
+    a different tile choice changes float32 summation order, so the pass criterion is the emulator tests' (training and
+    test loss within 1e-3 relative, test accuracy within 5 points)."""
+    plain, nccl = train.get("fashionnet"), train.get("distributed_nccl")
+    if not plain or not nccl:
+        return None
+    result = {"plain_device": plain.get("device"), "nccl_device": nccl.get("device"), "status": nccl.get("status")}
+    a = read_safetensors(os.path.join(work, "train-fashionnet", "last.safetensors"))
+    b = read_safetensors(os.path.join(work, "train-distributed-nccl", "last.safetensors"))
+    if a is not None and b is not None and a.keys() == b.keys():
+        largest = max((abs(v) for t in a.values() for v in t), default=0.0)
+        difference = max((abs(x - y) for name in a for x, y in zip(a[name], b[name])), default=0.0)
+        result.update(parameters_identical=all(a[name] == b[name] for name in a), max_abs_parameter_difference=difference,
+                      largest_parameter=largest, parameter_difference_relative=difference / largest if largest else None)
+    epochs = []
+    ok = nccl.get("status") == "completed" and len(plain["epochs"]) == len(nccl["epochs"]) and len(nccl["epochs"]) > 0
+    for p, n in zip(plain["epochs"], nccl["epochs"]):
+        row = {"epoch": p.get("epoch")}
+        for key in ("train_loss", "test_loss"):
+            x, y = p.get(key), n.get(key)
+            row[key] = [x, y]
+            ok &= x is not None and y is not None and abs(x - y) <= 1e-3 * abs(x)
+        x, y = p.get("test_accuracy"), n.get("test_accuracy")
+        row["test_accuracy"] = [x, y]
+        ok &= x is not None and y is not None and abs(x - y) <= 0.05 + 1e-9
+        epochs.append(row)
+    result["epochs"] = epochs
+    result["pass"] = bool(ok)
+    return result
 
 
 def comparison(check, torch):
@@ -165,6 +221,10 @@ def summary(results):
     gpu, cpu = results["train"].get("fashionnet"), results["train"].get("fashionnet_cpu")
     if gpu and cpu and gpu.get("test_accuracy") is not None and cpu.get("test_accuracy") is not None:
         lines.append(f"  FashionNet GPU vs CPU test accuracy after the same epochs: {100 * (gpu['test_accuracy'] - cpu['test_accuracy']):+.2f} points")
+    d = results.get("distributed_nccl")
+    if d:
+        lines.append(f"  --distributed over NCCL (one rank) vs the plain GPU run: {'same' if d.get('pass') else 'NOT the same'} per-epoch figures;"
+                     f" parameters {'identical' if d.get('parameters_identical') else 'differ by ' + fmt(d.get('max_abs_parameter_difference'), '.2e') + ' at most'}")
     problems = [f"error   {e.get('part')}: {e.get('message')}" for e in (check.get("errors") or []) + ((results.get("torch") or {}).get("errors") or [])]
     problems += [f"skipped {s.get('part')}: {s.get('reason')}" for s in (check.get("skipped") or []) + ((results.get("torch") or {}).get("skipped") or [])]
     if problems:
@@ -201,9 +261,11 @@ def main():
             "fashionnet": read_training(args.work, "train-fashionnet"),
             "alexnet": read_training(args.work, "train-alexnet"),
             "fashionnet_cpu": read_training(args.work, "train-fashionnet-cpu"),
+            "distributed_nccl": read_training(args.work, "train-distributed-nccl"),
         },
         "comparison": comparison(check, torch),
     }
+    results["distributed_nccl"] = distributed_comparison(args.work, results["train"])
     results["correctness_pass"] = bool(check and check.get("correctness_pass"))
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "results.json")
@@ -214,7 +276,8 @@ def main():
     print(summary(results))
     print(f"\nWrote {path} and {os.path.join(args.out, 'gpu-check.log')}")
     asked = [p for p in results["parts"].values() if p["state"] != "not asked"]
-    return 0 if results["correctness_pass"] and all(p["state"] == "ok" for p in asked) else 1
+    distributed = results["distributed_nccl"]
+    return 0 if results["correctness_pass"] and all(p["state"] == "ok" for p in asked) and (distributed is None or distributed["pass"]) else 1
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ internal static class Program
     public static int Main(string[] args)
     {
         if (args is [CudaNetworkScenarios.Command, string scenario]) return CudaNetworkScenarios.Run(scenario);
-        Console.Error.WriteLine($"usage: {CudaNetworkScenarios.Command} <scenario>");
+        if (args is [NcclScenarios.Command, string ncclScenario]) return NcclScenarios.Run(ncclScenario);
+        Console.Error.WriteLine($"usage: {CudaNetworkScenarios.Command} <scenario>, or {NcclScenarios.Command} <scenario>");
         return 2;
     }
 }

@@ -3,8 +3,31 @@ using AlexNetCompiler.Data;
 
 namespace FashionMnist.App;
 
-/// <summary>Where the training and test images came from, with a sentence for the user.</summary>
-public sealed record LoadedData(Dataset Train, Dataset Test, string Description, bool IsFullSet);
+/// <summary>Training and test images held in memory, and where they came from, with a sentence for the user.</summary>
+public sealed record LoadedData(Dataset Train, Dataset Test, string Description, bool IsFullSet) : ITrainingData
+{
+    public IReadOnlyList<string> ClassNames => Train.ClassNames;
+    public int TrainCount => Train.Count;
+    public int TestCount => Test.Count;
+    public int Channels => Train.Channels;
+    public int Height => Train.Height;
+    public int Width => Train.Width;
+    public IReadOnlyDictionary<string, string> CheckpointMetadata { get; } = new Dictionary<string, string>();
+
+    public Normalization ComputeNormalization() => Train.ComputeNormalization();
+
+    public IBatchSource CreateTrainLoader(TrainSettings settings, Normalization normalization, int shardRank, int shardCount, out IDisposable? owned)
+    {
+        Augmenter? augmenter = settings.Augmentation.Any ? new Augmenter(settings.Augmentation, Train.Channels, Train.Height, Train.Width) : null;
+        var loader = new BatchLoader(Train, settings.BatchSize, normalization, augmenter, shuffle: true, seed: settings.Seed, shardRank: shardRank, shardCount: shardCount);
+        owned = loader;
+        return loader;
+    }
+
+    public EvaluationResult Evaluate(ForwardPass forward, int outputs, int maxBatch, Normalization normalization, int views, int cropPadding,
+        CancellationToken cancel = default) =>
+        Evaluator.Evaluate(forward, outputs, maxBatch, Test, normalization, views, cropPadding, cancel);
+}
 
 /// <summary>
 /// Finds the data to train on: <c>--data DIR</c> (Fashion-MNIST IDX files or a CIFAR-10 binary folder), the
@@ -78,8 +101,7 @@ public static class DataSources
         }
         if (kind == FolderKind.ImageFolder)
             throw new NotSupportedException(
-                $"{folder}: a folder of images by class; alexnet-fashion does not train on image folders yet (the runtime reads them: docs/images.md). " +
-                "Use Fashion-MNIST IDX files or CIFAR-10 binary batches.");
+                $"{folder}: a folder of images by class, which is read through the decoded-image cache (ImageFolderData), not loaded into memory.");
         throw new FileNotFoundException(
             $"{folder}: found neither Fashion-MNIST IDX files ({FashionMnistFiles.TrainImages}[.gz], {FashionMnistFiles.TrainLabels}[.gz], " +
             $"{FashionMnistFiles.TestImages}[.gz], {FashionMnistFiles.TestLabels}[.gz]) nor CIFAR-10 batches (data_batch_*.bin, test_batch.bin).");

@@ -67,38 +67,64 @@ public static class Evaluator
         if (!ViewCounts.Contains(views)) throw new ArgumentException($"--views {views}: use 1 (the image), 2 (and its reflection) or 10 (the paper's five crops and their reflections).");
         if (views == 10 && (cropPadding < 1 || 2 * cropPadding >= Math.Min(data.Height, data.Width)))
             throw new ArgumentException($"--crop-padding {cropPadding}: 10 views need a padding of at least 1 and under half the image size.");
-        if (data.ClassCount != classes) throw new ArgumentException($"{data.Name}: {data.ClassCount} classes, the network has {classes} outputs.");
-        int length = data.SampleLength, c = data.Channels, h = data.Height, w = data.Width;
+        int c = data.Channels, h = data.Height, w = data.Width;
+        return Run(forward, classes, maxBatch, data.Name, data.Count, data.SampleLength, data.ClassNames, i => data.Labels[i], views, (index, view, sample) =>
+        {
+            // view 0: the image, 1: its reflection, 2..9: corners (top-left, top-right, bottom-left, bottom-right), each then reflected.
+            bool reflect = view % 2 == 1;
+            int corner = view / 2 - 1;
+            if (corner < 0) data.Image(index).CopyTo(sample);
+            else ImageOps.CropPadded(data.Image(index), sample, c, h, w, cropPadding, corner / 2 * 2 * cropPadding, corner % 2 * 2 * cropPadding);
+            if (reflect) ImageOps.FlipHorizontal(sample, c, h, w);
+            normalization.Apply(sample, h, w);
+        }, cancel);
+    }
+
+    /// <summary>
+    /// <see cref="Evaluate(ForwardPass, int, int, Dataset, Normalization, int, int, CancellationToken)"/> for images in a
+    /// decoded-image cache, through the paper's test views (<see cref="ImagePipeline.View"/>): 1 view is the centre crop,
+    /// 2 the centre crop and its reflection, 10 the four corner crops and the centre crop at the full input size and
+    /// their reflections (section 4.1).
+    /// </summary>
+    public static EvaluationResult Evaluate(ForwardPass forward, int classes, int maxBatch, ImageSet data, ImagePipeline pipeline, int views = 1,
+        CancellationToken cancel = default)
+    {
+        if (!ViewCounts.Contains(views)) throw new ArgumentException($"--views {views}: use 1 (the centre crop), 2 (and its reflection) or 10 (the paper's five crops and their reflections).");
+        return Run(forward, classes, maxBatch, data.Name, data.Count, pipeline.SampleLength, data.ClassNames, data.Label, views,
+            (index, view, sample) => pipeline.View(data.Pixels(index), view < 2 ? ImagePipeline.CentreView : view / 2 - 1, mirror: view % 2 == 1, sample),
+            cancel);
+    }
+
+    /// <summary>
+    /// The loop of both evaluations: batches of up to <paramref name="maxBatch"/> samples, each view prepared by
+    /// <paramref name="prepareView"/>(sample index, view, destination), softmax averaged over the views. A data set of K
+    /// classes on a network of more outputs is judged on the first K (the outputs beyond belong to no class).
+    /// </summary>
+    private static EvaluationResult Run(ForwardPass forward, int outputs, int maxBatch, string name, int count, int length, IReadOnlyList<string> classNames,
+        Func<int, int> labelOf, int views, Action<int, int, Span<float>> prepareView, CancellationToken cancel)
+    {
+        int classes = classNames.Count;
+        if (classes > outputs) throw new ArgumentException($"{name}: {classes} classes, the network has {outputs} outputs.");
         var images = new float[maxBatch * length];
-        var logits = new float[maxBatch * classes];
+        var logits = new float[maxBatch * outputs];
         var probabilities = new double[maxBatch * classes];
         var confusion = new int[classes, classes];
         double lossSum = 0;
-        for (int start = 0; start < data.Count; start += maxBatch)
+        for (int start = 0; start < count; start += maxBatch)
         {
             cancel.ThrowIfCancellationRequested();
-            int count = Math.Min(maxBatch, data.Count - start);
+            int chunk = Math.Min(maxBatch, count - start);
             Array.Clear(probabilities);
             for (int view = 0; view < views; view++)
             {
-                // view 0: the image, 1: its reflection, 2..9: corners (top-left, top-right, bottom-left, bottom-right), each then reflected.
-                bool reflect = view % 2 == 1;
-                int corner = view / 2 - 1;
-                for (int i = 0; i < count; i++)
-                {
-                    Span<float> sample = images.AsSpan(i * length, length);
-                    if (corner < 0) data.Image(start + i).CopyTo(sample);
-                    else ImageOps.CropPadded(data.Image(start + i), sample, c, h, w, cropPadding, corner / 2 * 2 * cropPadding, corner % 2 * 2 * cropPadding);
-                    if (reflect) ImageOps.FlipHorizontal(sample, c, h, w);
-                    normalization.Apply(sample, h, w);
-                }
-                forward(images.AsSpan(0, count * length), count, logits);
-                for (int i = 0; i < count; i++) AddSoftmax(logits.AsSpan(i * classes, classes), probabilities.AsSpan(i * classes, classes));
+                for (int i = 0; i < chunk; i++) prepareView(start + i, view, images.AsSpan(i * length, length));
+                forward(images.AsSpan(0, chunk * length), chunk, logits);
+                for (int i = 0; i < chunk; i++) AddSoftmax(logits.AsSpan(i * outputs, classes), probabilities.AsSpan(i * classes, classes));
             }
-            for (int i = 0; i < count; i++)
+            for (int i = 0; i < chunk; i++)
             {
                 Span<double> mean = probabilities.AsSpan(i * classes, classes);
-                int label = data.Labels[start + i];
+                int label = labelOf(start + i);
                 int predicted = ArgMax<double>(mean);
                 lossSum -= Math.Log(Math.Max(mean[label] / views, double.Epsilon));
                 confusion[label, predicted]++;
@@ -106,8 +132,7 @@ public static class Evaluator
         }
         int correct = 0;
         for (int k = 0; k < classes; k++) correct += confusion[k, k];
-        int n = data.Count;
-        return new EvaluationResult(n == 0 ? double.NaN : lossSum / n, n == 0 ? double.NaN : (double)correct / n, confusion, data.ClassNames);
+        return new EvaluationResult(count == 0 ? double.NaN : lossSum / count, count == 0 ? double.NaN : (double)correct / count, confusion, classNames);
     }
 
     /// <summary>probabilities += softmax(logits), computed stably.</summary>

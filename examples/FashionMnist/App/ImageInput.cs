@@ -1,3 +1,4 @@
+using AlexNetCompiler.Data;
 using SkiaSharp;
 
 namespace FashionMnist.App;
@@ -72,16 +73,20 @@ public static class ImageInput
     }
 
     /// <summary>
-    /// A colour network's input (CifarNet): RGB, the shorter side resized to the input's side and the centre square
-    /// kept (<see cref="SkiaImageDecoder"/>), values in [0, 1], CHW. Colour photos are taken as they are: no inversion.
+    /// A colour network's input: RGB, the shorter side resized to <paramref name="storedSide"/> (an image-folder run's
+    /// stored side, e.g. the paper's 256) or to the input's side, the centre square kept (<see cref="SkiaImageDecoder"/>,
+    /// as the image cache stores it), then the centre <paramref name="side"/> crop (the single test view); values in
+    /// [0, 1], CHW. Colour photos are taken as they are: no inversion.
     /// </summary>
-    public static float[] LoadColour(string path, int side)
+    public static float[] LoadColour(string path, int side, int? storedSide = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: image not found.", path);
-        var bytes = new byte[3 * side * side];
-        SkiaImageDecoder.Instance.DecodeSquare(path, side, bytes);
-        var pixels = new float[bytes.Length];
-        for (int i = 0; i < bytes.Length; i++) pixels[i] = bytes[i] / 255f;
+        int stored = storedSide ?? side;
+        var bytes = new byte[3 * stored * stored];
+        SkiaImageDecoder.Instance.DecodeSquare(path, stored, bytes);
+        var pixels = new float[3 * side * side];
+        (int top, int left) = ImageTransforms.FiveViewCorners(stored, side)[ImagePipeline.CentreView];
+        ImageTransforms.Crop(bytes, 3, stored, top, left, side, mirror: false, pixels);
         return pixels;
     }
 

@@ -52,7 +52,24 @@ public sealed record NetworkChoice(
         (maxBatch, cpu) => new global::FashionMnist.CifarNet(maxBatch, cpu),
         new TrainingDefaults(BatchSize: 64, LearningRate: 0.01f, CropPadding: 4, OutputFolder: Path.Combine("runs", "cifar")));
 
-    public static IReadOnlyList<NetworkChoice> All { get; } = [FashionNet, AlexNet, CifarNet];
+    /// <summary>
+    /// The canonical 2012 AlexNet in colour at 227x227 with 1000 outputs (examples/CanonicalAlexNet), for image folders;
+    /// a folder of K classes trains outputs 0..K-1 (<see cref="ITrainingData"/>). Batch 64 and AlexNet's rate of 0.0025
+    /// (above: He initialisation, measured on the grey variant); crop padding 0, since image folders crop inside the
+    /// 256x256 stored image (docs/images.md) and need none.
+    /// </summary>
+    public static NetworkChoice Canonical { get; } = new(
+        "canonical", CanonicalAlexNet.AlexNet2012.Model, CanonicalAlexNet.AlexNet2012.CudaPlan, CanonicalAlexNet.AlexNet2012.CudaSource,
+        (maxBatch, cpu) => new CanonicalAlexNet.AlexNet2012(maxBatch, cpu),
+        new TrainingDefaults(BatchSize: 64, LearningRate: 0.0025f, CropPadding: 0, OutputFolder: Path.Combine("runs", "images")));
+
+    /// <summary>torchvision's AlexNet at 224x224 with 1000 outputs (examples/TorchvisionAlexNet): the same defaults as <see cref="Canonical"/>.</summary>
+    public static NetworkChoice Torchvision { get; } = new(
+        "torchvision", TorchvisionAlexNet.TorchvisionAlexNet.Model, TorchvisionAlexNet.TorchvisionAlexNet.CudaPlan, TorchvisionAlexNet.TorchvisionAlexNet.CudaSource,
+        (maxBatch, cpu) => new TorchvisionAlexNet.TorchvisionAlexNet(maxBatch, cpu),
+        new TrainingDefaults(BatchSize: 64, LearningRate: 0.0025f, CropPadding: 0, OutputFolder: Path.Combine("runs", "images-torchvision")));
+
+    public static IReadOnlyList<NetworkChoice> All { get; } = [FashionNet, AlexNet, CifarNet, Canonical, Torchvision];
 
     public static NetworkChoice Default => FashionNet;
 
@@ -69,12 +86,21 @@ public sealed record NetworkChoice(
 
     /// <summary>
     /// The network for <c>--data</c> when <c>--network</c> is not given: CifarNet for a CIFAR-10 folder (3x32x32, in
-    /// colour), the default otherwise.
+    /// colour), the canonical AlexNet for a folder of images by class, the default otherwise.
     /// </summary>
-    public static NetworkChoice ForData(string? data) =>
-        data is not null && data != DataSources.EmbeddedName && data != DataSources.DebianName && DataSources.Detect(data) == DataSources.FolderKind.Cifar10
-            ? CifarNet
-            : Default;
+    public static NetworkChoice ForData(string? data)
+    {
+        if (data is null || data == DataSources.EmbeddedName || data == DataSources.DebianName) return Default;
+        return DataSources.Detect(data) switch
+        {
+            DataSources.FolderKind.Cifar10 => CifarNet,
+            DataSources.FolderKind.ImageFolder => Canonical,
+            _ => Default,
+        };
+    }
+
+    /// <summary>Networks that train on image folders: colour, square input (a crop of the stored square image).</summary>
+    public bool TakesImageFolders => Model.InputChannels == 3 && Model.InputHeight == Model.InputWidth;
 
     /// <summary>The choice whose descriptor is named <paramref name="modelName"/>, or null.</summary>
     public static NetworkChoice? FromModelName(string modelName) => All.FirstOrDefault(c => c.Name == modelName);

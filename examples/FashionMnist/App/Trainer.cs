@@ -32,8 +32,9 @@ public sealed class Trainer : IDisposable
     private readonly INetwork _network;
     private readonly ITrainingEngine _engine;
     // Set for data-parallel training: this rank's engine, which trains its shard of every batch.
-    private readonly DataParallelEngine? _parallel;
-    private readonly BatchLoader _trainLoader;
+    private readonly IDataParallelEngine? _parallel;
+    private readonly IBatchSource _trainLoader;
+    private readonly IDisposable? _ownedLoader;
     private readonly List<EpochRecord> _history = [];
 
     // Position and running sums of a partly trained epoch (non-zero only after an interruption).
@@ -51,54 +52,62 @@ public sealed class Trainer : IDisposable
 
     /// <param name="engine">
     /// Creates the engine that runs the steps from the host network and optimizer (which stay the checkpointed
-    /// state); null trains with the network's own CPU code. The trainer owns and disposes the engine.
+    /// state); null trains with the network's own CPU code. The trainer owns and disposes the engine. With a
+    /// communicator it must create an <see cref="IDataParallelEngine"/> over that communicator (GPUs over NCCL).
     /// </param>
     /// <param name="communicator">
-    /// Data-parallel training over these ranks (with the network's CPU code): each rank trains its shard of every batch,
-    /// and the ranks apply the same summed update. Only rank 0 evaluates and writes; give the other ranks an empty
-    /// <see cref="TrainSettings.OutputFolder"/>. Null: one process.
+    /// Data-parallel training over these ranks (with the network's CPU code unless <paramref name="engine"/> is given):
+    /// each rank trains its shard of every batch, and the ranks apply the same summed update. Only rank 0 evaluates and
+    /// writes; give the other ranks an empty <see cref="TrainSettings.OutputFolder"/>. Null: one process.
     /// </param>
-    public Trainer(INetwork network, LoadedData data, TrainSettings settings, Normalization? normalization = null,
+    public Trainer(INetwork network, ITrainingData data, TrainSettings settings, Normalization? normalization = null,
         Func<INetwork, Sgd, ITrainingEngine>? engine = null, ICommunicator? communicator = null)
     {
-        if (communicator is not null && engine is not null)
-            throw new NotSupportedException("Data-parallel training runs the network's CPU code; use --device cpu with --distributed.");
         if (communicator is not null && communicator.Rank != 0 && !string.IsNullOrEmpty(settings.OutputFolder))
             throw new ArgumentException($"Rank {communicator.Rank} must not write: only rank 0 has an output folder.");
         settings.Validate();
         if (settings.BatchSize > network.MaxBatch)
             throw new ArgumentException($"Batch size {settings.BatchSize} exceeds the network's MaxBatch {network.MaxBatch}.");
         NetworkDescriptor d = network.Descriptor;
-        if (data.Train.Channels != d.InputChannels || data.Train.Height != d.InputHeight || data.Train.Width != d.InputWidth)
-            throw new ArgumentException($"{data.Train.Name}: images are [{data.Train.Channels}, {data.Train.Height}, {data.Train.Width}], {d.Name} takes [{d.InputChannels}, {d.InputHeight}, {d.InputWidth}].");
-        if (data.Train.ClassCount != d.ClassCount)
-            throw new ArgumentException($"{data.Train.Name}: {data.Train.ClassCount} classes, {d.Name} has {d.ClassCount} outputs.");
+        if (data.Channels != d.InputChannels || data.Height != d.InputHeight || data.Width != d.InputWidth)
+            throw new ArgumentException($"{data.Description}: images are [{data.Channels}, {data.Height}, {data.Width}], {d.Name} takes [{d.InputChannels}, {d.InputHeight}, {d.InputWidth}].");
+        // Fewer classes than outputs is allowed: class k trains output k (an image folder of K classes on AlexNet's 1000).
+        if (data.ClassNames.Count > d.ClassCount)
+            throw new ArgumentException($"{data.Description}: {data.ClassNames.Count} classes, {d.Name} has {d.ClassCount} outputs.");
         _network = network;
         Data = data;
         Settings = settings;
-        Normalization = normalization ?? data.Train.ComputeNormalization();
+        Normalization = normalization ?? data.ComputeNormalization();
         Optimizer = new Sgd(network.Parameters.Length, new SgdOptions(settings.LearningRate, settings.Momentum, settings.WeightDecay, settings.Optimizer));
-        Augmenter? augmenter = settings.Augmentation.Any
-            ? new Augmenter(settings.Augmentation, data.Train.Channels, data.Train.Height, data.Train.Width)
-            : null;
-        _trainLoader = new BatchLoader(data.Train, settings.BatchSize, Normalization, augmenter, shuffle: true, seed: settings.Seed,
-            shardRank: communicator?.Rank ?? 0, shardCount: communicator?.Size ?? 1);
+        _trainLoader = data.CreateTrainLoader(settings, Normalization, communicator?.Rank ?? 0, communicator?.Size ?? 1, out _ownedLoader);
         Initializer.Initialize(d, network.Parameters, settings.Init, settings.Seed);
         try
         {
-            if (communicator is not null) _engine = _parallel = new DataParallelEngine(network, Optimizer, communicator);
-            else _engine = engine is null ? new CpuTrainingEngine(network, Optimizer) : engine(network, Optimizer);
+            if (communicator is not null)
+            {
+                _engine = engine is null ? new DataParallelEngine(network, Optimizer, communicator) : engine(network, Optimizer);
+                _parallel = _engine as IDataParallelEngine;
+                if (_parallel is null || !ReferenceEquals(_parallel.Communicator, communicator))
+                {
+                    _engine.Dispose();
+                    throw new ArgumentException("With a communicator, the engine factory must create a data-parallel engine over that communicator.", nameof(engine));
+                }
+            }
+            else
+            {
+                _engine = engine is null ? new CpuTrainingEngine(network, Optimizer) : engine(network, Optimizer);
+            }
             _engine.CopyStateFromHost();
         }
         catch
         {
-            _trainLoader.Dispose();
+            _ownedLoader?.Dispose();
             throw;
         }
     }
 
     public TrainSettings Settings { get; }
-    public LoadedData Data { get; }
+    public ITrainingData Data { get; }
     public Normalization Normalization { get; }
     public Sgd Optimizer { get; }
     public INetwork Network => _network;
@@ -130,8 +139,8 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public EvaluationResult EvaluateViews(int views, CancellationToken cancel = default)
     {
-        EvaluationResult result = Evaluator.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Data.Test,
-            Normalization, views, Settings.Augmentation.CropPadding, cancel);
+        EvaluationResult result = Data.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Normalization, views,
+            Settings.Augmentation.CropPadding, cancel);
         FinalViewsEvaluation = result;
         FinalViews = views;
         return result;
@@ -208,7 +217,7 @@ public sealed class Trainer : IDisposable
         // after the schedule has run on rank 0, its learning rate.
         _parallel?.BroadcastState();
         EvaluationResult? test = IsRoot
-            ? Evaluator.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Data.Test, Normalization)
+            ? Data.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Normalization, views: 1, Settings.Augmentation.CropPadding)
             : null;
         LastEvaluation = test;
         var record = new EpochRecord(epoch + 1, Optimizer.LearningRate, _partialLossSum / Math.Max(_partialSeen, 1), (double)_partialCorrect / Math.Max(_partialSeen, 1),
@@ -307,7 +316,7 @@ public sealed class Trainer : IDisposable
         {
             ["network"] = _network.Descriptor.Name,
             ["data"] = Data.Description,
-            ["class_names"] = string.Join("|", Data.Train.ClassNames),
+            ["class_names"] = string.Join("|", Data.ClassNames),
             ["normalization_mean"] = Normalization.MeanText,
             ["normalization_std"] = Normalization.StdText,
             ["epochs_completed"] = CompletedEpochs.ToString(ci),
@@ -325,6 +334,7 @@ public sealed class Trainer : IDisposable
             ["partial_seconds"] = _partialSeconds.ToString("R", ci),
             ["history"] = string.Join(";", _history.Select(FormatRecord)),
         };
+        foreach ((string key, string value) in Data.CheckpointMetadata) metadata[key] = value;
         if (withBestChecksum) metadata["best_sha256"] = _bestSha256;
         return metadata;
     }
@@ -422,6 +432,6 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         _engine.Dispose();
-        _trainLoader.Dispose();
+        _ownedLoader?.Dispose();
     }
 }

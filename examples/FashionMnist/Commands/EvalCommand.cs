@@ -20,7 +20,8 @@ internal static class EvalCommand
             Description = $"Padding of the corner crops for --views 10 (use the training value). Default: the network's training default " +
                           $"({string.Join(", ", NetworkChoice.All.Select(c => $"{c.Defaults.CropPadding} for {c.OptionName}"))}).",
         };
-        var command = new Command("eval", "Test accuracy, per-class accuracy and confusion matrix of a checkpoint.") { checkpoint, data, batch, plot, views, cropPadding };
+        var imageCache = new Option<string?>("--image-cache") { Description = "Image folders: folder of the decoded-image caches (as in train). Default $XDG_CACHE_HOME/alexnet-fashion/images or ~/.cache/alexnet-fashion/images." };
+        var command = new Command("eval", "Test accuracy, per-class accuracy and confusion matrix of a checkpoint.") { checkpoint, data, batch, plot, views, cropPadding, imageCache };
         command.SetAction(parse =>
         {
             string path = parse.GetValue(checkpoint)!;
@@ -30,10 +31,12 @@ internal static class EvalCommand
                 throw new ArgumentException($"--crop-padding {parse.GetValue(cropPadding)}: must be in [0, {TrainSettings.MaxCropPadding}].");
             Shared.LoadedModel model = Shared.LoadModel(path, batchSize);
             NetworkDescriptor d = model.Choice.Model;
-            LoadedData loaded = DataSources.Load(parse.GetValue(data), d.InputChannels, d.InputHeight, d.InputWidth);
-            AnsiConsole.MarkupLineInterpolated($"Checkpoint [bold]{path}[/] ({d.Name}), data: {loaded.Description}");
+            using DataLease loaded = Load(parse.GetValue(data), model, parse.GetValue(imageCache), path);
+            AnsiConsole.MarkupLineInterpolated($"Checkpoint [bold]{path}[/] ({d.Name}), data: {loaded.Data.Description}");
+            if (!loaded.Data.ClassNames.SequenceEqual(model.ClassNames))
+                throw new InvalidDataException($"{path}: trained on the classes {string.Join(", ", model.ClassNames)}; the data has {string.Join(", ", loaded.Data.ClassNames)}.");
             int viewCount = parse.GetValue(views);
-            EvaluationResult result = Evaluator.Evaluate(model.Network.Forward, d.ClassCount, batchSize, loaded.Test, model.Normalization, viewCount,
+            EvaluationResult result = loaded.Data.Evaluate(model.Network.Forward, d.ClassCount, batchSize, model.Normalization, viewCount,
                 parse.GetValue(cropPadding) ?? model.Choice.Defaults.CropPadding);
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                 $"Test accuracy [bold green]{100 * result.Accuracy:F2}%[/] ({result.Correct}/{result.Count}), loss {result.Loss:F4}{(viewCount > 1 ? $", averaged over {viewCount} views per image" : "")}"));
@@ -48,5 +51,38 @@ internal static class EvalCommand
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>The data to evaluate on, owned until disposed (an image folder's caches).</summary>
+    private sealed record DataLease(ITrainingData Data) : IDisposable
+    {
+        public void Dispose() => (Data as IDisposable)?.Dispose();
+    }
+
+    /// <summary>
+    /// The test images: a checkpoint of an image-folder run evaluates the held-out images of that folder, prepared as
+    /// training stored and split them (its metadata gives the side, the held-out share and the split's seed); other
+    /// checkpoints, the test split of <c>--data</c>.
+    /// </summary>
+    private static DataLease Load(string? dataOption, Shared.LoadedModel model, string? imageCache, string checkpoint)
+    {
+        NetworkDescriptor d = model.Choice.Model;
+        bool imageFolder = dataOption is not null && Directory.Exists(dataOption) && DataSources.Detect(dataOption) == DataSources.FolderKind.ImageFolder;
+        if (!imageFolder)
+        {
+            if (imageCache is not null) throw new ArgumentException("--image-cache applies to folders of images by class only.");
+            return new DataLease(DataSources.Load(dataOption, d.InputChannels, d.InputHeight, d.InputWidth));
+        }
+        if (model.ImageSide is not { } side)
+            throw new ArgumentException($"--data {dataOption}: a folder of images by class, but {checkpoint} was not trained on one (its metadata has no '{ImageFolderData.SideKey}').");
+        IReadOnlyDictionary<string, string> m = model.Metadata;
+        double fraction = ImageFolderOptions.DefaultValidationFraction;
+        ulong seed = 0;
+        if (m.TryGetValue(ImageFolderData.ValidationKey, out string? validation) && validation != ImageFolderData.ValidationFolderValue &&
+            !(double.TryParse(validation, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out fraction) &&
+              m.TryGetValue(ImageFolderData.SplitSeedKey, out string? seedText) && ulong.TryParse(seedText, System.Globalization.CultureInfo.InvariantCulture, out seed)))
+            throw new InvalidDataException($"{checkpoint}: metadata '{ImageFolderData.ValidationKey}' / '{ImageFolderData.SplitSeedKey}' do not describe a held-out split.");
+        return new DataLease(ImageFolderData.Open(dataOption!, new ImageFolderOptions(side, fraction, LightingSigma: 0, imageCache), d.InputHeight, seed,
+            line => AnsiConsole.MarkupLineInterpolated($"[yellow]{line}[/]")));
     }
 }

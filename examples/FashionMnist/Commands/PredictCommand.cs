@@ -25,14 +25,19 @@ internal static class PredictCommand
             table.AddColumn("class");
             table.AddColumn("top 3");
             var probabilities = new float[d.ClassCount];
+            int classes = classNames.Count;
             foreach (string path in paths)
             {
                 (float[] pixels, bool inverted) = d.InputChannels == 3
-                    ? (ImageInput.LoadColour(path, d.InputHeight), false)
+                    ? (ImageInput.LoadColour(path, d.InputHeight, model.ImageSide), false)
                     : ImageInput.LoadForNetwork(path, d.InputHeight, d.InputWidth, parse.GetValue(invert));
                 model.Normalization.Apply(pixels, d.InputHeight, d.InputWidth);
                 model.Network.Predict(pixels, 1, probabilities);
-                int[] order = Enumerable.Range(0, d.ClassCount).OrderByDescending(c => probabilities[c]).Take(3).ToArray();
+                // Outputs beyond the data's classes belong to none: the probabilities of the first K, renormalised (the softmax of those K logits).
+                float known = 0;
+                for (int c = 0; c < classes; c++) known += probabilities[c];
+                for (int c = 0; c < classes; c++) probabilities[c] /= known;
+                int[] order = Enumerable.Range(0, classes).OrderByDescending(c => probabilities[c]).Take(3).ToArray();
                 string top3 = string.Join(", ", order.Select(c => string.Create(CultureInfo.InvariantCulture, $"{classNames[c]} {100 * probabilities[c]:F1}%")));
                 table.AddRow(Markup.Escape(path + (inverted ? " (inverted)" : "")), $"[bold]{Markup.Escape(classNames[order[0]])}[/]", Markup.Escape(top3));
             }

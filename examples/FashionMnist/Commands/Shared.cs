@@ -12,7 +12,8 @@ internal static class Shared
 {
     public static Option<string?> DataOption() => new("--data")
     {
-        Description = "Folder of Fashion-MNIST IDX files (gzip or raw) or CIFAR-10 binary batches; 'embedded' for the built-in subset, " +
+        Description = "Folder of Fashion-MNIST IDX files (gzip or raw), of CIFAR-10 binary batches, or of JPEG/PNG images in one sub-folder per class " +
+                      "(optionally split into train/ and val/; docs/images.md); 'embedded' for the built-in subset, " +
                       "'debian' for /usr/share/datasets/fashion-mnist. Default: the Debian set when installed, else the embedded subset.",
     };
 
@@ -31,13 +32,25 @@ internal static class Shared
     public static Option<string> NetworkOption() => new("--network")
     {
         Description = $"fashionnet (FashionNet: 28x28 input, {NetworkChoice.FashionNet.Model.ParameterCount:N0} parameters), alexnet (the canonical " +
-                      $"2012 AlexNet: the images upscaled to 227x227, {NetworkChoice.AlexNet.Model.ParameterCount:N0} parameters) or cifarnet (32x32 colour, " +
-                      $"{NetworkChoice.CifarNet.Model.ParameterCount:N0} parameters). Default: fashionnet (train on a CIFAR-10 folder: cifarnet).",
+                      $"2012 AlexNet: the images upscaled to 227x227, {NetworkChoice.AlexNet.Model.ParameterCount:N0} parameters), cifarnet (32x32 colour, " +
+                      $"{NetworkChoice.CifarNet.Model.ParameterCount:N0} parameters), canonical (the 2012 AlexNet in colour, 227x227, 1000 outputs, " +
+                      $"{NetworkChoice.Canonical.Model.ParameterCount:N0} parameters) or torchvision (torchvision's AlexNet, 224x224, " +
+                      $"{NetworkChoice.Torchvision.Model.ParameterCount:N0} parameters). Default: fashionnet (train on a CIFAR-10 folder: cifarnet; " +
+                      "on a folder of images by class: canonical).",
         DefaultValueFactory = _ => NetworkChoice.Default.OptionName,
     };
 
-    /// <summary>A trained network as its checkpoint names it, with the normalisation and class names stored with it.</summary>
-    public sealed record LoadedModel(NetworkChoice Choice, INetwork Network, Normalization Normalization, IReadOnlyList<string> ClassNames);
+    /// <summary>
+    /// A trained network as its checkpoint names it, with the normalisation and class names stored with it, and the
+    /// checkpoint's metadata (an image-folder run's stored side and split: <see cref="ImageFolderData"/>).
+    /// </summary>
+    public sealed record LoadedModel(NetworkChoice Choice, INetwork Network, Normalization Normalization, IReadOnlyList<string> ClassNames,
+        IReadOnlyDictionary<string, string> Metadata)
+    {
+        /// <summary>The side an image-folder run stored its images at (the input is the centre crop of that square), or null.</summary>
+        public int? ImageSide => Metadata.TryGetValue(ImageFolderData.SideKey, out string? side) && int.TryParse(side, System.Globalization.CultureInfo.InvariantCulture, out int value)
+            ? value : null;
+    }
 
     /// <summary>Loads a checkpoint written by train into the network its metadata names.</summary>
     public static LoadedModel LoadModel(string checkpoint, int maxBatch)
@@ -51,9 +64,13 @@ internal static class Shared
             ? Normalization.Parse(mean, std)
             : throw new InvalidDataException($"{checkpoint}: metadata 'normalization_mean'/'normalization_std' missing; it was not written by alexnet-fashion train.");
         IReadOnlyList<string> classNames = metadata.TryGetValue("class_names", out string? names) ? names.Split('|') : FashionMnistFiles.ClassNames;
-        if (classNames.Count != choice.Model.ClassCount)
+        // Fewer names than outputs: a data set of K classes trained outputs 0..K-1 (an image folder on AlexNet's 1000).
+        if (classNames.Count < 2 || classNames.Count > choice.Model.ClassCount)
             throw new InvalidDataException($"{checkpoint}: {classNames.Count} class names for {choice.Model.ClassCount} outputs.");
-        return new LoadedModel(choice, network, normalization, classNames);
+        if (metadata.TryGetValue(ImageFolderData.SideKey, out string? side) &&
+            !(int.TryParse(side, System.Globalization.CultureInfo.InvariantCulture, out int sideValue) && sideValue >= choice.Model.InputHeight && sideValue <= 4096))
+            throw new InvalidDataException($"{checkpoint}: metadata '{ImageFolderData.SideKey}' is '{side}', not a side in [{choice.Model.InputHeight}, 4096].");
+        return new LoadedModel(choice, network, normalization, classNames, metadata);
     }
 
     public static Table ConfusionTable(EvaluationResult evaluation)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using AlexNetCompiler;
 using AlexNetCompiler.Cpu;
 using AlexNetCompiler.Cuda;
 using AlexNetCompiler.Data;
@@ -29,7 +30,7 @@ internal static class TrainCommand
         {
             TrainRequest request = options.Read(parse);
             return TrainRun.Run(request.Settings, request.Epochs, request.Data, request.Device, request.ResumeFrom, request.Threads, request.Tf32, request.TestViews, request.Network,
-                request.OutputGiven, request.Force, request.Distributed);
+                request.OutputGiven, request.Force, request.Distributed, request.Images);
         });
         return command;
     }
@@ -67,7 +68,7 @@ internal static class TrainCommand
 /// <summary>A parsed train command line: the settings, with the chosen network's defaults for what was left out.</summary>
 internal sealed record TrainRequest(
     NetworkChoice Network, TrainSettings Settings, int? Epochs, string? Data, DeviceRequest Device, string? ResumeFrom, int Threads, bool Tf32, int TestViews,
-    bool OutputGiven = true, bool Force = false, DistributedOptions? Distributed = null);
+    bool OutputGiven = true, bool Force = false, DistributedOptions? Distributed = null, ImageFolderOptions? Images = null);
 
 /// <summary>--distributed: data-parallel training over the ranks of an MPI job; each collective waits at most PeerTimeout.</summary>
 internal sealed record DistributedOptions(TimeSpan PeerTimeout)
@@ -105,16 +106,21 @@ internal sealed class TrainOptions
     private readonly Option<int> _testViews = new("--test-views") { Description = "After the last epoch, also report test accuracy averaged over this many views per image: 1 (off), 2 (image and reflection) or 10 (the paper's five crops and their reflections).", DefaultValueFactory = _ => 10 };
     private readonly Option<int> _threads = new("--threads") { Description = "CPU threads for the kernels; 0 = every processor.", DefaultValueFactory = _ => 0 };
     private readonly Option<string?> _data = Shared.DataOption();
-    private readonly Option<bool> _distributed = new("--distributed") { Description = "Data-parallel training over the ranks of an MPI job (start with mpirun -np N): each rank trains its share of every batch, the gradients are summed, rank 0 writes. CPU only." };
+    private readonly Option<bool> _distributed = new("--distributed") { Description = "Data-parallel training over the ranks of an MPI job (start with mpirun -np N): each rank trains its share of every batch, the gradients are summed, rank 0 writes. On the CPU, or with --device cuda on one GPU per rank over NCCL." };
+    private readonly Option<double?> _valFraction = new("--val-fraction") { Description = $"Image folders without a val/ sub-folder: the share of each class held out for testing (seeded by --seed). Default {ImageFolderOptions.DefaultValidationFraction}." };
+    private readonly Option<int?> _imageSide = new("--image-side") { Description = "Image folders: the shorter side images are stored at (the centre square is kept); crops of the network's input are taken inside it. Default 256 (the paper's) for 224 and 227 inputs." };
+    private readonly Option<float?> _lighting = new("--lighting") { Description = $"Image folders: sigma of the paper's PCA colour lighting; 0 turns it off. Default {ImageFolderOptions.DefaultLightingSigma}." };
+    private readonly Option<string?> _imageCache = new("--image-cache") { Description = "Image folders: folder of the decoded-image caches (built once per image folder and side, rebuilt when the folder changes). Default $XDG_CACHE_HOME/alexnet-fashion/images or ~/.cache/alexnet-fashion/images." };
     private readonly Option<int> _peerTimeout = new("--peer-timeout") { Description = "With --distributed: seconds a rank waits for the others at a step before it stops with an error (a rank died or stalled).", DefaultValueFactory = _ => DistributedOptions.DefaultPeerTimeoutSeconds };
 
     public Command CreateCommand() => new("train",
-        "Train FashionNet (or, with --network alexnet, the canonical AlexNet on images upscaled to 227x227; CIFAR-10 data trains CifarNet in colour); " +
+        "Train FashionNet (or, with --network alexnet, the canonical AlexNet on images upscaled to 227x227; CIFAR-10 data trains CifarNet in colour, a folder of images by class the canonical AlexNet in colour); " +
         "writes checkpoints, metrics.csv, " +
         "training-log.json and PNG plots to the output folder.")
     {
         _network, _epochs, _batch, _lr, _schedule, _lrStep, _patience, _momentum, _weightDecay, _optimizer, _init, _seed, _device, _tf32, _output,
-        _resume, _force, _augment, _cropPadding, _maxRotation, _testViews, _threads, _data, _distributed, _peerTimeout,
+        _resume, _force, _augment, _cropPadding, _maxRotation, _testViews, _threads, _data, _valFraction, _imageSide, _lighting, _imageCache,
+        _distributed, _peerTimeout,
     };
 
     /// <summary>The request of a parsed command line; options left out take the network's defaults, given ones always win.</summary>
@@ -147,9 +153,16 @@ internal sealed class TrainOptions
         if (parse.GetResult(_peerTimeout) is { Implicit: false } && !parse.GetValue(_distributed))
             throw new ArgumentException("--peer-timeout applies to --distributed training only.");
         DistributedOptions? distributed = parse.GetValue(_distributed) ? new DistributedOptions(TimeSpan.FromSeconds(peerTimeout)) : null;
+        // Image-folder options: null when none is given, so that giving one for other data can be refused once the data is known.
+        double? valFraction = parse.GetValue(_valFraction);
+        int? imageSide = parse.GetValue(_imageSide);
+        float? lighting = parse.GetValue(_lighting);
+        string? imageCache = parse.GetValue(_imageCache);
+        ImageFolderOptions? images = valFraction is null && imageSide is null && lighting is null && imageCache is null ? null : new ImageFolderOptions(
+            imageSide ?? 0, valFraction ?? ImageFolderOptions.DefaultValidationFraction, lighting ?? ImageFolderOptions.DefaultLightingSigma, imageCache);
         return new TrainRequest(network, settings, parse.GetValue(_epochs), parse.GetValue(_data), parse.GetValue(_device), resumeFrom,
             parse.GetValue(_threads), parse.GetValue(_tf32), parse.GetValue(_testViews), OutputGiven: parse.GetValue(_output) is not null, Force: parse.GetValue(_force),
-            Distributed: distributed);
+            Distributed: distributed, Images: images);
     }
 }
 
@@ -157,35 +170,41 @@ internal sealed class TrainOptions
 internal static class TrainRun
 {
     public static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads = 0, bool tf32 = false, int testViews = 10,
-        NetworkChoice? network = null, bool outputGiven = true, bool force = false, DistributedOptions? distributed = null)
+        NetworkChoice? network = null, bool outputGiven = true, bool force = false, DistributedOptions? distributed = null, ImageFolderOptions? images = null)
     {
         network ??= NetworkChoice.Default;
         if (distributed is not null)
         {
-            if (deviceRequest == DeviceRequest.Cuda || tf32)
-                throw new ArgumentException($"--distributed trains on the CPU: drop {(tf32 ? "--tf32" : "--device cuda")} (or give --device cpu).");
+            bool gpu = deviceRequest == DeviceRequest.Cuda;
+            if (tf32 && !gpu)
+                throw new ArgumentException("--tf32 needs --device cuda: --distributed trains on the CPU unless --device cuda is given.");
             // Options are checked before MPI starts, so a bad command line fails the same way on every rank.
             CheckOptions(settings, epochs, threads, testViews, resumeFrom, force);
-            using MpiCommunicator communicator = StartMpi(distributed.PeerTimeout);
+            if (gpu) DistributedJob.RequireNccl();
+            // Under mpirun the ranks meet through MPI. A GPU job started alone is one rank and needs no MPI: its NCCL id
+            // goes through a file.
+            using MpiCommunicator? mpi = gpu && !DistributedJob.LaunchedByMpirun ? null : StartMpi(distributed.PeerTimeout);
+            var job = new DistributedJob(mpi, gpu, distributed.PeerTimeout);
             int code;
             try
             {
-                code = communicator.Rank == 0
-                    ? Run(settings, epochs, dataOption, DeviceRequest.Cpu, resumeFrom, threads, tf32, testViews, network, outputGiven, force, communicator)
-                    : RunFollower(settings, epochs, dataOption, resumeFrom, threads, network, communicator);
+                job.CheckNetwork(network);
+                code = job.Rank == 0
+                    ? Run(settings, epochs, dataOption, gpu ? DeviceRequest.Cuda : DeviceRequest.Cpu, resumeFrom, threads, tf32, testViews, network, outputGiven, force, images, job)
+                    : RunFollower(settings, epochs, dataOption, resumeFrom, threads, tf32, network, images, job);
             }
-            catch (Exception e)
+            catch (Exception e) when (mpi is not null)
             {
                 // A rank that fails must end the whole job, or the others would wait out their peer timeout: say why
                 // on this rank's stderr, then MPI_Abort (which does not return).
                 Cli.Report(e, verbose: false, Console.Error);
-                communicator.Abort(ExitCodes.Failed);
+                mpi.Abort(ExitCodes.Failed);
                 throw;
             }
-            communicator.Finish();
+            mpi?.Finish();
             return code;
         }
-        return Run(settings, epochs, dataOption, deviceRequest, resumeFrom, threads, tf32, testViews, network, outputGiven, force, communicator: null);
+        return Run(settings, epochs, dataOption, deviceRequest, resumeFrom, threads, tf32, testViews, network, outputGiven, force, images, job: null);
     }
 
     /// <summary>Every option checked before a folder is touched (or MPI started).</summary>
@@ -212,12 +231,41 @@ internal static class TrainRun
 
     /// <summary>
     /// The training data for the network, and the settings with the epochs and rate schedule it implies: a full set
-    /// gets the full-set recipe unless --epochs or --lr-step is given. Every rank loads the same data this way.
+    /// gets the full-set recipe unless --epochs or --lr-step is given. Every rank loads the same data this way; a folder of
+    /// images by class is decoded into its cache (<see cref="ImageFolderData"/>; dispose it after training).
     /// </summary>
-    private static (LoadedData Data, TrainSettings Settings) LoadData(TrainSettings settings, int? epochs, string? dataOption, NetworkChoice network)
+    private static (ITrainingData Data, TrainSettings Settings) LoadData(TrainSettings settings, int? epochs, string? dataOption, NetworkChoice network,
+        ImageFolderOptions? images, bool report)
     {
-        LoadedData data = DataSources.Load(dataOption, network.Model.InputChannels, network.Model.InputHeight, network.Model.InputWidth);
-        if (data.Train.Count == 0) throw new InvalidDataException($"{data.Description}: the training set holds no images.");
+        NetworkDescriptor model = network.Model;
+        ITrainingData data;
+        if (IsImageFolder(dataOption))
+        {
+            if (!network.TakesImageFolders)
+                throw new ArgumentException(
+                    $"--data {dataOption}: a folder of colour images by class trains a colour network (--network canonical, torchvision or cifarnet); " +
+                    $"{network.OptionName} takes [{model.InputChannels}, {model.InputHeight}, {model.InputWidth}].");
+            ImageFolderData.CheckAugmentation(settings.Augmentation);
+            if (report) AnsiConsole.MarkupLineInterpolated($"Reading the image folder [bold]{dataOption}[/] (decoded once into the image cache, then reused)...");
+            var folder = ImageFolderData.Open(dataOption!, images ?? new ImageFolderOptions(), model.InputHeight, settings.Seed,
+                report ? line => AnsiConsole.MarkupLineInterpolated($"[yellow]{line}[/]") : null);
+            if (folder.ClassNames.Count > model.ClassCount)
+            {
+                folder.Dispose();
+                throw new ArgumentException($"--data {dataOption}: {folder.ClassNames.Count} classes, more than the {model.ClassCount} outputs of {network.Model.Name}.");
+            }
+            data = folder;
+        }
+        else
+        {
+            if (images is not null) throw new ArgumentException("--val-fraction, --image-side, --lighting and --image-cache apply to folders of images by class only.");
+            data = DataSources.Load(dataOption, model.InputChannels, model.InputHeight, model.InputWidth);
+        }
+        if (data.TrainCount == 0)
+        {
+            (data as IDisposable)?.Dispose();
+            throw new InvalidDataException($"{data.Description}: the training set holds no images.");
+        }
         bool fullSetRecipe = data.IsFullSet && epochs is null && settings.StepEpochs == 0;
         return (data, settings with
         {
@@ -226,19 +274,27 @@ internal static class TrainRun
         });
     }
 
+    /// <summary>Whether --data names a folder of images by class (rather than IDX files, CIFAR-10 batches or a word).</summary>
+    private static bool IsImageFolder(string? dataOption) =>
+        dataOption is not null && dataOption != DataSources.EmbeddedName && dataOption != DataSources.DebianName && Directory.Exists(dataOption) &&
+        DataSources.Detect(dataOption) == DataSources.FolderKind.ImageFolder;
+
     /// <summary>
     /// A rank other than 0: the same data, network and settings, trains its shard of every batch and writes nothing
     /// (rank 0 evaluates, checkpoints and prints). A resume reads the same checkpoint path as rank 0, so on several
     /// machines the output folder must be shared or copied to each.
     /// </summary>
-    private static int RunFollower(TrainSettings settings, int? epochs, string? dataOption, string? resumeFrom, int threads, NetworkChoice network,
-        ICommunicator communicator)
+    private static int RunFollower(TrainSettings settings, int? epochs, string? dataOption, string? resumeFrom, int threads, bool tf32, NetworkChoice network,
+        ImageFolderOptions? images, DistributedJob job)
     {
-        (LoadedData data, settings) = LoadData(settings, epochs, dataOption, network);
+        (ITrainingData data, settings) = LoadData(settings, epochs, dataOption, network, images, report: false);
+        using IDisposable? ownedData = data as IDisposable;
         settings = settings with { OutputFolder = "" };
         settings.Validate();
+        using DeviceChoice choice = ResolveDevice(job.Gpu ? DeviceRequest.Cuda : DeviceRequest.Cpu, network, settings.BatchSize, tf32, job.DeviceOrdinal);
+        using DistributedJob.Connection connection = job.Connect(choice);
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
-        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, communicator: communicator);
+        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, engine: connection.EngineFactory, communicator: connection.Communicator);
         if (resumeFrom is not null) trainer.Resume(resumeFrom);
         else trainer.Start();
         using var stop = new StopSignal();
@@ -252,7 +308,7 @@ internal static class TrainRun
     }
 
     private static int Run(TrainSettings settings, int? epochs, string? dataOption, DeviceRequest deviceRequest, string? resumeFrom, int threads, bool tf32, int testViews,
-        NetworkChoice network, bool outputGiven, bool force, ICommunicator? communicator)
+        NetworkChoice network, bool outputGiven, bool force, ImageFolderOptions? images, DistributedJob? job)
     {
         CheckOptions(settings, epochs, threads, testViews, resumeFrom, force);
         if (tf32 && deviceRequest == DeviceRequest.Cpu) throw new ArgumentException("--tf32 needs --device cuda or auto: the CPU backend computes in FP32.");
@@ -270,16 +326,21 @@ internal static class TrainRun
         {
             RunFolder.ForFreshRun(settings.OutputFolder, outputGiven: true, force, out _);
         }
-        using DeviceChoice choice = ResolveDevice(deviceRequest, network, settings.BatchSize, tf32);
+        using DeviceChoice choice = ResolveDevice(deviceRequest, network, settings.BatchSize, tf32, job?.DeviceOrdinal ?? 0);
         if (choice.Notice is not null) AnsiConsole.MarkupLineInterpolated($"[yellow]{choice.Notice}[/]");
+        using DistributedJob.Connection? connection = job?.Connect(choice);
+        ICommunicator? communicator = connection?.Communicator;
 
-        (LoadedData data, settings) = LoadData(settings, epochs, dataOption, network);
+        (ITrainingData data, settings) = LoadData(settings, epochs, dataOption, network, images, report: true);
+        using IDisposable? ownedData = data as IDisposable;
         settings.Validate();
 
         using CpuContext? cpu = threads > 0 ? new CpuContext(threads) : null;
-        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings, engine: choice.EngineFactory, communicator: communicator);
+        using var trainer = new Trainer(network.Create(settings.BatchSize, cpu), data, settings,
+            engine: connection is null ? choice.EngineFactory : connection.EngineFactory, communicator: communicator);
         string device = choice.Name == "cpu" ? $"cpu ({cpu?.Threads ?? CpuContext.Default.Threads} threads, {Environment.ProcessorCount} logical processors)" : trainer.Engine.Description;
-        if (communicator is not null) device += $", data-parallel over {communicator.Description}";
+        // A GPU engine's description names its communicator already.
+        if (communicator is not null && choice.Name == "cpu") device += $", data-parallel over {communicator.Description}";
         if (resumeFrom is not null)
         {
             trainer.Resume(resumeFrom);
@@ -350,11 +411,11 @@ internal static class TrainRun
         return exitCode;
     }
 
-    private static DeviceChoice ResolveDevice(DeviceRequest request, NetworkChoice network, int batchSize, bool tf32)
+    private static DeviceChoice ResolveDevice(DeviceRequest request, NetworkChoice network, int batchSize, bool tf32, int deviceOrdinal = 0)
     {
         try
         {
-            return DeviceSelector.Resolve(request, network.Model, network.CudaPlan, network.CudaSource, batchSize, tf32);
+            return DeviceSelector.Resolve(request, network.Model, network.CudaPlan, network.CudaSource, batchSize, tf32, deviceOrdinal);
         }
         catch (CudaUnavailableException e)
         {
@@ -371,7 +432,10 @@ internal static class TrainRun
         grid.AddRow("[bold]device[/]", Markup.Escape(device));
         string schedule = s.Schedule == LearningRateSchedule.Step ? $"step (/10 every {s.EffectiveStepEpochs} epochs)" : $"plateau (/10 after {s.Patience} epochs without a new best)";
         grid.AddRow("[bold]training[/]", Markup.Escape($"{s.Epochs} epochs, batch {s.BatchSize}, lr {s.LearningRate:G3} {schedule}, momentum {s.Momentum:G3}, weight decay {s.WeightDecay:G3}, {s.Optimizer} SGD, {s.Init} init, seed {s.Seed}"));
-        grid.AddRow("[bold]augmentation[/]", Markup.Escape(s.Augmentation.ToString()));
+        string augmentation = trainer.Data is ImageFolderData images
+            ? (images.PipelineOptions with { RandomCrop = s.Augmentation.RandomCrop, HorizontalFlip = s.Augmentation.HorizontalFlip }).ToString()
+            : s.Augmentation.ToString();
+        grid.AddRow("[bold]augmentation[/]", Markup.Escape(augmentation));
         grid.AddRow("[bold]output[/]", Markup.Escape(Path.GetFullPath(s.OutputFolder)));
         AnsiConsole.Write(new Panel(grid).Header("alexnet-fashion train").Border(BoxBorder.Rounded));
     }

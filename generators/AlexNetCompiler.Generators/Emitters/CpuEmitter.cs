@@ -356,6 +356,20 @@ internal static partial class CpuEmitter
         w.WriteLine("/// </summary>");
         w.WriteParenthesized("public float ForwardBackward", new List<string>(parameters) { "long dropoutFirstSample" }, "");
         w.WriteLine("{");
+        w.WriteLine("    return ForwardBackward(input, labels, batch, dropoutSeed, dropoutFirstSample, gradientsReady: null);");
+        w.WriteLine("}");
+        w.WriteLine();
+
+        w.WriteLine("/// <summary>");
+        w.WriteLine("/// ForwardBackward that calls gradientsReady(offset, length) after each layer with parameters,");
+        w.WriteLine("/// last to first, once that layer's slice of Gradients is final (data-parallel engines start");
+        w.WriteLine("/// summing it then).");
+        w.WriteLine("/// </summary>");
+        w.WriteParenthesized("public float ForwardBackward", new List<string>(parameters)
+        {
+            "long dropoutFirstSample", "global::AlexNetCompiler.GradientsReady? gradientsReady",
+        }, "");
+        w.WriteLine("{");
         w.Indent++;
         w.WriteLine("CheckBatch(input, batch);");
         w.WriteLine("CheckLabels(labels, batch);");
@@ -369,7 +383,7 @@ internal static partial class CpuEmitter
         }, ";");
         w.WriteParenthesized("return RunBackward", new[]
         {
-            "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample",
+            "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample", "gradientsReady",
         }, ";");
         w.Indent--;
         w.WriteLine("}");
@@ -380,7 +394,7 @@ internal static partial class CpuEmitter
         w.WriteParenthesized("private float RunBackward", new[]
         {
             "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch", "bool dropout",
-            "ulong dropoutSeed", "long dropoutFirstSample",
+            "ulong dropoutSeed", "long dropoutFirstSample", "global::AlexNetCompiler.GradientsReady? gradientsReady",
         }, "");
         w.WriteLine("{");
         w.Indent++;
@@ -426,6 +440,7 @@ internal static partial class CpuEmitter
                         "dOutput: gradient", $"dInput: {(first ? "default" : inputGradient)}",
                         $"dWeight: {Grad(l, ParameterRole.Weight)}", $"dBias: {Grad(l, ParameterRole.Bias)}", "ctx: _cpu",
                     }, ";");
+                    WriteGradientsReady(w, l);
                     if (!first) WriteNextGradient(w, inputGradient);
                     break;
                 case LayerKind.Dense:
@@ -436,6 +451,7 @@ internal static partial class CpuEmitter
                         $"weight: {Param(l, ParameterRole.Weight)}", "dOutput: gradient", $"dInput: {(first ? "default" : inputGradient)}",
                         $"dWeight: {Grad(l, ParameterRole.Weight)}", $"dBias: {Grad(l, ParameterRole.Bias)}", "ctx: _cpu",
                     }, ";");
+                    WriteGradientsReady(w, l);
                     if (!first) WriteNextGradient(w, inputGradient);
                     break;
                 case LayerKind.Lrn:
@@ -484,6 +500,15 @@ internal static partial class CpuEmitter
     private static void WriteInputGradient(CodeWriter w, string inputGradient, LayerModel l) =>
         w.WriteParenthesized($"global::System.Span<float> {inputGradient} = Slice",
             new[] { "inA ? _gradientB : _gradientA", $"batch * {l.Input.Length}" }, ";");
+
+    // The layer's weight and bias gradients are final once its backward returns: report their slice of Gradients.
+    private static void WriteGradientsReady(CodeWriter w, LayerModel l)
+    {
+        (int offset, int length) = l.ParameterRange;
+        if (length == 0) return;
+        w.WriteComment($"{Describe(l)}: its weight and bias gradients are final");
+        w.WriteLine($"gradientsReady?.Invoke({offset}, {length});");
+    }
 
     private static void WriteNextGradient(CodeWriter w, string inputGradient)
     {

@@ -74,6 +74,25 @@ internal sealed record LayerModel(
         }
     }
 
+    /// <summary>
+    /// The slice of the flat parameter (and gradient) buffer that this layer's tensors occupy: weight then bias, adjacent.
+    /// Length 0 for a layer without parameters.
+    /// </summary>
+    public (int Offset, int Length) ParameterRange
+    {
+        get
+        {
+            if (Parameters.Length == 0) return (0, 0);
+            int start = int.MaxValue, end = 0;
+            foreach (ParameterModel p in Parameters)
+            {
+                start = System.Math.Min(start, p.Offset);
+                end = System.Math.Max(end, p.Offset + p.Length);
+            }
+            return (start, end - start);
+        }
+    }
+
     /// <summary>The layer's weight or bias tensor, or null when it has none (a layer without bias).</summary>
     public ParameterModel? FindParameter(ParameterRole role)
     {

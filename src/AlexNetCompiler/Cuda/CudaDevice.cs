@@ -349,6 +349,19 @@ public sealed class CudaEvent : IDisposable
 
     public void Synchronize() => CudaDriverApi.Check(CudaDriverApi.cuEventSynchronize(_handle), "cuEventSynchronize");
 
+    /// <summary>Whether the work recorded before the event has finished, without waiting (cuEventQuery).</summary>
+    public bool IsComplete
+    {
+        get
+        {
+            _device.MakeCurrent();
+            int result = CudaDriverApi.cuEventQuery(_handle);
+            if (result == CudaDriverApi.CUDA_ERROR_NOT_READY) return false;
+            CudaDriverApi.Check(result, "cuEventQuery");
+            return true;
+        }
+    }
+
     public static float ElapsedMilliseconds(CudaEvent start, CudaEvent end)
     {
         end.Synchronize();

@@ -18,6 +18,8 @@ internal static unsafe partial class CudaDriverApi
     internal const int CU_EVENT_DEFAULT = 0;
     internal const int CU_STREAM_NON_BLOCKING = 1;
     internal const int CUDA_ERROR_NO_DEVICE = 100;
+    /// <summary>cuda.h: what cuEventQuery returns while the work before the event is still running.</summary>
+    internal const int CUDA_ERROR_NOT_READY = 600;
 
     static CudaDriverApi() => NativeLibraries.EnsureRegistered();
 
@@ -63,6 +65,7 @@ internal static unsafe partial class CudaDriverApi
     [LibraryImport(NativeLibraries.Cuda)] internal static partial int cuEventCreate(out IntPtr evt, uint flags);
     [LibraryImport(NativeLibraries.Cuda)] internal static partial int cuEventRecord(IntPtr evt, IntPtr stream);
     [LibraryImport(NativeLibraries.Cuda)] internal static partial int cuEventSynchronize(IntPtr evt);
+    [LibraryImport(NativeLibraries.Cuda)] internal static partial int cuEventQuery(IntPtr evt);
     [LibraryImport(NativeLibraries.Cuda)] internal static partial int cuEventElapsedTime(out float milliseconds, IntPtr start, IntPtr end);
     [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuEventDestroy_v2")] internal static partial int cuEventDestroy(IntPtr evt);
 

@@ -172,6 +172,23 @@ public sealed class CudaNetwork : INetwork, IDisposable
     }
 
     /// <summary>
+    /// <see cref="ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?)"/> over a shard of a larger batch
+    /// starting at sample <paramref name="dropoutFirstSample"/>. The CUDA kernels draw a batch's dropout masks from sample
+    /// 0, so a shard elsewhere is supported only when no mask is drawn: the network has no dropout layer, or dropout is
+    /// off. Otherwise throws <see cref="NotSupportedException"/>.
+    /// </summary>
+    public float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed, long dropoutFirstSample)
+    {
+        if (dropoutFirstSample != 0 && dropoutSeed is not null && HasDropout)
+            throw new NotSupportedException($"{Descriptor.Name} on the GPU cannot draw the dropout masks of a batch shard (first sample {dropoutFirstSample}): " +
+                "data-parallel training over several GPUs needs a network without dropout for now.");
+        return ForwardBackward(input, labels, batch, dropoutSeed);
+    }
+
+    /// <summary>Whether the network has a dropout layer (whose masks a shard at an offset cannot draw on the GPU).</summary>
+    public bool HasDropout => Descriptor.Layers.Any(l => l.Kind == LayerKind.Dropout);
+
+    /// <summary>
     /// <see cref="ForwardBackward"/>, then the optimizer's update on the device (<see cref="Update"/>), as the CPU
     /// network's TrainStep does: the update runs whatever the loss. Returns the mean loss.
     /// </summary>
@@ -240,6 +257,24 @@ public sealed class CudaNetwork : INetwork, IDisposable
         source.CopyTo(_parameters);
         _runner.UploadParameters(_parameters);
         _parameterMirror = ParameterMirror.InSync;
+    }
+
+    /// <summary>The runner, for data-parallel training's collectives on the device buffers.</summary>
+    internal CudaNetworkRunner Runner => _runner;
+
+    /// <summary>Makes the device hold the current parameters (uploads the host array when it was handed out since).</summary>
+    internal void SynchroniseParametersToDevice() => UploadParametersIfHostMayBeNewer();
+
+    /// <summary>Something other than a pass or an update wrote the device's parameters (a broadcast): the host copy is stale.</summary>
+    internal void ParametersChangedOnDevice() => _parameterMirror = ParameterMirror.DeviceNewer;
+
+    /// <summary>Something other than a backward pass wrote the device's gradients (a sum over ranks): the host copy is stale.</summary>
+    internal void GradientsChangedOnDevice() => _gradientsStale = true;
+
+    /// <summary>Binds <paramref name="optimizer"/> unless it is the bound one, so that its momentum is on the device.</summary>
+    internal void EnsureBound(Sgd optimizer)
+    {
+        if (!ReferenceEquals(optimizer, _boundOptimizer)) BindOptimizer(optimizer);
     }
 
     private void DownloadParametersIfDeviceNewer()

@@ -26,6 +26,8 @@ public sealed record GemmTuning(string Kernel, CudaGemmTile Chosen, IReadOnlyDic
 public sealed class CudaNetworkRunner : IDisposable
 {
     private const int TuningRepetitions = 3;
+    /// <summary>The prelude's in-place scaling kernel (alexnet_prelude.cuh), compiled into every module.</summary>
+    private const string ScaleKernel = "scale_buffer";
 
     private readonly List<CudaModule> _modules = [];
     private readonly Dictionary<string, (CudaKernel Kernel, CudaGemmTile Tile)> _kernels = new(StringComparer.Ordinal);
@@ -33,6 +35,7 @@ public sealed class CudaNetworkRunner : IDisposable
     private readonly Dictionary<string, CudaLaunch> _gemmLaunches; // each GEMM kernel's launch, in plan order
     private readonly float[] _losses;
     private long _sgdSteps;
+    private CudaKernel? _scaleKernel;
 
     public CudaNetworkRunner(CudaDevice device, CudaLaunchPlan plan, string source, int maxBatch, CudaRunnerOptions? options = null)
     {
@@ -269,6 +272,30 @@ public sealed class CudaNetworkRunner : IDisposable
         ]);
         _sgdSteps++;
     }
+
+    /// <summary>
+    /// Enqueues gradients *= factor on the default stream (the prelude's scale_buffer): a data-parallel shard's mean
+    /// gradient weighted by its share of the batch before the ranks sum.
+    /// </summary>
+    public void EnqueueScaleGradients(float factor)
+    {
+        _scaleKernel ??= _modules[0].GetKernel(ScaleKernel);
+        int count = checked((int)Plan.ParameterCount);
+        _scaleKernel.Launch((uint)((count + CudaContract.ThreadsPerBlock - 1) / CudaContract.ThreadsPerBlock), 1, 1, CudaContract.ThreadsPerBlock, 0, null,
+        [
+            KernelArgument.Pointer(_buffers[CudaLaunchPlan.Gradients]),
+            KernelArgument.Int32(count),
+            KernelArgument.Float32(factor),
+        ]);
+    }
+
+    /// <summary>Sets the gradients to zero (a data-parallel rank without samples in a batch adds nothing to the sum).</summary>
+    public void ZeroGradients() => _buffers[CudaLaunchPlan.Gradients].Zero();
+
+    /// <summary>The device buffers of the flat parameters, gradients and momentum, for collectives that work on device memory.</summary>
+    internal DeviceBuffer ParameterBuffer => _buffers[CudaLaunchPlan.Parameters];
+    internal DeviceBuffer GradientBuffer => _buffers[CudaLaunchPlan.Gradients];
+    internal DeviceBuffer VelocityBuffer => _buffers[CudaLaunchPlan.Velocity];
 
     /// <summary>
     /// Runs forward, loss and backward once with an event after every step and returns each step's GPU time

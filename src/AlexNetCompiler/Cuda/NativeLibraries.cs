@@ -15,6 +15,8 @@ internal static class NativeLibraries
     internal const string Nvrtc = "alexnet-nvrtc";
     /// <summary>Open MPI's C library (Distributed/MpiApi.cs); ALEXNET_MPI_PATH names another file.</summary>
     internal const string Mpi = "alexnet-mpi";
+    /// <summary>NVIDIA's NCCL (Distributed/NcclApi.cs); ALEXNET_NCCL_PATH names another file.</summary>
+    internal const string Nccl = "alexnet-nccl";
     /// <summary>The C library the process already runs on (glibc or musl), found through the main program's symbols.</summary>
     internal const string Libc = "alexnet-libc";
 
@@ -59,6 +61,7 @@ internal static class NativeLibraries
         if (libraryName == Cuda) return TryLoad(Cuda, out IntPtr h, out _) ? h : IntPtr.Zero;
         if (libraryName == Nvrtc) return TryLoad(Nvrtc, out IntPtr h, out _) ? h : IntPtr.Zero;
         if (libraryName == Mpi) return TryLoad(Mpi, out IntPtr h, out _) ? h : IntPtr.Zero;
+        if (libraryName == Nccl) return TryLoad(Nccl, out IntPtr h, out _) ? h : IntPtr.Zero;
         // dlopen(NULL): its symbols include those of the C library every .NET process (CoreCLR or NativeAOT) links,
         // whatever its file is called (libc.so.6, ld-musl-*.so.1).
         if (libraryName == Libc) return NativeLibrary.GetMainProgramHandle();
@@ -89,6 +92,13 @@ internal static class NativeLibraries
             string? mpiPath = Environment.GetEnvironmentVariable("ALEXNET_MPI_PATH");
             return LoadFirst(mpiPath is { Length: > 0 } ? [mpiPath] : ["libmpi.so.40", "libmpi.so"],
                 "Open MPI's libmpi (install openmpi-bin, or set ALEXNET_MPI_PATH)");
+        }
+        if (logicalName == Nccl)
+        {
+            // libnccl.so.2 is the soname of every NCCL 2.x (the nvidia-nccl-cu12/-cu13 wheels, the libnccl2 package).
+            string? ncclPath = Environment.GetEnvironmentVariable("ALEXNET_NCCL_PATH");
+            return LoadFirst(ncclPath is { Length: > 0 } ? [ncclPath] : ["libnccl.so.2", "libnccl.so"],
+                "NVIDIA's NCCL library libnccl.so.2 (pip install nvidia-nccl-cu13, or the libnccl2 package; or set ALEXNET_NCCL_PATH to the file)");
         }
         bool isCuda = logicalName == Cuda;
         string? overridePath = Environment.GetEnvironmentVariable(isCuda ? "ALEXNET_CUDA_PATH" : "ALEXNET_NVRTC_PATH");

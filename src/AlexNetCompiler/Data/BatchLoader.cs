@@ -40,7 +40,7 @@ public sealed class Batch
 /// each batch (<see cref="Distributed.DataParallelEngine.Shard"/>); they are prepared exactly as an unsharded loader
 /// prepares them, since the augmentation depends on the dataset index, not on the position in the batch.
 /// </summary>
-public sealed class BatchLoader : IDisposable
+public sealed class BatchLoader : IBatchSource, IDisposable
 {
     private const long ShuffleStream = -1;
 

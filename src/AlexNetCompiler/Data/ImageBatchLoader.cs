@@ -7,9 +7,11 @@ namespace AlexNetCompiler.Data;
 /// the memory-mapped cache. A loop left early waits for the batch in preparation and discards it.
 ///
 /// Determinism: the epoch's order is a pure function of (seed, epoch) and each training sample's crop, flip and
-/// lighting a pure function of (seed, epoch, index in the set), whichever thread prepares it.
+/// lighting a pure function of (seed, epoch, index in the set), whichever thread prepares it. A sharded loader (one
+/// rank of a data-parallel job) prepares only its rank's samples of each batch
+/// (<see cref="Distributed.DataParallelEngine.Shard"/>), exactly as an unsharded loader prepares them.
 /// </summary>
-public sealed class ImageBatchLoader
+public sealed class ImageBatchLoader : IBatchSource
 {
     private const long ShuffleStream = -1;
 
@@ -18,8 +20,14 @@ public sealed class ImageBatchLoader
     private readonly ParallelOptions _parallel;
     private bool _inEpoch;
 
-    public ImageBatchLoader(ImageSet set, ImagePipeline pipeline, int batchSize, bool training, ulong seed = 0, int threads = 0)
+    /// <param name="shardRank">This rank, 0 to <paramref name="shardCount"/> - 1, when each batch is split over ranks.</param>
+    /// <param name="shardCount">Ranks sharing each batch; 1 (the default) prepares whole batches.</param>
+    public ImageBatchLoader(ImageSet set, ImagePipeline pipeline, int batchSize, bool training, ulong seed = 0, int threads = 0,
+        int shardRank = 0, int shardCount = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(shardCount, 1);
+        if (shardRank < 0 || shardRank >= shardCount)
+            throw new ArgumentOutOfRangeException(nameof(shardRank), shardRank, $"The shard rank must be in [0, {shardCount}).");
         ArgumentNullException.ThrowIfNull(set);
         ArgumentNullException.ThrowIfNull(pipeline);
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size {batchSize} must be positive.");
@@ -30,6 +38,8 @@ public sealed class ImageBatchLoader
         BatchSize = batchSize;
         Training = training;
         Seed = seed;
+        ShardRank = shardRank;
+        ShardCount = shardCount;
         _parallel = new ParallelOptions { MaxDegreeOfParallelism = threads == 0 ? Environment.ProcessorCount : threads };
     }
 
@@ -38,20 +48,24 @@ public sealed class ImageBatchLoader
     /// <summary>Training: shuffled, with the pipeline's random crops, flips and lighting; otherwise in order, centre crops.</summary>
     public bool Training { get; }
     public ulong Seed { get; }
+    public int ShardRank { get; }
+    public int ShardCount { get; }
     public int BatchesPerEpoch => (_set.Count + BatchSize - 1) / BatchSize;
 
     /// <summary>
-    /// The batches of one epoch; each is valid until the next is requested. Every image appears once. One epoch at a
-    /// time: leaving the loop early (break, exception, First()) waits for the batch in preparation, so that the cache
-    /// can be disposed once the loop is left.
+    /// The batches of one epoch from batch <paramref name="firstBatch"/> on; each is valid until the next is requested.
+    /// From batch 0, every image appears once. One epoch at a time: leaving the loop early (break, exception, First())
+    /// waits for the batch in preparation, so that the cache can be disposed once the loop is left.
     /// </summary>
-    public IEnumerable<Batch> Epoch(int epoch)
+    public IEnumerable<Batch> Epoch(int epoch, int firstBatch = 0)
     {
         if (_inEpoch) throw new InvalidOperationException($"{_set.Name}: finish (or leave) the previous epoch's loop before starting another.");
-        return EpochIterator(epoch);
+        if (firstBatch < 0 || firstBatch > BatchesPerEpoch)
+            throw new ArgumentOutOfRangeException(nameof(firstBatch), $"First batch {firstBatch} is outside [0, {BatchesPerEpoch}].");
+        return EpochIterator(epoch, firstBatch);
     }
 
-    private IEnumerable<Batch> EpochIterator(int epoch)
+    private IEnumerable<Batch> EpochIterator(int epoch, int firstBatch)
     {
         _inEpoch = true;
         Task next = Task.CompletedTask;
@@ -60,9 +74,9 @@ public sealed class ImageBatchLoader
             int[] order = Order(epoch);
             Batch[] buffers = [CreateBatch(), CreateBatch()];
             int batches = BatchesPerEpoch;
-            if (batches == 0) yield break;
-            next = Task.Run(() => Fill(buffers[0], order, epoch, 0));
-            for (int b = 0; b < batches; b++)
+            if (firstBatch >= batches) yield break;
+            next = Task.Run(() => Fill(buffers[firstBatch & 1], order, epoch, firstBatch));
+            for (int b = firstBatch; b < batches; b++)
             {
                 next.GetAwaiter().GetResult();
                 Batch current = buffers[b & 1];
@@ -80,7 +94,8 @@ public sealed class ImageBatchLoader
         }
     }
 
-    public Batch CreateBatch() => new(BatchSize, _pipeline.SampleLength);
+    /// <summary>A batch buffer of this loader's capacity: the largest shard of a batch.</summary>
+    public Batch CreateBatch() => new((BatchSize + ShardCount - 1) / ShardCount, _pipeline.SampleLength);
 
     /// <summary>Prepares batch <paramref name="number"/> of <paramref name="epoch"/> on the calling thread (for tests and evaluation).</summary>
     public void PrepareBatch(int epoch, int number, Batch destination) => Fill(destination, Order(epoch), epoch, number);
@@ -100,8 +115,10 @@ public sealed class ImageBatchLoader
 
     private void Fill(Batch batch, int[] order, int epoch, int number)
     {
-        int start = number * BatchSize;
-        int count = Math.Min(BatchSize, _set.Count - start);
+        int batchStart = number * BatchSize;
+        int batchCount = Math.Min(BatchSize, _set.Count - batchStart);
+        (int first, int count) = Distributed.DataParallelEngine.Shard(batchCount, ShardRank, ShardCount);
+        int start = batchStart + first;
         int length = _pipeline.SampleLength;
         Parallel.For(0, count, _parallel, i =>
         {
@@ -121,5 +138,7 @@ public sealed class ImageBatchLoader
         });
         batch.Count = count;
         batch.Number = number;
+        batch.FirstSample = first;
+        batch.BatchCount = batchCount;
     }
 }

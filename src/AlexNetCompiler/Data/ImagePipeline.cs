@@ -301,11 +301,21 @@ public sealed class ImagePipeline
     }
 
     /// <summary>The centre crop, normalised: the single evaluation view.</summary>
-    public void Centre(ReadOnlySpan<byte> image, Span<float> destination)
+    public void Centre(ReadOnlySpan<byte> image, Span<float> destination) => View(image, CentreView, mirror: false, destination);
+
+    /// <summary>Index of the centre crop among <see cref="ImageTransforms.FiveViewCorners"/>.</summary>
+    public const int CentreView = 4;
+
+    /// <summary>
+    /// One of the paper's test views, normalised: crop <paramref name="crop"/> of <see cref="ImageTransforms.FiveViewCorners"/>
+    /// (0-3 the corners, <see cref="CentreView"/> the centre) at the full input size, mirrored when asked.
+    /// </summary>
+    public void View(ReadOnlySpan<byte> image, int crop, bool mirror, Span<float> destination)
     {
-        (int top, int left) = ImageTransforms.FiveViewCorners(Options.Side, Options.CropSize)[4];
-        ImageTransforms.Crop(image, ImageCache.Channels, Options.Side, top, left, Options.CropSize, false, destination);
-        Normalization.Apply(destination, Options.CropSize, Options.CropSize);
+        int side = Options.Side, size = Options.CropSize;
+        (int top, int left) = ImageTransforms.FiveViewCorners(side, size)[crop];
+        ImageTransforms.Crop(image, ImageCache.Channels, side, top, left, size, mirror, destination);
+        Normalization.Apply(destination, size, size);
     }
 
     /// <summary>
@@ -314,14 +324,7 @@ public sealed class ImagePipeline
     /// </summary>
     public void TenViews(ReadOnlySpan<byte> image, Span<float> destination)
     {
-        int side = Options.Side, size = Options.CropSize, length = SampleLength;
-        (int Top, int Left)[] corners = ImageTransforms.FiveViewCorners(side, size);
-        for (int v = 0; v < TestViewCount; v++)
-        {
-            (int top, int left) = corners[v % 5];
-            Span<float> view = destination.Slice(v * length, length);
-            ImageTransforms.Crop(image, ImageCache.Channels, side, top, left, size, mirror: v >= 5, view);
-            Normalization.Apply(view, size, size);
-        }
+        int length = SampleLength;
+        for (int v = 0; v < TestViewCount; v++) View(image, v % 5, mirror: v >= 5, destination.Slice(v * length, length));
     }
 }

@@ -1,4 +1,5 @@
 using AlexNetCompiler.Cuda;
+using AlexNetCompiler.Distributed;
 using AlexNetCompiler.Training;
 
 namespace AlexNetCompiler.Devices;
@@ -38,6 +39,22 @@ public sealed class DeviceChoice : IDisposable
         return engine;
     };
 
+    /// <summary>The GPU of a CUDA choice while its network has not been handed to an engine (null for the CPU).</summary>
+    public CudaDevice? CudaDevice => _cudaNetwork?.Device;
+
+    /// <summary>
+    /// For CUDA: the trainer's engine factory for data-parallel training over <paramref name="communicator"/> (NCCL on
+    /// this choice's GPU), which hands over the <see cref="CudaNetwork"/> and the communicator to a
+    /// <see cref="CudaDataParallelEngine"/> (once).
+    /// </summary>
+    public Func<INetwork, Sgd, ITrainingEngine> DataParallelEngineFactory(NcclCommunicator communicator) => (host, optimizer) =>
+    {
+        CudaNetwork network = _cudaNetwork ?? throw new InvalidOperationException("This device choice holds no CUDA network to hand to an engine.");
+        var engine = new CudaDataParallelEngine(network, host, optimizer, communicator);
+        _cudaNetwork = null;
+        return engine;
+    };
+
     public void Dispose()
     {
         _cudaNetwork?.Dispose();
@@ -56,12 +73,15 @@ public static class DeviceSelector
     /// <param name="descriptor">The generated class's <c>Model</c>.</param>
     /// <param name="plan">The generated class's <c>CudaPlan</c>.</param>
     /// <param name="cudaSource">The generated class's <c>CudaSource</c>.</param>
-    public static DeviceChoice Resolve(DeviceRequest request, NetworkDescriptor descriptor, CudaLaunchPlan plan, string cudaSource, int maxBatch, bool tf32 = false)
+    /// <param name="deviceOrdinal">The GPU to use (a data-parallel rank's GPU on its machine); 0 by default.</param>
+    public static DeviceChoice Resolve(DeviceRequest request, NetworkDescriptor descriptor, CudaLaunchPlan plan, string cudaSource, int maxBatch, bool tf32 = false,
+        int deviceOrdinal = 0)
     {
         if (request == DeviceRequest.Cpu) return new DeviceChoice("cpu", null, null);
         try
         {
-            var network = CudaNetwork.Create(descriptor, plan, cudaSource, maxBatch, new CudaRunnerOptions(tf32, new KernelCache(KernelCache.DefaultDirectory)));
+            var network = CudaNetwork.Create(descriptor, plan, cudaSource, maxBatch, new CudaRunnerOptions(tf32, new KernelCache(KernelCache.DefaultDirectory)),
+                deviceOrdinal);
             return new DeviceChoice("cuda", null, network);
         }
         catch (CudaUnavailableException e) when (request == DeviceRequest.Auto)

@@ -10,6 +10,27 @@ namespace AlexNetCompiler.Distributed;
 public readonly record struct DataParallelStep(float MeanLoss, long Correct, bool StopRequested);
 
 /// <summary>
+/// A data-parallel training engine: every rank trains its shard of each batch and applies the same summed update.
+/// <see cref="DataParallelEngine"/> on the CPU, <see cref="CudaDataParallelEngine"/> on GPUs over NCCL.
+/// </summary>
+public interface IDataParallelEngine : ITrainingEngine
+{
+    /// <summary>The ranks; also carries the host-side broadcasts of the trainer (the learning rate).</summary>
+    ICommunicator Communicator { get; }
+
+    /// <summary>
+    /// One step on this rank's shard: samples [<paramref name="firstSample"/>, + <paramref name="count"/>) of a batch of
+    /// <paramref name="batchCount"/>. Every rank must call it for the same batch. The update is skipped on every rank
+    /// when the batch's loss is not finite.
+    /// </summary>
+    DataParallelStep TrainShard(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, int firstSample, int batchCount,
+        ulong dropoutSeed, bool stopRequested = false);
+
+    /// <summary>Copies rank 0's parameters, momentum and learning rate to every rank.</summary>
+    void BroadcastState();
+}
+
+/// <summary>
 /// Synchronous data-parallel SGD on the CPU: every rank holds the whole network and optimizer, runs the generated
 /// ForwardBackward on its shard of each batch, and the gradients are summed over the ranks before every rank applies
 /// the same update. Each shard's gradient is the mean over the shard; scaled by shard / batch before the sum, the sum
@@ -17,10 +38,12 @@ public readonly record struct DataParallelStep(float MeanLoss, long Correct, boo
 /// stream (<see cref="INetwork.ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?, long)"/>), so the
 /// only difference from one process is the order in which the batch's per-sample terms are added.
 ///
-/// The gradients are summed after the whole backward pass (the generated code has no per-layer hook), in buckets
-/// started together from the last parameters to the first, so that a transport that moves them concurrently can.
+/// The gradients are summed in buckets (ranges of the gradient buffer, last parameters first) while backward goes on:
+/// the generated ForwardBackward reports each layer's gradients as soon as they are final
+/// (<see cref="GradientsReady"/>), and a bucket's sum starts as soon as all of it is final, so the last layers'
+/// gradients (the dense layers: nearly all of AlexNet's) travel while the convolutions' backward runs.
 /// </summary>
-public sealed class DataParallelEngine : ITrainingEngine
+public sealed class DataParallelEngine : IDataParallelEngine
 {
     /// <summary>4 Mi floats (16 MiB) per bucket: large enough that the per-message latency is small against the bandwidth term.</summary>
     public const int DefaultBucketFloats = 1 << 22;
@@ -31,6 +54,10 @@ public sealed class DataParallelEngine : ITrainingEngine
     private readonly (int Offset, int Length)[] _buckets;
     private readonly PendingSum[] _pending;
     private readonly float[] _stats = new float[3]; // loss x shard size, correct, stop requested
+    private readonly GradientsReady _onGradientsReady;
+    // During a pass: the next bucket to start, the start of the final tail of the gradient buffer, and the shard's scale.
+    private int _nextBucket, _finalFrom;
+    private float _shardScale;
 
     public DataParallelEngine(INetwork network, Sgd optimizer, ICommunicator communicator, int bucketFloats = DefaultBucketFloats)
     {
@@ -43,6 +70,7 @@ public sealed class DataParallelEngine : ITrainingEngine
         _communicator = communicator;
         _buckets = Buckets(network.Gradients.Length, bucketFloats);
         _pending = new PendingSum[_buckets.Length + 1];
+        _onGradientsReady = OnGradientsReady;
     }
 
     /// <summary>The gradient buffer's ranges, last first, each at most <paramref name="bucketFloats"/> long.</summary>
@@ -90,22 +118,25 @@ public sealed class DataParallelEngine : ITrainingEngine
         float[] gradients = _network.Gradients;
         float shardLoss = 0;
         long correct = 0;
+        _nextBucket = 0;
+        _finalFrom = gradients.Length;
+        _shardScale = batchCount == 0 ? 1 : (float)count / batchCount;
         if (count > 0)
         {
-            shardLoss = _network.ForwardBackward(images, labels, count, dropoutSeed, firstSample);
-            if (count != batchCount) Scale(gradients, (float)count / batchCount);
+            // Buckets start from OnGradientsReady as backward finishes them.
+            shardLoss = _network.ForwardBackward(images, labels, count, dropoutSeed, firstSample, _onGradientsReady);
             correct = CountCorrect(_network.Logits, labels[..count], _network.Descriptor.ClassCount);
         }
         else
         {
-            Array.Clear(gradients); // a rank without samples adds nothing
+            Array.Clear(gradients); // a rank without samples adds nothing (all of it is started below)
         }
         _stats[0] = shardLoss * count;
         _stats[1] = correct;
         _stats[2] = stopRequested ? 1 : 0;
 
-        for (int b = 0; b < _buckets.Length; b++)
-            _pending[b] = _communicator.StartAllReduceSum(gradients.AsMemory(_buckets[b].Offset, _buckets[b].Length));
+        // Whatever was not reported (a network that reports nothing, or out of order) is final now.
+        if (_finalFrom > 0) OnGradientsReady(0, _finalFrom);
         _pending[^1] = _communicator.StartAllReduceSum(_stats);
         foreach (PendingSum pending in _pending) pending.Wait();
 
@@ -150,17 +181,36 @@ public sealed class DataParallelEngine : ITrainingEngine
 
     public void Dispose() { }
 
-    private static void Scale(float[] values, float factor)
+    /// <summary>
+    /// Gradients[offset, offset + length) are final: scales them to the shard's share of the batch and starts every bucket
+    /// that now lies in the final tail of the buffer. Ranges arrive last to first, each ending where the tail begins; one
+    /// that does not is left for the end of the pass.
+    /// </summary>
+    private void OnGradientsReady(int offset, int length)
+    {
+        if (offset + length != _finalFrom) return;
+        float[] gradients = _network.Gradients;
+        if (_shardScale != 1) Scale(gradients.AsSpan(offset, length), _shardScale);
+        _finalFrom = offset;
+        while (_nextBucket < _buckets.Length && _buckets[_nextBucket].Offset >= _finalFrom)
+        {
+            (int bucketOffset, int bucketLength) = _buckets[_nextBucket];
+            _pending[_nextBucket++] = _communicator.StartAllReduceSum(gradients.AsMemory(bucketOffset, bucketLength));
+        }
+        // Sums already in flight advance only inside calls into some transports (MPI without a progress thread).
+        for (int b = 0; b < _nextBucket; b++) _ = _pending[b].IsCompleted;
+    }
+
+    private static void Scale(Span<float> span, float factor)
     {
         var vector = new Vector<float>(factor);
-        Span<float> span = values;
         int i = 0;
         for (; i <= span.Length - Vector<float>.Count; i += Vector<float>.Count)
             (new Vector<float>(span[i..]) * vector).CopyTo(span[i..]);
         for (; i < span.Length; i++) span[i] *= factor;
     }
 
-    private static long CountCorrect(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int classes)
+    internal static long CountCorrect(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int classes)
     {
         long correct = 0;
         for (int n = 0; n < labels.Length; n++)

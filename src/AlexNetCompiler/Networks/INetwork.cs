@@ -44,6 +44,21 @@ public interface INetwork
             ? ForwardBackward(input, labels, batch, dropoutSeed)
             : throw new NotSupportedException($"{Descriptor.Name} on this device cannot draw the dropout masks of a batch shard (first sample {dropoutFirstSample}); data-parallel training with dropout needs the generated CPU network.");
 
+    /// <summary>
+    /// <see cref="ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?, long)"/> that also reports, through
+    /// <paramref name="gradientsReady"/>, each part of <see cref="Gradients"/> as soon as the backward pass has finished
+    /// it, so that a data-parallel engine can start summing the last layers' gradients while the first layers' are still
+    /// being computed. Generated CPU networks call it once per layer with parameters, from the last layer to the first,
+    /// on the calling thread, between two layers' kernels; the ranges cover the buffer exactly once. Elsewhere it is
+    /// called once, for the whole buffer, after the pass.
+    /// </summary>
+    float ForwardBackward(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, ulong? dropoutSeed, long dropoutFirstSample, GradientsReady? gradientsReady)
+    {
+        float loss = ForwardBackward(input, labels, batch, dropoutSeed, dropoutFirstSample);
+        gradientsReady?.Invoke(0, Gradients.Length);
+        return loss;
+    }
+
     /// <summary>One SGD step: <see cref="ForwardBackward"/>, then the optimizer's update of Parameters. Returns the mean loss.</summary>
     float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Training.Sgd optimizer, ulong? dropoutSeed)
     {
@@ -53,3 +68,9 @@ public interface INetwork
         return loss;
     }
 }
+
+/// <summary>
+/// <see cref="INetwork.Gradients"/>[<paramref name="offset"/>, <paramref name="offset"/> + <paramref name="length"/>) holds
+/// its final values for this pass; the backward pass will not touch it again.
+/// </summary>
+public delegate void GradientsReady(int offset, int length);

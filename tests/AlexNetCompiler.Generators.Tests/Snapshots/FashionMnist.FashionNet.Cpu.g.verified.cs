@@ -506,6 +506,22 @@ namespace FashionMnist
             ulong? dropoutSeed,
             long dropoutFirstSample)
         {
+            return ForwardBackward(input, labels, batch, dropoutSeed, dropoutFirstSample, gradientsReady: null);
+        }
+
+        /// <summary>
+        /// ForwardBackward that calls gradientsReady(offset, length) after each layer with parameters,
+        /// last to first, once that layer's slice of Gradients is final (data-parallel engines start
+        /// summing it then).
+        /// </summary>
+        public float ForwardBackward(
+            global::System.ReadOnlySpan<float> input,
+            global::System.ReadOnlySpan<int> labels,
+            int batch,
+            ulong? dropoutSeed,
+            long dropoutFirstSample,
+            global::AlexNetCompiler.GradientsReady? gradientsReady)
+        {
             CheckBatch(input, batch);
             CheckLabels(labels, batch);
             global::System.ArgumentOutOfRangeException.ThrowIfNegative(dropoutFirstSample);
@@ -524,7 +540,8 @@ namespace FashionMnist
                     batch,
                     dropout: dropoutSeed.HasValue,
                     dropoutSeed.GetValueOrDefault(),
-                    dropoutFirstSample);
+                    dropoutFirstSample,
+                    gradientsReady);
             }
         }
 
@@ -534,7 +551,8 @@ namespace FashionMnist
             int batch,
             bool dropout,
             ulong dropoutSeed,
-            long dropoutFirstSample)
+            long dropoutFirstSample,
+            global::AlexNetCompiler.GradientsReady? gradientsReady)
         {
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
             global::System.Span<float> lrn1Output = Slice(_lrn1Output, batch * Lrn1OutputLength);
@@ -587,6 +605,8 @@ namespace FashionMnist
                 dWeight: Dense3WeightGradient,
                 dBias: Dense3BiasGradient,
                 ctx: _cpu);
+            // Dense3 (classifier.6): its weight and bias gradients are final
+            gradientsReady?.Invoke(630208, 2570);
             gradient = dense3InputGradient;
             inA = !inA;
             // Relu7 (classifier.5) backward: d[256] -> d[256]
@@ -604,6 +624,8 @@ namespace FashionMnist
                 dWeight: Dense2WeightGradient,
                 dBias: Dense2BiasGradient,
                 ctx: _cpu);
+            // Dense2 (classifier.4): its weight and bias gradients are final
+            gradientsReady?.Invoke(498880, 131328);
             gradient = dense2InputGradient;
             inA = !inA;
             // Dropout2 (classifier.3) backward: d[512] -> d[512]
@@ -638,6 +660,8 @@ namespace FashionMnist
                 dWeight: Dense1WeightGradient,
                 dBias: Dense1BiasGradient,
                 ctx: _cpu);
+            // Dense1 (classifier.1): its weight and bias gradients are final
+            gradientsReady?.Invoke(203456, 295424);
             gradient = dense1InputGradient;
             inA = !inA;
             // Dropout1 (classifier.0) backward: d[64, 3, 3] -> d[64, 3, 3]
@@ -682,6 +706,8 @@ namespace FashionMnist
                 dWeight: Conv5WeightGradient,
                 dBias: Conv5BiasGradient,
                 ctx: _cpu);
+            // Conv5 (features.12): its weight and bias gradients are final
+            gradientsReady?.Invoke(166528, 36928);
             gradient = conv5InputGradient;
             inA = !inA;
             // Relu4 (features.11) backward: d[128, 7, 7] -> d[128, 7, 7]
@@ -698,6 +724,8 @@ namespace FashionMnist
                 dWeight: Conv4WeightGradient,
                 dBias: Conv4BiasGradient,
                 ctx: _cpu);
+            // Conv4 (features.10): its weight and bias gradients are final
+            gradientsReady?.Invoke(92672, 73856);
             gradient = conv4InputGradient;
             inA = !inA;
             // Relu3 (features.9) backward: d[128, 7, 7] -> d[128, 7, 7]
@@ -714,6 +742,8 @@ namespace FashionMnist
                 dWeight: Conv3WeightGradient,
                 dBias: Conv3BiasGradient,
                 ctx: _cpu);
+            // Conv3 (features.8): its weight and bias gradients are final
+            gradientsReady?.Invoke(18816, 73856);
             gradient = conv3InputGradient;
             inA = !inA;
             // Pool2 (features.7) backward: d[64, 7, 7] -> d[64, 14, 14]
@@ -754,6 +784,8 @@ namespace FashionMnist
                 dWeight: Conv2WeightGradient,
                 dBias: Conv2BiasGradient,
                 ctx: _cpu);
+            // Conv2 (features.4): its weight and bias gradients are final
+            gradientsReady?.Invoke(320, 18496);
             gradient = conv2InputGradient;
             inA = !inA;
             // Pool1 (features.3) backward: d[32, 14, 14] -> d[32, 28, 28]
@@ -793,6 +825,8 @@ namespace FashionMnist
                 dWeight: Conv1WeightGradient,
                 dBias: Conv1BiasGradient,
                 ctx: _cpu);
+            // Conv1 (features.0): its weight and bias gradients are final
+            gradientsReady?.Invoke(0, 320);
             return loss;
         }
 

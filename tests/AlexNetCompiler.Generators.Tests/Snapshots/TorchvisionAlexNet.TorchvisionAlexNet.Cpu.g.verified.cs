@@ -472,6 +472,22 @@ namespace TorchvisionAlexNet
             ulong? dropoutSeed,
             long dropoutFirstSample)
         {
+            return ForwardBackward(input, labels, batch, dropoutSeed, dropoutFirstSample, gradientsReady: null);
+        }
+
+        /// <summary>
+        /// ForwardBackward that calls gradientsReady(offset, length) after each layer with parameters,
+        /// last to first, once that layer's slice of Gradients is final (data-parallel engines start
+        /// summing it then).
+        /// </summary>
+        public float ForwardBackward(
+            global::System.ReadOnlySpan<float> input,
+            global::System.ReadOnlySpan<int> labels,
+            int batch,
+            ulong? dropoutSeed,
+            long dropoutFirstSample,
+            global::AlexNetCompiler.GradientsReady? gradientsReady)
+        {
             CheckBatch(input, batch);
             CheckLabels(labels, batch);
             global::System.ArgumentOutOfRangeException.ThrowIfNegative(dropoutFirstSample);
@@ -490,7 +506,8 @@ namespace TorchvisionAlexNet
                     batch,
                     dropout: dropoutSeed.HasValue,
                     dropoutSeed.GetValueOrDefault(),
-                    dropoutFirstSample);
+                    dropoutFirstSample,
+                    gradientsReady);
             }
         }
 
@@ -500,7 +517,8 @@ namespace TorchvisionAlexNet
             int batch,
             bool dropout,
             ulong dropoutSeed,
-            long dropoutFirstSample)
+            long dropoutFirstSample,
+            global::AlexNetCompiler.GradientsReady? gradientsReady)
         {
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
             global::System.Span<float> pool1Output = Slice(_pool1Output, batch * Pool1OutputLength);
@@ -549,6 +567,8 @@ namespace TorchvisionAlexNet
                 dWeight: Dense3WeightGradient,
                 dBias: Dense3BiasGradient,
                 ctx: _cpu);
+            // Dense3 (classifier.6): its weight and bias gradients are final
+            gradientsReady?.Invoke(57003840, 4097000);
             gradient = dense3InputGradient;
             inA = !inA;
             // Relu7 (classifier.5) backward: d[4096] -> d[4096]
@@ -566,6 +586,8 @@ namespace TorchvisionAlexNet
                 dWeight: Dense2WeightGradient,
                 dBias: Dense2BiasGradient,
                 ctx: _cpu);
+            // Dense2 (classifier.4): its weight and bias gradients are final
+            gradientsReady?.Invoke(40222528, 16781312);
             gradient = dense2InputGradient;
             inA = !inA;
             // Dropout2 (classifier.3) backward: d[4096] -> d[4096]
@@ -600,6 +622,8 @@ namespace TorchvisionAlexNet
                 dWeight: Dense1WeightGradient,
                 dBias: Dense1BiasGradient,
                 ctx: _cpu);
+            // Dense1 (classifier.1): its weight and bias gradients are final
+            gradientsReady?.Invoke(2469696, 37752832);
             gradient = dense1InputGradient;
             inA = !inA;
             // Dropout1 (classifier.0) backward: d[256, 6, 6] -> d[256, 6, 6]
@@ -644,6 +668,8 @@ namespace TorchvisionAlexNet
                 dWeight: Conv5WeightGradient,
                 dBias: Conv5BiasGradient,
                 ctx: _cpu);
+            // Conv5 (features.10): its weight and bias gradients are final
+            gradientsReady?.Invoke(1879616, 590080);
             gradient = conv5InputGradient;
             inA = !inA;
             // Relu4 (features.9) backward: d[256, 13, 13] -> d[256, 13, 13]
@@ -660,6 +686,8 @@ namespace TorchvisionAlexNet
                 dWeight: Conv4WeightGradient,
                 dBias: Conv4BiasGradient,
                 ctx: _cpu);
+            // Conv4 (features.8): its weight and bias gradients are final
+            gradientsReady?.Invoke(994624, 884992);
             gradient = conv4InputGradient;
             inA = !inA;
             // Relu3 (features.7) backward: d[384, 13, 13] -> d[384, 13, 13]
@@ -676,6 +704,8 @@ namespace TorchvisionAlexNet
                 dWeight: Conv3WeightGradient,
                 dBias: Conv3BiasGradient,
                 ctx: _cpu);
+            // Conv3 (features.6): its weight and bias gradients are final
+            gradientsReady?.Invoke(330688, 663936);
             gradient = conv3InputGradient;
             inA = !inA;
             // Pool2 (features.5) backward: d[192, 13, 13] -> d[192, 27, 27]
@@ -703,6 +733,8 @@ namespace TorchvisionAlexNet
                 dWeight: Conv2WeightGradient,
                 dBias: Conv2BiasGradient,
                 ctx: _cpu);
+            // Conv2 (features.3): its weight and bias gradients are final
+            gradientsReady?.Invoke(23296, 307392);
             gradient = conv2InputGradient;
             inA = !inA;
             // Pool1 (features.2) backward: d[64, 27, 27] -> d[64, 55, 55]
@@ -729,6 +761,8 @@ namespace TorchvisionAlexNet
                 dWeight: Conv1WeightGradient,
                 dBias: Conv1BiasGradient,
                 ctx: _cpu);
+            // Conv1 (features.0): its weight and bias gradients are final
+            gradientsReady?.Invoke(0, 23296);
             return loss;
         }
 

@@ -154,14 +154,14 @@ public sealed class DistributedTrainingTests : IDisposable
     }
 
     [Fact]
-    public void PeerTimeoutWithoutDistributed_AndDistributedOnCuda_AreRefusedNamingTheOption()
+    public void PeerTimeoutWithoutDistributed_AndTf32OnTheCpu_AreRefusedNamingTheOption()
     {
         using CliProcess timeout = CliProcess.Run(TrainArguments(Path.Combine(_root, "a"), 1, "--peer-timeout", "5"));
         Assert.Equal(1, timeout.ExitCode);
         Assert.Equal("error: --peer-timeout applies to --distributed training only.", Assert.Single(timeout.OutputLines, l => l.StartsWith("error", StringComparison.Ordinal)));
-        using CliProcess cuda = CliProcess.Run(["train", "--data", _data, "--distributed", "--device", "cuda", "--output", Path.Combine(_root, "b")]);
-        Assert.Equal(1, cuda.ExitCode);
-        Assert.Contains("error: --distributed trains on the CPU: drop --device cuda", cuda.Output);
+        using CliProcess tf32 = CliProcess.Run(["train", "--data", _data, "--distributed", "--tf32", "--output", Path.Combine(_root, "b")]);
+        Assert.Equal(1, tf32.ExitCode);
+        Assert.Contains("error: --tf32 needs --device cuda: --distributed trains on the CPU unless --device cuda is given.", tf32.Output);
         using CliProcess zero = CliProcess.Run(["train", "--data", _data, "--distributed", "--peer-timeout", "0", "--output", Path.Combine(_root, "c")]);
         Assert.Contains("error: --peer-timeout 0: must be in [1, 86400] seconds.", zero.Output);
         Assert.False(Directory.Exists(Path.Combine(_root, "a")) || Directory.Exists(Path.Combine(_root, "b")) || Directory.Exists(Path.Combine(_root, "c")));
@@ -177,6 +177,49 @@ public sealed class DistributedTrainingTests : IDisposable
         string error = Assert.Single(run.OutputLines, l => l.StartsWith("error", StringComparison.Ordinal));
         Assert.StartsWith("error: --distributed: Could not load Open MPI's libmpi (install openmpi-bin, or set ALEXNET_MPI_PATH)", error);
         Assert.False(Directory.Exists(Path.Combine(_root, "no-mpi")));
+    }
+
+    [SkippableFact]
+    public void CtrlCToMpirun_StopsEveryRankAtOneBatch_RankZeroSaves_AndTheRunResumes()
+    {
+        ToolRequirement.OpenMpi();
+        const int SigInt = 2; // what a terminal sends mpirun for Ctrl+C; mpirun passes it on to the ranks as SIGTERM
+        string output = Path.Combine(_root, "interrupted");
+        using (CliProcess job = CliProcess.StartMpi(2, TrainArguments(output, epochs: 10_000, "--distributed")))
+        {
+            WaitForTraining(job);
+            Assert.True(CliProcess.Signal(job.Id, SigInt));
+            job.WaitForExit();
+            Assert.NotEqual(0, job.ExitCode);
+            Assert.Contains("Interrupted.", job.Stdout);
+            Assert.DoesNotContain("did not complete within", job.Output); // the ranks agreed; none waited for the other
+        }
+        (_, _, IReadOnlyDictionary<string, string> metadata) = Load(output);
+        long step = long.Parse(metadata["step"], System.Globalization.CultureInfo.InvariantCulture);
+        int completed = int.Parse(metadata["epochs_completed"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(step >= 1, "the run stopped after training, so it saved at least one step");
+
+        // Resumed by the same two ranks for one more epoch: it continues from the saved step.
+        string epochs = (completed + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        CliProcess resumed = Succeeds(CliProcess.StartMpi(2, TrainArguments(output, epochs: completed + 1, "--resume", "--distributed")));
+        Assert.Contains("Resumed from", resumed.Stdout);
+        (_, _, IReadOnlyDictionary<string, string> after) = Load(output);
+        Assert.Equal(epochs, after["epochs_completed"]);
+        Assert.Equal((5 * (completed + 1)).ToString(System.Globalization.CultureInfo.InvariantCulture), after["step"]); // 5 batches an epoch
+    }
+
+    [Fact]
+    public void DistributedOnCudaWithoutNccl_IsOneLineSayingWhatToInstall()
+    {
+        // NCCL is loaded before MPI, the device or the output folder; a path to nothing stands for a machine without it.
+        string missing = Path.Combine(_root, "missing", "libnccl.so.2");
+        using CliProcess run = CliProcess.Run(["train", "--data", _data, "--distributed", "--device", "cuda", "--output", Path.Combine(_root, "no-nccl")],
+            environment: new Dictionary<string, string> { ["ALEXNET_NCCL_PATH"] = missing });
+        Assert.Equal(1, run.ExitCode);
+        string error = Assert.Single(run.OutputLines, l => l.StartsWith("error", StringComparison.Ordinal));
+        Assert.Equal("error: --distributed --device cuda: Could not load NVIDIA's NCCL library libnccl.so.2 (pip install nvidia-nccl-cu13, or the libnccl2 " +
+            $"package; or set ALEXNET_NCCL_PATH to the file); tried {missing}.", error);
+        Assert.False(Directory.Exists(Path.Combine(_root, "no-nccl")));
     }
 
     /// <summary>Until rank 0 has printed its first progress line ("epoch 1/N batch b/B ..."): both ranks are then inside the training loop.</summary>

@@ -141,4 +141,72 @@ public sealed class DataParallelEngineTests
         Assert.Equal([(6, 4), (2, 4), (0, 2)], DataParallelEngine.Buckets(10, 4));
         Assert.Equal([(0, 3)], DataParallelEngine.Buckets(3, 4));
     }
+
+    [Fact]
+    public void GeneratedBackward_ReportsEachLayersGradients_LastToFirst_WhenFinal()
+    {
+        (float[] images, int[] labels) = RandomBatches(1, 3, seed: 4);
+        using var cpu = new CpuContext(1);
+        var net = new FashionNet(3, cpu);
+        Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, seed: 7);
+        net.ForwardBackward(images, labels, 3, DropoutSeed(0));
+        float[] plain = (float[])net.Gradients.Clone();
+
+        Array.Fill(net.Gradients, float.NaN);
+        var reports = new List<(int Offset, float[] Values)>();
+        net.ForwardBackward(images, labels, 3, DropoutSeed(0), dropoutFirstSample: 0,
+            (offset, length) => reports.Add((offset, net.Gradients.AsSpan(offset, length).ToArray())));
+
+        // One report per layer with parameters (five convolutions, three dense layers), last first, together covering the
+        // buffer once; each holds, when reported, the values the pass ends with, and those are the plain pass's.
+        Assert.Equal(8, reports.Count);
+        int end = net.Gradients.Length;
+        foreach ((int offset, float[] values) in reports)
+        {
+            Assert.Equal(end, offset + values.Length);
+            Assert.Equal(net.Gradients.AsSpan(offset, values.Length).ToArray(), values);
+            end = offset;
+        }
+        Assert.Equal(0, end);
+        Assert.Equal(plain, net.Gradients);
+    }
+
+    [Fact]
+    public void Engine_StartsSummingTheLastLayers_BeforeBackwardReachesTheFirst()
+    {
+        (float[] images, int[] labels) = RandomBatches(1, 4, seed: 5);
+        using var cpu = new CpuContext(1);
+        var net = new FashionNet(4, cpu);
+        Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, seed: 7);
+        var recorder = new StartRecorder(InProcessCommunicator.Single(), net);
+        using var engine = new DataParallelEngine(net, new Sgd(net.Parameters.Length, Options, cpu), recorder, bucketFloats: 100_000);
+
+        Array.Fill(net.Gradients, float.NaN); // conv1's weight gradient is NaN until its backward has run
+        engine.TrainShard(images, labels, 4, 0, 4, DropoutSeed(0));
+
+        // Seven gradient buckets (632,778 floats in 100,000s) and the loss statistics. The first bucket (the classifier's
+        // last floats) starts while conv1's gradient is still unwritten; the last gradient bucket only once it is written.
+        Assert.Equal(8, recorder.Conv1WrittenAtStart.Count);
+        Assert.False(recorder.Conv1WrittenAtStart[0]);
+        Assert.True(recorder.Conv1WrittenAtStart[6]);
+    }
+
+    /// <summary>A communicator that notes, at each started sum, whether the first parameter's gradient has been written.</summary>
+    private sealed class StartRecorder(InProcessCommunicator inner, FashionNet net) : ICommunicator
+    {
+        public List<bool> Conv1WrittenAtStart { get; } = [];
+        public int Rank => inner.Rank;
+        public int Size => inner.Size;
+        public string Description => inner.Description;
+        public TimeSpan Timeout => inner.Timeout;
+
+        public PendingSum StartAllReduceSum(Memory<float> buffer)
+        {
+            Conv1WrittenAtStart.Add(!float.IsNaN(net.Gradients[0]));
+            return inner.StartAllReduceSum(buffer);
+        }
+
+        public void Broadcast(Memory<float> buffer, int root) => inner.Broadcast(buffer, root);
+        public void Dispose() => inner.Dispose();
+    }
 }

@@ -778,4 +778,12 @@ sgd_update(float* __restrict__ params, const float* __restrict__ grads, float* _
     }
 }
 
+// ---- Scale a float buffer in place: a data-parallel shard's gradient times shard / batch before the ranks sum ----
+extern "C" __global__ void __launch_bounds__(ALEXNET_THREADS)
+scale_buffer(float* __restrict__ values, int count, float factor)
+{
+    int i = blockIdx.x * ALEXNET_THREADS + threadIdx.x;
+    if (i < count) values[i] *= factor;
+}
+
 #endif // ALEXNET_PRELUDE_CUH

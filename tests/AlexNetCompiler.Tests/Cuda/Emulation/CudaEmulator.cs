@@ -96,6 +96,15 @@ internal static partial class CudaEmulator
         Build("emulator-selftest", new Dictionary<string, string>(),
               [Path.Combine(SourceDirectory, "emulator_selftest.cpp"), Path.Combine(SourceDirectory, "emulated_driver.cpp")], []);
 
+    /// <summary>
+    /// The fake NCCL (tests/NcclFake/fake_nccl.cpp): the NCCL functions the runtime binds, for the ranks of one process,
+    /// on device pointers that are host addresses (the emulator's). Loaded in place of libnccl.so.2 through
+    /// ALEXNET_NCCL_PATH.
+    /// </summary>
+    public static string BuildFakeNccl() =>
+        Build("libfakenccl.so", new Dictionary<string, string> { ["fake_nccl.cpp"] = File.ReadAllText(Path.Combine(RepoRoot, "tests", "NcclFake", "fake_nccl.cpp")) },
+              ["fake_nccl.cpp"], ["-shared", "-fPIC"], emulationHeader: false);
+
     /// <summary>Runs a native program built here (the emulator's self-test).</summary>
     public static (int ExitCode, string Output) RunNative(string program, TimeSpan timeout) => Run(program, [], null, timeout);
 
@@ -108,7 +117,8 @@ internal static partial class CudaEmulator
     /// its kernel caches in a temporary folder of its own: each run compiles afresh, so a cached CUBIN cannot
     /// hide an NVRTC problem, and the user's cache is left alone.
     /// </summary>
-    public static (int ExitCode, string Output) RunProgram(string assembly, IEnumerable<string> arguments, string? library, TimeSpan timeout, bool reverseThreadOrder = false)
+    public static (int ExitCode, string Output) RunProgram(string assembly, IEnumerable<string> arguments, string? library, TimeSpan timeout, bool reverseThreadOrder = false,
+        IReadOnlyDictionary<string, string>? extraEnvironment = null)
     {
         DirectoryInfo temp = Directory.CreateTempSubdirectory("alexnet-emulated-gpu-");
         try
@@ -116,6 +126,7 @@ internal static partial class CudaEmulator
             var environment = new Dictionary<string, string> { ["TMPDIR"] = temp.FullName, ["ALEXNET_KERNEL_CACHE"] = Path.Combine(temp.FullName, "kernels") };
             if (library is not null) environment["ALEXNET_CUDA_PATH"] = library;
             environment["ALEXNET_EMULATOR_THREAD_ORDER"] = reverseThreadOrder ? "reverse" : "forward";
+            foreach (var (name, value) in extraEnvironment ?? new Dictionary<string, string>()) environment[name] = value;
             return Run("dotnet", [assembly, .. arguments], environment, timeout);
         }
         finally
@@ -143,17 +154,17 @@ internal static partial class CudaEmulator
     [GeneratedRegex(@"\s*\b\w+\s*$")]
     private static partial Regex TrailingName();
 
-    private static string Build(string outputName, Dictionary<string, string> files, string[] sources, string[] options)
+    private static string Build(string outputName, Dictionary<string, string> files, string[] sources, string[] options, bool emulationHeader = true)
     {
-        lock (BuildLock) return BuildLocked(outputName, files, sources, options);
+        lock (BuildLock) return BuildLocked(outputName, files, sources, options, emulationHeader);
     }
 
-    private static string BuildLocked(string outputName, Dictionary<string, string> files, string[] sources, string[] options)
+    private static string BuildLocked(string outputName, Dictionary<string, string> files, string[] sources, string[] options, bool emulationHeader)
     {
         string[] arguments =
         [
             "-std=c++17", "-O2", "-march=native", "-Wall", "-Wno-unknown-pragmas",
-            "-include", Path.Combine(SourceDirectory, "cuda_emulation.h"), "-I.", .. options,
+            .. emulationHeader ? new[] { "-include", Path.Combine(SourceDirectory, "cuda_emulation.h") } : [], "-I.", .. options,
         ];
         // The key covers everything the output depends on: the emulator's sources, the generated files, the flags.
         var key = new StringBuilder();

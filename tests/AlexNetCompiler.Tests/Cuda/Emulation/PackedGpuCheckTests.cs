@@ -12,7 +12,8 @@ namespace AlexNetCompiler.Tests.Cuda.Emulation;
 /// the folder that travels to the GPU machine (NativeAOT programs, NVRTC 11.8, the prebuilt sm_90 kernel cache), then
 /// `eng/gpu-check.sh run` runs from it as it will there: the packed binaries themselves, the carried NVRTC, the
 /// carried cache (the emulator poses as compute capability 9.0, so a key that differs between pack and run is a
-/// cache miss here too), PyTorch absent (its part fails and the others still run), and the report's results.json.
+/// cache miss here too), PyTorch absent (its part fails and the others still run), the fake NCCL standing in for the
+/// machine's libnccl.so.2 (the data-parallel part, one rank), and the report's results.json.
 /// A packaging slip fails here, not on the GPU. Small sizes keep the emulated parts to minutes.
 /// </summary>
 public sealed class PackedGpuCheckTests(ITestOutputHelper output) : IDisposable
@@ -47,13 +48,15 @@ public sealed class PackedGpuCheckTests(ITestOutputHelper output) : IDisposable
             ["ALEXNET_CUDA_PATH"] = library,
             ["ALEXNET_EMULATOR_COMPUTE_CAPABILITY"] = "9.0",
             // AlexNet on the emulator would take hours: the check runs FashionNet, the main job trains FashionNet.
-            ["GPU_CHECK_PARTS"] = "unpack,export,torch,check,train-fashionnet,train-fashionnet-cpu",
+            ["GPU_CHECK_PARTS"] = "unpack,export,torch,check,train-fashionnet,train-distributed-nccl,train-fashionnet-cpu",
+            // There the script finds libnccl.so.2 in python3's nvidia-nccl wheel; here the fake (one rank in the process).
+            ["ALEXNET_NCCL_PATH"] = CudaEmulator.BuildFakeNccl(),
             ["GPU_CHECK_ARGS"] = "--nets=fashionnet --modes=fp32 --tiles=64x64 --check-batch=2 --time-batch=4 --steps=1",
             ["GPU_CHECK_TRAIN_ARGS"] = $"--data {data} --epochs 2 --batch-size 10 --test-views 1 --threads 2",
-            ["GPU_CHECK_TOTAL_S"] = "1500",
-            ["GPU_CHECK_LIMITS"] = "export=300,check=900,train-fashionnet=600,train-fashionnet-cpu=300",
+            ["GPU_CHECK_TOTAL_S"] = "2100",
+            ["GPU_CHECK_LIMITS"] = "export=300,check=900,train-fashionnet=600,train-distributed-nccl=600,train-fashionnet-cpu=300",
         };
-        var (runCode, runText) = CudaEmulator.Run("bash", ["eng/gpu-check.sh", "run", pack], environment, TimeSpan.FromMinutes(30), repo);
+        var (runCode, runText) = CudaEmulator.Run("bash", ["eng/gpu-check.sh", "run", pack], environment, TimeSpan.FromMinutes(40), repo);
         output.WriteLine(runText);
         string log = File.ReadAllText(Path.Combine(results, "gpu-check.log"));
         // Without PyTorch the run as a whole reports a failure, and everything else is still there.
@@ -62,7 +65,7 @@ public sealed class PackedGpuCheckTests(ITestOutputHelper output) : IDisposable
         using JsonDocument document = JsonDocument.Parse(File.ReadAllText(Path.Combine(results, "results.json")));
         JsonElement root = document.RootElement;
         JsonElement parts = root.GetProperty("parts");
-        foreach (string part in new[] { "unpack", "export", "check", "train-fashionnet", "train-fashionnet-cpu" })
+        foreach (string part in new[] { "unpack", "export", "check", "train-fashionnet", "train-distributed-nccl", "train-fashionnet-cpu" })
             Assert.True(parts.GetProperty(part).GetProperty("state").GetString() == "ok", $"part {part}: {parts.GetProperty(part)}\n{log}");
         Assert.Equal("exit 3", parts.GetProperty("torch").GetProperty("state").GetString()); // no torch here
         Assert.Equal("not asked", parts.GetProperty("train-alexnet").GetProperty("state").GetString());
@@ -101,6 +104,16 @@ public sealed class PackedGpuCheckTests(ITestOutputHelper output) : IDisposable
             Assert.InRange(training.GetProperty("test_accuracy").GetDouble(), 0, 1);
             Assert.True(training.GetProperty("images_per_second").GetDouble() > 0);
         }
+
+        // The data-parallel run over (fake) NCCL, one rank, matched the plain GPU run of the same command.
+        JsonElement nccl = root.GetProperty("train").GetProperty("distributed_nccl");
+        Assert.Equal("completed", nccl.GetProperty("status").GetString());
+        Assert.Contains("data-parallel: NCCL 2.99.0, rank 0 of 1 on CUDA emulator (CPU)", nccl.GetProperty("device").GetString(), StringComparison.Ordinal);
+        JsonElement distributed = root.GetProperty("distributed_nccl");
+        Assert.True(distributed.GetProperty("pass").GetBoolean(), distributed.ToString());
+        Assert.Equal(2, distributed.GetProperty("epochs").GetArrayLength());
+        Assert.True(distributed.GetProperty("max_abs_parameter_difference").GetDouble() <= 1e-3 * distributed.GetProperty("largest_parameter").GetDouble(), distributed.ToString());
+        Assert.Contains("NCCL: " + environment["ALEXNET_NCCL_PATH"], log, StringComparison.Ordinal);
 
         // The summary: what comes back in the output's last 12,000 characters.
         int summaryStart = runText.IndexOf("GPU check ", StringComparison.Ordinal);

@@ -1,0 +1,177 @@
+using System.Globalization;
+using AlexNetCompiler.Data;
+
+namespace FashionMnist.App;
+
+/// <summary>What <c>train --data FOLDER</c> does with a folder of images by class (docs/images.md).</summary>
+/// <param name="Side">Shorter side of the stored images; 0: <see cref="DefaultSide"/> of the network's input.</param>
+/// <param name="ValidationFraction">Share held out for testing when the folder has no <c>val/</c> sub-folder.</param>
+/// <param name="LightingSigma">PCA lighting's sigma (the paper's 0.1); 0 turns it off.</param>
+/// <param name="CacheFolder">Where the decoded-image caches live; null: <see cref="DefaultCacheFolder"/>.</param>
+public sealed record ImageFolderOptions(int Side = 0, double ValidationFraction = ImageFolderOptions.DefaultValidationFraction,
+    float LightingSigma = ImageFolderOptions.DefaultLightingSigma, string? CacheFolder = null)
+{
+    public const double DefaultValidationFraction = 0.1;
+    public const float DefaultLightingSigma = 0.1f;
+
+    /// <summary>
+    /// The paper's 256 for ImageNet-sized inputs (227 and 224 crops inside a 256 square, section 2); for a smaller
+    /// input, the input plus an eighth (36 for 32x32: crops move by up to 4 pixels, the usual CIFAR-10 range).
+    /// </summary>
+    public static int DefaultSide(int inputSide) => inputSide >= 224 ? 256 : inputSide + inputSide / 8;
+
+    /// <summary><c>$XDG_CACHE_HOME/alexnet-fashion/images</c>, else <c>~/.cache/alexnet-fashion/images</c> (the local application data folder on Windows).</summary>
+    public static string DefaultCacheFolder()
+    {
+        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        string root = !string.IsNullOrEmpty(xdg) ? xdg
+            : OperatingSystem.IsWindows() ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(root, "alexnet-fashion", "images");
+    }
+}
+
+/// <summary>
+/// A folder of images by class as training data: decoded once into <see cref="ImageCache"/> files (one for a folder,
+/// or one each for its <c>train/</c> and <c>val/</c>), split, and fed through the paper's pipeline
+/// (<see cref="ImagePipeline"/>: random crops of the network's input inside the stored square, flips, PCA lighting,
+/// per-channel normalisation from the training images). The held-out images are evaluated on the centre crop, or on
+/// the paper's ten views. Owns the caches: dispose it after the last batch.
+/// </summary>
+public sealed class ImageFolderData : ITrainingData, IDisposable
+{
+    // Checkpoint metadata that eval and predict read to prepare images as training did.
+    public const string SideKey = "image_side", ValidationKey = "image_validation", SplitSeedKey = "image_split_seed";
+    public const string ValidationFolderValue = "val-folder";
+
+    private readonly ImageCache _trainCache;
+    private readonly ImageCache? _validationCache;
+    private readonly ImagePipelineOptions _pipelineOptions;
+    private readonly Dictionary<string, string> _metadata;
+
+    private ImageFolderData(string root, ImageCache trainCache, ImageCache? validationCache, ImageSet train, ImageSet validation,
+        ImagePipelineOptions pipelineOptions, string split, Dictionary<string, string> metadata)
+    {
+        _trainCache = trainCache;
+        _validationCache = validationCache;
+        Train = train;
+        Validation = validation;
+        _pipelineOptions = pipelineOptions;
+        _metadata = metadata;
+        Statistics = ImageStatistics.Compute(train);
+        int skipped = trainCache.Skipped.Count + (validationCache?.Skipped.Count ?? 0);
+        Skipped = [.. trainCache.Skipped, .. validationCache?.Skipped ?? []];
+        string skippedText = skipped > 0 ? $", {skipped} undecodable image(s) skipped" : "";
+        Description = string.Create(CultureInfo.InvariantCulture,
+            $"image folder {root}: {train.ClassCount} classes, {train.Count:N0} train / {validation.Count:N0} test images ({split}){skippedText}");
+    }
+
+    /// <summary>
+    /// Scans <paramref name="folder"/>, opens or builds its caches and splits it. A <c>train/</c> + <c>val/</c> pair is used as
+    /// such; otherwise a seeded, stratified share (<see cref="ImageFolderOptions.ValidationFraction"/>) is held out for testing.
+    /// <paramref name="log"/> hears each skipped image and why a cache is rebuilt.
+    /// </summary>
+    public static ImageFolderData Open(string folder, ImageFolderOptions options, int inputSide, ulong splitSeed, Action<string>? log = null, int threads = 0)
+    {
+        int side = options.Side == 0 ? ImageFolderOptions.DefaultSide(inputSide) : options.Side;
+        if (side < inputSide || side > 4096)
+            throw new ArgumentException($"--image-side {side}: must be in [{inputSide}, 4096]: the network's {inputSide}x{inputSide} input is a crop of the stored {side}x{side} image.");
+        if (!(options.ValidationFraction > 0 && options.ValidationFraction < 1))
+            throw new ArgumentException($"--val-fraction {options.ValidationFraction}: must be between 0 and 1 (exclusive).");
+        if (!(options.LightingSigma >= 0 && options.LightingSigma <= 10))
+            throw new ArgumentException($"--lighting {options.LightingSigma}: must be in [0, 10] (0 = off, the paper's 0.1).");
+        string root = Path.GetFullPath(folder);
+        string cacheFolder = options.CacheFolder ?? ImageFolderOptions.DefaultCacheFolder();
+        var pipeline = new ImagePipelineOptions { Side = side, CropSize = inputSide, LightingSigma = options.LightingSigma };
+        var metadata = new Dictionary<string, string> { [SideKey] = side.ToString(CultureInfo.InvariantCulture) };
+        if (ImageFolder.HasTrainValidationLayout(root))
+        {
+            ImageFolder trainFolder = ImageFolder.Scan(Path.Combine(root, ImageFolder.TrainFolderName));
+            ImageFolder validationFolder = ImageFolder.Scan(Path.Combine(root, ImageFolder.ValidationFolderName), trainFolder.ClassNames);
+            ImageCache trainCache = ImageCache.Open(trainFolder, side, cacheFolder, SkiaImageDecoder.Instance, threads, log);
+            ImageCache? validationCache = null;
+            try
+            {
+                validationCache = ImageCache.Open(validationFolder, side, cacheFolder, SkiaImageDecoder.Instance, threads, log);
+                metadata[ValidationKey] = ValidationFolderValue;
+                return new ImageFolderData(root, trainCache, validationCache, ImageSet.All($"{trainFolder.Root}", trainCache),
+                    ImageSet.All($"{validationFolder.Root}", validationCache), pipeline, $"{ImageFolder.ValidationFolderName}/ for testing", metadata);
+            }
+            catch
+            {
+                validationCache?.Dispose();
+                trainCache.Dispose();
+                throw;
+            }
+        }
+        ImageFolder all = ImageFolder.Scan(root);
+        ImageCache cache = ImageCache.Open(all, side, cacheFolder, SkiaImageDecoder.Instance, threads, log);
+        try
+        {
+            (ImageSet train, ImageSet validation) = ImageSet.HeldOutSplit(cache, options.ValidationFraction, splitSeed);
+            metadata[ValidationKey] = options.ValidationFraction.ToString("R", CultureInfo.InvariantCulture);
+            metadata[SplitSeedKey] = splitSeed.ToString(CultureInfo.InvariantCulture);
+            return new ImageFolderData(root, cache, null, train, validation, pipeline,
+                string.Create(CultureInfo.InvariantCulture, $"{options.ValidationFraction:0.###} of each class held out for testing, seed {splitSeed}"), metadata);
+        }
+        catch
+        {
+            cache.Dispose();
+            throw;
+        }
+    }
+
+    public ImageSet Train { get; }
+    /// <summary>The held-out images: the <c>val/</c> folder or the held-out share.</summary>
+    public ImageSet Validation { get; }
+    public ImageStatistics Statistics { get; }
+    public IReadOnlyList<SkippedImage> Skipped { get; }
+    /// <summary>The stored images' side and the crop, lighting and flip settings of training (with the run's augmentation applied by <see cref="CreateTrainLoader"/>).</summary>
+    public ImagePipelineOptions PipelineOptions => _pipelineOptions;
+
+    public string Description { get; }
+    public bool IsFullSet => false;
+    public IReadOnlyList<string> ClassNames => Train.ClassNames;
+    public int TrainCount => Train.Count;
+    public int TestCount => Validation.Count;
+    public int Channels => ImageCache.Channels;
+    public int Height => _pipelineOptions.CropSize;
+    public int Width => _pipelineOptions.CropSize;
+    public IReadOnlyDictionary<string, string> CheckpointMetadata => _metadata;
+
+    public Normalization ComputeNormalization() => Statistics.Normalization;
+
+    /// <summary>Refuses the augmentations that belong to in-memory images (their pad-and-crop, rotation, jitter), naming the option.</summary>
+    public static void CheckAugmentation(AugmentationOptions augmentation)
+    {
+        if (augmentation.Rotation || augmentation.BrightnessContrast)
+            throw new ArgumentException("--augment: rotate and jitter apply to Fashion-MNIST and CIFAR-10 data; an image folder takes crop, flip and --lighting (the paper's section 4.1).");
+    }
+
+    public IBatchSource CreateTrainLoader(TrainSettings settings, Normalization normalization, int shardRank, int shardCount, out IDisposable? owned)
+    {
+        CheckAugmentation(settings.Augmentation);
+        ImagePipelineOptions options = _pipelineOptions with
+        {
+            RandomCrop = settings.Augmentation.RandomCrop,
+            HorizontalFlip = settings.Augmentation.HorizontalFlip,
+        };
+        owned = null;
+        return new ImageBatchLoader(Train, Pipeline(options, normalization), settings.BatchSize, training: true, settings.Seed,
+            shardRank: shardRank, shardCount: shardCount);
+    }
+
+    public EvaluationResult Evaluate(ForwardPass forward, int outputs, int maxBatch, Normalization normalization, int views, int cropPadding,
+        CancellationToken cancel = default) =>
+        Evaluator.Evaluate(forward, outputs, maxBatch, Validation, Pipeline(_pipelineOptions, normalization), views, cancel);
+
+    /// <summary>The pipeline with the training statistics' lighting components and the given normalisation (a resumed run's).</summary>
+    private ImagePipeline Pipeline(ImagePipelineOptions options, Normalization normalization) =>
+        new(options, Statistics with { Mean = normalization.Mean.ToArray(), Std = normalization.Std.ToArray() });
+
+    public void Dispose()
+    {
+        _trainCache.Dispose();
+        _validationCache?.Dispose();
+    }
+}
