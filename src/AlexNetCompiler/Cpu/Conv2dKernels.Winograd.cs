@@ -30,16 +30,16 @@ public enum Conv2dAlgorithm
 ///         [ 0   4   0  -5   0   1 ]         [   0     0     1   ]
 /// </code>
 /// A 4x4 output tile Y of one output channel is A^T [ sum over input channels c of (G g_c G^T) .* (B^T d_c B) ] A, where
-/// d_c is the 6x6 input tile of channel c and g_c the 3x3 filter. The filters of every group are transformed once per
-/// call (in double, rounded once) into U[36][out][in]; then per group, a chunk of input tiles (spanning samples) into
-/// V[36][in][tiles], and for each of the 36 positions xi one GEMM M[xi] = U[xi] * V[xi] (out x in by in x tiles) on the project's blocked
-/// GEMM, and the inverse transform with bias and ReLU writes the output. 36 multiplies per 16 outputs instead of 144.
+/// d_c is the 6x6 input tile of channel c and g_c the 3x3 filter. 36 multiplies per 16 outputs instead of 144.
 /// <para>
-/// Threads: the input transform is split by input channel, the GEMMs and the output transform by blocks of
-/// <see cref="WinogradBlockRows"/> output channels (each block runs its 36 GEMMs single-threaded into its own scratch,
-/// then transforms them while they are still in cache). Scratch: U in <see cref="ScratchSlot.WinogradFilters"/>
-/// (4x the weights), V of one chunk in <see cref="ScratchSlot.WinogradTiles"/>, M of one block per thread in
-/// <see cref="ScratchSlot.WinogradProducts"/>.
+/// Work: one parallel loop per call over independent items (group, chunk of tiles spanning samples, and at small
+/// batches part of the output channels), like the im2col path's (sample, group) items. An item transforms its chunk's
+/// input tiles into V[36][in][tiles]; then per block of <see cref="WinogradBlockRows"/> output channels it transforms
+/// those filters (in double, rounded once) into U[36][block][in], runs the 36 GEMMs M[xi] = U[xi] * V[xi] on the
+/// project's blocked GEMM single-threaded, and the inverse transform with bias and ReLU writes the output. Scratch: V,
+/// U and M of one item per thread, in the im2col path's <see cref="ScratchSlot.Columns"/>; the chunks are as large as
+/// fits in the column matrix im2col would use for the layer (at least <see cref="WinogradMinChunkTiles"/> tiles). The
+/// filters are transformed again for every chunk: no transformed copy of a layer's weights (4x their size) is kept.
 /// </para>
 /// <para>
 /// The input gradient of a 3x3 stride-1 convolution with padding p is itself one: dX = conv(dY, W') with
@@ -56,10 +56,13 @@ public static unsafe partial class Conv2dKernels
     public const int WinogradMinChannels = 16;
 
     /// <summary>Output channels per block of the GEMM and output-transform phase (a multiple of <see cref="Gemm.MR"/>).</summary>
-    internal const int WinogradBlockRows = 24;
+    internal const int WinogradBlockRows = 12;
 
     /// <summary>Most tiles in one chunk (a multiple of the 8 lanes of the transforms and of <see cref="Gemm.NR"/>).</summary>
     internal const int WinogradChunkTiles = 128;
+
+    /// <summary>Fewest tiles in one chunk, unless the layer has fewer: one panel of the GEMM's micro-kernel (<see cref="Gemm.NR"/>).</summary>
+    internal const int WinogradMinChunkTiles = Gemm.NR;
 
     private const int Lanes = 8; // tiles per Vector256 in the transforms
 
@@ -91,15 +94,16 @@ public static unsafe partial class Conv2dKernels
         // The convolution computed: per group Cin -> Cout channels, input [H, W], output [OH, OW], padding PH, PW.
         public int Groups, Cin, Cout, H, W, OH, OW, PH, PW, TilesX, TilesPerSample;
         public long InputSample, OutputSample; // floats per sample, all groups
-        public float* Input, Weight, Filters, Bias, Output, Tiles;
+        public float* Input, Weight, Bias, Output;
         public bool Relu, Transposed;
         public CpuContext Ctx;
-        // The chunk being computed: group, tile count, row stride of V and M; blocks of output channels.
-        public int Group, TileCount, Ld, Blocks;
-        // Floats from one of the 36 planes of U and V to the next (PlaneStride).
-        public long FilterStride, TileStride;
-        // Per tile of the chunk: its sample and the top-left corner of its output tile (no divisions in the inner loops).
-        public int* TileSample, TileY, TileX;
+        public long TotalTiles; // per group: every sample's tiles
+        // Work items: (group, chunk of ChunkTiles tiles, part of the output-channel blocks).
+        public int ChunkTiles, Chunks, Blocks, Parts;
+        // A work item's scratch: V[36][Cin][Ld], then U[36][WinogradBlockRows][Cin], then M[36][WinogradBlockRows][Ld];
+        // each of the 36 planes PlaneStride apart.
+        public int Ld;
+        public long TileStride, FilterStride, ProductStride, ScratchFloats;
     }
 
     /// <summary>
@@ -108,6 +112,13 @@ public static unsafe partial class Conv2dKernels
     /// L1 set and evict each other).
     /// </summary>
     private static long PlaneStride(long floats) => (floats + 15) / 16 * 16 + 16;
+
+    /// <summary>Floats of one work item's scratch (V, U and M) for chunks of <paramref name="tiles"/> tiles.</summary>
+    private static long WinogradScratchFloats(int cin, int tiles)
+    {
+        int ld = (tiles + Lanes - 1) / Lanes * Lanes;
+        return 36 * (PlaneStride((long)cin * ld) + PlaneStride((long)WinogradBlockRows * cin) + PlaneStride((long)WinogradBlockRows * ld));
+    }
 
     private static void WinogradForward(in Conv2dGeometry g, int batch, float* input, float* weight, float* bias, float* output, bool relu, CpuContext ctx)
     {
@@ -118,7 +129,7 @@ public static unsafe partial class Conv2dKernels
             InputSample = g.InputLength, OutputSample = g.OutputLength,
             Input = input, Weight = weight, Bias = bias, Output = output, Relu = relu, Ctx = ctx,
         };
-        WinogradRun(ref job, batch);
+        WinogradRun(ref job, batch, Im2ColFloats(g));
     }
 
     /// <summary>dInput = conv(dOutput, W rotated and transposed), padding 2 - p; overwrites dInput.</summary>
@@ -132,97 +143,143 @@ public static unsafe partial class Conv2dKernels
             InputSample = g.OutputLength, OutputSample = g.InputLength,
             Input = dOutput, Weight = weight, Output = dInput, Transposed = true, Ctx = ctx,
         };
-        WinogradRun(ref job, batch);
+        WinogradRun(ref job, batch, Im2ColFloats(g));
     }
 
-    private static void WinogradRun(ref WinogradJob job, int batch)
+    /// <summary>Floats of the im2col path's column matrix for one sample and group of <paramref name="g"/>.</summary>
+    private static long Im2ColFloats(in Conv2dGeometry g) =>
+        (long)(g.InChannels / g.Groups) * g.KernelHeight * g.KernelWidth * g.OutHeight * g.OutWidth;
+
+    /// <summary>
+    /// One parallel loop over independent work items (group, chunk of tiles, part of the output channels): each
+    /// transforms its chunk's input tiles into its thread's scratch, then per block of output channels transforms
+    /// those filters, runs the 36 GEMMs single-threaded and writes the output tiles. No item reads another's results,
+    /// and every output element is computed by the same operations whatever the thread count (the chunks, blocks and
+    /// GEMM shapes depend on the layer only), so the result is bit for bit the same on any number of threads.
+    /// </summary>
+    /// <param name="im2colFloats">The im2col path's column matrix of this layer: the chunks are as large as fits
+    /// in that much scratch (the Winograd path uses the same slot), within 32 and <see cref="WinogradChunkTiles"/> tiles.</param>
+    private static void WinogradRun(ref WinogradJob job, int batch, long im2colFloats)
     {
         CpuContext ctx = job.Ctx;
         job.TilesX = (job.OW + 3) / 4;
         job.TilesPerSample = (job.OH + 3) / 4 * job.TilesX;
-        job.FilterStride = PlaneStride((long)job.Cout * job.Cin);
-        long filters = 36L * job.Groups * job.FilterStride;
-        job.Filters = ctx.Scratch(0, ScratchSlot.WinogradFilters, filters);
-        ctx.For(job.Groups * job.Cout, &TransformFilters, Unsafe.AsPointer(ref job));
-
-        long totalTiles = (long)batch * job.TilesPerSample;
-        int chunk = (int)Math.Min(totalTiles, WinogradChunkTiles);
+        job.TotalTiles = (long)batch * job.TilesPerSample;
+        int chunk = WinogradMinChunkTiles;
+        while (chunk < WinogradChunkTiles && WinogradScratchFloats(job.Cin, chunk + Gemm.NR) <= im2colFloats) chunk += Gemm.NR;
+        chunk = (int)Math.Min(chunk, (job.TotalTiles + Lanes - 1) / Lanes * Lanes);
+        job.ChunkTiles = chunk;
+        job.Chunks = (int)((job.TotalTiles + chunk - 1) / chunk);
+        job.Blocks = (job.Cout + WinogradBlockRows - 1) / WinogradBlockRows;
+        // Fewer (group, chunk) items than threads (a small batch): split the output channels too.
+        int items = job.Groups * job.Chunks;
+        job.Parts = items >= ctx.Threads ? 1 : Math.Min(job.Blocks, (ctx.Threads + items - 1) / items);
         job.Ld = (chunk + Lanes - 1) / Lanes * Lanes;
         job.TileStride = PlaneStride((long)job.Cin * job.Ld);
-        job.Tiles = ctx.Scratch(0, ScratchSlot.WinogradTiles, 36L * job.TileStride);
-        int* tileTable = stackalloc int[3 * WinogradChunkTiles];
-        job.TileSample = tileTable;
-        job.TileY = tileTable + WinogradChunkTiles;
-        job.TileX = tileTable + 2 * WinogradChunkTiles;
-        job.Blocks = (job.Cout + WinogradBlockRows - 1) / WinogradBlockRows;
-        for (int grp = 0; grp < job.Groups; grp++)
+        job.FilterStride = PlaneStride((long)WinogradBlockRows * job.Cin);
+        job.ProductStride = PlaneStride((long)WinogradBlockRows * job.Ld);
+        job.ScratchFloats = 36 * (job.TileStride + job.FilterStride + job.ProductStride);
+        ctx.For(items * job.Parts, &WinogradItem, Unsafe.AsPointer(ref job));
+    }
+
+    private static void WinogradItem(void* state, int item, int threadIndex)
+    {
+        ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
+        int part = item % job.Parts, chunk = item / job.Parts % job.Chunks, grp = item / job.Parts / job.Chunks;
+        float* v = job.Ctx.Scratch(threadIndex, ScratchSlot.Columns, job.ScratchFloats);
+        float* u = v + 36 * job.TileStride;
+        float* m = u + 36 * job.FilterStride;
+
+        // Per tile of the chunk: its sample and the top-left corner of its output tile (no divisions in the inner loops).
+        int* tileSample = stackalloc int[WinogradChunkTiles];
+        int* tileY = stackalloc int[WinogradChunkTiles];
+        int* tileX = stackalloc int[WinogradChunkTiles];
+        long first = (long)chunk * job.ChunkTiles;
+        int tiles = (int)Math.Min(job.ChunkTiles, job.TotalTiles - first);
+        for (int t = 0; t < tiles; t++)
         {
-            job.Group = grp;
-            for (long first = 0; first < totalTiles; first += chunk)
+            long tile = first + t;
+            int r = (int)(tile % job.TilesPerSample);
+            tileSample[t] = (int)(tile / job.TilesPerSample);
+            tileY[t] = r / job.TilesX * 4;
+            tileX[t] = r % job.TilesX * 4;
+        }
+        var chunkTiles = new ChunkTiles { Count = tiles, Sample = tileSample, Y = tileY, X = tileX };
+
+        for (int i = 0; i < job.Cin; i++) TransformInputChannel(ref job, chunkTiles, grp, i, v + (long)i * job.Ld);
+
+        int firstBlock = (int)((long)job.Blocks * part / job.Parts), endBlock = (int)((long)job.Blocks * (part + 1) / job.Parts);
+        for (int block = firstBlock; block < endBlock; block++)
+        {
+            int o0 = block * WinogradBlockRows, rows = Math.Min(WinogradBlockRows, job.Cout - o0);
+            TransformFilters(ref job, grp, o0, rows, u);
+            for (int xi = 0; xi < 36; xi++)
             {
-                job.TileCount = (int)Math.Min(chunk, totalTiles - first);
-                for (int t = 0; t < job.TileCount; t++)
-                {
-                    long tile = first + t;
-                    int r = (int)(tile % job.TilesPerSample);
-                    job.TileSample[t] = (int)(tile / job.TilesPerSample);
-                    job.TileY[t] = r / job.TilesX * 4;
-                    job.TileX[t] = r % job.TilesX * 4;
-                }
-                ctx.For(job.Cin, &TransformInputChannel, Unsafe.AsPointer(ref job));
-                ctx.For(job.Blocks, &MultiplyAndTransformOutput, Unsafe.AsPointer(ref job));
+                Gemm.Multiply(rows, tiles, job.Cin, u + xi * job.FilterStride, job.Cin, false, v + xi * job.TileStride, job.Ld, false,
+                    m + xi * job.ProductStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
             }
+            TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
         }
     }
 
-    /// <summary>
-    /// U[grp][xi][o][i] = (G g G^T)[xi] for every input channel i of output row <paramref name="item"/> = grp * Cout + o,
-    /// in double and rounded once. g is W[o, i] (forward) or W[i, o] rotated by 180 degrees (input gradient).
-    /// </summary>
-    private static void TransformFilters(void* state, int item, int threadIndex)
+    /// <summary>The tiles of one chunk: count, and per tile its sample and the top-left corner of its output tile.</summary>
+    private struct ChunkTiles
     {
-        ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
-        int grp = item / job.Cout, o = item % job.Cout;
+        public int Count;
+        public int* Sample, Y, X;
+    }
+
+    /// <summary>
+    /// U[xi][r][i] = (G g G^T)[xi] for output channels o0 + r, r &lt; <paramref name="rows"/>, of group
+    /// <paramref name="grp"/> and every input channel i, in double and rounded once. g is W[o, i] (forward) or W[i, o]
+    /// rotated by 180 degrees (input gradient).
+    /// </summary>
+    private static void TransformFilters(ref WinogradJob job, int grp, int o0, int rows, float* uBlock)
+    {
         long plane = job.FilterStride;
-        float* u = job.Filters + grp * 36 * plane + (long)o * job.Cin;
         // Four input channels at a time, one per double lane: taps[k] holds tap k of the four filters.
         double* taps = stackalloc double[9 * 4];
         Vector256<double>* f = stackalloc Vector256<double>[9];
         Vector256<double>* gf = stackalloc Vector256<double>[18]; // G f: 6 x 3
         Vector256<double>* t = stackalloc Vector256<double>[36];  // G f G^T: 6 x 6
         float* lanes = stackalloc float[4];
-        for (int i0 = 0; i0 < job.Cin; i0 += 4)
+        for (int r = 0; r < rows; r++)
         {
-            int count = Math.Min(4, job.Cin - i0);
-            if (count < 4) new Span<double>(taps, 9 * 4).Clear();
-            for (int lane = 0; lane < count; lane++)
+            int o = o0 + r;
+            float* u = uBlock + (long)r * job.Cin;
+            for (int i0 = 0; i0 < job.Cin; i0 += 4)
             {
-                int i = i0 + lane;
-                if (job.Transposed)
+                int count = Math.Min(4, job.Cin - i0);
+                if (count < 4) new Span<double>(taps, 9 * 4).Clear();
+                for (int lane = 0; lane < count; lane++)
                 {
-                    float* src = job.Weight + (((long)grp * job.Cin + i) * job.Cout + o) * 9;
-                    for (int k = 0; k < 9; k++) taps[k * 4 + lane] = src[8 - k];
+                    int i = i0 + lane;
+                    if (job.Transposed)
+                    {
+                        float* src = job.Weight + (((long)grp * job.Cin + i) * job.Cout + o) * 9;
+                        for (int k = 0; k < 9; k++) taps[k * 4 + lane] = src[8 - k];
+                    }
+                    else
+                    {
+                        float* src = job.Weight + (((long)grp * job.Cout + o) * job.Cin + i) * 9;
+                        for (int k = 0; k < 9; k++) taps[k * 4 + lane] = src[k];
+                    }
                 }
-                else
+                for (int k = 0; k < 9; k++) f[k] = Vector256.Load(taps + k * 4);
+                for (int col = 0; col < 3; col++) FilterColumn(f[col], f[3 + col], f[6 + col], gf + col, 3);
+                for (int row = 0; row < 6; row++) FilterColumn(gf[row * 3], gf[row * 3 + 1], gf[row * 3 + 2], t + row * 6, 1);
+                for (int k = 0; k < 36; k++)
                 {
-                    float* src = job.Weight + (((long)grp * job.Cout + o) * job.Cin + i) * 9;
-                    for (int k = 0; k < 9; k++) taps[k * 4 + lane] = src[k];
-                }
-            }
-            for (int k = 0; k < 9; k++) f[k] = Vector256.Load(taps + k * 4);
-            for (int col = 0; col < 3; col++) FilterColumn(f[col], f[3 + col], f[6 + col], gf + col, 3);
-            for (int row = 0; row < 6; row++) FilterColumn(gf[row * 3], gf[row * 3 + 1], gf[row * 3 + 2], t + row * 6, 1);
-            for (int k = 0; k < 36; k++)
-            {
-                Vector128<float> narrow = Vector256.Narrow(t[k], Vector256<double>.Zero).GetLower();
-                if (count == 4)
-                {
-                    narrow.Store(u + k * plane + i0);
-                }
-                else
-                {
-                    narrow.Store(lanes);
-                    for (int lane = 0; lane < count; lane++) u[k * plane + i0 + lane] = lanes[lane];
+                    Vector128<float> narrow = Vector256.Narrow(t[k], Vector256<double>.Zero).GetLower();
+                    if (count == 4)
+                    {
+                        narrow.Store(u + k * plane + i0);
+                    }
+                    else
+                    {
+                        narrow.Store(lanes);
+                        for (int lane = 0; lane < count; lane++) u[k * plane + i0 + lane] = lanes[lane];
+                    }
                 }
             }
         }
@@ -246,25 +303,27 @@ public static unsafe partial class Conv2dKernels
         dst[5 * stride] = c;
     }
 
-    /// <summary>V[xi][i][t] = (B^T d B)[xi] for input channel <paramref name="i"/> and every tile t of the chunk, 8 tiles at a time.</summary>
-    private static void TransformInputChannel(void* state, int i, int threadIndex)
+    /// <summary>
+    /// V[xi][t] = (B^T d B)[xi] for input channel <paramref name="i"/> of group <paramref name="grp"/> and every tile t
+    /// of the chunk, 8 tiles at a time, into <paramref name="v"/> (planes <see cref="WinogradJob.TileStride"/> apart);
+    /// the lanes past the last tile are zero.
+    /// </summary>
+    private static void TransformInputChannel(ref WinogradJob job, in ChunkTiles tiles, int grp, int i, float* v)
     {
-        ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
         int h = job.H, w = job.W;
-        long channelOffset = (long)(job.Group * job.Cin + i) * h * w;
+        long channelOffset = (long)(grp * job.Cin + i) * h * w;
         long xiStride = job.TileStride;
-        float* v = job.Tiles + (long)i * job.Ld;
         float* stage = stackalloc float[36 * Lanes];
         Vector256<float>* d = stackalloc Vector256<float>[36];
-        for (int t0 = 0; t0 < job.TileCount; t0 += Lanes)
+        for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
         {
-            int lanes = Math.Min(Lanes, job.TileCount - t0);
+            int lanes = Math.Min(Lanes, tiles.Count - t0);
             if (lanes < Lanes) new Span<float>(stage, 36 * Lanes).Clear();
             for (int lane = 0; lane < lanes; lane++)
             {
                 int tile = t0 + lane;
-                int y0 = job.TileY[tile] - job.PH, x0 = job.TileX[tile] - job.PW;
-                float* plane = job.Input + job.TileSample[tile] * job.InputSample + channelOffset;
+                int y0 = tiles.Y[tile] - job.PH, x0 = tiles.X[tile] - job.PW;
+                float* plane = job.Input + tiles.Sample[tile] * job.InputSample + channelOffset;
                 for (int row = 0; row < 6; row++)
                 {
                     int y = y0 + row;
@@ -313,33 +372,21 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>
-    /// For output channels [b * <see cref="WinogradBlockRows"/>, ...) of the group: the 36 GEMMs
-    /// M[xi] = U[xi] * V[xi] into this thread's scratch, then Y = A^T M A + bias (ReLU) scattered to the output tiles.
+    /// Y = A^T M A + bias (ReLU) for output channels o0 + r, r &lt; <paramref name="rows"/>, of group
+    /// <paramref name="grp"/>, from the chunk's products <paramref name="m"/>, scattered to the output tiles.
     /// </summary>
-    private static void MultiplyAndTransformOutput(void* state, int block, int threadIndex)
+    private static void TransformOutput(ref WinogradJob job, in ChunkTiles tiles, int grp, int o0, int rows, float* m)
     {
-        ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
-        int o0 = block * WinogradBlockRows, rows = Math.Min(WinogradBlockRows, job.Cout - o0);
-        long plane = job.FilterStride;
-        long rowsStride = PlaneStride((long)rows * job.Ld);
-        float* m = job.Ctx.Scratch(threadIndex, ScratchSlot.WinogradProducts, 36 * rowsStride);
-        float* u = job.Filters + job.Group * 36 * plane + (long)o0 * job.Cin;
-        long xiStride = job.TileStride;
-        for (int xi = 0; xi < 36; xi++)
-        {
-            Gemm.Multiply(rows, job.TileCount, job.Cin, u + xi * plane, job.Cin, false, job.Tiles + xi * xiStride, job.Ld, false,
-                m + xi * rowsStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
-        }
-
+        long rowsStride = job.ProductStride;
         float* stage = stackalloc float[16 * Lanes];
         Vector256<float>* t = stackalloc Vector256<float>[36];
         for (int o = 0; o < rows; o++)
         {
-            int channel = job.Group * job.Cout + o0 + o;
+            int channel = grp * job.Cout + o0 + o;
             var bias = Vector256.Create(job.Bias == null ? 0f : job.Bias[channel]);
             long channelOffset = (long)channel * job.OH * job.OW;
             float* mo = m + (long)o * job.Ld;
-            for (int t0 = 0; t0 < job.TileCount; t0 += Lanes)
+            for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
             {
                 for (int k = 0; k < 36; k++) t[k] = Vector256.Load(mo + k * rowsStride + t0);
                 // A^T M: on each column (stride 6) into rows 0-3; then (A^T M) A: on each of those rows.
@@ -354,13 +401,13 @@ public static unsafe partial class Conv2dKernels
                         y.Store(stage + (row * 4 + col) * Lanes);
                     }
                 }
-                int lanes = Math.Min(Lanes, job.TileCount - t0);
+                int lanes = Math.Min(Lanes, tiles.Count - t0);
                 for (int lane = 0; lane < lanes; lane++)
                 {
                     int tile = t0 + lane;
-                    int y0 = job.TileY[tile], x0 = job.TileX[tile];
+                    int y0 = tiles.Y[tile], x0 = tiles.X[tile];
                     int height = Math.Min(4, job.OH - y0), width = Math.Min(4, job.OW - x0);
-                    float* dst = job.Output + job.TileSample[tile] * job.OutputSample + channelOffset + (long)y0 * job.OW + x0;
+                    float* dst = job.Output + tiles.Sample[tile] * job.OutputSample + channelOffset + (long)y0 * job.OW + x0;
                     for (int row = 0; row < height; row++, dst += job.OW)
                         for (int col = 0; col < width; col++) dst[col] = stage[(row * 4 + col) * Lanes + lane];
                 }

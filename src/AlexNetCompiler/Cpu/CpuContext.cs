@@ -9,18 +9,12 @@ public enum ScratchSlot
     GemmPackedA = 0,
     /// <summary>GEMM: packed panels of B (KC x NC).</summary>
     GemmPackedB = 1,
-    /// <summary>Conv: the im2col matrix of one sample and group.</summary>
+    /// <summary>Conv: the im2col matrix of one sample and group, or a Winograd work item's transformed tiles, filters and products.</summary>
     Columns = 2,
     /// <summary>Per-thread partial sums of a parameter gradient (reduced after a parallel loop).</summary>
     PartialGradient = 3,
     /// <summary>Small kernels (LRN, pooling) that need a few rows of temporaries.</summary>
     Temporary = 4,
-    /// <summary>Winograd conv: the transformed filters of one call (36 per 3x3 filter).</summary>
-    WinogradFilters = 5,
-    /// <summary>Winograd conv: the transformed input tiles of one chunk.</summary>
-    WinogradTiles = 6,
-    /// <summary>Winograd conv: the 36 GEMM products of one block of output channels.</summary>
-    WinogradProducts = 7,
 }
 
 /// <summary>

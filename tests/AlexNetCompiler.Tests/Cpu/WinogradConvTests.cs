@@ -41,7 +41,8 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
                     data.Add($"{size}x{size} pad {padding} groups {groups}", 2, 6, size, size, 10, padding, groups);
         data.Add("rectangular 6x11 pad 2", 3, 5, 6, 11, 7, 2, 1);
         data.Add("one output row and column (3x3 valid)", 2, 3, 3, 3, 4, 0, 1);
-        data.Add("chunks of 128 tiles across samples", 15, 4, 13, 13, 6, 0, 2); // 9 tiles a sample: a chunk ends mid-sample
+        data.Add("chunks across samples", 15, 4, 13, 13, 6, 0, 2); // 9 tiles a sample: a chunk ends mid-sample
+        data.Add("several blocks of output channels, batch 1", 1, 20, 9, 9, 30, 1, 1); // 3 blocks split over threads
         data.Add("wide channels 40 -> 70", 1, 40, 12, 12, 70, 1, 1);
         return data;
     }
@@ -57,12 +58,16 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         {
             var expected = new float[batch * g.OutputLength];
             Conv2dKernels.ForwardReference(g, batch, input, weight, bias, expected, relu);
+            float[]? oneThread = null;
             foreach (int threads in new[] { 1, 2, 3 })
             {
                 using var ctx = new CpuContext(threads);
                 float[] actual = KernelAssert.Random(expected.Length, 34); // poisoned: every element must be written
                 Conv2dKernels.Forward(g, batch, input, weight, bias, actual, relu, ctx, Conv2dAlgorithm.Winograd);
                 AssertClose(expected, actual, $"{name} forward relu={relu} threads={threads}");
+                // The work items depend on the shape only: any thread count gives the same bits.
+                if (oneThread is null) oneThread = actual;
+                else Assert.Equal(oneThread, actual);
             }
         }
     }
@@ -76,12 +81,15 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         float[] dOutput = KernelAssert.Random(batch * g.OutputLength, 43);
         float[] dInputRef = new float[input.Length], dWeightRef = new float[weight.Length], dBiasRef = new float[oc];
         Conv2dKernels.BackwardReference(g, batch, input, weight, dOutput, dInputRef, dWeightRef, dBiasRef);
+        float[]? oneThread = null;
         foreach (int threads in new[] { 1, 2, 3 })
         {
             using var ctx = new CpuContext(threads);
             float[] dInput = KernelAssert.Random(input.Length, 44), dWeight = new float[weight.Length], dBias = new float[oc];
             Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Winograd);
             AssertClose(dInputRef, dInput, $"{name} dInput threads={threads}");
+            if (oneThread is null) oneThread = dInput;
+            else Assert.Equal(oneThread, dInput);
             // The weight gradient stays on im2col + GEMM: the same bits as with that algorithm forced.
             float[] dInputIm2Col = new float[input.Length], dWeightIm2Col = new float[weight.Length];
             Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInputIm2Col, dWeightIm2Col, dBias, ctx, Conv2dAlgorithm.Im2Col);
