@@ -13,7 +13,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
 {
     /// <summary>
     /// Float rounding only: the two runtimes sum dot products of up to 9,216 terms in different orders; measured at most
-    /// 1.2e-6 over every network here (docs/onnx.md), so 1e-5 leaves an eightfold margin while a wrong layer mapping gives
+    /// 1.0e-6 over every network here (docs/onnx.md), so 1e-5 leaves a tenfold margin while a wrong layer mapping gives
     /// errors of order 1.
     /// </summary>
     internal const double Tolerance = 1e-5;

@@ -8,9 +8,9 @@ namespace AlexNetCompiler.Cpu;
 public enum Conv2dAlgorithm
 {
     /// <summary>
-    /// Chosen by shape: Winograd F(4x4, 3x3) for 3x3, stride-1 convolutions with at least
-    /// <see cref="Conv2dKernels.WinogradMinChannels"/> input and output channels per group (the input gradient too, when
-    /// the padding is at most 2), im2col + GEMM otherwise.
+    /// Chosen by shape and batch: Winograd F(4x4, 3x3) only where it measured faster than im2col + GEMM in both of two
+    /// benchmark runs (<see cref="Conv2dKernels.WinogradMinBatch"/> samples or more, and the layer shapes listed in
+    /// Conv2dKernels.Winograd.cs, forward and input gradient separately); im2col + GEMM otherwise.
     /// </summary>
     Auto,
     /// <summary>im2col + GEMM, every shape.</summary>
@@ -51,10 +51,22 @@ public enum Conv2dAlgorithm
 public static unsafe partial class Conv2dKernels
 {
     /// <summary>
-    /// Fewest input and output channels per group for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd: with
-    /// fewer, the transforms outweigh the multiplies saved. Not tuned; AlexNet's 3x3 layers have 96 to 384.
+    /// Fewest samples for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd: at batch 1 it was slower than
+    /// im2col + GEMM on every 3x3 layer of both AlexNets, forward and input gradient (a 13x13 image has 16 tiles, half
+    /// a GEMM panel); batch 16 is the next size measured (docs/architecture.md).
     /// </summary>
-    public const int WinogradMinChannels = 16;
+    public const int WinogradMinBatch = 16;
+
+    /// <summary>
+    /// The 3x3, stride-1, padding-1 layers (input channels, output channels, groups, height, width) on which Winograd
+    /// was faster than im2col + GEMM in both of two runs of the bench's conv3x3 command at batch 16 and 2 threads
+    /// (docs/architecture.md): the forward pass of AlexNet2012's conv5 and torchvision's conv3 and conv5, the input
+    /// gradient of torchvision's conv5. The other measured layers were slower or split between the runs.
+    /// </summary>
+    private static readonly (int C, int OC, int Groups, int H, int W)[] s_winogradForward =
+        [(384, 256, 2, 13, 13), (192, 384, 1, 13, 13), (256, 256, 1, 13, 13)];
+
+    private static readonly (int C, int OC, int Groups, int H, int W)[] s_winogradData = [(256, 256, 1, 13, 13)];
 
     /// <summary>Output channels per block of the GEMM and output-transform phase (a multiple of <see cref="Gemm.MR"/>).</summary>
     internal const int WinogradBlockRows = 12;
@@ -67,15 +79,15 @@ public static unsafe partial class Conv2dKernels
 
     private const int Lanes = 8; // tiles per Vector256 in the transforms
 
-    /// <summary>Whether the forward pass of <paramref name="g"/> runs Winograd for <paramref name="algorithm"/>.</summary>
-    internal static bool UsesWinogradForward(in Conv2dGeometry g, Conv2dAlgorithm algorithm) =>
-        UsesWinograd(g, algorithm, g.InChannels / g.Groups, g.OutChannels / g.Groups, dataGradient: false);
+    /// <summary>Whether the forward pass of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>.</summary>
+    internal static bool UsesWinogradForward(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
+        UsesWinograd(g, batch, algorithm, dataGradient: false);
 
-    /// <summary>Whether the input gradient of <paramref name="g"/> runs Winograd for <paramref name="algorithm"/>.</summary>
-    internal static bool UsesWinogradData(in Conv2dGeometry g, Conv2dAlgorithm algorithm) =>
-        UsesWinograd(g, algorithm, g.OutChannels / g.Groups, g.InChannels / g.Groups, dataGradient: true);
+    /// <summary>Whether the input gradient of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>.</summary>
+    internal static bool UsesWinogradData(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
+        UsesWinograd(g, batch, algorithm, dataGradient: true);
 
-    private static bool UsesWinograd(in Conv2dGeometry g, Conv2dAlgorithm algorithm, int cin, int cout, bool dataGradient)
+    private static bool UsesWinograd(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm, bool dataGradient)
     {
         if (algorithm == Conv2dAlgorithm.Im2Col) return false;
         bool possible = g.KernelHeight == 3 && g.KernelWidth == 3 && g.StrideHeight == 1 && g.StrideWidth == 1
@@ -86,7 +98,9 @@ public static unsafe partial class Conv2dKernels
                 throw new ArgumentException($"Conv2d: Winograd F(4x4, 3x3) needs a 3x3 kernel at stride 1{(dataGradient ? " and padding at most 2 for the input gradient" : "")}; this is {g.KernelHeight}x{g.KernelWidth} at stride {g.StrideHeight}x{g.StrideWidth}, padding {g.PaddingHeight}x{g.PaddingWidth}.", nameof(algorithm));
             return true;
         }
-        return possible && cin >= WinogradMinChannels && cout >= WinogradMinChannels;
+        if (!possible || batch < WinogradMinBatch || g.PaddingHeight != 1 || g.PaddingWidth != 1) return false;
+        var shape = (g.InChannels, g.OutChannels, g.Groups, g.InHeight, g.InWidth);
+        return Array.IndexOf(dataGradient ? s_winogradData : s_winogradForward, shape) >= 0;
     }
 
     /// <summary>One Winograd convolution: the forward pass, or the input gradient (<see cref="Transposed"/>).</summary>

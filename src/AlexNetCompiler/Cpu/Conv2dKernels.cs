@@ -5,8 +5,8 @@ namespace AlexNetCompiler.Cpu;
 /// <summary>
 /// Fast 2-D convolution: im2col + blocked GEMM per (sample, group), bias and ReLU fused into the GEMM epilogue.
 /// A 1x1, stride-1, unpadded convolution skips im2col (the input already is the column matrix). 3x3 stride-1
-/// convolutions with enough channels run Winograd F(4x4, 3x3) instead, forward and input gradient
-/// (Conv2dKernels.Winograd.cs); the choice is made here at run time from the shape (<see cref="Conv2dAlgorithm"/>), and
+/// convolutions run Winograd F(4x4, 3x3) instead, forward and input gradient, on the shapes and batches where it
+/// measured faster (Conv2dKernels.Winograd.cs); the choice is made here at run time from the shape and batch (<see cref="Conv2dAlgorithm"/>), and
 /// the weight gradient always runs im2col + GEMM.
 /// <para>
 /// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
@@ -25,7 +25,7 @@ public static unsafe partial class Conv2dKernels
     {
         ArgumentNullException.ThrowIfNull(ctx);
         CheckConvShapes(g, batch, input.Length, weight.Length, bias.Length, output.Length, nameof(output));
-        bool winograd = UsesWinogradForward(g, algorithm);
+        bool winograd = UsesWinogradForward(g, batch, algorithm);
         if (batch == 0) return;
         fixed (float* pIn = input, pW = weight, pB = bias, pOut = output)
         {
@@ -62,7 +62,7 @@ public static unsafe partial class Conv2dKernels
             throw new ArgumentException($"Conv2d backward: dWeight has {dWeight.Length} floats, expected {g.WeightLength} ([{g.OutChannels}, {g.InChannels / g.Groups}, {g.KernelHeight}, {g.KernelWidth}]).", nameof(dWeight));
         if (!dInput.IsEmpty && dInput.Length != (long)batch * g.InputLength)
             throw new ArgumentException($"Conv2d backward: dInput has {dInput.Length} floats, expected {(long)batch * g.InputLength} (batch {batch} x {g.InputLength}) or none.", nameof(dInput));
-        bool winogradData = !dInput.IsEmpty && UsesWinogradData(g, algorithm);
+        bool winogradData = !dInput.IsEmpty && UsesWinogradData(g, batch, algorithm);
         if (batch == 0)
         {
             dWeight.Clear();

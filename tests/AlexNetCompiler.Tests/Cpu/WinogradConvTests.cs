@@ -114,8 +114,6 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
     {
         const int batch = 2;
         Conv2dGeometry g = Geometry(c, 13, 13, oc, 1, groups);
-        Assert.True(Conv2dKernels.UsesWinogradForward(g, Conv2dAlgorithm.Auto), $"{name}: Auto should pick Winograd");
-        Assert.True(Conv2dKernels.UsesWinogradData(g, Conv2dAlgorithm.Auto), $"{name}: Auto should pick Winograd for dInput");
         var rng = new Random(7);
         // He initialisation, N(0, 2 / fan-in); inputs and output gradients like those behind a ReLU (half zero).
         float[] weight = Normal(rng, g.WeightLength, Math.Sqrt(2.0 / (c / groups * 9)));
@@ -127,7 +125,7 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         var expected = new float[batch * g.OutputLength];
         Conv2dKernels.ForwardReference(g, batch, input, weight, bias, expected, relu: false);
         var actual = new float[expected.Length];
-        Conv2dKernels.Forward(g, batch, input, weight, bias, actual, relu: false, ctx);
+        Conv2dKernels.Forward(g, batch, input, weight, bias, actual, relu: false, ctx, Conv2dAlgorithm.Winograd);
         AssertClose(expected, actual, $"{name} forward");
         var im2col = new float[expected.Length];
         Conv2dKernels.Forward(g, batch, input, weight, bias, im2col, relu: false, ctx, Conv2dAlgorithm.Im2Col);
@@ -136,10 +134,26 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         float[] dInputRef = new float[input.Length], dWeightRef = new float[weight.Length], dBiasRef = new float[oc];
         Conv2dKernels.BackwardReference(g, batch, input, weight, dOutput, dInputRef, dWeightRef, dBiasRef);
         float[] dInput = new float[input.Length], dWeight = new float[weight.Length], dBias = new float[oc];
-        Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx);
+        Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Winograd);
         AssertClose(dInputRef, dInput, $"{name} dInput");
         Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Im2Col);
         Report(dInputRef, dInput, $"{name} dInput, im2col (for comparison)");
+    }
+
+    /// <summary>Auto: Winograd only on the layers and batches where it measured faster (docs/architecture.md).</summary>
+    [Fact]
+    public void Auto_picks_winograd_only_where_it_measured_faster()
+    {
+        Conv2dGeometry torchvisionConv5 = Geometry(256, 13, 13, 256, 1, 1), alexNetConv5 = Geometry(384, 13, 13, 256, 1, 2);
+        Conv2dGeometry alexNetConv3 = Geometry(256, 13, 13, 384, 1, 1);
+        Assert.True(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradData(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradForward(alexNetConv5, 32, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradData(alexNetConv5, 16, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(alexNetConv3, 16, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 1, Conv2dAlgorithm.Auto)); // slower at batch 1
+        Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Im2Col));
+        Assert.True(Conv2dKernels.UsesWinogradForward(alexNetConv3, 1, Conv2dAlgorithm.Winograd));
     }
 
     [Fact]
@@ -152,7 +166,7 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         Conv2dGeometry wide = Geometry(4, 9, 9, 4, 3, 1);
         e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Backward(wide, 1, new float[wide.InputLength], new float[wide.WeightLength], new float[wide.OutputLength], new float[wide.InputLength], new float[wide.WeightLength], [], ctx, Conv2dAlgorithm.Winograd));
         Assert.Contains("padding at most 2", e.Message);
-        Assert.False(Conv2dKernels.UsesWinogradForward(Geometry(3, 9, 9, 64, 1, 1), Conv2dAlgorithm.Auto)); // too few channels
+        Assert.False(Conv2dKernels.UsesWinogradForward(Geometry(3, 9, 9, 64, 1, 1), 16, Conv2dAlgorithm.Auto)); // not a measured shape
     }
 
     private void AssertClose(float[] expected, float[] actual, string what)
