@@ -58,15 +58,13 @@ public static unsafe partial class Conv2dKernels
     public const int WinogradMinBatch = 16;
 
     /// <summary>
-    /// The 3x3, stride-1, padding-1 layers (input channels, output channels, groups, height, width) on which Winograd
-    /// was faster than im2col + GEMM in both of two runs of the bench's conv3x3 command at batch 16 and 2 threads
-    /// (docs/architecture.md): the forward pass of AlexNet2012's conv5 and torchvision's conv3 and conv5, the input
-    /// gradient of torchvision's conv5. The other measured layers were slower or split between the runs.
+    /// Fewest input and output channels per group for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd: the 3x3
+    /// layers of both AlexNets (128 to 384 per group at 13x13) are where it was measured: in each of four runs of the
+    /// bench's conv3x3 command at batch 16, summed over those six layers, it took 11-20% less time than im2col + GEMM
+    /// forward and 2-12% less in the backward pass (single layers went either way between runs; docs/architecture.md).
+    /// Narrower layers (FashionNet's, 32 to 64 per group) were not measured and stay on im2col.
     /// </summary>
-    private static readonly (int C, int OC, int Groups, int H, int W)[] s_winogradForward =
-        [(384, 256, 2, 13, 13), (192, 384, 1, 13, 13), (256, 256, 1, 13, 13)];
-
-    private static readonly (int C, int OC, int Groups, int H, int W)[] s_winogradData = [(256, 256, 1, 13, 13)];
+    public const int WinogradMinChannels = 128;
 
     /// <summary>Output channels per block of the GEMM and output-transform phase (a multiple of <see cref="Gemm.MR"/>).</summary>
     internal const int WinogradBlockRows = 12;
@@ -98,9 +96,8 @@ public static unsafe partial class Conv2dKernels
                 throw new ArgumentException($"Conv2d: Winograd F(4x4, 3x3) needs a 3x3 kernel at stride 1{(dataGradient ? " and padding at most 2 for the input gradient" : "")}; this is {g.KernelHeight}x{g.KernelWidth} at stride {g.StrideHeight}x{g.StrideWidth}, padding {g.PaddingHeight}x{g.PaddingWidth}.", nameof(algorithm));
             return true;
         }
-        if (!possible || batch < WinogradMinBatch || g.PaddingHeight != 1 || g.PaddingWidth != 1) return false;
-        var shape = (g.InChannels, g.OutChannels, g.Groups, g.InHeight, g.InWidth);
-        return Array.IndexOf(dataGradient ? s_winogradData : s_winogradForward, shape) >= 0;
+        return possible && batch >= WinogradMinBatch
+            && g.InChannels / g.Groups >= WinogradMinChannels && g.OutChannels / g.Groups >= WinogradMinChannels;
     }
 
     /// <summary>One Winograd convolution: the forward pass, or the input gradient (<see cref="Transposed"/>).</summary>

@@ -140,20 +140,20 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         Report(dInputRef, dInput, $"{name} dInput, im2col (for comparison)");
     }
 
-    /// <summary>Auto: Winograd only on the layers and batches where it measured faster (docs/architecture.md).</summary>
+    /// <summary>Auto: Winograd for 3x3 stride-1 layers of 128 or more channels per group at batch 16 or more (docs/architecture.md).</summary>
     [Fact]
-    public void Auto_picks_winograd_only_where_it_measured_faster()
+    public void Auto_picks_winograd_for_wide_3x3_layers_at_large_batches()
     {
         Conv2dGeometry torchvisionConv5 = Geometry(256, 13, 13, 256, 1, 1), alexNetConv5 = Geometry(384, 13, 13, 256, 1, 2);
-        Conv2dGeometry alexNetConv3 = Geometry(256, 13, 13, 384, 1, 1);
+        Conv2dGeometry fashionNetConv4 = Geometry(128, 7, 7, 128, 1, 2); // 64 channels per group
         Assert.True(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
         Assert.True(Conv2dKernels.UsesWinogradData(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
-        Assert.True(Conv2dKernels.UsesWinogradForward(alexNetConv5, 32, Conv2dAlgorithm.Auto));
-        Assert.False(Conv2dKernels.UsesWinogradData(alexNetConv5, 16, Conv2dAlgorithm.Auto));
-        Assert.False(Conv2dKernels.UsesWinogradForward(alexNetConv3, 16, Conv2dAlgorithm.Auto));
-        Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 1, Conv2dAlgorithm.Auto)); // slower at batch 1
+        Assert.True(Conv2dKernels.UsesWinogradForward(alexNetConv5, 32, Conv2dAlgorithm.Auto)); // 192 -> 128 per group
+        Assert.True(Conv2dKernels.UsesWinogradData(alexNetConv5, 16, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(fashionNetConv4, 64, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 15, Conv2dAlgorithm.Auto)); // slower at batch 1; 16 is the least measured
         Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Im2Col));
-        Assert.True(Conv2dKernels.UsesWinogradForward(alexNetConv3, 1, Conv2dAlgorithm.Winograd));
+        Assert.True(Conv2dKernels.UsesWinogradForward(fashionNetConv4, 1, Conv2dAlgorithm.Winograd));
     }
 
     [Fact]
