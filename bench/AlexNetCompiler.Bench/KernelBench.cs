@@ -104,6 +104,47 @@ internal static unsafe class KernelBench
         Console.WriteLine($"  sum of kernels: forward {forwardTotal * 1e3:F1} ms, backward {backwardTotal * 1e3:F1} ms, step ~{(forwardTotal + backwardTotal) * 1e3:F1} ms ({batch / (forwardTotal + backwardTotal):F1} img/s, ReLU/dropout/loss/SGD not included)");
     }
 
+    /// <summary>
+    /// The 3x3 stride-1 layers of both AlexNets (conv3-conv5, 13x13, padding 1) with each convolution algorithm forced:
+    /// forward (bias and ReLU fused, as the networks call it) and backward (input, weight and bias gradients; the weight
+    /// gradient runs im2col + GEMM under both, so the difference is the input gradient's), wall time, min / median / max
+    /// of <paramref name="repetitions"/> samples after warming (<see cref="Timing"/>).
+    /// </summary>
+    public static void RunConvAlgorithms(int threads, int batch, int repetitions)
+    {
+        // One context per algorithm, so that each one's scratch can be reported.
+        using var im2colContext = new CpuContext(threads);
+        using var winogradContext = new CpuContext(threads);
+        Console.WriteLine($"3x3 convolutions, batch {batch}, {threads} thread(s), wall time in ms (min / median / max of {repetitions}):");
+        (string Name, Conv2dGeometry G)[] convs =
+        [
+            ("AlexNet2012 conv3", new Conv2dGeometry(256, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1)),
+            ("AlexNet2012 conv4", new Conv2dGeometry(384, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 2)),
+            ("AlexNet2012 conv5", new Conv2dGeometry(384, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 2)),
+            ("torchvision conv3", new Conv2dGeometry(192, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1)),
+            ("torchvision conv4", new Conv2dGeometry(384, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 1)),
+            ("torchvision conv5", new Conv2dGeometry(256, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 1)),
+        ];
+        foreach (var (name, g) in convs)
+        {
+            float[] x = Random(batch * g.InputLength, 1), w = Random(g.WeightLength, 2), b = Random(g.OutChannels, 3);
+            float[] y = new float[batch * g.OutputLength], dy = Random(y.Length, 4), dx = new float[x.Length];
+            float[] dw = new float[w.Length], db = new float[g.OutChannels];
+            foreach (Conv2dAlgorithm algorithm in new[] { Conv2dAlgorithm.Im2Col, Conv2dAlgorithm.Winograd })
+            {
+                CpuContext ctx = algorithm == Conv2dAlgorithm.Winograd ? winogradContext : im2colContext;
+                TimingSummary forward = TimingSummary.Of(Timing.WarmThenTime(repetitions,
+                    () => Conv2dKernels.Forward(g, batch, x, w, b, y, true, ctx, algorithm)).Seconds);
+                TimingSummary backward = TimingSummary.Of(Timing.WarmThenTime(repetitions,
+                    () => Conv2dKernels.Backward(g, batch, x, w, dy, dx, dw, db, ctx, algorithm)).Seconds);
+                Console.WriteLine($"  {name,-18} {algorithm,-8} forward {Ms(forward)}   backward {Ms(backward)}");
+            }
+        }
+        Console.WriteLine($"  scratch held after all layers: im2col {im2colContext.ScratchBytes / 1048576.0:F1} MiB, Winograd {winogradContext.ScratchBytes / 1048576.0:F1} MiB (GEMM packing and im2col columns included)");
+    }
+
+    private static string Ms(TimingSummary t) => $"{t.Min * 1e3,7:F2} / {t.Median * 1e3,7:F2} / {t.Max * 1e3,7:F2}";
+
     /// <summary>The generated network alone: Forward and TrainStep at one batch.</summary>
     public static void RunNetwork(BenchNetwork net, int batch, int threads)
     {

@@ -6,6 +6,8 @@ using AlexNetCompiler.Bench;
 //     (against TorchSharp, and for the forward pass ONNX Runtime on the network's own ONNX export; every measurement in
 //     its own process, in an order shuffled by the seed; see NetworkBench)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N]
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- conv3x3 [--threads N] [--batch N] [--reps R]
+//     (conv3-conv5 of both AlexNets with im2col + GEMM and with Winograd F(4x4, 3x3) forced)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- gemm    [--threads N]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- micro
@@ -40,6 +42,9 @@ switch (command)
         KernelBench.RunGemm(threads);
         KernelBench.RunLayers(threads, IntOption(args, "--batch", 16));
         return 0;
+    case "conv3x3":
+        KernelBench.RunConvAlgorithms(threads, IntOption(args, "--batch", 16), IntOption(args, "--reps", 15));
+        return 0;
     case "gemm":
         KernelBench.RunGemm(threads);
         return 0;
@@ -56,7 +61,7 @@ switch (command)
     case "loader":
         return LoaderBench.Run(IntOption(args, "--images", 3000), threads, IntOption(args, "--batch", 64), IntOption(args, "--steps", 3));
     default:
-        Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, gemm, micro, distributed, allreduce, loader.");
+        Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, conv3x3, gemm, micro, distributed, allreduce, loader.");
         return 2;
 }
 

@@ -4,7 +4,10 @@ namespace AlexNetCompiler.Cpu;
 
 /// <summary>
 /// Fast 2-D convolution: im2col + blocked GEMM per (sample, group), bias and ReLU fused into the GEMM epilogue.
-/// A 1x1, stride-1, unpadded convolution skips im2col (the input already is the column matrix).
+/// A 1x1, stride-1, unpadded convolution skips im2col (the input already is the column matrix). 3x3 stride-1
+/// convolutions run Winograd F(4x4, 3x3) instead, forward and input gradient, on the shapes and batches where it
+/// measured faster (Conv2dKernels.Winograd.cs); the choice is made here at run time from the shape and batch (<see cref="Conv2dAlgorithm"/>), and
+/// the weight gradient always runs im2col + GEMM.
 /// <para>
 /// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
 /// thread then runs whole single-threaded GEMMs on its own scratch, with no synchronisation); otherwise (batch 1)
@@ -16,14 +19,21 @@ public static unsafe partial class Conv2dKernels
 {
     // Per (sample, group): col [Kc = C/G * KH * KW, P = OH * OW]; weight of group g [OC/G, Kc]; output [OC/G, P].
 
+    /// <param name="algorithm">Auto: chosen by shape; the others force one (tests and benchmarks compare them).</param>
     public static void Forward(in Conv2dGeometry g, int batch, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
-        ReadOnlySpan<float> bias, Span<float> output, bool relu, CpuContext ctx)
+        ReadOnlySpan<float> bias, Span<float> output, bool relu, CpuContext ctx, Conv2dAlgorithm algorithm = Conv2dAlgorithm.Auto)
     {
         ArgumentNullException.ThrowIfNull(ctx);
         CheckConvShapes(g, batch, input.Length, weight.Length, bias.Length, output.Length, nameof(output));
+        bool winograd = UsesWinogradForward(g, batch, algorithm);
         if (batch == 0) return;
         fixed (float* pIn = input, pW = weight, pB = bias, pOut = output)
         {
+            if (winograd)
+            {
+                WinogradForward(g, batch, pIn, pW, bias.IsEmpty ? null : pB, pOut, relu, ctx);
+                return;
+            }
             var job = new ConvJob(g, batch, ctx)
             {
                 Input = pIn, Weight = pW, Bias = bias.IsEmpty ? null : pB, Output = pOut, Relu = relu,
@@ -40,8 +50,11 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
+    /// <param name="algorithm">For the input gradient: Auto chooses by shape; the others force one. The weight
+    /// gradient always runs im2col + GEMM.</param>
     public static void Backward(in Conv2dGeometry g, int batch, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
-        ReadOnlySpan<float> dOutput, Span<float> dInput, Span<float> dWeight, Span<float> dBias, CpuContext ctx)
+        ReadOnlySpan<float> dOutput, Span<float> dInput, Span<float> dWeight, Span<float> dBias, CpuContext ctx,
+        Conv2dAlgorithm algorithm = Conv2dAlgorithm.Auto)
     {
         ArgumentNullException.ThrowIfNull(ctx);
         CheckConvShapes(g, batch, input.Length, weight.Length, dBias.Length, dOutput.Length, nameof(dOutput));
@@ -49,6 +62,7 @@ public static unsafe partial class Conv2dKernels
             throw new ArgumentException($"Conv2d backward: dWeight has {dWeight.Length} floats, expected {g.WeightLength} ([{g.OutChannels}, {g.InChannels / g.Groups}, {g.KernelHeight}, {g.KernelWidth}]).", nameof(dWeight));
         if (!dInput.IsEmpty && dInput.Length != (long)batch * g.InputLength)
             throw new ArgumentException($"Conv2d backward: dInput has {dInput.Length} floats, expected {(long)batch * g.InputLength} (batch {batch} x {g.InputLength}) or none.", nameof(dInput));
+        bool winogradData = !dInput.IsEmpty && UsesWinogradData(g, batch, algorithm);
         if (batch == 0)
         {
             dWeight.Clear();
@@ -58,9 +72,10 @@ public static unsafe partial class Conv2dKernels
 
         fixed (float* pIn = input, pW = weight, pDy = dOutput, pDx = dInput, pDw = dWeight, pDb = dBias)
         {
+            if (winogradData) WinogradData(g, batch, pW, pDy, pDx, ctx);
             var job = new ConvJob(g, batch, ctx)
             {
-                Input = pIn, Weight = pW, Output = pDy, DInput = dInput.IsEmpty ? null : pDx, DWeight = pDw,
+                Input = pIn, Weight = pW, Output = pDy, DInput = dInput.IsEmpty || winogradData ? null : pDx, DWeight = pDw,
             };
             if (!dBias.IsEmpty) BiasGradient(g, batch, pDy, pDb, ctx);
 

@@ -2,6 +2,7 @@ using AlexNetCompiler.Cpu;
 
 namespace AlexNetCompiler.Tests.Cpu;
 
+/// <summary>The im2col + GEMM path (forced: Auto runs Winograd on some of these shapes, WinogradConvTests checks that path).</summary>
 public class Conv2dKernelsTests
 {
     /// <summary>(name, batch, C, H, W, OC, KH, KW, stride, padding, groups).</summary>
@@ -50,7 +51,7 @@ public class Conv2dKernelsTests
             {
                 using var ctx = new CpuContext(threads);
                 var actual = new float[expected.Length];
-                Conv2dKernels.Forward(g, batch, input, weight, bias, actual, relu, ctx);
+                Conv2dKernels.Forward(g, batch, input, weight, bias, actual, relu, ctx, Conv2dAlgorithm.Im2Col);
                 KernelAssert.WithinSummationBound(expected, actual, magnitude, roundings, $"conv {name} forward relu={relu} threads={threads}");
             }
         }
@@ -78,7 +79,7 @@ public class Conv2dKernelsTests
             using var ctx = new CpuContext(threads);
             // Poison the outputs: the kernel must overwrite, not accumulate.
             float[] dInput = KernelAssert.Random(input.Length, 99), dWeight = KernelAssert.Random(weight.Length, 98), dBias = KernelAssert.Random(oc, 97);
-            Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx);
+            Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Im2Col);
             // dWeight: per sample a GEMM over P positions in K blocks of 256 (an FMA chain per block, one add per
             // block into C), accumulated over the samples, then per-thread partials added in the reduction.
             int dwRoundings = Math.Min(positions, Gemm.KC) + batch * ((positions + Gemm.KC - 1) / Gemm.KC) + threads;
@@ -91,7 +92,7 @@ public class Conv2dKernelsTests
 
             // Without dInput and dBias (the first layer, a bias-free layer): dWeight unchanged.
             float[] dWeightOnly = new float[weight.Length];
-            Conv2dKernels.Backward(g, batch, input, weight, dOutput, Span<float>.Empty, dWeightOnly, Span<float>.Empty, ctx);
+            Conv2dKernels.Backward(g, batch, input, weight, dOutput, Span<float>.Empty, dWeightOnly, Span<float>.Empty, ctx, Conv2dAlgorithm.Im2Col);
             Assert.Equal(dWeight, dWeightOnly);
         }
     }

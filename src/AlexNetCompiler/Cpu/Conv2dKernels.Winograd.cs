@@ -1,0 +1,444 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace AlexNetCompiler.Cpu;
+
+/// <summary>Which algorithm a fast 2-D convolution runs.</summary>
+public enum Conv2dAlgorithm
+{
+    /// <summary>
+    /// Chosen by shape and batch: Winograd F(4x4, 3x3) only where it measured faster than im2col + GEMM in both of two
+    /// benchmark runs (<see cref="Conv2dKernels.WinogradMinBatch"/> samples or more, and the layer shapes listed in
+    /// Conv2dKernels.Winograd.cs, forward and input gradient separately); im2col + GEMM otherwise.
+    /// </summary>
+    Auto,
+    /// <summary>im2col + GEMM, every shape.</summary>
+    Im2Col,
+    /// <summary>Winograd F(4x4, 3x3): 3x3 kernels at stride 1 only (and padding at most 2 for the input gradient).</summary>
+    Winograd,
+}
+
+/// <summary>
+/// Winograd F(4x4, 3x3) convolution (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", arXiv:1509.09308,
+/// 2015; CVPR 2016), with the paper's matrices for interpolation points 0, 1, -1, 2, -2 and infinity:
+/// <code>
+///         [ 4   0  -5   0   1   0 ]         [  1/4     0     0  ]
+///         [ 0  -4  -4   1   1   0 ]         [ -1/6  -1/6  -1/6  ]         [ 1   1   1   1   1   0 ]
+///   B^T = [ 0   4  -4  -1   1   0 ]     G = [ -1/6   1/6  -1/6  ]   A^T = [ 0   1  -1   2  -2   0 ]
+///         [ 0  -2  -1   2   1   0 ]         [ 1/24  1/12   1/6  ]         [ 0   1   1   4   4   0 ]
+///         [ 0   2  -1  -2   1   0 ]         [ 1/24 -1/12   1/6  ]         [ 0   1  -1   8  -8   1 ]
+///         [ 0   4   0  -5   0   1 ]         [   0     0     1   ]
+/// </code>
+/// A 4x4 output tile Y of one output channel is A^T [ sum over input channels c of (G g_c G^T) .* (B^T d_c B) ] A, where
+/// d_c is the 6x6 input tile of channel c and g_c the 3x3 filter. 36 multiplies per 16 outputs instead of 144.
+/// <para>
+/// Work: one parallel loop per call over independent items (group, chunk of tiles spanning samples, and at small
+/// batches part of the output channels), like the im2col path's (sample, group) items. An item transforms its chunk's
+/// input tiles into V[36][in][tiles]; then per block of <see cref="WinogradBlockRows"/> output channels it transforms
+/// those filters (in float) into U[36][block][in], runs the 36 GEMMs M[xi] = U[xi] * V[xi] on the
+/// project's blocked GEMM single-threaded, and the inverse transform with bias and ReLU writes the output. Scratch: V,
+/// U and M of one item per thread, in the im2col path's <see cref="ScratchSlot.Columns"/>; the chunks are as large as
+/// fits in the column matrix im2col would use for the layer (at least <see cref="WinogradMinChunkTiles"/> tiles). The
+/// filters are transformed again for every chunk: no transformed copy of a layer's weights (4x their size) is kept.
+/// </para>
+/// <para>
+/// The input gradient of a 3x3 stride-1 convolution with padding p is itself one: dX = conv(dY, W') with
+/// W'[c, oc] = W[oc, c] rotated by 180 degrees and padding 2 - p, which the same code computes with the filters
+/// transformed transposed and flipped.
+/// </para>
+/// </summary>
+public static unsafe partial class Conv2dKernels
+{
+    /// <summary>
+    /// Fewest samples for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd: at batch 1 it was slower than
+    /// im2col + GEMM on every 3x3 layer of both AlexNets, forward and input gradient (a 13x13 image has 16 tiles, half
+    /// a GEMM panel); batch 16 is the next size measured (docs/architecture.md).
+    /// </summary>
+    public const int WinogradMinBatch = 16;
+
+    /// <summary>
+    /// Fewest input and output channels per group for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd: the 3x3
+    /// layers of both AlexNets (128 to 384 per group at 13x13) are where it was measured: in each of four runs of the
+    /// bench's conv3x3 command at batch 16, summed over those six layers, it took 11-20% less time than im2col + GEMM
+    /// forward and 2-12% less in the backward pass (single layers went either way between runs; docs/architecture.md).
+    /// Narrower layers (FashionNet's, 32 to 64 per group) were not measured and stay on im2col.
+    /// </summary>
+    public const int WinogradMinChannels = 128;
+
+    /// <summary>Output channels per block of the GEMM and output-transform phase (a multiple of <see cref="Gemm.MR"/>).</summary>
+    internal const int WinogradBlockRows = 12;
+
+    /// <summary>Most tiles in one chunk (a multiple of the 8 lanes of the transforms and of <see cref="Gemm.NR"/>).</summary>
+    internal const int WinogradChunkTiles = 128;
+
+    /// <summary>Fewest tiles in one chunk, unless the layer has fewer: one panel of the GEMM's micro-kernel (<see cref="Gemm.NR"/>).</summary>
+    internal const int WinogradMinChunkTiles = Gemm.NR;
+
+    private const int Lanes = 8; // tiles per Vector256 in the transforms
+
+    /// <summary>Whether the forward pass of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>.</summary>
+    internal static bool UsesWinogradForward(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
+        UsesWinograd(g, batch, algorithm, dataGradient: false);
+
+    /// <summary>Whether the input gradient of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>.</summary>
+    internal static bool UsesWinogradData(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
+        UsesWinograd(g, batch, algorithm, dataGradient: true);
+
+    private static bool UsesWinograd(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm, bool dataGradient)
+    {
+        if (algorithm == Conv2dAlgorithm.Im2Col) return false;
+        bool possible = g.KernelHeight == 3 && g.KernelWidth == 3 && g.StrideHeight == 1 && g.StrideWidth == 1
+            && (!dataGradient || (g.PaddingHeight <= 2 && g.PaddingWidth <= 2));
+        if (algorithm == Conv2dAlgorithm.Winograd)
+        {
+            if (!possible)
+                throw new ArgumentException($"Conv2d: Winograd F(4x4, 3x3) needs a 3x3 kernel at stride 1{(dataGradient ? " and padding at most 2 for the input gradient" : "")}; this is {g.KernelHeight}x{g.KernelWidth} at stride {g.StrideHeight}x{g.StrideWidth}, padding {g.PaddingHeight}x{g.PaddingWidth}.", nameof(algorithm));
+            return true;
+        }
+        return possible && batch >= WinogradMinBatch
+            && g.InChannels / g.Groups >= WinogradMinChannels && g.OutChannels / g.Groups >= WinogradMinChannels;
+    }
+
+    /// <summary>One Winograd convolution: the forward pass, or the input gradient (<see cref="Transposed"/>).</summary>
+    private struct WinogradJob
+    {
+        // The convolution computed: per group Cin -> Cout channels, input [H, W], output [OH, OW], padding PH, PW.
+        public int Groups, Cin, Cout, H, W, OH, OW, PH, PW, TilesX, TilesPerSample;
+        public long InputSample, OutputSample; // floats per sample, all groups
+        public float* Input, Weight, Bias, Output;
+        public bool Relu, Transposed;
+        public CpuContext Ctx;
+        public long TotalTiles; // per group: every sample's tiles
+        // Work items: (group, chunk of ChunkTiles tiles, part of the output-channel blocks).
+        public int ChunkTiles, Chunks, Blocks, Parts;
+        // A work item's scratch: V[36][Cin][Ld], then U[36][WinogradBlockRows][Cin], then M[36][WinogradBlockRows][Ld];
+        // each of the 36 planes PlaneStride apart.
+        public int Ld;
+        public long TileStride, FilterStride, ProductStride, ScratchFloats;
+    }
+
+    /// <summary>
+    /// The distance between two of the 36 planes of U, V or M: whole cache lines, and one more, so that the planes do
+    /// not start at the same offset modulo 4 KiB (the 36 loads or stores of one tile would otherwise fall into the same
+    /// L1 set and evict each other).
+    /// </summary>
+    private static long PlaneStride(long floats) => (floats + 15) / 16 * 16 + 16;
+
+    /// <summary>Floats of one work item's scratch (V, U and M) for chunks of <paramref name="tiles"/> tiles.</summary>
+    private static long WinogradScratchFloats(int cin, int tiles)
+    {
+        int ld = (tiles + Lanes - 1) / Lanes * Lanes;
+        return 36 * (PlaneStride((long)cin * ld) + PlaneStride((long)WinogradBlockRows * cin) + PlaneStride((long)WinogradBlockRows * ld));
+    }
+
+    private static void WinogradForward(in Conv2dGeometry g, int batch, float* input, float* weight, float* bias, float* output, bool relu, CpuContext ctx)
+    {
+        var job = new WinogradJob
+        {
+            Groups = g.Groups, Cin = g.InChannels / g.Groups, Cout = g.OutChannels / g.Groups,
+            H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PH = g.PaddingHeight, PW = g.PaddingWidth,
+            InputSample = g.InputLength, OutputSample = g.OutputLength,
+            Input = input, Weight = weight, Bias = bias, Output = output, Relu = relu, Ctx = ctx,
+        };
+        WinogradRun(ref job, batch, Im2ColFloats(g));
+    }
+
+    /// <summary>dInput = conv(dOutput, W rotated and transposed), padding 2 - p; overwrites dInput.</summary>
+    private static void WinogradData(in Conv2dGeometry g, int batch, float* weight, float* dOutput, float* dInput, CpuContext ctx)
+    {
+        var job = new WinogradJob
+        {
+            Groups = g.Groups, Cin = g.OutChannels / g.Groups, Cout = g.InChannels / g.Groups,
+            H = g.OutHeight, W = g.OutWidth, OH = g.InHeight, OW = g.InWidth,
+            PH = 2 - g.PaddingHeight, PW = 2 - g.PaddingWidth,
+            InputSample = g.OutputLength, OutputSample = g.InputLength,
+            Input = dOutput, Weight = weight, Output = dInput, Transposed = true, Ctx = ctx,
+        };
+        WinogradRun(ref job, batch, Im2ColFloats(g));
+    }
+
+    /// <summary>Floats of the im2col path's column matrix for one sample and group of <paramref name="g"/>.</summary>
+    private static long Im2ColFloats(in Conv2dGeometry g) =>
+        (long)(g.InChannels / g.Groups) * g.KernelHeight * g.KernelWidth * g.OutHeight * g.OutWidth;
+
+    /// <summary>
+    /// One parallel loop over independent work items (group, chunk of tiles, part of the output channels): each
+    /// transforms its chunk's input tiles into its thread's scratch, then per block of output channels transforms
+    /// those filters, runs the 36 GEMMs single-threaded and writes the output tiles. No item reads another's results,
+    /// and every output element is computed by the same operations whatever the thread count (the chunks, blocks and
+    /// GEMM shapes depend on the layer only), so the result is bit for bit the same on any number of threads.
+    /// </summary>
+    /// <param name="im2colFloats">The im2col path's column matrix of this layer: the chunks are as large as fits
+    /// in that much scratch (the Winograd path uses the same slot), within 32 and <see cref="WinogradChunkTiles"/> tiles.</param>
+    private static void WinogradRun(ref WinogradJob job, int batch, long im2colFloats)
+    {
+        CpuContext ctx = job.Ctx;
+        job.TilesX = (job.OW + 3) / 4;
+        job.TilesPerSample = (job.OH + 3) / 4 * job.TilesX;
+        job.TotalTiles = (long)batch * job.TilesPerSample;
+        int chunk = WinogradMinChunkTiles;
+        while (chunk < WinogradChunkTiles && WinogradScratchFloats(job.Cin, chunk + Gemm.NR) <= im2colFloats) chunk += Gemm.NR;
+        chunk = (int)Math.Min(chunk, (job.TotalTiles + Lanes - 1) / Lanes * Lanes);
+        job.ChunkTiles = chunk;
+        job.Chunks = (int)((job.TotalTiles + chunk - 1) / chunk);
+        job.Blocks = (job.Cout + WinogradBlockRows - 1) / WinogradBlockRows;
+        // Fewer (group, chunk) items than threads (a small batch): split the output channels too.
+        int items = job.Groups * job.Chunks;
+        job.Parts = items >= ctx.Threads ? 1 : Math.Min(job.Blocks, (ctx.Threads + items - 1) / items);
+        job.Ld = (chunk + Lanes - 1) / Lanes * Lanes;
+        job.TileStride = PlaneStride((long)job.Cin * job.Ld);
+        job.FilterStride = PlaneStride((long)WinogradBlockRows * job.Cin);
+        job.ProductStride = PlaneStride((long)WinogradBlockRows * job.Ld);
+        job.ScratchFloats = 36 * (job.TileStride + job.FilterStride + job.ProductStride);
+        ctx.For(items * job.Parts, &WinogradItem, Unsafe.AsPointer(ref job));
+    }
+
+    private static void WinogradItem(void* state, int item, int threadIndex)
+    {
+        ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
+        int part = item % job.Parts, chunk = item / job.Parts % job.Chunks, grp = item / job.Parts / job.Chunks;
+        float* v = job.Ctx.Scratch(threadIndex, ScratchSlot.Columns, job.ScratchFloats);
+        float* u = v + 36 * job.TileStride;
+        float* m = u + 36 * job.FilterStride;
+
+        // Per tile of the chunk: its sample and the top-left corner of its output tile (no divisions in the inner loops).
+        int* tileSample = stackalloc int[WinogradChunkTiles];
+        int* tileY = stackalloc int[WinogradChunkTiles];
+        int* tileX = stackalloc int[WinogradChunkTiles];
+        long first = (long)chunk * job.ChunkTiles;
+        int tiles = (int)Math.Min(job.ChunkTiles, job.TotalTiles - first);
+        for (int t = 0; t < tiles; t++)
+        {
+            long tile = first + t;
+            int r = (int)(tile % job.TilesPerSample);
+            tileSample[t] = (int)(tile / job.TilesPerSample);
+            tileY[t] = r / job.TilesX * 4;
+            tileX[t] = r % job.TilesX * 4;
+        }
+        var chunkTiles = new ChunkTiles { Count = tiles, Sample = tileSample, Y = tileY, X = tileX };
+
+        for (int i = 0; i < job.Cin; i++) TransformInputChannel(ref job, chunkTiles, grp, i, v + (long)i * job.Ld);
+
+        int firstBlock = (int)((long)job.Blocks * part / job.Parts), endBlock = (int)((long)job.Blocks * (part + 1) / job.Parts);
+        for (int block = firstBlock; block < endBlock; block++)
+        {
+            int o0 = block * WinogradBlockRows, rows = Math.Min(WinogradBlockRows, job.Cout - o0);
+            TransformFilters(ref job, grp, o0, rows, u);
+            for (int xi = 0; xi < 36; xi++)
+            {
+                Gemm.Multiply(rows, tiles, job.Cin, u + xi * job.FilterStride, job.Cin, false, v + xi * job.TileStride, job.Ld, false,
+                    m + xi * job.ProductStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
+            }
+            TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
+        }
+    }
+
+    /// <summary>The tiles of one chunk: count, and per tile its sample and the top-left corner of its output tile.</summary>
+    private struct ChunkTiles
+    {
+        public int Count;
+        public int* Sample, Y, X;
+    }
+
+    /// <summary>
+    /// U[xi][r][i] = (G g G^T)[xi] for output channels o0 + r, r &lt; <paramref name="rows"/>, of group
+    /// <paramref name="grp"/> and every input channel i, in float, eight input channels at a time (one per lane). g is
+    /// W[o, i] (forward) or W[i, o] rotated by 180 degrees (input gradient). Every chunk transforms its filters again,
+    /// so this runs at eight times the rate of a transform done once per call at batch 16: the taps are gathered
+    /// straight into vectors where AVX2 allows.
+    /// </summary>
+    private static void TransformFilters(ref WinogradJob job, int grp, int o0, int rows, float* uBlock)
+    {
+        long plane = job.FilterStride;
+        float* taps = stackalloc float[9 * Lanes]; // taps[k * 8 + lane]: tap k of the lane's filter
+        Vector256<float>* f = stackalloc Vector256<float>[9];
+        Vector256<float>* gf = stackalloc Vector256<float>[18]; // G f: 6 x 3
+        Vector256<float>* t = stackalloc Vector256<float>[36];  // G f G^T: 6 x 6
+        // Floats from one input channel's filter to the next's, and from tap k's offset to tap 0's.
+        long channelStride = job.Transposed ? (long)job.Cout * 9 : 9;
+        Vector256<int> laneOffsets = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * Vector256.Create((int)channelStride);
+        bool gather = Avx2.IsSupported && (long)Lanes * channelStride < int.MaxValue;
+        for (int r = 0; r < rows; r++)
+        {
+            int o = o0 + r;
+            float* u = uBlock + (long)r * job.Cin;
+            // Tap 0 of input channel 0's filter.
+            float* first = job.Transposed
+                ? job.Weight + ((long)grp * job.Cin * job.Cout + o) * 9
+                : job.Weight + ((long)grp * job.Cout + o) * job.Cin * 9;
+            for (int i0 = 0; i0 < job.Cin; i0 += Lanes)
+            {
+                int count = Math.Min(Lanes, job.Cin - i0);
+                float* src = first + i0 * channelStride;
+                if (count == Lanes && gather)
+                {
+                    for (int k = 0; k < 9; k++)
+                        f[k] = Avx2.GatherVector256(src + (job.Transposed ? 8 - k : k), laneOffsets, 4);
+                }
+                else
+                {
+                    if (count < Lanes) new Span<float>(taps, 9 * Lanes).Clear();
+                    for (int lane = 0; lane < count; lane++)
+                    {
+                        float* filter = src + lane * channelStride;
+                        for (int k = 0; k < 9; k++) taps[k * Lanes + lane] = filter[job.Transposed ? 8 - k : k];
+                    }
+                    for (int k = 0; k < 9; k++) f[k] = Vector256.Load(taps + k * Lanes);
+                }
+                for (int col = 0; col < 3; col++) FilterColumn(f[col], f[3 + col], f[6 + col], gf + col, 3);
+                for (int row = 0; row < 6; row++) FilterColumn(gf[row * 3], gf[row * 3 + 1], gf[row * 3 + 2], t + row * 6, 1);
+                if (count == Lanes)
+                {
+                    for (int k = 0; k < 36; k++) t[k].Store(u + k * plane + i0);
+                }
+                else
+                {
+                    for (int k = 0; k < 36; k++)
+                    {
+                        t[k].Store(taps);
+                        for (int lane = 0; lane < count; lane++) u[k * plane + i0 + lane] = taps[lane];
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>G times the 3-vector (a, b, c), written to dst[0], dst[stride], ... dst[5 * stride].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FilterColumn(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float>* dst, int stride)
+    {
+        Vector256<float> sixth = Vector256.Create(1f / 6), twelfth = Vector256.Create(1f / 12), twentyFourth = Vector256.Create(1f / 24);
+        Vector256<float> ac = a + c;
+        dst[0] = Vector256.Create(0.25f) * a;
+        dst[stride] = -sixth * (ac + b);
+        dst[2 * stride] = -sixth * (ac - b);
+        dst[3 * stride] = twentyFourth * a + twelfth * b + sixth * c;
+        dst[4 * stride] = twentyFourth * a - twelfth * b + sixth * c;
+        dst[5 * stride] = c;
+    }
+
+    /// <summary>
+    /// V[xi][t] = (B^T d B)[xi] for input channel <paramref name="i"/> of group <paramref name="grp"/> and every tile t
+    /// of the chunk, 8 tiles at a time, into <paramref name="v"/> (planes <see cref="WinogradJob.TileStride"/> apart);
+    /// the lanes past the last tile are zero.
+    /// </summary>
+    private static void TransformInputChannel(ref WinogradJob job, in ChunkTiles tiles, int grp, int i, float* v)
+    {
+        int h = job.H, w = job.W;
+        long channelOffset = (long)(grp * job.Cin + i) * h * w;
+        long xiStride = job.TileStride;
+        float* stage = stackalloc float[36 * Lanes];
+        Vector256<float>* d = stackalloc Vector256<float>[36];
+        for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
+        {
+            int lanes = Math.Min(Lanes, tiles.Count - t0);
+            if (lanes < Lanes) new Span<float>(stage, 36 * Lanes).Clear();
+            for (int lane = 0; lane < lanes; lane++)
+            {
+                int tile = t0 + lane;
+                int y0 = tiles.Y[tile] - job.PH, x0 = tiles.X[tile] - job.PW;
+                float* plane = job.Input + tiles.Sample[tile] * job.InputSample + channelOffset;
+                for (int row = 0; row < 6; row++)
+                {
+                    int y = y0 + row;
+                    float* dst = stage + row * 6 * Lanes + lane;
+                    if ((uint)y >= (uint)h)
+                    {
+                        for (int col = 0; col < 6; col++) dst[col * Lanes] = 0f;
+                        continue;
+                    }
+                    float* src = plane + (long)y * w;
+                    if (x0 >= 0 && x0 + 6 <= w)
+                    {
+                        for (int col = 0; col < 6; col++) dst[col * Lanes] = src[x0 + col];
+                    }
+                    else
+                    {
+                        for (int col = 0; col < 6; col++)
+                        {
+                            int x = x0 + col;
+                            dst[col * Lanes] = (uint)x < (uint)w ? src[x] : 0f;
+                        }
+                    }
+                }
+            }
+            for (int k = 0; k < 36; k++) d[k] = Vector256.Load(stage + k * Lanes);
+            // B^T d: on each column (stride 6), in place; then (B^T d) B: on each row (stride 1).
+            for (int col = 0; col < 6; col++) InputTransform(d + col, 6);
+            for (int row = 0; row < 6; row++) InputTransform(d + row * 6, 1);
+            for (int k = 0; k < 36; k++) d[k].Store(v + k * xiStride + t0);
+        }
+    }
+
+    /// <summary>B^T times the 6 vectors x[0], x[s], ..., x[5s], in place.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void InputTransform(Vector256<float>* x, int s)
+    {
+        Vector256<float> d0 = x[0], d1 = x[s], d2 = x[2 * s], d3 = x[3 * s], d4 = x[4 * s], d5 = x[5 * s];
+        Vector256<float> four = Vector256.Create(4f), five = Vector256.Create(5f), two = Vector256.Create(2f);
+        Vector256<float> a = d4 - d2, b = d3 - d1; // shared terms of rows 1-4
+        x[0] = four * d0 - five * d2 + d4;
+        x[s] = d4 + d3 - four * (d1 + d2);
+        x[2 * s] = d4 - d3 + four * (d1 - d2);
+        x[3 * s] = a + two * b;
+        x[4 * s] = a - two * b;
+        x[5 * s] = four * d1 - five * d3 + d5;
+    }
+
+    /// <summary>
+    /// Y = A^T M A + bias (ReLU) for output channels o0 + r, r &lt; <paramref name="rows"/>, of group
+    /// <paramref name="grp"/>, from the chunk's products <paramref name="m"/>, scattered to the output tiles.
+    /// </summary>
+    private static void TransformOutput(ref WinogradJob job, in ChunkTiles tiles, int grp, int o0, int rows, float* m)
+    {
+        long rowsStride = job.ProductStride;
+        float* stage = stackalloc float[16 * Lanes];
+        Vector256<float>* t = stackalloc Vector256<float>[36];
+        for (int o = 0; o < rows; o++)
+        {
+            int channel = grp * job.Cout + o0 + o;
+            var bias = Vector256.Create(job.Bias == null ? 0f : job.Bias[channel]);
+            long channelOffset = (long)channel * job.OH * job.OW;
+            float* mo = m + (long)o * job.Ld;
+            for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
+            {
+                for (int k = 0; k < 36; k++) t[k] = Vector256.Load(mo + k * rowsStride + t0);
+                // A^T M: on each column (stride 6) into rows 0-3; then (A^T M) A: on each of those rows.
+                for (int col = 0; col < 6; col++) OutputTransform(t + col, 6);
+                for (int row = 0; row < 4; row++)
+                {
+                    OutputTransform(t + row * 6, 1);
+                    for (int col = 0; col < 4; col++)
+                    {
+                        Vector256<float> y = t[row * 6 + col] + bias;
+                        if (job.Relu) y = Vector256.Max(y, Vector256<float>.Zero);
+                        y.Store(stage + (row * 4 + col) * Lanes);
+                    }
+                }
+                int lanes = Math.Min(Lanes, tiles.Count - t0);
+                for (int lane = 0; lane < lanes; lane++)
+                {
+                    int tile = t0 + lane;
+                    int y0 = tiles.Y[tile], x0 = tiles.X[tile];
+                    int height = Math.Min(4, job.OH - y0), width = Math.Min(4, job.OW - x0);
+                    float* dst = job.Output + tiles.Sample[tile] * job.OutputSample + channelOffset + (long)y0 * job.OW + x0;
+                    for (int row = 0; row < height; row++, dst += job.OW)
+                        for (int col = 0; col < width; col++) dst[col] = stage[(row * 4 + col) * Lanes + lane];
+                }
+            }
+        }
+    }
+
+    /// <summary>A^T times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], x[s], x[2s], x[3s].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OutputTransform(Vector256<float>* x, int s)
+    {
+        Vector256<float> m0 = x[0], m1 = x[s], m2 = x[2 * s], m3 = x[3 * s], m4 = x[4 * s], m5 = x[5 * s];
+        Vector256<float> sum12 = m1 + m2, diff12 = m1 - m2, sum34 = m3 + m4, diff34 = m3 - m4;
+        x[0] = m0 + sum12 + sum34;
+        x[s] = diff12 + Vector256.Create(2f) * diff34;
+        x[2 * s] = sum12 + Vector256.Create(4f) * sum34;
+        x[3 * s] = diff12 + Vector256.Create(8f) * diff34 + m5;
+    }
+}

@@ -1,0 +1,218 @@
+using AlexNetCompiler.Cpu;
+using Xunit.Abstractions;
+
+namespace AlexNetCompiler.Tests.Cpu;
+
+/// <summary>
+/// The Winograd F(4x4, 3x3) path of <see cref="Conv2dKernels"/> (forward and input gradient) against the plain
+/// reference, which sums in double and rounds once.
+/// <para>
+/// Tolerances. Winograd is not a reordering of the direct sum: the input transform multiplies by up to 5 and adds
+/// up to four terms, the filter transform divides by 6, 12 and 24 (in float), the output
+/// transform multiplies by up to 8 and adds up to five terms, and the 36 products are summed over the input channels in
+/// float32 by the GEMM. The rounding errors of the transformed operands are amplified by these coefficients and cancel
+/// only partly in the output transform, so the error is a constant factor above a float32 direct convolution's. Checked
+/// per tensor, with the output's own scale as the reference: relative L2 ||fast - ref|| / ||ref|| &lt;=
+/// <see cref="RelativeL2"/> and max |fast - ref| / max |ref| &lt;= <see cref="MaxRelative"/>.
+/// Measured on conv3-conv5 of both AlexNets at 13x13 (batch 2, He weights, post-ReLU inputs, half-zero output
+/// gradients): forward relative L2 2.2e-6 to 2.6e-6 and max 8.3e-6 to 1.15e-5; input gradient relative L2 2.2e-6 to
+/// 3.1e-6 and max 8.8e-6 to 1.17e-5 (a filter transform in double, rounded once, measured the same to two digits). im2col + GEMM on the same data: relative L2 about 2e-7, max about 3e-7, so
+/// Winograd is about 12x less accurate, and its error grows with the channel count (the small shapes below: relative
+/// L2 at most 1.9e-6). The bounds leave a margin of 3x (L2) and 4x (max) over the worst measured. One transform
+/// coefficient changed was tried: 1/24 to 1/25 in G's fourth row fails all 38 numeric cases (relative L2 2.4e-3 to
+/// 2.1e-2); 8 to 7 in A^T's last row fails every case that writes a fourth output row or column (relative L2 0.2 to
+/// 0.4); the five that pass never use that row (3x3 outputs, and the refusal test).
+/// </para>
+/// </summary>
+public sealed class WinogradConvTests(ITestOutputHelper output)
+{
+    private const double RelativeL2 = 1e-5, MaxRelative = 5e-5;
+
+    private static Conv2dGeometry Geometry(int c, int h, int w, int oc, int p, int groups) =>
+        new(c, h, w, oc, h + 2 * p - 2, w + 2 * p - 2, 3, 3, 1, 1, p, p, groups);
+
+    /// <summary>(name, batch, C, H, W, OC, padding, groups): odd sizes, edge tiles, channels that fill no vector.</summary>
+    public static TheoryData<string, int, int, int, int, int, int, int> SmallShapes()
+    {
+        var data = new TheoryData<string, int, int, int, int, int, int, int>();
+        foreach (int size in new[] { 5, 7, 13 })
+            foreach (int padding in new[] { 0, 1 })
+                foreach (int groups in new[] { 1, 2 })
+                    data.Add($"{size}x{size} pad {padding} groups {groups}", 2, 6, size, size, 10, padding, groups);
+        data.Add("rectangular 6x11 pad 2", 3, 5, 6, 11, 7, 2, 1);
+        data.Add("one output row and column (3x3 valid)", 2, 3, 3, 3, 4, 0, 1);
+        data.Add("chunks across samples", 15, 4, 13, 13, 6, 0, 2); // 9 tiles a sample: a chunk ends mid-sample
+        data.Add("several blocks of output channels, batch 1", 1, 20, 9, 9, 30, 1, 1); // 3 blocks split over threads
+        data.Add("wide channels 40 -> 70", 1, 40, 12, 12, 70, 1, 1);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(SmallShapes))]
+    public void Forward_matches_reference_on_small_shapes(string name, int batch, int c, int h, int w, int oc, int padding, int groups)
+    {
+        Conv2dGeometry g = Geometry(c, h, w, oc, padding, groups);
+        float[] input = KernelAssert.Random(batch * g.InputLength, 31), weight = KernelAssert.Random(g.WeightLength, 32, -0.3f, 0.3f);
+        float[] bias = KernelAssert.Random(oc, 33);
+        foreach (bool relu in new[] { false, true })
+        {
+            var expected = new float[batch * g.OutputLength];
+            Conv2dKernels.ForwardReference(g, batch, input, weight, bias, expected, relu);
+            float[]? oneThread = null;
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                using var ctx = new CpuContext(threads);
+                float[] actual = KernelAssert.Random(expected.Length, 34); // poisoned: every element must be written
+                Conv2dKernels.Forward(g, batch, input, weight, bias, actual, relu, ctx, Conv2dAlgorithm.Winograd);
+                AssertClose(expected, actual, $"{name} forward relu={relu} threads={threads}");
+                // The work items depend on the shape only: any thread count gives the same bits.
+                if (oneThread is null) oneThread = actual;
+                else Assert.Equal(oneThread, actual);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(SmallShapes))]
+    public void Input_gradient_matches_reference_on_small_shapes(string name, int batch, int c, int h, int w, int oc, int padding, int groups)
+    {
+        Conv2dGeometry g = Geometry(c, h, w, oc, padding, groups);
+        float[] input = KernelAssert.Random(batch * g.InputLength, 41), weight = KernelAssert.Random(g.WeightLength, 42, -0.3f, 0.3f);
+        float[] dOutput = KernelAssert.Random(batch * g.OutputLength, 43);
+        float[] dInputRef = new float[input.Length], dWeightRef = new float[weight.Length], dBiasRef = new float[oc];
+        Conv2dKernels.BackwardReference(g, batch, input, weight, dOutput, dInputRef, dWeightRef, dBiasRef);
+        float[]? oneThread = null;
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            using var ctx = new CpuContext(threads);
+            float[] dInput = KernelAssert.Random(input.Length, 44), dWeight = new float[weight.Length], dBias = new float[oc];
+            Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Winograd);
+            AssertClose(dInputRef, dInput, $"{name} dInput threads={threads}");
+            if (oneThread is null) oneThread = dInput;
+            else Assert.Equal(oneThread, dInput);
+            // The weight gradient stays on im2col + GEMM: the same bits as with that algorithm forced.
+            float[] dInputIm2Col = new float[input.Length], dWeightIm2Col = new float[weight.Length];
+            Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInputIm2Col, dWeightIm2Col, dBias, ctx, Conv2dAlgorithm.Im2Col);
+            Assert.Equal(dWeightIm2Col, dWeight);
+        }
+    }
+
+    /// <summary>(name, C, OC, groups): conv3-conv5 of the canonical AlexNet and of torchvision's, all 13x13, padding 1.</summary>
+    public static TheoryData<string, int, int, int> AlexNetLayers() => new()
+    {
+        { "AlexNet2012 conv3", 256, 384, 1 },
+        { "AlexNet2012 conv4", 384, 384, 2 },
+        { "AlexNet2012 conv5", 384, 256, 2 },
+        { "torchvision conv3", 192, 384, 1 },
+        { "torchvision conv4", 384, 256, 1 },
+        { "torchvision conv5", 256, 256, 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(AlexNetLayers))]
+    public void AlexNet_layers_are_within_the_stated_tolerance(string name, int c, int oc, int groups)
+    {
+        const int batch = 2;
+        Conv2dGeometry g = Geometry(c, 13, 13, oc, 1, groups);
+        var rng = new Random(7);
+        // He initialisation, N(0, 2 / fan-in); inputs and output gradients like those behind a ReLU (half zero).
+        float[] weight = Normal(rng, g.WeightLength, Math.Sqrt(2.0 / (c / groups * 9)));
+        float[] input = Relu(Normal(rng, batch * g.InputLength, 1.0));
+        float[] bias = Normal(rng, oc, 0.01);
+        float[] dOutput = Relu(Normal(rng, batch * g.OutputLength, 1e-3), keepSign: true);
+        using var ctx = new CpuContext(2);
+
+        var expected = new float[batch * g.OutputLength];
+        Conv2dKernels.ForwardReference(g, batch, input, weight, bias, expected, relu: false);
+        var actual = new float[expected.Length];
+        Conv2dKernels.Forward(g, batch, input, weight, bias, actual, relu: false, ctx, Conv2dAlgorithm.Winograd);
+        AssertClose(expected, actual, $"{name} forward");
+        var im2col = new float[expected.Length];
+        Conv2dKernels.Forward(g, batch, input, weight, bias, im2col, relu: false, ctx, Conv2dAlgorithm.Im2Col);
+        Report(expected, im2col, $"{name} forward, im2col (for comparison)");
+
+        float[] dInputRef = new float[input.Length], dWeightRef = new float[weight.Length], dBiasRef = new float[oc];
+        Conv2dKernels.BackwardReference(g, batch, input, weight, dOutput, dInputRef, dWeightRef, dBiasRef);
+        float[] dInput = new float[input.Length], dWeight = new float[weight.Length], dBias = new float[oc];
+        Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Winograd);
+        AssertClose(dInputRef, dInput, $"{name} dInput");
+        Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Im2Col);
+        Report(dInputRef, dInput, $"{name} dInput, im2col (for comparison)");
+    }
+
+    /// <summary>Auto: Winograd for 3x3 stride-1 layers of 128 or more channels per group at batch 16 or more (docs/architecture.md).</summary>
+    [Fact]
+    public void Auto_picks_winograd_for_wide_3x3_layers_at_large_batches()
+    {
+        Conv2dGeometry torchvisionConv5 = Geometry(256, 13, 13, 256, 1, 1), alexNetConv5 = Geometry(384, 13, 13, 256, 1, 2);
+        Conv2dGeometry fashionNetConv4 = Geometry(128, 7, 7, 128, 1, 2); // 64 channels per group
+        Assert.True(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradData(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradForward(alexNetConv5, 32, Conv2dAlgorithm.Auto)); // 192 -> 128 per group
+        Assert.True(Conv2dKernels.UsesWinogradData(alexNetConv5, 16, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(fashionNetConv4, 64, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 15, Conv2dAlgorithm.Auto)); // slower at batch 1; 16 is the least measured
+        Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Im2Col));
+        Assert.True(Conv2dKernels.UsesWinogradForward(fashionNetConv4, 1, Conv2dAlgorithm.Winograd));
+    }
+
+    [Fact]
+    public void Forcing_winograd_on_another_shape_is_refused()
+    {
+        Conv2dGeometry g = new(4, 9, 9, 4, 4, 4, 3, 3, 2, 2, 0, 0, 1);
+        using var ctx = new CpuContext(1);
+        var e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Forward(g, 1, new float[g.InputLength], new float[g.WeightLength], [], new float[g.OutputLength], false, ctx, Conv2dAlgorithm.Winograd));
+        Assert.Contains("stride 1", e.Message);
+        Conv2dGeometry wide = Geometry(4, 9, 9, 4, 3, 1);
+        e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Backward(wide, 1, new float[wide.InputLength], new float[wide.WeightLength], new float[wide.OutputLength], new float[wide.InputLength], new float[wide.WeightLength], [], ctx, Conv2dAlgorithm.Winograd));
+        Assert.Contains("padding at most 2", e.Message);
+        Assert.False(Conv2dKernels.UsesWinogradForward(Geometry(3, 9, 9, 64, 1, 1), 16, Conv2dAlgorithm.Auto)); // not a measured shape
+    }
+
+    private void AssertClose(float[] expected, float[] actual, string what)
+    {
+        var (relativeL2, maxRelative, worst) = Errors(expected, actual);
+        output.WriteLine($"{what}: relative L2 {relativeL2:E2}, max |error| / max |ref| {maxRelative:E2}");
+        if (!(relativeL2 <= RelativeL2) || !(maxRelative <= MaxRelative))
+            Assert.Fail($"{what}: relative L2 {relativeL2:E2} (bound {RelativeL2:E0}), max |error| / max |ref| {maxRelative:E2} (bound {MaxRelative:E0}); worst element {worst}: fast {actual[worst]:R}, reference {expected[worst]:R}");
+    }
+
+    private void Report(float[] expected, float[] actual, string what)
+    {
+        var (relativeL2, maxRelative, _) = Errors(expected, actual);
+        output.WriteLine($"{what}: relative L2 {relativeL2:E2}, max |error| / max |ref| {maxRelative:E2}");
+    }
+
+    private static (double RelativeL2, double MaxRelative, int Worst) Errors(float[] expected, float[] actual)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double diff2 = 0, ref2 = 0, maxDiff = 0, maxRef = 0;
+        int worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double d = (double)actual[i] - expected[i];
+            diff2 += d * d;
+            ref2 += (double)expected[i] * expected[i];
+            if (!(Math.Abs(d) <= maxDiff)) { maxDiff = Math.Abs(d); worst = i; }
+            maxRef = Math.Max(maxRef, Math.Abs(expected[i]));
+        }
+        return (Math.Sqrt(diff2 / Math.Max(ref2, 1e-300)), maxDiff / Math.Max(maxRef, 1e-300), worst);
+    }
+
+    private static float[] Normal(Random rng, int length, double sigma)
+    {
+        var x = new float[length];
+        for (int i = 0; i < length; i++)
+            x[i] = (float)(sigma * Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
+        return x;
+    }
+
+    /// <summary>max(0, x); with <paramref name="keepSign"/>, x where a fresh coin says the unit was active, else 0.</summary>
+    private static float[] Relu(float[] x, bool keepSign = false)
+    {
+        var rng = new Random(11);
+        for (int i = 0; i < x.Length; i++)
+            x[i] = keepSign ? (rng.Next(2) == 0 ? 0f : x[i]) : Math.Max(0f, x[i]);
+        return x;
+    }
+}
