@@ -31,6 +31,20 @@ internal static class BenchSetup
     public const ulong Seed = 2012;
     public static readonly SgdOptions Sgd = new(LearningRate: 0.01f, Momentum: 0.9f, WeightDecay: 5e-4f);
 
+    /// <summary>Environment variable that makes the project's networks use im2col + GEMM for every convolution: <c>im2col</c>.</summary>
+    public const string ConvVariable = "ALEXNET_BENCH_CONV";
+
+    /// <summary>
+    /// The project's context: Auto's convolution choice, or im2col everywhere when <see cref="ConvVariable"/> says so
+    /// (set it for the whole bench to compare a network with and without Winograd; the child processes inherit it).
+    /// </summary>
+    public static CpuContext Context(int threads) => Environment.GetEnvironmentVariable(ConvVariable) switch
+    {
+        null or "" or "auto" => new CpuContext(threads),
+        "im2col" => new CpuContext(threads) { Conv2dAlgorithm = Conv2dAlgorithm.Im2Col },
+        string other => throw new ArgumentException($"{ConvVariable}={other}: use auto or im2col."),
+    };
+
     public static float[] Images(NetworkDescriptor d, int batch)
     {
         var rng = new SeededRandom(Seed + (ulong)batch);

@@ -215,7 +215,7 @@ internal static class NetworkBench
         {
             case ("ours", _):
             {
-                using var ctx = new CpuContext(threads);
+                using var ctx = BenchSetup.Context(threads);
                 INetwork ours = BenchSetup.CreateOurs(net, batch, ctx);
                 var logits = new float[batch * d.ClassCount];
                 var sgd = new Sgd(ours.Parameters.Length, BenchSetup.Sgd);
@@ -327,7 +327,7 @@ internal static class NetworkBench
         if (impl == "ours")
         {
             long start = ReadStatusKiB("VmRSS");
-            using var ctx = new CpuContext(threads);
+            using var ctx = BenchSetup.Context(threads);
             INetwork ours = BenchSetup.CreateOurs(net, batch, ctx);
             var sgd = new Sgd(ours.Parameters.Length, BenchSetup.Sgd);
             for (ulong i = 0; i < 2; i++) ours.TrainStep(images, labels, batch, sgd, BenchSetup.Seed + i);

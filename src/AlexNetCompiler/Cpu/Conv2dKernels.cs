@@ -25,7 +25,7 @@ public static unsafe partial class Conv2dKernels
     {
         ArgumentNullException.ThrowIfNull(ctx);
         CheckConvShapes(g, batch, input.Length, weight.Length, bias.Length, output.Length, nameof(output));
-        bool winograd = UsesWinogradForward(g, batch, algorithm);
+        bool winograd = UsesWinogradForward(g, batch, algorithm == Conv2dAlgorithm.Auto ? ctx.Conv2dAlgorithm : algorithm);
         if (batch == 0) return;
         fixed (float* pIn = input, pW = weight, pB = bias, pOut = output)
         {
@@ -62,7 +62,7 @@ public static unsafe partial class Conv2dKernels
             throw new ArgumentException($"Conv2d backward: dWeight has {dWeight.Length} floats, expected {g.WeightLength} ([{g.OutChannels}, {g.InChannels / g.Groups}, {g.KernelHeight}, {g.KernelWidth}]).", nameof(dWeight));
         if (!dInput.IsEmpty && dInput.Length != (long)batch * g.InputLength)
             throw new ArgumentException($"Conv2d backward: dInput has {dInput.Length} floats, expected {(long)batch * g.InputLength} (batch {batch} x {g.InputLength}) or none.", nameof(dInput));
-        bool winogradData = !dInput.IsEmpty && UsesWinogradData(g, batch, algorithm);
+        bool winogradData = !dInput.IsEmpty && UsesWinogradData(g, batch, algorithm == Conv2dAlgorithm.Auto ? ctx.Conv2dAlgorithm : algorithm);
         if (batch == 0)
         {
             dWeight.Clear();

@@ -91,6 +91,22 @@ public sealed unsafe class CpuContext : IDisposable
     public int Threads { get; }
 
     /// <summary>
+    /// The convolution algorithm for kernel calls that ask for <see cref="Cpu.Conv2dAlgorithm.Auto"/> (all generated code
+    /// does): Auto chooses by shape (Winograd F(4x4, 3x3) for wide 3x3 layers at large batches); Im2Col keeps every
+    /// convolution on im2col + GEMM, e.g. for its accuracy (Winograd's float32 error is about 12x im2col's,
+    /// docs/architecture.md) or to compare the two on a whole network. Winograd cannot be forced for every shape here.
+    /// </summary>
+    public Conv2dAlgorithm Conv2dAlgorithm
+    {
+        get => _conv2dAlgorithm;
+        init => _conv2dAlgorithm = value == Conv2dAlgorithm.Winograd
+            ? throw new ArgumentException("A context can choose Auto or Im2Col; Winograd applies to 3x3 stride-1 convolutions only, so it is forced per kernel call.", nameof(value))
+            : value;
+    }
+
+    private readonly Conv2dAlgorithm _conv2dAlgorithm = Conv2dAlgorithm.Auto;
+
+    /// <summary>
     /// Held by a caller for a whole sequence of kernel calls (a generated network holds it for a forward or a
     /// training pass) so that concurrent callers sharing this context take turns. Re-entrant: <see cref="For"/>
     /// takes the same lock.

@@ -157,6 +157,30 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_context_set_to_im2col_keeps_autos_calls_on_im2col()
+    {
+        // A wide 3x3 layer at batch 16, where Auto picks Winograd: a context set to Im2Col gives im2col's bits instead.
+        Conv2dGeometry g = Geometry(128, 6, 6, 128, 1, 1);
+        const int batch = 16;
+        float[] input = KernelAssert.Random(batch * g.InputLength, 41), weight = KernelAssert.Random(g.WeightLength, 42, -0.1f, 0.1f);
+        float[] bias = KernelAssert.Random(g.OutChannels, 43);
+        float[] Run(CpuContext ctx, Conv2dAlgorithm algorithm)
+        {
+            var result = new float[batch * g.OutputLength];
+            Conv2dKernels.Forward(g, batch, input, weight, bias, result, relu: false, ctx, algorithm);
+            return result;
+        }
+        using var auto = new CpuContext(2);
+        using var im2col = new CpuContext(2) { Conv2dAlgorithm = Conv2dAlgorithm.Im2Col };
+
+        Assert.True(Conv2dKernels.UsesWinogradForward(g, batch, Conv2dAlgorithm.Auto));
+        Assert.Equal(Run(auto, Conv2dAlgorithm.Im2Col), Run(im2col, Conv2dAlgorithm.Auto));
+        Assert.Equal(Run(auto, Conv2dAlgorithm.Winograd), Run(auto, Conv2dAlgorithm.Auto));
+        Assert.NotEqual(Run(auto, Conv2dAlgorithm.Im2Col), Run(auto, Conv2dAlgorithm.Winograd)); // else the check above proves nothing
+        Assert.Throws<ArgumentException>(() => new CpuContext(1) { Conv2dAlgorithm = Conv2dAlgorithm.Winograd });
+    }
+
+    [Fact]
     public void Forcing_winograd_on_another_shape_is_refused()
     {
         Conv2dGeometry g = new(4, 9, 9, 4, 4, 4, 3, 3, 2, 2, 0, 0, 1);
