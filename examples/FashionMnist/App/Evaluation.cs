@@ -108,6 +108,7 @@ public static class Evaluator
         var images = new float[maxBatch * length];
         var logits = new float[maxBatch * outputs];
         var probabilities = new double[maxBatch * classes];
+        var viewProbabilities = new double[classes];
         var confusion = new int[classes, classes];
         double lossSum = 0;
         for (int start = 0; start < count; start += maxBatch)
@@ -119,7 +120,12 @@ public static class Evaluator
             {
                 for (int i = 0; i < chunk; i++) prepareView(start + i, view, images.AsSpan(i * length, length));
                 forward(images.AsSpan(0, chunk * length), chunk, logits);
-                for (int i = 0; i < chunk; i++) AddSoftmax(logits.AsSpan(i * outputs, classes), probabilities.AsSpan(i * classes, classes));
+                for (int i = 0; i < chunk; i++)
+                {
+                    Softmax(logits.AsSpan(i * outputs, classes), viewProbabilities);
+                    Span<double> sumOverViews = probabilities.AsSpan(i * classes, classes);
+                    for (int k = 0; k < classes; k++) sumOverViews[k] += viewProbabilities[k];
+                }
             }
             for (int i = 0; i < chunk; i++)
             {
@@ -135,14 +141,14 @@ public static class Evaluator
         return new EvaluationResult(count == 0 ? double.NaN : lossSum / count, count == 0 ? double.NaN : (double)correct / count, confusion, classNames);
     }
 
-    /// <summary>probabilities += softmax(logits), computed stably.</summary>
-    private static void AddSoftmax(ReadOnlySpan<float> logits, Span<double> probabilities)
+    /// <summary>probabilities = softmax(logits), computed stably in double (the maximum logit subtracted first).</summary>
+    internal static void Softmax(ReadOnlySpan<float> logits, Span<double> probabilities)
     {
         float max = float.NegativeInfinity;
         foreach (float v in logits) max = MathF.Max(max, v);
         double sum = 0;
-        foreach (float v in logits) sum += Math.Exp(v - max);
-        for (int k = 0; k < logits.Length; k++) probabilities[k] += Math.Exp(logits[k] - max) / sum;
+        for (int k = 0; k < logits.Length; k++) sum += probabilities[k] = Math.Exp(logits[k] - max);
+        for (int k = 0; k < logits.Length; k++) probabilities[k] /= sum;
     }
 
     /// <summary>Index of the first maximum.</summary>

@@ -35,7 +35,7 @@ internal static class PredictCommand
                 model.Normalization.Apply(pixels, d.InputHeight, d.InputWidth);
                 model.Network.Forward(pixels, 1, logits);
                 // The softmax of the data's classes' logits: outputs beyond them belong to no class.
-                Softmax(logits.AsSpan(0, classes), probabilities);
+                Evaluator.Softmax(logits.AsSpan(0, classes), probabilities);
                 int[] order = Enumerable.Range(0, classes).OrderByDescending(c => probabilities[c]).Take(3).ToArray();
                 string top3 = string.Join(", ", order.Select(c => string.Create(CultureInfo.InvariantCulture, $"{classNames[c]} {100 * probabilities[c]:F1}%")));
                 table.AddRow(Markup.Escape(path + (inverted ? " (inverted)" : "")), $"[bold]{Markup.Escape(classNames[order[0]])}[/]", Markup.Escape(top3));
@@ -44,15 +44,5 @@ internal static class PredictCommand
             return ExitCodes.Success;
         });
         return command;
-    }
-
-    /// <summary>Softmax computed stably in double.</summary>
-    private static void Softmax(ReadOnlySpan<float> logits, Span<double> probabilities)
-    {
-        float max = float.NegativeInfinity;
-        foreach (float v in logits) max = MathF.Max(max, v);
-        double sum = 0;
-        for (int k = 0; k < logits.Length; k++) sum += probabilities[k] = Math.Exp(logits[k] - max);
-        for (int k = 0; k < logits.Length; k++) probabilities[k] /= sum;
     }
 }
