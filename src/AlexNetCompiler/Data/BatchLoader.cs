@@ -65,12 +65,9 @@ public sealed class BatchLoader : IBatchSource, IDisposable
     public BatchLoader(Dataset data, int batchSize, Normalization normalization, Augmenter? augmenter = null, bool shuffle = false, ulong seed = 0,
         int shardRank = 0, int shardCount = 1)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(shardCount, 1);
-        if (shardRank < 0 || shardRank >= shardCount)
-            throw new ArgumentOutOfRangeException(nameof(shardRank), shardRank, $"The shard rank must be in [0, {shardCount}).");
+        CheckShardAndBatchSize(shardRank, shardCount, batchSize);
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(normalization);
-        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size {batchSize} must be positive.");
         if (normalization.Channels != data.Channels)
             throw new ArgumentException($"Normalisation has {normalization.Channels} channels, dataset '{data.Name}' has {data.Channels}.");
         if (augmenter is not null && augmenter.SampleLength != data.SampleLength)
@@ -89,6 +86,15 @@ public sealed class BatchLoader : IBatchSource, IDisposable
         _order = new int[data.Count];
         _worker = new Thread(WorkerLoop) { IsBackground = true, Name = "BatchLoader" };
         _worker.Start();
+    }
+
+    /// <summary>The shard and batch-size arguments' checks, shared with <see cref="ImageBatchLoader"/>.</summary>
+    internal static void CheckShardAndBatchSize(int shardRank, int shardCount, int batchSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(shardCount, 1);
+        if (shardRank < 0 || shardRank >= shardCount)
+            throw new ArgumentOutOfRangeException(nameof(shardRank), shardRank, $"The shard rank must be in [0, {shardCount}).");
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size {batchSize} must be positive.");
     }
 
     public Dataset Data => _data;

@@ -25,12 +25,9 @@ public sealed class ImageBatchLoader : IBatchSource
     public ImageBatchLoader(ImageSet set, ImagePipeline pipeline, int batchSize, bool training, ulong seed = 0, int threads = 0,
         int shardRank = 0, int shardCount = 1)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(shardCount, 1);
-        if (shardRank < 0 || shardRank >= shardCount)
-            throw new ArgumentOutOfRangeException(nameof(shardRank), shardRank, $"The shard rank must be in [0, {shardCount}).");
+        BatchLoader.CheckShardAndBatchSize(shardRank, shardCount, batchSize);
         ArgumentNullException.ThrowIfNull(set);
         ArgumentNullException.ThrowIfNull(pipeline);
-        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size {batchSize} must be positive.");
         if (set.Side != pipeline.Options.Side)
             throw new ArgumentException($"{set.Name}: images of {set.Side}x{set.Side}, the pipeline expects {pipeline.Options.Side}x{pipeline.Options.Side}.");
         _set = set;
