@@ -51,8 +51,7 @@ public sealed class CudaDataParallelEngine : IDataParallelEngine
     public DataParallelStep TrainShard(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, int firstSample, int batchCount,
         ulong dropoutSeed, bool stopRequested = false, int scoredClasses = 0)
     {
-        if (count < 0 || firstSample < 0 || firstSample + count > batchCount)
-            throw new ArgumentException($"Shard [{firstSample}, {firstSample + count}) is not inside a batch of {batchCount}.");
+        DataParallelEngine.CheckShardRange(count, firstSample, batchCount);
         CudaNetworkRunner runner = _network.Runner;
         float shardLoss = 0;
         long correct = 0;

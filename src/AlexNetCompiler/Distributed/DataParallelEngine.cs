@@ -102,6 +102,13 @@ public sealed class DataParallelEngine : IDataParallelEngine
         return (first, next - first);
     }
 
+    /// <summary>TrainShard's check, shared with <see cref="CudaDataParallelEngine"/>: the shard lies inside its batch.</summary>
+    internal static void CheckShardRange(int count, int firstSample, int batchCount)
+    {
+        if (count < 0 || firstSample < 0 || firstSample + count > batchCount)
+            throw new ArgumentException($"Shard [{firstSample}, {firstSample + count}) is not inside a batch of {batchCount}.");
+    }
+
     public ICommunicator Communicator => _communicator;
 
     public string Description => $"cpu, data-parallel: {_communicator.Description}";
@@ -114,8 +121,7 @@ public sealed class DataParallelEngine : IDataParallelEngine
     public DataParallelStep TrainShard(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, int firstSample, int batchCount,
         ulong dropoutSeed, bool stopRequested = false, int scoredClasses = 0)
     {
-        if (count < 0 || firstSample < 0 || firstSample + count > batchCount)
-            throw new ArgumentException($"Shard [{firstSample}, {firstSample + count}) is not inside a batch of {batchCount}.");
+        CheckShardRange(count, firstSample, batchCount);
         float[] gradients = _network.Gradients;
         float shardLoss = 0;
         long correct = 0;
