@@ -13,6 +13,11 @@ public sealed record LoadedData(Dataset Train, Dataset Test, string Description,
     public int Height => Train.Height;
     public int Width => Train.Width;
     public IReadOnlyDictionary<string, string> CheckpointMetadata { get; } = new Dictionary<string, string>();
+    /// <summary>
+    /// Padding of the 10-view test's corner crops (<see cref="Evaluator.Evaluate(ForwardPass, int, int, Dataset, Normalization, int, int, CancellationToken)"/>):
+    /// the training crop padding, which only in-memory images have (an image folder's views come from its pipeline).
+    /// </summary>
+    public int CropPadding { get; init; } = 2;
 
     public Normalization ComputeNormalization() => Train.ComputeNormalization();
 
@@ -24,9 +29,9 @@ public sealed record LoadedData(Dataset Train, Dataset Test, string Description,
         return loader;
     }
 
-    public EvaluationResult Evaluate(ForwardPass forward, int outputs, int maxBatch, Normalization normalization, int views, int cropPadding,
+    public EvaluationResult Evaluate(ForwardPass forward, int outputs, int maxBatch, Normalization normalization, int views,
         CancellationToken cancel = default) =>
-        Evaluator.Evaluate(forward, outputs, maxBatch, Test, normalization, views, cropPadding, cancel);
+        Evaluator.Evaluate(forward, outputs, maxBatch, Test, normalization, views, CropPadding, cancel);
 }
 
 /// <summary>
@@ -178,7 +183,7 @@ public static class DataSources
                 $"{data.Description}: {reason}. Use --data embedded, or a smaller subset: alexnet-fashion make-subset --source DIR " +
                 "--train-per-class 2000 --test-per-class 500 --output SUBSET, then --data SUBSET.");
         string description = data.Description + $", converted from [{train.Channels}, {train.Height}, {train.Width}] to the network's [{channels}, {height}, {width}]";
-        return new LoadedData(Convert(train, channels, height, width), Convert(test, channels, height, width), description, data.IsFullSet);
+        return data with { Train = Convert(train, channels, height, width), Test = Convert(test, channels, height, width), Description = description };
     }
 
     private static Dataset Convert(Dataset source, int channels, int height, int width)

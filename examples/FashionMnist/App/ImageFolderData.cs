@@ -232,7 +232,7 @@ public sealed class ImageFolderData : ITrainingData, IDisposable
             settings.BatchSize, training: true, settings.Seed, threads: _threads, shardRank: shardRank, shardCount: shardCount);
     }
 
-    public EvaluationResult Evaluate(ForwardPass forward, int outputs, int maxBatch, Normalization normalization, int views, int cropPadding,
+    public EvaluationResult Evaluate(ForwardPass forward, int outputs, int maxBatch, Normalization normalization, int views,
         CancellationToken cancel = default) =>
         Evaluator.Evaluate(forward, outputs, maxBatch, Validation, EvaluationPipeline(normalization), views, cancel);
 

@@ -75,7 +75,8 @@ public sealed class Trainer : IDisposable
         if (data.ClassNames.Count > d.ClassCount)
             throw new ArgumentException($"{data.Description}: {data.ClassNames.Count} classes, {d.Name} has {d.ClassCount} outputs.");
         _network = network;
-        Data = data;
+        // In-memory images' test views crop as training did.
+        Data = data is LoadedData inMemory ? inMemory with { CropPadding = settings.Augmentation.CropPadding } : data;
         Settings = settings;
         Normalization = normalization ?? data.ComputeNormalization();
         Optimizer = new Sgd(network.Parameters.Length, new SgdOptions(settings.LearningRate, settings.Momentum, settings.WeightDecay, settings.Optimizer));
@@ -139,8 +140,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public EvaluationResult EvaluateViews(int views, CancellationToken cancel = default)
     {
-        EvaluationResult result = Data.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Normalization, views,
-            Settings.Augmentation.CropPadding, cancel);
+        EvaluationResult result = Data.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Normalization, views, cancel);
         FinalViewsEvaluation = result;
         FinalViews = views;
         return result;
@@ -219,7 +219,7 @@ public sealed class Trainer : IDisposable
         // after the schedule has run on rank 0, its learning rate.
         _parallel?.BroadcastState();
         EvaluationResult? test = IsRoot
-            ? Data.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Normalization, views: 1, Settings.Augmentation.CropPadding)
+            ? Data.Evaluate(_engine.Forward, _network.Descriptor.ClassCount, _network.MaxBatch, Normalization, views: 1)
             : null;
         LastEvaluation = test;
         var record = new EpochRecord(epoch + 1, Optimizer.LearningRate, _partialLossSum / Math.Max(_partialSeen, 1), (double)_partialCorrect / Math.Max(_partialSeen, 1),

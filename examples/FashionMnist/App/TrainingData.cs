@@ -39,8 +39,8 @@ public interface ITrainingData
 
     /// <summary>
     /// Inference over every held-out image, averaged over <paramref name="views"/> views (1, 2 or 10; Krizhevsky et al.
-    /// 2012, section 4.1); <paramref name="cropPadding"/> is the training crop padding of in-memory data.
+    /// 2012, section 4.1).
     /// </summary>
-    EvaluationResult Evaluate(ForwardPass forward, int outputs, int maxBatch, Normalization normalization, int views, int cropPadding,
+    EvaluationResult Evaluate(ForwardPass forward, int outputs, int maxBatch, Normalization normalization, int views,
         CancellationToken cancel = default);
 }

@@ -31,13 +31,12 @@ internal static class EvalCommand
                 throw new ArgumentException($"--crop-padding {parse.GetValue(cropPadding)}: must be in [0, {TrainSettings.MaxCropPadding}].");
             Shared.LoadedModel model = Shared.LoadModel(path, batchSize);
             NetworkDescriptor d = model.Choice.Model;
-            using DataLease loaded = Load(parse.GetValue(data), model, parse.GetValue(imageCache), path);
+            using DataLease loaded = Load(parse.GetValue(data), model, parse.GetValue(imageCache), path, parse.GetValue(cropPadding) ?? model.Choice.Defaults.CropPadding);
             AnsiConsole.MarkupLineInterpolated($"Checkpoint [bold]{path}[/] ({d.Name}), data: {loaded.Data.Description}");
             if (!loaded.Data.ClassNames.SequenceEqual(model.ClassNames))
                 throw new InvalidDataException($"{path}: trained on the classes {string.Join(", ", model.ClassNames)}; the data has {string.Join(", ", loaded.Data.ClassNames)}.");
             int viewCount = parse.GetValue(views);
-            EvaluationResult result = loaded.Data.Evaluate(model.Network.Forward, d.ClassCount, batchSize, model.Normalization, viewCount,
-                parse.GetValue(cropPadding) ?? model.Choice.Defaults.CropPadding);
+            EvaluationResult result = loaded.Data.Evaluate(model.Network.Forward, d.ClassCount, batchSize, model.Normalization, viewCount);
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                 $"Test accuracy [bold green]{100 * result.Accuracy:F2}%[/] ({result.Correct}/{result.Count}), loss {result.Loss:F4}{(viewCount > 1 ? $", averaged over {viewCount} views per image" : "")}"));
             AnsiConsole.Write(Shared.PerClassTable(result));
@@ -62,9 +61,9 @@ internal static class EvalCommand
     /// <summary>
     /// The test images: a checkpoint of an image-folder run evaluates the held-out images of that folder, prepared as
     /// training stored and split them (its metadata gives the side, the held-out share and the split's seed); other
-    /// checkpoints, the test split of <c>--data</c>.
+    /// checkpoints, the test split of <c>--data</c>, its corner views padded by <paramref name="cropPadding"/>.
     /// </summary>
-    private static DataLease Load(string? dataOption, Shared.LoadedModel model, string? imageCache, string checkpoint)
+    private static DataLease Load(string? dataOption, Shared.LoadedModel model, string? imageCache, string checkpoint, int cropPadding)
     {
         NetworkDescriptor d = model.Choice.Model;
         bool imageFolder = dataOption is not null && Directory.Exists(dataOption) && DataSources.Detect(dataOption) == DataSources.FolderKind.ImageFolder;
@@ -73,7 +72,7 @@ internal static class EvalCommand
             if (model.ImageSide is not null)
                 throw new ArgumentException($"{checkpoint} was trained on a folder of images by class: pass that folder with --data.");
             if (imageCache is not null) throw new ArgumentException("--image-cache applies to folders of images by class only.");
-            return new DataLease(DataSources.Load(dataOption, d.InputChannels, d.InputHeight, d.InputWidth));
+            return new DataLease(DataSources.Load(dataOption, d.InputChannels, d.InputHeight, d.InputWidth) with { CropPadding = cropPadding });
         }
         if (model.ImageSide is not { } side)
             throw new ArgumentException($"--data {dataOption}: a folder of images by class, but {checkpoint} was not trained on one (its metadata has no '{ImageFolderData.SideKey}').");
