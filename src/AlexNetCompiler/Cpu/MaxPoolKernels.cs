@@ -61,13 +61,61 @@ public static unsafe partial class MaxPoolKernels
             int ow = 0;
             if (Avx2.IsSupported && hFirst < hEnd)
             {
-                // Output columns whose windows lie fully inside the row: 8 windows at once, branch free.
-                int owInsideFirst = (g.PaddingWidth + g.StrideWidth - 1) / g.StrideWidth;
+                // Output columns whose windows lie fully inside the row: 8 windows at once, branch free; the columns
+                // before and after them (padding, or a row narrower than 8 windows) 8 at a time with masked reads.
+                int owInsideFirst = Math.Min(g.OutWidth, (g.PaddingWidth + g.StrideWidth - 1) / g.StrideWidth);
                 int owInsideEnd = Math.Min(g.OutWidth, (inW + g.PaddingWidth - g.KernelWidth) / g.StrideWidth + 1);
-                for (; ow < owInsideFirst && ow < g.OutWidth; ow++) ScalarWindow(in g, x, y, arg, oh, ow, hFirst, hEnd);
+                if (owInsideFirst > 0) MaskedWindows(in g, x, y, arg, oh, 0, owInsideFirst, hFirst, hEnd);
+                ow = owInsideFirst;
                 for (; ow + 8 <= owInsideEnd; ow += 8) VectorWindows(in g, x, y, arg, oh, ow, hFirst, hEnd);
+                for (; ow < g.OutWidth; ow += 8) MaskedWindows(in g, x, y, arg, oh, ow, Math.Min(8, g.OutWidth - ow), hFirst, hEnd);
+                continue;
             }
             for (; ow < g.OutWidth; ow++) ScalarWindow(in g, x, y, arg, oh, ow, hFirst, hEnd);
+        }
+    }
+
+    /// <summary>
+    /// Up to eight adjacent windows (output columns ow0 .. ow0 + lanes - 1) that may reach into the padding: the
+    /// window elements outside the row are neither read nor compared, so the result is the scalar scan's, including
+    /// its index when a whole window is -infinity (the first element inside the row).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MaskedWindows(in PoolGeometry g, float* x, float* y, int* arg, int oh, int ow0, int lanes, int hFirst, int hEnd)
+    {
+        int inW = g.InWidth;
+        Vector256<int> lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        Vector256<int> columns = (lane + Vector256.Create(ow0)) * Vector256.Create(g.StrideWidth) - Vector256.Create(g.PaddingWidth);
+        Vector256<int> active = Vector256.LessThan(lane, Vector256.Create(lanes));
+        Vector256<int> width = Vector256.Create(inW);
+        Vector256<float> negativeInfinity = Vector256.Create(float.NegativeInfinity);
+        Vector256<float> best = negativeInfinity;
+        Vector256<int> bestIndex = Vector256.Max(columns, Vector256<int>.Zero) + Vector256.Create(hFirst * inW);
+        for (int h = hFirst; h < hEnd; h++)
+        {
+            Vector256<int> rowStart = Vector256.Create(h * inW);
+            for (int kx = 0; kx < g.KernelWidth; kx++)
+            {
+                Vector256<int> column = columns + Vector256.Create(kx);
+                Vector256<int> inside = active & Vector256.GreaterThanOrEqual(column, Vector256<int>.Zero) & Vector256.LessThan(column, width);
+                Vector256<int> index = rowStart + column;
+                Vector256<float> v = Avx2.GatherMaskVector256(negativeInfinity, x, index, inside.AsSingle(), 4);
+                Vector256<float> replace = (Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v)) & inside.AsSingle();
+                best = Vector256.ConditionalSelect(replace, v, best);
+                bestIndex = Vector256.ConditionalSelect(replace.AsInt32(), index, bestIndex);
+            }
+        }
+        int o = oh * g.OutWidth + ow0;
+        if (lanes == 8)
+        {
+            best.Store(y + o);
+            if (arg != null) bestIndex.Store(arg + o);
+            return;
+        }
+        for (int i = 0; i < lanes; i++)
+        {
+            y[o + i] = best.GetElement(i);
+            if (arg != null) arg[o + i] = bestIndex.GetElement(i);
         }
     }
 

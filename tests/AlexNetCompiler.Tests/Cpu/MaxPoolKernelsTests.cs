@@ -11,6 +11,9 @@ public class MaxPoolKernelsTests
         { 1, 4, 8, 8, 2, 2, 2, 0 },      // tiling
         { 3, 2, 9, 6, 3, 2, 1, 1 },      // padded, rectangular
         { 1, 5, 10, 11, 3, 3, 3, 1 },
+        { 2, 3, 28, 28, 3, 3, 2, 1 },    // FashionNet pool1: padded, 14 windows a row (8 inside, the rest masked)
+        { 3, 4, 14, 14, 3, 3, 2, 1 },    // FashionNet pool2: 7 windows a row, all masked
+        { 2, 2, 5, 19, 3, 3, 1, 1 },     // stride 1, padded, 19 windows a row
         { 2, 96, 55, 55, 3, 3, 2, 0 },   // AlexNet pool1
         { 1, 256, 13, 13, 3, 3, 2, 0 },  // AlexNet pool5
     };
@@ -25,6 +28,8 @@ public class MaxPoolKernelsTests
         // Ties (first maximum wins) and a NaN (always wins) must be routed exactly as the reference does.
         for (int i = 0; i < input.Length; i += 7) input[i] = 0.5f;
         input[input.Length / 2] = float.NaN;
+        // A plane of -infinity: every window keeps the index of its first element inside the plane.
+        Array.Fill(input, float.NegativeInfinity, 0, h * w);
         int outLength = batch * g.OutputLength;
         var expected = new float[outLength];
         var expectedArg = new int[outLength];
