@@ -38,22 +38,56 @@ internal static unsafe class KernelBench
         }
     }
 
-    /// <summary>Every layer kernel of the canonical AlexNet, forward and backward, at the given batch.</summary>
-    public static void RunLayers(int threads, int batch)
+    /// <summary>The layer shapes <see cref="RunLayers"/> times, per network.</summary>
+    private sealed record LayerShapes(string Title, (string Name, Conv2dGeometry G, bool FirstLayer)[] Convs,
+        (string Name, LrnGeometry G)[] Lrns, (string Name, PoolGeometry G)[] Pools, (string Name, int In, int Out)[] Denses);
+
+    private static LayerShapes ShapesOf(string network) => network switch
+    {
+        "canonical" => new LayerShapes("Canonical AlexNet",
+            [
+                ("conv1", new Conv2dGeometry(3, 227, 227, 96, 55, 55, 11, 11, 4, 4, 0, 0, 1), true),
+                ("conv2", new Conv2dGeometry(96, 27, 27, 256, 27, 27, 5, 5, 1, 1, 2, 2, 2), false),
+                ("conv3", new Conv2dGeometry(256, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1), false),
+                ("conv4", new Conv2dGeometry(384, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 2), false),
+                ("conv5", new Conv2dGeometry(384, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 2), false),
+            ],
+            [("lrn1", new LrnGeometry(96, 55, 55, 5, 1e-4f, 0.75f, 2f)), ("lrn2", new LrnGeometry(256, 27, 27, 5, 1e-4f, 0.75f, 2f))],
+            [
+                ("pool1", new PoolGeometry(96, 55, 55, 27, 27, 3, 3, 2, 2, 0, 0)),
+                ("pool2", new PoolGeometry(256, 27, 27, 13, 13, 3, 3, 2, 2, 0, 0)),
+                ("pool5", new PoolGeometry(256, 13, 13, 6, 6, 3, 3, 2, 2, 0, 0)),
+            ],
+            [("fc6", 9216, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)]),
+        // The main job's network (examples/FashionMnist/FashionNet.cs).
+        "fashion" => new LayerShapes("FashionNet",
+            [
+                ("conv1", new Conv2dGeometry(1, 28, 28, 32, 28, 28, 3, 3, 1, 1, 1, 1, 1), true),
+                ("conv2", new Conv2dGeometry(32, 14, 14, 64, 14, 14, 3, 3, 1, 1, 1, 1, 1), false),
+                ("conv3", new Conv2dGeometry(64, 7, 7, 128, 7, 7, 3, 3, 1, 1, 1, 1, 1), false),
+                ("conv4", new Conv2dGeometry(128, 7, 7, 128, 7, 7, 3, 3, 1, 1, 1, 1, 2), false),
+                ("conv5", new Conv2dGeometry(128, 7, 7, 64, 7, 7, 3, 3, 1, 1, 1, 1, 2), false),
+            ],
+            [("lrn1", new LrnGeometry(32, 28, 28, 5, 1e-4f, 0.75f, 2f)), ("lrn2", new LrnGeometry(64, 14, 14, 5, 1e-4f, 0.75f, 2f))],
+            [
+                ("pool1", new PoolGeometry(32, 28, 28, 14, 14, 3, 3, 2, 2, 1, 1)),
+                ("pool2", new PoolGeometry(64, 14, 14, 7, 7, 3, 3, 2, 2, 1, 1)),
+                ("pool5", new PoolGeometry(64, 7, 7, 3, 3, 3, 3, 2, 2, 0, 0)),
+            ],
+            [("fc1", 576, 512), ("fc2", 512, 256), ("fc3", 256, 10)]),
+        _ => throw new ArgumentException($"kernels --net {network}: expected canonical or fashion."),
+    };
+
+    /// <summary>Every layer kernel of a network (the canonical AlexNet or FashionNet), forward and backward, at the given batch.</summary>
+    public static void RunLayers(int threads, int batch, string network = "canonical")
     {
         using var ctx = new CpuContext(threads);
         // One thread: time by CPU time, which on a shared machine counts only the cycles the kernels got.
         bool cpu = threads == 1;
-        Console.WriteLine($"Canonical AlexNet layers, batch {batch}, {threads} thread(s), {(cpu ? "CPU" : "wall")} time:");
+        LayerShapes shapes = ShapesOf(network);
+        Console.WriteLine($"{shapes.Title} layers, batch {batch}, {threads} thread(s), {(cpu ? "CPU" : "wall")} time:");
         double forwardTotal = 0, backwardTotal = 0;
-        (string Name, Conv2dGeometry G, bool FirstLayer)[] convs =
-        [
-            ("conv1", new Conv2dGeometry(3, 227, 227, 96, 55, 55, 11, 11, 4, 4, 0, 0, 1), true),
-            ("conv2", new Conv2dGeometry(96, 27, 27, 256, 27, 27, 5, 5, 1, 1, 2, 2, 2), false),
-            ("conv3", new Conv2dGeometry(256, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1), false),
-            ("conv4", new Conv2dGeometry(384, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 2), false),
-            ("conv5", new Conv2dGeometry(384, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 2), false),
-        ];
+        var convs = shapes.Convs;
         foreach (var (name, g, first) in convs)
         {
             float[] x = Random(batch * g.InputLength, 1), w = Random(g.WeightLength, 2), b = Random(g.OutChannels, 3);
@@ -66,7 +100,7 @@ internal static unsafe class KernelBench
             forwardTotal += tf; backwardTotal += tb;
             Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms {flops / tf / 1e9,7:F1} GFLOP/s   backward {tb * 1e3,8:F2} ms {bflops / tb / 1e9,7:F1} GFLOP/s");
         }
-        (string Name, LrnGeometry G)[] lrns = [("lrn1", new LrnGeometry(96, 55, 55, 5, 1e-4f, 0.75f, 2f)), ("lrn2", new LrnGeometry(256, 27, 27, 5, 1e-4f, 0.75f, 2f))];
+        var lrns = shapes.Lrns;
         foreach (var (name, g) in lrns)
         {
             float[] x = Random(batch * g.Length, 5), y = new float[x.Length], s = new float[x.Length], dy = Random(x.Length, 6), dx = new float[x.Length];
@@ -75,12 +109,7 @@ internal static unsafe class KernelBench
             forwardTotal += tf; backwardTotal += tb;
             Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms   backward {tb * 1e3,8:F2} ms");
         }
-        (string Name, PoolGeometry G)[] pools =
-        [
-            ("pool1", new PoolGeometry(96, 55, 55, 27, 27, 3, 3, 2, 2, 0, 0)),
-            ("pool2", new PoolGeometry(256, 27, 27, 13, 13, 3, 3, 2, 2, 0, 0)),
-            ("pool5", new PoolGeometry(256, 13, 13, 6, 6, 3, 3, 2, 2, 0, 0)),
-        ];
+        var pools = shapes.Pools;
         foreach (var (name, g) in pools)
         {
             float[] x = Random(batch * g.InputLength, 7), y = new float[batch * g.OutputLength], dy = Random(y.Length, 8), dx = new float[x.Length];
@@ -90,7 +119,7 @@ internal static unsafe class KernelBench
             forwardTotal += tf; backwardTotal += tb;
             Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms   backward {tb * 1e3,8:F2} ms");
         }
-        (string Name, int In, int Out)[] denses = [("fc6", 9216, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)];
+        var denses = shapes.Denses;
         foreach (var (name, inF, outF) in denses)
         {
             float[] x = Random(batch * inF, 9), w = Random(outF * inF, 10), b = Random(outF, 11), y = new float[batch * outF], dy = Random(y.Length, 12);

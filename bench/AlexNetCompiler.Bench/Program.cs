@@ -5,7 +5,7 @@ using AlexNetCompiler.Bench;
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- bench   [--threads N] [--batches 1,16] [--nets canonical,torchvision,fashion] [--reps R>=5] [--rounds K] [--seed S] [--no-memory]
 //     (against TorchSharp, and for the forward pass ONNX Runtime on the network's own ONNX export; every measurement in
 //     its own process, in an order shuffled by the seed; see NetworkBench)
-//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N]
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N] [--net canonical|fashion]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- conv3x3 [--threads N] [--batch N] [--reps R]
 //     (conv3-conv5 of both AlexNets with im2col + GEMM and with Winograd F(4x4, 3x3) forced)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
@@ -40,7 +40,7 @@ switch (command)
         return NetworkBench.MemoryProbe(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
     case "kernels":
         KernelBench.RunGemm(threads);
-        KernelBench.RunLayers(threads, IntOption(args, "--batch", 16));
+        KernelBench.RunLayers(threads, IntOption(args, "--batch", 16), ListOption(args, "--net", "canonical")[0]);
         return 0;
     case "conv3x3":
         KernelBench.RunConvAlgorithms(threads, IntOption(args, "--batch", 16), IntOption(args, "--reps", 15));

@@ -12,7 +12,8 @@ namespace AlexNetCompiler.Cpu;
 /// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
 /// thread then runs whole single-threaded GEMMs on its own scratch, with no synchronisation); otherwise (batch 1)
 /// the items run one after another, each im2col and col2im split over the threads by channel and each GEMM by rows
-/// or columns.
+/// or columns. A small output plane (under <see cref="SmallPlane"/> positions, such as 7x7) puts several samples'
+/// columns side by side in one item (<see cref="SamplesPerItem"/>), so its GEMMs are wide enough for the micro-kernel.
 /// </para>
 /// </summary>
 public static unsafe partial class Conv2dKernels
@@ -38,7 +39,7 @@ public static unsafe partial class Conv2dKernels
             {
                 Input = pIn, Weight = pW, Bias = bias.IsEmpty ? null : pB, Output = pOut, Relu = relu,
             };
-            int items = batch * g.Groups;
+            int items = job.Items;
             if (ctx.Threads > 1 && items >= ctx.Threads)
             {
                 ctx.For(items, &ForwardItem, Unsafe.AsPointer(ref job));
@@ -79,7 +80,7 @@ public static unsafe partial class Conv2dKernels
             };
             if (!dBias.IsEmpty) BiasGradient(g, batch, pDy, pDb, ctx);
 
-            int items = batch * g.Groups;
+            int items = job.Items;
             if (ctx.Threads > 1 && items >= ctx.Threads)
             {
                 // Static partition: thread t takes items t, t + T, ...; its dWeight partial is dWeight itself for
@@ -97,10 +98,37 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
+    /// <summary>Output planes with fewer positions than this are run several samples to an item.</summary>
+    internal const int SmallPlane = 128;
+
+    /// <summary>Columns a block of samples aims at: eight of the micro-kernel's 32-column tiles.</summary>
+    private const int BlockColumns = 256;
+
+    /// <summary>
+    /// Samples per work item. One sample of a 7x7 plane gives the GEMMs 49 columns (two 32-column tiles, a quarter
+    /// empty) and the weight gradient a depth of 49, with a call and a packing of the weights for each; a block of
+    /// samples side by side gives them about <see cref="BlockColumns"/>. Kept at one while that would leave fewer
+    /// than two items per thread (batch 1 keeps its all-threads path), and for a direct 1x1 convolution, whose
+    /// columns are the input itself. The forward result does not depend on it (each output is the same dot product).
+    /// </summary>
+    internal static int SamplesPerItem(in Conv2dGeometry g, int batch, int threads)
+    {
+        int positions = g.OutHeight * g.OutWidth;
+        if (positions >= SmallPlane || IsDirect(g)) return 1;
+        int samples = Math.Min(batch, (BlockColumns + positions - 1) / positions);
+        while (samples > 1 && (batch + samples - 1) / samples * g.Groups < 2 * threads) samples--;
+        return Math.Max(samples, 1);
+    }
+
+    private static bool IsDirect(in Conv2dGeometry g) =>
+        g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideHeight == 1 && g.StrideWidth == 1 && g.PaddingHeight == 0 && g.PaddingWidth == 0;
+
     private struct ConvJob
     {
         public Conv2dGeometry G;
         public int Batch, Groups, Cg, OCg, Kc, P, Parts;
+        /// <summary>Samples per item (<see cref="SamplesPerItem"/>); items run (sample block, group) pairs.</summary>
+        public int Samples, Items;
         public bool Direct; // 1x1, stride 1, no padding: the input is the column matrix
         public float* Input, Weight, Bias, Output, DInput, DWeight;
         public bool Relu;
@@ -116,10 +144,24 @@ public static unsafe partial class Conv2dKernels
             OCg = g.OutChannels / g.Groups;
             Kc = Cg * g.KernelHeight * g.KernelWidth;
             P = g.OutHeight * g.OutWidth;
-            Direct = g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideHeight == 1 && g.StrideWidth == 1
-                && g.PaddingHeight == 0 && g.PaddingWidth == 0;
+            Direct = IsDirect(g);
+            Samples = SamplesPerItem(g, batch, ctx.Threads);
+            Items = (batch + Samples - 1) / Samples * g.Groups;
             Ctx = ctx;
         }
+
+        /// <summary>The first sample, the sample count and the group of an item.</summary>
+        public readonly int Block(int item, out int count, out int group)
+        {
+            group = item % Groups;
+            int first = item / Groups * Samples;
+            count = Math.Min(Samples, Batch - first);
+            return first;
+        }
+
+        public readonly long InputOffset(int n, int group) => (long)n * G.InputLength + (long)group * Cg * G.InHeight * G.InWidth;
+
+        public readonly long OutputOffset(int n, int group) => (long)n * G.OutputLength + (long)group * OCg * P;
     }
 
     private static void ForwardItem(void* state, int item, int threadIndex) =>
@@ -128,16 +170,46 @@ public static unsafe partial class Conv2dKernels
     /// <param name="threadIndex">-1: called outside a parallel loop, the GEMM uses all threads.</param>
     private static void ForwardItemCore(ref ConvJob job, int item, int threadIndex)
     {
-        int n = item / job.Groups, grp = item % job.Groups;
-        ref readonly Conv2dGeometry g = ref job.G;
-        float* inputGroup = job.Input + (long)n * g.InputLength + (long)grp * job.Cg * g.InHeight * g.InWidth;
-        float* col = ColumnsFor(ref job, inputGroup, threadIndex);
-        // output[OCg, P] = weight_g[OCg, Kc] * col[Kc, P] + bias_g, ReLU
+        int n = job.Block(item, out int count, out int grp);
         float* weightGroup = job.Weight + (long)grp * job.OCg * job.Kc;
-        float* outputGroup = job.Output + (long)n * g.OutputLength + (long)grp * job.OCg * job.P;
         var epilogue = new GemmEpilogue(job.Bias == null ? null : job.Bias + grp * job.OCg, null, job.Relu);
-        Gemm.Multiply(job.OCg, job.P, job.Kc, weightGroup, job.Kc, false, col, job.P, false, outputGroup, job.P,
+        if (count > 1)
+        {
+            ForwardBlock(ref job, n, count, grp, weightGroup, epilogue, threadIndex);
+            return;
+        }
+        float* col = ColumnsFor(ref job, job.Input + job.InputOffset(n, grp), threadIndex);
+        // output[OCg, P] = weight_g[OCg, Kc] * col[Kc, P] + bias_g, ReLU
+        Gemm.Multiply(job.OCg, job.P, job.Kc, weightGroup, job.Kc, false, col, job.P, false, job.Output + job.OutputOffset(n, grp), job.P,
             false, epilogue, job.Ctx, threadIndex);
+    }
+
+    /// <summary>
+    /// Samples n .. n + count - 1 of one group: their columns side by side, [Kc, count * P], one GEMM into a block
+    /// [OCg, count * P], then each sample's [OCg, P] copied to its place in the output.
+    /// </summary>
+    private static void ForwardBlock(ref ConvJob job, int n, int count, int grp, float* weightGroup, GemmEpilogue epilogue, int threadIndex)
+    {
+        int thread = Math.Max(threadIndex, 0), width = count * job.P;
+        float* col = BlockColumnsFor(ref job, n, count, grp, thread);
+        float* block = job.Ctx.Scratch(thread, ScratchSlot.SampleBlock, (long)job.OCg * width);
+        Gemm.Multiply(job.OCg, width, job.Kc, weightGroup, job.Kc, false, col, width, false, block, width,
+            false, epilogue, job.Ctx, threadIndex);
+        for (int s = 0; s < count; s++)
+        {
+            float* output = job.Output + job.OutputOffset(n + s, grp);
+            for (int oc = 0; oc < job.OCg; oc++)
+                new ReadOnlySpan<float>(block + (long)oc * width + s * job.P, job.P).CopyTo(new Span<float>(output + (long)oc * job.P, job.P));
+        }
+    }
+
+    /// <summary>The column matrices of samples n .. n + count - 1 of one group, side by side: [Kc, count * P].</summary>
+    private static float* BlockColumnsFor(ref ConvJob job, int n, int count, int grp, int thread)
+    {
+        int width = count * job.P;
+        float* col = job.Ctx.Scratch(thread, ScratchSlot.Columns, (long)job.Kc * width);
+        for (int s = 0; s < count; s++) Im2Col(job.G, job.Cg, job.Input + job.InputOffset(n + s, grp), col + s * job.P, width);
+        return col;
     }
 
     /// <summary>The column matrix [Kc, P] of one sample and group: the input itself for a direct 1x1 conv.</summary>
@@ -146,7 +218,7 @@ public static unsafe partial class Conv2dKernels
         if (job.Direct) return inputGroup;
         float* col = job.Ctx.Scratch(Math.Max(threadIndex, 0), ScratchSlot.Columns, (long)job.Kc * job.P);
         if (threadIndex < 0 && job.Ctx.Threads > 1) ChannelsInParallel(ref job, inputGroup, col, &Im2ColChannels);
-        else Im2Col(job.G, job.Cg, inputGroup, col);
+        else Im2Col(job.G, job.Cg, inputGroup, col, job.P);
         return col;
     }
 
@@ -183,14 +255,14 @@ public static unsafe partial class Conv2dKernels
     {
         ref ChannelWork work = ref Unsafe.AsRef<ChannelWork>(state);
         int count = work.Chunk(chunk, out float* image, out float* col);
-        Im2Col(work.G, count, image, col);
+        Im2Col(work.G, count, image, col, work.G.OutHeight * work.G.OutWidth);
     }
 
     private static void Col2ImChannels(void* state, int chunk, int threadIndex)
     {
         ref ChannelWork work = ref Unsafe.AsRef<ChannelWork>(state);
         int count = work.Chunk(chunk, out float* image, out float* col);
-        Col2Im(work.G, count, col, image);
+        Col2Im(work.G, count, col, work.G.OutHeight * work.G.OutWidth, image);
     }
 
     private static void BackwardPart(void* state, int part, int threadIndex)
@@ -200,7 +272,7 @@ public static unsafe partial class Conv2dKernels
         // Partials are keyed by part, not thread: one thread may run several parts when a helper wakes late.
         float* dWeight = part == 0 ? job.DWeight : job.Ctx.Scratch(part, ScratchSlot.PartialGradient, weightLength);
         job.Partials[part] = dWeight;
-        int items = job.Batch * job.Groups;
+        int items = job.Items;
         int groupWeight = job.OCg * job.Kc;
         for (int grp = 0; grp < job.Groups; grp++)
         {
@@ -234,10 +306,15 @@ public static unsafe partial class Conv2dKernels
     /// <summary>dWeight_g (+)= dY_ng * col^T and, when wanted, dInput_ng = col2im(W_g^T * dY_ng).</summary>
     private static void BackwardItemCore(ref ConvJob job, int item, int threadIndex, float* dWeight, bool firstOfGroup)
     {
-        int n = item / job.Groups, grp = item % job.Groups;
+        int n = job.Block(item, out int count, out int grp);
+        if (count > 1)
+        {
+            BackwardBlock(ref job, n, count, grp, threadIndex, dWeight, firstOfGroup);
+            return;
+        }
         ref readonly Conv2dGeometry g = ref job.G;
-        long groupInputOffset = (long)n * g.InputLength + (long)grp * job.Cg * g.InHeight * g.InWidth;
-        float* dOutputGroup = job.Output + (long)n * g.OutputLength + (long)grp * job.OCg * job.P;
+        long groupInputOffset = job.InputOffset(n, grp);
+        float* dOutputGroup = job.Output + job.OutputOffset(n, grp);
         float* col = ColumnsFor(ref job, job.Input + groupInputOffset, threadIndex);
 
         // dWeight_g[OCg, Kc] (+)= dY_ng[OCg, P] * col[Kc, P]^T
@@ -258,7 +335,34 @@ public static unsafe partial class Conv2dKernels
         Gemm.Multiply(job.Kc, job.P, job.OCg, weightGroup, job.Kc, true, dOutputGroup, job.P, false,
             col, job.P, false, GemmEpilogue.None, job.Ctx, threadIndex);
         if (threadIndex < 0 && job.Ctx.Threads > 1) ChannelsInParallel(ref job, dInputGroup, col, &Col2ImChannels);
-        else Col2Im(g, job.Cg, col, dInputGroup);
+        else Col2Im(g, job.Cg, col, job.P, dInputGroup);
+    }
+
+    /// <summary>
+    /// <see cref="BackwardItemCore"/> for samples n .. n + count - 1 of one group: their output gradients gathered
+    /// side by side, [OCg, count * P], against their columns, [Kc, count * P], so the weight gradient is one product
+    /// of depth count * P and the column gradient one product of width count * P, scattered back sample by sample.
+    /// </summary>
+    private static void BackwardBlock(ref ConvJob job, int n, int count, int grp, int threadIndex, float* dWeight, bool firstOfGroup)
+    {
+        int thread = Math.Max(threadIndex, 0), width = count * job.P;
+        float* dOutputBlock = job.Ctx.Scratch(thread, ScratchSlot.SampleBlock, (long)job.OCg * width);
+        for (int s = 0; s < count; s++)
+        {
+            float* dOutput = job.Output + job.OutputOffset(n + s, grp);
+            for (int oc = 0; oc < job.OCg; oc++)
+                new ReadOnlySpan<float>(dOutput + (long)oc * job.P, job.P).CopyTo(new Span<float>(dOutputBlock + (long)oc * width + s * job.P, job.P));
+        }
+        float* col = BlockColumnsFor(ref job, n, count, grp, thread);
+
+        Gemm.Multiply(job.OCg, job.Kc, width, dOutputBlock, width, false, col, width, true,
+            dWeight + (long)grp * job.OCg * job.Kc, job.Kc, !firstOfGroup, GemmEpilogue.None, job.Ctx, threadIndex);
+
+        if (job.DInput == null) return;
+        float* weightGroup = job.Weight + (long)grp * job.OCg * job.Kc;
+        Gemm.Multiply(job.Kc, width, job.OCg, weightGroup, job.Kc, true, dOutputBlock, width, false,
+            col, width, false, GemmEpilogue.None, job.Ctx, threadIndex);
+        for (int s = 0; s < count; s++) Col2Im(job.G, job.Cg, col + s * job.P, width, job.DInput + job.InputOffset(n + s, grp));
     }
 
     /// <summary>dBias[oc] = sum over samples and positions of dY[n, oc, p].</summary>
@@ -275,19 +379,22 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>
-    /// col[(c * KH + kh) * KW + kw, oh * OW + ow] = input[c, oh * SH - PH + kh, ow * SW - PW + kw], zero outside.
+    /// col[(c * KH + kh) * KW + kw, oh * OW + ow] = input[c, oh * SH - PH + kh, ow * SW - PW + kw], zero outside;
+    /// the rows of col lie <paramref name="rowStride"/> floats apart (OH * OW for one sample alone).
     /// </summary>
-    internal static void Im2Col(in Conv2dGeometry g, int channels, float* input, float* col)
+    internal static void Im2Col(in Conv2dGeometry g, int channels, float* input, float* colStart, long rowStride)
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
         int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
+        long row = 0;
         for (int c = 0; c < channels; c++)
         {
             float* plane = input + (long)c * h * w;
             for (int ky = 0; ky < kh; ky++)
             {
-                for (int kx = 0; kx < kw; kx++)
+                for (int kx = 0; kx < kw; kx++, row++)
                 {
+                    float* col = colStart + row * rowStride;
                     // Output columns ow with 0 <= ow * sw - pw + kx < w form one contiguous range.
                     int owStart = FirstValid(pw - kx, sw), owEnd = Math.Min(ow, LastValidExclusive(w + pw - kx, sw));
                     for (int y = 0; y < oh; y++)
@@ -320,18 +427,20 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>The inverse scatter of <see cref="Im2Col"/>: input[c, iy, ix] = sum of the column entries that read it.</summary>
-    internal static void Col2Im(in Conv2dGeometry g, int channels, float* col, float* dInput)
+    internal static void Col2Im(in Conv2dGeometry g, int channels, float* colStart, long rowStride, float* dInput)
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
         int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
         new Span<float>(dInput, channels * h * w).Clear();
+        long row = 0;
         for (int c = 0; c < channels; c++)
         {
             float* plane = dInput + (long)c * h * w;
             for (int ky = 0; ky < kh; ky++)
             {
-                for (int kx = 0; kx < kw; kx++)
+                for (int kx = 0; kx < kw; kx++, row++)
                 {
+                    float* col = colStart + row * rowStride;
                     int owStart = FirstValid(pw - kx, sw), owEnd = Math.Min(ow, LastValidExclusive(w + pw - kx, sw));
                     for (int y = 0; y < oh; y++, col += ow)
                     {

@@ -15,6 +15,8 @@ public enum ScratchSlot
     PartialGradient = 3,
     /// <summary>Small kernels (LRN, pooling) that need a few rows of temporaries.</summary>
     Temporary = 4,
+    /// <summary>Conv: a block of samples' output, or output gradient, gathered side by side for one GEMM.</summary>
+    SampleBlock = 5,
 }
 
 /// <summary>

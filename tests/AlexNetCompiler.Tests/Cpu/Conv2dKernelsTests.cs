@@ -19,6 +19,11 @@ public class Conv2dKernelsTests
         yield return ["kernel larger than input with padding", 2, 2, 3, 4, 3, 5, 5, 1, 2, 1];
         yield return ["wide channels, batch 1, groups 1", 1, 40, 12, 12, 70, 3, 3, 1, 1, 1];
         yield return ["batch 5 odd", 5, 4, 6, 5, 6, 2, 3, 1, 1, 2];
+        // Small output planes at larger batches: several samples per GEMM (Conv2dKernels.SamplesPerItem), blocks
+        // that end short of the batch, groups, stride.
+        yield return ["7x7 sample blocks", 9, 6, 7, 7, 8, 3, 3, 1, 1, 1];
+        yield return ["5x5 sample blocks groups 2", 13, 8, 5, 5, 6, 3, 3, 1, 1, 2];
+        yield return ["5x5 sample blocks stride 2", 7, 3, 9, 9, 4, 3, 3, 2, 1, 1];
         // The canonical AlexNet layers at batch 1 (227 input; conv2, conv4, conv5 grouped).
         yield return ["AlexNet conv1", 1, 3, 227, 227, 96, 11, 11, 4, 0, 1];
         yield return ["AlexNet conv2", 1, 96, 27, 27, 256, 5, 5, 1, 2, 2];
@@ -80,9 +85,11 @@ public class Conv2dKernelsTests
             // Poison the outputs: the kernel must overwrite, not accumulate.
             float[] dInput = KernelAssert.Random(input.Length, 99), dWeight = KernelAssert.Random(weight.Length, 98), dBias = KernelAssert.Random(oc, 97);
             Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Im2Col);
-            // dWeight: per sample a GEMM over P positions in K blocks of 256 (an FMA chain per block, one add per
-            // block into C), accumulated over the samples, then per-thread partials added in the reduction.
-            int dwRoundings = Math.Min(positions, Gemm.KC) + batch * ((positions + Gemm.KC - 1) / Gemm.KC) + threads;
+            // dWeight: per item a GEMM over the P positions of its samples (several samples side by side for a small
+            // plane) in K blocks of 256 (an FMA chain per block, one add per block into C), accumulated over the
+            // items, then per-thread partials added in the reduction.
+            int depth = Conv2dKernels.SamplesPerItem(g, batch, threads) * positions;
+            int dwRoundings = Math.Min(depth, Gemm.KC) + batch * ((positions + Gemm.KC - 1) / Gemm.KC) + threads;
             KernelAssert.WithinSummationBound(dWeightRef, dWeight, dWeightMag, dwRoundings, $"conv {name} dWeight threads={threads}");
             // dInput: a GEMM over OC/G channels, then col2im adds up to KH*KW column entries.
             int dxRoundings = Math.Min(ocg, Gemm.KC) + (ocg + Gemm.KC - 1) / Gemm.KC + kh * kw;
@@ -95,6 +102,24 @@ public class Conv2dKernelsTests
             Conv2dKernels.Backward(g, batch, input, weight, dOutput, Span<float>.Empty, dWeightOnly, Span<float>.Empty, ctx, Conv2dAlgorithm.Im2Col);
             Assert.Equal(dWeight, dWeightOnly);
         }
+    }
+
+    [Fact]
+    public void Small_planes_put_several_samples_in_one_item_and_large_planes_or_batch_1_do_not()
+    {
+        // FashionNet's conv3 (7x7 output) at batch 64: about 256 columns per GEMM, items left for both threads.
+        var fashionConv3 = Geometry(64, 7, 7, 128, 3, 3, 1, 1, 1);
+        Assert.Equal(6, Conv2dKernels.SamplesPerItem(fashionConv3, 64, 2));
+        Assert.Equal(1, Conv2dKernels.SamplesPerItem(fashionConv3, 1, 2));
+        // Too few samples for two items per thread: fewer samples per item.
+        Assert.Equal(2, Conv2dKernels.SamplesPerItem(fashionConv3, 9, 2));
+        // 13x13 (AlexNet's conv3-5) and a direct 1x1 convolution keep one sample per item.
+        Assert.Equal(1, Conv2dKernels.SamplesPerItem(Geometry(256, 13, 13, 384, 3, 3, 1, 1, 1), 64, 2));
+        Assert.Equal(1, Conv2dKernels.SamplesPerItem(Geometry(8, 7, 9, 10, 1, 1, 1, 0, 1), 64, 2));
+        // The test shapes above do run blocks.
+        Assert.True(Conv2dKernels.SamplesPerItem(Geometry(6, 7, 7, 8, 3, 3, 1, 1, 1), 9, 2) > 1);
+        Assert.True(Conv2dKernels.SamplesPerItem(Geometry(8, 5, 5, 6, 3, 3, 1, 1, 2), 13, 3) > 1);
+        Assert.True(Conv2dKernels.SamplesPerItem(Geometry(3, 9, 9, 4, 3, 3, 2, 1, 1), 7, 2) > 1);
     }
 
     [Fact]
