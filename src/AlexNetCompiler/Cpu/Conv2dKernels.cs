@@ -423,6 +423,13 @@ public static unsafe partial class Conv2dKernels
                         }
                         else
                         {
+                            x = owStart;
+                            if (Avx2.IsSupported)
+                            {
+                                // Strided reads (conv1's stride 4): eight per gather.
+                                Vector256<int> offsets = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * sw;
+                                for (; x + 8 <= owEnd; x += 8) Avx2.GatherVector256(src + x * sw, offsets, 4).Store(col + x);
+                            }
                             for (; x < owEnd; x++) col[x] = src[x * sw];
                         }
                         for (x = owEnd; x < ow; x++) col[x] = 0f;
