@@ -388,9 +388,9 @@ public static unsafe partial class Conv2dKernels
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
         int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
-        if (sw == 1 && ow <= NarrowRow && Avx512F.IsSupported)
+        if (sw == 1 && Avx512F.IsSupported)
         {
-            Im2ColNarrow(g, channels, input, colStart, rowStride);
+            Im2ColStride1(g, channels, input, colStart, rowStride);
             return;
         }
         long row = 0;
@@ -446,9 +446,9 @@ public static unsafe partial class Conv2dKernels
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
         int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
         new Span<float>(dInput, channels * h * w).Clear();
-        if (sw == 1 && ow <= NarrowRow && Avx512F.IsSupported)
+        if (sw == 1 && Avx512F.IsSupported)
         {
-            Col2ImNarrow(g, channels, colStart, rowStride, dInput);
+            Col2ImStride1(g, channels, colStart, rowStride, dInput);
             return;
         }
         long row = 0;
@@ -480,20 +480,16 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
-    /// <summary>Output rows up to this width (13x13, 7x7) are moved as one masked Vector512 each at stride 1.</summary>
-    private const int NarrowRow = 16;
-
     /// <summary>
-    /// <see cref="Im2Col"/> at stride 1 for output rows of at most 16: each output row of a column row is one masked
-    /// load (the lanes inside the input row; the others, padding, read as zero without touching memory) and one masked
-    /// store, instead of a copy call and two zeroing loops for a handful of floats.
+    /// <see cref="Im2Col"/> at stride 1: each output row of a column row moves as masked Vector512 loads (the lanes
+    /// inside the input row; the others, padding, read as zero without touching memory) and masked stores, instead of
+    /// a copy call and two zeroing loops per row (a handful of floats at 13x13 or 7x7).
     /// </summary>
-    private static void Im2ColNarrow(in Conv2dGeometry g, int channels, float* input, float* colStart, long rowStride)
+    private static void Im2ColStride1(in Conv2dGeometry g, int channels, float* input, float* colStart, long rowStride)
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
         int kh = g.KernelHeight, kw = g.KernelWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
         Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        Vector512<float> rowMask = Vector512.LessThan(lane, Vector512.Create(ow)).AsSingle();
         long row = 0;
         for (int c = 0; c < channels; c++)
         {
@@ -504,15 +500,20 @@ public static unsafe partial class Conv2dKernels
                 {
                     float* col = colStart + row * rowStride;
                     int owStart = FirstValid(pw - kx, 1), owEnd = Math.Min(ow, LastValidExclusive(w + pw - kx, 1));
-                    Vector512<float> inside = (Vector512.GreaterThanOrEqual(lane, Vector512.Create(owStart))
-                        & Vector512.LessThan(lane, Vector512.Create(owEnd))).AsSingle();
-                    for (int y = 0; y < oh; y++, col += ow)
+                    for (int x0 = 0; x0 < ow; x0 += 16)
                     {
-                        int iy = y - ph + ky;
-                        Vector512<float> values = (uint)iy < (uint)h
-                            ? Avx512F.MaskLoad(plane + (long)iy * w - pw + kx, inside, Vector512<float>.Zero)
-                            : Vector512<float>.Zero;
-                        Avx512F.MaskStore(col, rowMask, values);
+                        Vector512<int> x = lane + Vector512.Create(x0);
+                        Vector512<float> inside = (Vector512.GreaterThanOrEqual(x, Vector512.Create(owStart)) & Vector512.LessThan(x, Vector512.Create(owEnd))).AsSingle();
+                        Vector512<float> inRow = Vector512.LessThan(x, Vector512.Create(ow)).AsSingle();
+                        float* to = col + x0;
+                        for (int y = 0; y < oh; y++, to += ow)
+                        {
+                            int iy = y - ph + ky;
+                            Vector512<float> values = (uint)iy < (uint)h
+                                ? Avx512F.MaskLoad(plane + (long)iy * w - pw + kx + x0, inside, Vector512<float>.Zero)
+                                : Vector512<float>.Zero;
+                            Avx512F.MaskStore(to, inRow, values);
+                        }
                     }
                 }
             }
@@ -520,11 +521,11 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>
-    /// <see cref="Col2Im"/> at stride 1 for output rows of at most 16 (dInput already zero): each output row adds
-    /// its column entries inside the input row with masked loads and a masked store; every input element receives
-    /// the same additions in the same order as the scalar scatter.
+    /// <see cref="Col2Im"/> at stride 1 (dInput already zero): each output row adds its column entries inside the
+    /// input row with masked loads and stores; every input element receives the same additions in the same order as
+    /// the scalar scatter.
     /// </summary>
-    private static void Col2ImNarrow(in Conv2dGeometry g, int channels, float* colStart, long rowStride, float* dInput)
+    private static void Col2ImStride1(in Conv2dGeometry g, int channels, float* colStart, long rowStride, float* dInput)
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
         int kh = g.KernelHeight, kw = g.KernelWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
@@ -539,15 +540,19 @@ public static unsafe partial class Conv2dKernels
                 {
                     float* col = colStart + row * rowStride;
                     int owStart = FirstValid(pw - kx, 1), owEnd = Math.Min(ow, LastValidExclusive(w + pw - kx, 1));
-                    Vector512<float> inside = (Vector512.GreaterThanOrEqual(lane, Vector512.Create(owStart))
-                        & Vector512.LessThan(lane, Vector512.Create(owEnd))).AsSingle();
-                    for (int y = 0; y < oh; y++, col += ow)
+                    for (int x0 = 0; x0 < ow; x0 += 16)
                     {
-                        int iy = y - ph + ky;
-                        if ((uint)iy >= (uint)h) continue;
-                        float* dst = plane + (long)iy * w - pw + kx;
-                        Vector512<float> sum = Avx512F.MaskLoad(dst, inside, Vector512<float>.Zero) + Avx512F.MaskLoad(col, inside, Vector512<float>.Zero);
-                        Avx512F.MaskStore(dst, inside, sum);
+                        Vector512<int> x = lane + Vector512.Create(x0);
+                        Vector512<float> inside = (Vector512.GreaterThanOrEqual(x, Vector512.Create(owStart)) & Vector512.LessThan(x, Vector512.Create(owEnd))).AsSingle();
+                        float* from = col + x0;
+                        for (int y = 0; y < oh; y++, from += ow)
+                        {
+                            int iy = y - ph + ky;
+                            if ((uint)iy >= (uint)h) continue;
+                            float* dst = plane + (long)iy * w - pw + kx + x0;
+                            Vector512<float> sum = Avx512F.MaskLoad(dst, inside, Vector512<float>.Zero) + Avx512F.MaskLoad(from, inside, Vector512<float>.Zero);
+                            Avx512F.MaskStore(dst, inside, sum);
+                        }
                     }
                 }
             }
