@@ -481,14 +481,14 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>
-    /// <see cref="Im2Col"/> at stride 1: each output row of a column row moves as masked Vector512 loads (the lanes
+    /// <see cref="Im2Col"/> at a column stride of 1 (any row stride): each output row of a column row moves as masked Vector512 loads (the lanes
     /// inside the input row; the others, padding, read as zero without touching memory) and masked stores, instead of
     /// a copy call and two zeroing loops per row (a handful of floats at 13x13 or 7x7).
     /// </summary>
     private static void Im2ColStride1(in Conv2dGeometry g, int channels, float* input, float* colStart, long rowStride)
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
-        int kh = g.KernelHeight, kw = g.KernelWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
+        int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, ph = g.PaddingHeight, pw = g.PaddingWidth;
         Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         long row = 0;
         for (int c = 0; c < channels; c++)
@@ -508,7 +508,7 @@ public static unsafe partial class Conv2dKernels
                         float* to = col + x0;
                         for (int y = 0; y < oh; y++, to += ow)
                         {
-                            int iy = y - ph + ky;
+                            int iy = y * sh - ph + ky;
                             Vector512<float> values = (uint)iy < (uint)h
                                 ? Avx512F.MaskLoad(plane + (long)iy * w - pw + kx + x0, inside, Vector512<float>.Zero)
                                 : Vector512<float>.Zero;
@@ -521,14 +521,14 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>
-    /// <see cref="Col2Im"/> at stride 1 (dInput already zero): each output row adds its column entries inside the
+    /// <see cref="Col2Im"/> at a column stride of 1 (any row stride; dInput already zero): each output row adds its column entries inside the
     /// input row with masked loads and stores; every input element receives the same additions in the same order as
     /// the scalar scatter.
     /// </summary>
     private static void Col2ImStride1(in Conv2dGeometry g, int channels, float* colStart, long rowStride, float* dInput)
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
-        int kh = g.KernelHeight, kw = g.KernelWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
+        int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, ph = g.PaddingHeight, pw = g.PaddingWidth;
         Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         long row = 0;
         for (int c = 0; c < channels; c++)
@@ -547,7 +547,7 @@ public static unsafe partial class Conv2dKernels
                         float* from = col + x0;
                         for (int y = 0; y < oh; y++, from += ow)
                         {
-                            int iy = y - ph + ky;
+                            int iy = y * sh - ph + ky;
                             if ((uint)iy >= (uint)h) continue;
                             float* dst = plane + (long)iy * w - pw + kx + x0;
                             Vector512<float> sum = Avx512F.MaskLoad(dst, inside, Vector512<float>.Zero) + Avx512F.MaskLoad(from, inside, Vector512<float>.Zero);

@@ -37,9 +37,33 @@ public class Conv2dKernelsTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void Forward_matches_reference(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups)
+    public void Forward_matches_reference(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups) =>
+        CheckForward(name, batch, Geometry(c, h, w, oc, kh, kw, s, p, groups));
+
+    /// <summary>(name, batch, C, H, W, OC, KH, KW, stride H, stride W, padding H, padding W): strides that differ per axis.</summary>
+    public static IEnumerable<object[]> RectangularStrides()
     {
-        Conv2dGeometry g = Geometry(c, h, w, oc, kh, kw, s, p, groups);
+        yield return ["stride 2x1", 3, 3, 11, 9, 4, 5, 3, 2, 1, 2, 1];
+        yield return ["stride 1x2", 2, 4, 9, 20, 5, 3, 3, 1, 2, 1, 0];
+        yield return ["stride 3x1, wide rows", 2, 2, 13, 37, 3, 3, 3, 3, 1, 1, 1];
+    }
+
+    private static Conv2dGeometry Geometry(int c, int h, int w, int oc, int kh, int kw, int sh, int sw, int ph, int pw) =>
+        new(c, h, w, oc, (h + 2 * ph - kh) / sh + 1, (w + 2 * pw - kw) / sw + 1, kh, kw, sh, sw, ph, pw, 1);
+
+    [Theory]
+    [MemberData(nameof(RectangularStrides))]
+    public void Forward_with_per_axis_strides_matches_reference(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int sh, int sw, int ph, int pw) =>
+        CheckForward(name, batch, Geometry(c, h, w, oc, kh, kw, sh, sw, ph, pw));
+
+    [Theory]
+    [MemberData(nameof(RectangularStrides))]
+    public void Backward_with_per_axis_strides_matches_reference(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int sh, int sw, int ph, int pw) =>
+        CheckBackward(name, batch, Geometry(c, h, w, oc, kh, kw, sh, sw, ph, pw));
+
+    private static void CheckForward(string name, int batch, Conv2dGeometry g)
+    {
+        int c = g.InChannels, oc = g.OutChannels, kh = g.KernelHeight, kw = g.KernelWidth, groups = g.Groups;
         float[] input = KernelAssert.Random(batch * g.InputLength, 11), weight = KernelAssert.Random(g.WeightLength, 12, -0.2f, 0.2f);
         float[] bias = KernelAssert.Random(oc, 13);
         foreach (bool relu in new[] { false, true })
@@ -64,9 +88,12 @@ public class Conv2dKernelsTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void Backward_matches_reference(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups)
+    public void Backward_matches_reference(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups) =>
+        CheckBackward(name, batch, Geometry(c, h, w, oc, kh, kw, s, p, groups));
+
+    private static void CheckBackward(string name, int batch, Conv2dGeometry g)
     {
-        Conv2dGeometry g = Geometry(c, h, w, oc, kh, kw, s, p, groups);
+        int oc = g.OutChannels, kh = g.KernelHeight, kw = g.KernelWidth, groups = g.Groups;
         float[] input = KernelAssert.Random(batch * g.InputLength, 21), weight = KernelAssert.Random(g.WeightLength, 22, -0.2f, 0.2f);
         float[] dOutput = KernelAssert.Random(batch * g.OutputLength, 23);
         var dInputRef = new float[input.Length];
