@@ -191,6 +191,8 @@ public static unsafe partial class Conv2dKernels
         job.FilterStride = PlaneStride((long)WinogradBlockRows * job.Cin);
         job.ProductStride = PlaneStride((long)WinogradBlockRows * job.Ld);
         job.ScratchFloats = 36 * (job.TileStride + job.FilterStride + job.ProductStride);
+        ctx.ReserveScratch(ScratchSlot.Columns, job.ScratchFloats);
+        Gemm.ReserveScratch(WinogradBlockRows, job.Ld, job.Cin, ctx);
         ctx.For(items * job.Parts, &WinogradItem, Unsafe.AsPointer(ref job));
     }
 

@@ -44,6 +44,7 @@ public static unsafe partial class Conv2dKernels
             int items = job.Items;
             if (ctx.Threads > 1 && items >= ctx.Threads)
             {
+                ReserveItemScratch(ref job, backward: false);
                 ctx.For(items, &ForwardItem, Unsafe.AsPointer(ref job));
             }
             else
@@ -90,6 +91,7 @@ public static unsafe partial class Conv2dKernels
                 float** partials = stackalloc float*[ctx.Threads];
                 job.Partials = partials;
                 job.Parts = ctx.Threads;
+                ReserveItemScratch(ref job, backward: true);
                 ctx.For(ctx.Threads, &BackwardPart, Unsafe.AsPointer(ref job));
                 ctx.For(ctx.Threads, &ReducePartials, Unsafe.AsPointer(ref job));
             }
@@ -164,6 +166,21 @@ public static unsafe partial class Conv2dKernels
         public readonly long InputOffset(int n, int group) => (long)n * G.InputLength + (long)group * Cg * G.InHeight * G.InWidth;
 
         public readonly long OutputOffset(int n, int group) => (long)n * G.OutputLength + (long)group * OCg * P;
+    }
+
+    /// <summary>Every thread's scratch for the items of a parallel loop (<see cref="CpuContext.ReserveScratch"/>).</summary>
+    private static void ReserveItemScratch(ref ConvJob job, bool backward)
+    {
+        int width = job.Samples * job.P;
+        if (!job.Direct) job.Ctx.ReserveScratch(ScratchSlot.Columns, (long)job.Kc * width);
+        if (job.Samples > 1) job.Ctx.ReserveScratch(ScratchSlot.SampleBlock, (long)job.OCg * width);
+        if (!backward)
+        {
+            Gemm.ReserveScratch(job.OCg, width, job.Kc, job.Ctx);
+            return;
+        }
+        Gemm.ReserveScratch(job.OCg, job.Kc, width, job.Ctx);
+        if (job.DInput != null) Gemm.ReserveScratch(job.Kc, width, job.OCg, job.Ctx);
     }
 
     private static void ForwardItem(void* state, int item, int threadIndex) =>

@@ -150,6 +150,16 @@ public sealed unsafe class CpuContext : IDisposable
     }
 
     /// <summary>
+    /// Grows <paramref name="slot"/> to at least <paramref name="length"/> floats for every thread. Called before a
+    /// parallel loop whose items take that scratch: which thread runs which item depends on timing (a helper woken
+    /// late may run none in the first step), so without it a later step could still grow a buffer.
+    /// </summary>
+    public void ReserveScratch(ScratchSlot slot, long length)
+    {
+        for (int t = 0; t < Threads; t++) Scratch(t, slot, length);
+    }
+
+    /// <summary>
     /// Runs body(state, item, threadIndex) for every item in [0, count), spread over the threads (items are handed
     /// out one at a time, so uneven items balance). Returns when all items are done. The state pointer is typically
     /// the address of a struct on the caller's stack holding pinned pointers and sizes.

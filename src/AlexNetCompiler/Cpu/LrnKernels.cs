@@ -42,6 +42,7 @@ public static unsafe partial class LrnKernels
         fixed (float* pIn = input, pOut = output, pScale = scale, pDy = dOutput, pDx = dInput)
         {
             var job = new LrnJob(g, batch, ctx) { Input = pIn, Output = pOut, Scale = pScale, DOutput = pDy, DInput = pDx };
+            ctx.ReserveScratch(ScratchSlot.Temporary, (long)g.Channels * BlockFloats);
             ctx.For(batch * job.Blocks, &BackwardItem, Unsafe.AsPointer(ref job));
         }
     }

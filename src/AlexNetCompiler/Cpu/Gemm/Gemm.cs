@@ -109,6 +109,7 @@ public static unsafe partial class Gemm
             M = m, N = n, K = k, A = a, Lda = lda, TransA = transA, B = b, Ldb = ldb, TransB = transB,
             C = c, Ldc = ldc, Accumulate = accumulate, Epilogue = epilogue, Ctx = ctx, Kernel = kernel,
         };
+        ReserveScratch(m, n, k, ctx);
         int threads = ctx.Threads;
         bool splitN = n / NR >= threads && (n >= m || m / MR < threads);
         int units = splitN ? (n + NR - 1) / NR : (m + MR - 1) / MR;
@@ -155,6 +156,17 @@ public static unsafe partial class Gemm
             MultiplyOnThread(mPart, job.N, job.K, a, job.Lda, job.TransA, job.B, job.Ldb, job.TransB,
                 job.C + (long)i0 * job.Ldc, job.Ldc, job.Accumulate, epilogue, job.Ctx, threadIndex, job.Kernel);
         }
+    }
+
+    /// <summary>
+    /// Grows every thread's packing buffers to what a single-threaded product of (at most) this size takes, before a
+    /// parallel loop whose items run such products on their own threads (<see cref="CpuContext.ReserveScratch"/>).
+    /// </summary>
+    internal static void ReserveScratch(int m, int n, int k, CpuContext ctx)
+    {
+        int kcMax = Math.Min(KC, k);
+        ctx.ReserveScratch(ScratchSlot.GemmPackedA, (long)Math.Min(MC, RoundUp(m, MR)) * kcMax + 8);
+        ctx.ReserveScratch(ScratchSlot.GemmPackedB, (long)Math.Min(NC, RoundUp(n, NR)) * kcMax);
     }
 
     /// <summary>The blocked loop nest on one thread (BLIS order: jc, pc, ic, jr, ir).</summary>
