@@ -24,26 +24,34 @@ public sealed class DataParallelEngineTests
 
     private static SgdOptions Options => new(LearningRate: 0.02f, Momentum: 0.9f, WeightDecay: 5e-4f);
 
-    /// <summary>One process over whole batches: the reference the ranks must reproduce.</summary>
-    private static (float[] Parameters, float[] Losses) OneProcess(int steps, int batch, float[] images, int[] labels)
+    /// <summary>
+    /// One process taking step <paramref name="step"/> over the whole batch from the given parameters and momentum:
+    /// the reference each step of the ranks must reproduce.
+    /// </summary>
+    private static (float[] Parameters, float Loss) OneProcessStep(int step, int batch, float[] images, int[] labels, float[] parameters, float[] velocity)
     {
         using var cpu = new CpuContext(1);
         var net = new FashionNet(batch, cpu);
-        Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, seed: 7);
-        var sgd = new Sgd(net.Parameters.Length, Options, cpu);
-        var losses = new float[steps];
-        for (int s = 0; s < steps; s++)
-        {
-            losses[s] = net.ForwardBackward(images.AsSpan(s * batch * SampleLength, batch * SampleLength), labels.AsSpan(s * batch, batch), batch, DropoutSeed(s));
-            sgd.Step(net.Parameters, net.Gradients);
-        }
-        return (net.Parameters, losses);
+        parameters.CopyTo(net.Parameters, 0);
+        var sgd = new Sgd(net.Parameters.Length, Options, cpu) { StepCount = step };
+        velocity.CopyTo(sgd.Velocity, 0);
+        float loss = net.ForwardBackward(images.AsSpan(step * batch * SampleLength, batch * SampleLength), labels.AsSpan(step * batch, batch), batch, DropoutSeed(step));
+        sgd.Step(net.Parameters, net.Gradients);
+        return (net.Parameters, loss);
     }
 
-    private static (float[][] Parameters, float[] Losses, long[] Correct) Ranks(int size, int steps, int batch, float[] images, int[] labels)
+    /// <summary>
+    /// Every rank's final parameters, and rank 0's parameters and momentum before each step (and its parameters
+    /// after the last), its losses and correct counts.
+    /// </summary>
+    private sealed record RankRun(float[][] Parameters, float[][] ParametersBefore, float[][] VelocityBefore, float[] Losses, long[] Correct);
+
+    private static RankRun Ranks(int size, int steps, int batch, float[] images, int[] labels)
     {
         InProcessCommunicator[] ranks = InProcessCommunicator.CreateGroup(size, Patient);
         var parameters = new float[size][];
+        var parametersBefore = new float[steps + 1][];
+        var velocityBefore = new float[steps][];
         var losses = new float[steps];
         var correct = new long[steps];
         InProcessCommunicatorTests.OnEveryRank(ranks, c =>
@@ -57,6 +65,7 @@ public sealed class DataParallelEngineTests
             engine.CopyStateFromHost();
             for (int s = 0; s < steps; s++)
             {
+                if (c.Rank == 0) (parametersBefore[s], velocityBefore[s]) = (net.Parameters.ToArray(), sgd.Velocity.ToArray());
                 (int first, int count) = DataParallelEngine.Shard(batch, c.Rank, c.Size);
                 int start = s * batch + first;
                 DataParallelStep step = engine.TrainShard(images.AsSpan(start * SampleLength, count * SampleLength), labels.AsSpan(start, count),
@@ -64,33 +73,41 @@ public sealed class DataParallelEngineTests
                 if (c.Rank == 0) (losses[s], correct[s]) = (step.MeanLoss, step.Correct);
             }
             parameters[c.Rank] = net.Parameters;
+            if (c.Rank == 0) parametersBefore[steps] = net.Parameters.ToArray();
         });
-        return (parameters, losses, correct);
+        return new RankRun(parameters, parametersBefore, velocityBefore, losses, correct);
     }
 
     [Theory]
     [InlineData(2, 8)] // shards of 4 and 4
     [InlineData(3, 7)] // shards of 2, 2 and 3: the gradients are scaled by 2/7, 2/7 and 3/7
-    public void Ranks_EndWithTheParametersOfOneProcessOverTheWholeBatch(int size, int batch)
+    public void Ranks_TakeTheStepsOfOneProcessOverTheWholeBatch(int size, int batch)
     {
         const int steps = 4;
         (float[] images, int[] labels) = RandomBatches(steps, batch, seed: 5);
-        (float[] expected, float[] expectedLosses) = OneProcess(steps, batch, images, labels);
-        (float[][] ranks, float[] losses, _) = Ranks(size, steps, batch, images, labels);
+        RankRun run = Ranks(size, steps, batch, images, labels);
 
         // Every rank applies the same update to the same sum: the ranks agree exactly.
-        for (int r = 1; r < size; r++) Assert.Equal(ranks[0], ranks[r]);
-        // Against one process, only the order of the batch's per-sample additions differs (a shard's partial sum, then
-        // the sum over ranks), and with uneven shards the rounding of the count/batch scaling. Each float32 sum of
-        // n terms is within about n * 2^-24 of its value relative to the sum of magnitudes; after 4 steps the largest
-        // difference measured was 6e-8 (one ulp of a parameter near 0.5; the largest is 1.32), so 1e-5 of the largest
-        // parameter leaves a wide margin, while one wrong dropout mask, a missing shard or a wrong scale moves
-        // parameters by about lr * gradient, 1e-3 or more.
-        float scale = expected.Max(MathF.Abs);
-        float worst = 0;
-        for (int i = 0; i < expected.Length; i++) worst = MathF.Max(worst, MathF.Abs(ranks[0][i] - expected[i]));
-        Assert.True(worst <= 1e-5f * scale, $"largest parameter difference {worst:G3}, parameters up to {scale:G3}");
-        for (int s = 0; s < steps; s++) Assert.Equal(expectedLosses[s], losses[s], 1e-5f * expectedLosses[s]);
+        for (int r = 1; r < size; r++) Assert.Equal(run.Parameters[0], run.Parameters[r]);
+        // Each step against one process taking the same step from the same parameters and momentum. (Whole runs are
+        // not compared: a max pool's choice between two inputs within rounding of each other can flip in a later
+        // step, which then moves parameters by lr * gradient.) Within a step only the order of the batch's
+        // per-sample additions differs (a shard's partial sum, then the sum over ranks), and with uneven shards the
+        // rounding of the count/batch scaling: each float32 sum of n terms is within about n * 2^-24 of its value
+        // relative to the sum of magnitudes, so 1e-5 of the largest parameter leaves a wide margin, while one wrong
+        // dropout mask, a missing shard or a wrong scale moves parameters by about lr * gradient, 1e-3 or more.
+        for (int s = 0; s < steps; s++)
+        {
+            (float[] expected, float expectedLoss) = OneProcessStep(s, batch, images, labels, run.ParametersBefore[s], run.VelocityBefore[s]);
+            float[] actual = run.ParametersBefore[s + 1];
+            float scale = expected.Max(MathF.Abs);
+            float worst = 0;
+            for (int i = 0; i < expected.Length; i++) worst = MathF.Max(worst, MathF.Abs(actual[i] - expected[i]));
+            Assert.True(worst <= 1e-5f * scale, $"step {s}: largest parameter difference {worst:G3}, parameters up to {scale:G3}");
+            Assert.Equal(expectedLoss, run.Losses[s], 1e-5f * expectedLoss);
+        }
+        // The momentum carried between steps was used: the last step from the ranks' state is not a plain first step.
+        Assert.NotEqual(run.VelocityBefore[steps - 1], new float[run.VelocityBefore[steps - 1].Length]);
     }
 
     [Fact]
