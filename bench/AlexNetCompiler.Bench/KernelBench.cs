@@ -59,6 +59,21 @@ internal static unsafe class KernelBench
                 ("pool5", new PoolGeometry(256, 13, 13, 6, 6, 3, 3, 2, 2, 0, 0)),
             ],
             [("fc6", 9216, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)]),
+        "torchvision" => new LayerShapes("torchvision AlexNet (adaptive average pool not timed)",
+            [
+                ("conv1", new Conv2dGeometry(3, 224, 224, 64, 55, 55, 11, 11, 4, 4, 2, 2, 1), true),
+                ("conv2", new Conv2dGeometry(64, 27, 27, 192, 27, 27, 5, 5, 1, 1, 2, 2, 1), false),
+                ("conv3", new Conv2dGeometry(192, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1), false),
+                ("conv4", new Conv2dGeometry(384, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 1), false),
+                ("conv5", new Conv2dGeometry(256, 13, 13, 256, 13, 13, 3, 3, 1, 1, 1, 1, 1), false),
+            ],
+            [],
+            [
+                ("pool1", new PoolGeometry(64, 55, 55, 27, 27, 3, 3, 2, 2, 0, 0)),
+                ("pool2", new PoolGeometry(192, 27, 27, 13, 13, 3, 3, 2, 2, 0, 0)),
+                ("pool5", new PoolGeometry(256, 13, 13, 6, 6, 3, 3, 2, 2, 0, 0)),
+            ],
+            [("fc6", 9216, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)]),
         // The main job's network (examples/FashionMnist/FashionNet.cs).
         "fashion" => new LayerShapes("FashionNet",
             [
@@ -75,10 +90,10 @@ internal static unsafe class KernelBench
                 ("pool5", new PoolGeometry(64, 7, 7, 3, 3, 3, 3, 2, 2, 0, 0)),
             ],
             [("fc1", 576, 512), ("fc2", 512, 256), ("fc3", 256, 10)]),
-        _ => throw new ArgumentException($"kernels --net {network}: expected canonical or fashion."),
+        _ => throw new ArgumentException($"kernels --net {network}: expected canonical, torchvision or fashion."),
     };
 
-    /// <summary>Every layer kernel of a network (the canonical AlexNet or FashionNet), forward and backward, at the given batch.</summary>
+    /// <summary>Every layer kernel of a network (either AlexNet or FashionNet), forward and backward, at the given batch.</summary>
     public static void RunLayers(int threads, int batch, string network = "canonical")
     {
         using var ctx = new CpuContext(threads);

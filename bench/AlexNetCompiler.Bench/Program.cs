@@ -5,7 +5,7 @@ using AlexNetCompiler.Bench;
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- bench   [--threads N] [--batches 1,16] [--nets canonical,torchvision,fashion] [--reps R>=5] [--rounds K] [--seed S] [--no-memory]
 //     (against TorchSharp, and for the forward pass ONNX Runtime on the network's own ONNX export; every measurement in
 //     its own process, in an order shuffled by the seed; see NetworkBench)
-//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N] [--net canonical|fashion]
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N] [--net canonical|torchvision|fashion]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- conv3x3 [--threads N] [--batch N] [--reps R]
 //     (conv3-conv5 of both AlexNets with im2col + GEMM and with Winograd F(4x4, 3x3) forced)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
