@@ -65,7 +65,7 @@ public static unsafe partial class MaxPoolKernels
                 // before and after them (padding, or a row narrower than 8 windows) 8 at a time with masked reads.
                 int owInsideFirst = Math.Min(g.OutWidth, (g.PaddingWidth + g.StrideWidth - 1) / g.StrideWidth);
                 int owInsideEnd = Math.Min(g.OutWidth, (inW + g.PaddingWidth - g.KernelWidth) / g.StrideWidth + 1);
-                if (owInsideFirst > 0) MaskedWindows(in g, x, y, arg, oh, 0, owInsideFirst, hFirst, hEnd);
+                for (; ow < owInsideFirst; ow += 8) MaskedWindows(in g, x, y, arg, oh, ow, Math.Min(8, owInsideFirst - ow), hFirst, hEnd);
                 ow = owInsideFirst;
                 for (; ow + 8 <= owInsideEnd; ow += 8) VectorWindows(in g, x, y, arg, oh, ow, hFirst, hEnd);
                 for (; ow < g.OutWidth; ow += 8) MaskedWindows(in g, x, y, arg, oh, ow, Math.Min(8, g.OutWidth - ow), hFirst, hEnd);

@@ -14,6 +14,7 @@ public class MaxPoolKernelsTests
         { 2, 3, 28, 28, 3, 3, 2, 1 },    // FashionNet pool1: padded, 14 windows a row (8 inside, the rest masked)
         { 3, 4, 14, 14, 3, 3, 2, 1 },    // FashionNet pool2: 7 windows a row, all masked
         { 2, 2, 5, 19, 3, 3, 1, 1 },     // stride 1, padded, 19 windows a row
+        { 1, 2, 24, 32, 19, 19, 1, 9 },  // 9 windows a row start in the padding (more than one masked group of 8)
         { 2, 96, 55, 55, 3, 3, 2, 0 },   // AlexNet pool1
         { 1, 256, 13, 13, 3, 3, 2, 0 },  // AlexNet pool5
     };
