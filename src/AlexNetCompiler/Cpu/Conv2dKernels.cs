@@ -20,7 +20,8 @@ namespace AlexNetCompiler.Cpu;
 /// </summary>
 public static unsafe partial class Conv2dKernels
 {
-    // Per (sample, group): col [Kc = C/G * KH * KW, P = OH * OW]; weight of group g [OC/G, Kc]; output [OC/G, P].
+    // Per (sample, group): col [Kc = C/G * KH * KW, P = OH * OW]; weight of group g [OC/G, Kc]; output [OC/G, P]
+    // (a block of samples: col [Kc, count * P], output block [OC/G, count * P]).
 
     /// <param name="algorithm">Auto: chosen by shape; the others force one (tests and benchmarks compare them).</param>
     public static void Forward(in Conv2dGeometry g, int batch, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
@@ -410,6 +411,16 @@ public static unsafe partial class Conv2dKernels
             Im2ColStride1(g, channels, input, colStart, rowStride);
             return;
         }
+        Im2ColScalar(g, channels, input, colStart, rowStride);
+    }
+
+    /// <summary><see cref="Im2Col"/> without AVX-512 (and for column strides above 1 with it).</summary>
+    internal static void Im2ColScalar(in Conv2dGeometry g, int channels, float* input, float* colStart, long rowStride)
+    {
+        int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
+        int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
+        // Strided reads (conv1's stride 4): eight per gather.
+        Vector256<int> offsets = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * sw;
         long row = 0;
         for (int c = 0; c < channels; c++)
         {
@@ -443,8 +454,6 @@ public static unsafe partial class Conv2dKernels
                             x = owStart;
                             if (Avx2.IsSupported)
                             {
-                                // Strided reads (conv1's stride 4): eight per gather.
-                                Vector256<int> offsets = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * sw;
                                 for (; x + 8 <= owEnd; x += 8) Avx2.GatherVector256(src + x * sw, offsets, 4).Store(col + x);
                             }
                             for (; x < owEnd; x++) col[x] = src[x * sw];
@@ -468,6 +477,14 @@ public static unsafe partial class Conv2dKernels
             Col2ImStride1(g, channels, colStart, rowStride, dInput);
             return;
         }
+        Col2ImScalar(g, channels, colStart, rowStride, dInput);
+    }
+
+    /// <summary><see cref="Col2Im"/> without AVX-512 (and for column strides above 1 with it); dInput already zero.</summary>
+    internal static void Col2ImScalar(in Conv2dGeometry g, int channels, float* colStart, long rowStride, float* dInput)
+    {
+        int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
+        int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
         long row = 0;
         for (int c = 0; c < channels; c++)
         {

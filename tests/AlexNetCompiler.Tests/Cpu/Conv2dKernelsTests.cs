@@ -131,6 +131,35 @@ public class Conv2dKernelsTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public unsafe void Vector_im2col_and_col2im_equal_the_scalar_ones(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups)
+    {
+        // The masked AVX-512 paths against the scalar ones (which only machines without AVX-512 run), with a row
+        // stride wider than one sample's columns, as a block of samples has. No arithmetic in im2col; col2im adds
+        // the same entries in the same order: both must be bit-identical.
+        _ = batch;
+        Conv2dGeometry g = Geometry(c, h, w, oc, kh, kw, s, p, groups);
+        int channels = c / groups, positions = g.OutHeight * g.OutWidth, rows = channels * kh * kw;
+        long rowStride = positions + 19;
+        float[] input = KernelAssert.Random(channels * h * w, 31);
+        float[] vector = new float[rows * rowStride], scalar = new float[rows * rowStride];
+        Array.Fill(vector, float.NaN); // entries between one row's columns and the next row stay untouched
+        Array.Fill(scalar, float.NaN);
+        float[] columns = KernelAssert.Random(rows * (int)rowStride, 32);
+        float[] dInputVector = KernelAssert.Random(input.Length, 33), dInputScalar = new float[input.Length];
+        fixed (float* pIn = input, pVector = vector, pScalar = scalar, pColumns = columns, pDxVector = dInputVector, pDxScalar = dInputScalar)
+        {
+            Conv2dKernels.Im2Col(g, channels, pIn, pVector, rowStride);
+            Conv2dKernels.Im2ColScalar(g, channels, pIn, pScalar, rowStride);
+            Conv2dKernels.Col2Im(g, channels, pColumns, rowStride, pDxVector);
+            Conv2dKernels.Col2ImScalar(g, channels, pColumns, rowStride, pDxScalar);
+        }
+        Assert.Equal(scalar, vector);
+        Assert.Equal(dInputScalar, dInputVector);
+        Assert.Contains(vector, v => v != 0 && !float.IsNaN(v));
+    }
+
     [Fact]
     public void Small_planes_put_several_samples_in_one_item_and_large_planes_or_batch_1_do_not()
     {

@@ -84,7 +84,7 @@ public unsafe class CpuContextTests
         var conv = new Conv2dGeometry(3, 17, 17, 8, 9, 9, 3, 3, 2, 2, 1, 1, 1);
         var pool = new PoolGeometry(8, 9, 9, 4, 4, 3, 3, 2, 2, 0, 0);
         var lrn = new LrnGeometry(8, 9, 9, 5, 1e-4f, 0.75f, 2f);
-        int batch = 4;
+        int batch = 8; // two samples per conv item (a 9x9 plane), so the sample-block scratch is reserved too
         float[] x = KernelAssert.Random(batch * conv.InputLength, 1), w = KernelAssert.Random(conv.WeightLength, 2), b = new float[8];
         float[] y = new float[batch * conv.OutputLength], dy = KernelAssert.Random(y.Length, 3), dx = new float[x.Length], dw = new float[w.Length], db = new float[8];
         float[] l = new float[y.Length], s = new float[y.Length], p = new float[batch * pool.OutputLength];
