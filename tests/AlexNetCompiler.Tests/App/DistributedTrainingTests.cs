@@ -60,9 +60,11 @@ public sealed class DistributedTrainingTests : IDisposable
     /// Equal within 1e-5 of the largest magnitude. Not bit-identical: one process sums each gradient over the batch's
     /// 8 samples in one pass, two ranks sum 4 and 4 and then add the two partial sums (the 2-rank sum itself, a + b, is
     /// the same on both ranks). The shards' gradients are scaled by 4/8 = 1/2, a power of two, which rounds nothing. A
-    /// float32 sum's rounding is at most a few units of 2^-24 relative to the sum of magnitudes; after the steps here
-    /// the in-process test of the same engine measured 6e-8 against parameters up to 1.3, so 1e-5 leaves a wide margin,
-    /// while a wrong dropout mask or a shard missing from the sum moves parameters by lr * gradient, 1e-3 or more.
+    /// float32 sum's rounding is at most a few units of 2^-24 relative to the sum of magnitudes, so 1e-5 leaves a wide
+    /// margin, while a wrong dropout mask or a shard missing from the sum moves parameters by lr * gradient, 1e-3 or
+    /// more. These are whole runs, not single steps: a max pool choice between inputs within rounding of each other
+    /// could flip in a later step and move parameters by lr * gradient too (docs/distributed.md). On this data it does
+    /// not, and with one thread per rank the runs are deterministic, so the outcome is the same on every run.
     /// </summary>
     private static void AssertClose(float[] expected, float[] actual, string what)
     {
