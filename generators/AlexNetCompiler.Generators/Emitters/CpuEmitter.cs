@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
 using AlexNetCompiler.Generators.Lowering;
 using AlexNetCompiler.Generators.Model;
 
@@ -30,7 +31,7 @@ internal static partial class CpuEmitter
         EmitAccessors(w, model);
         EmitForward(w, model, buffers);
         EmitForwardBackward(w, model, buffers);
-        EmitTrainStep(w);
+        EmitTrainStep(w, buffers);
         EmitValidation(w);
         ModelEmitter.CloseClass(w, model);
         return w.ToString();
@@ -384,6 +385,7 @@ internal static partial class CpuEmitter
         w.WriteParenthesized("return RunBackward", new[]
         {
             "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample", "gradientsReady",
+            "optimizer: null",
         }, ";");
         w.Indent--;
         w.WriteLine("}");
@@ -395,6 +397,7 @@ internal static partial class CpuEmitter
         {
             "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch", "bool dropout",
             "ulong dropoutSeed", "long dropoutFirstSample", "global::AlexNetCompiler.GradientsReady? gradientsReady",
+            "global::AlexNetCompiler.Training.Sgd? optimizer",
         }, "");
         w.WriteLine("{");
         w.Indent++;
@@ -407,6 +410,11 @@ internal static partial class CpuEmitter
         w.WriteLine("global::System.Span<float> gradient = Slice(_gradientA, batch * ClassCount);");
         w.WriteParenthesized($"{Kernels}SoftmaxCrossEntropyKernels.Backward",
             new[] { "batch", "classes: ClassCount", "probabilities", "labels", "dLogits: gradient" }, ";");
+        if (UpdatesInBackward(buffers))
+        {
+            w.WriteLine("// A training step whose loss is not finite updates nothing (it would only spread the NaN).");
+            w.WriteLine("if (!float.IsFinite(loss)) optimizer = null;");
+        }
         // Every stage after the first writes its input gradient to the other ping-pong buffer, except a ReLU (in place).
         bool pingPong = false;
         for (int i = 1; i < buffers.Length; i++) pingPong |= buffers[i].Layer.Kind != LayerKind.Relu;
@@ -450,7 +458,9 @@ internal static partial class CpuEmitter
                         "batch", $"inFeatures: {l.Input.Length}", $"outFeatures: {l.Output.Length}", $"input: {b.Input}",
                         $"weight: {Param(l, ParameterRole.Weight)}", "dOutput: gradient", $"dInput: {(first ? "default" : inputGradient)}",
                         $"dWeight: {Grad(l, ParameterRole.Weight)}", $"dBias: {Grad(l, ParameterRole.Bias)}", "ctx: _cpu",
-                    }, ";");
+                    }.Concat(b.UpdatesWeightInBackward
+                        ? new[] { $"weightUpdate: optimizer?.UpdateOf(Parameters, {WeightSlice(l)})" }
+                        : System.Array.Empty<string>()).ToArray(), ";");
                     WriteGradientsReady(w, l);
                     if (!first) WriteNextGradient(w, inputGradient);
                     break;
@@ -535,9 +545,40 @@ internal static partial class CpuEmitter
         w.WriteLine("}");
     }
 
-    private static void EmitTrainStep(CodeWriter w)
+    // "offset: 0, length: 37748736": the layer's weight slice, as the gradientsReady calls print theirs.
+    private static string WeightSlice(LayerModel l)
     {
-        w.WriteSummary("One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.");
+        ParameterModel weight = l.FindParameter(ParameterRole.Weight)!;
+        return $"offset: {weight.Offset}, length: {weight.Length}";
+    }
+
+    private static bool UpdatesInBackward(EquatableArray<PlanStage> stages) => stages.Items.Any(stage => stage.UpdatesWeightInBackward);
+
+    private static void EmitTrainStep(CodeWriter w, EquatableArray<PlanStage> stages)
+    {
+        List<string> updated = stages.Items.Where(stage => stage.UpdatesWeightInBackward)
+            .Select(stage => stage.Layer.FindParameter(ParameterRole.Weight)!)
+            .Select(weight => $"new({weight.Offset}, {weight.Offset + weight.Length}), // {weight.Identifier}")
+            .ToList();
+        if (updated.Count > 0)
+        {
+            w.WriteSummary("The slices of Parameters that TrainStep's backward pass updates (the dense weights), in order.");
+            w.WriteLine("private static readonly global::System.Range[] s_updatedInBackward =");
+            w.WriteLine("{");
+            foreach (string range in updated) w.WriteLine($"    {range}");
+            w.WriteLine("};");
+            w.WriteLine();
+        }
+
+        w.WriteLine("/// <summary>");
+        w.WriteLine("/// One SGD step: forward, loss, backward and the optimizer's update of Parameters (none when");
+        w.WriteLine("/// the loss is not finite). Returns the mean loss.");
+        if (updated.Count > 0)
+        {
+            w.WriteLine("/// The dense weights are updated inside the backward pass, at a small batch in the same pass");
+            w.WriteLine("/// over them as their gradients, which are then not stored: ForwardBackward writes all Gradients.");
+        }
+        w.WriteLine("/// </summary>");
         w.WriteParenthesized("public float TrainStep", new[]
         {
             "global::System.ReadOnlySpan<float> input", "global::System.ReadOnlySpan<int> labels", "int batch",
@@ -546,9 +587,26 @@ internal static partial class CpuEmitter
         w.WriteLine("{");
         w.Indent++;
         w.WriteLine("global::System.ArgumentNullException.ThrowIfNull(optimizer);");
-        w.WriteLine("float loss = ForwardBackward(input, labels, batch, dropoutSeed);");
-        w.WriteLine("optimizer.Step(Parameters, Gradients);");
+        w.WriteLine("CheckBatch(input, batch);");
+        w.WriteLine("CheckLabels(labels, batch);");
+        w.WriteLine("lock (_cpu.PassLock)");
+        w.WriteLine("{");
+        w.Indent++;
+        w.WriteParenthesized("RunForward", new[]
+        {
+            "input", "batch", "training: true", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample: 0",
+        }, ";");
+        w.WriteParenthesized("float loss = RunBackward", new[]
+        {
+            "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample: 0",
+            "gradientsReady: null", "optimizer",
+        }, ";");
+        w.WriteLine(updated.Count > 0
+            ? "if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients, s_updatedInBackward);"
+            : "if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients);");
         w.WriteLine("return loss;");
+        w.Indent--;
+        w.WriteLine("}");
         w.Indent--;
         w.WriteLine("}");
         w.WriteLine();

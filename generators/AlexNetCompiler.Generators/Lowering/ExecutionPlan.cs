@@ -25,14 +25,20 @@ internal enum BufferNaming { CamelCase, SnakeCase }
 /// and its gradient buffers need only fit the stages' outputs. A host backend gets labels from the caller, leaves the
 /// velocity to its optimizer, keeps the softmax probabilities, and sizes its gradient buffers over every layer and the input.
 /// </param>
+/// <param name="UpdatesDenseWeightsInBackward">
+/// In a training step, a Dense stage's backward also applies the optimizer's update to its weight (in the same pass
+/// over the weights at a small batch), so the step's own update leaves those weights out.
+/// </param>
 internal sealed record Backend(string Name, BufferNaming Naming, bool FusesLrnIntoPool, bool FusesDropoutIntoDense, bool ReluRunsInPlace, bool KeepsLrnScale,
-    bool OnDevice)
+    bool OnDevice, bool UpdatesDenseWeightsInBackward)
 {
     /// <summary>One kernel pair per layer (ReLU in the conv/dense epilogue), buffers as C# fields.</summary>
-    public static readonly Backend Cpu = new("cpu", BufferNaming.CamelCase, FusesLrnIntoPool: false, FusesDropoutIntoDense: false, ReluRunsInPlace: true, KeepsLrnScale: true, OnDevice: false);
+    public static readonly Backend Cpu = new("cpu", BufferNaming.CamelCase, FusesLrnIntoPool: false, FusesDropoutIntoDense: false, ReluRunsInPlace: true, KeepsLrnScale: true, OnDevice: false,
+        UpdatesDenseWeightsInBackward: true);
 
     /// <summary>Fused kernels: ReLU into conv/dense, LRN into the pool after it, dropout into the Dense after it.</summary>
-    public static readonly Backend Cuda = new("cuda", BufferNaming.SnakeCase, FusesLrnIntoPool: true, FusesDropoutIntoDense: true, ReluRunsInPlace: false, KeepsLrnScale: false, OnDevice: true);
+    public static readonly Backend Cuda = new("cuda", BufferNaming.SnakeCase, FusesLrnIntoPool: true, FusesDropoutIntoDense: true, ReluRunsInPlace: false, KeepsLrnScale: false, OnDevice: true,
+        UpdatesDenseWeightsInBackward: false);
 }
 
 /// <summary>
@@ -49,6 +55,7 @@ internal sealed record Backend(string Name, BufferNaming Naming, bool FusesLrnIn
 /// <param name="Scale">The LRN's kept scale (CPU), else null.</param>
 /// <param name="Argmax">The pool's argmax buffer (int32), else null.</param>
 /// <param name="ForwardFlops">Floating-point operations of the forward pass per sample (GEMM stages; 0 for the rest).</param>
+/// <param name="UpdatesWeightInBackward">A training step applies the optimizer's update to this stage's weight in its backward.</param>
 internal sealed record PlanStage(
     StageKind Kind,
     string Name,
@@ -64,7 +71,8 @@ internal sealed record PlanStage(
     string? Argmax,
     TensorShape InputShape,
     TensorShape OutputShape,
-    long ForwardFlops)
+    long ForwardFlops,
+    bool UpdatesWeightInBackward = false)
 {
     /// <summary>A ReLU runs in this conv/dense stage's epilogue.</summary>
     public bool Relu => FusedRelu is not null;

@@ -53,7 +53,8 @@ internal static class Lowerer
                     if (relu is not null) i++;
                     string name = StageName(backend, layer.Identifier);
                     Add(new PlanStage(layer.Kind == LayerKind.Conv2d ? StageKind.Conv : StageKind.Dense, name, layer, relu, null, null, dropout,
-                        current, OutputName(backend, name), true, null, null, currentShape, layer.Output, 2 * MultiplyAdds(layer)));
+                        current, OutputName(backend, name), true, null, null, currentShape, layer.Output, 2 * MultiplyAdds(layer),
+                        UpdatesWeightInBackward: layer.Kind == LayerKind.Dense && backend.UpdatesDenseWeightsInBackward));
                     break;
                 }
                 case LayerKind.Dropout:

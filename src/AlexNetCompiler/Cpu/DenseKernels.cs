@@ -1,3 +1,7 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using AlexNetCompiler.Training;
+
 namespace AlexNetCompiler.Cpu;
 
 /// <summary>
@@ -27,8 +31,15 @@ public static unsafe partial class DenseKernels
         }
     }
 
+    /// <summary>
+    /// dInput, dWeight and dBias of a dense layer. With <paramref name="weightUpdate"/> (a training step's update of this
+    /// layer's weight, <see cref="Sgd.UpdateOf"/>), the weight is also updated, after dInput has been computed from its
+    /// old values; at a small batch the update runs in the same pass and dWeight is left untouched, otherwise dWeight is
+    /// computed first and then applied.
+    /// </summary>
     public static void Backward(int batch, int inFeatures, int outFeatures, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
-        ReadOnlySpan<float> dOutput, Span<float> dInput, Span<float> dWeight, Span<float> dBias, CpuContext ctx)
+        ReadOnlySpan<float> dOutput, Span<float> dInput, Span<float> dWeight, Span<float> dBias, CpuContext ctx,
+        SgdSliceUpdate? weightUpdate = null)
     {
         ArgumentNullException.ThrowIfNull(ctx);
         CheckDenseShapes(batch, inFeatures, outFeatures, input.Length, weight.Length, dBias.Length, dOutput.Length, nameof(dOutput));
@@ -36,9 +47,17 @@ public static unsafe partial class DenseKernels
             throw new ArgumentException($"Dense backward: dWeight has {dWeight.Length} floats, expected {(long)outFeatures * inFeatures} ([{outFeatures}, {inFeatures}]).", nameof(dWeight));
         if (!dInput.IsEmpty && dInput.Length != (long)batch * inFeatures)
             throw new ArgumentException($"Dense backward: dInput has {dInput.Length} floats, expected {(long)batch * inFeatures} ([{batch}, {inFeatures}]) or none.", nameof(dInput));
+        if (weightUpdate is { } update &&
+            (update.Length != weight.Length || !Unsafe.AreSame(ref MemoryMarshal.GetReference(update.Parameters), ref MemoryMarshal.GetReference(weight))))
+            throw new ArgumentException("Dense backward: weightUpdate must be the update of the weight passed in (the same slice of the same parameters).", nameof(weightUpdate));
         fixed (float* pIn = input, pW = weight, pDy = dOutput, pDx = dInput, pDw = dWeight, pDb = dBias)
         {
-            if (UseSmallBatchBackward(batch))
+            if (weightUpdate is { } fused && UseSmallBatchBackward(batch))
+            {
+                fixed (float* pV = fused.Velocity)
+                    BackwardAndUpdateSmallBatch(batch, inFeatures, outFeatures, pIn, pDy, dInput.IsEmpty ? null : pDx, pW, pV, fused.Rule, ctx);
+            }
+            else if (UseSmallBatchBackward(batch))
             {
                 if (!dInput.IsEmpty) BackwardInputSmallBatch(batch, inFeatures, outFeatures, pDy, pW, pDx, ctx);
                 BackwardWeightSmallBatch(batch, inFeatures, outFeatures, pIn, pDy, pDw, ctx);
@@ -52,6 +71,10 @@ public static unsafe partial class DenseKernels
                 // dWeight[OUT, IN] = dY[N, OUT]^T * X[N, IN]
                 Gemm.Multiply(outFeatures, inFeatures, batch, pDy, outFeatures, true, pIn, inFeatures, false, pDw, inFeatures,
                     false, GemmEpilogue.None, ctx);
+            }
+            if (weightUpdate is { } separate && !UseSmallBatchBackward(batch))
+            {
+                fixed (float* pV = separate.Velocity) separate.Rule.Apply(pW, pDw, pV, weight.Length, ctx);
             }
             // dBias[OUT] = sum over the batch of dY
             if (!dBias.IsEmpty)

@@ -182,14 +182,14 @@ public sealed class CudaNetwork : INetwork, IDisposable
     }
 
     /// <summary>
-    /// <see cref="ForwardBackward"/>, then the optimizer's update on the device (<see cref="Update"/>), as the CPU
-    /// network's TrainStep does: the update runs whatever the loss. Returns the mean loss.
+    /// <see cref="ForwardBackward"/>, then, as the CPU network's TrainStep does, the optimizer's update on the device
+    /// (<see cref="Update"/>) when the loss is finite. Returns the mean loss.
     /// </summary>
     public float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Sgd optimizer, ulong? dropoutSeed)
     {
         ArgumentNullException.ThrowIfNull(optimizer);
         float loss = ForwardBackward(input, labels, batch, dropoutSeed);
-        Update(optimizer);
+        if (float.IsFinite(loss)) Update(optimizer);
         return loss;
     }
 

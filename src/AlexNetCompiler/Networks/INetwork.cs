@@ -18,7 +18,10 @@ public interface INetwork
     /// </summary>
     float[] Parameters { get; }
 
-    /// <summary>Gradients of the last ForwardBackward, same layout as Parameters.</summary>
+    /// <summary>
+    /// Gradients of the last ForwardBackward, same layout as Parameters. After a generated CPU network's
+    /// <see cref="TrainStep"/>, the dense weights' slices are not current (see there).
+    /// </summary>
     float[] Gradients { get; }
 
     /// <summary>Logits of the last Forward or ForwardBackward, [batch, classes].</summary>
@@ -59,12 +62,16 @@ public interface INetwork
         return loss;
     }
 
-    /// <summary>One SGD step: <see cref="ForwardBackward"/>, then the optimizer's update of Parameters. Returns the mean loss.</summary>
+    /// <summary>
+    /// One SGD step: <see cref="ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?)"/>, then, when the
+    /// loss is finite, the optimizer's update of Parameters (a non-finite loss would only spread). Returns the mean loss.
+    /// Generated CPU networks update the dense weights inside the backward pass instead, and do not store their gradients.
+    /// </summary>
     float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Training.Sgd optimizer, ulong? dropoutSeed)
     {
         ArgumentNullException.ThrowIfNull(optimizer);
         float loss = ForwardBackward(input, labels, batch, dropoutSeed);
-        optimizer.Step(Parameters, Gradients);
+        if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients);
         return loss;
     }
 }

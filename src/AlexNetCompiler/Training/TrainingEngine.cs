@@ -36,13 +36,10 @@ public sealed class CpuTrainingEngine(INetwork network, Sgd optimizer) : ITraini
 {
     public string Description => "cpu";
 
-    public float TrainStep(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, ulong dropoutSeed)
-    {
-        float loss = network.ForwardBackward(images, labels, count, dropoutSeed);
-        if (!float.IsFinite(loss)) return loss; // the caller stops; an update would only spread the NaN
-        optimizer.Step(network.Parameters, network.Gradients);
-        return loss;
-    }
+    // The network's own step: a generated one updates its dense weights inside the backward pass. It takes no step
+    // when the loss is not finite (the caller stops; an update would only spread the NaN).
+    public float TrainStep(ReadOnlySpan<float> images, ReadOnlySpan<int> labels, int count, ulong dropoutSeed) =>
+        network.TrainStep(images, labels, count, optimizer, dropoutSeed);
 
     public ReadOnlySpan<float> Logits => network.Logits;
 

@@ -541,7 +541,8 @@ namespace CanonicalAlexNet
                     dropout: dropoutSeed.HasValue,
                     dropoutSeed.GetValueOrDefault(),
                     dropoutFirstSample,
-                    gradientsReady);
+                    gradientsReady,
+                    optimizer: null);
             }
         }
 
@@ -552,7 +553,8 @@ namespace CanonicalAlexNet
             bool dropout,
             ulong dropoutSeed,
             long dropoutFirstSample,
-            global::AlexNetCompiler.GradientsReady? gradientsReady)
+            global::AlexNetCompiler.GradientsReady? gradientsReady,
+            global::AlexNetCompiler.Training.Sgd? optimizer)
         {
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
             global::System.Span<float> lrn1Output = Slice(_lrn1Output, batch * Lrn1OutputLength);
@@ -590,6 +592,8 @@ namespace CanonicalAlexNet
                 probabilities,
                 labels,
                 dLogits: gradient);
+            // A training step whose loss is not finite updates nothing (it would only spread the NaN).
+            if (!float.IsFinite(loss)) optimizer = null;
             bool inA = true; // which ping-pong buffer holds the current gradient
 
             // Dense3 (classifier.6) backward: d[1000] -> d[4096]
@@ -604,7 +608,8 @@ namespace CanonicalAlexNet
                 dInput: dense3InputGradient,
                 dWeight: Dense3WeightGradient,
                 dBias: Dense3BiasGradient,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightUpdate: optimizer?.UpdateOf(Parameters, offset: 56868224, length: 4096000));
             // Dense3 (classifier.6): its weight and bias gradients are final
             gradientsReady?.Invoke(56868224, 4097000);
             gradient = dense3InputGradient;
@@ -623,7 +628,8 @@ namespace CanonicalAlexNet
                 dInput: dense2InputGradient,
                 dWeight: Dense2WeightGradient,
                 dBias: Dense2BiasGradient,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightUpdate: optimizer?.UpdateOf(Parameters, offset: 40086912, length: 16777216));
             // Dense2 (classifier.4): its weight and bias gradients are final
             gradientsReady?.Invoke(40086912, 16781312);
             gradient = dense2InputGradient;
@@ -659,7 +665,8 @@ namespace CanonicalAlexNet
                 dInput: dense1InputGradient,
                 dWeight: Dense1WeightGradient,
                 dBias: Dense1BiasGradient,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightUpdate: optimizer?.UpdateOf(Parameters, offset: 2334080, length: 37748736));
             // Dense1 (classifier.1): its weight and bias gradients are final
             gradientsReady?.Invoke(2334080, 37752832);
             gradient = dense1InputGradient;
@@ -831,7 +838,20 @@ namespace CanonicalAlexNet
         }
 
         /// <summary>
-        /// One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.
+        /// The slices of Parameters that TrainStep's backward pass updates (the dense weights), in order.
+        /// </summary>
+        private static readonly global::System.Range[] s_updatedInBackward =
+        {
+            new(2334080, 40082816), // Dense1Weight
+            new(40086912, 56864128), // Dense2Weight
+            new(56868224, 60964224), // Dense3Weight
+        };
+
+        /// <summary>
+        /// One SGD step: forward, loss, backward and the optimizer's update of Parameters (none when
+        /// the loss is not finite). Returns the mean loss.
+        /// The dense weights are updated inside the backward pass, at a small batch in the same pass
+        /// over them as their gradients, which are then not stored: ForwardBackward writes all Gradients.
         /// </summary>
         public float TrainStep(
             global::System.ReadOnlySpan<float> input,
@@ -841,9 +861,29 @@ namespace CanonicalAlexNet
             ulong? dropoutSeed)
         {
             global::System.ArgumentNullException.ThrowIfNull(optimizer);
-            float loss = ForwardBackward(input, labels, batch, dropoutSeed);
-            optimizer.Step(Parameters, Gradients);
-            return loss;
+            CheckBatch(input, batch);
+            CheckLabels(labels, batch);
+            lock (_cpu.PassLock)
+            {
+                RunForward(
+                    input,
+                    batch,
+                    training: true,
+                    dropout: dropoutSeed.HasValue,
+                    dropoutSeed.GetValueOrDefault(),
+                    dropoutFirstSample: 0);
+                float loss = RunBackward(
+                    input,
+                    labels,
+                    batch,
+                    dropout: dropoutSeed.HasValue,
+                    dropoutSeed.GetValueOrDefault(),
+                    dropoutFirstSample: 0,
+                    gradientsReady: null,
+                    optimizer);
+                if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients, s_updatedInBackward);
+                return loss;
+            }
         }
 
         /// <summary>

@@ -541,7 +541,8 @@ namespace FashionMnist
                     dropout: dropoutSeed.HasValue,
                     dropoutSeed.GetValueOrDefault(),
                     dropoutFirstSample,
-                    gradientsReady);
+                    gradientsReady,
+                    optimizer: null);
             }
         }
 
@@ -552,7 +553,8 @@ namespace FashionMnist
             bool dropout,
             ulong dropoutSeed,
             long dropoutFirstSample,
-            global::AlexNetCompiler.GradientsReady? gradientsReady)
+            global::AlexNetCompiler.GradientsReady? gradientsReady,
+            global::AlexNetCompiler.Training.Sgd? optimizer)
         {
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
             global::System.Span<float> lrn1Output = Slice(_lrn1Output, batch * Lrn1OutputLength);
@@ -590,6 +592,8 @@ namespace FashionMnist
                 probabilities,
                 labels,
                 dLogits: gradient);
+            // A training step whose loss is not finite updates nothing (it would only spread the NaN).
+            if (!float.IsFinite(loss)) optimizer = null;
             bool inA = true; // which ping-pong buffer holds the current gradient
 
             // Dense3 (classifier.6) backward: d[10] -> d[512]
@@ -604,7 +608,8 @@ namespace FashionMnist
                 dInput: dense3InputGradient,
                 dWeight: Dense3WeightGradient,
                 dBias: Dense3BiasGradient,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightUpdate: optimizer?.UpdateOf(Parameters, offset: 3228544, length: 5120));
             // Dense3 (classifier.6): its weight and bias gradients are final
             gradientsReady?.Invoke(3228544, 5130);
             gradient = dense3InputGradient;
@@ -623,7 +628,8 @@ namespace FashionMnist
                 dInput: dense2InputGradient,
                 dWeight: Dense2WeightGradient,
                 dBias: Dense2BiasGradient,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightUpdate: optimizer?.UpdateOf(Parameters, offset: 2703744, length: 524288));
             // Dense2 (classifier.4): its weight and bias gradients are final
             gradientsReady?.Invoke(2703744, 524800);
             gradient = dense2InputGradient;
@@ -659,7 +665,8 @@ namespace FashionMnist
                 dInput: dense1InputGradient,
                 dWeight: Dense1WeightGradient,
                 dBias: Dense1BiasGradient,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightUpdate: optimizer?.UpdateOf(Parameters, offset: 605568, length: 2097152));
             // Dense1 (classifier.1): its weight and bias gradients are final
             gradientsReady?.Invoke(605568, 2098176);
             gradient = dense1InputGradient;
@@ -831,7 +838,20 @@ namespace FashionMnist
         }
 
         /// <summary>
-        /// One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.
+        /// The slices of Parameters that TrainStep's backward pass updates (the dense weights), in order.
+        /// </summary>
+        private static readonly global::System.Range[] s_updatedInBackward =
+        {
+            new(605568, 2702720), // Dense1Weight
+            new(2703744, 3228032), // Dense2Weight
+            new(3228544, 3233664), // Dense3Weight
+        };
+
+        /// <summary>
+        /// One SGD step: forward, loss, backward and the optimizer's update of Parameters (none when
+        /// the loss is not finite). Returns the mean loss.
+        /// The dense weights are updated inside the backward pass, at a small batch in the same pass
+        /// over them as their gradients, which are then not stored: ForwardBackward writes all Gradients.
         /// </summary>
         public float TrainStep(
             global::System.ReadOnlySpan<float> input,
@@ -841,9 +861,29 @@ namespace FashionMnist
             ulong? dropoutSeed)
         {
             global::System.ArgumentNullException.ThrowIfNull(optimizer);
-            float loss = ForwardBackward(input, labels, batch, dropoutSeed);
-            optimizer.Step(Parameters, Gradients);
-            return loss;
+            CheckBatch(input, batch);
+            CheckLabels(labels, batch);
+            lock (_cpu.PassLock)
+            {
+                RunForward(
+                    input,
+                    batch,
+                    training: true,
+                    dropout: dropoutSeed.HasValue,
+                    dropoutSeed.GetValueOrDefault(),
+                    dropoutFirstSample: 0);
+                float loss = RunBackward(
+                    input,
+                    labels,
+                    batch,
+                    dropout: dropoutSeed.HasValue,
+                    dropoutSeed.GetValueOrDefault(),
+                    dropoutFirstSample: 0,
+                    gradientsReady: null,
+                    optimizer);
+                if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients, s_updatedInBackward);
+                return loss;
+            }
         }
 
         /// <summary>

@@ -507,7 +507,8 @@ namespace TorchvisionAlexNet
                     dropout: dropoutSeed.HasValue,
                     dropoutSeed.GetValueOrDefault(),
                     dropoutFirstSample,
-                    gradientsReady);
+                    gradientsReady,
+                    optimizer: null);
             }
         }
 
@@ -518,7 +519,8 @@ namespace TorchvisionAlexNet
             bool dropout,
             ulong dropoutSeed,
             long dropoutFirstSample,
-            global::AlexNetCompiler.GradientsReady? gradientsReady)
+            global::AlexNetCompiler.GradientsReady? gradientsReady,
+            global::AlexNetCompiler.Training.Sgd? optimizer)
         {
             global::System.Span<float> conv1Output = Slice(_conv1Output, batch * Conv1OutputLength);
             global::System.Span<float> pool1Output = Slice(_pool1Output, batch * Pool1OutputLength);
@@ -552,6 +554,8 @@ namespace TorchvisionAlexNet
                 probabilities,
                 labels,
                 dLogits: gradient);
+            // A training step whose loss is not finite updates nothing (it would only spread the NaN).
+            if (!float.IsFinite(loss)) optimizer = null;
             bool inA = true; // which ping-pong buffer holds the current gradient
 
             // Dense3 (classifier.6) backward: d[1000] -> d[4096]
@@ -566,7 +570,8 @@ namespace TorchvisionAlexNet
                 dInput: dense3InputGradient,
                 dWeight: Dense3WeightGradient,
                 dBias: Dense3BiasGradient,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightUpdate: optimizer?.UpdateOf(Parameters, offset: 57003840, length: 4096000));
             // Dense3 (classifier.6): its weight and bias gradients are final
             gradientsReady?.Invoke(57003840, 4097000);
             gradient = dense3InputGradient;
@@ -585,7 +590,8 @@ namespace TorchvisionAlexNet
                 dInput: dense2InputGradient,
                 dWeight: Dense2WeightGradient,
                 dBias: Dense2BiasGradient,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightUpdate: optimizer?.UpdateOf(Parameters, offset: 40222528, length: 16777216));
             // Dense2 (classifier.4): its weight and bias gradients are final
             gradientsReady?.Invoke(40222528, 16781312);
             gradient = dense2InputGradient;
@@ -621,7 +627,8 @@ namespace TorchvisionAlexNet
                 dInput: dense1InputGradient,
                 dWeight: Dense1WeightGradient,
                 dBias: Dense1BiasGradient,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightUpdate: optimizer?.UpdateOf(Parameters, offset: 2469696, length: 37748736));
             // Dense1 (classifier.1): its weight and bias gradients are final
             gradientsReady?.Invoke(2469696, 37752832);
             gradient = dense1InputGradient;
@@ -767,7 +774,20 @@ namespace TorchvisionAlexNet
         }
 
         /// <summary>
-        /// One SGD step: ForwardBackward, then the optimizer's update of Parameters. Returns the mean loss.
+        /// The slices of Parameters that TrainStep's backward pass updates (the dense weights), in order.
+        /// </summary>
+        private static readonly global::System.Range[] s_updatedInBackward =
+        {
+            new(2469696, 40218432), // Dense1Weight
+            new(40222528, 56999744), // Dense2Weight
+            new(57003840, 61099840), // Dense3Weight
+        };
+
+        /// <summary>
+        /// One SGD step: forward, loss, backward and the optimizer's update of Parameters (none when
+        /// the loss is not finite). Returns the mean loss.
+        /// The dense weights are updated inside the backward pass, at a small batch in the same pass
+        /// over them as their gradients, which are then not stored: ForwardBackward writes all Gradients.
         /// </summary>
         public float TrainStep(
             global::System.ReadOnlySpan<float> input,
@@ -777,9 +797,29 @@ namespace TorchvisionAlexNet
             ulong? dropoutSeed)
         {
             global::System.ArgumentNullException.ThrowIfNull(optimizer);
-            float loss = ForwardBackward(input, labels, batch, dropoutSeed);
-            optimizer.Step(Parameters, Gradients);
-            return loss;
+            CheckBatch(input, batch);
+            CheckLabels(labels, batch);
+            lock (_cpu.PassLock)
+            {
+                RunForward(
+                    input,
+                    batch,
+                    training: true,
+                    dropout: dropoutSeed.HasValue,
+                    dropoutSeed.GetValueOrDefault(),
+                    dropoutFirstSample: 0);
+                float loss = RunBackward(
+                    input,
+                    labels,
+                    batch,
+                    dropout: dropoutSeed.HasValue,
+                    dropoutSeed.GetValueOrDefault(),
+                    dropoutFirstSample: 0,
+                    gradientsReady: null,
+                    optimizer);
+                if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients, s_updatedInBackward);
+                return loss;
+            }
         }
 
         /// <summary>

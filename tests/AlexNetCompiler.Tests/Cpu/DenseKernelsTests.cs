@@ -1,4 +1,5 @@
 using AlexNetCompiler.Cpu;
+using AlexNetCompiler.Training;
 
 namespace AlexNetCompiler.Tests.Cpu;
 
@@ -68,6 +69,69 @@ public class DenseKernelsTests
             DenseKernels.Backward(batch, inFeatures, outFeatures, input, weight, dOutput, Span<float>.Empty, dwOnly, Span<float>.Empty, ctx);
             Assert.Equal(dwFast, dwOnly);
         }
+    }
+
+    public static TheoryData<int, int, int> UpdateShapes() => new()
+    {
+        // Panels of 512 columns with a partial strip at the end (1000 = 15 strips + 40), two and a half 256-row blocks
+        // with 2 rows past the last tile of 4 (602), a single row, the smallest and largest fused batches, and past
+        // them the blocked GEMM followed by the separate update.
+        { 1, 1000, 602 }, { 3, 1000, 602 }, { Gemm.RowDotMaxM, 130, 300 }, { 2, 64, 1 }, { 5, 7, 10 }, { 25, 300, 70 },
+    };
+
+    [Theory]
+    [MemberData(nameof(UpdateShapes))]
+    public void Backward_with_the_weight_update_gives_the_bits_of_backward_then_the_step(int batch, int inFeatures, int outFeatures)
+    {
+        float[] input = KernelAssert.Random(batch * inFeatures, 51), dOutput = KernelAssert.Random(batch * outFeatures, 53);
+        float[] bias = KernelAssert.Random(outFeatures, 54);
+        // The weight sits inside a larger parameter buffer, as in a network: [bias of another layer | weight | bias].
+        int offset = 5, length = outFeatures * inFeatures;
+        foreach (SgdVariant variant in new[] { SgdVariant.PyTorch, SgdVariant.Paper })
+        foreach (bool withInputGradient in new[] { true, false })
+        foreach (int threads in new[] { 1, 3 })
+        {
+            using var ctx = new CpuContext(threads);
+            float[] parameters = KernelAssert.Random(offset + length + outFeatures, 52);
+            var options = new SgdOptions(LearningRate: 0.05f, Momentum: 0.9f, WeightDecay: 1e-3f, Variant: variant);
+            var separate = new Sgd(parameters.Length, options, ctx);
+            var fused = new Sgd(parameters.Length, options, ctx);
+            float[] separateParameters = parameters.ToArray(), fusedParameters = parameters.ToArray();
+            var gradients = new float[parameters.Length];
+            string what = $"{batch}x{inFeatures}->{outFeatures} {variant} dInput={withInputGradient} threads={threads}";
+            // Two steps: the first sets the velocity (PyTorch) and the second uses it.
+            for (int step = 0; step < 2; step++)
+            {
+                float[] dxSeparate = withInputGradient ? new float[input.Length] : [], dxFused = withInputGradient ? new float[input.Length] : [];
+                DenseKernels.Backward(batch, inFeatures, outFeatures, input, separateParameters.AsSpan(offset, length), dOutput, dxSeparate,
+                    gradients.AsSpan(offset, length), gradients.AsSpan(offset + length, outFeatures), ctx);
+                separate.Step(separateParameters, gradients);
+
+                float[] fusedGradients = new float[parameters.Length];
+                DenseKernels.Backward(batch, inFeatures, outFeatures, input, fusedParameters.AsSpan(offset, length), dOutput, dxFused,
+                    fusedGradients.AsSpan(offset, length), fusedGradients.AsSpan(offset + length, outFeatures), ctx,
+                    weightUpdate: fused.UpdateOf(fusedParameters, offset, length));
+                fused.Step(fusedParameters, fusedGradients, [new Range(offset, offset + length)]);
+
+                Assert.True(dxSeparate.AsSpan().SequenceEqual(dxFused), $"{what} step {step}: dInput");
+                Assert.True(separateParameters.AsSpan().SequenceEqual(fusedParameters), $"{what} step {step}: parameters");
+                Assert.True(separate.Velocity.AsSpan().SequenceEqual(fused.Velocity), $"{what} step {step}: velocity");
+                Assert.Equal(separate.StepCount, fused.StepCount);
+            }
+            // The step really moved the weights (a kernel that skipped the update would also match a skipped step).
+            Assert.False(separateParameters.AsSpan(offset, length).SequenceEqual(parameters.AsSpan(offset, length)), what);
+        }
+    }
+
+    [Fact]
+    public void A_weight_update_of_another_slice_is_refused()
+    {
+        using var ctx = new CpuContext(1);
+        float[] parameters = new float[20];
+        var sgd = new Sgd(parameters.Length, new SgdOptions(), ctx);
+        var e = Assert.Throws<ArgumentException>(() => DenseKernels.Backward(2, 3, 4, new float[6], parameters.AsSpan(0, 12), new float[8],
+            new float[6], new float[12], new float[4], ctx, weightUpdate: sgd.UpdateOf(parameters, 1, 12)));
+        Assert.Equal("weightUpdate", e.ParamName);
     }
 
     [Fact]

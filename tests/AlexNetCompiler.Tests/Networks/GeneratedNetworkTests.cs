@@ -148,6 +148,51 @@ public sealed class GeneratedNetworkTests
         Assert.True(last < 0.25f * first, $"loss went from {first} to {last}");
     }
 
+    [Theory]
+    [InlineData(Batch)]
+    [InlineData(30)] // past the fused dense kernels' batch limit: the weight update follows each dense layer's backward
+    public void TrainStep_gives_the_bits_of_ForwardBackward_then_the_whole_step(int batch)
+    {
+        var (reference, _, _) = Create(40);
+        var rng = new SeededRandom(41);
+        var input = new float[batch * FashionNet.InputLength];
+        for (int i = 0; i < input.Length; i++) input[i] = rng.NextSingle();
+        int[] labels = Enumerable.Range(0, batch).Select(i => i * 7 % FashionNet.ClassCount).ToArray();
+        var cpu = new global::AlexNetCompiler.Cpu.CpuContext(2);
+        var separate = new FashionNet(batch, cpu);
+        var fused = new FashionNet(batch, cpu);
+        reference.Parameters.CopyTo(separate.Parameters, 0);
+        reference.Parameters.CopyTo(fused.Parameters, 0);
+        var options = new SgdOptions(LearningRate: 0.02f, Momentum: 0.9f, WeightDecay: 5e-4f);
+        var separateSgd = new Sgd(separate.Parameters.Length, options, cpu);
+        var fusedSgd = new Sgd(fused.Parameters.Length, options, cpu);
+        for (int step = 0; step < 3; step++)
+        {
+            float expected = separate.ForwardBackward(input, labels, batch, dropoutSeed: (ulong)step);
+            separateSgd.Step(separate.Parameters, separate.Gradients);
+            float loss = fused.TrainStep(input, labels, batch, fusedSgd, dropoutSeed: (ulong)step);
+            Assert.Equal(expected, loss);
+            Assert.True(separate.Parameters.AsSpan().SequenceEqual(fused.Parameters), $"parameters after step {step}");
+            Assert.True(separateSgd.Velocity.AsSpan().SequenceEqual(fusedSgd.Velocity), $"velocity after step {step}");
+        }
+        Assert.Equal(3, fusedSgd.StepCount);
+    }
+
+    [Fact]
+    public void TrainStep_with_a_loss_that_is_not_finite_changes_nothing()
+    {
+        var (net, input, labels) = Create(42);
+        var sgd = new Sgd(net.Parameters.Length, new SgdOptions(LearningRate: 0.02f));
+        net.TrainStep(input, labels, Batch, sgd, dropoutSeed: 1);
+        net.Parameters[^1] = float.NaN; // the last layer's bias: every logit of that class, and so the loss
+        float[] parameters = net.Parameters.ToArray(), velocity = sgd.Velocity.ToArray();
+        float loss = net.TrainStep(input, labels, Batch, sgd, dropoutSeed: 2);
+        Assert.True(float.IsNaN(loss));
+        Assert.Equal(parameters, net.Parameters);
+        Assert.Equal(velocity, sgd.Velocity);
+        Assert.Equal(1, sgd.StepCount);
+    }
+
     [Fact]
     public void Networks_sharing_one_context_on_several_threads_match_sequential_runs()
     {

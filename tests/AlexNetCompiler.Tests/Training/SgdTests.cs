@@ -63,6 +63,35 @@ public sealed class SgdTests
     }
 
     [Fact]
+    public void StepLeavesTheSlicesUpdatedInBackwardAlone()
+    {
+        const int length = 1000;
+        float[] start = Random(length, 20), grad = Random(length, 21);
+        var whole = new Sgd(length, new SgdOptions(0.1f, 0.9f, 0.01f));
+        var skipping = new Sgd(length, new SgdOptions(0.1f, 0.9f, 0.01f));
+        float[] a = start.ToArray(), b = start.ToArray();
+        whole.Step(a, grad);
+        skipping.Step(b, grad, [new Range(0, 10), new Range(100, 300), new Range(990, 1000)]);
+        for (int i = 0; i < length; i++)
+        {
+            bool skipped = i < 10 || (i >= 100 && i < 300) || i >= 990;
+            Assert.Equal(skipped ? start[i] : a[i], b[i]);
+            Assert.Equal(skipped ? 0f : whole.Velocity[i], skipping.Velocity[i]);
+        }
+        Assert.Equal(1, skipping.StepCount);
+    }
+
+    [Fact]
+    public void SlicesUpdatedInBackwardOutOfOrderAreRefused()
+    {
+        var sgd = new Sgd(100, new SgdOptions());
+        var e = Assert.Throws<ArgumentException>(() => sgd.Step(new float[100], new float[100], [new Range(50, 60), new Range(10, 20)]));
+        Assert.Equal("updatedInBackward", e.ParamName);
+        Assert.Equal(0, sgd.StepCount);
+        Assert.Throws<ArgumentOutOfRangeException>(() => sgd.UpdateOf(new float[100], 90, 11));
+    }
+
+    [Fact]
     public void StepAllocatesNothing()
     {
         const int length = 1 << 20; // split over the context's threads

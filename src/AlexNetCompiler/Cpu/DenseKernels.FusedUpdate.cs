@@ -1,0 +1,171 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using AlexNetCompiler.Training;
+
+namespace AlexNetCompiler.Cpu;
+
+/// <summary>
+/// The dense layer's backward at a small batch with the optimizer's update applied in the same pass. Apart, the input
+/// gradient reads the weights, the weight gradient is written out, and the SGD step reads the gradient, the weights
+/// and the velocity and writes the last two: for fc6 of AlexNet, about 1 GB of memory traffic, at batch 1 most of a
+/// training step. Here each weight row segment is read once for the input gradient and updated while it is still in
+/// the L1 cache, with its gradient computed into a small buffer: the weights and the velocity are read and written
+/// once, and the gradient never goes to memory.
+/// <para>
+/// Every sum is taken in the order of the separate kernels (the input gradient's blocks of <see cref="SumBlock"/>
+/// weight rows, the weight gradient over the samples), so the result is bitwise that of backward followed by
+/// <see cref="Sgd.Step(Span{float}, ReadOnlySpan{float})"/>.
+/// </para>
+/// </summary>
+public static unsafe partial class DenseKernels
+{
+    /// <summary>Columns of a work item: eight strips. A thread reads each weight row in runs of 2 KiB.</summary>
+    private const int PanelWidth = 8 * StripWidth;
+
+    private struct FusedUpdateJob
+    {
+        public int Batch, In, Out;
+        public float* X, W, V, DY, DX;
+        public SgdRule Rule;
+        public CpuContext Ctx;
+    }
+
+    /// <summary>Per-thread scratch: one block's input-gradient sums [batch, panel] and the weight gradient of a tile's rows.</summary>
+    private static long FusedUpdateScratchLength(int batch) => (long)(batch + TileRows) * PanelWidth;
+
+    /// <summary>
+    /// dX = dY W (when <paramref name="dx"/> is not null) with the old weights, then W and V updated by
+    /// <paramref name="rule"/> from dW = dY^T X; one work item per panel of input columns.
+    /// </summary>
+    private static void BackwardAndUpdateSmallBatch(int batch, int inFeatures, int outFeatures, float* x, float* dy, float* dx,
+        float* w, float* v, SgdRule rule, CpuContext ctx)
+    {
+        var job = new FusedUpdateJob
+        {
+            Batch = batch, In = inFeatures, Out = outFeatures, X = x, DY = dy, DX = dx, W = w, V = v, Rule = rule, Ctx = ctx,
+        };
+        ctx.ReserveScratch(ScratchSlot.Temporary, FusedUpdateScratchLength(batch));
+        ctx.For((inFeatures + PanelWidth - 1) / PanelWidth, &UpdatePanel, Unsafe.AsPointer(ref job));
+    }
+
+    private static void UpdatePanel(void* state, int item, int threadIndex)
+    {
+        ref FusedUpdateJob job = ref Unsafe.AsRef<FusedUpdateJob>(state);
+        int c0 = item * PanelWidth, width = Math.Min(PanelWidth, job.In - c0);
+        float* scratch = job.Ctx.Scratch(threadIndex, ScratchSlot.Temporary, FusedUpdateScratchLength(job.Batch));
+        float* sums = scratch;                                   // [batch, width]
+        float* rowGradients = scratch + (long)job.Batch * PanelWidth; // [TileRows, PanelWidth]
+        for (int o0 = 0; o0 < job.Out; o0 += SumBlock)
+        {
+            int o1 = Math.Min(job.Out, o0 + SumBlock);
+            if (job.DX != null) new Span<float>(sums, job.Batch * width).Clear();
+            for (int o = o0; o < o1; o += TileRows)
+            {
+                int rows = Math.Min(TileRows, o1 - o);
+                // The input gradient first: it needs these rows' weights before the update.
+                if (job.DX != null) AccumulateInputSums(ref job, o, rows, c0, width, sums);
+                WeightGradientRows(ref job, o, rows, c0, width, rowGradients);
+                for (int r = 0; r < rows; r++)
+                {
+                    long at = (long)(o + r) * job.In + c0;
+                    job.Rule.Apply(job.W + at, rowGradients + r * PanelWidth, job.V + at, width);
+                }
+            }
+            if (job.DX == null) continue;
+            // As the separate kernel: the first block's sums are stored, later ones added.
+            for (int n = 0; n < job.Batch; n++)
+            {
+                float* dx = job.DX + (long)n * job.In + c0;
+                float* blockSums = sums + (long)n * width;
+                if (o0 == 0) new Span<float>(blockSums, width).CopyTo(new Span<float>(dx, width));
+                else SimdSpan.AddInPlace(dx, blockSums, width);
+            }
+        }
+    }
+
+    /// <summary>
+    /// sums[n, c] += dY[n, o + r] W[o + r, c0 + c] for the tile's rows in order (the FMA chain of the separate kernel).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateInputSums(ref FusedUpdateJob job, int o, int rows, int c0, int width, float* sums)
+    {
+        int full = width / StripWidth * StripWidth;
+        for (int r = 0; r < rows; r++)
+        {
+            // One row at a time: its four vectors stay in registers while every sample's sums pass over them.
+            float* wRow = job.W + (long)(o + r) * job.In + c0;
+            float* d = job.DY + o + r;
+            for (int c = 0; c < full; c += StripWidth)
+            {
+                Vector512<float> w0 = Vector512.Load(wRow + c), w1 = Vector512.Load(wRow + c + 16);
+                Vector512<float> w2 = Vector512.Load(wRow + c + 32), w3 = Vector512.Load(wRow + c + 48);
+                float* s = sums + c;
+                for (int n = 0; n < job.Batch; n++, s += width)
+                {
+                    var g = Vector512.Create(d[(long)n * job.Out]);
+                    Vector512.FusedMultiplyAdd(g, w0, Vector512.Load(s)).Store(s);
+                    Vector512.FusedMultiplyAdd(g, w1, Vector512.Load(s + 16)).Store(s + 16);
+                    Vector512.FusedMultiplyAdd(g, w2, Vector512.Load(s + 32)).Store(s + 32);
+                    Vector512.FusedMultiplyAdd(g, w3, Vector512.Load(s + 48)).Store(s + 48);
+                }
+            }
+            for (int n = 0; n < job.Batch; n++)
+            {
+                float g = d[(long)n * job.Out];
+                float* s = sums + (long)n * width;
+                for (int c = full; c < width; c++) s[c] = MathF.FusedMultiplyAdd(g, wRow[c], s[c]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// gradients[r, c] = sum over the samples of dY[n, o + r] X[n, c0 + c]: the separate kernel's 4 x 64 register tiles,
+    /// and its scalar sums for the columns past the last whole strip.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WeightGradientRows(ref FusedUpdateJob job, int o, int rows, int c0, int width, float* gradients)
+    {
+        int outF = job.Out;
+        int full = width / StripWidth * StripWidth;
+        // Rows past the tile repeat its last row (their sums are not stored).
+        int r1 = rows > 1 ? 1 : 0, r2 = rows > 2 ? 2 : r1, r3 = rows > 3 ? 3 : r2;
+        for (int c = 0; c < full; c += StripWidth)
+        {
+            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+            float* xRow = job.X + c0 + c;
+            float* d = job.DY + o;
+            for (int n = 0; n < job.Batch; n++, xRow += job.In, d += outF)
+            {
+                Vector512<float> x0 = Vector512.Load(xRow), x1 = Vector512.Load(xRow + 16), x2 = Vector512.Load(xRow + 32), x3 = Vector512.Load(xRow + 48);
+                var g = Vector512.Create(d[0]);
+                a00 = Vector512.FusedMultiplyAdd(g, x0, a00); a01 = Vector512.FusedMultiplyAdd(g, x1, a01);
+                a02 = Vector512.FusedMultiplyAdd(g, x2, a02); a03 = Vector512.FusedMultiplyAdd(g, x3, a03);
+                g = Vector512.Create(d[r1]);
+                a10 = Vector512.FusedMultiplyAdd(g, x0, a10); a11 = Vector512.FusedMultiplyAdd(g, x1, a11);
+                a12 = Vector512.FusedMultiplyAdd(g, x2, a12); a13 = Vector512.FusedMultiplyAdd(g, x3, a13);
+                g = Vector512.Create(d[r2]);
+                a20 = Vector512.FusedMultiplyAdd(g, x0, a20); a21 = Vector512.FusedMultiplyAdd(g, x1, a21);
+                a22 = Vector512.FusedMultiplyAdd(g, x2, a22); a23 = Vector512.FusedMultiplyAdd(g, x3, a23);
+                g = Vector512.Create(d[r3]);
+                a30 = Vector512.FusedMultiplyAdd(g, x0, a30); a31 = Vector512.FusedMultiplyAdd(g, x1, a31);
+                a32 = Vector512.FusedMultiplyAdd(g, x2, a32); a33 = Vector512.FusedMultiplyAdd(g, x3, a33);
+            }
+            float* row = gradients + c;
+            StoreOrAdd(row, true, a00, a01, a02, a03);
+            if (rows > 1) StoreOrAdd(row + PanelWidth, true, a10, a11, a12, a13);
+            if (rows > 2) StoreOrAdd(row + 2 * PanelWidth, true, a20, a21, a22, a23);
+            if (rows > 3) StoreOrAdd(row + 3 * PanelWidth, true, a30, a31, a32, a33);
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = full; c < width; c++)
+            {
+                float sum = 0;
+                for (int n = 0; n < job.Batch; n++)
+                    sum = MathF.FusedMultiplyAdd(job.DY[(long)n * outF + o + r], job.X[(long)n * job.In + c0 + c], sum);
+                gradients[r * PanelWidth + c] = sum;
+            }
+        }
+    }
+}
