@@ -576,7 +576,7 @@ internal static partial class CpuEmitter
         if (updated.Count > 0)
         {
             w.WriteLine("/// The dense weights are updated inside the backward pass, at a small batch in the same pass");
-            w.WriteLine("/// over them as their gradients, which are then not stored: ForwardBackward writes all Gradients.");
+            w.WriteLine("/// over them as their gradients, which may then not be stored: ForwardBackward writes all Gradients.");
         }
         w.WriteLine("/// </summary>");
         w.WriteParenthesized("public float TrainStep", new[]
@@ -589,6 +589,7 @@ internal static partial class CpuEmitter
         w.WriteLine("global::System.ArgumentNullException.ThrowIfNull(optimizer);");
         w.WriteLine("CheckBatch(input, batch);");
         w.WriteLine("CheckLabels(labels, batch);");
+        w.WriteLine("float loss;");
         w.WriteLine("lock (_cpu.PassLock)");
         w.WriteLine("{");
         w.Indent++;
@@ -596,17 +597,18 @@ internal static partial class CpuEmitter
         {
             "input", "batch", "training: true", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample: 0",
         }, ";");
-        w.WriteParenthesized("float loss = RunBackward", new[]
+        w.WriteParenthesized("loss = RunBackward", new[]
         {
             "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample: 0",
             "gradientsReady: null", "optimizer",
         }, ";");
+        w.Indent--;
+        w.WriteLine("}");
+        w.WriteLine("// Outside the pass lock: the optimizer may run on another context, which takes its own lock.");
         w.WriteLine(updated.Count > 0
             ? "if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients, s_updatedInBackward);"
             : "if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients);");
         w.WriteLine("return loss;");
-        w.Indent--;
-        w.WriteLine("}");
         w.Indent--;
         w.WriteLine("}");
         w.WriteLine();

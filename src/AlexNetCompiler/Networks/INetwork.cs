@@ -20,7 +20,7 @@ public interface INetwork
 
     /// <summary>
     /// Gradients of the last ForwardBackward, same layout as Parameters. After a generated CPU network's
-    /// <see cref="TrainStep"/>, the dense weights' slices are not current (see there).
+    /// <see cref="TrainStep"/>, the dense weights' slices may not be current (see there).
     /// </summary>
     float[] Gradients { get; }
 
@@ -65,7 +65,8 @@ public interface INetwork
     /// <summary>
     /// One SGD step: <see cref="ForwardBackward(ReadOnlySpan{float}, ReadOnlySpan{int}, int, ulong?)"/>, then, when the
     /// loss is finite, the optimizer's update of Parameters (a non-finite loss would only spread). Returns the mean loss.
-    /// Generated CPU networks update the dense weights inside the backward pass instead, and do not store their gradients.
+    /// Generated CPU networks update the dense weights inside the backward pass instead, and at a small batch do not store
+    /// their gradients.
     /// </summary>
     float TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> labels, int batch, Training.Sgd optimizer, ulong? dropoutSeed)
     {

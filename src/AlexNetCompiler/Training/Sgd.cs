@@ -74,12 +74,19 @@ public sealed unsafe class Sgd
     {
         if (parameters.Length != Velocity.Length || gradients.Length != Velocity.Length)
             throw new ArgumentException($"SGD: parameters ({parameters.Length}) and gradients ({gradients.Length}) must both have {Velocity.Length} floats.");
+        // Every slice is checked before anything is updated, so a refused call changes nothing.
+        int end = 0;
+        foreach (Range skipped in updatedInBackward)
+        {
+            (int offset, int length) = CheckedSlice(skipped, parameters.Length);
+            if (offset < end)
+                throw new ArgumentException($"SGD: the slices updated in backward must be disjoint and in increasing order ({skipped} starts before {end}).", nameof(updatedInBackward));
+            end = offset + length;
+        }
         int start = 0;
         foreach (Range skipped in updatedInBackward)
         {
             (int offset, int length) = skipped.GetOffsetAndLength(parameters.Length);
-            if (offset < start)
-                throw new ArgumentException($"SGD: the slices updated in backward must be disjoint and in increasing order ({skipped} after {start}).", nameof(updatedInBackward));
             Apply(parameters, gradients, start, offset - start);
             start = offset + length;
         }
@@ -103,6 +110,18 @@ public sealed unsafe class Sgd
         if ((long)offset + length > parameters.Length)
             throw new ArgumentOutOfRangeException(nameof(length), $"SGD: slice [{offset}, {(long)offset + length}) lies outside the {parameters.Length} parameters.");
         return new SgdSliceUpdate(parameters, Velocity, offset, length, CurrentRule);
+    }
+
+    private static (int Offset, int Length) CheckedSlice(Range slice, int length)
+    {
+        try
+        {
+            return slice.GetOffsetAndLength(length);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            throw new ArgumentException($"SGD: the slice {slice} updated in backward lies outside the {length} parameters.", "updatedInBackward");
+        }
     }
 
     private SgdRule CurrentRule => new(Options.Variant, LearningRate, Options.Momentum, Options.WeightDecay, firstStep: StepCount == 0);

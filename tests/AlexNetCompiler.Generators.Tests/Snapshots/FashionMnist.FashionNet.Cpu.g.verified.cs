@@ -851,7 +851,7 @@ namespace FashionMnist
         /// One SGD step: forward, loss, backward and the optimizer's update of Parameters (none when
         /// the loss is not finite). Returns the mean loss.
         /// The dense weights are updated inside the backward pass, at a small batch in the same pass
-        /// over them as their gradients, which are then not stored: ForwardBackward writes all Gradients.
+        /// over them as their gradients, which may then not be stored: ForwardBackward writes all Gradients.
         /// </summary>
         public float TrainStep(
             global::System.ReadOnlySpan<float> input,
@@ -863,6 +863,7 @@ namespace FashionMnist
             global::System.ArgumentNullException.ThrowIfNull(optimizer);
             CheckBatch(input, batch);
             CheckLabels(labels, batch);
+            float loss;
             lock (_cpu.PassLock)
             {
                 RunForward(
@@ -872,7 +873,7 @@ namespace FashionMnist
                     dropout: dropoutSeed.HasValue,
                     dropoutSeed.GetValueOrDefault(),
                     dropoutFirstSample: 0);
-                float loss = RunBackward(
+                loss = RunBackward(
                     input,
                     labels,
                     batch,
@@ -881,9 +882,10 @@ namespace FashionMnist
                     dropoutFirstSample: 0,
                     gradientsReady: null,
                     optimizer);
-                if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients, s_updatedInBackward);
-                return loss;
             }
+            // Outside the pass lock: the optimizer may run on another context, which takes its own lock.
+            if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients, s_updatedInBackward);
+            return loss;
         }
 
         /// <summary>

@@ -84,9 +84,15 @@ public sealed class SgdTests
     [Fact]
     public void SlicesUpdatedInBackwardOutOfOrderAreRefused()
     {
-        var sgd = new Sgd(100, new SgdOptions());
-        var e = Assert.Throws<ArgumentException>(() => sgd.Step(new float[100], new float[100], [new Range(50, 60), new Range(10, 20)]));
+        var sgd = new Sgd(100, new SgdOptions(0.1f));
+        float[] parameters = Random(100, 22), grad = Random(100, 23), before = parameters.ToArray();
+        var e = Assert.Throws<ArgumentException>(() => sgd.Step(parameters, grad, [new Range(50, 60), new Range(10, 20)]));
         Assert.Equal("updatedInBackward", e.ParamName);
+        e = Assert.Throws<ArgumentException>(() => sgd.Step(parameters, grad, [new Range(50, 60), new Range(90, 101)]));
+        Assert.Equal("updatedInBackward", e.ParamName);
+        // Refused before anything moved.
+        Assert.Equal(before, parameters);
+        Assert.All(sgd.Velocity, v => Assert.Equal(0f, v));
         Assert.Equal(0, sgd.StepCount);
         Assert.Throws<ArgumentOutOfRangeException>(() => sgd.UpdateOf(new float[100], 90, 11));
     }
