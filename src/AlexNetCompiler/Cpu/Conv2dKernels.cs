@@ -523,7 +523,6 @@ public static unsafe partial class Conv2dKernels
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
         int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, ph = g.PaddingHeight, pw = g.PaddingWidth;
-        Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         long row = 0;
         for (int c = 0; c < channels; c++)
         {
@@ -536,9 +535,7 @@ public static unsafe partial class Conv2dKernels
                     int owStart = FirstValid(pw - kx, 1), owEnd = Math.Min(ow, LastValidExclusive(w + pw - kx, 1));
                     for (int x0 = 0; x0 < ow; x0 += 16)
                     {
-                        Vector512<int> x = lane + Vector512.Create(x0);
-                        Vector512<float> inside = (Vector512.GreaterThanOrEqual(x, Vector512.Create(owStart)) & Vector512.LessThan(x, Vector512.Create(owEnd))).AsSingle();
-                        Vector512<float> inRow = Vector512.LessThan(x, Vector512.Create(ow)).AsSingle();
+                        Vector512<float> inside = LanesWithin(x0, owStart, owEnd), inRow = LanesWithin(x0, 0, ow);
                         float* to = col + x0;
                         for (int y = 0; y < oh; y++, to += ow)
                         {
@@ -563,7 +560,6 @@ public static unsafe partial class Conv2dKernels
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
         int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, ph = g.PaddingHeight, pw = g.PaddingWidth;
-        Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         long row = 0;
         for (int c = 0; c < channels; c++)
         {
@@ -576,8 +572,7 @@ public static unsafe partial class Conv2dKernels
                     int owStart = FirstValid(pw - kx, 1), owEnd = Math.Min(ow, LastValidExclusive(w + pw - kx, 1));
                     for (int x0 = 0; x0 < ow; x0 += 16)
                     {
-                        Vector512<int> x = lane + Vector512.Create(x0);
-                        Vector512<float> inside = (Vector512.GreaterThanOrEqual(x, Vector512.Create(owStart)) & Vector512.LessThan(x, Vector512.Create(owEnd))).AsSingle();
+                        Vector512<float> inside = LanesWithin(x0, owStart, owEnd);
                         float* from = col + x0;
                         for (int y = 0; y < oh; y++, from += ow)
                         {
@@ -591,6 +586,13 @@ public static unsafe partial class Conv2dKernels
                 }
             }
         }
+    }
+
+    /// <summary>The mask of the 16 lanes x0 + i (i = 0..15) that lie in [start, end): an output row's chunk.</summary>
+    private static Vector512<float> LanesWithin(int x0, int start, int end)
+    {
+        Vector512<int> x = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) + Vector512.Create(x0);
+        return (Vector512.GreaterThanOrEqual(x, Vector512.Create(start)) & Vector512.LessThan(x, Vector512.Create(end))).AsSingle();
     }
 
     /// <summary>Smallest x >= 0 with x * stride >= offset.</summary>
