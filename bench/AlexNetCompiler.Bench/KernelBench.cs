@@ -42,6 +42,9 @@ internal static unsafe class KernelBench
     private sealed record LayerShapes(string Title, (string Name, Conv2dGeometry G, bool FirstLayer)[] Convs,
         (string Name, LrnGeometry G)[] Lrns, (string Name, PoolGeometry G)[] Pools, (string Name, int In, int Out)[] Denses);
 
+    /// <summary>The classifier both AlexNets share (9216 -> 4096 -> 4096 -> 1000).</summary>
+    private static readonly (string Name, int In, int Out)[] AlexNetDenses = [("fc6", 9216, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)];
+
     private static LayerShapes ShapesOf(string network) => network switch
     {
         "canonical" => new LayerShapes("Canonical AlexNet",
@@ -58,7 +61,7 @@ internal static unsafe class KernelBench
                 ("pool2", new PoolGeometry(256, 27, 27, 13, 13, 3, 3, 2, 2, 0, 0)),
                 ("pool5", new PoolGeometry(256, 13, 13, 6, 6, 3, 3, 2, 2, 0, 0)),
             ],
-            [("fc6", 9216, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)]),
+            AlexNetDenses),
         "torchvision" => new LayerShapes("torchvision AlexNet (adaptive average pool not timed)",
             [
                 ("conv1", new Conv2dGeometry(3, 224, 224, 64, 55, 55, 11, 11, 4, 4, 2, 2, 1), true),
@@ -73,7 +76,7 @@ internal static unsafe class KernelBench
                 ("pool2", new PoolGeometry(192, 27, 27, 13, 13, 3, 3, 2, 2, 0, 0)),
                 ("pool5", new PoolGeometry(256, 13, 13, 6, 6, 3, 3, 2, 2, 0, 0)),
             ],
-            [("fc6", 9216, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)]),
+            AlexNetDenses),
         // The main job's network (examples/FashionMnist/FashionNet.cs).
         "fashion" => new LayerShapes("FashionNet",
             [

@@ -41,7 +41,7 @@ internal static class NetworkBench
         if (repetitions < 5) throw new ArgumentException("--reps must be at least 5 (min/median/max over at least five runs).");
         Console.WriteLine($"bench: {threads} thread(s) for every system (CpuContext({threads}); torch.set_num_threads({threads}); ONNX Runtime intra-op {threads}, inter-op 1).");
         Console.WriteLine($"{rounds} round(s); each measurement in its own process, warmed for at least {Timing.MinWarmupTime.TotalSeconds:F0} s and until {Timing.StableWindow} consecutive samples agree within {Timing.StableSpread:P0} (at most {Timing.MaxWarmups} samples or {Timing.MaxWarmupTime.TotalSeconds:F0} s), then {repetitions} timed samples; a sample is one call, or a run of calls lasting at least {Timing.MinSampleTime.TotalMilliseconds:F0} ms divided by their number; min/median/max over the timed samples of all rounds.");
-        Console.WriteLine($"GEMM micro-kernel: {Gemm.BestKernel}; libtorch {torch.__version__}; {Environment.ProcessorCount} logical processors; load average {LoadAverage()}; order seed {seed}.");
+        Console.WriteLine($"GEMM micro-kernel: {Gemm.BestKernel}; libtorch {torch.__version__}; {Environment.ProcessorCount} logical processors ({ProcessorName()}); load average {LoadAverage()}; order seed {seed}.");
 
         (double ceilingBefore, double ceilingMedian) = MeasureCeiling(threads);
         Console.WriteLine($"Ceiling ({FmaCeiling.VectorName} FMA on {threads} thread(s)): {ceilingBefore:F1} GFLOP/s best, {ceilingMedian:F1} median.");
@@ -285,6 +285,17 @@ internal static class NetworkBench
         {
             File.Delete(model);
         }
+    }
+
+    /// <summary>The first "model name" of /proc/cpuinfo: the ratios in a run hold for that processor, not for others.</summary>
+    private static string ProcessorName()
+    {
+        try
+        {
+            string? line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            return line is null ? "processor unknown" : line[(line.IndexOf(':') + 1)..].Trim();
+        }
+        catch (IOException) { return "processor unknown"; }
     }
 
     private static string LoadAverage()

@@ -16,53 +16,67 @@ using AlexNetCompiler.Bench;
 //     (data-parallel training over Open MPI, and its all-reduce; docs/distributed.md)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- loader  [--threads N] [--images 3000] [--batch 64] [--steps 3]
 //     (image-folder loader alone, cold decode and from the cache, against AlexNet2012's training step)
-string command = args.Length > 0 ? args[0] : "bench";
-int threads = IntOption(args, "--threads", Environment.ProcessorCount);
-switch (command)
+try
 {
-    case "bench":
-        int[] batches = ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-        string[] nets = ListOption(args, "--nets", "canonical,torchvision");
-        int seed = args.Contains("--seed") ? IntOption(args, "--seed", 1) : Random.Shared.Next(1, 1_000_000);
-        return NetworkBench.Run(threads, batches, nets, IntOption(args, "--reps", 7), IntOption(args, "--rounds", 1), !args.Contains("--no-memory"), seed);
-    case "cell":
-        return NetworkBench.CellChild(args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture),
-            int.Parse(args[5], CultureInfo.InvariantCulture), int.Parse(args[6], CultureInfo.InvariantCulture));
-    case "ceiling":
-        return NetworkBench.CeilingChild(int.Parse(args[1], CultureInfo.InvariantCulture));
-    case "ours":
-        // The project alone: forward and training step per network and batch (1 thread: CPU time).
-        foreach (string key in ListOption(args, "--nets", "canonical,torchvision"))
-            foreach (int b in ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)))
-                KernelBench.RunNetwork(BenchNetwork.Find(key), b, threads);
-        return 0;
-    case "memory-probe":
-        return NetworkBench.MemoryProbe(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
-    case "kernels":
-        KernelBench.RunGemm(threads);
-        KernelBench.RunLayers(threads, IntOption(args, "--batch", 16), ListOption(args, "--net", "canonical")[0]);
-        return 0;
-    case "conv3x3":
-        KernelBench.RunConvAlgorithms(threads, IntOption(args, "--batch", 16), IntOption(args, "--reps", 15));
-        return 0;
-    case "gemm":
-        KernelBench.RunGemm(threads);
-        return 0;
-    case "distributed":
-        foreach (string key in ListOption(args, "--nets", "fashion"))
-            DistributedBench.Train(BenchNetwork.Find(key), IntOption(args, "--batch", 64), threads, IntOption(args, "--steps", 20));
-        return 0;
-    case "allreduce":
-        return DistributedBench.AllReduce(ListOption(args, "--floats", "632778,4194304,60965224").Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(),
-            IntOption(args, "--reps", 5));
-    case "micro":
-        MicroKernelBench.Run();
-        return 0;
-    case "loader":
-        return LoaderBench.Run(IntOption(args, "--images", 3000), threads, IntOption(args, "--batch", 64), IntOption(args, "--steps", 3));
-    default:
-        Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, conv3x3, gemm, micro, distributed, allreduce, loader.");
-        return 2;
+    return Run(args);
+}
+catch (ArgumentException e)
+{
+    // A bad option or name: the message says which; a stack trace would not help.
+    Console.Error.WriteLine($"bench: {e.Message}");
+    return 2;
+}
+
+static int Run(string[] args)
+{
+    string command = args.Length > 0 ? args[0] : "bench";
+    int threads = IntOption(args, "--threads", Environment.ProcessorCount);
+    switch (command)
+    {
+        case "bench":
+            int[] batches = ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+            string[] nets = ListOption(args, "--nets", "canonical,torchvision");
+            int seed = args.Contains("--seed") ? IntOption(args, "--seed", 1) : Random.Shared.Next(1, 1_000_000);
+            return NetworkBench.Run(threads, batches, nets, IntOption(args, "--reps", 7), IntOption(args, "--rounds", 1), !args.Contains("--no-memory"), seed);
+        case "cell":
+            return NetworkBench.CellChild(args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture),
+                int.Parse(args[5], CultureInfo.InvariantCulture), int.Parse(args[6], CultureInfo.InvariantCulture));
+        case "ceiling":
+            return NetworkBench.CeilingChild(int.Parse(args[1], CultureInfo.InvariantCulture));
+        case "ours":
+            // The project alone: forward and training step per network and batch (1 thread: CPU time).
+            foreach (string key in ListOption(args, "--nets", "canonical,torchvision"))
+                foreach (int b in ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)))
+                    KernelBench.RunNetwork(BenchNetwork.Find(key), b, threads);
+            return 0;
+        case "memory-probe":
+            return NetworkBench.MemoryProbe(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
+        case "kernels":
+            KernelBench.RunGemm(threads);
+            KernelBench.RunLayers(threads, IntOption(args, "--batch", 16), ListOption(args, "--net", "canonical")[0]);
+            return 0;
+        case "conv3x3":
+            KernelBench.RunConvAlgorithms(threads, IntOption(args, "--batch", 16), IntOption(args, "--reps", 15));
+            return 0;
+        case "gemm":
+            KernelBench.RunGemm(threads);
+            return 0;
+        case "distributed":
+            foreach (string key in ListOption(args, "--nets", "fashion"))
+                DistributedBench.Train(BenchNetwork.Find(key), IntOption(args, "--batch", 64), threads, IntOption(args, "--steps", 20));
+            return 0;
+        case "allreduce":
+            return DistributedBench.AllReduce(ListOption(args, "--floats", "632778,4194304,60965224").Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(),
+                IntOption(args, "--reps", 5));
+        case "micro":
+            MicroKernelBench.Run();
+            return 0;
+        case "loader":
+            return LoaderBench.Run(IntOption(args, "--images", 3000), threads, IntOption(args, "--batch", 64), IntOption(args, "--steps", 3));
+        default:
+            Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, conv3x3, gemm, micro, distributed, allreduce, loader.");
+            return 2;
+    }
 }
 
 static int IntOption(string[] args, string name, int fallback)
