@@ -33,14 +33,15 @@ public enum Conv2dAlgorithm
 /// A 4x4 output tile Y of one output channel is A^T [ sum over input channels c of (G g_c G^T) .* (B^T d_c B) ] A, where
 /// d_c is the 6x6 input tile of channel c and g_c the 3x3 filter. 36 multiplies per 16 outputs instead of 144.
 /// <para>
-/// Work: one parallel loop per call over independent items (group, chunk of tiles spanning samples, and at small
-/// batches part of the output channels), like the im2col path's (sample, group) items. An item transforms its chunk's
-/// input tiles into V[36][in][tiles]; then per block of <see cref="WinogradBlockRows"/> output channels it transforms
-/// those filters (in float) into U[36][block][in], runs the 36 GEMMs M[xi] = U[xi] * V[xi] on the
-/// project's blocked GEMM single-threaded, and the inverse transform with bias and ReLU writes the output. Scratch: V,
-/// U and M of one item per thread, in the im2col path's <see cref="ScratchSlot.Columns"/>; the chunks are as large as
-/// fits in the column matrix im2col would use for the layer (at least <see cref="WinogradMinChunkTiles"/> tiles). The
-/// filters are transformed again for every chunk: no transformed copy of a layer's weights (4x their size) is kept.
+/// Work: a parallel loop over (group, block of <see cref="WinogradBlockRows"/> output channels) transforms the filters
+/// (in float) into U[36][block][in], once per call, in thread 0's <see cref="ScratchSlot.TransformedFilters"/> (4x the
+/// layer's weights: 14 MiB for the canonical AlexNet's conv3). Then one parallel loop over independent items (group,
+/// chunk of tiles spanning samples, and at small batches part of the output channels), like the im2col path's (sample,
+/// group) items: an item transforms its chunk's input tiles into V[36][in][tiles]; then per block of output channels
+/// it runs the 36 GEMMs M[xi] = U[xi] * V[xi] on the project's blocked GEMM single-threaded, and the inverse transform
+/// with bias and ReLU writes the output. Scratch: V and M of one item per thread, in the im2col path's
+/// <see cref="ScratchSlot.Columns"/>; the chunks are as large as fits in the column matrix im2col would use for the
+/// layer (at least <see cref="WinogradMinChunkTiles"/> tiles).
 /// </para>
 /// <para>
 /// The input gradient of a 3x3 stride-1 convolution with padding p is itself one: dX = conv(dY, W') with
@@ -116,6 +117,10 @@ public static unsafe partial class Conv2dKernels
         // each of the 36 planes PlaneStride apart.
         public int Ld;
         public long TileStride, FilterStride, ProductStride, ScratchFloats;
+        // Every block's transformed filters, [group][block][36][WinogradBlockRows][Cin], each block BlockFilterFloats apart:
+        // transformed once per call before the items, which share them.
+        public float* Filters;
+        public long BlockFilterFloats;
     }
 
     /// <summary>
@@ -125,11 +130,11 @@ public static unsafe partial class Conv2dKernels
     /// </summary>
     private static long PlaneStride(long floats) => (floats + 15) / 16 * 16 + 16;
 
-    /// <summary>Floats of one work item's scratch (V, U and M) for chunks of <paramref name="tiles"/> tiles.</summary>
+    /// <summary>Floats of one work item's scratch (V and M) for chunks of <paramref name="tiles"/> tiles.</summary>
     private static long WinogradScratchFloats(int cin, int tiles)
     {
         int ld = (tiles + Lanes - 1) / Lanes * Lanes;
-        return 36 * (PlaneStride((long)cin * ld) + PlaneStride((long)WinogradBlockRows * cin) + PlaneStride((long)WinogradBlockRows * ld));
+        return 36 * (PlaneStride((long)cin * ld) + PlaneStride((long)WinogradBlockRows * ld));
     }
 
     private static void WinogradForward(in Conv2dGeometry g, int batch, float* input, float* weight, float* bias, float* output, bool relu, CpuContext ctx)
@@ -190,10 +195,23 @@ public static unsafe partial class Conv2dKernels
         job.TileStride = PlaneStride((long)job.Cin * job.Ld);
         job.FilterStride = PlaneStride((long)WinogradBlockRows * job.Cin);
         job.ProductStride = PlaneStride((long)WinogradBlockRows * job.Ld);
-        job.ScratchFloats = 36 * (job.TileStride + job.FilterStride + job.ProductStride);
+        job.ScratchFloats = WinogradScratchFloats(job.Cin, chunk);
+        job.BlockFilterFloats = 36 * job.FilterStride;
+        // The filters first, once for the call, shared by every chunk.
+        job.Filters = ctx.Scratch(0, ScratchSlot.TransformedFilters, (long)job.Groups * job.Blocks * job.BlockFilterFloats);
+        ctx.For(job.Groups * job.Blocks, &WinogradFilterBlock, Unsafe.AsPointer(ref job));
         ctx.ReserveScratch(ScratchSlot.Columns, job.ScratchFloats);
         Gemm.ReserveScratch(WinogradBlockRows, job.Ld, job.Cin, ctx);
         ctx.For(items * job.Parts, &WinogradItem, Unsafe.AsPointer(ref job));
+    }
+
+    /// <summary>The transformed filters of one (group, block of output channels).</summary>
+    private static void WinogradFilterBlock(void* state, int item, int threadIndex)
+    {
+        ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
+        int grp = item / job.Blocks, block = item % job.Blocks;
+        int o0 = block * WinogradBlockRows, rows = Math.Min(WinogradBlockRows, job.Cout - o0);
+        TransformFilters(ref job, grp, o0, rows, job.Filters + (long)item * job.BlockFilterFloats);
     }
 
     private static void WinogradItem(void* state, int item, int threadIndex)
@@ -201,8 +219,7 @@ public static unsafe partial class Conv2dKernels
         ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
         int part = item % job.Parts, chunk = item / job.Parts % job.Chunks, grp = item / job.Parts / job.Chunks;
         float* v = job.Ctx.Scratch(threadIndex, ScratchSlot.Columns, job.ScratchFloats);
-        float* u = v + 36 * job.TileStride;
-        float* m = u + 36 * job.FilterStride;
+        float* m = v + 36 * job.TileStride;
 
         // Per tile of the chunk: its sample and the top-left corner of its output tile (no divisions in the inner loops).
         int* tileSample = stackalloc int[WinogradChunkTiles];
@@ -226,7 +243,7 @@ public static unsafe partial class Conv2dKernels
         for (int block = firstBlock; block < endBlock; block++)
         {
             int o0 = block * WinogradBlockRows, rows = Math.Min(WinogradBlockRows, job.Cout - o0);
-            TransformFilters(ref job, grp, o0, rows, u);
+            float* u = job.Filters + ((long)grp * job.Blocks + block) * job.BlockFilterFloats;
             for (int xi = 0; xi < 36; xi++)
             {
                 Gemm.Multiply(rows, tiles, job.Cin, u + xi * job.FilterStride, job.Cin, false, v + xi * job.TileStride, job.Ld, false,
@@ -246,9 +263,8 @@ public static unsafe partial class Conv2dKernels
     /// <summary>
     /// U[xi][r][i] = (G g G^T)[xi] for output channels o0 + r, r &lt; <paramref name="rows"/>, of group
     /// <paramref name="grp"/> and every input channel i, in float, eight input channels at a time (one per lane). g is
-    /// W[o, i] (forward) or W[i, o] rotated by 180 degrees (input gradient). Every chunk transforms its filters again,
-    /// so this runs at eight times the rate of a transform done once per call at batch 16: the taps are gathered
-    /// straight into vectors where AVX2 allows.
+    /// W[o, i] (forward) or W[i, o] rotated by 180 degrees (input gradient). The taps are gathered straight into vectors
+    /// where AVX2 allows.
     /// </summary>
     private static void TransformFilters(ref WinogradJob job, int grp, int o0, int rows, float* uBlock)
     {

@@ -17,6 +17,8 @@ public enum ScratchSlot
     Temporary = 4,
     /// <summary>Conv: a block of samples' output, or output gradient, gathered side by side for one GEMM.</summary>
     SampleBlock = 5,
+    /// <summary>Winograd: a layer's transformed filters, computed once per call and shared by every thread (thread 0's slot only).</summary>
+    TransformedFilters = 6,
 }
 
 /// <summary>
