@@ -119,53 +119,14 @@ public static unsafe partial class DenseKernels
     }
 
     /// <summary>
-    /// gradients[r, c] = sum over the samples of dY[n, o + r] X[n, c0 + c]: the separate kernel's 4 x 64 register tiles,
-    /// and its scalar sums for the columns past the last whole strip.
+    /// gradients[r, c] = sum over the samples of dY[n, o + r] X[n, c0 + c]: the separate kernel's register tiles and
+    /// scalar sums (<see cref="WeightTile"/>, <see cref="WeightColumnsScalar"/>), into rows PanelWidth apart.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WeightGradientRows(ref FusedUpdateJob job, int o, int rows, int c0, int width, float* gradients)
     {
-        int outF = job.Out;
         int full = width / StripWidth * StripWidth;
-        // Rows past the tile repeat its last row (their sums are not stored).
-        int r1 = rows > 1 ? 1 : 0, r2 = rows > 2 ? 2 : r1, r3 = rows > 3 ? 3 : r2;
-        for (int c = 0; c < full; c += StripWidth)
-        {
-            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
-            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
-            float* xRow = job.X + c0 + c;
-            float* d = job.DY + o;
-            for (int n = 0; n < job.Batch; n++, xRow += job.In, d += outF)
-            {
-                Vector512<float> x0 = Vector512.Load(xRow), x1 = Vector512.Load(xRow + 16), x2 = Vector512.Load(xRow + 32), x3 = Vector512.Load(xRow + 48);
-                var g = Vector512.Create(d[0]);
-                a00 = Vector512.FusedMultiplyAdd(g, x0, a00); a01 = Vector512.FusedMultiplyAdd(g, x1, a01);
-                a02 = Vector512.FusedMultiplyAdd(g, x2, a02); a03 = Vector512.FusedMultiplyAdd(g, x3, a03);
-                g = Vector512.Create(d[r1]);
-                a10 = Vector512.FusedMultiplyAdd(g, x0, a10); a11 = Vector512.FusedMultiplyAdd(g, x1, a11);
-                a12 = Vector512.FusedMultiplyAdd(g, x2, a12); a13 = Vector512.FusedMultiplyAdd(g, x3, a13);
-                g = Vector512.Create(d[r2]);
-                a20 = Vector512.FusedMultiplyAdd(g, x0, a20); a21 = Vector512.FusedMultiplyAdd(g, x1, a21);
-                a22 = Vector512.FusedMultiplyAdd(g, x2, a22); a23 = Vector512.FusedMultiplyAdd(g, x3, a23);
-                g = Vector512.Create(d[r3]);
-                a30 = Vector512.FusedMultiplyAdd(g, x0, a30); a31 = Vector512.FusedMultiplyAdd(g, x1, a31);
-                a32 = Vector512.FusedMultiplyAdd(g, x2, a32); a33 = Vector512.FusedMultiplyAdd(g, x3, a33);
-            }
-            float* row = gradients + c;
-            StoreOrAdd(row, true, a00, a01, a02, a03);
-            if (rows > 1) StoreOrAdd(row + PanelWidth, true, a10, a11, a12, a13);
-            if (rows > 2) StoreOrAdd(row + 2 * PanelWidth, true, a20, a21, a22, a23);
-            if (rows > 3) StoreOrAdd(row + 3 * PanelWidth, true, a30, a31, a32, a33);
-        }
-        for (int r = 0; r < rows; r++)
-        {
-            for (int c = full; c < width; c++)
-            {
-                float sum = 0;
-                for (int n = 0; n < job.Batch; n++)
-                    sum = MathF.FusedMultiplyAdd(job.DY[(long)n * outF + o + r], job.X[(long)n * job.In + c0 + c], sum);
-                gradients[r * PanelWidth + c] = sum;
-            }
-        }
+        float* x = job.X + c0, dy = job.DY + o;
+        for (int c = 0; c < full; c += StripWidth) WeightTile(job.Batch, job.In, job.Out, x + c, dy, rows, gradients + c, PanelWidth);
+        WeightColumnsScalar(job.Batch, job.In, job.Out, x + full, dy, rows, width - full, gradients + full, PanelWidth);
     }
 }

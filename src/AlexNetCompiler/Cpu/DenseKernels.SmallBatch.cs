@@ -130,23 +130,26 @@ public static unsafe partial class DenseKernels
         for (int o = o0; o < o1; o += TileRows)
         {
             int rows = Math.Min(TileRows, o1 - o);
-            for (int c = 0; c < fullColumns; c += StripWidth) WeightTile(ref job, o, rows, c);
-            if (fullColumns < job.In) WeightColumnsScalar(ref job, o, rows, fullColumns);
+            float* dw = job.DW + (long)o * job.In;
+            for (int c = 0; c < fullColumns; c += StripWidth) WeightTile(job.Batch, job.In, job.Out, job.X + c, job.DY + o, rows, dw + c, job.In);
+            WeightColumnsScalar(job.Batch, job.In, job.Out, job.X + fullColumns, job.DY + o, rows, job.In - fullColumns, dw + fullColumns, job.In);
         }
     }
 
-    /// <summary>dW[o.., c..c+64] = sum over the samples of dY[n, o] X[n, c]: a 4 x 64 register tile.</summary>
+    /// <summary>
+    /// dst[r * dstStride + j] = sum over the samples n of dy[n * outF + r] x[n * inF + j], r &lt; rows (at most 4),
+    /// j &lt; 64: a 4 x 64 register tile of the weight gradient, one FMA chain over the samples per element.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WeightTile(ref SmallBatchJob job, int o, int rows, int c)
+    private static void WeightTile(int batch, int inF, int outF, float* x, float* dy, int rows, float* dst, long dstStride)
     {
-        int outF = job.Out;
         // Rows past the block repeat the last row (their sums are not stored).
         int r1 = rows > 1 ? 1 : 0, r2 = rows > 2 ? 2 : r1, r3 = rows > 3 ? 3 : r2;
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
         Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
-        float* xRow = job.X + c;
-        float* d = job.DY + o;
-        for (int n = 0; n < job.Batch; n++, xRow += job.In, d += outF)
+        float* xRow = x;
+        float* d = dy;
+        for (int n = 0; n < batch; n++, xRow += inF, d += outF)
         {
             Vector512<float> x0 = Vector512.Load(xRow), x1 = Vector512.Load(xRow + 16), x2 = Vector512.Load(xRow + 32), x3 = Vector512.Load(xRow + 48);
             var g = Vector512.Create(d[0]);
@@ -162,24 +165,23 @@ public static unsafe partial class DenseKernels
             a30 = Vector512.FusedMultiplyAdd(g, x0, a30); a31 = Vector512.FusedMultiplyAdd(g, x1, a31);
             a32 = Vector512.FusedMultiplyAdd(g, x2, a32); a33 = Vector512.FusedMultiplyAdd(g, x3, a33);
         }
-        float* dw = job.DW + (long)o * job.In + c;
-        StoreOrAdd(dw, true, a00, a01, a02, a03);
-        if (rows > 1) StoreOrAdd(dw + job.In, true, a10, a11, a12, a13);
-        if (rows > 2) StoreOrAdd(dw + 2L * job.In, true, a20, a21, a22, a23);
-        if (rows > 3) StoreOrAdd(dw + 3L * job.In, true, a30, a31, a32, a33);
+        StoreOrAdd(dst, true, a00, a01, a02, a03);
+        if (rows > 1) StoreOrAdd(dst + dstStride, true, a10, a11, a12, a13);
+        if (rows > 2) StoreOrAdd(dst + 2 * dstStride, true, a20, a21, a22, a23);
+        if (rows > 3) StoreOrAdd(dst + 3 * dstStride, true, a30, a31, a32, a33);
     }
 
-    private static void WeightColumnsScalar(ref SmallBatchJob job, int o, int rows, int c0)
+    /// <summary><see cref="WeightTile"/> for <paramref name="columns"/> columns one at a time (those past the last whole strip).</summary>
+    private static void WeightColumnsScalar(int batch, int inF, int outF, float* x, float* dy, int rows, int columns, float* dst, long dstStride)
     {
         for (int r = 0; r < rows; r++)
         {
-            float* dw = job.DW + (long)(o + r) * job.In;
-            for (int c = c0; c < job.In; c++)
+            for (int j = 0; j < columns; j++)
             {
                 float sum = 0;
-                for (int n = 0; n < job.Batch; n++)
-                    sum = MathF.FusedMultiplyAdd(job.DY[(long)n * job.Out + o + r], job.X[(long)n * job.In + c], sum);
-                dw[c] = sum;
+                for (int n = 0; n < batch; n++)
+                    sum = MathF.FusedMultiplyAdd(dy[(long)n * outF + r], x[(long)n * inF + j], sum);
+                dst[r * dstStride + j] = sum;
             }
         }
     }
