@@ -34,8 +34,9 @@ public enum Conv2dAlgorithm
 /// d_c is the 6x6 input tile of channel c and g_c the 3x3 filter. 36 multiplies per 16 outputs instead of 144.
 /// <para>
 /// Work: a parallel loop over (group, block of <see cref="WinogradBlockRows"/> output channels) transforms the filters
-/// (in float) into U[36][block][in], once per call, in thread 0's <see cref="ScratchSlot.TransformedFilters"/> (4x the
-/// layer's weights: 14 MiB for the canonical AlexNet's conv3). Then one parallel loop over independent items (group,
+/// (in float) into U[36][block][in], once per call, and packs each U[xi] for the GEMM's micro-kernel
+/// (<see cref="Gemm.PackWhole"/>), in thread 0's <see cref="ScratchSlot.TransformedFilters"/> (about 4x the layer's
+/// weights: 14 MiB for the canonical AlexNet's conv3). Then one parallel loop over independent items (group,
 /// chunk of tiles spanning samples, and at small batches part of the output channels), like the im2col path's (sample,
 /// group) items: an item transforms its chunk's input tiles into V[36][in][tiles]; then per block of output channels
 /// it runs the 36 GEMMs M[xi] = U[xi] * V[xi] on the project's blocked GEMM single-threaded, and the inverse transform
@@ -113,14 +114,15 @@ public static unsafe partial class Conv2dKernels
         public long TotalTiles; // per group: every sample's tiles
         // Work items: (group, chunk of ChunkTiles tiles, part of the output-channel blocks).
         public int ChunkTiles, Chunks, Blocks, Parts;
-        // A work item's scratch: V[36][Cin][Ld], then U[36][WinogradBlockRows][Cin], then M[36][WinogradBlockRows][Ld];
-        // each of the 36 planes PlaneStride apart.
+        // A work item's scratch: V[36][Cin][Ld], then M[36][WinogradBlockRows][Ld]; each of the 36 planes PlaneStride
+        // apart (TileStride, ProductStride). Before the items, the same slot holds a block's U[36][WinogradBlockRows][Cin]
+        // (planes FilterStride apart) between its transform and its packing.
         public int Ld;
         public long TileStride, FilterStride, ProductStride, ScratchFloats;
-        // Every block's transformed filters, [group][block][36][WinogradBlockRows][Cin], each block BlockFilterFloats apart:
-        // transformed once per call before the items, which share them.
+        // Every block's transformed filters, [group][block][36], each U[xi] (WinogradBlockRows x Cin) packed for the GEMM
+        // (Gemm.PackWhole) PackedFilterFloats apart: transformed and packed once per call before the items, which share them.
         public float* Filters;
-        public long BlockFilterFloats;
+        public long PackedFilterFloats;
     }
 
     /// <summary>
@@ -196,22 +198,27 @@ public static unsafe partial class Conv2dKernels
         job.FilterStride = PlaneStride((long)WinogradBlockRows * job.Cin);
         job.ProductStride = PlaneStride((long)WinogradBlockRows * job.Ld);
         job.ScratchFloats = WinogradScratchFloats(job.Cin, chunk);
-        job.BlockFilterFloats = 36 * job.FilterStride;
-        // The filters first, once for the call, shared by every chunk.
-        job.Filters = ctx.Scratch(0, ScratchSlot.TransformedFilters, (long)job.Groups * job.Blocks * job.BlockFilterFloats);
+        job.PackedFilterFloats = (Gemm.PackedLength(WinogradBlockRows, job.Cin) + 15) / 16 * 16;
+        // The filters first, once for the call, shared by every chunk; a block is transformed in its thread's column
+        // scratch, then packed.
+        job.Filters = ctx.Scratch(0, ScratchSlot.TransformedFilters, (long)job.Groups * job.Blocks * 36 * job.PackedFilterFloats);
+        ctx.ReserveScratch(ScratchSlot.Columns, Math.Max(job.ScratchFloats, 36 * job.FilterStride));
         ctx.For(job.Groups * job.Blocks, &WinogradFilterBlock, Unsafe.AsPointer(ref job));
-        ctx.ReserveScratch(ScratchSlot.Columns, job.ScratchFloats);
         Gemm.ReserveScratch(WinogradBlockRows, job.Ld, job.Cin, ctx);
         ctx.For(items * job.Parts, &WinogradItem, Unsafe.AsPointer(ref job));
     }
 
-    /// <summary>The transformed filters of one (group, block of output channels).</summary>
+    /// <summary>The transformed filters of one (group, block of output channels), packed for the 36 GEMMs.</summary>
     private static void WinogradFilterBlock(void* state, int item, int threadIndex)
     {
         ref WinogradJob job = ref Unsafe.AsRef<WinogradJob>(state);
         int grp = item / job.Blocks, block = item % job.Blocks;
         int o0 = block * WinogradBlockRows, rows = Math.Min(WinogradBlockRows, job.Cout - o0);
-        TransformFilters(ref job, grp, o0, rows, job.Filters + (long)item * job.BlockFilterFloats);
+        float* u = job.Ctx.Scratch(threadIndex, ScratchSlot.Columns, Math.Max(job.ScratchFloats, 36 * job.FilterStride));
+        TransformFilters(ref job, grp, o0, rows, u);
+        float* packed = job.Filters + (long)item * 36 * job.PackedFilterFloats;
+        for (int xi = 0; xi < 36; xi++)
+            Gemm.PackWhole(rows, job.Cin, u + xi * job.FilterStride, job.Cin, false, packed + xi * job.PackedFilterFloats);
     }
 
     private static void WinogradItem(void* state, int item, int threadIndex)
@@ -243,10 +250,10 @@ public static unsafe partial class Conv2dKernels
         for (int block = firstBlock; block < endBlock; block++)
         {
             int o0 = block * WinogradBlockRows, rows = Math.Min(WinogradBlockRows, job.Cout - o0);
-            float* u = job.Filters + ((long)grp * job.Blocks + block) * job.BlockFilterFloats;
+            float* u = job.Filters + ((long)grp * job.Blocks + block) * 36 * job.PackedFilterFloats;
             for (int xi = 0; xi < 36; xi++)
             {
-                Gemm.Multiply(rows, tiles, job.Cin, u + xi * job.FilterStride, job.Cin, false, v + xi * job.TileStride, job.Ld, false,
+                Gemm.MultiplyPacked(rows, tiles, job.Cin, u + xi * job.PackedFilterFloats, v + xi * job.TileStride, job.Ld, false,
                     m + xi * job.ProductStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
             }
             TransformOutput(ref job, chunkTiles, grp, o0, rows, m);

@@ -76,6 +76,46 @@ public unsafe class GemmTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Packed_A_gives_the_same_bits_as_packing_per_product(int m, int n, int k, bool transA, bool transB)
+    {
+        // PackWhole writes the slivers the loop nest would pack block by block, so the products are the same bits.
+        // The shapes cover several K blocks with a short last one (K 257, 300, 513) and several M blocks (M 121).
+        float[] a = KernelAssert.Random(m * k, 11), b = KernelAssert.Random(k * n, 12), colBias = KernelAssert.Random(n, 13);
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        var packed = new float[Gemm.PackedLength(m, k)];
+        fixed (float* pa = a, pp = packed) Gemm.PackWhole(m, k, pa, lda, transA, pp);
+        foreach (GemmKernel kernel in AvailableKernels())
+        foreach (bool accumulate in new[] { false, true })
+        {
+            using var ctx = new CpuContext(1);
+            float[] expected = KernelAssert.Random(m * n, 14), actual = (float[])expected.Clone();
+            fixed (float* pa = a, pb = b, pe = expected, pc = actual, pbias = colBias, pp = packed)
+            {
+                var epilogue = new GemmEpilogue(null, pbias, true);
+                Gemm.Multiply(m, n, k, pa, lda, transA, pb, ldb, transB, pe, n, accumulate, epilogue, ctx, threadIndex: 0, kernel: kernel);
+                Gemm.MultiplyPacked(m, n, k, pp, pb, ldb, transB, pc, n, accumulate, epilogue, ctx, threadIndex: 0, kernel: kernel);
+            }
+            Assert.Equal(expected, actual);
+        }
+    }
+
+    [Fact]
+    public void Packed_A_product_refuses_to_spread_over_threads()
+    {
+        using var ctx = new CpuContext(2);
+        var packed = new float[Gemm.PackedLength(6, 4)];
+        var b = new float[4 * 8];
+        var c = new float[6 * 8];
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
+        {
+            fixed (float* pp = packed, pb = b, pc = c)
+                Gemm.MultiplyPacked(6, 8, 4, pp, pb, 8, false, pc, 8, false, GemmEpilogue.None, ctx, threadIndex: -1);
+        });
+        Assert.Contains("calling thread", error.Message);
+    }
+
     [Fact]
     public void Large_product_split_over_threads_matches_single_thread_exactly()
     {

@@ -73,7 +73,49 @@ public static unsafe partial class Gemm
         float* a, int lda, bool transA,
         float* b, int ldb, bool transB,
         float* c, int ldc, bool accumulate,
-        in GemmEpilogue epilogue, CpuContext ctx, int threadIndex = -1, GemmKernel kernel = GemmKernel.Auto)
+        in GemmEpilogue epilogue, CpuContext ctx, int threadIndex = -1, GemmKernel kernel = GemmKernel.Auto) =>
+        MultiplyCore(m, n, k, a, lda, transA, null, b, ldb, transB, c, ldc, accumulate, epilogue, ctx, threadIndex, kernel);
+
+    /// <summary>
+    /// As <see cref="Multiply"/> on the calling thread (<paramref name="threadIndex"/> &gt;= 0), with op(A) already
+    /// packed by <see cref="PackWhole"/>: an operand that many products share (a Winograd layer's transformed filters,
+    /// one product per chunk of tiles) is packed once instead of once per product. The same bits as
+    /// <see cref="Multiply"/> on the unpacked op(A).
+    /// </summary>
+    public static void MultiplyPacked(
+        int m, int n, int k,
+        float* packedA,
+        float* b, int ldb, bool transB,
+        float* c, int ldc, bool accumulate,
+        in GemmEpilogue epilogue, CpuContext ctx, int threadIndex, GemmKernel kernel = GemmKernel.Auto)
+    {
+        if (packedA == null) throw new ArgumentNullException(nameof(packedA));
+        if (threadIndex < 0) throw new ArgumentOutOfRangeException(nameof(threadIndex), "A product with a packed A runs on the calling thread: pass its thread index.");
+        MultiplyCore(m, n, k, null, 0, false, packedA, b, ldb, transB, c, ldc, accumulate, epilogue, ctx, threadIndex, kernel);
+    }
+
+    /// <summary>Floats <see cref="PackWhole"/> writes for an M x K op(A) (8 more: the transposed stores' spill).</summary>
+    public static long PackedLength(int m, int k) => (long)RoundUp(m, MR) * k + 8;
+
+    /// <summary>
+    /// Packs all of op(A) (M x K) in the order the blocked loops read it: per block of <see cref="KC"/> columns of K (the
+    /// last one shorter), the MR-row slivers of all M rows, each K-major, rows past M zero. Block pc / KC starts at
+    /// RoundUp(M, MR) * pc. <paramref name="dst"/> holds <see cref="PackedLength"/> floats.
+    /// </summary>
+    public static void PackWhole(int m, int k, float* a, int lda, bool transA, float* dst)
+    {
+        if (m < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), $"GEMM sizes must be non-negative (M={m}, K={k}).");
+        // In order: a block's spill past its last sliver lands in the next block, which is packed afterwards.
+        for (int pc = 0; pc < k; pc += KC)
+            PackA(a, lda, transA, 0, pc, m, Math.Min(KC, k - pc), dst + (long)RoundUp(m, MR) * pc);
+    }
+
+    private static void MultiplyCore(
+        int m, int n, int k,
+        float* a, int lda, bool transA, float* packedA,
+        float* b, int ldb, bool transB,
+        float* c, int ldc, bool accumulate,
+        in GemmEpilogue epilogue, CpuContext ctx, int threadIndex, GemmKernel kernel)
     {
         ArgumentNullException.ThrowIfNull(ctx);
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), $"GEMM sizes must be non-negative (M={m}, N={n}, K={k}).");
@@ -98,7 +140,7 @@ public static unsafe partial class Gemm
 
         if (threadIndex >= 0 || ctx.Threads == 1 || (long)m * n * k < ParallelThreshold)
         {
-            MultiplyOnThread(m, n, k, a, lda, transA, b, ldb, transB, c, ldc, accumulate, epilogue, ctx, Math.Max(threadIndex, 0), kernel);
+            MultiplyOnThread(m, n, k, a, lda, transA, packedA, b, ldb, transB, c, ldc, accumulate, epilogue, ctx, Math.Max(threadIndex, 0), kernel);
             return;
         }
 
@@ -143,7 +185,7 @@ public static unsafe partial class Gemm
             if (nPart <= 0) return;
             float* b = job.TransB ? job.B + (long)j0 * job.Ldb : job.B + j0;
             var epilogue = new GemmEpilogue(job.Epilogue.RowBias, job.Epilogue.ColumnBias == null ? null : job.Epilogue.ColumnBias + j0, job.Epilogue.Relu);
-            MultiplyOnThread(job.M, nPart, job.K, job.A, job.Lda, job.TransA, b, job.Ldb, job.TransB,
+            MultiplyOnThread(job.M, nPart, job.K, job.A, job.Lda, job.TransA, null, b, job.Ldb, job.TransB,
                 job.C + j0, job.Ldc, job.Accumulate, epilogue, job.Ctx, threadIndex, job.Kernel);
         }
         else
@@ -153,7 +195,7 @@ public static unsafe partial class Gemm
             if (mPart <= 0) return;
             float* a = job.TransA ? job.A + i0 : job.A + (long)i0 * job.Lda;
             var epilogue = new GemmEpilogue(job.Epilogue.RowBias == null ? null : job.Epilogue.RowBias + i0, job.Epilogue.ColumnBias, job.Epilogue.Relu);
-            MultiplyOnThread(mPart, job.N, job.K, a, job.Lda, job.TransA, job.B, job.Ldb, job.TransB,
+            MultiplyOnThread(mPart, job.N, job.K, a, job.Lda, job.TransA, null, job.B, job.Ldb, job.TransB,
                 job.C + (long)i0 * job.Ldc, job.Ldc, job.Accumulate, epilogue, job.Ctx, threadIndex, job.Kernel);
         }
     }
@@ -169,10 +211,13 @@ public static unsafe partial class Gemm
         ctx.ReserveScratch(ScratchSlot.GemmPackedB, (long)Math.Min(NC, RoundUp(n, NR)) * kcMax);
     }
 
-    /// <summary>The blocked loop nest on one thread (BLIS order: jc, pc, ic, jr, ir).</summary>
+    /// <summary>
+    /// The blocked loop nest on one thread (BLIS order: jc, pc, ic, jr, ir). With <paramref name="prepackedA"/> (all of
+    /// op(A) packed by <see cref="PackWhole"/>) the A blocks are read from there instead of being packed.
+    /// </summary>
     private static void MultiplyOnThread(
         int m, int n, int k,
-        float* a, int lda, bool transA,
+        float* a, int lda, bool transA, float* prepackedA,
         float* b, int ldb, bool transB,
         float* c, int ldc, bool accumulate,
         in GemmEpilogue epilogue, CpuContext ctx, int threadIndex, GemmKernel kernel)
@@ -181,7 +226,7 @@ public static unsafe partial class Gemm
         int mcMax = Math.Min(MC, RoundUp(m, MR));
         int ncMax = Math.Min(NC, RoundUp(n, NR));
         // + 8: PackA's transposed stores may spill 2 floats past the last sliver.
-        float* packedA = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedA, (long)mcMax * kcMax + 8);
+        float* packedA = prepackedA != null ? null : ctx.Scratch(threadIndex, ScratchSlot.GemmPackedA, (long)mcMax * kcMax + 8);
         float* packedB = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedB, (long)ncMax * kcMax);
         float* edgeTile = stackalloc float[MR * NR];
 
@@ -202,7 +247,9 @@ public static unsafe partial class Gemm
                 for (int ic = 0; ic < m; ic += MC)
                 {
                     int mc = Math.Min(MC, m - ic);
-                    PackA(a, lda, transA, ic, pc, mc, kc, packedA);
+                    float* blockA = packedA;
+                    if (prepackedA != null) blockA = prepackedA + (long)RoundUp(m, MR) * pc + (long)ic * kc;
+                    else PackA(a, lda, transA, ic, pc, mc, kc, packedA);
                     for (int jr = 0; jr < nc; jr += NR)
                     {
                         int nr = Math.Min(NR, nc - jr);
@@ -211,7 +258,7 @@ public static unsafe partial class Gemm
                         for (int ir = 0; ir < mc; ir += MR)
                         {
                             int mr = Math.Min(MR, mc - ir);
-                            float* sliverA = packedA + (long)ir * kc;
+                            float* sliverA = blockA + (long)ir * kc;
                             float* tile = c + (long)(ic + ir) * ldc + jc + jr;
                             bool add = accumulate || !firstK;
                             if (mr == MR && nr == NR)
