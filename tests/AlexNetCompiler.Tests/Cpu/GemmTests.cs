@@ -101,6 +101,46 @@ public unsafe class GemmTests
         }
     }
 
+    [Theory]
+    [InlineData(1, 5, 7)]       // K shorter than a vector: only the scalar tail
+    [InlineData(3, 9, 1100)]    // K over two chunks of 512 and a tail of 12; a ragged group of B rows
+    [InlineData(16, 70, 2048)]  // whole chunks; items of 64 B rows and a ragged last one
+    [InlineData(24, 13, 531)]   // six groups of A rows
+    [InlineData(30, 4, 600)]    // past six groups: a second pass over B's rows
+    public void Row_dot_products_match_naive_sums_and_do_not_depend_on_the_other_rows(int m, int n, int k)
+    {
+        float[] a = KernelAssert.Random(m * k, 21), b = KernelAssert.Random(n * k, 22), bias = KernelAssert.Random(n, 23);
+        var expected = new float[m * n];
+        var magnitude = new float[m * n];
+        for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+        {
+            double sum = bias[j], abs = Math.Abs(bias[j]);
+            for (int p = 0; p < k; p++) { double t = (double)a[i * k + p] * b[j * k + p]; sum += t; abs += Math.Abs(t); }
+            expected[i * n + j] = (float)Math.Max(0, sum);
+            magnitude[i * n + j] = (float)abs;
+        }
+        foreach (int threads in new[] { 1, 3 })
+        {
+            using var ctx = new CpuContext(threads);
+            var c = new float[m * n];
+            fixed (float* pa = a, pb = b, pc = c, pbias = bias)
+                Gemm.MultiplyRowsByRows(m, n, k, pa, k, pb, k, pc, n, new GemmEpilogue(null, pbias, true), ctx);
+            // Roundings per element: k / 16 products per lane, 4 in the horizontal sum, the tail, the bias.
+            KernelAssert.WithinSummationBound(expected, c, magnitude, k / 8 + k % 16 + 6, $"row dot M={m} N={n} K={k} threads={threads}");
+
+            // Row i of C is computed by the same operations whether A has one row or m: a sample's output does not
+            // depend on the batch it is in.
+            for (int i = 0; i < m; i += Math.Max(1, m / 3))
+            {
+                var single = new float[n];
+                fixed (float* pa = a, pb = b, ps = single, pbias = bias)
+                    Gemm.MultiplyRowsByRows(1, n, k, pa + i * k, k, pb, k, ps, n, new GemmEpilogue(null, pbias, true), ctx);
+                Assert.Equal(c.AsSpan(i * n, n).ToArray(), single);
+            }
+        }
+    }
+
     [Fact]
     public void Packed_A_product_refuses_to_spread_over_threads()
     {

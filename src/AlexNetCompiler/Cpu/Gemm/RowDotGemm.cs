@@ -44,6 +44,10 @@ public static unsafe partial class Gemm
     {
         ref RowDotJob job = ref Unsafe.AsRef<RowDotJob>(state);
         int j0 = item * RowDotRowsPerItem, j1 = Math.Min(job.N, j0 + RowDotRowsPerItem);
+        int width = Vector512.IsHardwareAccelerated ? 16 : Vector256.IsHardwareAccelerated ? 8 : 0;
+        int vectorK = width == 0 ? 0 : job.K / width * width;
+        // Per group of 4 rows of A: its 16 lane-parallel sums (4 x 4 vectors), kept here between chunks of K.
+        float* lanes = stackalloc float[RowDotGroups * 16 * 16];
         float* sums = stackalloc float[16];
         for (int j = j0; j < j1; j += 4)
         {
@@ -53,18 +57,39 @@ public static unsafe partial class Gemm
             float* b1 = nj > 1 ? b0 + job.Ldb : b0;
             float* b2 = nj > 2 ? b0 + 2L * job.Ldb : b1;
             float* b3 = nj > 3 ? b0 + 3L * job.Ldb : b2;
-            for (int i = 0; i < job.M; i += 4)
+            for (int first = 0; first < job.M; first += 4 * RowDotGroups)
             {
-                int mi = Math.Min(4, job.M - i);
-                float* a0 = job.A + (long)i * job.Lda;
-                float* a1 = mi > 1 ? a0 + job.Lda : a0;
-                float* a2 = mi > 2 ? a0 + 2L * job.Lda : a1;
-                float* a3 = mi > 3 ? a0 + 3L * job.Lda : a2;
-                Dot4x4(job.K, a0, a1, a2, a3, b0, b1, b2, b3, sums);
-                for (int r = 0; r < mi; r++)
+                int groups = Math.Min(RowDotGroups, (job.M - first + 3) / 4);
+                new Span<float>(lanes, groups * 16 * width).Clear();
+                // A chunk of the 4 rows of B stays in L1 while every group of A's rows is multiplied by it: B is read
+                // from L2 once per chunk instead of once per group. Each lane still adds its products in order of p, so
+                // the sums are the same bits whatever the chunk or the number of rows.
+                for (int p0 = 0; p0 < vectorK; p0 += RowDotChunk)
                 {
-                    float* row = job.C + (long)(i + r) * job.Ldc + j;
-                    for (int s = 0; s < nj; s++) row[s] = sums[r * 4 + s];
+                    int p1 = Math.Min(vectorK, p0 + RowDotChunk);
+                    for (int g = 0; g < groups; g++)
+                    {
+                        int i = first + 4 * g, mi = Math.Min(4, job.M - i);
+                        float* a0 = job.A + (long)i * job.Lda;
+                        float* a1 = mi > 1 ? a0 + job.Lda : a0;
+                        float* a2 = mi > 2 ? a0 + 2L * job.Lda : a1;
+                        float* a3 = mi > 3 ? a0 + 3L * job.Lda : a2;
+                        Dot4x4(p0, p1, a0, a1, a2, a3, b0, b1, b2, b3, lanes + g * 16 * width);
+                    }
+                }
+                for (int g = 0; g < groups; g++)
+                {
+                    int i = first + 4 * g, mi = Math.Min(4, job.M - i);
+                    float* a0 = job.A + (long)i * job.Lda;
+                    float* a1 = mi > 1 ? a0 + job.Lda : a0;
+                    float* a2 = mi > 2 ? a0 + 2L * job.Lda : a1;
+                    float* a3 = mi > 3 ? a0 + 3L * job.Lda : a2;
+                    SumLanes(vectorK, job.K, a0, a1, a2, a3, b0, b1, b2, b3, lanes + g * 16 * width, width, sums);
+                    for (int r = 0; r < mi; r++)
+                    {
+                        float* row = job.C + (long)(i + r) * job.Ldc + j;
+                        for (int s = 0; s < nj; s++) row[s] = sums[r * 4 + s];
+                    }
                 }
             }
         }
@@ -76,16 +101,28 @@ public static unsafe partial class Gemm
         }
     }
 
-    /// <summary>sums[r * 4 + s] = dot(a_r, b_s) over k: 16 independent vector accumulators, 8 loads per 16 FMAs.</summary>
+    /// <summary>Groups of 4 rows of A whose lane sums an item keeps at once (24 rows: <see cref="RowDotMaxM"/>).</summary>
+    private const int RowDotGroups = 6;
+
+    /// <summary>
+    /// Floats of K per chunk: 4 rows of B are 4 KiB, in L1 beside one group of A's rows (at batch 16, fc6 and fc7 ran
+    /// about as fast with 512 and slower with 128 or 1024: the bench's kernels command).
+    /// </summary>
+    private const int RowDotChunk = 256;
+
+    /// <summary>
+    /// lanes[(r * 4 + s) * width ..] += the lane-parallel products of a_r and b_s over [p0, p1), a multiple of the
+    /// vector width: 16 independent vector accumulators, 8 loads per 16 FMAs.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot4x4(int k, float* a0, float* a1, float* a2, float* a3, float* b0, float* b1, float* b2, float* b3, float* sums)
+    private static void Dot4x4(int p0, int p1, float* a0, float* a1, float* a2, float* a3, float* b0, float* b1, float* b2, float* b3, float* lanes)
     {
-        int p = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default;
-            Vector512<float> s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
-            for (; p <= k - 16; p += 16)
+            var acc = (Vector512<float>*)lanes;
+            Vector512<float> s00 = acc[0], s01 = acc[1], s02 = acc[2], s03 = acc[3], s10 = acc[4], s11 = acc[5], s12 = acc[6], s13 = acc[7];
+            Vector512<float> s20 = acc[8], s21 = acc[9], s22 = acc[10], s23 = acc[11], s30 = acc[12], s31 = acc[13], s32 = acc[14], s33 = acc[15];
+            for (int p = p0; p < p1; p += 16)
             {
                 Vector512<float> w0 = Vector512.Load(b0 + p), w1 = Vector512.Load(b1 + p), w2 = Vector512.Load(b2 + p), w3 = Vector512.Load(b3 + p);
                 Vector512<float> x = Vector512.Load(a0 + p);
@@ -101,16 +138,15 @@ public static unsafe partial class Gemm
                 s30 = Vector512.FusedMultiplyAdd(x, w0, s30); s31 = Vector512.FusedMultiplyAdd(x, w1, s31);
                 s32 = Vector512.FusedMultiplyAdd(x, w2, s32); s33 = Vector512.FusedMultiplyAdd(x, w3, s33);
             }
-            sums[0] = Vector512.Sum(s00); sums[1] = Vector512.Sum(s01); sums[2] = Vector512.Sum(s02); sums[3] = Vector512.Sum(s03);
-            sums[4] = Vector512.Sum(s10); sums[5] = Vector512.Sum(s11); sums[6] = Vector512.Sum(s12); sums[7] = Vector512.Sum(s13);
-            sums[8] = Vector512.Sum(s20); sums[9] = Vector512.Sum(s21); sums[10] = Vector512.Sum(s22); sums[11] = Vector512.Sum(s23);
-            sums[12] = Vector512.Sum(s30); sums[13] = Vector512.Sum(s31); sums[14] = Vector512.Sum(s32); sums[15] = Vector512.Sum(s33);
+            acc[0] = s00; acc[1] = s01; acc[2] = s02; acc[3] = s03; acc[4] = s10; acc[5] = s11; acc[6] = s12; acc[7] = s13;
+            acc[8] = s20; acc[9] = s21; acc[10] = s22; acc[11] = s23; acc[12] = s30; acc[13] = s31; acc[14] = s32; acc[15] = s33;
         }
         else if (Vector256.IsHardwareAccelerated)
         {
-            Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default;
-            Vector256<float> s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
-            for (; p <= k - 8; p += 8)
+            var acc = (Vector256<float>*)lanes;
+            Vector256<float> s00 = acc[0], s01 = acc[1], s02 = acc[2], s03 = acc[3], s10 = acc[4], s11 = acc[5], s12 = acc[6], s13 = acc[7];
+            Vector256<float> s20 = acc[8], s21 = acc[9], s22 = acc[10], s23 = acc[11], s30 = acc[12], s31 = acc[13], s32 = acc[14], s33 = acc[15];
+            for (int p = p0; p < p1; p += 8)
             {
                 Vector256<float> w0 = Vector256.Load(b0 + p), w1 = Vector256.Load(b1 + p), w2 = Vector256.Load(b2 + p), w3 = Vector256.Load(b3 + p);
                 Vector256<float> x = Vector256.Load(a0 + p);
@@ -126,17 +162,25 @@ public static unsafe partial class Gemm
                 s30 = Vector256.FusedMultiplyAdd(x, w0, s30); s31 = Vector256.FusedMultiplyAdd(x, w1, s31);
                 s32 = Vector256.FusedMultiplyAdd(x, w2, s32); s33 = Vector256.FusedMultiplyAdd(x, w3, s33);
             }
-            sums[0] = Vector256.Sum(s00); sums[1] = Vector256.Sum(s01); sums[2] = Vector256.Sum(s02); sums[3] = Vector256.Sum(s03);
-            sums[4] = Vector256.Sum(s10); sums[5] = Vector256.Sum(s11); sums[6] = Vector256.Sum(s12); sums[7] = Vector256.Sum(s13);
-            sums[8] = Vector256.Sum(s20); sums[9] = Vector256.Sum(s21); sums[10] = Vector256.Sum(s22); sums[11] = Vector256.Sum(s23);
-            sums[12] = Vector256.Sum(s30); sums[13] = Vector256.Sum(s31); sums[14] = Vector256.Sum(s32); sums[15] = Vector256.Sum(s33);
+            acc[0] = s00; acc[1] = s01; acc[2] = s02; acc[3] = s03; acc[4] = s10; acc[5] = s11; acc[6] = s12; acc[7] = s13;
+            acc[8] = s20; acc[9] = s21; acc[10] = s22; acc[11] = s23; acc[12] = s30; acc[13] = s31; acc[14] = s32; acc[15] = s33;
         }
-        else
+    }
+
+    /// <summary>
+    /// sums[r * 4 + s] = the horizontal sum of lanes (r * 4 + s), then the products over [vectorK, k) (the tail past the
+    /// last whole vector) added in order.
+    /// </summary>
+    private static void SumLanes(int vectorK, int k, float* a0, float* a1, float* a2, float* a3, float* b0, float* b1, float* b2, float* b3,
+        float* lanes, int width, float* sums)
+    {
+        for (int t = 0; t < 16; t++)
         {
-            new Span<float>(sums, 16).Clear();
+            sums[t] = width == 16 ? Vector512.Sum(Vector512.Load(lanes + t * 16))
+                : width == 8 ? Vector256.Sum(Vector256.Load(lanes + t * 8))
+                : 0f;
         }
-        // The tail (K not a multiple of the vector width), in order after the vector part.
-        for (; p < k; p++)
+        for (int p = vectorK; p < k; p++)
         {
             float x0 = a0[p], x1 = a1[p], x2 = a2[p], x3 = a3[p];
             float w0 = b0[p], w1 = b1[p], w2 = b2[p], w3 = b3[p];
