@@ -219,10 +219,20 @@ internal static class NetworkBench
                 INetwork ours = BenchSetup.CreateOurs(net, batch, ctx);
                 var logits = new float[batch * d.ClassCount];
                 var sgd = new Sgd(ours.Parameters.Length, BenchSetup.Sgd);
-                ulong step = 0;
+                ulong step = 0, nonFinite = 0;
                 result = mode == "forward"
                     ? Timing.WarmThenTime(repetitions, () => ours.Forward(images, batch, logits))
-                    : Timing.WarmThenTime(repetitions, () => ours.TrainStep(images, labels, batch, sgd, BenchSetup.Seed + step++));
+                    : Timing.WarmThenTime(repetitions, () =>
+                    {
+                        if (!float.IsFinite(ours.TrainStep(images, labels, batch, sgd, BenchSetup.Seed + step++))) nonFinite++;
+                    });
+                if (nonFinite > 0)
+                {
+                    // Such a step updates nothing, so it is cheaper than a training step: its time would flatter us.
+                    Console.Error.WriteLine($"bench: {key} at batch {batch}: {nonFinite} of {step} training steps had a non-finite loss " +
+                        "and updated nothing; lower BenchSetup.Sgd's learning rate.");
+                    return 3;
+                }
                 break;
             }
             case ("torch", _):
