@@ -145,8 +145,13 @@ internal static unsafe class KernelBench
             double flops = 2.0 * batch * inF * outF;
             double tf = Time(() => DenseKernels.Forward(batch, inF, outF, x, w, b, y, true, ctx), cpu);
             double tb = Time(() => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx), cpu);
+            // As a training step runs it: the weight's SGD update applied inside the backward pass (the weight is the
+            // optimizer's whole parameter buffer here).
+            var sgd = new AlexNetCompiler.Training.Sgd(w.Length, BenchSetup.Sgd, ctx);
+            double tu = Time(() => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx, sgd.UpdateOf(w, 0, w.Length)), cpu);
             forwardTotal += tf; backwardTotal += tb;
-            Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms {flops / tf / 1e9,7:F1} GFLOP/s   backward {tb * 1e3,8:F2} ms {2 * flops / tb / 1e9,7:F1} GFLOP/s");
+            Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms {flops / tf / 1e9,7:F1} GFLOP/s   backward {tb * 1e3,8:F2} ms {2 * flops / tb / 1e9,7:F1} GFLOP/s" +
+                $"   backward with the update {tu * 1e3,8:F2} ms");
         }
         Console.WriteLine($"  sum of kernels: forward {forwardTotal * 1e3:F1} ms, backward {backwardTotal * 1e3:F1} ms, step ~{(forwardTotal + backwardTotal) * 1e3:F1} ms ({batch / (forwardTotal + backwardTotal):F1} img/s, ReLU/dropout/loss/SGD not included)");
     }

@@ -90,19 +90,59 @@ public static unsafe partial class DenseKernels
     private static void AccumulateInputSums(ref FusedUpdateJob job, int o, int rows, int c0, int width, float* sums)
     {
         int full = width / StripWidth * StripWidth;
+        int quads = rows == TileRows ? job.Batch / 4 * 4 : 0;
+        float* w = job.W + (long)o * job.In + c0;
+        float* d = job.DY + o;
+        // A whole tile and four samples at a time: 16 sums stay in registers while the four rows pass over them, one
+        // load and one store per four FMAs instead of one of each per FMA.
+        for (int n = 0; n < quads; n += 4)
+        {
+            float* d0 = d + (long)n * job.Out, d1 = d0 + job.Out, d2 = d1 + job.Out, d3 = d2 + job.Out;
+            for (int c = 0; c < full; c += StripWidth)
+            {
+                float* s0 = sums + (long)n * width + c, s1 = s0 + width, s2 = s1 + width, s3 = s2 + width;
+                Vector512<float> a00 = Vector512.Load(s0), a01 = Vector512.Load(s0 + 16), a02 = Vector512.Load(s0 + 32), a03 = Vector512.Load(s0 + 48);
+                Vector512<float> a10 = Vector512.Load(s1), a11 = Vector512.Load(s1 + 16), a12 = Vector512.Load(s1 + 32), a13 = Vector512.Load(s1 + 48);
+                Vector512<float> a20 = Vector512.Load(s2), a21 = Vector512.Load(s2 + 16), a22 = Vector512.Load(s2 + 32), a23 = Vector512.Load(s2 + 48);
+                Vector512<float> a30 = Vector512.Load(s3), a31 = Vector512.Load(s3 + 16), a32 = Vector512.Load(s3 + 32), a33 = Vector512.Load(s3 + 48);
+                float* wRow = w + c;
+                for (int r = 0; r < TileRows; r++, wRow += job.In)
+                {
+                    Vector512<float> w0 = Vector512.Load(wRow), w1 = Vector512.Load(wRow + 16);
+                    Vector512<float> w2 = Vector512.Load(wRow + 32), w3 = Vector512.Load(wRow + 48);
+                    var g = Vector512.Create(d0[r]);
+                    a00 = Vector512.FusedMultiplyAdd(g, w0, a00); a01 = Vector512.FusedMultiplyAdd(g, w1, a01);
+                    a02 = Vector512.FusedMultiplyAdd(g, w2, a02); a03 = Vector512.FusedMultiplyAdd(g, w3, a03);
+                    g = Vector512.Create(d1[r]);
+                    a10 = Vector512.FusedMultiplyAdd(g, w0, a10); a11 = Vector512.FusedMultiplyAdd(g, w1, a11);
+                    a12 = Vector512.FusedMultiplyAdd(g, w2, a12); a13 = Vector512.FusedMultiplyAdd(g, w3, a13);
+                    g = Vector512.Create(d2[r]);
+                    a20 = Vector512.FusedMultiplyAdd(g, w0, a20); a21 = Vector512.FusedMultiplyAdd(g, w1, a21);
+                    a22 = Vector512.FusedMultiplyAdd(g, w2, a22); a23 = Vector512.FusedMultiplyAdd(g, w3, a23);
+                    g = Vector512.Create(d3[r]);
+                    a30 = Vector512.FusedMultiplyAdd(g, w0, a30); a31 = Vector512.FusedMultiplyAdd(g, w1, a31);
+                    a32 = Vector512.FusedMultiplyAdd(g, w2, a32); a33 = Vector512.FusedMultiplyAdd(g, w3, a33);
+                }
+                a00.Store(s0); a01.Store(s0 + 16); a02.Store(s0 + 32); a03.Store(s0 + 48);
+                a10.Store(s1); a11.Store(s1 + 16); a12.Store(s1 + 32); a13.Store(s1 + 48);
+                a20.Store(s2); a21.Store(s2 + 16); a22.Store(s2 + 32); a23.Store(s2 + 48);
+                a30.Store(s3); a31.Store(s3 + 16); a32.Store(s3 + 32); a33.Store(s3 + 48);
+            }
+        }
         for (int r = 0; r < rows; r++)
         {
-            // One row at a time: its four vectors stay in registers while every sample's sums pass over them.
-            float* wRow = job.W + (long)(o + r) * job.In + c0;
-            float* d = job.DY + o + r;
+            // The other samples (and a partial tile's rows) one row at a time: its four vectors stay in registers while
+            // every remaining sample's sums pass over them.
+            float* wRow = w + (long)r * job.In;
+            float* dr = d + r;
             for (int c = 0; c < full; c += StripWidth)
             {
                 Vector512<float> w0 = Vector512.Load(wRow + c), w1 = Vector512.Load(wRow + c + 16);
                 Vector512<float> w2 = Vector512.Load(wRow + c + 32), w3 = Vector512.Load(wRow + c + 48);
-                float* s = sums + c;
-                for (int n = 0; n < job.Batch; n++, s += width)
+                float* s = sums + (long)quads * width + c;
+                for (int n = quads; n < job.Batch; n++, s += width)
                 {
-                    var g = Vector512.Create(d[(long)n * job.Out]);
+                    var g = Vector512.Create(dr[(long)n * job.Out]);
                     Vector512.FusedMultiplyAdd(g, w0, Vector512.Load(s)).Store(s);
                     Vector512.FusedMultiplyAdd(g, w1, Vector512.Load(s + 16)).Store(s + 16);
                     Vector512.FusedMultiplyAdd(g, w2, Vector512.Load(s + 32)).Store(s + 32);
@@ -111,7 +151,7 @@ public static unsafe partial class DenseKernels
             }
             for (int n = 0; n < job.Batch; n++)
             {
-                float g = d[(long)n * job.Out];
+                float g = dr[(long)n * job.Out];
                 float* s = sums + (long)n * width;
                 for (int c = full; c < width; c++) s[c] = MathF.FusedMultiplyAdd(g, wRow[c], s[c]);
             }

@@ -75,8 +75,10 @@ public class DenseKernelsTests
     {
         // Panels of 512 columns with a partial strip at the end (1000 = 15 strips + 40), two and a half 256-row blocks
         // with 2 rows past the last tile of 4 (602), a single row, the smallest and largest fused batches, and past
-        // them the blocked GEMM followed by the separate update.
+        // them the blocked GEMM followed by the separate update; six samples (a group of four in registers and two
+        // more) over whole strips and a tile of four rows, then one of three.
         { 1, 1000, 602 }, { 3, 1000, 602 }, { Gemm.RowDotMaxM, 130, 300 }, { 2, 64, 1 }, { 5, 7, 10 }, { 25, 300, 70 },
+        { 6, 200, 7 },
     };
 
     [Theory]
