@@ -375,20 +375,7 @@ internal static partial class CpuEmitter
         w.WriteLine("CheckBatch(input, batch);");
         w.WriteLine("CheckLabels(labels, batch);");
         w.WriteLine("global::System.ArgumentOutOfRangeException.ThrowIfNegative(dropoutFirstSample);");
-        w.WriteLine("lock (_cpu.PassLock)");
-        w.WriteLine("{");
-        w.Indent++;
-        w.WriteParenthesized("RunForward", new[]
-        {
-            "input", "batch", "training: true", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample",
-        }, ";");
-        w.WriteParenthesized("return RunBackward", new[]
-        {
-            "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample", "gradientsReady",
-            "optimizer: null",
-        }, ";");
-        w.Indent--;
-        w.WriteLine("}");
+        EmitTrainingPass(w, "return ", firstSample: "dropoutFirstSample", gradientsReady: "gradientsReady", optimizer: "optimizer: null");
         w.Indent--;
         w.WriteLine("}");
         w.WriteLine();
@@ -554,6 +541,28 @@ internal static partial class CpuEmitter
 
     private static bool UpdatesInBackward(EquatableArray<PlanStage> stages) => stages.Items.Any(stage => stage.UpdatesWeightInBackward);
 
+    /// <summary>
+    /// The forward and backward pass of a training step under the context's pass lock, the backward's loss going to
+    /// <paramref name="result"/> ("return " or "loss = "): the one body of ForwardBackward and TrainStep.
+    /// </summary>
+    private static void EmitTrainingPass(CodeWriter w, string result, string firstSample, string gradientsReady, string optimizer)
+    {
+        w.WriteLine("lock (_cpu.PassLock)");
+        w.WriteLine("{");
+        w.Indent++;
+        w.WriteParenthesized("RunForward", new[]
+        {
+            "input", "batch", "training: true", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", firstSample,
+        }, ";");
+        w.WriteParenthesized(result + "RunBackward", new[]
+        {
+            "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", firstSample, gradientsReady,
+            optimizer,
+        }, ";");
+        w.Indent--;
+        w.WriteLine("}");
+    }
+
     private static void EmitTrainStep(CodeWriter w, EquatableArray<PlanStage> stages)
     {
         List<string> updated = stages.Items.Where(stage => stage.UpdatesWeightInBackward)
@@ -590,20 +599,7 @@ internal static partial class CpuEmitter
         w.WriteLine("CheckBatch(input, batch);");
         w.WriteLine("CheckLabels(labels, batch);");
         w.WriteLine("float loss;");
-        w.WriteLine("lock (_cpu.PassLock)");
-        w.WriteLine("{");
-        w.Indent++;
-        w.WriteParenthesized("RunForward", new[]
-        {
-            "input", "batch", "training: true", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample: 0",
-        }, ";");
-        w.WriteParenthesized("loss = RunBackward", new[]
-        {
-            "input", "labels", "batch", "dropout: dropoutSeed.HasValue", "dropoutSeed.GetValueOrDefault()", "dropoutFirstSample: 0",
-            "gradientsReady: null", "optimizer",
-        }, ";");
-        w.Indent--;
-        w.WriteLine("}");
+        EmitTrainingPass(w, "loss = ", firstSample: "dropoutFirstSample: 0", gradientsReady: "gradientsReady: null", optimizer: "optimizer");
         w.WriteLine("// Outside the pass lock: the optimizer may run on another context, which takes its own lock.");
         w.WriteLine(updated.Count > 0
             ? "if (float.IsFinite(loss)) optimizer.Step(Parameters, Gradients, s_updatedInBackward);"
