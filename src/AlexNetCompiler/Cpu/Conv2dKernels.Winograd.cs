@@ -170,9 +170,10 @@ public static unsafe partial class Conv2dKernels
         (long)(g.InChannels / g.Groups) * g.KernelHeight * g.KernelWidth * g.OutHeight * g.OutWidth;
 
     /// <summary>
-    /// One parallel loop over independent work items (group, chunk of tiles, part of the output channels): each
-    /// transforms its chunk's input tiles into its thread's scratch, then per block of output channels transforms
-    /// those filters, runs the 36 GEMMs single-threaded and writes the output tiles. No item reads another's results,
+    /// One parallel loop that transforms and packs the filters, then one over independent work items (group, chunk of
+    /// tiles, part of the output channels): each transforms its chunk's input tiles into its thread's scratch, then per
+    /// block of output channels runs the 36 GEMMs on the shared packed filters single-threaded and writes the output
+    /// tiles. No item reads another's results,
     /// and every output element is computed by the same operations whatever the thread count (the chunks, blocks and
     /// GEMM shapes depend on the layer only), so the result is bit for bit the same on any number of threads.
     /// </summary>

@@ -9,7 +9,7 @@ public enum ScratchSlot
     GemmPackedA = 0,
     /// <summary>GEMM: packed panels of B (KC x NC).</summary>
     GemmPackedB = 1,
-    /// <summary>Conv: the im2col matrix of one sample (or block of samples) and group, or a Winograd work item's transformed tiles, filters and products.</summary>
+    /// <summary>Conv: the im2col matrix of one sample (or block of samples) and group, or a Winograd work item's transformed tiles and products (and, before the items, a block's transformed filters).</summary>
     Columns = 2,
     /// <summary>Per-thread partial sums of a parameter gradient (reduced after a parallel loop).</summary>
     PartialGradient = 3,

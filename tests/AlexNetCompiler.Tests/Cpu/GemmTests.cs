@@ -8,7 +8,7 @@ public unsafe class GemmTests
     {
         var data = new TheoryData<int, int, int, bool, bool>();
         // Odd sizes around the micro-tile (6 x 32) and the cache blocks (KC 256, MC 120), all operand layouts.
-        (int M, int N, int K)[] sizes = [(1, 1, 1), (5, 31, 7), (6, 32, 256), (7, 33, 257), (13, 70, 300), (121, 65, 19), (64, 3, 513), (2, 100, 1)];
+        (int M, int N, int K)[] sizes = [(1, 1, 1), (5, 31, 7), (6, 32, 256), (7, 33, 257), (13, 70, 300), (121, 65, 19), (64, 3, 513), (2, 100, 1), (125, 40, 300)];
         foreach (var (m, n, k) in sizes)
             foreach (bool ta in new[] { false, true })
                 foreach (bool tb in new[] { false, true })
@@ -81,11 +81,14 @@ public unsafe class GemmTests
     public void Packed_A_gives_the_same_bits_as_packing_per_product(int m, int n, int k, bool transA, bool transB)
     {
         // PackWhole writes the slivers the loop nest would pack block by block, so the products are the same bits.
-        // The shapes cover several K blocks with a short last one (K 257, 300, 513) and several M blocks (M 121).
+        // The shapes cover several K blocks with a short last one (K 257, 300, 513), several M blocks (M 121), and both
+        // (125 x 300). The packed buffer has a float past its length that must stay untouched.
         float[] a = KernelAssert.Random(m * k, 11), b = KernelAssert.Random(k * n, 12), colBias = KernelAssert.Random(n, 13);
         int lda = transA ? m : k, ldb = transB ? k : n;
-        var packed = new float[Gemm.PackedLength(m, k)];
+        var packed = new float[Gemm.PackedLength(m, k) + 1];
+        packed[^1] = 12345f;
         fixed (float* pa = a, pp = packed) Gemm.PackWhole(m, k, pa, lda, transA, pp);
+        Assert.Equal(12345f, packed[^1]);
         foreach (GemmKernel kernel in AvailableKernels())
         foreach (bool accumulate in new[] { false, true })
         {
@@ -103,7 +106,7 @@ public unsafe class GemmTests
 
     [Theory]
     [InlineData(1, 5, 7)]       // K shorter than a vector: only the scalar tail
-    [InlineData(3, 9, 1100)]    // K over two chunks of 512 and a tail of 12; a ragged group of B rows
+    [InlineData(3, 9, 1100)]    // K over four chunks of 256 and a shorter one, then a tail of 12; a ragged group of B rows
     [InlineData(16, 70, 2048)]  // whole chunks; items of 64 B rows and a ragged last one
     [InlineData(24, 13, 531)]   // six groups of A rows
     [InlineData(30, 4, 600)]    // past six groups: a second pass over B's rows
@@ -126,7 +129,7 @@ public unsafe class GemmTests
             var c = new float[m * n];
             fixed (float* pa = a, pb = b, pc = c, pbias = bias)
                 Gemm.MultiplyRowsByRows(m, n, k, pa, k, pb, k, pc, n, new GemmEpilogue(null, pbias, true), ctx);
-            // Roundings per element: k / 16 products per lane, 4 in the horizontal sum, the tail, the bias.
+            // Roundings per element: k / 16 products per lane (k / 8 with Vector256), 4 in the horizontal sum, the tail, the bias.
             KernelAssert.WithinSummationBound(expected, c, magnitude, k / 8 + k % 16 + 6, $"row dot M={m} N={n} K={k} threads={threads}");
 
             // Row i of C is computed by the same operations whether A has one row or m: a sample's output does not
