@@ -49,7 +49,8 @@ public static unsafe partial class Gemm
         // Per group of 4 rows of A: its 16 lane-parallel sums (4 x 4 vectors), kept here between chunks of K.
         float* lanes = stackalloc float[RowDotGroups * 16 * 16];
         float* sums = stackalloc float[16];
-        for (int j = j0; j < j1; j += 4)
+        if (job.M == 1 && width == 16) RowDotSingle(ref job, j0, j1, vectorK);
+        else for (int j = j0; j < j1; j += 4)
         {
             int nj = Math.Min(4, j1 - j);
             // Rows past the end repeat the last valid row (their results are not stored).
@@ -99,6 +100,59 @@ public static unsafe partial class Gemm
             var shifted = new GemmEpilogue(e.RowBias, e.ColumnBias == null ? null : e.ColumnBias + j0, e.Relu);
             ApplyEpilogue(job.C + j0, job.Ldc, job.M, j1 - j0, shifted);
         }
+    }
+
+    /// <summary>
+    /// One row of A (a batch of one): eight rows of B at a time, 9 loads per 8 FMAs and no repeated work, so the
+    /// weights stream at the memory's pace. The same operations per element as the groups of four (lane sums in order
+    /// of p, the horizontal sum, then the tail), so the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowDotSingle(ref RowDotJob job, int j0, int j1, int vectorK)
+    {
+        float* a = job.A;
+        for (int j = j0; j < j1; j += 8)
+        {
+            int nj = Math.Min(8, j1 - j);
+            // Rows past the end repeat the last valid row (their results are not stored).
+            float* b0 = job.B + (long)j * job.Ldb;
+            float* b1 = nj > 1 ? b0 + job.Ldb : b0;
+            float* b2 = nj > 2 ? b1 + job.Ldb : b1;
+            float* b3 = nj > 3 ? b2 + job.Ldb : b2;
+            float* b4 = nj > 4 ? b3 + job.Ldb : b3;
+            float* b5 = nj > 5 ? b4 + job.Ldb : b4;
+            float* b6 = nj > 6 ? b5 + job.Ldb : b5;
+            float* b7 = nj > 7 ? b6 + job.Ldb : b6;
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+            for (int p = 0; p < vectorK; p += 16)
+            {
+                Vector512<float> x = Vector512.Load(a + p);
+                s0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b0 + p), s0);
+                s1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b1 + p), s1);
+                s2 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b2 + p), s2);
+                s3 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b3 + p), s3);
+                s4 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b4 + p), s4);
+                s5 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b5 + p), s5);
+                s6 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b6 + p), s6);
+                s7 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b7 + p), s7);
+            }
+            float* c = job.C + j;
+            if (nj > 0) c[0] = TailSum(Vector512.Sum(s0), a, b0, vectorK, job.K);
+            if (nj > 1) c[1] = TailSum(Vector512.Sum(s1), a, b1, vectorK, job.K);
+            if (nj > 2) c[2] = TailSum(Vector512.Sum(s2), a, b2, vectorK, job.K);
+            if (nj > 3) c[3] = TailSum(Vector512.Sum(s3), a, b3, vectorK, job.K);
+            if (nj > 4) c[4] = TailSum(Vector512.Sum(s4), a, b4, vectorK, job.K);
+            if (nj > 5) c[5] = TailSum(Vector512.Sum(s5), a, b5, vectorK, job.K);
+            if (nj > 6) c[6] = TailSum(Vector512.Sum(s6), a, b6, vectorK, job.K);
+            if (nj > 7) c[7] = TailSum(Vector512.Sum(s7), a, b7, vectorK, job.K);
+        }
+    }
+
+    /// <summary>sum plus the products over [vectorK, k), added in order (as <see cref="SumLanes"/> does).</summary>
+    private static float TailSum(float sum, float* a, float* b, int vectorK, int k)
+    {
+        for (int p = vectorK; p < k; p++) sum += a[p] * b[p];
+        return sum;
     }
 
     /// <summary>Groups of 4 rows of A whose lane sums an item keeps at once (24 rows: <see cref="RowDotMaxM"/>).</summary>
