@@ -49,18 +49,22 @@ public static unsafe partial class Gemm
         // Per group of 4 rows of A: its 16 lane-parallel sums (4 x 4 vectors), kept here between chunks of K.
         float* lanes = stackalloc float[RowDotGroups * 16 * 16];
         float* sums = stackalloc float[16];
+        float** bRows = stackalloc float*[4];
+        float** aRows = stackalloc float*[4 * RowDotGroups]; // 4 per group
         if (job.M == 1 && width == 16) RowDotSingle(ref job, j0, j1, vectorK);
         else for (int j = j0; j < j1; j += 4)
         {
             int nj = Math.Min(4, j1 - j);
-            // Rows past the end repeat the last valid row (their results are not stored).
-            float* b0 = job.B + (long)j * job.Ldb;
-            float* b1 = nj > 1 ? b0 + job.Ldb : b0;
-            float* b2 = nj > 2 ? b0 + 2L * job.Ldb : b1;
-            float* b3 = nj > 3 ? b0 + 3L * job.Ldb : b2;
+            RowsRepeatingLast(job.B + (long)j * job.Ldb, job.Ldb, nj, bRows, 4);
+            float* b0 = bRows[0], b1 = bRows[1], b2 = bRows[2], b3 = bRows[3];
             for (int first = 0; first < job.M; first += 4 * RowDotGroups)
             {
                 int groups = Math.Min(RowDotGroups, (job.M - first + 3) / 4);
+                for (int g = 0; g < groups; g++)
+                {
+                    int i = first + 4 * g;
+                    RowsRepeatingLast(job.A + (long)i * job.Lda, job.Lda, Math.Min(4, job.M - i), aRows + 4 * g, 4);
+                }
                 new Span<float>(lanes, groups * 16 * width).Clear();
                 // A chunk of the 4 rows of B stays in L1 while every group of A's rows is multiplied by it: B is read
                 // from L2 once per chunk instead of once per group. Each lane still adds its products in order of p, so
@@ -70,22 +74,15 @@ public static unsafe partial class Gemm
                     int p1 = Math.Min(vectorK, p0 + RowDotChunk);
                     for (int g = 0; g < groups; g++)
                     {
-                        int i = first + 4 * g, mi = Math.Min(4, job.M - i);
-                        float* a0 = job.A + (long)i * job.Lda;
-                        float* a1 = mi > 1 ? a0 + job.Lda : a0;
-                        float* a2 = mi > 2 ? a0 + 2L * job.Lda : a1;
-                        float* a3 = mi > 3 ? a0 + 3L * job.Lda : a2;
-                        Dot4x4(p0, p1, a0, a1, a2, a3, b0, b1, b2, b3, lanes + g * 16 * width);
+                        float** a = aRows + 4 * g;
+                        Dot4x4(p0, p1, a[0], a[1], a[2], a[3], b0, b1, b2, b3, lanes + g * 16 * width);
                     }
                 }
                 for (int g = 0; g < groups; g++)
                 {
                     int i = first + 4 * g, mi = Math.Min(4, job.M - i);
-                    float* a0 = job.A + (long)i * job.Lda;
-                    float* a1 = mi > 1 ? a0 + job.Lda : a0;
-                    float* a2 = mi > 2 ? a0 + 2L * job.Lda : a1;
-                    float* a3 = mi > 3 ? a0 + 3L * job.Lda : a2;
-                    SumLanes(vectorK, job.K, a0, a1, a2, a3, b0, b1, b2, b3, lanes + g * 16 * width, width, sums);
+                    float** a = aRows + 4 * g;
+                    SumLanes(vectorK, job.K, a[0], a[1], a[2], a[3], b0, b1, b2, b3, lanes + g * 16 * width, width, sums);
                     for (int r = 0; r < mi; r++)
                     {
                         float* row = job.C + (long)(i + r) * job.Ldc + j;
@@ -111,18 +108,12 @@ public static unsafe partial class Gemm
     private static void RowDotSingle(ref RowDotJob job, int j0, int j1, int vectorK)
     {
         float* a = job.A;
+        float** rows = stackalloc float*[8];
         for (int j = j0; j < j1; j += 8)
         {
             int nj = Math.Min(8, j1 - j);
-            // Rows past the end repeat the last valid row (their results are not stored).
-            float* b0 = job.B + (long)j * job.Ldb;
-            float* b1 = nj > 1 ? b0 + job.Ldb : b0;
-            float* b2 = nj > 2 ? b1 + job.Ldb : b1;
-            float* b3 = nj > 3 ? b2 + job.Ldb : b2;
-            float* b4 = nj > 4 ? b3 + job.Ldb : b3;
-            float* b5 = nj > 5 ? b4 + job.Ldb : b4;
-            float* b6 = nj > 6 ? b5 + job.Ldb : b5;
-            float* b7 = nj > 7 ? b6 + job.Ldb : b6;
+            RowsRepeatingLast(job.B + (long)j * job.Ldb, job.Ldb, nj, rows, 8);
+            float* b0 = rows[0], b1 = rows[1], b2 = rows[2], b3 = rows[3], b4 = rows[4], b5 = rows[5], b6 = rows[6], b7 = rows[7];
             Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
             for (int p = 0; p < vectorK; p += 16)
             {
@@ -146,6 +137,15 @@ public static unsafe partial class Gemm
             if (nj > 6) c[6] = TailSum(Vector512.Sum(s6), a, b6, vectorK, job.K);
             if (nj > 7) c[7] = TailSum(Vector512.Sum(s7), a, b7, vectorK, job.K);
         }
+    }
+
+    /// <summary>
+    /// rows[t] = first + min(t, valid - 1) * stride for t &lt; count: the rows of a register tile, those past the end
+    /// repeating the last valid one (their results are computed but not stored).
+    /// </summary>
+    private static void RowsRepeatingLast(float* first, long stride, int valid, float** rows, int count)
+    {
+        for (int t = 0; t < count; t++) rows[t] = first + Math.Min(t, valid - 1) * stride;
     }
 
     /// <summary>sum plus the products over [vectorK, k), added in order (as <see cref="SumLanes"/> does).</summary>
