@@ -335,7 +335,7 @@ internal static class NetworkBench
         child.WaitForExit();
         string? line = output.Split('\n').FirstOrDefault(l => l.StartsWith(linePrefix, StringComparison.Ordinal));
         if (child.ExitCode != 0 || line is null)
-            throw new InvalidOperationException($"Child '{string.Join(' ', arguments)}' failed (exit {child.ExitCode}): {error.Result}{output}");
+            throw new BenchChildFailedException($"child '{string.Join(' ', arguments)}' failed (exit {child.ExitCode}): {(error.Result + output).Trim()}");
         return line.Trim();
     }
 
@@ -383,3 +383,6 @@ internal static class NetworkBench
         throw new InvalidOperationException($"/proc/self/status has no {field} (Linux only).");
     }
 }
+
+/// <summary>A measurement's child process failed; the message carries what it printed.</summary>
+internal sealed class BenchChildFailedException(string message) : Exception(message);

@@ -26,6 +26,12 @@ catch (ArgumentException e)
     Console.Error.WriteLine($"bench: {e.Message}");
     return 2;
 }
+catch (BenchChildFailedException e)
+{
+    // A measurement's own process failed (a training loss that went non-finite, say): its message says why.
+    Console.Error.WriteLine($"bench: {e.Message}");
+    return 1;
+}
 
 static int Run(string[] args)
 {
