@@ -10,7 +10,8 @@ public enum Conv2dAlgorithm
     /// <summary>
     /// Chosen by shape and batch: Winograd F(4x4, 3x3) only where it measured faster than im2col + GEMM in both of two
     /// benchmark runs (<see cref="Conv2dKernels.WinogradMinBatch"/> samples or more, and the layer shapes listed in
-    /// Conv2dKernels.Winograd.cs, forward and input gradient separately); im2col + GEMM otherwise.
+    /// Conv2dKernels.Winograd.cs, forward and input gradient separately; the weight gradient goes with the input
+    /// gradient); im2col + GEMM otherwise.
     /// </summary>
     Auto,
     /// <summary>im2col + GEMM, every shape.</summary>
@@ -47,7 +48,8 @@ public enum Conv2dAlgorithm
 /// <para>
 /// The input gradient of a 3x3 stride-1 convolution with padding p is itself one: dX = conv(dY, W') with
 /// W'[c, oc] = W[oc, c] rotated by 180 degrees and padding 2 - p, which the same code computes with the filters
-/// transformed transposed and flipped.
+/// transformed transposed and flipped. The weight gradient uses the same matrices the other way round
+/// (Conv2dKernels.WinogradWeight.cs).
 /// </para>
 /// </summary>
 public static unsafe partial class Conv2dKernels
@@ -86,6 +88,10 @@ public static unsafe partial class Conv2dKernels
     /// <summary>Whether the input gradient of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>.</summary>
     internal static bool UsesWinogradData(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
         UsesWinograd(g, batch, algorithm, dataGradient: true);
+
+    /// <summary>Whether the weight gradient of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/> (Conv2dKernels.WinogradWeight.cs).</summary>
+    internal static bool UsesWinogradWeight(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
+        UsesWinograd(g, batch, algorithm, dataGradient: false);
 
     private static bool UsesWinograd(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm, bool dataGradient)
     {

@@ -7,9 +7,9 @@ namespace AlexNetCompiler.Cpu;
 /// <summary>
 /// Fast 2-D convolution: im2col + blocked GEMM per (sample, group), bias and ReLU fused into the GEMM epilogue.
 /// A 1x1, stride-1, unpadded convolution skips im2col (the input already is the column matrix). 3x3 stride-1
-/// convolutions run Winograd F(4x4, 3x3) instead, forward and input gradient, on the shapes and batches where it
-/// measured faster (Conv2dKernels.Winograd.cs); the choice is made here at run time from the shape and batch (<see cref="Conv2dAlgorithm"/>), and
-/// the weight gradient always runs im2col + GEMM.
+/// convolutions run Winograd F(4x4, 3x3) instead, forward, input gradient and weight gradient, on the shapes and
+/// batches where it measured faster (Conv2dKernels.Winograd.cs, Conv2dKernels.WinogradWeight.cs); the choice is made
+/// here at run time from the shape and batch (<see cref="Conv2dAlgorithm"/>).
 /// <para>
 /// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
 /// thread then runs whole single-threaded GEMMs on its own scratch, with no synchronisation); otherwise (batch 1)
@@ -55,8 +55,8 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
-    /// <param name="algorithm">For the input gradient: Auto chooses by shape; the others force one. The weight
-    /// gradient always runs im2col + GEMM.</param>
+    /// <param name="algorithm">Auto chooses by shape; the others force one. The weight gradient runs Winograd when the
+    /// input gradient does (or is not wanted) and the shape qualifies, im2col + GEMM otherwise.</param>
     public static void Backward(in Conv2dGeometry g, int batch, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
         ReadOnlySpan<float> dOutput, Span<float> dInput, Span<float> dWeight, Span<float> dBias, CpuContext ctx,
         Conv2dAlgorithm algorithm = Conv2dAlgorithm.Auto)
@@ -67,7 +67,10 @@ public static unsafe partial class Conv2dKernels
             throw new ArgumentException($"Conv2d backward: dWeight has {dWeight.Length} floats, expected {g.WeightLength} ([{g.OutChannels}, {g.InChannels / g.Groups}, {g.KernelHeight}, {g.KernelWidth}]).", nameof(dWeight));
         if (!dInput.IsEmpty && dInput.Length != (long)batch * g.InputLength)
             throw new ArgumentException($"Conv2d backward: dInput has {dInput.Length} floats, expected {(long)batch * g.InputLength} (batch {batch} x {g.InputLength}) or none.", nameof(dInput));
-        bool winogradData = !dInput.IsEmpty && UsesWinogradData(g, batch, algorithm == Conv2dAlgorithm.Auto ? ctx.Conv2dAlgorithm : algorithm);
+        Conv2dAlgorithm chosen = algorithm == Conv2dAlgorithm.Auto ? ctx.Conv2dAlgorithm : algorithm;
+        bool winogradData = !dInput.IsEmpty && UsesWinogradData(g, batch, chosen);
+        // The weight gradient by Winograd where the input gradient needs no im2col items (they compute both).
+        bool winogradWeight = (dInput.IsEmpty || winogradData) && UsesWinogradWeight(g, batch, chosen);
         if (batch == 0)
         {
             dWeight.Clear();
@@ -78,11 +81,16 @@ public static unsafe partial class Conv2dKernels
         fixed (float* pIn = input, pW = weight, pDy = dOutput, pDx = dInput, pDw = dWeight, pDb = dBias)
         {
             if (winogradData) WinogradData(g, batch, pW, pDy, pDx, ctx);
+            if (!dBias.IsEmpty) BiasGradient(g, batch, pDy, pDb, ctx);
+            if (winogradWeight)
+            {
+                WinogradWeight(g, batch, pIn, pDy, pDw, ctx);
+                return;
+            }
             var job = new ConvJob(g, batch, ctx)
             {
                 Input = pIn, Weight = pW, Output = pDy, DInput = dInput.IsEmpty || winogradData ? null : pDx, DWeight = pDw,
             };
-            if (!dBias.IsEmpty) BiasGradient(g, batch, pDy, pDb, ctx);
 
             int items = job.Items;
             if (ctx.Threads > 1 && items >= ctx.Threads)

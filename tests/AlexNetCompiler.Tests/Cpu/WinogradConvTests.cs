@@ -4,8 +4,8 @@ using Xunit.Abstractions;
 namespace AlexNetCompiler.Tests.Cpu;
 
 /// <summary>
-/// The Winograd F(4x4, 3x3) path of <see cref="Conv2dKernels"/> (forward and input gradient) against the plain
-/// reference, which sums in double and rounds once.
+/// The Winograd F(4x4, 3x3) path of <see cref="Conv2dKernels"/> (forward, input gradient and weight gradient) against
+/// the plain reference, which sums in double and rounds once.
 /// <para>
 /// Tolerances. Winograd is not a reordering of the direct sum: the input transform multiplies by up to 5 and adds
 /// up to four terms, the filter transform divides by 6, 12 and 24 (in float), the output
@@ -16,12 +16,16 @@ namespace AlexNetCompiler.Tests.Cpu;
 /// <see cref="RelativeL2"/> and max |fast - ref| / max |ref| &lt;= <see cref="MaxRelative"/>.
 /// Measured on conv3-conv5 of both AlexNets at 13x13 (batch 2, He weights, post-ReLU inputs, half-zero output
 /// gradients): forward relative L2 2.2e-6 to 2.6e-6 and max 8.3e-6 to 1.15e-5; input gradient relative L2 2.2e-6 to
-/// 3.1e-6 and max 8.8e-6 to 1.17e-5 (a filter transform in double, rounded once, measured the same to two digits). im2col + GEMM on the same data: relative L2 about 2e-7, max about 3e-7, so
-/// Winograd is about 12x less accurate, and its error grows with the channel count (the small shapes below: relative
+/// 3.1e-6 and max 8.8e-6 to 1.17e-5 (a filter transform in double, rounded once, measured the same to two digits);
+/// weight gradient (summed over every tile, then turned back with G^T . G) relative L2 9.4e-7 to 9.8e-7 and max 3.0e-6
+/// to 3.5e-6. im2col + GEMM on the same data: relative L2 about 2e-7 (1.2e-7 for the weight gradient), max about 3e-7, so
+/// Winograd is about 12x less accurate (8x for the weight gradient), and its error grows with the channel count (the small shapes below: relative
 /// L2 at most 1.9e-6). The bounds leave a margin of 3x (L2) and 4x (max) over the worst measured. One transform
 /// coefficient changed was tried: 1/24 to 1/25 in G's fourth row fails all 38 numeric cases (relative L2 2.4e-3 to
 /// 2.1e-2); 8 to 7 in A^T's last row fails every case that writes a fourth output row or column (relative L2 0.2 to
-/// 0.4); the five that pass never use that row (3x3 outputs, and the refusal test).
+/// 0.4); the five that pass never use that row (3x3 outputs, and the refusal test). In the weight gradient's own
+/// transforms, 1/24 to 1/25 in G^T failed 23 of the 43 cases and 8 to 7 in A failed 20 (every gradient case whose
+/// output gradient has a fourth row or column).
 /// </para>
 /// </summary>
 public sealed class WinogradConvTests(ITestOutputHelper output)
@@ -74,26 +78,32 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(SmallShapes))]
-    public void Input_gradient_matches_reference_on_small_shapes(string name, int batch, int c, int h, int w, int oc, int padding, int groups)
+    public void Gradients_match_reference_on_small_shapes(string name, int batch, int c, int h, int w, int oc, int padding, int groups)
     {
         Conv2dGeometry g = Geometry(c, h, w, oc, padding, groups);
         float[] input = KernelAssert.Random(batch * g.InputLength, 41), weight = KernelAssert.Random(g.WeightLength, 42, -0.3f, 0.3f);
         float[] dOutput = KernelAssert.Random(batch * g.OutputLength, 43);
         float[] dInputRef = new float[input.Length], dWeightRef = new float[weight.Length], dBiasRef = new float[oc];
         Conv2dKernels.BackwardReference(g, batch, input, weight, dOutput, dInputRef, dWeightRef, dBiasRef);
-        float[]? oneThread = null;
+        float[]? oneThread = null, oneThreadWeight = null;
         foreach (int threads in new[] { 1, 2, 3 })
         {
             using var ctx = new CpuContext(threads);
-            float[] dInput = KernelAssert.Random(input.Length, 44), dWeight = new float[weight.Length], dBias = new float[oc];
+            // Poisoned: every element must be written.
+            float[] dInput = KernelAssert.Random(input.Length, 44), dWeight = KernelAssert.Random(weight.Length, 45), dBias = new float[oc];
             Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Winograd);
             AssertClose(dInputRef, dInput, $"{name} dInput threads={threads}");
-            if (oneThread is null) oneThread = dInput;
-            else Assert.Equal(oneThread, dInput);
-            // The weight gradient stays on im2col + GEMM: the same bits as with that algorithm forced.
-            float[] dInputIm2Col = new float[input.Length], dWeightIm2Col = new float[weight.Length];
-            Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInputIm2Col, dWeightIm2Col, dBias, ctx, Conv2dAlgorithm.Im2Col);
-            Assert.Equal(dWeightIm2Col, dWeight);
+            AssertClose(dWeightRef, dWeight, $"{name} dWeight threads={threads}");
+            if (oneThread is null) (oneThread, oneThreadWeight) = (dInput, dWeight);
+            else
+            {
+                Assert.Equal(oneThread, dInput);
+                Assert.Equal(oneThreadWeight, dWeight);
+            }
+            // Without an input gradient (a first layer) the weight gradient is the same computation.
+            float[] dWeightOnly = KernelAssert.Random(weight.Length, 46);
+            Conv2dKernels.Backward(g, batch, input, weight, dOutput, Span<float>.Empty, dWeightOnly, Span<float>.Empty, ctx, Conv2dAlgorithm.Winograd);
+            Assert.Equal(dWeight, dWeightOnly);
         }
     }
 
@@ -136,8 +146,10 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         float[] dInput = new float[input.Length], dWeight = new float[weight.Length], dBias = new float[oc];
         Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Winograd);
         AssertClose(dInputRef, dInput, $"{name} dInput");
+        AssertClose(dWeightRef, dWeight, $"{name} dWeight");
         Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Im2Col);
         Report(dInputRef, dInput, $"{name} dInput, im2col (for comparison)");
+        Report(dWeightRef, dWeight, $"{name} dWeight, im2col (for comparison)");
     }
 
     /// <summary>Auto: Winograd for 3x3 stride-1 layers of 128 or more channels per group at batch 16 or more (docs/architecture.md).</summary>
@@ -148,6 +160,9 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         Conv2dGeometry fashionNetConv4 = Geometry(128, 7, 7, 128, 1, 2); // 64 channels per group
         Assert.True(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
         Assert.True(Conv2dKernels.UsesWinogradData(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradWeight(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradWeight(torchvisionConv5, 15, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradWeight(fashionNetConv4, 64, Conv2dAlgorithm.Auto));
         Assert.True(Conv2dKernels.UsesWinogradForward(alexNetConv5, 32, Conv2dAlgorithm.Auto)); // 192 -> 128 per group
         Assert.True(Conv2dKernels.UsesWinogradData(alexNetConv5, 16, Conv2dAlgorithm.Auto));
         Assert.False(Conv2dKernels.UsesWinogradForward(fashionNetConv4, 64, Conv2dAlgorithm.Auto));

@@ -1,0 +1,225 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace AlexNetCompiler.Cpu;
+
+/// <summary>
+/// The weight gradient of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3), with the forward pass's matrices
+/// (Conv2dKernels.Winograd.cs). The forward output tile is Y = A^T [ (G g G^T) .* (B^T d B) ] A, so for an output
+/// gradient tile E (4x4) the sum over the tile of E .* Y is the sum over the 36 points of (A E A^T) .* (G g G^T) .*
+/// (B^T d B), and its derivative with respect to the filter g is
+/// <code>
+///   dW = G^T [ sum over tiles of (A E A^T) .* (B^T d B) ] G
+/// </code>
+/// (Y is bilinear in g and d, so the sum is the bilinear form above). Summed over every
+/// tile of every sample, the bracket is, per point xi, one product P[xi] = E[xi] V[xi]^T of the output-gradient tiles
+/// [out, tiles] and the input tiles [in, tiles]: 36 GEMMs as deep as the batch's tiles, against im2col's one product as
+/// deep as its positions with nine times the columns.
+/// <para>
+/// Work, per chunk of tiles (<see cref="WinogradWeightChunkTiles"/>, spanning samples): one parallel loop transforms
+/// every input channel's tiles (the forward pass's input transform) and every output channel's gradient tiles into
+/// shared buffers, V[36][C][tiles] and E[36][OC][tiles]; a second runs the 36 products of each group single-threaded,
+/// P[group][xi] (+)= E[xi] V[xi]^T, each adding the chunks in order. A last loop over output channels turns P into dW
+/// with G^T . G. Every element of dW comes from the same operations on any number of threads.
+/// </para>
+/// </summary>
+public static unsafe partial class Conv2dKernels
+{
+    /// <summary>
+    /// Most tiles per chunk: batch 16 of a 13x13 plane (16 tiles a sample) in one chunk; V and E of a chunk are then
+    /// 36 x (C + OC) x 256 floats (28 MiB for the canonical AlexNet's conv4).
+    /// </summary>
+    internal const int WinogradWeightChunkTiles = 256;
+
+    private struct WinogradWeightJob
+    {
+        /// <summary>The forward convolution's job: its input transform fills V.</summary>
+        public WinogradJob Forward;
+        public float* DOutput, DWeight, V, E, P;
+        public long EStride, PStride; // floats between two of the 36 planes of E, and of a group's P
+        public ChunkTiles Tiles;
+        public bool Accumulate; // P += this chunk's products (every chunk after the first)
+    }
+
+    /// <summary>dWeight = the weight gradient of a 3x3 stride-1 convolution, by Winograd; overwrites dWeight.</summary>
+    private static void WinogradWeight(in Conv2dGeometry g, int batch, float* input, float* dOutput, float* dWeight, CpuContext ctx)
+    {
+        int cin = g.InChannels / g.Groups, cout = g.OutChannels / g.Groups;
+        var job = new WinogradWeightJob
+        {
+            Forward = new WinogradJob
+            {
+                Groups = g.Groups, Cin = cin, Cout = cout,
+                H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PH = g.PaddingHeight, PW = g.PaddingWidth,
+                InputSample = g.InputLength, OutputSample = g.OutputLength, Input = input, Ctx = ctx,
+            },
+            DOutput = dOutput, DWeight = dWeight,
+        };
+        ref WinogradJob forward = ref job.Forward;
+        forward.TilesX = (g.OutWidth + 3) / 4;
+        forward.TilesPerSample = (g.OutHeight + 3) / 4 * forward.TilesX;
+        forward.TotalTiles = (long)batch * forward.TilesPerSample;
+        int chunkTiles = (int)Math.Min(WinogradWeightChunkTiles, (forward.TotalTiles + Lanes - 1) / Lanes * Lanes);
+        forward.Ld = chunkTiles;
+        forward.TileStride = PlaneStride((long)g.InChannels * chunkTiles);
+        job.EStride = PlaneStride((long)g.OutChannels * chunkTiles);
+        job.PStride = PlaneStride((long)cout * cin);
+        float* tiles = ctx.Scratch(0, ScratchSlot.Columns, 36 * (forward.TileStride + job.EStride));
+        job.V = tiles;
+        job.E = tiles + 36 * forward.TileStride;
+        job.P = ctx.Scratch(0, ScratchSlot.TransformedFilters, (long)g.Groups * 36 * job.PStride);
+        Gemm.ReserveScratch(cout, cin, chunkTiles, ctx);
+
+        int* tileSample = stackalloc int[chunkTiles];
+        int* tileY = stackalloc int[chunkTiles];
+        int* tileX = stackalloc int[chunkTiles];
+        for (long first = 0; first < forward.TotalTiles; first += chunkTiles)
+        {
+            int count = (int)Math.Min(chunkTiles, forward.TotalTiles - first);
+            for (int t = 0; t < count; t++)
+            {
+                long tile = first + t;
+                int r = (int)(tile % forward.TilesPerSample);
+                tileSample[t] = (int)(tile / forward.TilesPerSample);
+                tileY[t] = r / forward.TilesX * 4;
+                tileX[t] = r % forward.TilesX * 4;
+            }
+            job.Tiles = new ChunkTiles { Count = count, Sample = tileSample, Y = tileY, X = tileX };
+            job.Accumulate = first > 0;
+            ctx.For(g.InChannels + g.OutChannels, &WinogradWeightTransformChannel, Unsafe.AsPointer(ref job));
+            ctx.For(g.Groups * 36, &WinogradWeightProduct, Unsafe.AsPointer(ref job));
+        }
+        ctx.For(g.OutChannels, &WinogradWeightOutputChannel, Unsafe.AsPointer(ref job));
+    }
+
+    /// <summary>Item c &lt; C: input channel c's tiles into V; item C + o: output channel o's gradient tiles into E.</summary>
+    private static void WinogradWeightTransformChannel(void* state, int item, int threadIndex)
+    {
+        ref WinogradWeightJob job = ref Unsafe.AsRef<WinogradWeightJob>(state);
+        ref WinogradJob forward = ref job.Forward;
+        int channels = forward.Groups * forward.Cin;
+        if (item < channels)
+        {
+            TransformInputChannel(ref forward, job.Tiles, item / forward.Cin, item % forward.Cin, job.V + (long)item * forward.Ld);
+            return;
+        }
+        TransformGradientChannel(ref job, item - channels);
+    }
+
+    /// <summary>
+    /// E[xi][o][t] = (A e A^T)[xi] for output channel <paramref name="o"/> and every tile t of the chunk, where e is the
+    /// tile's 4x4 output gradient (zero past the plane's edge), 8 tiles at a time; the lanes past the last tile are zero.
+    /// </summary>
+    private static void TransformGradientChannel(ref WinogradWeightJob job, int o)
+    {
+        ref WinogradJob forward = ref job.Forward;
+        int oh = forward.OH, ow = forward.OW;
+        long channelOffset = (long)o * oh * ow;
+        float* e = job.E + (long)o * forward.Ld;
+        float* stage = stackalloc float[16 * Lanes];
+        Vector256<float>* x = stackalloc Vector256<float>[36];
+        ChunkTiles tiles = job.Tiles;
+        for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
+        {
+            int lanes = Math.Min(Lanes, tiles.Count - t0);
+            new Span<float>(stage, 16 * Lanes).Clear();
+            for (int lane = 0; lane < lanes; lane++)
+            {
+                int tile = t0 + lane;
+                int y0 = tiles.Y[tile], x0 = tiles.X[tile];
+                int height = Math.Min(4, oh - y0), width = Math.Min(4, ow - x0);
+                float* src = job.DOutput + tiles.Sample[tile] * forward.OutputSample + channelOffset + (long)y0 * ow + x0;
+                for (int row = 0; row < height; row++, src += ow)
+                    for (int col = 0; col < width; col++) stage[(row * 4 + col) * Lanes + lane] = src[col];
+            }
+            // A e: on each of the 4 columns (stride 6) into rows 0-5; then (A e) A^T: on each of the 6 rows.
+            for (int col = 0; col < 4; col++)
+            {
+                for (int row = 0; row < 4; row++) x[row * 6 + col] = Vector256.Load(stage + (row * 4 + col) * Lanes);
+                GradientTransform(x + col, 6);
+            }
+            for (int row = 0; row < 6; row++) GradientTransform(x + row * 6, 1);
+            for (int k = 0; k < 36; k++) x[k].Store(e + k * job.EStride + t0);
+        }
+    }
+
+    /// <summary>A times the 4 vectors x[0], x[s], x[2s], x[3s], written to x[0], x[s], ..., x[5s] (A = (A^T)^T, 6 x 4).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GradientTransform(Vector256<float>* x, int s)
+    {
+        Vector256<float> e0 = x[0], e1 = x[s], e2 = x[2 * s], e3 = x[3 * s];
+        Vector256<float> even = e0 + e2, odd = e1 + e3, even4 = e0 + Vector256.Create(4f) * e2;
+        Vector256<float> odd8 = Vector256.Create(2f) * e1 + Vector256.Create(8f) * e3;
+        x[s] = even + odd;
+        x[2 * s] = even - odd;
+        x[3 * s] = even4 + odd8;
+        x[4 * s] = even4 - odd8;
+        x[5 * s] = e3;
+    }
+
+    /// <summary>Item (group, xi): P[group][xi] (+)= E[xi] V[xi]^T, [OC/G, C/G], as deep as the chunk's tiles.</summary>
+    private static void WinogradWeightProduct(void* state, int item, int threadIndex)
+    {
+        ref WinogradWeightJob job = ref Unsafe.AsRef<WinogradWeightJob>(state);
+        ref WinogradJob forward = ref job.Forward;
+        int grp = item / 36, xi = item % 36;
+        float* e = job.E + xi * job.EStride + (long)grp * forward.Cout * forward.Ld;
+        float* v = job.V + xi * forward.TileStride + (long)grp * forward.Cin * forward.Ld;
+        float* p = job.P + ((long)grp * 36 + xi) * job.PStride;
+        Gemm.Multiply(forward.Cout, forward.Cin, job.Tiles.Count, e, forward.Ld, false, v, forward.Ld, true,
+            p, forward.Cin, job.Accumulate, GemmEpilogue.None, forward.Ctx, threadIndex);
+    }
+
+    /// <summary>dW[o, i] = G^T P[xi][o][i] G for output channel o (item) and every input channel i, 8 at a time.</summary>
+    private static void WinogradWeightOutputChannel(void* state, int item, int threadIndex)
+    {
+        ref WinogradWeightJob job = ref Unsafe.AsRef<WinogradWeightJob>(state);
+        ref WinogradJob forward = ref job.Forward;
+        int cin = forward.Cin, grp = item / forward.Cout, o = item % forward.Cout;
+        float* p = job.P + (long)grp * 36 * job.PStride + (long)o * cin;
+        float* dw = job.DWeight + (long)item * cin * 9;
+        Vector256<float>* x = stackalloc Vector256<float>[36];
+        float* stage = stackalloc float[9 * Lanes];
+        for (int i0 = 0; i0 < cin; i0 += Lanes)
+        {
+            int lanes = Math.Min(Lanes, cin - i0);
+            if (lanes == Lanes)
+            {
+                for (int k = 0; k < 36; k++) x[k] = Vector256.Load(p + k * job.PStride + i0);
+            }
+            else
+            {
+                for (int k = 0; k < 36; k++)
+                {
+                    new Span<float>(stage, Lanes).Clear();
+                    for (int lane = 0; lane < lanes; lane++) stage[lane] = p[k * job.PStride + i0 + lane];
+                    x[k] = Vector256.Load(stage);
+                }
+            }
+            // G^T P: on each of the 6 columns (stride 6) into rows 0-2; then (G^T P) G: on each of those rows.
+            for (int col = 0; col < 6; col++) WeightTransform(x + col, 6);
+            for (int row = 0; row < 3; row++)
+            {
+                WeightTransform(x + row * 6, 1);
+                for (int col = 0; col < 3; col++) x[row * 6 + col].Store(stage + (row * 3 + col) * Lanes);
+            }
+            for (int lane = 0; lane < lanes; lane++)
+            {
+                float* filter = dw + (long)(i0 + lane) * 9;
+                for (int k = 0; k < 9; k++) filter[k] = stage[k * Lanes + lane];
+            }
+        }
+    }
+
+    /// <summary>G^T times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], x[s], x[2s].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WeightTransform(Vector256<float>* x, int s)
+    {
+        Vector256<float> p0 = x[0], p1 = x[s], p2 = x[2 * s], p3 = x[3 * s], p4 = x[4 * s], p5 = x[5 * s];
+        Vector256<float> sixth = Vector256.Create(1f / 6), twelfth = Vector256.Create(1f / 12), twentyFourth = Vector256.Create(1f / 24);
+        Vector256<float> sum12 = p1 + p2, diff12 = p2 - p1, sum34 = p3 + p4, diff34 = p3 - p4;
+        x[0] = Vector256.Create(0.25f) * p0 - sixth * sum12 + twentyFourth * sum34;
+        x[s] = sixth * diff12 + twelfth * diff34;
+        x[2 * s] = sixth * (sum34 - sum12) + p5;
+    }
+}
