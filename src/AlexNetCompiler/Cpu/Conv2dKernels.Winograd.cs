@@ -62,13 +62,17 @@ public static unsafe partial class Conv2dKernels
     public const int WinogradMinBatch = 16;
 
     /// <summary>
-    /// Fewest input and output channels per group for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd: the 3x3
-    /// layers of both AlexNets (128 to 384 per group at 13x13) are where it was measured: in each of four runs of the
-    /// bench's conv3x3 command at batch 16, summed over those six layers, it took 11-20% less time than im2col + GEMM
-    /// forward and 2-12% less in the backward pass (single layers went either way between runs; docs/architecture.md).
-    /// Narrower layers (FashionNet's, 32 to 64 per group) were not measured and stay on im2col.
+    /// Fewest input channels per group for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd. Measured: the 3x3
+    /// layers of both AlexNets (128 to 384 per group at 13x13; in each of four runs of the bench's conv3x3 command at
+    /// batch 16, summed over those six layers, 11-20% less time than im2col + GEMM forward and 2-12% less backward,
+    /// single layers going either way between runs), and FashionNet's at batch 64 (`kernels --net fashion`, three
+    /// alternating runs): its 7x7 layers of 64 input channels per group (to 128, 64 and 32 outputs) took 5-43% less
+    /// time forward and backward in every run, its 14x14 layer of 32 inputs (to 64) was no faster. docs/architecture.md.
     /// </summary>
-    public const int WinogradMinChannels = 128;
+    public const int WinogradMinInChannels = 64;
+
+    /// <summary>Fewest output channels per group for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd (see <see cref="WinogradMinInChannels"/>).</summary>
+    public const int WinogradMinOutChannels = 32;
 
     /// <summary>Output channels per block of the GEMM and output-transform phase (a multiple of <see cref="Gemm.MR"/>).</summary>
     internal const int WinogradBlockRows = 12;
@@ -105,7 +109,7 @@ public static unsafe partial class Conv2dKernels
             return true;
         }
         return possible && batch >= WinogradMinBatch
-            && g.InChannels / g.Groups >= WinogradMinChannels && g.OutChannels / g.Groups >= WinogradMinChannels;
+            && g.InChannels / g.Groups >= WinogradMinInChannels && g.OutChannels / g.Groups >= WinogradMinOutChannels;
     }
 
     /// <summary>One Winograd convolution: the forward pass, or the input gradient (<see cref="Transposed"/>).</summary>

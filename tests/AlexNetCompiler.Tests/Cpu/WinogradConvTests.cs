@@ -152,23 +152,32 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         Report(dWeightRef, dWeight, $"{name} dWeight, im2col (for comparison)");
     }
 
-    /// <summary>Auto: Winograd for 3x3 stride-1 layers of 128 or more channels per group at batch 16 or more (docs/architecture.md).</summary>
+    /// <summary>
+    /// Auto: Winograd for 3x3 stride-1 layers of 64 or more input and 32 or more output channels per group at batch 16
+    /// or more, forward and both gradients (docs/architecture.md).
+    /// </summary>
     [Fact]
     public void Auto_picks_winograd_for_wide_3x3_layers_at_large_batches()
     {
         Conv2dGeometry torchvisionConv5 = Geometry(256, 13, 13, 256, 1, 1), alexNetConv5 = Geometry(384, 13, 13, 256, 1, 2);
-        Conv2dGeometry fashionNetConv4 = Geometry(128, 7, 7, 128, 1, 2); // 64 channels per group
+        Conv2dGeometry fashionNetConv5 = Geometry(128, 7, 7, 64, 1, 2); // 64 -> 32 channels per group
+        Conv2dGeometry fashionNetConv2 = Geometry(32, 14, 14, 64, 1, 1); // 32 input channels: no faster, stays on im2col
+        Conv2dGeometry fewOutputs = Geometry(128, 7, 7, 62, 1, 2); // 64 -> 31 channels per group
         Assert.True(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
         Assert.True(Conv2dKernels.UsesWinogradData(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
         Assert.True(Conv2dKernels.UsesWinogradWeight(torchvisionConv5, 16, Conv2dAlgorithm.Auto));
         Assert.False(Conv2dKernels.UsesWinogradWeight(torchvisionConv5, 15, Conv2dAlgorithm.Auto));
-        Assert.False(Conv2dKernels.UsesWinogradWeight(fashionNetConv4, 64, Conv2dAlgorithm.Auto));
         Assert.True(Conv2dKernels.UsesWinogradForward(alexNetConv5, 32, Conv2dAlgorithm.Auto)); // 192 -> 128 per group
         Assert.True(Conv2dKernels.UsesWinogradData(alexNetConv5, 16, Conv2dAlgorithm.Auto));
-        Assert.False(Conv2dKernels.UsesWinogradForward(fashionNetConv4, 64, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradForward(fashionNetConv5, 64, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradWeight(fashionNetConv5, 64, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(fashionNetConv2, 64, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradData(fashionNetConv2, 64, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(fewOutputs, 64, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(fashionNetConv5, 1, Conv2dAlgorithm.Auto));
         Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 15, Conv2dAlgorithm.Auto)); // slower at batch 1; 16 is the least measured
         Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Im2Col));
-        Assert.True(Conv2dKernels.UsesWinogradForward(fashionNetConv4, 1, Conv2dAlgorithm.Winograd));
+        Assert.True(Conv2dKernels.UsesWinogradForward(fashionNetConv2, 1, Conv2dAlgorithm.Winograd));
     }
 
     [Fact]
