@@ -8,10 +8,12 @@ namespace AlexNetCompiler.Cpu;
 public enum Conv2dAlgorithm
 {
     /// <summary>
-    /// Chosen by shape and batch: Winograd F(4x4, 3x3) only where it measured faster than im2col + GEMM in both of two
-    /// benchmark runs (<see cref="Conv2dKernels.WinogradMinBatch"/> samples or more, and the layer shapes listed in
-    /// Conv2dKernels.Winograd.cs, forward and input gradient separately; the weight gradient goes with the input
-    /// gradient); im2col + GEMM otherwise.
+    /// Chosen by shape and batch: Winograd F(4x4, 3x3) for 3x3 stride-1 layers at <see cref="Conv2dKernels.WinogradMinBatch"/>
+    /// samples or more with the channel counts where it measured faster than im2col + GEMM in every benchmark run
+    /// (<see cref="Conv2dKernels.WinogradMinInChannels"/>, <see cref="Conv2dKernels.WinogradMinOutChannels"/>; other
+    /// layers with those counts follow the rule unmeasured), one rule for the forward pass and both gradients (the
+    /// input gradient also needs padding at most 2; the weight gradient runs Winograd when the input gradient does or
+    /// is not wanted); im2col + GEMM otherwise.
     /// </summary>
     Auto,
     /// <summary>im2col + GEMM, every shape.</summary>
@@ -57,7 +59,8 @@ public static unsafe partial class Conv2dKernels
     /// <summary>
     /// Fewest samples for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd: at batch 1 it was slower than
     /// im2col + GEMM on every 3x3 layer of both AlexNets, forward and input gradient (a 13x13 image has 16 tiles, half
-    /// a GEMM panel); batch 16 is the next size measured (docs/architecture.md).
+    /// a GEMM panel); batch 16 is the next size measured (docs/architecture.md). The weight gradient follows the same
+    /// threshold.
     /// </summary>
     public const int WinogradMinBatch = 16;
 

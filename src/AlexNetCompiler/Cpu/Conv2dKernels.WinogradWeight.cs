@@ -13,8 +13,8 @@ namespace AlexNetCompiler.Cpu;
 /// </code>
 /// (Y is bilinear in g and d, so the sum is the bilinear form above). Summed over every
 /// tile of every sample, the bracket is, per point xi, one product P[xi] = E[xi] V[xi]^T of the output-gradient tiles
-/// [out, tiles] and the input tiles [in, tiles]: 36 GEMMs as deep as the batch's tiles, against im2col's one product as
-/// deep as its positions with nine times the columns.
+/// [out, tiles] and the input tiles [in, tiles]: 36 GEMMs as deep as a chunk's tiles, added chunk after chunk, against
+/// im2col's products as deep as a sample's positions with nine times the columns.
 /// <para>
 /// Work, per chunk of tiles (<see cref="WinogradWeightChunkTiles"/>, spanning samples): one parallel loop transforms
 /// every input channel's tiles (the forward pass's input transform) and every output channel's gradient tiles into
@@ -27,7 +27,7 @@ public static unsafe partial class Conv2dKernels
 {
     /// <summary>
     /// Most tiles per chunk: batch 16 of a 13x13 plane (16 tiles a sample) in one chunk; V and E of a chunk are then
-    /// 36 x (C + OC) x 256 floats (28 MiB for the canonical AlexNet's conv4).
+    /// 36 x (C + OC) x 256 floats (27 MiB for the canonical AlexNet's conv4).
     /// </summary>
     internal const int WinogradWeightChunkTiles = 256;
 

@@ -89,7 +89,8 @@ public static unsafe partial class Conv2dKernels
             }
             var job = new ConvJob(g, batch, ctx)
             {
-                Input = pIn, Weight = pW, Output = pDy, DInput = dInput.IsEmpty || winogradData ? null : pDx, DWeight = pDw,
+                // Here the input gradient, when wanted, is im2col's: a Winograd one implies a Winograd weight gradient.
+                Input = pIn, Weight = pW, Output = pDy, DInput = dInput.IsEmpty ? null : pDx, DWeight = pDw,
             };
 
             int items = job.Items;

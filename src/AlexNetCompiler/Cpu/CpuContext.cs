@@ -9,7 +9,7 @@ public enum ScratchSlot
     GemmPackedA = 0,
     /// <summary>GEMM: packed panels of B (KC x NC).</summary>
     GemmPackedB = 1,
-    /// <summary>Conv: the im2col matrix of one sample (or block of samples) and group, or a Winograd work item's transformed tiles and products (and, before the items, a block's transformed filters).</summary>
+    /// <summary>Conv: the im2col matrix of one sample (or block of samples) and group, or a Winograd work item's transformed tiles and products (and, before the items, a block's transformed filters); for the Winograd weight gradient, thread 0's slot holds a chunk's transformed input and output-gradient tiles, shared by every thread.</summary>
     Columns = 2,
     /// <summary>Per-thread partial sums of a parameter gradient (reduced after a parallel loop).</summary>
     PartialGradient = 3,
@@ -17,7 +17,7 @@ public enum ScratchSlot
     Temporary = 4,
     /// <summary>Conv: a block of samples' output, or output gradient, gathered side by side for one GEMM.</summary>
     SampleBlock = 5,
-    /// <summary>Winograd: a layer's transformed filters, computed once per call and shared by every thread (thread 0's slot only).</summary>
+    /// <summary>Winograd: a layer's transformed filters, computed once per call and shared by every thread, or the weight gradient's 36 sums per filter (thread 0's slot only).</summary>
     TransformedFilters = 6,
 }
 

@@ -46,6 +46,8 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         data.Add("rectangular 6x11 pad 2", 3, 5, 6, 11, 7, 2, 1);
         data.Add("one output row and column (3x3 valid)", 2, 3, 3, 3, 4, 0, 1);
         data.Add("chunks across samples", 15, 4, 13, 13, 6, 0, 2); // 9 tiles a sample: a chunk ends mid-sample
+        // 270 tiles: the weight gradient adds a second, short chunk (WinogradWeightChunkTiles), ending mid-sample.
+        data.Add("weight gradient over two chunks", 30, 6, 13, 13, 10, 0, 2);
         data.Add("several blocks of output channels, batch 1", 1, 20, 9, 9, 30, 1, 1); // 3 blocks split over threads
         data.Add("wide channels 40 -> 70", 1, 40, 12, 12, 70, 1, 1);
         return data;
@@ -90,10 +92,11 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         {
             using var ctx = new CpuContext(threads);
             // Poisoned: every element must be written.
-            float[] dInput = KernelAssert.Random(input.Length, 44), dWeight = KernelAssert.Random(weight.Length, 45), dBias = new float[oc];
+            float[] dInput = KernelAssert.Random(input.Length, 44), dWeight = KernelAssert.Random(weight.Length, 45), dBias = KernelAssert.Random(oc, 47);
             Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, dBias, ctx, Conv2dAlgorithm.Winograd);
             AssertClose(dInputRef, dInput, $"{name} dInput threads={threads}");
             AssertClose(dWeightRef, dWeight, $"{name} dWeight threads={threads}");
+            AssertClose(dBiasRef, dBias, $"{name} dBias threads={threads}");
             if (oneThread is null) (oneThread, oneThreadWeight) = (dInput, dWeight);
             else
             {
@@ -205,11 +208,53 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Backward_under_auto_runs_winograd_gradients_where_the_rule_says()
+    {
+        const int batch = 16;
+        Conv2dGeometry g = Geometry(64, 6, 6, 32, 1, 1); // 64 -> 32 channels: Winograd at batch 16
+        Conv2dGeometry padded = Geometry(64, 6, 6, 32, 3, 1); // padding 3: no Winograd input gradient
+        (float[] DInput, float[] DWeight) Run(Conv2dGeometry shape, CpuContext ctx, Conv2dAlgorithm algorithm, bool withInput)
+        {
+            float[] input = KernelAssert.Random(batch * shape.InputLength, 51), weight = KernelAssert.Random(shape.WeightLength, 52, -0.1f, 0.1f);
+            float[] dOutput = KernelAssert.Random(batch * shape.OutputLength, 53);
+            float[] dInput = withInput ? new float[input.Length] : [], dWeight = new float[weight.Length];
+            Conv2dKernels.Backward(shape, batch, input, weight, dOutput, dInput, dWeight, new float[shape.OutChannels], ctx, algorithm);
+            return (dInput, dWeight);
+        }
+        using var auto = new CpuContext(2);
+        using var im2col = new CpuContext(2) { Conv2dAlgorithm = Conv2dAlgorithm.Im2Col };
+
+        Assert.True(Conv2dKernels.UsesWinogradData(g, batch, Conv2dAlgorithm.Auto));
+        var winograd = Run(g, auto, Conv2dAlgorithm.Winograd, withInput: true);
+        var chosen = Run(g, auto, Conv2dAlgorithm.Auto, withInput: true);
+        Assert.Equal(winograd.DInput, chosen.DInput);
+        Assert.Equal(winograd.DWeight, chosen.DWeight);
+        var forcedIm2Col = Run(g, auto, Conv2dAlgorithm.Im2Col, withInput: true);
+        var contextIm2Col = Run(g, im2col, Conv2dAlgorithm.Auto, withInput: true);
+        Assert.Equal(forcedIm2Col.DInput, contextIm2Col.DInput);
+        Assert.Equal(forcedIm2Col.DWeight, contextIm2Col.DWeight);
+        Assert.NotEqual(forcedIm2Col.DWeight, winograd.DWeight); // else the checks above prove nothing
+        // Without an input gradient the weight gradient decides alone: still Winograd.
+        Assert.Equal(winograd.DWeight, Run(g, auto, Conv2dAlgorithm.Auto, withInput: false).DWeight);
+
+        // Padding 3: the input gradient runs im2col items, which compute the weight gradient too.
+        Assert.False(Conv2dKernels.UsesWinogradData(padded, batch, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradWeight(padded, batch, Conv2dAlgorithm.Auto));
+        Assert.Equal(Run(padded, auto, Conv2dAlgorithm.Im2Col, withInput: true).DWeight, Run(padded, auto, Conv2dAlgorithm.Auto, withInput: true).DWeight);
+        // Alone, its weight gradient runs Winograd (any padding).
+        Assert.Equal(Run(padded, auto, Conv2dAlgorithm.Winograd, withInput: false).DWeight, Run(padded, auto, Conv2dAlgorithm.Auto, withInput: false).DWeight);
+        Assert.NotEqual(Run(padded, auto, Conv2dAlgorithm.Im2Col, withInput: false).DWeight, Run(padded, auto, Conv2dAlgorithm.Auto, withInput: false).DWeight);
+    }
+
+    [Fact]
     public void Forcing_winograd_on_another_shape_is_refused()
     {
         Conv2dGeometry g = new(4, 9, 9, 4, 4, 4, 3, 3, 2, 2, 0, 0, 1);
         using var ctx = new CpuContext(1);
         var e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Forward(g, 1, new float[g.InputLength], new float[g.WeightLength], [], new float[g.OutputLength], false, ctx, Conv2dAlgorithm.Winograd));
+        Assert.Contains("stride 1", e.Message);
+        // The weight gradient alone (no input gradient) is refused the same way.
+        e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Backward(g, 1, new float[g.InputLength], new float[g.WeightLength], new float[g.OutputLength], [], new float[g.WeightLength], [], ctx, Conv2dAlgorithm.Winograd));
         Assert.Contains("stride 1", e.Message);
         Conv2dGeometry wide = Geometry(4, 9, 9, 4, 3, 1);
         e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Backward(wide, 1, new float[wide.InputLength], new float[wide.WeightLength], new float[wide.OutputLength], new float[wide.InputLength], new float[wide.WeightLength], [], ctx, Conv2dAlgorithm.Winograd));
