@@ -195,9 +195,7 @@ public static unsafe partial class Conv2dKernels
     private static void WinogradRun(ref WinogradJob job, int batch, long im2colFloats)
     {
         CpuContext ctx = job.Ctx;
-        job.TilesX = (job.OW + 3) / 4;
-        job.TilesPerSample = (job.OH + 3) / 4 * job.TilesX;
-        job.TotalTiles = (long)batch * job.TilesPerSample;
+        CountTiles(ref job, batch);
         int chunk = WinogradMinChunkTiles;
         while (chunk < WinogradChunkTiles && WinogradScratchFloats(job.Cin, chunk + Gemm.NR) <= im2colFloats) chunk += Gemm.NR;
         chunk = (int)Math.Min(chunk, (job.TotalTiles + Lanes - 1) / Lanes * Lanes);
@@ -242,21 +240,10 @@ public static unsafe partial class Conv2dKernels
         float* v = job.Ctx.Scratch(threadIndex, ScratchSlot.Columns, job.ScratchFloats);
         float* m = v + 36 * job.TileStride;
 
-        // Per tile of the chunk: its sample and the top-left corner of its output tile (no divisions in the inner loops).
         int* tileSample = stackalloc int[WinogradChunkTiles];
         int* tileY = stackalloc int[WinogradChunkTiles];
         int* tileX = stackalloc int[WinogradChunkTiles];
-        long first = (long)chunk * job.ChunkTiles;
-        int tiles = (int)Math.Min(job.ChunkTiles, job.TotalTiles - first);
-        for (int t = 0; t < tiles; t++)
-        {
-            long tile = first + t;
-            int r = (int)(tile % job.TilesPerSample);
-            tileSample[t] = (int)(tile / job.TilesPerSample);
-            tileY[t] = r / job.TilesX * 4;
-            tileX[t] = r % job.TilesX * 4;
-        }
-        var chunkTiles = new ChunkTiles { Count = tiles, Sample = tileSample, Y = tileY, X = tileX };
+        ChunkTiles chunkTiles = TilesFrom(job, (long)chunk * job.ChunkTiles, job.ChunkTiles, tileSample, tileY, tileX);
 
         for (int i = 0; i < job.Cin; i++) TransformInputChannel(ref job, chunkTiles, grp, i, v + (long)i * job.Ld);
 
@@ -267,7 +254,7 @@ public static unsafe partial class Conv2dKernels
             float* u = job.Filters + ((long)grp * job.Blocks + block) * 36 * job.PackedFilterFloats;
             for (int xi = 0; xi < 36; xi++)
             {
-                Gemm.MultiplyPacked(rows, tiles, job.Cin, u + xi * job.PackedFilterFloats, v + xi * job.TileStride, job.Ld, false,
+                Gemm.MultiplyPacked(rows, chunkTiles.Count, job.Cin, u + xi * job.PackedFilterFloats, v + xi * job.TileStride, job.Ld, false,
                     m + xi * job.ProductStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
             }
             TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
@@ -279,6 +266,32 @@ public static unsafe partial class Conv2dKernels
     {
         public int Count;
         public int* Sample, Y, X;
+    }
+
+    /// <summary>Tiles across and per sample of the output plane, and in the whole batch.</summary>
+    private static void CountTiles(ref WinogradJob job, int batch)
+    {
+        job.TilesX = (job.OW + 3) / 4;
+        job.TilesPerSample = (job.OH + 3) / 4 * job.TilesX;
+        job.TotalTiles = (long)batch * job.TilesPerSample;
+    }
+
+    /// <summary>
+    /// The chunk of at most <paramref name="maxTiles"/> tiles from tile <paramref name="first"/> of the batch: per tile its
+    /// sample and the top-left corner of its output tile, written to the given arrays (no divisions in the inner loops).
+    /// </summary>
+    private static ChunkTiles TilesFrom(in WinogradJob job, long first, int maxTiles, int* sample, int* y, int* x)
+    {
+        int count = (int)Math.Min(maxTiles, job.TotalTiles - first);
+        for (int t = 0; t < count; t++)
+        {
+            long tile = first + t;
+            int r = (int)(tile % job.TilesPerSample);
+            sample[t] = (int)(tile / job.TilesPerSample);
+            y[t] = r / job.TilesX * 4;
+            x[t] = r % job.TilesX * 4;
+        }
+        return new ChunkTiles { Count = count, Sample = sample, Y = y, X = x };
     }
 
     /// <summary>

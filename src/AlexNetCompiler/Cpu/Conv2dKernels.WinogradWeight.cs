@@ -56,9 +56,7 @@ public static unsafe partial class Conv2dKernels
             DOutput = dOutput, DWeight = dWeight,
         };
         ref WinogradJob forward = ref job.Forward;
-        forward.TilesX = (g.OutWidth + 3) / 4;
-        forward.TilesPerSample = (g.OutHeight + 3) / 4 * forward.TilesX;
-        forward.TotalTiles = (long)batch * forward.TilesPerSample;
+        CountTiles(ref forward, batch);
         int chunkTiles = (int)Math.Min(WinogradWeightChunkTiles, (forward.TotalTiles + Lanes - 1) / Lanes * Lanes);
         forward.Ld = chunkTiles;
         forward.TileStride = PlaneStride((long)g.InChannels * chunkTiles);
@@ -75,16 +73,7 @@ public static unsafe partial class Conv2dKernels
         int* tileX = stackalloc int[chunkTiles];
         for (long first = 0; first < forward.TotalTiles; first += chunkTiles)
         {
-            int count = (int)Math.Min(chunkTiles, forward.TotalTiles - first);
-            for (int t = 0; t < count; t++)
-            {
-                long tile = first + t;
-                int r = (int)(tile % forward.TilesPerSample);
-                tileSample[t] = (int)(tile / forward.TilesPerSample);
-                tileY[t] = r / forward.TilesX * 4;
-                tileX[t] = r % forward.TilesX * 4;
-            }
-            job.Tiles = new ChunkTiles { Count = count, Sample = tileSample, Y = tileY, X = tileX };
+            job.Tiles = TilesFrom(forward, first, chunkTiles, tileSample, tileY, tileX);
             job.Accumulate = first > 0;
             ctx.For(g.InChannels + g.OutChannels, &WinogradWeightTransformChannel, Unsafe.AsPointer(ref job));
             ctx.For(g.Groups * 36, &WinogradWeightProduct, Unsafe.AsPointer(ref job));
