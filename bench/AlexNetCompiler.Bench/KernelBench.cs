@@ -196,6 +196,57 @@ internal static unsafe class KernelBench
         Console.WriteLine($"  scratch held after all layers: im2col {im2colContext.ScratchBytes / 1048576.0:F1} MiB, Winograd {winogradContext.ScratchBytes / 1048576.0:F1} MiB (GEMM packing and im2col columns included)");
     }
 
+    /// <summary>
+    /// Both AlexNets' 5x5 layers (conv2, 27x27, padding 2), im2col + GEMM against Winograd F(2x2, 5x5), forward (bias and
+    /// ReLU fused) and backward (both gradients by the forced algorithm): after both are warmed (<see cref="Timing"/>),
+    /// <paramref name="pairs"/> pairs of single calls, the order within a pair alternating, so that the machine's slow
+    /// and fast spells fall on both alike. Reports each side's min / median / max and the quartiles of the per-pair
+    /// ratio Winograd / im2col.
+    /// </summary>
+    public static void RunConvPairs(int threads, int batch, int pairs)
+    {
+        using var ctx = new CpuContext(threads);
+        Console.WriteLine($"5x5 convolutions, batch {batch}, {threads} thread(s), {pairs} alternating pairs, wall time in ms (min / median / max):");
+        (string Name, Conv2dGeometry G)[] convs =
+        [
+            ("AlexNet2012 conv2", new Conv2dGeometry(96, 27, 27, 256, 27, 27, 5, 5, 1, 1, 2, 2, 2)),
+            ("torchvision conv2", new Conv2dGeometry(64, 27, 27, 192, 27, 27, 5, 5, 1, 1, 2, 2, 1)),
+        ];
+        foreach (var (name, g) in convs)
+        {
+            float[] x = Random(batch * g.InputLength, 1), w = Random(g.WeightLength, 2), b = Random(g.OutChannels, 3);
+            float[] y = new float[batch * g.OutputLength], dy = Random(y.Length, 4), dx = new float[x.Length];
+            float[] dw = new float[w.Length], db = new float[g.OutChannels];
+            foreach (bool backward in new[] { false, true })
+            {
+                Action Call(Conv2dAlgorithm algorithm) => backward
+                    ? () => Conv2dKernels.Backward(g, batch, x, w, dy, dx, dw, db, ctx, algorithm)
+                    : () => Conv2dKernels.Forward(g, batch, x, w, b, y, true, ctx, algorithm);
+                Action im2col = Call(Conv2dAlgorithm.Im2Col), winograd = Call(Conv2dAlgorithm.Winograd);
+                Timing.WarmThenTime(1, im2col);
+                Timing.WarmThenTime(1, winograd);
+                double[] tIm2col = new double[pairs], tWinograd = new double[pairs], ratio = new double[pairs];
+                for (int i = 0; i < pairs; i++)
+                {
+                    if (i % 2 == 0) { tIm2col[i] = Seconds(im2col); tWinograd[i] = Seconds(winograd); }
+                    else { tWinograd[i] = Seconds(winograd); tIm2col[i] = Seconds(im2col); }
+                    ratio[i] = tWinograd[i] / tIm2col[i];
+                }
+                Array.Sort(ratio);
+                string pass = backward ? "backward" : "forward ";
+                Console.WriteLine($"  {name,-18} {pass} im2col {Ms(TimingSummary.Of(tIm2col))}   Winograd {Ms(TimingSummary.Of(tWinograd))}   " +
+                    $"Winograd / im2col per pair: quartiles {ratio[pairs / 4]:F3} / {ratio[pairs / 2]:F3} / {ratio[3 * pairs / 4]:F3}");
+            }
+        }
+    }
+
+    private static double Seconds(Action action)
+    {
+        long start = Stopwatch.GetTimestamp();
+        action();
+        return Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
     private static string Ms(TimingSummary t) => $"{t.Min * 1e3,7:F2} / {t.Median * 1e3,7:F2} / {t.Max * 1e3,7:F2}";
 
     /// <summary>The generated network alone: Forward and TrainStep at one batch.</summary>

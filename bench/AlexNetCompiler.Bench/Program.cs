@@ -64,6 +64,9 @@ static int Run(string[] args)
         case "conv3x3":
             KernelBench.RunConvAlgorithms(threads, IntOption(args, "--batch", 16), IntOption(args, "--reps", 15));
             return 0;
+        case "conv-pairs":
+            KernelBench.RunConvPairs(threads, IntOption(args, "--batch", 16), IntOption(args, "--pairs", 60));
+            return 0;
         case "gemm":
             KernelBench.RunGemm(threads);
             return 0;
@@ -80,7 +83,7 @@ static int Run(string[] args)
         case "loader":
             return LoaderBench.Run(IntOption(args, "--images", 3000), threads, IntOption(args, "--batch", 64), IntOption(args, "--steps", 3));
         default:
-            Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, conv3x3, gemm, micro, distributed, allreduce, loader.");
+            Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, conv3x3, conv-pairs, gemm, micro, distributed, allreduce, loader.");
             return 2;
     }
 }

@@ -13,12 +13,17 @@ public enum Conv2dAlgorithm
     /// (<see cref="Conv2dKernels.WinogradMinInChannels"/>, <see cref="Conv2dKernels.WinogradMinOutChannels"/>; other
     /// layers with those counts follow the rule unmeasured), one rule for the forward pass and both gradients (the
     /// input gradient also needs padding at most 2; the weight gradient runs Winograd when the input gradient does or
-    /// is not wanted); im2col + GEMM otherwise.
+    /// is not wanted). 5x5 stride-1 layers at the same batch with <see cref="Conv2dKernels.Winograd5x5MinInChannels"/>
+    /// input channels per group run Winograd F(2x2, 5x5) in the forward pass only: their gradients measured slower.
+    /// im2col + GEMM otherwise.
     /// </summary>
     Auto,
     /// <summary>im2col + GEMM, every shape.</summary>
     Im2Col,
-    /// <summary>Winograd F(4x4, 3x3): 3x3 kernels at stride 1 only (and padding at most 2 for the input gradient).</summary>
+    /// <summary>
+    /// Winograd F(4x4, 3x3) or F(2x2, 5x5): 3x3 and 5x5 kernels at stride 1 only (and padding at most 2 or 4 for the
+    /// input gradient).
+    /// </summary>
     Winograd,
 }
 
@@ -36,6 +41,21 @@ public enum Conv2dAlgorithm
 /// A 4x4 output tile Y of one output channel is A^T [ sum over input channels c of (G g_c G^T) .* (B^T d_c B) ] A, where
 /// d_c is the 6x6 input tile of channel c and g_c the 3x3 filter. 36 multiplies per 16 outputs instead of 144.
 /// <para>
+/// 5x5 filters run F(2x2, 5x5) on the same 6x6 input tiles. Its six interpolation points are the same, so B^T is the
+/// same matrix (the data transform depends only on the points); G and A^T are the Vandermonde rows of the points with
+/// five and two columns, G's rows scaled as above (1/4, -1/6, -1/6, 1/24, 1/24, and 1 for infinity):
+/// <code>
+///       [  1/4     0     0     0     0  ]
+///       [ -1/6  -1/6  -1/6  -1/6  -1/6  ]
+///   G = [ -1/6   1/6  -1/6   1/6  -1/6  ]     A^T = [ 1   1   1   1   1   0 ]
+///       [ 1/24  1/12   1/6   1/3   2/3  ]           [ 0   1  -1   2  -2   1 ]
+///       [ 1/24 -1/12   1/6  -1/3   2/3  ]
+///       [   0     0     0     0     1   ]
+/// </code>
+/// (checked exact in rational arithmetic on random integer tiles). 36 multiplies per 4 outputs instead of 100. Everything
+/// below is the same for both, with R x R filters and M x M output tiles (R = 3, M = 4 or R = 5, M = 2).
+/// </para>
+/// <para>
 /// Work: a parallel loop over (group, block of <see cref="WinogradBlockRows"/> output channels) transforms the filters
 /// (in float) into U[36][block][in], once per call, and packs each U[xi] for the GEMM's micro-kernel
 /// (<see cref="Gemm.PackWhole"/>), in thread 0's <see cref="ScratchSlot.TransformedFilters"/> (about 4x the layer's
@@ -48,8 +68,8 @@ public enum Conv2dAlgorithm
 /// layer (at least <see cref="WinogradMinChunkTiles"/> tiles).
 /// </para>
 /// <para>
-/// The input gradient of a 3x3 stride-1 convolution with padding p is itself one: dX = conv(dY, W') with
-/// W'[c, oc] = W[oc, c] rotated by 180 degrees and padding 2 - p, which the same code computes with the filters
+/// The input gradient of an R x R stride-1 convolution with padding p is itself one: dX = conv(dY, W') with
+/// W'[c, oc] = W[oc, c] rotated by 180 degrees and padding R - 1 - p, which the same code computes with the filters
 /// transformed transposed and flipped. The weight gradient uses the same matrices the other way round
 /// (Conv2dKernels.WinogradWeight.cs).
 /// </para>
@@ -77,6 +97,15 @@ public static unsafe partial class Conv2dKernels
     /// <summary>Fewest output channels per group for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd (see <see cref="WinogradMinInChannels"/>).</summary>
     public const int WinogradMinOutChannels = 32;
 
+    /// <summary>
+    /// Fewest input channels per group for which <see cref="Conv2dAlgorithm.Auto"/> runs the forward pass of a 5x5 layer
+    /// by Winograd F(2x2, 5x5) (with <see cref="WinogradMinOutChannels"/> and <see cref="WinogradMinBatch"/>). Measured
+    /// at batch 16 (the bench's conv-pairs command, two runs of 100 alternating pairs): the canonical AlexNet's conv2
+    /// (48 per group, to 128) took a median 0.80 and 0.83 of im2col + GEMM's time, torchvision's (64 to 192) 0.70 and
+    /// 0.71. Narrower 5x5 layers were not measured. Their gradients stay on im2col + GEMM: 1.09-1.38 of its time.
+    /// </summary>
+    public const int Winograd5x5MinInChannels = 48;
+
     /// <summary>Output channels per block of the GEMM and output-transform phase (a multiple of <see cref="Gemm.MR"/>).</summary>
     internal const int WinogradBlockRows = 12;
 
@@ -90,35 +119,43 @@ public static unsafe partial class Conv2dKernels
 
     /// <summary>Whether the forward pass of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>.</summary>
     internal static bool UsesWinogradForward(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
-        UsesWinograd(g, batch, algorithm, dataGradient: false);
+        UsesWinograd(g, batch, algorithm, WinogradPass.Forward);
 
     /// <summary>Whether the input gradient of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>.</summary>
     internal static bool UsesWinogradData(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
-        UsesWinograd(g, batch, algorithm, dataGradient: true);
+        UsesWinograd(g, batch, algorithm, WinogradPass.InputGradient);
 
     /// <summary>Whether the weight gradient of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/> (Conv2dKernels.WinogradWeight.cs).</summary>
     internal static bool UsesWinogradWeight(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
-        UsesWinograd(g, batch, algorithm, dataGradient: false);
+        UsesWinograd(g, batch, algorithm, WinogradPass.WeightGradient);
 
-    private static bool UsesWinograd(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm, bool dataGradient)
+    private enum WinogradPass { Forward, InputGradient, WeightGradient }
+
+    private static bool UsesWinograd(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm, WinogradPass pass)
     {
         if (algorithm == Conv2dAlgorithm.Im2Col) return false;
-        bool possible = g.KernelHeight == 3 && g.KernelWidth == 3 && g.StrideHeight == 1 && g.StrideWidth == 1
-            && (!dataGradient || (g.PaddingHeight <= 2 && g.PaddingWidth <= 2));
+        int r = g.KernelHeight;
+        bool inputGradient = pass == WinogradPass.InputGradient;
+        bool possible = (r == 3 || r == 5) && g.KernelWidth == r && g.StrideHeight == 1 && g.StrideWidth == 1
+            && (!inputGradient || (g.PaddingHeight <= r - 1 && g.PaddingWidth <= r - 1));
         if (algorithm == Conv2dAlgorithm.Winograd)
         {
             if (!possible)
-                throw new ArgumentException($"Conv2d: Winograd F(4x4, 3x3) needs a 3x3 kernel at stride 1{(dataGradient ? " and padding at most 2 for the input gradient" : "")}; this is {g.KernelHeight}x{g.KernelWidth} at stride {g.StrideHeight}x{g.StrideWidth}, padding {g.PaddingHeight}x{g.PaddingWidth}.", nameof(algorithm));
+                throw new ArgumentException($"Conv2d: Winograd F(4x4, 3x3) and F(2x2, 5x5) need a 3x3 or 5x5 kernel at stride 1{(inputGradient ? " and padding at most 2 (3x3) or 4 (5x5) for the input gradient" : "")}; this is {g.KernelHeight}x{g.KernelWidth} at stride {g.StrideHeight}x{g.StrideWidth}, padding {g.PaddingHeight}x{g.PaddingWidth}.", nameof(algorithm));
             return true;
         }
-        return possible && batch >= WinogradMinBatch
-            && g.InChannels / g.Groups >= WinogradMinInChannels && g.OutChannels / g.Groups >= WinogradMinOutChannels;
+        // 5x5: the forward pass only; both gradients measured slower than im2col + GEMM (docs/architecture.md).
+        return possible && batch >= WinogradMinBatch && (r == 3 || pass == WinogradPass.Forward)
+            && g.InChannels / g.Groups >= (r == 3 ? WinogradMinInChannels : Winograd5x5MinInChannels)
+            && g.OutChannels / g.Groups >= WinogradMinOutChannels;
     }
 
     /// <summary>One Winograd convolution: the forward pass, or the input gradient (<see cref="Transposed"/>).</summary>
     private struct WinogradJob
     {
-        // The convolution computed: per group Cin -> Cout channels, input [H, W], output [OH, OW], padding PH, PW.
+        // The convolution computed: per group Cin -> Cout channels, input [H, W], output [OH, OW], padding PH, PW;
+        // F(M x M, R x R): R x R filters (3 or 5), M x M output tiles (4 or 2), 6 x 6 input tiles either way.
+        public int R, M;
         public int Groups, Cin, Cout, H, W, OH, OW, PH, PW, TilesX, TilesPerSample;
         public long InputSample, OutputSample; // floats per sample, all groups
         public float* Input, Weight, Bias, Output;
@@ -156,6 +193,7 @@ public static unsafe partial class Conv2dKernels
     {
         var job = new WinogradJob
         {
+            R = g.KernelHeight, M = 7 - g.KernelHeight,
             Groups = g.Groups, Cin = g.InChannels / g.Groups, Cout = g.OutChannels / g.Groups,
             H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PH = g.PaddingHeight, PW = g.PaddingWidth,
             InputSample = g.InputLength, OutputSample = g.OutputLength,
@@ -164,14 +202,15 @@ public static unsafe partial class Conv2dKernels
         WinogradRun(ref job, batch, Im2ColFloats(g));
     }
 
-    /// <summary>dInput = conv(dOutput, W rotated and transposed), padding 2 - p; overwrites dInput.</summary>
+    /// <summary>dInput = conv(dOutput, W rotated and transposed), padding R - 1 - p; overwrites dInput.</summary>
     private static void WinogradData(in Conv2dGeometry g, int batch, float* weight, float* dOutput, float* dInput, CpuContext ctx)
     {
         var job = new WinogradJob
         {
+            R = g.KernelHeight, M = 7 - g.KernelHeight,
             Groups = g.Groups, Cin = g.OutChannels / g.Groups, Cout = g.InChannels / g.Groups,
             H = g.OutHeight, W = g.OutWidth, OH = g.InHeight, OW = g.InWidth,
-            PH = 2 - g.PaddingHeight, PW = 2 - g.PaddingWidth,
+            PH = g.KernelHeight - 1 - g.PaddingHeight, PW = g.KernelWidth - 1 - g.PaddingWidth,
             InputSample = g.OutputLength, OutputSample = g.InputLength,
             Input = dOutput, Weight = weight, Output = dInput, Transposed = true, Ctx = ctx,
         };
@@ -271,8 +310,8 @@ public static unsafe partial class Conv2dKernels
     /// <summary>Tiles across and per sample of the output plane, and in the whole batch.</summary>
     private static void CountTiles(ref WinogradJob job, int batch)
     {
-        job.TilesX = (job.OW + 3) / 4;
-        job.TilesPerSample = (job.OH + 3) / 4 * job.TilesX;
+        job.TilesX = (job.OW + job.M - 1) / job.M;
+        job.TilesPerSample = (job.OH + job.M - 1) / job.M * job.TilesX;
         job.TotalTiles = (long)batch * job.TilesPerSample;
     }
 
@@ -288,8 +327,8 @@ public static unsafe partial class Conv2dKernels
             long tile = first + t;
             int r = (int)(tile % job.TilesPerSample);
             sample[t] = (int)(tile / job.TilesPerSample);
-            y[t] = r / job.TilesX * 4;
-            x[t] = r % job.TilesX * 4;
+            y[t] = r / job.TilesX * job.M;
+            x[t] = r % job.TilesX * job.M;
         }
         return new ChunkTiles { Count = count, Sample = sample, Y = y, X = x };
     }
@@ -303,12 +342,13 @@ public static unsafe partial class Conv2dKernels
     private static void TransformFilters(ref WinogradJob job, int grp, int o0, int rows, float* uBlock)
     {
         long plane = job.FilterStride;
-        float* taps = stackalloc float[9 * Lanes]; // taps[k * 8 + lane]: tap k of the lane's filter
-        Vector256<float>* f = stackalloc Vector256<float>[9];
-        Vector256<float>* gf = stackalloc Vector256<float>[18]; // G f: 6 x 3
+        int side = job.R, area = side * side;
+        float* taps = stackalloc float[25 * Lanes]; // taps[k * 8 + lane]: tap k of the lane's filter
+        Vector256<float>* f = stackalloc Vector256<float>[25];
+        Vector256<float>* gf = stackalloc Vector256<float>[30]; // G f: 6 x R
         Vector256<float>* t = stackalloc Vector256<float>[36];  // G f G^T: 6 x 6
         // Floats from one input channel's filter to the next's, and from tap k's offset to tap 0's.
-        long channelStride = job.Transposed ? (long)job.Cout * 9 : 9;
+        long channelStride = job.Transposed ? (long)job.Cout * area : area;
         Vector256<int> laneOffsets = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * Vector256.Create((int)channelStride);
         bool gather = Avx2.IsSupported && (long)Lanes * channelStride < int.MaxValue;
         for (int r = 0; r < rows; r++)
@@ -317,29 +357,30 @@ public static unsafe partial class Conv2dKernels
             float* u = uBlock + (long)r * job.Cin;
             // Tap 0 of input channel 0's filter.
             float* first = job.Transposed
-                ? job.Weight + ((long)grp * job.Cin * job.Cout + o) * 9
-                : job.Weight + ((long)grp * job.Cout + o) * job.Cin * 9;
+                ? job.Weight + ((long)grp * job.Cin * job.Cout + o) * area
+                : job.Weight + ((long)grp * job.Cout + o) * job.Cin * area;
             for (int i0 = 0; i0 < job.Cin; i0 += Lanes)
             {
                 int count = Math.Min(Lanes, job.Cin - i0);
                 float* src = first + i0 * channelStride;
                 if (count == Lanes && gather)
                 {
-                    for (int k = 0; k < 9; k++)
-                        f[k] = Avx2.GatherVector256(src + (job.Transposed ? 8 - k : k), laneOffsets, 4);
+                    for (int k = 0; k < area; k++)
+                        f[k] = Avx2.GatherVector256(src + (job.Transposed ? area - 1 - k : k), laneOffsets, 4);
                 }
                 else
                 {
-                    if (count < Lanes) new Span<float>(taps, 9 * Lanes).Clear();
+                    if (count < Lanes) new Span<float>(taps, area * Lanes).Clear();
                     for (int lane = 0; lane < count; lane++)
                     {
                         float* filter = src + lane * channelStride;
-                        for (int k = 0; k < 9; k++) taps[k * Lanes + lane] = filter[job.Transposed ? 8 - k : k];
+                        for (int k = 0; k < area; k++) taps[k * Lanes + lane] = filter[job.Transposed ? area - 1 - k : k];
                     }
-                    for (int k = 0; k < 9; k++) f[k] = Vector256.Load(taps + k * Lanes);
+                    for (int k = 0; k < area; k++) f[k] = Vector256.Load(taps + k * Lanes);
                 }
-                for (int col = 0; col < 3; col++) FilterColumn(f[col], f[3 + col], f[6 + col], gf + col, 3);
-                for (int row = 0; row < 6; row++) FilterColumn(gf[row * 3], gf[row * 3 + 1], gf[row * 3 + 2], t + row * 6, 1);
+                // G f: on each column (stride R) into 6 rows; then (G f) G^T: on each of the 6 rows.
+                for (int col = 0; col < side; col++) FilterTransform(f + col, side, gf + col, side, side);
+                for (int row = 0; row < 6; row++) FilterTransform(gf + row * side, 1, t + row * 6, 1, side);
                 if (count == Lanes)
                 {
                     for (int k = 0; k < 36; k++) t[k].Store(u + k * plane + i0);
@@ -356,7 +397,15 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
-    /// <summary>G times the 3-vector (a, b, c), written to dst[0], dst[stride], ... dst[5 * stride].</summary>
+    /// <summary>G times the R-vector x[0], x[s], ..., x[(R - 1) s], written to dst[0], dst[stride], ... dst[5 * stride].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FilterTransform(Vector256<float>* x, int s, Vector256<float>* dst, int stride, int r)
+    {
+        if (r == 3) FilterColumn(x[0], x[s], x[2 * s], dst, stride);
+        else FilterColumn5(x[0], x[s], x[2 * s], x[3 * s], x[4 * s], dst, stride);
+    }
+
+    /// <summary>F(4x4, 3x3)'s G times the 3-vector (a, b, c), written to dst[0], dst[stride], ... dst[5 * stride].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void FilterColumn(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float>* dst, int stride)
     {
@@ -368,6 +417,23 @@ public static unsafe partial class Conv2dKernels
         dst[3 * stride] = twentyFourth * a + twelfth * b + sixth * c;
         dst[4 * stride] = twentyFourth * a - twelfth * b + sixth * c;
         dst[5 * stride] = c;
+    }
+
+    /// <summary>F(2x2, 5x5)'s G times the 5-vector (a, b, c, d, e), written to dst[0], dst[stride], ... dst[5 * stride].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FilterColumn5(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, Vector256<float> e,
+        Vector256<float>* dst, int stride)
+    {
+        Vector256<float> sixth = Vector256.Create(1f / 6);
+        Vector256<float> even = a + c + e, odd = b + d;
+        Vector256<float> even2 = Vector256.Create(1f / 24) * a + sixth * c + Vector256.Create(2f / 3) * e;
+        Vector256<float> odd2 = Vector256.Create(1f / 12) * b + Vector256.Create(1f / 3) * d;
+        dst[0] = Vector256.Create(0.25f) * a;
+        dst[stride] = -sixth * (even + odd);
+        dst[2 * stride] = -sixth * (even - odd);
+        dst[3 * stride] = even2 + odd2;
+        dst[4 * stride] = even2 - odd2;
+        dst[5 * stride] = e;
     }
 
     /// <summary>
@@ -445,6 +511,7 @@ public static unsafe partial class Conv2dKernels
     private static void TransformOutput(ref WinogradJob job, in ChunkTiles tiles, int grp, int o0, int rows, float* m)
     {
         long rowsStride = job.ProductStride;
+        int side = job.M;
         float* stage = stackalloc float[16 * Lanes];
         Vector256<float>* t = stackalloc Vector256<float>[36];
         for (int o = 0; o < rows; o++)
@@ -456,16 +523,16 @@ public static unsafe partial class Conv2dKernels
             for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
             {
                 for (int k = 0; k < 36; k++) t[k] = Vector256.Load(mo + k * rowsStride + t0);
-                // A^T M: on each column (stride 6) into rows 0-3; then (A^T M) A: on each of those rows.
-                for (int col = 0; col < 6; col++) OutputTransform(t + col, 6);
-                for (int row = 0; row < 4; row++)
+                // A^T M: on each column (stride 6) into rows 0 to M - 1; then (A^T M) A: on each of those rows.
+                for (int col = 0; col < 6; col++) OutputTransform(t + col, 6, side);
+                for (int row = 0; row < side; row++)
                 {
-                    OutputTransform(t + row * 6, 1);
-                    for (int col = 0; col < 4; col++)
+                    OutputTransform(t + row * 6, 1, side);
+                    for (int col = 0; col < side; col++)
                     {
                         Vector256<float> y = t[row * 6 + col] + bias;
                         if (job.Relu) y = Vector256.Max(y, Vector256<float>.Zero);
-                        y.Store(stage + (row * 4 + col) * Lanes);
+                        y.Store(stage + (row * side + col) * Lanes);
                     }
                 }
                 int lanes = Math.Min(Lanes, tiles.Count - t0);
@@ -473,18 +540,35 @@ public static unsafe partial class Conv2dKernels
                 {
                     int tile = t0 + lane;
                     int y0 = tiles.Y[tile], x0 = tiles.X[tile];
-                    int height = Math.Min(4, job.OH - y0), width = Math.Min(4, job.OW - x0);
+                    int height = Math.Min(side, job.OH - y0), width = Math.Min(side, job.OW - x0);
                     float* dst = job.Output + tiles.Sample[tile] * job.OutputSample + channelOffset + (long)y0 * job.OW + x0;
                     for (int row = 0; row < height; row++, dst += job.OW)
-                        for (int col = 0; col < width; col++) dst[col] = stage[(row * 4 + col) * Lanes + lane];
+                        for (int col = 0; col < width; col++) dst[col] = stage[(row * side + col) * Lanes + lane];
                 }
             }
         }
     }
 
-    /// <summary>A^T times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], x[s], x[2s], x[3s].</summary>
+    /// <summary>A^T (M x 6) times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], ..., x[(M - 1) s].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void OutputTransform(Vector256<float>* x, int s)
+    private static void OutputTransform(Vector256<float>* x, int s, int m)
+    {
+        if (m == 4) OutputTransform4(x, s);
+        else OutputTransform2(x, s);
+    }
+
+    /// <summary>F(2x2, 5x5)'s A^T times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], x[s].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OutputTransform2(Vector256<float>* x, int s)
+    {
+        Vector256<float> m0 = x[0], m1 = x[s], m2 = x[2 * s], m3 = x[3 * s], m4 = x[4 * s], m5 = x[5 * s];
+        x[0] = m0 + (m1 + m2) + (m3 + m4);
+        x[s] = (m1 - m2) + Vector256.Create(2f) * (m3 - m4) + m5;
+    }
+
+    /// <summary>F(4x4, 3x3)'s A^T times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], x[s], x[2s], x[3s].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OutputTransform4(Vector256<float>* x, int s)
     {
         Vector256<float> m0 = x[0], m1 = x[s], m2 = x[2 * s], m3 = x[3 * s], m4 = x[4 * s], m5 = x[5 * s];
         Vector256<float> sum12 = m1 + m2, diff12 = m1 - m2, sum34 = m3 + m4, diff34 = m3 - m4;

@@ -4,9 +4,9 @@ using System.Runtime.Intrinsics;
 namespace AlexNetCompiler.Cpu;
 
 /// <summary>
-/// The weight gradient of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3), with the forward pass's matrices
-/// (Conv2dKernels.Winograd.cs). The forward output tile is Y = A^T [ (G g G^T) .* (B^T d B) ] A, so for an output
-/// gradient tile E (4x4) the sum over the tile of E .* Y is the sum over the 36 points of (A E A^T) .* (G g G^T) .*
+/// The weight gradient of a 3x3 (5x5) stride-1 convolution by Winograd F(4x4, 3x3) (F(2x2, 5x5)), with the forward
+/// pass's matrices (Conv2dKernels.Winograd.cs). The forward output tile is Y = A^T [ (G g G^T) .* (B^T d B) ] A, so for
+/// an output gradient tile E (4x4, or 2x2) the sum over the tile of E .* Y is the sum over the 36 points of (A E A^T) .* (G g G^T) .*
 /// (B^T d B), and its derivative with respect to the filter g is
 /// <code>
 ///   dW = G^T [ sum over tiles of (A E A^T) .* (B^T d B) ] G
@@ -41,7 +41,7 @@ public static unsafe partial class Conv2dKernels
         public bool Accumulate; // P += this chunk's products (every chunk after the first)
     }
 
-    /// <summary>dWeight = the weight gradient of a 3x3 stride-1 convolution, by Winograd; overwrites dWeight.</summary>
+    /// <summary>dWeight = the weight gradient of a 3x3 or 5x5 stride-1 convolution, by Winograd; overwrites dWeight.</summary>
     private static void WinogradWeight(in Conv2dGeometry g, int batch, float* input, float* dOutput, float* dWeight, CpuContext ctx)
     {
         int cin = g.InChannels / g.Groups, cout = g.OutChannels / g.Groups;
@@ -49,6 +49,7 @@ public static unsafe partial class Conv2dKernels
         {
             Forward = new WinogradJob
             {
+                R = g.KernelHeight, M = 7 - g.KernelHeight,
                 Groups = g.Groups, Cin = cin, Cout = cout,
                 H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PH = g.PaddingHeight, PW = g.PaddingWidth,
                 InputSample = g.InputLength, OutputSample = g.OutputLength, Input = input, Ctx = ctx,
@@ -97,12 +98,12 @@ public static unsafe partial class Conv2dKernels
 
     /// <summary>
     /// E[xi][o][t] = (A e A^T)[xi] for output channel <paramref name="o"/> and every tile t of the chunk, where e is the
-    /// tile's 4x4 output gradient (zero past the plane's edge), 8 tiles at a time; the lanes past the last tile are zero.
+    /// tile's M x M output gradient (zero past the plane's edge), 8 tiles at a time; the lanes past the last tile are zero.
     /// </summary>
     private static void TransformGradientChannel(ref WinogradWeightJob job, int o)
     {
         ref WinogradJob forward = ref job.Forward;
-        int oh = forward.OH, ow = forward.OW;
+        int oh = forward.OH, ow = forward.OW, side = forward.M;
         long channelOffset = (long)o * oh * ow;
         float* e = job.E + (long)o * forward.Ld;
         float* stage = stackalloc float[16 * Lanes];
@@ -116,25 +117,45 @@ public static unsafe partial class Conv2dKernels
             {
                 int tile = t0 + lane;
                 int y0 = tiles.Y[tile], x0 = tiles.X[tile];
-                int height = Math.Min(4, oh - y0), width = Math.Min(4, ow - x0);
+                int height = Math.Min(side, oh - y0), width = Math.Min(side, ow - x0);
                 float* src = job.DOutput + tiles.Sample[tile] * forward.OutputSample + channelOffset + (long)y0 * ow + x0;
                 for (int row = 0; row < height; row++, src += ow)
-                    for (int col = 0; col < width; col++) stage[(row * 4 + col) * Lanes + lane] = src[col];
+                    for (int col = 0; col < width; col++) stage[(row * side + col) * Lanes + lane] = src[col];
             }
-            // A e: on each of the 4 columns (stride 6) into rows 0-5; then (A e) A^T: on each of the 6 rows.
-            for (int col = 0; col < 4; col++)
+            // A e: on each of the M columns (stride 6) into rows 0-5; then (A e) A^T: on each of the 6 rows.
+            for (int col = 0; col < side; col++)
             {
-                for (int row = 0; row < 4; row++) x[row * 6 + col] = Vector256.Load(stage + (row * 4 + col) * Lanes);
-                GradientTransform(x + col, 6);
+                for (int row = 0; row < side; row++) x[row * 6 + col] = Vector256.Load(stage + (row * side + col) * Lanes);
+                GradientTransform(x + col, 6, side);
             }
-            for (int row = 0; row < 6; row++) GradientTransform(x + row * 6, 1);
+            for (int row = 0; row < 6; row++) GradientTransform(x + row * 6, 1, side);
             for (int k = 0; k < 36; k++) x[k].Store(e + k * job.EStride + t0);
         }
     }
 
-    /// <summary>A times the 4 vectors x[0], x[s], x[2s], x[3s], written to x[0], x[s], ..., x[5s] (A = (A^T)^T, 6 x 4).</summary>
+    /// <summary>A (6 x M) times the M vectors x[0], ..., x[(M - 1) s], written to x[0], x[s], ..., x[5s].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void GradientTransform(Vector256<float>* x, int s)
+    private static void GradientTransform(Vector256<float>* x, int s, int m)
+    {
+        if (m == 4) GradientTransform4(x, s);
+        else GradientTransform2(x, s);
+    }
+
+    /// <summary>F(2x2, 5x5)'s A times the 2 vectors x[0], x[s], written to x[0], x[s], ..., x[5s].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GradientTransform2(Vector256<float>* x, int s)
+    {
+        Vector256<float> e0 = x[0], e1 = x[s], twice = Vector256.Create(2f) * e1;
+        x[s] = e0 + e1;
+        x[2 * s] = e0 - e1;
+        x[3 * s] = e0 + twice;
+        x[4 * s] = e0 - twice;
+        x[5 * s] = e1;
+    }
+
+    /// <summary>F(4x4, 3x3)'s A times the 4 vectors x[0], x[s], x[2s], x[3s], written to x[0], x[s], ..., x[5s].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GradientTransform4(Vector256<float>* x, int s)
     {
         Vector256<float> e0 = x[0], e1 = x[s], e2 = x[2 * s], e3 = x[3 * s];
         Vector256<float> even = e0 + e2, odd = e1 + e3, even4 = e0 + Vector256.Create(4f) * e2;
@@ -159,16 +180,16 @@ public static unsafe partial class Conv2dKernels
             p, forward.Cin, job.Accumulate, GemmEpilogue.None, forward.Ctx, threadIndex);
     }
 
-    /// <summary>dW[o, i] = G^T P[xi][o][i] G for output channel o (item) and every input channel i, 8 at a time.</summary>
+    /// <summary>dW[o, i] = G^T P[xi][o][i] G (R x R) for output channel o (item) and every input channel i, 8 at a time.</summary>
     private static void WinogradWeightOutputChannel(void* state, int item, int threadIndex)
     {
         ref WinogradWeightJob job = ref Unsafe.AsRef<WinogradWeightJob>(state);
         ref WinogradJob forward = ref job.Forward;
-        int cin = forward.Cin, grp = item / forward.Cout, o = item % forward.Cout;
+        int cin = forward.Cin, grp = item / forward.Cout, o = item % forward.Cout, side = forward.R, area = side * side;
         float* p = job.P + (long)grp * 36 * job.PStride + (long)o * cin;
-        float* dw = job.DWeight + (long)item * cin * 9;
+        float* dw = job.DWeight + (long)item * cin * area;
         Vector256<float>* x = stackalloc Vector256<float>[36];
-        float* stage = stackalloc float[9 * Lanes];
+        float* stage = stackalloc float[25 * Lanes];
         for (int i0 = 0; i0 < cin; i0 += Lanes)
         {
             int lanes = Math.Min(Lanes, cin - i0);
@@ -185,24 +206,46 @@ public static unsafe partial class Conv2dKernels
                     x[k] = Vector256.Load(stage);
                 }
             }
-            // G^T P: on each of the 6 columns (stride 6) into rows 0-2; then (G^T P) G: on each of those rows.
-            for (int col = 0; col < 6; col++) WeightTransform(x + col, 6);
-            for (int row = 0; row < 3; row++)
+            // G^T P: on each of the 6 columns (stride 6) into rows 0 to R - 1; then (G^T P) G: on each of those rows.
+            for (int col = 0; col < 6; col++) WeightTransform(x + col, 6, side);
+            for (int row = 0; row < side; row++)
             {
-                WeightTransform(x + row * 6, 1);
-                for (int col = 0; col < 3; col++) x[row * 6 + col].Store(stage + (row * 3 + col) * Lanes);
+                WeightTransform(x + row * 6, 1, side);
+                for (int col = 0; col < side; col++) x[row * 6 + col].Store(stage + (row * side + col) * Lanes);
             }
             for (int lane = 0; lane < lanes; lane++)
             {
-                float* filter = dw + (long)(i0 + lane) * 9;
-                for (int k = 0; k < 9; k++) filter[k] = stage[k * Lanes + lane];
+                float* filter = dw + (long)(i0 + lane) * area;
+                for (int k = 0; k < area; k++) filter[k] = stage[k * Lanes + lane];
             }
         }
     }
 
-    /// <summary>G^T times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], x[s], x[2s].</summary>
+    /// <summary>G^T (R x 6) times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], ..., x[(R - 1) s].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void WeightTransform(Vector256<float>* x, int s)
+    private static void WeightTransform(Vector256<float>* x, int s, int r)
+    {
+        if (r == 3) WeightTransform3(x, s);
+        else WeightTransform5(x, s);
+    }
+
+    /// <summary>F(2x2, 5x5)'s G^T times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], ..., x[4s].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WeightTransform5(Vector256<float>* x, int s)
+    {
+        Vector256<float> p0 = x[0], p1 = x[s], p2 = x[2 * s], p3 = x[3 * s], p4 = x[4 * s], p5 = x[5 * s];
+        Vector256<float> sixth = Vector256.Create(1f / 6);
+        Vector256<float> sum12 = p1 + p2, diff12 = p2 - p1, sum34 = p3 + p4, diff34 = p3 - p4;
+        x[0] = Vector256.Create(0.25f) * p0 - sixth * sum12 + Vector256.Create(1f / 24) * sum34;
+        x[s] = sixth * diff12 + Vector256.Create(1f / 12) * diff34;
+        x[2 * s] = sixth * (sum34 - sum12);
+        x[3 * s] = sixth * diff12 + Vector256.Create(1f / 3) * diff34;
+        x[4 * s] = Vector256.Create(2f / 3) * sum34 - sixth * sum12 + p5;
+    }
+
+    /// <summary>F(4x4, 3x3)'s G^T times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], x[s], x[2s].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WeightTransform3(Vector256<float>* x, int s)
     {
         Vector256<float> p0 = x[0], p1 = x[s], p2 = x[2 * s], p3 = x[3 * s], p4 = x[4 * s], p5 = x[5 * s];
         Vector256<float> sixth = Vector256.Create(1f / 6), twelfth = Vector256.Create(1f / 12), twentyFourth = Vector256.Create(1f / 24);

@@ -7,9 +7,10 @@ namespace AlexNetCompiler.Cpu;
 /// <summary>
 /// Fast 2-D convolution: im2col + blocked GEMM per (sample, group), bias and ReLU fused into the GEMM epilogue.
 /// A 1x1, stride-1, unpadded convolution skips im2col (the input already is the column matrix). 3x3 stride-1
-/// convolutions run Winograd F(4x4, 3x3) instead, forward, input gradient and weight gradient, on the shapes and
-/// batches where it measured faster (Conv2dKernels.Winograd.cs, Conv2dKernels.WinogradWeight.cs); the choice is made
-/// here at run time from the shape and batch (<see cref="Conv2dAlgorithm"/>).
+/// convolutions run Winograd F(4x4, 3x3) instead, forward, input gradient and weight gradient, and 5x5 stride-1
+/// convolutions Winograd F(2x2, 5x5) in the forward pass, on the shapes and batches where it measured faster
+/// (Conv2dKernels.Winograd.cs, Conv2dKernels.WinogradWeight.cs); the choice is made here at run time from the shape
+/// and batch (<see cref="Conv2dAlgorithm"/>).
 /// <para>
 /// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
 /// thread then runs whole single-threaded GEMMs on its own scratch, with no synchronisation); otherwise (batch 1)

@@ -32,32 +32,46 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
 {
     private const double RelativeL2 = 1e-5, MaxRelative = 5e-5;
 
-    private static Conv2dGeometry Geometry(int c, int h, int w, int oc, int p, int groups) =>
-        new(c, h, w, oc, h + 2 * p - 2, w + 2 * p - 2, 3, 3, 1, 1, p, p, groups);
+    private static Conv2dGeometry Geometry(int c, int h, int w, int oc, int p, int groups, int kernel = 3) =>
+        new(c, h, w, oc, h + 2 * p - kernel + 1, w + 2 * p - kernel + 1, kernel, kernel, 1, 1, p, p, groups);
 
-    /// <summary>(name, batch, C, H, W, OC, padding, groups): odd sizes, edge tiles, channels that fill no vector.</summary>
-    public static TheoryData<string, int, int, int, int, int, int, int> SmallShapes()
+    /// <summary>
+    /// (name, batch, C, H, W, OC, padding, groups, kernel): odd sizes, edge tiles, channels that fill no vector, for
+    /// F(4x4, 3x3) and F(2x2, 5x5).
+    /// </summary>
+    public static TheoryData<string, int, int, int, int, int, int, int, int> SmallShapes()
     {
-        var data = new TheoryData<string, int, int, int, int, int, int, int>();
+        var data = new TheoryData<string, int, int, int, int, int, int, int, int>();
         foreach (int size in new[] { 5, 7, 13 })
             foreach (int padding in new[] { 0, 1 })
                 foreach (int groups in new[] { 1, 2 })
-                    data.Add($"{size}x{size} pad {padding} groups {groups}", 2, 6, size, size, 10, padding, groups);
-        data.Add("rectangular 6x11 pad 2", 3, 5, 6, 11, 7, 2, 1);
-        data.Add("one output row and column (3x3 valid)", 2, 3, 3, 3, 4, 0, 1);
-        data.Add("chunks across samples", 15, 4, 13, 13, 6, 0, 2); // 9 tiles a sample: a chunk ends mid-sample
+                    data.Add($"{size}x{size} pad {padding} groups {groups}", 2, 6, size, size, 10, padding, groups, 3);
+        data.Add("rectangular 6x11 pad 2", 3, 5, 6, 11, 7, 2, 1, 3);
+        data.Add("one output row and column (3x3 valid)", 2, 3, 3, 3, 4, 0, 1, 3);
+        data.Add("chunks across samples", 15, 4, 13, 13, 6, 0, 2, 3); // 9 tiles a sample: a chunk ends mid-sample
         // 270 tiles: the weight gradient adds a second, short chunk (WinogradWeightChunkTiles), ending mid-sample.
-        data.Add("weight gradient over two chunks", 30, 6, 13, 13, 10, 0, 2);
-        data.Add("several blocks of output channels, batch 1", 1, 20, 9, 9, 30, 1, 1); // 3 blocks split over threads
-        data.Add("wide channels 40 -> 70", 1, 40, 12, 12, 70, 1, 1);
+        data.Add("weight gradient over two chunks", 30, 6, 13, 13, 10, 0, 2, 3);
+        data.Add("several blocks of output channels, batch 1", 1, 20, 9, 9, 30, 1, 1, 3); // 3 blocks split over threads
+        data.Add("wide channels 40 -> 70", 1, 40, 12, 12, 70, 1, 1, 3);
+        // 5x5 filters, 2x2 output tiles: odd planes leave a last tile half outside, padding 0 to 4.
+        foreach (int size in new[] { 5, 8, 13 })
+            foreach (int padding in new[] { 0, 2 })
+                foreach (int groups in new[] { 1, 2 })
+                    data.Add($"5x5 filters, {size}x{size} pad {padding} groups {groups}", 2, 6, size, size, 10, padding, groups, 5);
+        data.Add("5x5 filters, rectangular 7x12 pad 4", 3, 5, 7, 12, 7, 4, 1, 5);
+        data.Add("5x5 filters, pad 1 and 3", 2, 9, 11, 11, 6, 1, 1, 5);
+        data.Add("5x5 filters, chunks across samples", 11, 4, 9, 9, 6, 2, 2, 5); // 25 tiles a sample
+        // 13x13, padding 2: 49 tiles a sample, 294 in all: the weight gradient's second chunk ends mid-sample.
+        data.Add("5x5 filters, weight gradient over two chunks", 6, 6, 13, 13, 10, 2, 1, 5);
+        data.Add("5x5 filters, several blocks of output channels, batch 1", 1, 20, 9, 9, 30, 2, 1, 5);
         return data;
     }
 
     [Theory]
     [MemberData(nameof(SmallShapes))]
-    public void Forward_matches_reference_on_small_shapes(string name, int batch, int c, int h, int w, int oc, int padding, int groups)
+    public void Forward_matches_reference_on_small_shapes(string name, int batch, int c, int h, int w, int oc, int padding, int groups, int kernel)
     {
-        Conv2dGeometry g = Geometry(c, h, w, oc, padding, groups);
+        Conv2dGeometry g = Geometry(c, h, w, oc, padding, groups, kernel);
         float[] input = KernelAssert.Random(batch * g.InputLength, 31), weight = KernelAssert.Random(g.WeightLength, 32, -0.3f, 0.3f);
         float[] bias = KernelAssert.Random(oc, 33);
         foreach (bool relu in new[] { false, true })
@@ -80,9 +94,9 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(SmallShapes))]
-    public void Gradients_match_reference_on_small_shapes(string name, int batch, int c, int h, int w, int oc, int padding, int groups)
+    public void Gradients_match_reference_on_small_shapes(string name, int batch, int c, int h, int w, int oc, int padding, int groups, int kernel)
     {
-        Conv2dGeometry g = Geometry(c, h, w, oc, padding, groups);
+        Conv2dGeometry g = Geometry(c, h, w, oc, padding, groups, kernel);
         float[] input = KernelAssert.Random(batch * g.InputLength, 41), weight = KernelAssert.Random(g.WeightLength, 42, -0.3f, 0.3f);
         float[] dOutput = KernelAssert.Random(batch * g.OutputLength, 43);
         float[] dInputRef = new float[input.Length], dWeightRef = new float[weight.Length], dBiasRef = new float[oc];
@@ -110,26 +124,31 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>(name, C, OC, groups): conv3-conv5 of the canonical AlexNet and of torchvision's, all 13x13, padding 1.</summary>
-    public static TheoryData<string, int, int, int> AlexNetLayers() => new()
+    /// <summary>
+    /// (name, C, OC, groups, size, kernel): conv3-conv5 of the canonical AlexNet and of torchvision's, all 13x13 with
+    /// 3x3 filters and padding 1, and both conv2s, 27x27 with 5x5 filters and padding 2.
+    /// </summary>
+    public static TheoryData<string, int, int, int, int, int> AlexNetLayers() => new()
     {
-        { "AlexNet2012 conv3", 256, 384, 1 },
-        { "AlexNet2012 conv4", 384, 384, 2 },
-        { "AlexNet2012 conv5", 384, 256, 2 },
-        { "torchvision conv3", 192, 384, 1 },
-        { "torchvision conv4", 384, 256, 1 },
-        { "torchvision conv5", 256, 256, 1 },
+        { "AlexNet2012 conv2", 96, 256, 2, 27, 5 },
+        { "AlexNet2012 conv3", 256, 384, 1, 13, 3 },
+        { "AlexNet2012 conv4", 384, 384, 2, 13, 3 },
+        { "AlexNet2012 conv5", 384, 256, 2, 13, 3 },
+        { "torchvision conv2", 64, 192, 1, 27, 5 },
+        { "torchvision conv3", 192, 384, 1, 13, 3 },
+        { "torchvision conv4", 384, 256, 1, 13, 3 },
+        { "torchvision conv5", 256, 256, 1, 13, 3 },
     };
 
     [Theory]
     [MemberData(nameof(AlexNetLayers))]
-    public void AlexNet_layers_are_within_the_stated_tolerance(string name, int c, int oc, int groups)
+    public void AlexNet_layers_are_within_the_stated_tolerance(string name, int c, int oc, int groups, int size, int kernel)
     {
         const int batch = 2;
-        Conv2dGeometry g = Geometry(c, 13, 13, oc, 1, groups);
+        Conv2dGeometry g = Geometry(c, size, size, oc, kernel / 2, groups, kernel);
         var rng = new Random(7);
         // He initialisation, N(0, 2 / fan-in); inputs and output gradients like those behind a ReLU (half zero).
-        float[] weight = Normal(rng, g.WeightLength, Math.Sqrt(2.0 / (c / groups * 9)));
+        float[] weight = Normal(rng, g.WeightLength, Math.Sqrt(2.0 / (c / groups * kernel * kernel)));
         float[] input = Relu(Normal(rng, batch * g.InputLength, 1.0));
         float[] bias = Normal(rng, oc, 0.01);
         float[] dOutput = Relu(Normal(rng, batch * g.OutputLength, 1e-3), keepSign: true);
@@ -157,7 +176,8 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
 
     /// <summary>
     /// Auto: Winograd for 3x3 stride-1 layers of 64 or more input and 32 or more output channels per group at batch 16
-    /// or more, forward and both gradients (docs/architecture.md).
+    /// or more, forward and both gradients; for 5x5 layers of 48 or more input channels per group, the forward pass only
+    /// (docs/architecture.md).
     /// </summary>
     [Fact]
     public void Auto_picks_winograd_for_wide_3x3_layers_at_large_batches()
@@ -181,6 +201,47 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 15, Conv2dAlgorithm.Auto)); // slower at batch 1; 16 is the least measured
         Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Im2Col));
         Assert.True(Conv2dKernels.UsesWinogradForward(fashionNetConv2, 1, Conv2dAlgorithm.Winograd));
+
+        Conv2dGeometry torchvisionConv2 = Geometry(64, 27, 27, 192, 2, 1, kernel: 5);
+        Conv2dGeometry alexNetConv2 = Geometry(96, 27, 27, 256, 2, 2, kernel: 5); // 48 input channels per group
+        Conv2dGeometry cifarNetConv2 = Geometry(64, 16, 16, 128, 2, 2, kernel: 5); // 32 per group: not measured
+        Assert.True(Conv2dKernels.UsesWinogradForward(torchvisionConv2, 16, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv2, 15, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradData(torchvisionConv2, 16, Conv2dAlgorithm.Auto)); // measured slower
+        Assert.False(Conv2dKernels.UsesWinogradWeight(torchvisionConv2, 16, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradData(torchvisionConv2, 16, Conv2dAlgorithm.Winograd));
+        Assert.True(Conv2dKernels.UsesWinogradWeight(torchvisionConv2, 1, Conv2dAlgorithm.Winograd));
+        Assert.True(Conv2dKernels.UsesWinogradForward(alexNetConv2, 16, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradWeight(alexNetConv2, 16, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradForward(cifarNetConv2, 64, Conv2dAlgorithm.Auto));
+    }
+
+    [Fact]
+    public void Forward_under_auto_runs_winograd_on_a_wide_5x5_layer()
+    {
+        // The forward pass of a 5x5 layer of 64 -> 32 channels at batch 16 under Auto gives the forced Winograd bits,
+        // and its backward pass im2col's.
+        const int batch = 16;
+        Conv2dGeometry g = Geometry(64, 6, 6, 32, 2, 1, kernel: 5);
+        float[] input = KernelAssert.Random(batch * g.InputLength, 61), weight = KernelAssert.Random(g.WeightLength, 62, -0.1f, 0.1f);
+        float[] bias = KernelAssert.Random(g.OutChannels, 63), dOutput = KernelAssert.Random(batch * g.OutputLength, 64);
+        using var ctx = new CpuContext(2);
+        float[] Forward(Conv2dAlgorithm algorithm)
+        {
+            var result = new float[batch * g.OutputLength];
+            Conv2dKernels.Forward(g, batch, input, weight, bias, result, relu: true, ctx, algorithm);
+            return result;
+        }
+        float[] Backward(Conv2dAlgorithm algorithm)
+        {
+            float[] dInput = new float[input.Length], dWeight = new float[weight.Length];
+            Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, dWeight, new float[g.OutChannels], ctx, algorithm);
+            return [.. dInput, .. dWeight];
+        }
+        Assert.Equal(Forward(Conv2dAlgorithm.Winograd), Forward(Conv2dAlgorithm.Auto));
+        Assert.NotEqual(Forward(Conv2dAlgorithm.Im2Col), Forward(Conv2dAlgorithm.Auto)); // else the check above proves nothing
+        Assert.Equal(Backward(Conv2dAlgorithm.Im2Col), Backward(Conv2dAlgorithm.Auto));
+        Assert.NotEqual(Backward(Conv2dAlgorithm.Winograd), Backward(Conv2dAlgorithm.Auto));
     }
 
     [Fact]
@@ -259,6 +320,13 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         Conv2dGeometry wide = Geometry(4, 9, 9, 4, 3, 1);
         e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Backward(wide, 1, new float[wide.InputLength], new float[wide.WeightLength], new float[wide.OutputLength], new float[wide.InputLength], new float[wide.WeightLength], [], ctx, Conv2dAlgorithm.Winograd));
         Assert.Contains("padding at most 2", e.Message);
+        // 7x7 has no Winograd path; a 5x5 input gradient needs padding at most 4.
+        Conv2dGeometry seven = Geometry(4, 9, 9, 4, 3, 1, kernel: 7);
+        e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Forward(seven, 1, new float[seven.InputLength], new float[seven.WeightLength], [], new float[seven.OutputLength], false, ctx, Conv2dAlgorithm.Winograd));
+        Assert.Contains("3x3 or 5x5 kernel", e.Message);
+        Conv2dGeometry fiveWide = Geometry(4, 9, 9, 4, 5, 1, kernel: 5);
+        e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Backward(fiveWide, 1, new float[fiveWide.InputLength], new float[fiveWide.WeightLength], new float[fiveWide.OutputLength], new float[fiveWide.InputLength], new float[fiveWide.WeightLength], [], ctx, Conv2dAlgorithm.Winograd));
+        Assert.Contains("or 4 (5x5)", e.Message);
         Assert.False(Conv2dKernels.UsesWinogradForward(Geometry(3, 9, 9, 64, 1, 1), 16, Conv2dAlgorithm.Auto)); // not a measured shape
     }
 
