@@ -448,9 +448,19 @@ public static unsafe partial class Conv2dKernels
         long xiStride = job.TileStride;
         float* stage = stackalloc float[36 * Lanes];
         Vector256<float>* d = stackalloc Vector256<float>[36];
+        bool gather = CanGatherTiles(job.InputSample);
         for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
         {
             int lanes = Math.Min(Lanes, tiles.Count - t0);
+            if (gather && lanes == Lanes)
+            {
+                GatherTiles(job.Input + tiles.Sample[t0] * job.InputSample + channelOffset, tiles, t0, (int)job.InputSample,
+                    -job.PH, -job.PW, h, w, 6, d);
+                for (int col = 0; col < 6; col++) InputTransform(d + col, 6);
+                for (int row = 0; row < 6; row++) InputTransform(d + row * 6, 1);
+                for (int k = 0; k < 36; k++) d[k].Store(v + k * xiStride + t0);
+                continue;
+            }
             if (lanes < Lanes) new Span<float>(stage, 36 * Lanes).Clear();
             for (int lane = 0; lane < lanes; lane++)
             {
@@ -486,6 +496,55 @@ public static unsafe partial class Conv2dKernels
             for (int col = 0; col < 6; col++) InputTransform(d + col, 6);
             for (int row = 0; row < 6; row++) InputTransform(d + row * 6, 1);
             for (int k = 0; k < 36; k++) d[k].Store(v + k * xiStride + t0);
+        }
+    }
+
+    /// <summary>
+    /// Whether <see cref="GatherTiles"/> can run: AVX2, and every offset in a group of 8 tiles (at most 8 samples apart)
+    /// fits in 32 bits.
+    /// </summary>
+    private static bool CanGatherTiles(long floatsPerSample) => Avx2.IsSupported && floatsPerSample <= int.MaxValue / (2 * Lanes);
+
+    /// <summary>
+    /// d[row * 6 + col] for row, col &lt; <paramref name="size"/> = element (row, col) of the size x size windows of tiles
+    /// t0 .. t0 + 7 (one per lane), each window's top-left corner at its tile's corner plus (<paramref name="dy"/>,
+    /// <paramref name="dx"/>) in an h x w plane, zero outside the plane. AVX2 gathers, one per element, at 32-bit offsets
+    /// from <paramref name="first"/>, the plane of tile t0's sample; <paramref name="sampleFloats"/> apart per sample.
+    /// The same values as reading the elements one by one: the transforms that follow give the same bits either way.
+    /// </summary>
+    private static void GatherTiles(float* first, in ChunkTiles tiles, int t0, int sampleFloats, int dy, int dx, int h, int w,
+        int size, Vector256<float>* d)
+    {
+        Vector256<int> y0 = Vector256.Load(tiles.Y + t0) + Vector256.Create(dy);
+        Vector256<int> x0 = Vector256.Load(tiles.X + t0) + Vector256.Create(dx);
+        Vector256<int> sample = Vector256.Load(tiles.Sample + t0) - Vector256.Create(tiles.Sample[t0]);
+        Vector256<int> offset = sample * Vector256.Create(sampleFloats) + y0 * Vector256.Create(w) + x0;
+        Vector256<int> zero = Vector256<int>.Zero;
+        bool inside = Vector256.GreaterThanOrEqualAll(y0, zero) && Vector256.LessThanOrEqualAll(y0, Vector256.Create(h - size))
+            && Vector256.GreaterThanOrEqualAll(x0, zero) && Vector256.LessThanOrEqualAll(x0, Vector256.Create(w - size));
+        if (inside)
+        {
+            for (int row = 0; row < size; row++)
+                for (int col = 0; col < size; col++)
+                    d[row * 6 + col] = Avx2.GatherVector256(first, offset + Vector256.Create(row * w + col), 4);
+            return;
+        }
+        // Lanes whose element lies outside the plane read nothing and give zero.
+        Vector256<int>* colInside = stackalloc Vector256<int>[6];
+        for (int col = 0; col < size; col++)
+        {
+            Vector256<int> x = x0 + Vector256.Create(col);
+            colInside[col] = Vector256.GreaterThanOrEqual(x, zero) & Vector256.LessThan(x, Vector256.Create(w));
+        }
+        for (int row = 0; row < size; row++)
+        {
+            Vector256<int> y = y0 + Vector256.Create(row);
+            Vector256<int> rowInside = Vector256.GreaterThanOrEqual(y, zero) & Vector256.LessThan(y, Vector256.Create(h));
+            for (int col = 0; col < size; col++)
+            {
+                Vector256<float> mask = (rowInside & colInside[col]).AsSingle();
+                d[row * 6 + col] = Avx2.GatherMaskVector256(Vector256<float>.Zero, first, offset + Vector256.Create(row * w + col), mask, 4);
+            }
         }
     }
 

@@ -109,9 +109,19 @@ public static unsafe partial class Conv2dKernels
         float* stage = stackalloc float[16 * Lanes];
         Vector256<float>* x = stackalloc Vector256<float>[36];
         ChunkTiles tiles = job.Tiles;
+        bool gather = CanGatherTiles(forward.OutputSample);
         for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
         {
             int lanes = Math.Min(Lanes, tiles.Count - t0);
+            if (gather && lanes == Lanes)
+            {
+                GatherTiles(job.DOutput + tiles.Sample[t0] * forward.OutputSample + channelOffset, tiles, t0, (int)forward.OutputSample,
+                    0, 0, oh, ow, side, x);
+                for (int col = 0; col < side; col++) GradientTransform(x + col, 6, side);
+                for (int row = 0; row < 6; row++) GradientTransform(x + row * 6, 1, side);
+                for (int k = 0; k < 36; k++) x[k].Store(e + k * job.EStride + t0);
+                continue;
+            }
             new Span<float>(stage, 16 * Lanes).Clear();
             for (int lane = 0; lane < lanes; lane++)
             {
