@@ -228,8 +228,8 @@ internal static unsafe class KernelBench
                 double[] tIm2col = new double[pairs], tWinograd = new double[pairs], ratio = new double[pairs];
                 for (int i = 0; i < pairs; i++)
                 {
-                    if (i % 2 == 0) { tIm2col[i] = Seconds(im2col); tWinograd[i] = Seconds(winograd); }
-                    else { tWinograd[i] = Seconds(winograd); tIm2col[i] = Seconds(im2col); }
+                    if (i % 2 == 0) { tIm2col[i] = Timing.TimeOnce(im2col, 1); tWinograd[i] = Timing.TimeOnce(winograd, 1); }
+                    else { tWinograd[i] = Timing.TimeOnce(winograd, 1); tIm2col[i] = Timing.TimeOnce(im2col, 1); }
                     ratio[i] = tWinograd[i] / tIm2col[i];
                 }
                 Array.Sort(ratio);
@@ -238,13 +238,6 @@ internal static unsafe class KernelBench
                     $"Winograd / im2col per pair: quartiles {ratio[pairs / 4]:F3} / {ratio[pairs / 2]:F3} / {ratio[3 * pairs / 4]:F3}");
             }
         }
-    }
-
-    private static double Seconds(Action action)
-    {
-        long start = Stopwatch.GetTimestamp();
-        action();
-        return Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
 
     private static string Ms(TimingSummary t) => $"{t.Min * 1e3,7:F2} / {t.Median * 1e3,7:F2} / {t.Max * 1e3,7:F2}";

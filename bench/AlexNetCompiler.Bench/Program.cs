@@ -8,6 +8,8 @@ using AlexNetCompiler.Bench;
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- kernels [--threads N] [--batch N] [--net canonical|torchvision|fashion]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- conv3x3 [--threads N] [--batch N] [--reps R]
 //     (conv3-conv5 of both AlexNets with im2col + GEMM and with Winograd F(4x4, 3x3) forced)
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- conv-pairs [--threads N] [--batch N] [--pairs P]
+//     (conv2 of both AlexNets, im2col + GEMM against Winograd F(2x2, 5x5), in alternating pairs of single calls)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- gemm    [--threads N]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- micro

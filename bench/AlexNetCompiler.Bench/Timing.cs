@@ -70,7 +70,7 @@ internal static class Timing
     }
 
     /// <summary>Seconds per call, over a run of calls.</summary>
-    private static double TimeOnce(Action action, int calls)
+    internal static double TimeOnce(Action action, int calls)
     {
         long start = Stopwatch.GetTimestamp();
         for (int i = 0; i < calls; i++) action();

@@ -14,7 +14,8 @@ public enum Conv2dAlgorithm
     /// layers with those counts follow the rule unmeasured), one rule for the forward pass and both gradients (the
     /// input gradient also needs padding at most 2; the weight gradient runs Winograd when the input gradient does or
     /// is not wanted). 5x5 stride-1 layers at the same batch with <see cref="Conv2dKernels.Winograd5x5MinInChannels"/>
-    /// input channels per group run Winograd F(2x2, 5x5) in the forward pass only: their gradients measured slower.
+    /// input and <see cref="Conv2dKernels.WinogradMinOutChannels"/> output channels per group run Winograd F(2x2, 5x5)
+    /// in the forward pass only: their gradients measured slower.
     /// im2col + GEMM otherwise.
     /// </summary>
     Auto,
@@ -117,6 +118,9 @@ public static unsafe partial class Conv2dKernels
 
     private const int Lanes = 8; // tiles per Vector256 in the transforms
 
+    /// <summary>The side of the output tile computed from a 6x6 input tile with R x R filters: 6 - R + 1 (4 for 3x3, 2 for 5x5).</summary>
+    private static int WinogradTile(int r) => 6 - r + 1;
+
     /// <summary>Whether the forward pass of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>.</summary>
     internal static bool UsesWinogradForward(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
         UsesWinograd(g, batch, algorithm, WinogradPass.Forward);
@@ -193,7 +197,7 @@ public static unsafe partial class Conv2dKernels
     {
         var job = new WinogradJob
         {
-            R = g.KernelHeight, M = 7 - g.KernelHeight,
+            R = g.KernelHeight, M = WinogradTile(g.KernelHeight),
             Groups = g.Groups, Cin = g.InChannels / g.Groups, Cout = g.OutChannels / g.Groups,
             H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PH = g.PaddingHeight, PW = g.PaddingWidth,
             InputSample = g.InputLength, OutputSample = g.OutputLength,
@@ -207,7 +211,7 @@ public static unsafe partial class Conv2dKernels
     {
         var job = new WinogradJob
         {
-            R = g.KernelHeight, M = 7 - g.KernelHeight,
+            R = g.KernelHeight, M = WinogradTile(g.KernelHeight),
             Groups = g.Groups, Cin = g.OutChannels / g.Groups, Cout = g.InChannels / g.Groups,
             H = g.OutHeight, W = g.OutWidth, OH = g.InHeight, OW = g.InWidth,
             PH = g.KernelHeight - 1 - g.PaddingHeight, PW = g.KernelWidth - 1 - g.PaddingWidth,
@@ -401,13 +405,13 @@ public static unsafe partial class Conv2dKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void FilterTransform(Vector256<float>* x, int s, Vector256<float>* dst, int stride, int r)
     {
-        if (r == 3) FilterColumn(x[0], x[s], x[2 * s], dst, stride);
+        if (r == 3) FilterColumn3(x[0], x[s], x[2 * s], dst, stride);
         else FilterColumn5(x[0], x[s], x[2 * s], x[3 * s], x[4 * s], dst, stride);
     }
 
     /// <summary>F(4x4, 3x3)'s G times the 3-vector (a, b, c), written to dst[0], dst[stride], ... dst[5 * stride].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FilterColumn(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float>* dst, int stride)
+    private static void FilterColumn3(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float>* dst, int stride)
     {
         Vector256<float> sixth = Vector256.Create(1f / 6), twelfth = Vector256.Create(1f / 12), twentyFourth = Vector256.Create(1f / 24);
         Vector256<float> ac = a + c;
@@ -500,8 +504,8 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>
-    /// Whether <see cref="GatherTiles"/> can run: AVX2, and every offset in a group of 8 tiles (at most 8 samples apart)
-    /// fits in 32 bits.
+    /// Whether <see cref="GatherTiles"/> can run: AVX2, and every offset in a group of 8 tiles (8 samples at most, 7
+    /// apart) fits in 32 bits, with room to spare for the window's rows and the padding's negative offsets.
     /// </summary>
     private static bool CanGatherTiles(long floatsPerSample) => Avx2.IsSupported && floatsPerSample <= int.MaxValue / (2 * Lanes);
 

@@ -14,7 +14,7 @@ namespace AlexNetCompiler.Cpu;
 /// (Y is bilinear in g and d, so the sum is the bilinear form above). Summed over every
 /// tile of every sample, the bracket is, per point xi, one product P[xi] = E[xi] V[xi]^T of the output-gradient tiles
 /// [out, tiles] and the input tiles [in, tiles]: 36 GEMMs as deep as a chunk's tiles, added chunk after chunk, against
-/// im2col's products as deep as a sample's positions with nine times the columns.
+/// im2col's products as deep as a sample's positions with R^2 (9 or 25) times the columns.
 /// <para>
 /// Work, per chunk of tiles (<see cref="WinogradWeightChunkTiles"/>, spanning samples): one parallel loop transforms
 /// every input channel's tiles (the forward pass's input transform) and every output channel's gradient tiles into
@@ -49,7 +49,7 @@ public static unsafe partial class Conv2dKernels
         {
             Forward = new WinogradJob
             {
-                R = g.KernelHeight, M = 7 - g.KernelHeight,
+                R = g.KernelHeight, M = WinogradTile(g.KernelHeight),
                 Groups = g.Groups, Cin = cin, Cout = cout,
                 H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth, PH = g.PaddingHeight, PW = g.PaddingWidth,
                 InputSample = g.InputLength, OutputSample = g.OutputLength, Input = input, Ctx = ctx,

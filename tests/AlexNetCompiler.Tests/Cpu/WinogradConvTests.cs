@@ -188,7 +188,7 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
     /// (docs/architecture.md).
     /// </summary>
     [Fact]
-    public void Auto_picks_winograd_for_wide_3x3_layers_at_large_batches()
+    public void Auto_picks_winograd_where_the_rule_says()
     {
         Conv2dGeometry torchvisionConv5 = Geometry(256, 13, 13, 256, 1, 1), alexNetConv5 = Geometry(384, 13, 13, 256, 1, 2);
         Conv2dGeometry fashionNetConv5 = Geometry(128, 7, 7, 64, 1, 2); // 64 -> 32 channels per group
