@@ -457,50 +457,55 @@ public static unsafe partial class Conv2dKernels
         {
             int lanes = Math.Min(Lanes, tiles.Count - t0);
             if (gather && lanes == Lanes)
-            {
                 GatherTiles(job.Input + tiles.Sample[t0] * job.InputSample + channelOffset, tiles, t0, (int)job.InputSample,
                     -job.PH, -job.PW, h, w, 6, d);
-                for (int col = 0; col < 6; col++) InputTransform(d + col, 6);
-                for (int row = 0; row < 6; row++) InputTransform(d + row * 6, 1);
-                for (int k = 0; k < 36; k++) d[k].Store(v + k * xiStride + t0);
-                continue;
-            }
-            if (lanes < Lanes) new Span<float>(stage, 36 * Lanes).Clear();
-            for (int lane = 0; lane < lanes; lane++)
-            {
-                int tile = t0 + lane;
-                int y0 = tiles.Y[tile] - job.PH, x0 = tiles.X[tile] - job.PW;
-                float* plane = job.Input + tiles.Sample[tile] * job.InputSample + channelOffset;
-                for (int row = 0; row < 6; row++)
-                {
-                    int y = y0 + row;
-                    float* dst = stage + row * 6 * Lanes + lane;
-                    if ((uint)y >= (uint)h)
-                    {
-                        for (int col = 0; col < 6; col++) dst[col * Lanes] = 0f;
-                        continue;
-                    }
-                    float* src = plane + (long)y * w;
-                    if (x0 >= 0 && x0 + 6 <= w)
-                    {
-                        for (int col = 0; col < 6; col++) dst[col * Lanes] = src[x0 + col];
-                    }
-                    else
-                    {
-                        for (int col = 0; col < 6; col++)
-                        {
-                            int x = x0 + col;
-                            dst[col * Lanes] = (uint)x < (uint)w ? src[x] : 0f;
-                        }
-                    }
-                }
-            }
-            for (int k = 0; k < 36; k++) d[k] = Vector256.Load(stage + k * Lanes);
+            else ReadInputTiles(ref job, tiles, t0, lanes, channelOffset, stage, d);
             // B^T d: on each column (stride 6), in place; then (B^T d) B: on each row (stride 1).
             for (int col = 0; col < 6; col++) InputTransform(d + col, 6);
             for (int row = 0; row < 6; row++) InputTransform(d + row * 6, 1);
             for (int k = 0; k < 36; k++) d[k].Store(v + k * xiStride + t0);
         }
+    }
+
+    /// <summary>
+    /// <see cref="GatherTiles"/>'s 6x6 input windows read element by element through <paramref name="stage"/>, for a
+    /// last group of fewer than 8 tiles (the lanes past it zero) and for machines without AVX2.
+    /// </summary>
+    private static void ReadInputTiles(ref WinogradJob job, in ChunkTiles tiles, int t0, int lanes, long channelOffset, float* stage,
+        Vector256<float>* d)
+    {
+        int h = job.H, w = job.W;
+        if (lanes < Lanes) new Span<float>(stage, 36 * Lanes).Clear();
+        for (int lane = 0; lane < lanes; lane++)
+        {
+            int tile = t0 + lane;
+            int y0 = tiles.Y[tile] - job.PH, x0 = tiles.X[tile] - job.PW;
+            float* plane = job.Input + tiles.Sample[tile] * job.InputSample + channelOffset;
+            for (int row = 0; row < 6; row++)
+            {
+                int y = y0 + row;
+                float* dst = stage + row * 6 * Lanes + lane;
+                if ((uint)y >= (uint)h)
+                {
+                    for (int col = 0; col < 6; col++) dst[col * Lanes] = 0f;
+                    continue;
+                }
+                float* src = plane + (long)y * w;
+                if (x0 >= 0 && x0 + 6 <= w)
+                {
+                    for (int col = 0; col < 6; col++) dst[col * Lanes] = src[x0 + col];
+                }
+                else
+                {
+                    for (int col = 0; col < 6; col++)
+                    {
+                        int x = x0 + col;
+                        dst[col * Lanes] = (uint)x < (uint)w ? src[x] : 0f;
+                    }
+                }
+            }
+        }
+        for (int k = 0; k < 36; k++) d[k] = Vector256.Load(stage + k * Lanes);
     }
 
     /// <summary>

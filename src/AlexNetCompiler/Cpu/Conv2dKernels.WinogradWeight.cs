@@ -114,33 +114,38 @@ public static unsafe partial class Conv2dKernels
         {
             int lanes = Math.Min(Lanes, tiles.Count - t0);
             if (gather && lanes == Lanes)
-            {
                 GatherTiles(job.DOutput + tiles.Sample[t0] * forward.OutputSample + channelOffset, tiles, t0, (int)forward.OutputSample,
                     0, 0, oh, ow, side, x);
-                for (int col = 0; col < side; col++) GradientTransform(x + col, 6, side);
-                for (int row = 0; row < 6; row++) GradientTransform(x + row * 6, 1, side);
-                for (int k = 0; k < 36; k++) x[k].Store(e + k * job.EStride + t0);
-                continue;
-            }
-            new Span<float>(stage, 16 * Lanes).Clear();
-            for (int lane = 0; lane < lanes; lane++)
-            {
-                int tile = t0 + lane;
-                int y0 = tiles.Y[tile], x0 = tiles.X[tile];
-                int height = Math.Min(side, oh - y0), width = Math.Min(side, ow - x0);
-                float* src = job.DOutput + tiles.Sample[tile] * forward.OutputSample + channelOffset + (long)y0 * ow + x0;
-                for (int row = 0; row < height; row++, src += ow)
-                    for (int col = 0; col < width; col++) stage[(row * side + col) * Lanes + lane] = src[col];
-            }
+            else ReadGradientTiles(ref job, t0, lanes, channelOffset, stage, x);
             // A e: on each of the M columns (stride 6) into rows 0-5; then (A e) A^T: on each of the 6 rows.
-            for (int col = 0; col < side; col++)
-            {
-                for (int row = 0; row < side; row++) x[row * 6 + col] = Vector256.Load(stage + (row * side + col) * Lanes);
-                GradientTransform(x + col, 6, side);
-            }
+            for (int col = 0; col < side; col++) GradientTransform(x + col, 6, side);
             for (int row = 0; row < 6; row++) GradientTransform(x + row * 6, 1, side);
             for (int k = 0; k < 36; k++) x[k].Store(e + k * job.EStride + t0);
         }
+    }
+
+    /// <summary>
+    /// <see cref="GatherTiles"/>'s M x M output-gradient windows (zero past the plane's edge) read element by element
+    /// through <paramref name="stage"/>, for a last group of fewer than 8 tiles (the lanes past it zero) and for
+    /// machines without AVX2.
+    /// </summary>
+    private static void ReadGradientTiles(ref WinogradWeightJob job, int t0, int lanes, long channelOffset, float* stage, Vector256<float>* x)
+    {
+        ref WinogradJob forward = ref job.Forward;
+        int oh = forward.OH, ow = forward.OW, side = forward.M;
+        ChunkTiles tiles = job.Tiles;
+        new Span<float>(stage, 16 * Lanes).Clear();
+        for (int lane = 0; lane < lanes; lane++)
+        {
+            int tile = t0 + lane;
+            int y0 = tiles.Y[tile], x0 = tiles.X[tile];
+            int height = Math.Min(side, oh - y0), width = Math.Min(side, ow - x0);
+            float* src = job.DOutput + tiles.Sample[tile] * forward.OutputSample + channelOffset + (long)y0 * ow + x0;
+            for (int row = 0; row < height; row++, src += ow)
+                for (int col = 0; col < width; col++) stage[(row * side + col) * Lanes + lane] = src[col];
+        }
+        for (int row = 0; row < side; row++)
+            for (int col = 0; col < side; col++) x[row * 6 + col] = Vector256.Load(stage + (row * side + col) * Lanes);
     }
 
     /// <summary>A (6 x M) times the M vectors x[0], ..., x[(M - 1) s], written to x[0], x[s], ..., x[5s].</summary>
