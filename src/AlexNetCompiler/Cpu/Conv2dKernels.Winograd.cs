@@ -15,7 +15,7 @@ public enum Conv2dAlgorithm
     /// input gradient also needs padding at most 2; the weight gradient runs Winograd when the input gradient does or
     /// is not wanted). 5x5 stride-1 layers at the same batch with <see cref="Conv2dKernels.Winograd5x5MinInChannels"/>
     /// input and <see cref="Conv2dKernels.WinogradMinOutChannels"/> output channels per group run Winograd F(2x2, 5x5)
-    /// in the forward pass only: their gradients measured slower.
+    /// in the forward pass, and in both gradients from <see cref="Conv2dKernels.WinogradMinInChannels"/> input channels.
     /// im2col + GEMM otherwise.
     /// </summary>
     Auto,
@@ -102,8 +102,10 @@ public static unsafe partial class Conv2dKernels
     /// Fewest input channels per group for which <see cref="Conv2dAlgorithm.Auto"/> runs the forward pass of a 5x5 layer
     /// by Winograd F(2x2, 5x5) (with <see cref="WinogradMinOutChannels"/> and <see cref="WinogradMinBatch"/>). Measured
     /// at batch 16 (the bench's conv-pairs command, two runs of 100 alternating pairs): the canonical AlexNet's conv2
-    /// (48 per group, to 128) took a median 0.80 and 0.83 of im2col + GEMM's time, torchvision's (64 to 192) 0.70 and
-    /// 0.71. Narrower 5x5 layers were not measured. Their gradients stay on im2col + GEMM: 1.09-1.38 of its time.
+    /// (48 per group, to 128) took a median 0.66 and 0.67 of im2col + GEMM's time, torchvision's (64 to 192) 0.64 and
+    /// 0.64. Narrower 5x5 layers were not measured. The gradients (both by Winograd) took 0.96 and 0.98 of im2col's
+    /// time on the canonical conv2, within the noise, and 0.82 and 0.83 on torchvision's: they follow
+    /// <see cref="WinogradMinInChannels"/>, which keeps the canonical conv2's on im2col.
     /// </summary>
     public const int Winograd5x5MinInChannels = 48;
 
@@ -148,9 +150,9 @@ public static unsafe partial class Conv2dKernels
                 throw new ArgumentException($"Conv2d: Winograd F(4x4, 3x3) and F(2x2, 5x5) need a 3x3 or 5x5 kernel at stride 1{(inputGradient ? " and padding at most 2 (3x3) or 4 (5x5) for the input gradient" : "")}; this is {g.KernelHeight}x{g.KernelWidth} at stride {g.StrideHeight}x{g.StrideWidth}, padding {g.PaddingHeight}x{g.PaddingWidth}.", nameof(algorithm));
             return true;
         }
-        // 5x5: the forward pass only; both gradients measured slower than im2col + GEMM (docs/architecture.md).
-        return possible && batch >= WinogradMinBatch && (r == 3 || pass == WinogradPass.Forward)
-            && g.InChannels / g.Groups >= (r == 3 ? WinogradMinInChannels : Winograd5x5MinInChannels)
+        // 5x5 layers' forward pass from fewer input channels than their gradients (docs/architecture.md).
+        int minInChannels = r == 5 && pass == WinogradPass.Forward ? Winograd5x5MinInChannels : WinogradMinInChannels;
+        return possible && batch >= WinogradMinBatch && g.InChannels / g.Groups >= minInChannels
             && g.OutChannels / g.Groups >= WinogradMinOutChannels;
     }
 

@@ -184,8 +184,8 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
 
     /// <summary>
     /// Auto: Winograd for 3x3 stride-1 layers of 64 or more input and 32 or more output channels per group at batch 16
-    /// or more, forward and both gradients; for 5x5 layers of 48 or more input channels per group, the forward pass only
-    /// (docs/architecture.md).
+    /// or more, forward and both gradients; for 5x5 layers, the forward pass from 48 input channels per group and both
+    /// gradients from 64 (docs/architecture.md).
     /// </summary>
     [Fact]
     public void Auto_picks_winograd_where_the_rule_says()
@@ -215,22 +215,26 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         Conv2dGeometry cifarNetConv2 = Geometry(64, 16, 16, 128, 2, 2, kernel: 5); // 32 per group: not measured
         Assert.True(Conv2dKernels.UsesWinogradForward(torchvisionConv2, 16, Conv2dAlgorithm.Auto));
         Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv2, 15, Conv2dAlgorithm.Auto));
-        Assert.False(Conv2dKernels.UsesWinogradData(torchvisionConv2, 16, Conv2dAlgorithm.Auto)); // measured slower
-        Assert.False(Conv2dKernels.UsesWinogradWeight(torchvisionConv2, 16, Conv2dAlgorithm.Auto));
-        Assert.True(Conv2dKernels.UsesWinogradData(torchvisionConv2, 16, Conv2dAlgorithm.Winograd));
+        Assert.True(Conv2dKernels.UsesWinogradData(torchvisionConv2, 16, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradWeight(torchvisionConv2, 16, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradData(torchvisionConv2, 15, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradData(torchvisionConv2, 16, Conv2dAlgorithm.Im2Col));
         Assert.True(Conv2dKernels.UsesWinogradWeight(torchvisionConv2, 1, Conv2dAlgorithm.Winograd));
         Assert.True(Conv2dKernels.UsesWinogradForward(alexNetConv2, 16, Conv2dAlgorithm.Auto));
+        Assert.False(Conv2dKernels.UsesWinogradData(alexNetConv2, 16, Conv2dAlgorithm.Auto)); // at parity: stays on im2col
         Assert.False(Conv2dKernels.UsesWinogradWeight(alexNetConv2, 16, Conv2dAlgorithm.Auto));
         Assert.False(Conv2dKernels.UsesWinogradForward(cifarNetConv2, 64, Conv2dAlgorithm.Auto));
     }
 
-    [Fact]
-    public void Forward_under_auto_runs_winograd_on_a_wide_5x5_layer()
+    [Theory]
+    [InlineData(48, false)]
+    [InlineData(64, true)]
+    public void Auto_runs_a_5x5_layers_forward_by_winograd_and_its_gradients_from_64_channels(int inChannels, bool winogradBackward)
     {
-        // The forward pass of a 5x5 layer of 64 -> 32 channels at batch 16 under Auto gives the forced Winograd bits,
-        // and its backward pass im2col's.
+        // A 5x5 layer of 48 or 64 -> 32 channels at batch 16: under Auto the forward pass gives the forced Winograd
+        // bits, and the backward pass Winograd's from 64 input channels, im2col's below.
         const int batch = 16;
-        Conv2dGeometry g = Geometry(64, 6, 6, 32, 2, 1, kernel: 5);
+        Conv2dGeometry g = Geometry(inChannels, 6, 6, 32, 2, 1, kernel: 5);
         float[] input = KernelAssert.Random(batch * g.InputLength, 61), weight = KernelAssert.Random(g.WeightLength, 62, -0.1f, 0.1f);
         float[] bias = KernelAssert.Random(g.OutChannels, 63), dOutput = KernelAssert.Random(batch * g.OutputLength, 64);
         using var ctx = new CpuContext(2);
@@ -248,8 +252,10 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         }
         Assert.Equal(Forward(Conv2dAlgorithm.Winograd), Forward(Conv2dAlgorithm.Auto));
         Assert.NotEqual(Forward(Conv2dAlgorithm.Im2Col), Forward(Conv2dAlgorithm.Auto)); // else the check above proves nothing
-        Assert.Equal(Backward(Conv2dAlgorithm.Im2Col), Backward(Conv2dAlgorithm.Auto));
-        Assert.NotEqual(Backward(Conv2dAlgorithm.Winograd), Backward(Conv2dAlgorithm.Auto));
+        Conv2dAlgorithm expected = winogradBackward ? Conv2dAlgorithm.Winograd : Conv2dAlgorithm.Im2Col;
+        Conv2dAlgorithm other = winogradBackward ? Conv2dAlgorithm.Im2Col : Conv2dAlgorithm.Winograd;
+        Assert.Equal(Backward(expected), Backward(Conv2dAlgorithm.Auto));
+        Assert.NotEqual(Backward(other), Backward(Conv2dAlgorithm.Auto));
     }
 
     [Fact]
