@@ -240,6 +240,39 @@ internal static unsafe class KernelBench
         }
     }
 
+    /// <summary>
+    /// AlexNet's dense layers at one batch: the forward product, the backward pass, and the backward pass with the SGD
+    /// update applied inside it (a training step's path), one call of each in turn per round after three warming rounds,
+    /// so that the machine's slow and fast spells fall on all three alike.
+    /// </summary>
+    public static void RunDense(int threads, int batch, int rounds)
+    {
+        using var ctx = new CpuContext(threads);
+        Console.WriteLine($"Dense layers, batch {batch}, {threads} thread(s), {rounds} rounds, wall time in ms (min / median / max):");
+        foreach (var (name, inF, outF) in AlexNetDenses)
+        {
+            float[] x = Random(batch * inF, 9), w = Random(outF * inF, 10), b = Random(outF, 11), y = new float[batch * outF];
+            float[] dy = Random(y.Length, 12), dx = new float[x.Length], dw = new float[w.Length], db = new float[outF];
+            var sgd = new AlexNetCompiler.Training.Sgd(w.Length, BenchSetup.Sgd, ctx) { StepCount = 1 };
+            Action[] calls =
+            [
+                () => DenseKernels.Forward(batch, inF, outF, x, w, b, y, true, ctx),
+                () => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx),
+                () => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx, sgd.UpdateOf(w, 0, w.Length)),
+            ];
+            var seconds = new double[calls.Length][];
+            for (int c = 0; c < calls.Length; c++) seconds[c] = new double[rounds];
+            for (int round = -3; round < rounds; round++)
+                for (int c = 0; c < calls.Length; c++)
+                {
+                    double t = Timing.TimeOnce(calls[c], 1);
+                    if (round >= 0) seconds[c][round] = t;
+                }
+            Console.WriteLine($"  {name,-4} forward {Ms(TimingSummary.Of(seconds[0]))}   backward {Ms(TimingSummary.Of(seconds[1]))}   " +
+                $"backward with the update {Ms(TimingSummary.Of(seconds[2]))}");
+        }
+    }
+
     private static string Ms(TimingSummary t) => $"{t.Min * 1e3,7:F2} / {t.Median * 1e3,7:F2} / {t.Max * 1e3,7:F2}";
 
     /// <summary>The generated network alone: Forward and TrainStep at one batch.</summary>

@@ -10,6 +10,8 @@ using AlexNetCompiler.Bench;
 //     (conv3-conv5 of both AlexNets with im2col + GEMM and with Winograd F(4x4, 3x3) forced)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- conv-pairs [--threads N] [--batch N] [--pairs P]
 //     (conv2 of both AlexNets, im2col + GEMM against Winograd F(2x2, 5x5), in alternating pairs of single calls)
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- dense   [--threads N] [--batch N] [--rounds R]
+//     (AlexNet's three dense layers: forward, backward, backward with the SGD update, the three calls in turn each round)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- gemm    [--threads N]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- micro
@@ -65,6 +67,9 @@ static int Run(string[] args)
             return 0;
         case "conv3x3":
             KernelBench.RunConvAlgorithms(threads, IntOption(args, "--batch", 16), IntOption(args, "--reps", 15));
+            return 0;
+        case "dense":
+            KernelBench.RunDense(threads, IntOption(args, "--batch", 16), IntOption(args, "--rounds", 25));
             return 0;
         case "conv-pairs":
             KernelBench.RunConvPairs(threads, IntOption(args, "--batch", 16), IntOption(args, "--pairs", 60));

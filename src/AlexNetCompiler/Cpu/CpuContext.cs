@@ -19,6 +19,8 @@ public enum ScratchSlot
     SampleBlock = 5,
     /// <summary>Winograd: a layer's transformed filters, computed once per call and shared by every thread, or the weight gradient's 36 sums per filter (thread 0's slot only).</summary>
     TransformedFilters = 6,
+    /// <summary>Dense layers at a small batch: the input's rows copied where their cache lines do not collide (thread 0's slot, shared by every thread).</summary>
+    InputRows = 7,
 }
 
 /// <summary>

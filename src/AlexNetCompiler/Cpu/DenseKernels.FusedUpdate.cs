@@ -25,6 +25,8 @@ public static unsafe partial class DenseKernels
     private struct FusedUpdateJob
     {
         public int Batch, In, Out;
+        /// <summary>Floats between rows of <see cref="X"/> (<see cref="InputRowsApart"/>).</summary>
+        public int XStride;
         public float* X, W, V, DY, DX;
         public SgdRule Rule;
         public CpuContext Ctx;
@@ -42,8 +44,9 @@ public static unsafe partial class DenseKernels
     {
         var job = new FusedUpdateJob
         {
-            Batch = batch, In = inFeatures, Out = outFeatures, X = x, DY = dy, DX = dx, W = w, V = v, Rule = rule, Ctx = ctx,
+            Batch = batch, In = inFeatures, Out = outFeatures, DY = dy, DX = dx, W = w, V = v, Rule = rule, Ctx = ctx,
         };
+        job.X = InputRowsApart(batch, inFeatures, x, ctx, out job.XStride);
         ctx.ReserveScratch(ScratchSlot.Temporary, FusedUpdateScratchLength(batch));
         ctx.For((inFeatures + PanelWidth - 1) / PanelWidth, &UpdatePanel, Unsafe.AsPointer(ref job));
     }
@@ -166,7 +169,7 @@ public static unsafe partial class DenseKernels
     {
         int full = width / StripWidth * StripWidth;
         float* x = job.X + c0, dy = job.DY + o;
-        for (int c = 0; c < full; c += StripWidth) WeightTile(job.Batch, job.In, job.Out, x + c, dy, rows, gradients + c, PanelWidth);
-        WeightColumnsScalar(job.Batch, job.In, job.Out, x + full, dy, rows, width - full, gradients + full, PanelWidth);
+        for (int c = 0; c < full; c += StripWidth) WeightTile(job.Batch, job.XStride, job.Out, x + c, dy, rows, gradients + c, PanelWidth);
+        WeightColumnsScalar(job.Batch, job.XStride, job.Out, x + full, dy, rows, width - full, gradients + full, PanelWidth);
     }
 }

@@ -145,6 +145,27 @@ public unsafe class GemmTests
     }
 
     [Fact]
+    public void Row_dot_products_read_A_at_its_row_stride()
+    {
+        // A's rows 1100 + 9 floats apart, the 9 between them NaN: the chunks copied side by side must take only the
+        // rows' own floats, so the product is the same bits as with the rows packed together.
+        const int m = 16, n = 9, k = 1100, lda = k + 9;
+        float[] a = KernelAssert.Random(m * k, 31), b = KernelAssert.Random(n * k, 32);
+        var strided = new float[m * lda];
+        Array.Fill(strided, float.NaN);
+        for (int i = 0; i < m; i++) a.AsSpan(i * k, k).CopyTo(strided.AsSpan(i * lda, k));
+        using var ctx = new CpuContext(2);
+        float[] packed = new float[m * n], apart = new float[m * n];
+        fixed (float* pa = a, ps = strided, pb = b, pc = packed, pd = apart)
+        {
+            Gemm.MultiplyRowsByRows(m, n, k, pa, k, pb, k, pc, n, GemmEpilogue.None, ctx);
+            Gemm.MultiplyRowsByRows(m, n, k, ps, lda, pb, k, pd, n, GemmEpilogue.None, ctx);
+        }
+        Assert.All(apart, value => Assert.True(float.IsFinite(value)));
+        Assert.Equal(packed, apart);
+    }
+
+    [Fact]
     public void Packed_A_product_refuses_to_spread_over_threads()
     {
         using var ctx = new CpuContext(2);

@@ -29,6 +29,19 @@ public static unsafe partial class Gemm
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), $"GEMM sizes must be non-negative (M={m}, N={n}, K={k}).");
         if (m == 0 || n == 0) return;
         var job = new RowDotJob { M = m, N = n, K = k, A = a, Lda = lda, B = b, Ldb = ldb, C = c, Ldc = ldc, Epilogue = epilogue };
+        int vectorK = RowDotWidth == 0 ? 0 : k / RowDotWidth * RowDotWidth;
+        if (!IsSingleRow(m) && vectorK > 0)
+        {
+            // Every item reads A's rows chunk by chunk. Rows a multiple of 4 KiB apart (fc6's 9216 floats are 36 KiB)
+            // fall in the same L1 sets, more of them than a set holds, so each chunk is copied once, its rows side by side.
+            job.Chunks = ctx.Scratch(0, ScratchSlot.InputRows, (long)m * vectorK);
+            for (int p0 = 0; p0 < vectorK; p0 += RowDotChunk)
+            {
+                int length = Math.Min(RowDotChunk, vectorK - p0);
+                for (int i = 0; i < m; i++)
+                    new ReadOnlySpan<float>(a + (long)i * lda + p0, length).CopyTo(new Span<float>(job.Chunks + (long)p0 * m + i * length, length));
+            }
+        }
         int items = (n + RowDotRowsPerItem - 1) / RowDotRowsPerItem;
         ctx.For(items, &RowDotItem, Unsafe.AsPointer(ref job));
     }
@@ -37,21 +50,32 @@ public static unsafe partial class Gemm
     {
         public int M, N, K, Lda, Ldb, Ldc;
         public float* A, B, C;
+        /// <summary>The vector part of A, chunk by chunk: chunk p0 / <see cref="RowDotChunk"/> holds A's rows side by side, each the chunk's length; null for one row.</summary>
+        public float* Chunks;
         public GemmEpilogue Epilogue;
+
+        /// <summary>Row i of A, placed so that [p0, p0 + length of the chunk) indexes chunk p0 / <see cref="RowDotChunk"/>'s copy.</summary>
+        public readonly float* ChunkRow(int i, int p0, int length) => Chunks + (long)p0 * (M - 1) + (long)i * length;
     }
+
+    /// <summary>A batch of one with Vector512: <see cref="RowDotSingle"/>, which reads A in place.</summary>
+    private static bool IsSingleRow(int m) => m == 1 && RowDotWidth == 16;
+
+    /// <summary>Floats per vector of the lane-parallel sums: 16 (Vector512), 8 (Vector256), 0 (scalar).</summary>
+    private static readonly int RowDotWidth = Vector512.IsHardwareAccelerated ? 16 : Vector256.IsHardwareAccelerated ? 8 : 0;
 
     private static void RowDotItem(void* state, int item, int threadIndex)
     {
         ref RowDotJob job = ref Unsafe.AsRef<RowDotJob>(state);
         int j0 = item * RowDotRowsPerItem, j1 = Math.Min(job.N, j0 + RowDotRowsPerItem);
-        int width = Vector512.IsHardwareAccelerated ? 16 : Vector256.IsHardwareAccelerated ? 8 : 0;
+        int width = RowDotWidth;
         int vectorK = width == 0 ? 0 : job.K / width * width;
         // Per group of 4 rows of A: its 16 lane-parallel sums (4 x 4 vectors), kept here between chunks of K.
         float* lanes = stackalloc float[RowDotGroups * 16 * 16];
         float* sums = stackalloc float[16];
         float** bRows = stackalloc float*[4];
         float** aRows = stackalloc float*[4 * RowDotGroups]; // 4 per group
-        if (job.M == 1 && width == 16) RowDotSingle(ref job, j0, j1, vectorK);
+        if (IsSingleRow(job.M)) RowDotSingle(ref job, j0, j1, vectorK);
         else for (int j = j0; j < j1; j += 4)
         {
             int nj = Math.Min(4, j1 - j);
@@ -74,8 +98,10 @@ public static unsafe partial class Gemm
                     int p1 = Math.Min(vectorK, p0 + RowDotChunk);
                     for (int g = 0; g < groups; g++)
                     {
-                        float** a = aRows + 4 * g;
-                        Dot4x4(p0, p1, a[0], a[1], a[2], a[3], b0, b1, b2, b3, lanes + g * 16 * width);
+                        // The chunk's copies of the group's rows, the last repeated as in aRows.
+                        int i = first + 4 * g, last = Math.Min(i + 3, job.M - 1), length = p1 - p0;
+                        Dot4x4(p0, p1, job.ChunkRow(i, p0, length), job.ChunkRow(Math.Min(i + 1, last), p0, length),
+                            job.ChunkRow(Math.Min(i + 2, last), p0, length), job.ChunkRow(last, p0, length), b0, b1, b2, b3, lanes + g * 16 * width);
                     }
                 }
                 for (int g = 0; g < groups; g++)
