@@ -47,6 +47,7 @@ public static unsafe partial class Conv2dKernels
             if (ctx.Threads > 1 && items >= ctx.Threads)
             {
                 ReserveItemScratch(ref job, backward: false);
+                PackWeights(ref job, transposed: false);
                 ctx.For(items, &ForwardItem, Unsafe.AsPointer(ref job));
             }
             else
@@ -103,6 +104,7 @@ public static unsafe partial class Conv2dKernels
                 job.Partials = partials;
                 job.Parts = ctx.Threads;
                 ReserveItemScratch(ref job, backward: true);
+                if (job.DInput != null) PackWeights(ref job, transposed: true);
                 ctx.For(ctx.Threads, &BackwardPart, Unsafe.AsPointer(ref job));
                 ctx.For(ctx.Threads, &ReducePartials, Unsafe.AsPointer(ref job));
             }
@@ -146,6 +148,13 @@ public static unsafe partial class Conv2dKernels
         public int Samples, Items;
         public bool Direct; // 1x1, stride 1, no padding: the input is the column matrix
         public float* Input, Weight, Bias, Output, DInput, DWeight;
+        /// <summary>
+        /// Every group's W_g (forward) or W_g^T (the input gradient's column product), packed for the GEMM once per call
+        /// when the items run one per thread (<see cref="PackWeights"/>); <see cref="PackedGroupLength"/> floats apart.
+        /// Null otherwise: a lone item's GEMM spreads over the threads and packs its own.
+        /// </summary>
+        public float* PackedWeight;
+        public long PackedGroupLength;
         public bool Relu;
         public CpuContext Ctx;
         public float** Partials;
@@ -172,6 +181,16 @@ public static unsafe partial class Conv2dKernels
             int first = item / Groups * Samples;
             count = Math.Min(Samples, Batch - first);
             return first;
+        }
+
+        /// <summary>C[M, N] (+)= op(A) B for one item on its thread: op(A) from <see cref="PackedWeight"/> when packed.</summary>
+        public readonly void MultiplyByWeight(int grp, bool transposed, int m, int n, int k, float* b, int ldb, bool transB, float* c, int ldc,
+            bool accumulate, in GemmEpilogue epilogue, int threadIndex)
+        {
+            if (PackedWeight != null && threadIndex >= 0)
+                Gemm.MultiplyPacked(m, n, k, PackedWeight + grp * PackedGroupLength, b, ldb, transB, c, ldc, accumulate, epilogue, Ctx, threadIndex);
+            else
+                Gemm.Multiply(m, n, k, Weight + (long)grp * OCg * Kc, Kc, transposed, b, ldb, transB, c, ldc, accumulate, epilogue, Ctx, threadIndex);
         }
 
         public readonly long InputOffset(int n, int group) => (long)n * G.InputLength + (long)group * Cg * G.InHeight * G.InWidth;
@@ -201,30 +220,42 @@ public static unsafe partial class Conv2dKernels
     private static void ForwardItemCore(ref ConvJob job, int item, int threadIndex)
     {
         int n = job.Block(item, out int count, out int grp);
-        float* weightGroup = job.Weight + (long)grp * job.OCg * job.Kc;
         var epilogue = new GemmEpilogue(job.Bias == null ? null : job.Bias + grp * job.OCg, null, job.Relu);
         if (count > 1)
         {
-            ForwardBlock(ref job, n, count, grp, weightGroup, epilogue, threadIndex);
+            ForwardBlock(ref job, n, count, grp, epilogue, threadIndex);
             return;
         }
         float* col = ColumnsFor(ref job, job.Input + job.InputOffset(n, grp), threadIndex);
         // output[OCg, P] = weight_g[OCg, Kc] * col[Kc, P] + bias_g, ReLU
-        Gemm.Multiply(job.OCg, job.P, job.Kc, weightGroup, job.Kc, false, col, job.P, false, job.Output + job.OutputOffset(n, grp), job.P,
-            false, epilogue, job.Ctx, threadIndex);
+        job.MultiplyByWeight(grp, false, job.OCg, job.P, job.Kc, col, job.P, false, job.Output + job.OutputOffset(n, grp), job.P,
+            false, epilogue, threadIndex);
+    }
+
+    /// <summary>
+    /// Every group's weight packed for the items' GEMMs (W_g, or W_g^T when <paramref name="transposed"/>), once per
+    /// call instead of once per item, in thread 0's <see cref="ScratchSlot.TransformedFilters"/>. The same bits as
+    /// packing in each product.
+    /// </summary>
+    private static void PackWeights(ref ConvJob job, bool transposed)
+    {
+        int m = transposed ? job.Kc : job.OCg, k = transposed ? job.OCg : job.Kc;
+        job.PackedGroupLength = Gemm.PackedLength(m, k);
+        job.PackedWeight = job.Ctx.Scratch(0, ScratchSlot.TransformedFilters, job.Groups * job.PackedGroupLength);
+        for (int grp = 0; grp < job.Groups; grp++)
+            Gemm.PackWhole(m, k, job.Weight + (long)grp * job.OCg * job.Kc, job.Kc, transposed, job.PackedWeight + grp * job.PackedGroupLength);
     }
 
     /// <summary>
     /// Samples n .. n + count - 1 of one group: their columns side by side, [Kc, count * P], one GEMM into a block
     /// [OCg, count * P], then each sample's [OCg, P] copied to its place in the output.
     /// </summary>
-    private static void ForwardBlock(ref ConvJob job, int n, int count, int grp, float* weightGroup, GemmEpilogue epilogue, int threadIndex)
+    private static void ForwardBlock(ref ConvJob job, int n, int count, int grp, GemmEpilogue epilogue, int threadIndex)
     {
         int thread = Math.Max(threadIndex, 0), width = count * job.P;
         float* col = BlockColumnsFor(ref job, n, count, grp, thread);
         float* block = job.Ctx.Scratch(thread, ScratchSlot.SampleBlock, (long)job.OCg * width);
-        Gemm.Multiply(job.OCg, width, job.Kc, weightGroup, job.Kc, false, col, width, false, block, width,
-            false, epilogue, job.Ctx, threadIndex);
+        job.MultiplyByWeight(grp, false, job.OCg, width, job.Kc, col, width, false, block, width, false, epilogue, threadIndex);
         for (int s = 0; s < count; s++)
         {
             float* output = job.Output + job.OutputOffset(n + s, grp);
@@ -353,17 +384,14 @@ public static unsafe partial class Conv2dKernels
 
         if (job.DInput == null) return;
         float* dInputGroup = job.DInput + groupInputOffset;
-        float* weightGroup = job.Weight + (long)grp * job.OCg * job.Kc;
         if (job.Direct)
         {
             // dInput_ng[Cg, P] = W_g[OCg, Cg]^T * dY_ng[OCg, P], written straight into place.
-            Gemm.Multiply(job.Kc, job.P, job.OCg, weightGroup, job.Kc, true, dOutputGroup, job.P, false,
-                dInputGroup, job.P, false, GemmEpilogue.None, job.Ctx, threadIndex);
+            job.MultiplyByWeight(grp, true, job.Kc, job.P, job.OCg, dOutputGroup, job.P, false, dInputGroup, job.P, false, GemmEpilogue.None, threadIndex);
             return;
         }
         // dCol[Kc, P] = W_g[OCg, Kc]^T * dY_ng[OCg, P]; the columns are no longer needed, so reuse their buffer.
-        Gemm.Multiply(job.Kc, job.P, job.OCg, weightGroup, job.Kc, true, dOutputGroup, job.P, false,
-            col, job.P, false, GemmEpilogue.None, job.Ctx, threadIndex);
+        job.MultiplyByWeight(grp, true, job.Kc, job.P, job.OCg, dOutputGroup, job.P, false, col, job.P, false, GemmEpilogue.None, threadIndex);
         if (threadIndex < 0 && job.Ctx.Threads > 1) ChannelsInParallel(ref job, dInputGroup, col, &Col2ImChannels);
         else Col2Im(g, job.Cg, col, job.P, dInputGroup);
     }
@@ -389,9 +417,7 @@ public static unsafe partial class Conv2dKernels
             dWeight + (long)grp * job.OCg * job.Kc, job.Kc, !firstOfGroup, GemmEpilogue.None, job.Ctx, threadIndex);
 
         if (job.DInput == null) return;
-        float* weightGroup = job.Weight + (long)grp * job.OCg * job.Kc;
-        Gemm.Multiply(job.Kc, width, job.OCg, weightGroup, job.Kc, true, dOutputBlock, width, false,
-            col, width, false, GemmEpilogue.None, job.Ctx, threadIndex);
+        job.MultiplyByWeight(grp, true, job.Kc, width, job.OCg, dOutputBlock, width, false, col, width, false, GemmEpilogue.None, threadIndex);
         for (int s = 0; s < count; s++) Col2Im(job.G, job.Cg, col + s * job.P, width, job.DInput + job.InputOffset(n + s, grp));
     }
 

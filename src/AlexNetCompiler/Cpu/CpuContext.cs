@@ -17,7 +17,7 @@ public enum ScratchSlot
     Temporary = 4,
     /// <summary>Conv: a block of samples' output, or output gradient, gathered side by side for one GEMM.</summary>
     SampleBlock = 5,
-    /// <summary>Winograd: a layer's transformed filters, computed once per call and shared by every thread, or the weight gradient's 36 sums per filter (thread 0's slot only).</summary>
+    /// <summary>Winograd: a layer's transformed filters, computed once per call and shared by every thread, or the weight gradient's 36 sums per filter; im2col + GEMM: a layer's weight packed once per call for every item (thread 0's slot only).</summary>
     TransformedFilters = 6,
     /// <summary>Dense layers at a small batch: the input's rows copied where their cache lines do not collide (thread 0's slot, shared by every thread).</summary>
     InputRows = 7,

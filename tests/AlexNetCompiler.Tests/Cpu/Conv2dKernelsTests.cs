@@ -133,6 +133,30 @@ public class Conv2dKernelsTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
+    public void Weights_packed_once_per_call_give_each_items_own_packing_bits(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups)
+    {
+        // One thread runs the items in turn, each product packing its own weight; three threads run them in parallel
+        // from the weights packed once per call (where there are items for every thread). Each output and input-gradient
+        // element is the same sum either way, so the bits must agree.
+        Conv2dGeometry g = Geometry(c, h, w, oc, kh, kw, s, p, groups);
+        float[] input = KernelAssert.Random(batch * g.InputLength, 41), weight = KernelAssert.Random(g.WeightLength, 42, -0.5f, 0.5f);
+        float[] bias = KernelAssert.Random(oc, 43), dOutput = KernelAssert.Random(batch * g.OutputLength, 44);
+        (float[] Output, float[] DInput) Run(int threads)
+        {
+            using var ctx = new CpuContext(threads);
+            float[] output = new float[batch * g.OutputLength], dInput = new float[input.Length];
+            Conv2dKernels.Forward(g, batch, input, weight, bias, output, relu: true, ctx, Conv2dAlgorithm.Im2Col);
+            Conv2dKernels.Backward(g, batch, input, weight, dOutput, dInput, new float[weight.Length], new float[oc], ctx, Conv2dAlgorithm.Im2Col);
+            return (output, dInput);
+        }
+        var (oneOutput, oneDInput) = Run(1);
+        var (threeOutput, threeDInput) = Run(3);
+        Assert.True(oneOutput.AsSpan().SequenceEqual(threeOutput), $"conv {name} forward");
+        Assert.True(oneDInput.AsSpan().SequenceEqual(threeDInput), $"conv {name} dInput");
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
     public unsafe void Vector_im2col_and_col2im_equal_the_scalar_ones(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups)
     {
         // The masked AVX-512 paths against the scalar ones (which only machines without AVX-512 run), with a row
