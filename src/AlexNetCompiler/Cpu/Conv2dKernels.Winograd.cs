@@ -12,7 +12,7 @@ public enum Conv2dAlgorithm
     /// samples or more with the channel counts where it measured faster than im2col + GEMM in every benchmark run
     /// (<see cref="Conv2dKernels.WinogradMinInChannels"/>, <see cref="Conv2dKernels.WinogradMinOutChannels"/>; other
     /// layers with those counts follow the rule unmeasured), one rule for the forward pass and both gradients (the
-    /// input gradient also needs padding at most 2; the weight gradient runs Winograd when the input gradient does or
+    /// input gradient also needs padding at most 2, or 4 for 5x5; the weight gradient runs Winograd when the input gradient does or
     /// is not wanted). 5x5 stride-1 layers at the same batch with <see cref="Conv2dKernels.Winograd5x5MinInChannels"/>
     /// input and <see cref="Conv2dKernels.WinogradMinOutChannels"/> output channels per group run Winograd F(2x2, 5x5)
     /// in the forward pass, and in both gradients from <see cref="Conv2dKernels.WinogradMinInChannels"/> input channels.
@@ -91,7 +91,8 @@ public static unsafe partial class Conv2dKernels
     /// batch 16, summed over those six layers, 11-20% less time than im2col + GEMM forward and 2-12% less backward,
     /// single layers going either way between runs), and FashionNet's at batch 64 (`kernels --net fashion`, three
     /// alternating runs): its 7x7 layers of 64 input channels per group (to 128, 64 and 32 outputs) took 5-43% less
-    /// time forward and backward in every run, its 14x14 layer of 32 inputs (to 64) was no faster. docs/architecture.md.
+    /// time forward and backward in every run, its 14x14 layer of 32 inputs (to 64) was no faster. The same count sets
+    /// where the gradients of 5x5 layers run Winograd (see <see cref="Winograd5x5MinInChannels"/>). docs/architecture.md.
     /// </summary>
     public const int WinogradMinInChannels = 64;
 

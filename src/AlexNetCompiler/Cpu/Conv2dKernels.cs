@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -8,7 +9,7 @@ namespace AlexNetCompiler.Cpu;
 /// Fast 2-D convolution: im2col + blocked GEMM per (sample, group), bias and ReLU fused into the GEMM epilogue.
 /// A 1x1, stride-1, unpadded convolution skips im2col (the input already is the column matrix). 3x3 stride-1
 /// convolutions run Winograd F(4x4, 3x3) instead, forward, input gradient and weight gradient, and 5x5 stride-1
-/// convolutions Winograd F(2x2, 5x5) in the forward pass, on the shapes and batches where it measured faster
+/// convolutions Winograd F(2x2, 5x5) (forward, and both gradients of the wider ones), on the shapes and batches where it measured faster
 /// (Conv2dKernels.Winograd.cs, Conv2dKernels.WinogradWeight.cs); the choice is made here at run time from the shape
 /// and batch (<see cref="Conv2dAlgorithm"/>).
 /// <para>
@@ -151,10 +152,11 @@ public static unsafe partial class Conv2dKernels
         /// <summary>
         /// Every group's W_g (forward) or W_g^T (the input gradient's column product), packed for the GEMM once per call
         /// when the items run one per thread (<see cref="PackWeights"/>); <see cref="PackedGroupLength"/> floats apart.
-        /// Null otherwise: a lone item's GEMM spreads over the threads and packs its own.
+        /// Null otherwise: with fewer items than threads each item's GEMM spreads over the threads and packs its own.
         /// </summary>
         public float* PackedWeight;
         public long PackedGroupLength;
+        public bool PackedTransposed;
         public bool Relu;
         public CpuContext Ctx;
         public float** Partials;
@@ -187,6 +189,7 @@ public static unsafe partial class Conv2dKernels
         public readonly void MultiplyByWeight(int grp, bool transposed, int m, int n, int k, float* b, int ldb, bool transB, float* c, int ldc,
             bool accumulate, in GemmEpilogue epilogue, int threadIndex)
         {
+            Debug.Assert(PackedWeight == null || transposed == PackedTransposed, "The weight was packed for the other product.");
             if (PackedWeight != null && threadIndex >= 0)
                 Gemm.MultiplyPacked(m, n, k, PackedWeight + grp * PackedGroupLength, b, ldb, transB, c, ldc, accumulate, epilogue, Ctx, threadIndex);
             else
@@ -241,6 +244,7 @@ public static unsafe partial class Conv2dKernels
     {
         int m = transposed ? job.Kc : job.OCg, k = transposed ? job.OCg : job.Kc;
         job.PackedGroupLength = Gemm.PackedLength(m, k);
+        job.PackedTransposed = transposed;
         job.PackedWeight = job.Ctx.Scratch(0, ScratchSlot.TransformedFilters, job.Groups * job.PackedGroupLength);
         for (int grp = 0; grp < job.Groups; grp++)
             Gemm.PackWhole(m, k, job.Weight + (long)grp * job.OCg * job.Kc, job.Kc, transposed, job.PackedWeight + grp * job.PackedGroupLength);

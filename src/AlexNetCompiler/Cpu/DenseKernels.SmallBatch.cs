@@ -36,14 +36,14 @@ public static unsafe partial class DenseKernels
     }
 
     /// <summary>
-    /// The input's rows, copied into scratch (<see cref="ScratchSlot.InputRows"/>) with a row stride a cache line past
-    /// a multiple of 16 floats. The weight-gradient tiles read a strip of every row at once; in place, rows a multiple
-    /// of 4 KiB apart (fc6's 9216 floats, fc7's 4096) fall in the same L1 sets, 16 rows in sets of 12 ways, and every
-    /// read missed L1. Same values, so the same bits.
+    /// The input's rows, copied into scratch (<see cref="ScratchSlot.InputRows"/>) with a row stride one cache line past
+    /// a multiple of 4 KiB. The weight-gradient tiles read a strip of every row at once; in place, rows a multiple of
+    /// 4 KiB apart (fc6's 9216 floats, fc7's 4096) fall in the same L1 sets, 16 rows in sets of 12 ways, and every read
+    /// missed L1; here each row starts one set further on. Same values, so the same bits.
     /// </summary>
     private static float* InputRowsApart(int batch, int inFeatures, float* x, CpuContext ctx, out int stride)
     {
-        stride = (inFeatures + 15) / 16 * 16 + 16;
+        stride = (inFeatures + 1023) / 1024 * 1024 + 16;
         float* rows = ctx.Scratch(0, ScratchSlot.InputRows, (long)batch * stride);
         for (int n = 0; n < batch; n++)
             new ReadOnlySpan<float>(x + (long)n * inFeatures, inFeatures).CopyTo(new Span<float>(rows + (long)n * stride, inFeatures));

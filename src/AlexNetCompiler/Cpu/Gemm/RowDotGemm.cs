@@ -50,7 +50,7 @@ public static unsafe partial class Gemm
     {
         public int M, N, K, Lda, Ldb, Ldc;
         public float* A, B, C;
-        /// <summary>The vector part of A, chunk by chunk: chunk p0 / <see cref="RowDotChunk"/> holds A's rows side by side, each the chunk's length; null for one row.</summary>
+        /// <summary>The vector part of A, chunk by chunk: chunk p0 / <see cref="RowDotChunk"/> holds A's rows side by side, each the chunk's length; null where A is read in place (<see cref="IsSingleRow"/>, or K shorter than a vector).</summary>
         public float* Chunks;
         public GemmEpilogue Epilogue;
 
