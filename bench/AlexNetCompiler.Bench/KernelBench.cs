@@ -140,16 +140,11 @@ internal static unsafe class KernelBench
         var denses = shapes.Denses;
         foreach (var (name, inF, outF) in denses)
         {
-            float[] x = Random(batch * inF, 9), w = Random(outF * inF, 10), b = Random(outF, 11), y = new float[batch * outF], dy = Random(y.Length, 12);
-            float[] dx = new float[x.Length], dw = new float[w.Length], db = new float[outF];
+            var (forward, backward, backwardWithUpdate) = DenseCalls(batch, inF, outF, ctx);
             double flops = 2.0 * batch * inF * outF;
-            double tf = Time(() => DenseKernels.Forward(batch, inF, outF, x, w, b, y, true, ctx), cpu);
-            double tb = Time(() => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx), cpu);
-            // As a training step runs it: the weight's SGD update applied inside the backward pass (the weight is the
-            // optimizer's whole parameter buffer here).
-            // Past the first step, whose rule does not read the velocity.
-            var sgd = new AlexNetCompiler.Training.Sgd(w.Length, BenchSetup.Sgd, ctx) { StepCount = 1 };
-            double tu = Time(() => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx, sgd.UpdateOf(w, 0, w.Length)), cpu);
+            double tf = Time(forward, cpu);
+            double tb = Time(backward, cpu);
+            double tu = Time(backwardWithUpdate, cpu);
             forwardTotal += tf; backwardTotal += tb;
             Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms {flops / tf / 1e9,7:F1} GFLOP/s   backward {tb * 1e3,8:F2} ms {2 * flops / tb / 1e9,7:F1} GFLOP/s" +
                 $"   backward with the update {tu * 1e3,8:F2} ms");
@@ -251,15 +246,8 @@ internal static unsafe class KernelBench
         Console.WriteLine($"Dense layers, batch {batch}, {threads} thread(s), {rounds} rounds, wall time in ms (min / median / max):");
         foreach (var (name, inF, outF) in AlexNetDenses)
         {
-            float[] x = Random(batch * inF, 9), w = Random(outF * inF, 10), b = Random(outF, 11), y = new float[batch * outF];
-            float[] dy = Random(y.Length, 12), dx = new float[x.Length], dw = new float[w.Length], db = new float[outF];
-            var sgd = new AlexNetCompiler.Training.Sgd(w.Length, BenchSetup.Sgd, ctx) { StepCount = 1 };
-            Action[] calls =
-            [
-                () => DenseKernels.Forward(batch, inF, outF, x, w, b, y, true, ctx),
-                () => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx),
-                () => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx, sgd.UpdateOf(w, 0, w.Length)),
-            ];
+            var (forward, backward, backwardWithUpdate) = DenseCalls(batch, inF, outF, ctx);
+            Action[] calls = [forward, backward, backwardWithUpdate];
             var seconds = new double[calls.Length][];
             for (int c = 0; c < calls.Length; c++) seconds[c] = new double[rounds];
             for (int round = -3; round < rounds; round++)
@@ -271,6 +259,21 @@ internal static unsafe class KernelBench
             Console.WriteLine($"  {name,-4} forward {Ms(TimingSummary.Of(seconds[0]))}   backward {Ms(TimingSummary.Of(seconds[1]))}   " +
                 $"backward with the update {Ms(TimingSummary.Of(seconds[2]))}");
         }
+    }
+
+    /// <summary>
+    /// One dense layer's forward product, backward pass, and backward pass as a training step runs it (the weight's
+    /// SGD update applied inside, the weight being the optimizer's whole parameter buffer; past the first step, whose
+    /// rule does not read the velocity), on random buffers.
+    /// </summary>
+    private static (Action Forward, Action Backward, Action BackwardWithUpdate) DenseCalls(int batch, int inF, int outF, CpuContext ctx)
+    {
+        float[] x = Random(batch * inF, 9), w = Random(outF * inF, 10), b = Random(outF, 11), y = new float[batch * outF], dy = Random(y.Length, 12);
+        float[] dx = new float[x.Length], dw = new float[w.Length], db = new float[outF];
+        var sgd = new AlexNetCompiler.Training.Sgd(w.Length, BenchSetup.Sgd, ctx) { StepCount = 1 };
+        return (() => DenseKernels.Forward(batch, inF, outF, x, w, b, y, true, ctx),
+            () => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx),
+            () => DenseKernels.Backward(batch, inF, outF, x, w, dy, dx, dw, db, ctx, sgd.UpdateOf(w, 0, w.Length)));
     }
 
     private static string Ms(TimingSummary t) => $"{t.Min * 1e3,7:F2} / {t.Median * 1e3,7:F2} / {t.Max * 1e3,7:F2}";
