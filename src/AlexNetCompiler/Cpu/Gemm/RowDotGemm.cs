@@ -28,8 +28,8 @@ public static unsafe partial class Gemm
         ArgumentNullException.ThrowIfNull(ctx);
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), $"GEMM sizes must be non-negative (M={m}, N={n}, K={k}).");
         if (m == 0 || n == 0) return;
-        var job = new RowDotJob { M = m, N = n, K = k, A = a, Lda = lda, B = b, Ldb = ldb, C = c, Ldc = ldc, Epilogue = epilogue };
         int vectorK = RowDotWidth == 0 ? 0 : k / RowDotWidth * RowDotWidth;
+        var job = new RowDotJob { M = m, N = n, K = k, VectorK = vectorK, A = a, Lda = lda, B = b, Ldb = ldb, C = c, Ldc = ldc, Epilogue = epilogue };
         if (!IsSingleRow(m) && vectorK > 0)
         {
             // Every item reads A's rows chunk by chunk. Rows a multiple of 4 KiB apart (fc6's 9216 floats are 36 KiB)
@@ -49,6 +49,8 @@ public static unsafe partial class Gemm
     private struct RowDotJob
     {
         public int M, N, K, Lda, Ldb, Ldc;
+        /// <summary>K rounded down to whole vectors: the lane-parallel part; the rest is the scalar tail.</summary>
+        public int VectorK;
         public float* A, B, C;
         /// <summary>The vector part of A, chunk by chunk: chunk p0 / <see cref="RowDotChunk"/> holds A's rows side by side, each the chunk's length; null where A is read in place (<see cref="IsSingleRow"/>, or K shorter than a vector).</summary>
         public float* Chunks;
@@ -68,8 +70,7 @@ public static unsafe partial class Gemm
     {
         ref RowDotJob job = ref Unsafe.AsRef<RowDotJob>(state);
         int j0 = item * RowDotRowsPerItem, j1 = Math.Min(job.N, j0 + RowDotRowsPerItem);
-        int width = RowDotWidth;
-        int vectorK = width == 0 ? 0 : job.K / width * width;
+        int width = RowDotWidth, vectorK = job.VectorK;
         // Per group of 4 rows of A: its 16 lane-parallel sums (4 x 4 vectors), kept here between chunks of K.
         float* lanes = stackalloc float[RowDotGroups * 16 * 16];
         float* sums = stackalloc float[16];
