@@ -154,15 +154,19 @@ public static unsafe partial class Gemm
                 s6 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b6 + p), s6);
                 s7 = Vector512.FusedMultiplyAdd(x, Vector512.Load(b7 + p), s7);
             }
+            // The horizontal sums first: an accumulator still live at a call would be kept in memory, not in a
+            // register, and stored on every pass of the loop above.
+            float t0 = Vector512.Sum(s0), t1 = Vector512.Sum(s1), t2 = Vector512.Sum(s2), t3 = Vector512.Sum(s3);
+            float t4 = Vector512.Sum(s4), t5 = Vector512.Sum(s5), t6 = Vector512.Sum(s6), t7 = Vector512.Sum(s7);
             float* c = job.C + j;
-            if (nj > 0) c[0] = TailSum(Vector512.Sum(s0), a, b0, vectorK, job.K);
-            if (nj > 1) c[1] = TailSum(Vector512.Sum(s1), a, b1, vectorK, job.K);
-            if (nj > 2) c[2] = TailSum(Vector512.Sum(s2), a, b2, vectorK, job.K);
-            if (nj > 3) c[3] = TailSum(Vector512.Sum(s3), a, b3, vectorK, job.K);
-            if (nj > 4) c[4] = TailSum(Vector512.Sum(s4), a, b4, vectorK, job.K);
-            if (nj > 5) c[5] = TailSum(Vector512.Sum(s5), a, b5, vectorK, job.K);
-            if (nj > 6) c[6] = TailSum(Vector512.Sum(s6), a, b6, vectorK, job.K);
-            if (nj > 7) c[7] = TailSum(Vector512.Sum(s7), a, b7, vectorK, job.K);
+            if (nj > 0) c[0] = TailSum(t0, a, b0, vectorK, job.K);
+            if (nj > 1) c[1] = TailSum(t1, a, b1, vectorK, job.K);
+            if (nj > 2) c[2] = TailSum(t2, a, b2, vectorK, job.K);
+            if (nj > 3) c[3] = TailSum(t3, a, b3, vectorK, job.K);
+            if (nj > 4) c[4] = TailSum(t4, a, b4, vectorK, job.K);
+            if (nj > 5) c[5] = TailSum(t5, a, b5, vectorK, job.K);
+            if (nj > 6) c[6] = TailSum(t6, a, b6, vectorK, job.K);
+            if (nj > 7) c[7] = TailSum(t7, a, b7, vectorK, job.K);
         }
     }
 
