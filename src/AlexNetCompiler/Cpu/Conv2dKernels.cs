@@ -451,10 +451,69 @@ public static unsafe partial class Conv2dKernels
             Im2ColStride1(g, channels, input, colStart, rowStride);
             return;
         }
+        if (sw > 1 && w + 2 * pw <= MaxPhasedRow)
+        {
+            Im2ColPhased(g, channels, input, colStart, rowStride);
+            return;
+        }
         Im2ColScalar(g, channels, input, colStart, rowStride);
     }
 
-    /// <summary><see cref="Im2Col"/> without AVX-512 (and for column strides above 1 with it).</summary>
+    /// <summary>Widest padded input row <see cref="Im2ColPhased"/> splits on the stack (64 KiB of floats).</summary>
+    private const int MaxPhasedRow = 16384;
+
+    /// <summary>
+    /// <see cref="Im2Col"/> at a column stride above 1 (conv1's 4): each padded input row is split once into its
+    /// stride's phases, phase r holding the elements r, r + SW, r + 2 SW, ...; the columns that kernel column kx reads
+    /// along an output row are then phase kx mod SW from element kx / SW on, one contiguous copy, instead of a strided
+    /// gather for every (kx, output row). Each input row serves every kernel row that reads it.
+    /// </summary>
+    private static void Im2ColPhased(in Conv2dGeometry g, int channels, float* input, float* colStart, long rowStride)
+    {
+        int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
+        int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
+        int padded = w + 2 * pw, phaseLength = (padded + sw - 1) / sw;
+        float* phases = stackalloc float[sw * phaseLength];
+        for (int c = 0; c < channels; c++)
+        {
+            float* plane = input + (long)c * h * w;
+            float* channelCol = colStart + (long)c * kh * kw * rowStride;
+            // Output rows whose kernel row ky falls in the vertical padding read zeros.
+            for (int ky = 0; ky < kh; ky++)
+            {
+                for (int y = 0; y < oh; y++)
+                {
+                    int iy = y * sh - ph + ky;
+                    if ((uint)iy < (uint)h) continue;
+                    for (int kx = 0; kx < kw; kx++) new Span<float>(channelCol + (long)(ky * kw + kx) * rowStride + (long)y * ow, ow).Clear();
+                }
+            }
+            for (int iy = 0; iy < h; iy++)
+            {
+                float* row = plane + (long)iy * w;
+                for (int r = 0; r < sw; r++)
+                {
+                    float* phase = phases + r * phaseLength;
+                    for (int t = 0, u = r; t < phaseLength; t++, u += sw)
+                        phase[t] = u >= pw && u < pw + w ? row[u - pw] : 0f;
+                }
+                // Kernel row ky reads input row iy for output row y = (iy + ph - ky) / sh, when that divides.
+                for (int ky = 0; ky < kh; ky++)
+                {
+                    int offset = iy + ph - ky;
+                    if (offset < 0 || offset % sh != 0 || offset / sh >= oh) continue;
+                    int y = offset / sh;
+                    for (int kx = 0; kx < kw; kx++)
+                    {
+                        float* from = phases + (kx % sw) * phaseLength + kx / sw;
+                        new ReadOnlySpan<float>(from, ow).CopyTo(new Span<float>(channelCol + (long)(ky * kw + kx) * rowStride + (long)y * ow, ow));
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary><see cref="Im2Col"/> without AVX-512 (and for column strides above 1 on rows too wide for <see cref="Im2ColPhased"/>).</summary>
     internal static void Im2ColScalar(in Conv2dGeometry g, int channels, float* input, float* colStart, long rowStride)
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;

@@ -30,6 +30,8 @@ public class Conv2dKernelsTests
         yield return ["AlexNet conv3", 1, 256, 13, 13, 384, 3, 3, 1, 1, 1];
         yield return ["AlexNet conv4", 1, 384, 13, 13, 384, 3, 3, 1, 1, 2];
         yield return ["AlexNet conv5", 1, 384, 13, 13, 256, 3, 3, 1, 1, 2];
+        // torchvision's conv1: stride 4 with padding 2 on both sides of the row.
+        yield return ["torchvision conv1", 1, 3, 224, 224, 64, 11, 11, 4, 2, 1];
     }
 
     private static Conv2dGeometry Geometry(int c, int h, int w, int oc, int kh, int kw, int s, int p, int g) =>
@@ -157,16 +159,28 @@ public class Conv2dKernelsTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public unsafe void Vector_im2col_and_col2im_equal_the_scalar_ones(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups)
+    public void Vector_im2col_and_col2im_equal_the_scalar_ones(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups)
     {
-        // The masked AVX-512 paths against the scalar ones (which only machines without AVX-512 run), with a row
-        // stride wider than one sample's columns, as a block of samples has. No arithmetic in im2col; col2im adds
-        // the same entries in the same order: both must be bit-identical.
-        _ = batch;
-        Conv2dGeometry g = Geometry(c, h, w, oc, kh, kw, s, p, groups);
-        int channels = c / groups, positions = g.OutHeight * g.OutWidth, rows = channels * kh * kw;
+        _ = (name, batch);
+        CheckIm2ColAgainstScalar(Geometry(c, h, w, oc, kh, kw, s, p, groups));
+    }
+
+    [Theory]
+    [MemberData(nameof(RectangularStrides))]
+    public void Vector_im2col_and_col2im_equal_the_scalar_ones_with_per_axis_strides(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int sh, int sw, int ph, int pw)
+    {
+        _ = (name, batch);
+        CheckIm2ColAgainstScalar(Geometry(c, h, w, oc, kh, kw, sh, sw, ph, pw));
+    }
+
+    private static unsafe void CheckIm2ColAgainstScalar(Conv2dGeometry g)
+    {
+        // The masked AVX-512 paths (column stride 1) and the phased copies (column strides above 1) against the
+        // scalar loops, with a row stride wider than one sample's columns, as a block of samples has. No arithmetic in
+        // im2col; col2im adds the same entries in the same order: both must be bit-identical.
+        int channels = g.InChannels / g.Groups, positions = g.OutHeight * g.OutWidth, rows = channels * g.KernelHeight * g.KernelWidth;
         long rowStride = positions + 19;
-        float[] input = KernelAssert.Random(channels * h * w, 31);
+        float[] input = KernelAssert.Random(channels * g.InHeight * g.InWidth, 31);
         float[] vector = new float[rows * rowStride], scalar = new float[rows * rowStride];
         Array.Fill(vector, float.NaN); // entries between one row's columns and the next row stay untouched
         Array.Fill(scalar, float.NaN);
