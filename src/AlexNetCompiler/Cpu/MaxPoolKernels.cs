@@ -6,7 +6,7 @@ namespace AlexNetCompiler.Cpu;
 
 /// <summary>
 /// Fast max pooling: the same window scan as the reference (first maximum in row-major order wins, a NaN counts
-/// as the maximum), on raw pointers with the window bounds hoisted, one (sample, channel) plane per work item
+/// as the maximum), on raw pointers with the window bounds hoisted, a run of (sample, channel) planes per work item
 /// spread over the threads. Backward zeroes each input plane and scatters into it, so planes never collide.
 /// </summary>
 public static unsafe partial class MaxPoolKernels
@@ -20,8 +20,8 @@ public static unsafe partial class MaxPoolKernels
         fixed (float* pIn = input, pOut = output)
         fixed (int* pArg = argmax)
         {
-            var job = new PoolJob { G = g, Input = pIn, Output = pOut, Argmax = argmax.IsEmpty ? null : pArg };
-            ctx.For(batch * g.Channels, &ForwardPlane, Unsafe.AsPointer(ref job));
+            var job = new PoolJob(g, batch, ctx) { Input = pIn, Output = pOut, Argmax = argmax.IsEmpty ? null : pArg };
+            ctx.For(job.Items, &ForwardPlanes, Unsafe.AsPointer(ref job));
         }
     }
 
@@ -34,8 +34,8 @@ public static unsafe partial class MaxPoolKernels
         fixed (float* pDy = dOutput, pDx = dInput)
         fixed (int* pArg = argmax)
         {
-            var job = new PoolJob { G = g, Output = pDy, Input = pDx, Argmax = pArg };
-            ctx.For(batch * g.Channels, &BackwardPlane, Unsafe.AsPointer(ref job));
+            var job = new PoolJob(g, batch, ctx) { Output = pDy, Input = pDx, Argmax = pArg };
+            ctx.For(job.Items, &BackwardPlanes, Unsafe.AsPointer(ref job));
         }
     }
 
@@ -44,11 +44,33 @@ public static unsafe partial class MaxPoolKernels
         public PoolGeometry G;
         public float* Input, Output;
         public int* Argmax;
+        public int Planes, PlanesPerItem, Items;
+
+        public PoolJob(in PoolGeometry g, int batch, CpuContext ctx)
+        {
+            G = g;
+            Planes = batch * g.Channels;
+            PlanesPerItem = ctx.UnitsPerItem(Planes);
+            Items = (Planes + PlanesPerItem - 1) / PlanesPerItem;
+        }
     }
 
-    private static void ForwardPlane(void* state, int plane, int threadIndex)
+    private static void ForwardPlanes(void* state, int item, int threadIndex)
     {
         ref PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
+        int end = Math.Min(job.Planes, (item + 1) * job.PlanesPerItem);
+        for (int plane = item * job.PlanesPerItem; plane < end; plane++) ForwardPlane(ref job, plane);
+    }
+
+    private static void BackwardPlanes(void* state, int item, int threadIndex)
+    {
+        ref PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
+        int end = Math.Min(job.Planes, (item + 1) * job.PlanesPerItem);
+        for (int plane = item * job.PlanesPerItem; plane < end; plane++) BackwardPlane(ref job, plane);
+    }
+
+    private static void ForwardPlane(ref PoolJob job, int plane)
+    {
         ref readonly PoolGeometry g = ref job.G;
         int inW = g.InWidth, outPlane = g.OutHeight * g.OutWidth;
         float* x = job.Input + (long)plane * g.InHeight * inW;
@@ -67,6 +89,15 @@ public static unsafe partial class MaxPoolKernels
                 int owInsideEnd = Math.Min(g.OutWidth, (inW + g.PaddingWidth - g.KernelWidth) / g.StrideWidth + 1);
                 for (; ow < owInsideFirst; ow += 8) MaskedWindows(in g, x, y, arg, oh, ow, Math.Min(8, owInsideFirst - ow), hFirst, hEnd);
                 ow = owInsideFirst;
+                if (g.StrideWidth == 2 && Avx512F.IsSupported)
+                {
+                    for (; ow + 16 <= owInsideEnd; ow += 16) StrideTwoWindows(in g, x, y, arg, oh, ow, 16, hFirst, hEnd);
+                    if (ow < owInsideEnd)
+                    {
+                        StrideTwoWindows(in g, x, y, arg, oh, ow, owInsideEnd - ow, hFirst, hEnd);
+                        ow = owInsideEnd;
+                    }
+                }
                 for (; ow + 8 <= owInsideEnd; ow += 8) VectorWindows(in g, x, y, arg, oh, ow, hFirst, hEnd);
                 for (; ow < g.OutWidth; ow += 8) MaskedWindows(in g, x, y, arg, oh, ow, Math.Min(8, g.OutWidth - ow), hFirst, hEnd);
                 continue;
@@ -148,6 +179,49 @@ public static unsafe partial class MaxPoolKernels
         if (arg != null) bestIndex.Store(arg + o);
     }
 
+    /// <summary>
+    /// Up to sixteen adjacent windows (output columns ow0 .. ow0 + count - 1), all inside the row, at a column stride
+    /// of 2 (AlexNet's overlapping pools): for each window element, the sixteen values lie at every other float of
+    /// two neighbouring vectors, so two loads and one permute replace a gather. The loads are masked at the end of the
+    /// input row; lanes past count are computed but not stored. The same visiting order and rule as the scalar scan.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StrideTwoWindows(in PoolGeometry g, float* x, float* y, int* arg, int oh, int ow0, int count, int hFirst, int hEnd)
+    {
+        int inW = g.InWidth, firstColumn = 2 * ow0 - g.PaddingWidth;
+        Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        Vector512<int> evens = lane + lane;
+        Vector512<int> columns = evens + Vector512.Create(firstColumn);
+        Vector512<float> best = Vector512.Create(float.NegativeInfinity);
+        Vector512<int> bestIndex = columns + Vector512.Create(hFirst * inW);
+        for (int h = hFirst; h < hEnd; h++)
+        {
+            float* row = x + (long)h * inW + firstColumn;
+            Vector512<int> rowIndex = columns + Vector512.Create(h * inW);
+            for (int kx = 0; kx < g.KernelWidth; kx++)
+            {
+                // Floats of the row from column firstColumn + kx on: none past its end is read.
+                int rowLeft = inW - firstColumn - kx;
+                Vector512<float> low = Avx512F.MaskLoad(row + kx, Vector512.LessThan(lane, Vector512.Create(rowLeft)).AsSingle(), Vector512<float>.Zero);
+                Vector512<float> high = Avx512F.MaskLoad(row + kx + 16, Vector512.LessThan(lane, Vector512.Create(rowLeft - 16)).AsSingle(), Vector512<float>.Zero);
+                Vector512<float> v = Avx512F.PermuteVar16x32x2(low, evens, high);
+                Vector512<float> replace = Vector512.GreaterThan(v, best) | ~Vector512.Equals(v, v);
+                best = Vector512.ConditionalSelect(replace, v, best);
+                bestIndex = Vector512.ConditionalSelect(replace.AsInt32(), rowIndex + Vector512.Create(kx), bestIndex);
+            }
+        }
+        int o = oh * g.OutWidth + ow0;
+        if (count == 16)
+        {
+            best.Store(y + o);
+            if (arg != null) bestIndex.Store(arg + o);
+            return;
+        }
+        Vector512<int> stored = Vector512.LessThan(lane, Vector512.Create(count));
+        Avx512F.MaskStore(y + o, stored.AsSingle(), best);
+        if (arg != null) Avx512F.MaskStore(arg + o, stored, bestIndex);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ScalarWindow(in PoolGeometry g, float* x, float* y, int* arg, int oh, int ow, int hFirst, int hEnd)
     {
@@ -175,9 +249,8 @@ public static unsafe partial class MaxPoolKernels
         if (arg != null) arg[o] = bestIndex;
     }
 
-    private static void BackwardPlane(void* state, int plane, int threadIndex)
+    private static void BackwardPlane(ref PoolJob job, int plane)
     {
-        ref PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
         ref readonly PoolGeometry g = ref job.G;
         int inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
         float* dx = job.Input + (long)plane * inPlane;

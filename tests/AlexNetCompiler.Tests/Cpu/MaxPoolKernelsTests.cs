@@ -17,6 +17,8 @@ public class MaxPoolKernelsTests
         { 1, 2, 24, 32, 19, 19, 1, 9 },  // 9 windows a row start in the padding (more than one masked group of 8)
         { 2, 96, 55, 55, 3, 3, 2, 0 },   // AlexNet pool1
         { 1, 256, 13, 13, 3, 3, 2, 0 },  // AlexNet pool5
+        { 2, 3, 6, 75, 3, 3, 2, 1 },     // stride 2, padded: 36 windows inside a row (16 + 16 + 4 at a time)
+        { 1, 2, 5, 41, 4, 2, 2, 0 },     // stride 2, 2 wide and 4 high: 20 windows, each row read to its end
     };
 
     [Theory]
