@@ -493,9 +493,14 @@ public static unsafe partial class Conv2dKernels
                 float* row = plane + (long)iy * w;
                 for (int r = 0; r < sw; r++)
                 {
+                    // Padded column u = t * SW + r is input column u - PW: zero before the row and after it.
                     float* phase = phases + r * phaseLength;
-                    for (int t = 0, u = r; t < phaseLength; t++, u += sw)
-                        phase[t] = u >= pw && u < pw + w ? row[u - pw] : 0f;
+                    int first = FirstValid(pw - r, sw), end = Math.Min(phaseLength, LastValidExclusive(pw + w - r, sw));
+                    int t = 0;
+                    for (; t < first; t++) phase[t] = 0f;
+                    float* from = row + (first * sw + r - pw);
+                    for (; t < end; t++, from += sw) phase[t] = *from;
+                    for (; t < phaseLength; t++) phase[t] = 0f;
                 }
                 // Kernel row ky reads input row iy for output row y = (iy + ph - ky) / sh, when that divides.
                 for (int ky = 0; ky < kh; ky++)
@@ -504,13 +509,28 @@ public static unsafe partial class Conv2dKernels
                     if (offset < 0 || offset % sh != 0 || offset / sh >= oh) continue;
                     int y = offset / sh;
                     for (int kx = 0; kx < kw; kx++)
-                    {
-                        float* from = phases + (kx % sw) * phaseLength + kx / sw;
-                        new ReadOnlySpan<float>(from, ow).CopyTo(new Span<float>(channelCol + (long)(ky * kw + kx) * rowStride + (long)y * ow, ow));
-                    }
+                        CopyRun(phases + (kx % sw) * phaseLength + kx / sw, channelCol + (long)(ky * kw + kx) * rowStride + (long)y * ow, ow);
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Copies count floats between buffers that do not overlap: whole vectors, the last one ending at the last float
+    /// (it may rewrite a few the previous one wrote, with the same values), instead of a general copy call per run
+    /// of 55 floats.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRun(float* from, float* to, int count)
+    {
+        if (count < Vector512<float>.Count || !Vector512.IsHardwareAccelerated)
+        {
+            new ReadOnlySpan<float>(from, count).CopyTo(new Span<float>(to, count));
+            return;
+        }
+        int last = count - Vector512<float>.Count;
+        for (int i = 0; i < last; i += Vector512<float>.Count) Vector512.Store(Vector512.Load(from + i), to + i);
+        Vector512.Store(Vector512.Load(from + last), to + last);
     }
 
     /// <summary><see cref="Im2Col"/> without AVX-512 (and for column strides above 1 on rows too wide for <see cref="Im2ColPhased"/>).</summary>
