@@ -297,6 +297,96 @@ internal static class NetworkBench
         }
     }
 
+    /// <summary>
+    /// `ort-layers --nets NET --batches B`: ONNX Runtime's own per-node profile of its forward pass (the same session
+    /// options as the bench's cells), warmed as a cell is and then run for the profile: each node's median time in
+    /// execution order. Beside `kernels` (ours, per layer) it shows where the two differ. Not part of the table.
+    /// </summary>
+    public static int OrtLayers(string key, int batch, int threads, int runs)
+    {
+        BenchNetwork net = BenchNetwork.Find(key);
+        NetworkDescriptor d = net.Descriptor;
+        float[] images = BenchSetup.Images(d, batch);
+        string stem = Path.Combine(Path.GetTempPath(), $"anc-ort-layers-{Environment.ProcessId}-{net.Key}");
+        string model = stem + ".onnx";
+        string? profile = null;
+        try
+        {
+            using (var ctx = new CpuContext(1))
+            {
+                BenchSetup.CreateOurs(net, 1, ctx).ExportOnnx(model);
+            }
+            using var options = new SessionOptions
+            {
+                IntraOpNumThreads = threads,
+                InterOpNumThreads = 1,
+                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+                EnableProfiling = true,
+                ProfileOutputPathPrefix = stem,
+            };
+            using var session = new InferenceSession(model, options);
+            using OrtValue input = OrtValue.CreateTensorValueFromMemory(images, [batch, d.InputChannels, d.InputHeight, d.InputWidth]);
+            using var runOptions = new RunOptions();
+            string[] inputNames = [OnnxExporter.InputName], outputNames = [session.OutputNames.Single()];
+            OrtValue[] inputs = [input];
+            void Run()
+            {
+                using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(runOptions, inputNames, inputs, outputNames);
+            }
+            Timing.WarmThenTime(1, Run);
+            // The profile holds the warm-up too; the medians below are over every run, so they barely move.
+            for (int i = 0; i < runs; i++) Run();
+            profile = session.EndProfiling();
+            PrintOrtProfile(profile, key, batch, threads);
+            return 0;
+        }
+        finally
+        {
+            File.Delete(model);
+            if (profile is not null) File.Delete(profile);
+        }
+    }
+
+    /// <summary>Each node's median "kernel time" in an ONNX Runtime profile (Chrome trace format), in execution order.</summary>
+    private static void PrintOrtProfile(string path, string key, int batch, int threads)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(path));
+        var order = new List<string>();
+        var times = new Dictionary<string, (string Op, List<double> Micros)>();
+        var runs = new List<double>();
+        foreach (System.Text.Json.JsonElement e in document.RootElement.EnumerateArray())
+        {
+            string category = e.GetProperty("cat").GetString() ?? "", name = e.GetProperty("name").GetString() ?? "";
+            double micros = e.GetProperty("dur").GetDouble();
+            if (category == "Session" && name == "model_run") runs.Add(micros);
+            if (category != "Node" || !name.EndsWith("_kernel_time", StringComparison.Ordinal)) continue;
+            string node = name[..^"_kernel_time".Length];
+            if (!times.TryGetValue(node, out var entry))
+            {
+                string op = e.TryGetProperty("args", out var args) && args.TryGetProperty("op_name", out var o) ? o.GetString() ?? "" : "";
+                entry = (op, new List<double>());
+                times[node] = entry;
+                order.Add(node);
+            }
+            entry.Micros.Add(micros);
+        }
+        static double Median(List<double> values)
+        {
+            values.Sort();
+            return values.Count == 0 ? 0 : values[values.Count / 2];
+        }
+        Console.WriteLine($"ONNX Runtime {OrtEnv.Instance().GetVersionString()}, {key} at batch {batch}, {threads} thread(s): " +
+            $"{runs.Count} runs, median {Median(runs) / 1e3:F2} ms; each node's median:");
+        double sum = 0;
+        foreach (string node in order)
+        {
+            double median = Median(times[node].Micros);
+            sum += median;
+            Console.WriteLine($"  {node,-40} {times[node].Op,-16} {median / 1e3,8:F2} ms");
+        }
+        Console.WriteLine($"  {"sum of the nodes",-57} {sum / 1e3,8:F2} ms");
+    }
+
     /// <summary>The first "model name" of /proc/cpuinfo: the ratios in a run hold for that processor, not for others.</summary>
     private static string ProcessorName()
     {

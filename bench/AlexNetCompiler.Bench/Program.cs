@@ -84,13 +84,18 @@ static int Run(string[] args)
         case "allreduce":
             return DistributedBench.AllReduce(ListOption(args, "--floats", "632778,4194304,60965224").Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(),
                 IntOption(args, "--reps", 5));
+        case "ort-layers":
+            foreach (string key in ListOption(args, "--nets", "torchvision"))
+                foreach (int b in ListOption(args, "--batches", "1,16").Select(s => int.Parse(s, CultureInfo.InvariantCulture)))
+                    NetworkBench.OrtLayers(key, b, threads, IntOption(args, "--runs", 50));
+            return 0;
         case "micro":
             MicroKernelBench.Run();
             return 0;
         case "loader":
             return LoaderBench.Run(IntOption(args, "--images", 3000), threads, IntOption(args, "--batch", 64), IntOption(args, "--steps", 3));
         default:
-            Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, conv3x3, conv-pairs, gemm, micro, distributed, allreduce, loader.");
+            Console.Error.WriteLine($"Unknown command '{command}'. Commands: bench, ours, kernels, ort-layers, conv3x3, conv-pairs, dense, gemm, micro, distributed, allreduce, loader.");
             return 2;
     }
 }
