@@ -334,10 +334,10 @@ internal static class NetworkBench
                 using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(runOptions, inputNames, inputs, outputNames);
             }
             Timing.WarmThenTime(1, Run);
-            // The profile holds the warm-up too; the medians below are over every run, so they barely move.
             for (int i = 0; i < runs; i++) Run();
             profile = session.EndProfiling();
-            PrintOrtProfile(profile, key, batch, threads);
+            // The profile holds the warm-up too: only the last runs count.
+            PrintOrtProfile(profile, key, batch, threads, runs);
             return 0;
         }
         finally
@@ -348,15 +348,22 @@ internal static class NetworkBench
     }
 
     /// <summary>Each node's median "kernel time" in an ONNX Runtime profile (Chrome trace format), in execution order.</summary>
-    private static void PrintOrtProfile(string path, string key, int batch, int threads)
+    private static void PrintOrtProfile(string path, string key, int batch, int threads, int lastRuns)
     {
         using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(path));
+        System.Text.Json.JsonElement[] events = document.RootElement.EnumerateArray().ToArray();
+        static string Text(System.Text.Json.JsonElement e, string property) => e.GetProperty(property).GetString() ?? "";
+        // The start of the first of the last runs: node events before it belong to the warm-up.
+        double[] runStarts = events.Where(e => Text(e, "cat") == "Session" && Text(e, "name") == "model_run")
+            .Select(e => e.GetProperty("ts").GetDouble()).Order().ToArray();
+        double from = runStarts.Length <= lastRuns ? double.MinValue : runStarts[^lastRuns];
         var order = new List<string>();
         var times = new Dictionary<string, (string Op, List<double> Micros)>();
         var runs = new List<double>();
-        foreach (System.Text.Json.JsonElement e in document.RootElement.EnumerateArray())
+        foreach (System.Text.Json.JsonElement e in events)
         {
-            string category = e.GetProperty("cat").GetString() ?? "", name = e.GetProperty("name").GetString() ?? "";
+            if (e.GetProperty("ts").GetDouble() < from) continue;
+            string category = Text(e, "cat"), name = Text(e, "name");
             double micros = e.GetProperty("dur").GetDouble();
             if (category == "Session" && name == "model_run") runs.Add(micros);
             if (category != "Node" || !name.EndsWith("_kernel_time", StringComparison.Ordinal)) continue;
@@ -373,7 +380,8 @@ internal static class NetworkBench
         static double Median(List<double> values)
         {
             values.Sort();
-            return values.Count == 0 ? 0 : values[values.Count / 2];
+            int n = values.Count;
+            return n == 0 ? 0 : n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
         }
         Console.WriteLine($"ONNX Runtime {OrtEnv.Instance().GetVersionString()}, {key} at batch {batch}, {threads} thread(s): " +
             $"{runs.Count} runs, median {Median(runs) / 1e3:F2} ms; each node's median:");

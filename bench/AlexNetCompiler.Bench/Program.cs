@@ -12,6 +12,8 @@ using AlexNetCompiler.Bench;
 //     (conv2 of both AlexNets, im2col + GEMM against Winograd F(2x2, 5x5), in alternating pairs of single calls)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- dense   [--threads N] [--batch N] [--rounds R]
 //     (AlexNet's three dense layers: forward, backward, backward with the SGD update, the three calls in turn each round)
+//   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ort-layers [--threads N] [--batches 1,16] [--nets torchvision] [--runs 50]
+//     (ONNX Runtime's own profile of its forward pass, node by node, to set beside `kernels`)
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- ours    [--threads N] [--batches 1,16] [--nets canonical,torchvision]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- gemm    [--threads N]
 //   dotnet run -c Release --project bench/AlexNetCompiler.Bench -- micro

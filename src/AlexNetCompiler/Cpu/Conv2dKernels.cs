@@ -451,7 +451,7 @@ public static unsafe partial class Conv2dKernels
             Im2ColStride1(g, channels, input, colStart, rowStride);
             return;
         }
-        if (sw > 1 && w + 2 * pw <= MaxPhasedRow)
+        if (sw > 1 && (long)Math.Min(sw, kw) * ((w + 2 * pw + sw - 1) / sw) <= MaxPhasedRow)
         {
             Im2ColPhased(g, channels, input, colStart, rowStride);
             return;
@@ -459,7 +459,7 @@ public static unsafe partial class Conv2dKernels
         Im2ColScalar(g, channels, input, colStart, rowStride);
     }
 
-    /// <summary>Widest padded input row <see cref="Im2ColPhased"/> splits on the stack (64 KiB of floats).</summary>
+    /// <summary>Most floats of phases <see cref="Im2ColPhased"/> splits a row into on the stack (64 KiB).</summary>
     private const int MaxPhasedRow = 16384;
 
     /// <summary>
@@ -473,7 +473,9 @@ public static unsafe partial class Conv2dKernels
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
         int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
         int padded = w + 2 * pw, phaseLength = (padded + sw - 1) / sw;
-        float* phases = stackalloc float[sw * phaseLength];
+        // Kernel column kx reads phase kx mod SW: a kernel narrower than the stride reads only its first KW phases.
+        int phaseCount = Math.Min(sw, kw);
+        float* phases = stackalloc float[phaseCount * phaseLength];
         for (int c = 0; c < channels; c++)
         {
             float* plane = input + (long)c * h * w;
@@ -491,7 +493,7 @@ public static unsafe partial class Conv2dKernels
             for (int iy = 0; iy < h; iy++)
             {
                 float* row = plane + (long)iy * w;
-                for (int r = 0; r < sw; r++)
+                for (int r = 0; r < phaseCount; r++)
                 {
                     // Padded column u = t * SW + r is input column u - PW: zero before the row and after it.
                     float* phase = phases + r * phaseLength;
@@ -518,7 +520,7 @@ public static unsafe partial class Conv2dKernels
     /// <summary>
     /// Copies count floats between buffers that do not overlap: whole vectors, the last one ending at the last float
     /// (it may rewrite a few the previous one wrote, with the same values), instead of a general copy call per run
-    /// of 55 floats.
+    /// (conv1's runs are 55 floats).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CopyRun(float* from, float* to, int count)
@@ -533,12 +535,15 @@ public static unsafe partial class Conv2dKernels
         Vector512.Store(Vector512.Load(from + last), to + last);
     }
 
-    /// <summary><see cref="Im2Col"/> without AVX-512 (and for column strides above 1 on rows too wide for <see cref="Im2ColPhased"/>).</summary>
+    /// <summary>
+    /// <see cref="Im2Col"/> at a column stride of 1 without AVX-512, and at larger strides on rows too wide for
+    /// <see cref="Im2ColPhased"/>; the tests' reference for both fast paths.
+    /// </summary>
     internal static void Im2ColScalar(in Conv2dGeometry g, int channels, float* input, float* colStart, long rowStride)
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
         int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
-        // Strided reads (conv1's stride 4): eight per gather.
+        // Strided reads (rows too wide to split into phases): eight per gather.
         Vector256<int> offsets = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * sw;
         long row = 0;
         for (int c = 0; c < channels; c++)
@@ -727,6 +732,8 @@ public static unsafe partial class Conv2dKernels
             throw new ArgumentException($"Conv2d: groups {g.Groups} must divide input channels {g.InChannels} and output channels {g.OutChannels}.", nameof(g));
         if (g.StrideHeight < 1 || g.StrideWidth < 1 || g.KernelHeight < 1 || g.KernelWidth < 1 || g.PaddingHeight < 0 || g.PaddingWidth < 0)
             throw new ArgumentException($"Conv2d: kernel {g.KernelHeight}x{g.KernelWidth}, stride {g.StrideHeight}x{g.StrideWidth}, padding {g.PaddingHeight}x{g.PaddingWidth} out of range.", nameof(g));
+        if (g.InHeight + 2 * g.PaddingHeight < g.KernelHeight || g.InWidth + 2 * g.PaddingWidth < g.KernelWidth)
+            throw new ArgumentException($"Conv2d: kernel {g.KernelHeight}x{g.KernelWidth} is larger than the padded input {g.InHeight + 2 * g.PaddingHeight}x{g.InWidth + 2 * g.PaddingWidth} (input {g.InHeight}x{g.InWidth}, padding {g.PaddingHeight}x{g.PaddingWidth}).", nameof(g));
         int oh = (g.InHeight + 2 * g.PaddingHeight - g.KernelHeight) / g.StrideHeight + 1;
         int ow = (g.InWidth + 2 * g.PaddingWidth - g.KernelWidth) / g.StrideWidth + 1;
         if (oh != g.OutHeight || ow != g.OutWidth || oh < 1 || ow < 1)

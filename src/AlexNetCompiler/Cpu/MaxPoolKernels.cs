@@ -83,10 +83,12 @@ public static unsafe partial class MaxPoolKernels
             int ow = 0;
             if (Avx2.IsSupported && hFirst < hEnd)
             {
-                // Output columns whose windows lie fully inside the row: 8 windows at once, branch free; the columns
-                // before and after them (padding, or a row narrower than 8 windows) 8 at a time with masked reads.
+                // Output columns whose windows lie fully inside the row: 8 windows at once (16 at a column stride of 2,
+                // StrideTwoWindows), branch free; the columns before and after them (padding, or a row narrower than 8
+                // windows) 8 at a time with masked reads. A kernel wider than the row leaves no window inside it.
                 int owInsideFirst = Math.Min(g.OutWidth, (g.PaddingWidth + g.StrideWidth - 1) / g.StrideWidth);
-                int owInsideEnd = Math.Min(g.OutWidth, (inW + g.PaddingWidth - g.KernelWidth) / g.StrideWidth + 1);
+                int insideSpan = inW + g.PaddingWidth - g.KernelWidth;
+                int owInsideEnd = insideSpan < 0 ? 0 : Math.Min(g.OutWidth, insideSpan / g.StrideWidth + 1);
                 for (; ow < owInsideFirst; ow += 8) MaskedWindows(in g, x, y, arg, oh, ow, Math.Min(8, owInsideFirst - ow), hFirst, hEnd);
                 ow = owInsideFirst;
                 if (g.StrideWidth == 2 && Avx512F.IsSupported)

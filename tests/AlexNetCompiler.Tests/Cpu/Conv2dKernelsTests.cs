@@ -48,6 +48,7 @@ public class Conv2dKernelsTests
         yield return ["stride 2x1", 3, 3, 11, 9, 4, 5, 3, 2, 1, 2, 1];
         yield return ["stride 1x2", 2, 4, 9, 20, 5, 3, 3, 1, 2, 1, 0];
         yield return ["stride 3x1, wide rows", 2, 2, 13, 37, 3, 3, 3, 3, 1, 1, 1];
+        yield return ["stride 2x3, padded", 2, 3, 12, 17, 4, 3, 5, 2, 3, 1, 2];
     }
 
     private static Conv2dGeometry Geometry(int c, int h, int w, int oc, int kh, int kw, int sh, int sw, int ph, int pw) =>
@@ -226,5 +227,16 @@ public class Conv2dKernelsTests
         var wrongOut = g with { OutHeight = 7 };
         e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Forward(wrongOut, 1, new float[g.InputLength], new float[g.WeightLength], default, new float[wrongOut.OutputLength], false, ctx));
         Assert.Contains("expected 8x8", e.Message);
+    }
+
+    [Fact]
+    public void A_kernel_wider_than_the_padded_input_is_refused()
+    {
+        // Width 2, kernel 3, stride 2, no padding: division toward zero would give one output column, which
+        // PyTorch's floor refuses; no window fits, so the kernels refuse it too instead of reading a wrong phase.
+        var g = new Conv2dGeometry(1, 4, 2, 1, 4, 1, 1, 3, 1, 2, 0, 0, 1);
+        using var ctx = new CpuContext(1);
+        var e = Assert.Throws<ArgumentException>(() => Conv2dKernels.Forward(g, 1, new float[g.InputLength], new float[g.WeightLength], default, new float[g.OutputLength], false, ctx));
+        Assert.Contains("larger than the padded input", e.Message);
     }
 }

@@ -19,6 +19,7 @@ public class MaxPoolKernelsTests
         { 1, 256, 13, 13, 3, 3, 2, 0 },  // AlexNet pool5
         { 2, 3, 6, 75, 3, 3, 2, 1 },     // stride 2, padded: 36 windows inside a row (16 + 16 + 4 at a time)
         { 1, 2, 5, 41, 4, 2, 2, 0 },     // stride 2, 2 wide and 4 high: 20 windows, each row read to its end
+        { 1, 1, 1, 2, 1, 3, 2, 0 },      // a kernel wider than the row: its one window is not inside the row
     };
 
     [Theory]
