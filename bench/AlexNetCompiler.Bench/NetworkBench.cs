@@ -264,7 +264,44 @@ internal static class NetworkBench
     /// ONNX Runtime's forward on the network's own export (the bench's weights): CPU provider, all graph
     /// optimisations, the bench's thread count for its intra-op pool and one inter-op thread.
     /// </summary>
-    private static Timing.Result OnnxRuntimeForward(BenchNetwork net, float[] images, int batch, int threads, int repetitions)
+    private static Timing.Result OnnxRuntimeForward(BenchNetwork net, float[] images, int batch, int threads, int repetitions) =>
+        WithOnnxRuntimeForward(net, images, batch, threads, profilePrefix: null, (_, run) => Timing.WarmThenTime(repetitions, run));
+
+    /// <summary>
+    /// `ort-layers --nets NET --batches B`: ONNX Runtime's own per-node profile of its forward pass (the same session
+    /// options as the bench's cells), warmed as a cell is and then run for the profile: each node's median time in
+    /// execution order. Beside `kernels` (ours, per layer) it shows where the two differ. Not part of the table.
+    /// </summary>
+    public static int OrtLayers(string key, int batch, int threads, int runs)
+    {
+        BenchNetwork net = BenchNetwork.Find(key);
+        float[] images = BenchSetup.Images(net.Descriptor, batch);
+        string prefix = Path.Combine(Path.GetTempPath(), $"anc-ort-layers-{Environment.ProcessId}-{net.Key}");
+        string profile = WithOnnxRuntimeForward(net, images, batch, threads, prefix, (session, run) =>
+        {
+            Timing.WarmThenTime(1, run);
+            for (int i = 0; i < runs; i++) run();
+            return session.EndProfiling();
+        });
+        try
+        {
+            // The profile holds the warm-up too: only the last runs count.
+            PrintOrtProfile(profile, key, batch, threads, runs);
+            return 0;
+        }
+        finally
+        {
+            File.Delete(profile);
+        }
+    }
+
+    /// <summary>
+    /// Exports the network (the bench's weights) to a temporary ONNX file, opens it in ONNX Runtime with the bench's
+    /// session options (profiling into <paramref name="profilePrefix"/> when given) and hands <paramref name="use"/> the
+    /// session and one forward call on the images.
+    /// </summary>
+    private static T WithOnnxRuntimeForward<T>(BenchNetwork net, float[] images, int batch, int threads, string? profilePrefix,
+        Func<InferenceSession, Action, T> use)
     {
         string model = Path.Combine(Path.GetTempPath(), $"anc-bench-{Environment.ProcessId}-{net.Key}.onnx");
         try
@@ -280,13 +317,18 @@ internal static class NetworkBench
                 InterOpNumThreads = 1,
                 GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             };
+            if (profilePrefix is not null)
+            {
+                options.EnableProfiling = true;
+                options.ProfileOutputPathPrefix = profilePrefix;
+            }
             using var session = new InferenceSession(model, options);
             NetworkDescriptor d = net.Descriptor;
             using OrtValue input = OrtValue.CreateTensorValueFromMemory(images, [batch, d.InputChannels, d.InputHeight, d.InputWidth]);
             using var runOptions = new RunOptions();
             string[] inputNames = [OnnxExporter.InputName], outputNames = [session.OutputNames.Single()];
             OrtValue[] inputs = [input];
-            return Timing.WarmThenTime(repetitions, () =>
+            return use(session, () =>
             {
                 using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(runOptions, inputNames, inputs, outputNames);
             });
@@ -294,56 +336,6 @@ internal static class NetworkBench
         finally
         {
             File.Delete(model);
-        }
-    }
-
-    /// <summary>
-    /// `ort-layers --nets NET --batches B`: ONNX Runtime's own per-node profile of its forward pass (the same session
-    /// options as the bench's cells), warmed as a cell is and then run for the profile: each node's median time in
-    /// execution order. Beside `kernels` (ours, per layer) it shows where the two differ. Not part of the table.
-    /// </summary>
-    public static int OrtLayers(string key, int batch, int threads, int runs)
-    {
-        BenchNetwork net = BenchNetwork.Find(key);
-        NetworkDescriptor d = net.Descriptor;
-        float[] images = BenchSetup.Images(d, batch);
-        string stem = Path.Combine(Path.GetTempPath(), $"anc-ort-layers-{Environment.ProcessId}-{net.Key}");
-        string model = stem + ".onnx";
-        string? profile = null;
-        try
-        {
-            using (var ctx = new CpuContext(1))
-            {
-                BenchSetup.CreateOurs(net, 1, ctx).ExportOnnx(model);
-            }
-            using var options = new SessionOptions
-            {
-                IntraOpNumThreads = threads,
-                InterOpNumThreads = 1,
-                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-                EnableProfiling = true,
-                ProfileOutputPathPrefix = stem,
-            };
-            using var session = new InferenceSession(model, options);
-            using OrtValue input = OrtValue.CreateTensorValueFromMemory(images, [batch, d.InputChannels, d.InputHeight, d.InputWidth]);
-            using var runOptions = new RunOptions();
-            string[] inputNames = [OnnxExporter.InputName], outputNames = [session.OutputNames.Single()];
-            OrtValue[] inputs = [input];
-            void Run()
-            {
-                using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(runOptions, inputNames, inputs, outputNames);
-            }
-            Timing.WarmThenTime(1, Run);
-            for (int i = 0; i < runs; i++) Run();
-            profile = session.EndProfiling();
-            // The profile holds the warm-up too: only the last runs count.
-            PrintOrtProfile(profile, key, batch, threads, runs);
-            return 0;
-        }
-        finally
-        {
-            File.Delete(model);
-            if (profile is not null) File.Delete(profile);
         }
     }
 

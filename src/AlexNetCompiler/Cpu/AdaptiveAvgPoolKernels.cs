@@ -18,8 +18,8 @@ public static unsafe partial class AdaptiveAvgPoolKernels
         fixed (float* pIn = input, pOut = output)
         fixed (int* pBins = bins)
         {
-            var job = new PoolJob(g, batch, ctx, pIn, pOut, pBins);
-            ctx.For(job.Items, &ForwardPlanes, Unsafe.AsPointer(ref job));
+            var job = new PoolJob(g, pIn, pOut, pBins);
+            ctx.ForRuns(batch * g.Channels, &ForwardPlane, Unsafe.AsPointer(ref job));
         }
     }
 
@@ -32,8 +32,8 @@ public static unsafe partial class AdaptiveAvgPoolKernels
         fixed (float* pDx = dInput, pDy = dOutput)
         fixed (int* pBins = bins)
         {
-            var job = new PoolJob(g, batch, ctx, pDx, pDy, pBins);
-            ctx.For(job.Items, &BackwardPlanes, Unsafe.AsPointer(ref job));
+            var job = new PoolJob(g, pDx, pDy, pBins);
+            ctx.ForRuns(batch * g.Channels, &BackwardPlane, Unsafe.AsPointer(ref job));
         }
     }
 
@@ -55,15 +55,10 @@ public static unsafe partial class AdaptiveAvgPoolKernels
         public readonly AdaptiveAvgPoolGeometry G;
         public readonly float* Input, Output;
         public readonly int* RowStart, RowEnd, ColumnStart, ColumnEnd;
-        /// <summary>(sample, channel) planes in all, and per work item (<see cref="CpuContext.UnitsPerItem"/>).</summary>
-        public readonly int Planes, PlanesPerItem, Items;
 
-        public PoolJob(in AdaptiveAvgPoolGeometry g, int batch, CpuContext ctx, float* input, float* output, int* bins)
+        public PoolJob(in AdaptiveAvgPoolGeometry g, float* input, float* output, int* bins)
         {
             G = g;
-            Planes = batch * g.Channels;
-            PlanesPerItem = ctx.UnitsPerItem(Planes);
-            Items = (Planes + PlanesPerItem - 1) / PlanesPerItem;
             Input = input;
             Output = output;
             RowStart = bins;
@@ -83,22 +78,9 @@ public static unsafe partial class AdaptiveAvgPoolKernels
         }
     }
 
-    private static void ForwardPlanes(void* state, int item, int threadIndex)
+    private static void ForwardPlane(void* state, int plane, int threadIndex)
     {
         ref readonly PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
-        int end = Math.Min(job.Planes, (item + 1) * job.PlanesPerItem);
-        for (int plane = item * job.PlanesPerItem; plane < end; plane++) ForwardPlane(in job, plane);
-    }
-
-    private static void BackwardPlanes(void* state, int item, int threadIndex)
-    {
-        ref readonly PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
-        int end = Math.Min(job.Planes, (item + 1) * job.PlanesPerItem);
-        for (int plane = item * job.PlanesPerItem; plane < end; plane++) BackwardPlane(in job, plane);
-    }
-
-    private static void ForwardPlane(in PoolJob job, int plane)
-    {
         ref readonly AdaptiveAvgPoolGeometry g = ref job.G;
         int inW = g.InWidth;
         float* x = job.Input + (long)plane * g.InHeight * inW;
@@ -120,8 +102,9 @@ public static unsafe partial class AdaptiveAvgPoolKernels
         }
     }
 
-    private static void BackwardPlane(in PoolJob job, int plane)
+    private static void BackwardPlane(void* state, int plane, int threadIndex)
     {
+        ref readonly PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
         ref readonly AdaptiveAvgPoolGeometry g = ref job.G;
         int inW = g.InWidth;
         float* dx = job.Input + (long)plane * g.InHeight * inW;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace AlexNetCompiler.Cpu;
@@ -163,15 +164,40 @@ public sealed unsafe class CpuContext : IDisposable
         for (int t = 0; t < Threads; t++) Scratch(t, slot, length);
     }
 
-    /// <summary>Items per thread <see cref="UnitsPerItem"/> aims at: enough for the threads to even out.</summary>
-    private const int ItemsPerThread = 8;
+    /// <summary>Runs per thread <see cref="ForRuns"/> aims at: enough for the threads to even out.</summary>
+    private const int RunsPerThread = 8;
 
     /// <summary>
-    /// How many of <paramref name="units"/> small, even pieces of work (pooling planes) one item of <see cref="For"/>
-    /// should take: about eight items per thread. Handing out an item moves a cache line between cores, which takes
-    /// about as long as pooling a 13x13 plane, so one plane per item spent more time handing out than pooling.
+    /// As <see cref="For"/>, for many small, even units of work (pooling planes): body(state, unit, threadIndex) for
+    /// every unit in [0, units), handed out in runs of consecutive units, about eight runs per thread. Handing out an
+    /// item moves a cache line between cores, which takes about as long as pooling a 13x13 plane, so one plane per
+    /// item spent more time handing out than pooling.
     /// </summary>
-    internal int UnitsPerItem(int units) => Math.Max(1, units / (Threads * ItemsPerThread));
+    internal void ForRuns(int units, delegate*<void*, int, int, void> body, void* state)
+    {
+        int perRun = Math.Max(1, units / (Threads * RunsPerThread));
+        if (perRun == 1)
+        {
+            For(units, body, state);
+            return;
+        }
+        var runs = new RunsJob { Body = body, State = state, Units = units, PerRun = perRun };
+        For((units + perRun - 1) / perRun, &RunOfUnits, &runs);
+    }
+
+    private struct RunsJob
+    {
+        public delegate*<void*, int, int, void> Body;
+        public void* State;
+        public int Units, PerRun;
+    }
+
+    private static void RunOfUnits(void* state, int run, int threadIndex)
+    {
+        ref RunsJob job = ref Unsafe.AsRef<RunsJob>(state);
+        int end = Math.Min(job.Units, (run + 1) * job.PerRun);
+        for (int unit = run * job.PerRun; unit < end; unit++) job.Body(job.State, unit, threadIndex);
+    }
 
     /// <summary>
     /// Runs body(state, item, threadIndex) for every item in [0, count), spread over the threads (items are handed

@@ -20,8 +20,8 @@ public static unsafe partial class MaxPoolKernels
         fixed (float* pIn = input, pOut = output)
         fixed (int* pArg = argmax)
         {
-            var job = new PoolJob(g, batch, ctx) { Input = pIn, Output = pOut, Argmax = argmax.IsEmpty ? null : pArg };
-            ctx.For(job.Items, &ForwardPlanes, Unsafe.AsPointer(ref job));
+            var job = new PoolJob { G = g, Input = pIn, Output = pOut, Argmax = argmax.IsEmpty ? null : pArg };
+            ctx.ForRuns(batch * g.Channels, &ForwardPlane, Unsafe.AsPointer(ref job));
         }
     }
 
@@ -34,8 +34,8 @@ public static unsafe partial class MaxPoolKernels
         fixed (float* pDy = dOutput, pDx = dInput)
         fixed (int* pArg = argmax)
         {
-            var job = new PoolJob(g, batch, ctx) { Output = pDy, Input = pDx, Argmax = pArg };
-            ctx.For(job.Items, &BackwardPlanes, Unsafe.AsPointer(ref job));
+            var job = new PoolJob { G = g, Output = pDy, Input = pDx, Argmax = pArg };
+            ctx.ForRuns(batch * g.Channels, &BackwardPlane, Unsafe.AsPointer(ref job));
         }
     }
 
@@ -44,33 +44,11 @@ public static unsafe partial class MaxPoolKernels
         public PoolGeometry G;
         public float* Input, Output;
         public int* Argmax;
-        public int Planes, PlanesPerItem, Items;
-
-        public PoolJob(in PoolGeometry g, int batch, CpuContext ctx)
-        {
-            G = g;
-            Planes = batch * g.Channels;
-            PlanesPerItem = ctx.UnitsPerItem(Planes);
-            Items = (Planes + PlanesPerItem - 1) / PlanesPerItem;
-        }
     }
 
-    private static void ForwardPlanes(void* state, int item, int threadIndex)
+    private static void ForwardPlane(void* state, int plane, int threadIndex)
     {
         ref PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
-        int end = Math.Min(job.Planes, (item + 1) * job.PlanesPerItem);
-        for (int plane = item * job.PlanesPerItem; plane < end; plane++) ForwardPlane(ref job, plane);
-    }
-
-    private static void BackwardPlanes(void* state, int item, int threadIndex)
-    {
-        ref PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
-        int end = Math.Min(job.Planes, (item + 1) * job.PlanesPerItem);
-        for (int plane = item * job.PlanesPerItem; plane < end; plane++) BackwardPlane(ref job, plane);
-    }
-
-    private static void ForwardPlane(ref PoolJob job, int plane)
-    {
         ref readonly PoolGeometry g = ref job.G;
         int inW = g.InWidth, outPlane = g.OutHeight * g.OutWidth;
         float* x = job.Input + (long)plane * g.InHeight * inW;
@@ -251,8 +229,9 @@ public static unsafe partial class MaxPoolKernels
         if (arg != null) arg[o] = bestIndex;
     }
 
-    private static void BackwardPlane(ref PoolJob job, int plane)
+    private static void BackwardPlane(void* state, int plane, int threadIndex)
     {
+        ref PoolJob job = ref Unsafe.AsRef<PoolJob>(state);
         ref readonly PoolGeometry g = ref job.G;
         int inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
         float* dx = job.Input + (long)plane * inPlane;
