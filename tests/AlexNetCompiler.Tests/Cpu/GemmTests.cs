@@ -106,10 +106,10 @@ public unsafe class GemmTests
 
     [Theory]
     [InlineData(1, 5, 7)]       // K shorter than a vector: only the scalar tail
-    [InlineData(3, 9, 1100)]    // K over four chunks of 256 and a shorter one, then a tail of 12; a ragged group of B rows
+    [InlineData(3, 9, 1100)]    // K over two chunks of 512 and a shorter one, then a tail of 12; an odd row of A; a ragged eight of B rows
     [InlineData(16, 70, 2048)]  // whole chunks; items of 64 B rows and a ragged last one
-    [InlineData(24, 13, 531)]   // six groups of A rows
-    [InlineData(30, 4, 600)]    // past six groups: a second pass over B's rows
+    [InlineData(24, 13, 531)]   // twelve pairs of A rows, the most an item keeps at once
+    [InlineData(30, 4, 600)]    // past twelve pairs: a second pass over B's rows, with fewer rows than the pairs
     public void Row_dot_products_match_naive_sums_and_do_not_depend_on_the_other_rows(int m, int n, int k)
     {
         float[] a = KernelAssert.Random(m * k, 21), b = KernelAssert.Random(n * k, 22), bias = KernelAssert.Random(n, 23);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace AlexNetCompiler.Cpu;
 
@@ -70,54 +71,8 @@ public static unsafe partial class Gemm
     {
         ref RowDotJob job = ref Unsafe.AsRef<RowDotJob>(state);
         int j0 = item * RowDotRowsPerItem, j1 = Math.Min(job.N, j0 + RowDotRowsPerItem);
-        int width = RowDotWidth, vectorK = job.VectorK;
-        // Per group of 4 rows of A: its 16 lane-parallel sums (4 x 4 vectors), kept here between chunks of K.
-        float* lanes = stackalloc float[RowDotGroups * 16 * 16];
-        float* sums = stackalloc float[16];
-        float** bRows = stackalloc float*[4];
-        float** aRows = stackalloc float*[4 * RowDotGroups]; // 4 per group
-        if (IsSingleRow(job.M)) RowDotSingle(ref job, j0, j1, vectorK);
-        else for (int j = j0; j < j1; j += 4)
-        {
-            int nj = Math.Min(4, j1 - j);
-            RowsRepeatingLast(job.B + (long)j * job.Ldb, job.Ldb, nj, bRows, 4);
-            float* b0 = bRows[0], b1 = bRows[1], b2 = bRows[2], b3 = bRows[3];
-            for (int first = 0; first < job.M; first += 4 * RowDotGroups)
-            {
-                int groups = Math.Min(RowDotGroups, (job.M - first + 3) / 4);
-                for (int g = 0; g < groups; g++)
-                {
-                    int i = first + 4 * g;
-                    RowsRepeatingLast(job.A + (long)i * job.Lda, job.Lda, Math.Min(4, job.M - i), aRows + 4 * g, 4);
-                }
-                new Span<float>(lanes, groups * 16 * width).Clear();
-                // A chunk of the 4 rows of B stays in L1 while every group of A's rows is multiplied by it: B is read
-                // from L2 once per chunk instead of once per group. Each lane still adds its products in order of p, so
-                // the sums are the same bits whatever the chunk or the number of rows.
-                for (int p0 = 0; p0 < vectorK; p0 += RowDotChunk)
-                {
-                    int p1 = Math.Min(vectorK, p0 + RowDotChunk);
-                    for (int g = 0; g < groups; g++)
-                    {
-                        // The chunk's copies of the group's rows, the last repeated as in aRows.
-                        int i = first + 4 * g, last = Math.Min(i + 3, job.M - 1), length = p1 - p0;
-                        Dot4x4(p0, p1, job.ChunkRow(i, p0, length), job.ChunkRow(Math.Min(i + 1, last), p0, length),
-                            job.ChunkRow(Math.Min(i + 2, last), p0, length), job.ChunkRow(last, p0, length), b0, b1, b2, b3, lanes + g * 16 * width);
-                    }
-                }
-                for (int g = 0; g < groups; g++)
-                {
-                    int i = first + 4 * g, mi = Math.Min(4, job.M - i);
-                    float** a = aRows + 4 * g;
-                    SumLanes(vectorK, job.K, a[0], a[1], a[2], a[3], b0, b1, b2, b3, lanes + g * 16 * width, width, sums);
-                    for (int r = 0; r < mi; r++)
-                    {
-                        float* row = job.C + (long)(i + r) * job.Ldc + j;
-                        for (int s = 0; s < nj; s++) row[s] = sums[r * 4 + s];
-                    }
-                }
-            }
-        }
+        if (IsSingleRow(job.M)) RowDotSingle(ref job, j0, j1, job.VectorK);
+        else RowDotPairs(ref job, j0, j1);
         if (job.Epilogue.IsActive)
         {
             var e = job.Epilogue;
@@ -127,8 +82,71 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>
+    /// Rows [j0, j1) of B against every row of A, eight rows of B at a time. A's rows are taken in pairs, each pair
+    /// against the eight rows in one register tile (<see cref="Dot2x8"/>), chunk by chunk of K: a chunk of the eight
+    /// rows stays in L1 while every pair is multiplied by it, and A's chunks are read from L2 once per eight rows of B.
+    /// </summary>
+    private static void RowDotPairs(ref RowDotJob job, int j0, int j1)
+    {
+        int width = RowDotWidth, vectorK = job.VectorK;
+        // Per pair: its 16 lane-parallel sums (2 x 8 vectors), kept here between chunks of K.
+        float* lanes = stackalloc float[MaxPairs * 16 * 16];
+        float** bRows = stackalloc float*[8];
+        for (int j = j0; j < j1; j += 8)
+        {
+            int nj = Math.Min(8, j1 - j);
+            RowsRepeatingLast(job.B + (long)j * job.Ldb, job.Ldb, nj, bRows, 8);
+            // Up to MaxPairs pairs at once; more rows of A (past RowDotMaxM) take another pass over these rows of B.
+            for (int first = 0; first < job.M; first += 2 * MaxPairs)
+            {
+                int rows = Math.Min(2 * MaxPairs, job.M - first), pairs = (rows + 1) / 2;
+                new Span<float>(lanes, pairs * 16 * width).Clear();
+                // Each lane adds its products in order of p, so the sums are the same bits whatever the chunk, the tile
+                // or the number of rows (and the same as RowDotSingle's).
+                for (int p0 = 0; p0 < vectorK; p0 += RowDotChunk)
+                {
+                    int p1 = Math.Min(vectorK, p0 + RowDotChunk), length = p1 - p0;
+                    int nextLength = first == 0 ? Math.Min(RowDotChunk, vectorK - p1) : 0;
+                    for (int g = 0; g < pairs; g++)
+                    {
+                        // The weights come from memory with the first pair. Fetched only when that pair asks for them,
+                        // the multiply-adds would wait on each chunk; instead each pair asks ahead for one row's part
+                        // of the next chunk, so that the fetch overlaps the pairs' work.
+                        for (int r = g; r < 8 && nextLength > 0; r += pairs) PrefetchRun(bRows[r] + p1, nextLength);
+                        int i = first + 2 * g;
+                        Dot2x8(p0, p1, job.ChunkRow(i, p0, length), job.ChunkRow(Math.Min(i + 1, job.M - 1), p0, length), bRows, lanes + g * 16 * width);
+                    }
+                }
+                for (int r = 0; r < rows; r++)
+                {
+                    int i = first + r;
+                    float* a = job.A + (long)i * job.Lda;
+                    float* rowLanes = lanes + (r / 2 * 16 + r % 2 * 8) * width;
+                    float* c = job.C + (long)i * job.Ldc + j;
+                    for (int s = 0; s < nj; s++) c[s] = TailSum(LaneSum(rowLanes + s * width, width), a, bRows[s], vectorK, job.K);
+                }
+            }
+        }
+    }
+
+    /// <summary>Pairs of A's rows an item keeps lane sums for (<see cref="RowDotMaxM"/> rows).</summary>
+    private const int MaxPairs = (RowDotMaxM + 1) / 2;
+
+    /// <summary>Asks for the cache lines of [p, p + length) ahead of their use (x86; elsewhere the hardware's prefetcher alone).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRun(float* p, int length)
+    {
+        if (!Sse.IsSupported) return;
+        for (int q = 0; q < length; q += 16) Sse.Prefetch0(p + q);
+    }
+
+    /// <summary>The horizontal sum of one accumulator's lanes (none without SIMD: the tail then holds all of K).</summary>
+    private static float LaneSum(float* lanes, int width) =>
+        width == 16 ? Vector512.Sum(Vector512.Load(lanes)) : width == 8 ? Vector256.Sum(Vector256.Load(lanes)) : 0f;
+
+    /// <summary>
     /// One row of A (a batch of one): eight rows of B at a time, 9 loads per 8 FMAs and no repeated work, so the
-    /// weights stream at the memory's pace. The same operations per element as the groups of four (lane sums in order
+    /// weights stream at the memory's pace. The same operations per element as the pairs of rows (lane sums in order
     /// of p, the horizontal sum, then the tail), so the same bits.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -186,93 +204,75 @@ public static unsafe partial class Gemm
         return sum;
     }
 
-    /// <summary>Groups of 4 rows of A whose lane sums an item keeps at once (24 rows: <see cref="RowDotMaxM"/>).</summary>
-    private const int RowDotGroups = 6;
-
     /// <summary>
-    /// Floats of K per chunk: 4 rows of B are 4 KiB, in L1 beside one group of A's rows (at batch 16, fc6 and fc7 ran
-    /// about as fast with 512 and slower with 128 or 1024: the bench's kernels command).
+    /// Floats of K per chunk: eight rows of B (16 KiB) stay in L1 beside one pair of A's rows (at batch 16 fc6 and fc7
+    /// ran faster with 512 than with 256, and about as fast with 1024: the bench's dense command).
     /// </summary>
-    private const int RowDotChunk = 256;
+    private const int RowDotChunk = 512;
 
     /// <summary>
-    /// lanes[(r * 4 + s) * width ..] += the lane-parallel products of a_r and b_s over [p0, p1), a multiple of the
-    /// vector width: 16 independent vector accumulators, 8 loads per 16 FMAs.
+    /// lanes[(r * 8 + s) * width ..] += the lane-parallel products of a_r and rows[s] over [p0, p1), a multiple of the
+    /// vector width: 16 independent vector accumulators, 10 loads per 16 FMAs.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot4x4(int p0, int p1, float* a0, float* a1, float* a2, float* a3, float* b0, float* b1, float* b2, float* b3, float* lanes)
+    private static void Dot2x8(int p0, int p1, float* a0, float* a1, float** rows, float* lanes)
     {
+        float* b0 = rows[0], b1 = rows[1], b2 = rows[2], b3 = rows[3], b4 = rows[4], b5 = rows[5], b6 = rows[6], b7 = rows[7];
         if (Vector512.IsHardwareAccelerated)
         {
             var acc = (Vector512<float>*)lanes;
-            Vector512<float> s00 = acc[0], s01 = acc[1], s02 = acc[2], s03 = acc[3], s10 = acc[4], s11 = acc[5], s12 = acc[6], s13 = acc[7];
-            Vector512<float> s20 = acc[8], s21 = acc[9], s22 = acc[10], s23 = acc[11], s30 = acc[12], s31 = acc[13], s32 = acc[14], s33 = acc[15];
+            Vector512<float> s00 = acc[0], s01 = acc[1], s02 = acc[2], s03 = acc[3], s04 = acc[4], s05 = acc[5], s06 = acc[6], s07 = acc[7];
+            Vector512<float> s10 = acc[8], s11 = acc[9], s12 = acc[10], s13 = acc[11], s14 = acc[12], s15 = acc[13], s16 = acc[14], s17 = acc[15];
             for (int p = p0; p < p1; p += 16)
             {
-                Vector512<float> w0 = Vector512.Load(b0 + p), w1 = Vector512.Load(b1 + p), w2 = Vector512.Load(b2 + p), w3 = Vector512.Load(b3 + p);
-                Vector512<float> x = Vector512.Load(a0 + p);
-                s00 = Vector512.FusedMultiplyAdd(x, w0, s00); s01 = Vector512.FusedMultiplyAdd(x, w1, s01);
-                s02 = Vector512.FusedMultiplyAdd(x, w2, s02); s03 = Vector512.FusedMultiplyAdd(x, w3, s03);
-                x = Vector512.Load(a1 + p);
-                s10 = Vector512.FusedMultiplyAdd(x, w0, s10); s11 = Vector512.FusedMultiplyAdd(x, w1, s11);
-                s12 = Vector512.FusedMultiplyAdd(x, w2, s12); s13 = Vector512.FusedMultiplyAdd(x, w3, s13);
-                x = Vector512.Load(a2 + p);
-                s20 = Vector512.FusedMultiplyAdd(x, w0, s20); s21 = Vector512.FusedMultiplyAdd(x, w1, s21);
-                s22 = Vector512.FusedMultiplyAdd(x, w2, s22); s23 = Vector512.FusedMultiplyAdd(x, w3, s23);
-                x = Vector512.Load(a3 + p);
-                s30 = Vector512.FusedMultiplyAdd(x, w0, s30); s31 = Vector512.FusedMultiplyAdd(x, w1, s31);
-                s32 = Vector512.FusedMultiplyAdd(x, w2, s32); s33 = Vector512.FusedMultiplyAdd(x, w3, s33);
+                Vector512<float> x0 = Vector512.Load(a0 + p), x1 = Vector512.Load(a1 + p);
+                Vector512<float> w = Vector512.Load(b0 + p);
+                s00 = Vector512.FusedMultiplyAdd(x0, w, s00); s10 = Vector512.FusedMultiplyAdd(x1, w, s10);
+                w = Vector512.Load(b1 + p);
+                s01 = Vector512.FusedMultiplyAdd(x0, w, s01); s11 = Vector512.FusedMultiplyAdd(x1, w, s11);
+                w = Vector512.Load(b2 + p);
+                s02 = Vector512.FusedMultiplyAdd(x0, w, s02); s12 = Vector512.FusedMultiplyAdd(x1, w, s12);
+                w = Vector512.Load(b3 + p);
+                s03 = Vector512.FusedMultiplyAdd(x0, w, s03); s13 = Vector512.FusedMultiplyAdd(x1, w, s13);
+                w = Vector512.Load(b4 + p);
+                s04 = Vector512.FusedMultiplyAdd(x0, w, s04); s14 = Vector512.FusedMultiplyAdd(x1, w, s14);
+                w = Vector512.Load(b5 + p);
+                s05 = Vector512.FusedMultiplyAdd(x0, w, s05); s15 = Vector512.FusedMultiplyAdd(x1, w, s15);
+                w = Vector512.Load(b6 + p);
+                s06 = Vector512.FusedMultiplyAdd(x0, w, s06); s16 = Vector512.FusedMultiplyAdd(x1, w, s16);
+                w = Vector512.Load(b7 + p);
+                s07 = Vector512.FusedMultiplyAdd(x0, w, s07); s17 = Vector512.FusedMultiplyAdd(x1, w, s17);
             }
-            acc[0] = s00; acc[1] = s01; acc[2] = s02; acc[3] = s03; acc[4] = s10; acc[5] = s11; acc[6] = s12; acc[7] = s13;
-            acc[8] = s20; acc[9] = s21; acc[10] = s22; acc[11] = s23; acc[12] = s30; acc[13] = s31; acc[14] = s32; acc[15] = s33;
+            acc[0] = s00; acc[1] = s01; acc[2] = s02; acc[3] = s03; acc[4] = s04; acc[5] = s05; acc[6] = s06; acc[7] = s07;
+            acc[8] = s10; acc[9] = s11; acc[10] = s12; acc[11] = s13; acc[12] = s14; acc[13] = s15; acc[14] = s16; acc[15] = s17;
         }
         else if (Vector256.IsHardwareAccelerated)
         {
             var acc = (Vector256<float>*)lanes;
-            Vector256<float> s00 = acc[0], s01 = acc[1], s02 = acc[2], s03 = acc[3], s10 = acc[4], s11 = acc[5], s12 = acc[6], s13 = acc[7];
-            Vector256<float> s20 = acc[8], s21 = acc[9], s22 = acc[10], s23 = acc[11], s30 = acc[12], s31 = acc[13], s32 = acc[14], s33 = acc[15];
+            Vector256<float> s00 = acc[0], s01 = acc[1], s02 = acc[2], s03 = acc[3], s04 = acc[4], s05 = acc[5], s06 = acc[6], s07 = acc[7];
+            Vector256<float> s10 = acc[8], s11 = acc[9], s12 = acc[10], s13 = acc[11], s14 = acc[12], s15 = acc[13], s16 = acc[14], s17 = acc[15];
             for (int p = p0; p < p1; p += 8)
             {
-                Vector256<float> w0 = Vector256.Load(b0 + p), w1 = Vector256.Load(b1 + p), w2 = Vector256.Load(b2 + p), w3 = Vector256.Load(b3 + p);
-                Vector256<float> x = Vector256.Load(a0 + p);
-                s00 = Vector256.FusedMultiplyAdd(x, w0, s00); s01 = Vector256.FusedMultiplyAdd(x, w1, s01);
-                s02 = Vector256.FusedMultiplyAdd(x, w2, s02); s03 = Vector256.FusedMultiplyAdd(x, w3, s03);
-                x = Vector256.Load(a1 + p);
-                s10 = Vector256.FusedMultiplyAdd(x, w0, s10); s11 = Vector256.FusedMultiplyAdd(x, w1, s11);
-                s12 = Vector256.FusedMultiplyAdd(x, w2, s12); s13 = Vector256.FusedMultiplyAdd(x, w3, s13);
-                x = Vector256.Load(a2 + p);
-                s20 = Vector256.FusedMultiplyAdd(x, w0, s20); s21 = Vector256.FusedMultiplyAdd(x, w1, s21);
-                s22 = Vector256.FusedMultiplyAdd(x, w2, s22); s23 = Vector256.FusedMultiplyAdd(x, w3, s23);
-                x = Vector256.Load(a3 + p);
-                s30 = Vector256.FusedMultiplyAdd(x, w0, s30); s31 = Vector256.FusedMultiplyAdd(x, w1, s31);
-                s32 = Vector256.FusedMultiplyAdd(x, w2, s32); s33 = Vector256.FusedMultiplyAdd(x, w3, s33);
+                Vector256<float> x0 = Vector256.Load(a0 + p), x1 = Vector256.Load(a1 + p);
+                Vector256<float> w = Vector256.Load(b0 + p);
+                s00 = Vector256.FusedMultiplyAdd(x0, w, s00); s10 = Vector256.FusedMultiplyAdd(x1, w, s10);
+                w = Vector256.Load(b1 + p);
+                s01 = Vector256.FusedMultiplyAdd(x0, w, s01); s11 = Vector256.FusedMultiplyAdd(x1, w, s11);
+                w = Vector256.Load(b2 + p);
+                s02 = Vector256.FusedMultiplyAdd(x0, w, s02); s12 = Vector256.FusedMultiplyAdd(x1, w, s12);
+                w = Vector256.Load(b3 + p);
+                s03 = Vector256.FusedMultiplyAdd(x0, w, s03); s13 = Vector256.FusedMultiplyAdd(x1, w, s13);
+                w = Vector256.Load(b4 + p);
+                s04 = Vector256.FusedMultiplyAdd(x0, w, s04); s14 = Vector256.FusedMultiplyAdd(x1, w, s14);
+                w = Vector256.Load(b5 + p);
+                s05 = Vector256.FusedMultiplyAdd(x0, w, s05); s15 = Vector256.FusedMultiplyAdd(x1, w, s15);
+                w = Vector256.Load(b6 + p);
+                s06 = Vector256.FusedMultiplyAdd(x0, w, s06); s16 = Vector256.FusedMultiplyAdd(x1, w, s16);
+                w = Vector256.Load(b7 + p);
+                s07 = Vector256.FusedMultiplyAdd(x0, w, s07); s17 = Vector256.FusedMultiplyAdd(x1, w, s17);
             }
-            acc[0] = s00; acc[1] = s01; acc[2] = s02; acc[3] = s03; acc[4] = s10; acc[5] = s11; acc[6] = s12; acc[7] = s13;
-            acc[8] = s20; acc[9] = s21; acc[10] = s22; acc[11] = s23; acc[12] = s30; acc[13] = s31; acc[14] = s32; acc[15] = s33;
-        }
-    }
-
-    /// <summary>
-    /// sums[r * 4 + s] = the horizontal sum of lanes (r * 4 + s), then the products over [vectorK, k) (the tail past the
-    /// last whole vector) added in order.
-    /// </summary>
-    private static void SumLanes(int vectorK, int k, float* a0, float* a1, float* a2, float* a3, float* b0, float* b1, float* b2, float* b3,
-        float* lanes, int width, float* sums)
-    {
-        for (int t = 0; t < 16; t++)
-        {
-            sums[t] = width == 16 ? Vector512.Sum(Vector512.Load(lanes + t * 16))
-                : width == 8 ? Vector256.Sum(Vector256.Load(lanes + t * 8))
-                : 0f;
-        }
-        for (int p = vectorK; p < k; p++)
-        {
-            float x0 = a0[p], x1 = a1[p], x2 = a2[p], x3 = a3[p];
-            float w0 = b0[p], w1 = b1[p], w2 = b2[p], w3 = b3[p];
-            sums[0] += x0 * w0; sums[1] += x0 * w1; sums[2] += x0 * w2; sums[3] += x0 * w3;
-            sums[4] += x1 * w0; sums[5] += x1 * w1; sums[6] += x1 * w2; sums[7] += x1 * w3;
-            sums[8] += x2 * w0; sums[9] += x2 * w1; sums[10] += x2 * w2; sums[11] += x2 * w3;
-            sums[12] += x3 * w0; sums[13] += x3 * w1; sums[14] += x3 * w2; sums[15] += x3 * w3;
+            acc[0] = s00; acc[1] = s01; acc[2] = s02; acc[3] = s03; acc[4] = s04; acc[5] = s05; acc[6] = s06; acc[7] = s07;
+            acc[8] = s10; acc[9] = s11; acc[10] = s12; acc[11] = s13; acc[12] = s14; acc[13] = s15; acc[14] = s16; acc[15] = s17;
         }
     }
 }
