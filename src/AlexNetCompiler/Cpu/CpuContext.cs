@@ -278,7 +278,8 @@ public sealed unsafe class CpuContext : IDisposable
     {
         private readonly CpuContext _owner;
         private readonly int _threadIndex;
-        // SpinCount: a worker woken within a few microseconds of its last job never enters the kernel wait.
+        // SpinCount: a worker woken soon after its last job (within half a millisecond, docs/architecture.md) never
+        // enters the kernel wait.
         private readonly ManualResetEventSlim _wake = new(false, spinCount: 2000);
         private volatile bool _stopping;
 

@@ -109,7 +109,8 @@ public unsafe class GemmTests
     [InlineData(3, 9, 1100)]    // K over two chunks of 512 and a shorter one, then a tail of 12; an odd row of A; a ragged eight of B rows
     [InlineData(16, 70, 2048)]  // whole chunks; items of 64 B rows and a ragged last one
     [InlineData(24, 13, 531)]   // twelve pairs of A rows, the most an item keeps at once
-    [InlineData(30, 4, 600)]    // past twelve pairs: a second pass over B's rows, with fewer rows than the pairs
+    [InlineData(30, 4, 600)]    // past twelve pairs: a second pass over B's rows, for the last 6 rows (3 pairs)
+    [InlineData(27, 11, 300)]   // a second pass of 3 rows: an odd row in the second block
     public void Row_dot_products_match_naive_sums_and_do_not_depend_on_the_other_rows(int m, int n, int k)
     {
         float[] a = KernelAssert.Random(m * k, 21), b = KernelAssert.Random(n * k, 22), bias = KernelAssert.Random(n, 23);
@@ -134,7 +135,7 @@ public unsafe class GemmTests
 
             // Row i of C is computed by the same operations whether A has one row or m: a sample's output does not
             // depend on the batch it is in.
-            for (int i = 0; i < m; i += Math.Max(1, m / 3))
+            foreach (int i in new[] { 0, m / 3, 2 * m / 3, m - 1 }.Distinct())
             {
                 var single = new float[n];
                 fixed (float* pa = a, pb = b, ps = single, pbias = bias)

@@ -110,8 +110,9 @@ public static unsafe partial class Gemm
                     for (int g = 0; g < pairs; g++)
                     {
                         // The weights come from memory with the first pair. Fetched only when that pair asks for them,
-                        // the multiply-adds would wait on each chunk; instead each pair asks ahead for one row's part
-                        // of the next chunk, so that the fetch overlaps the pairs' work.
+                        // the multiply-adds would wait on each chunk; instead the pairs share out the asking for the
+                        // eight rows' next chunk (one row each at eight pairs, several each with fewer), so that the
+                        // fetch overlaps their work. A second block of rows finds the weights in cache already.
                         for (int r = g; r < 8 && nextLength > 0; r += pairs) PrefetchRun(bRows[r] + p1, nextLength);
                         int i = first + 2 * g;
                         Dot2x8(p0, p1, job.ChunkRow(i, p0, length), job.ChunkRow(Math.Min(i + 1, job.M - 1), p0, length), bRows, lanes + g * 16 * width);
@@ -197,7 +198,7 @@ public static unsafe partial class Gemm
         for (int t = 0; t < count; t++) rows[t] = first + Math.Min(t, valid - 1) * stride;
     }
 
-    /// <summary>sum plus the products over [vectorK, k), added in order (as <see cref="SumLanes"/> does).</summary>
+    /// <summary>sum plus the products over [vectorK, k), added in order: the tail past the last whole vector.</summary>
     private static float TailSum(float sum, float* a, float* b, int vectorK, int k)
     {
         for (int p = vectorK; p < k; p++) sum += a[p] * b[p];
@@ -205,8 +206,9 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>
-    /// Floats of K per chunk: eight rows of B (16 KiB) stay in L1 beside one pair of A's rows (at batch 16 fc6 and fc7
-    /// ran faster with 512 than with 256, and about as fast with 1024: the bench's dense command).
+    /// Floats of K per chunk: eight rows of B are 16 KiB, with one pair of A's rows and the next chunk being fetched
+    /// about 36 KiB, which fits a 48 KiB L1 (on the AMD EPYC, fc6 and fc7 at batch 16 ran faster with 512 than with
+    /// 256, and about as fast with 1024: the bench's dense command).
     /// </summary>
     private const int RowDotChunk = 512;
 
