@@ -16,7 +16,7 @@ namespace AlexNetCompiler.Cpu;
 /// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
 /// thread then runs whole single-threaded GEMMs on its own scratch, with no synchronisation); otherwise (batch 1)
 /// the items run one after another, each im2col and col2im split over the threads by channel and each GEMM by rows
-/// or columns. A small output plane (under <see cref="SmallPlane"/> positions, such as 7x7) puts several samples'
+/// or columns (by rows, the forward columns are packed once as im2col builds them, <see cref="PackedColumnsFor"/>). A small output plane (under <see cref="SmallPlane"/> positions, such as 7x7) puts several samples'
 /// columns side by side in one item (<see cref="SamplesPerItem"/>), so its GEMMs are wide enough for the micro-kernel.
 /// </para>
 /// </summary>
@@ -229,6 +229,15 @@ public static unsafe partial class Conv2dKernels
             ForwardBlock(ref job, n, count, grp, epilogue, threadIndex);
             return;
         }
+        if (threadIndex < 0 && !job.Direct && job.Ctx.Threads > 1 && !Gemm.SplitsColumns(job.OCg, job.P, job.Ctx.Threads))
+        {
+            // The product will spread over the threads by output channels, and each thread would pack all of the
+            // columns for itself: they are packed once instead, as im2col builds them (the same bits).
+            float* packed = PackedColumnsFor(ref job, job.Input + job.InputOffset(n, grp));
+            Gemm.MultiplyPackedB(job.OCg, job.P, job.Kc, job.Weight + (long)grp * job.OCg * job.Kc, job.Kc, false, packed,
+                job.Output + job.OutputOffset(n, grp), job.P, false, epilogue, job.Ctx);
+            return;
+        }
         float* col = ColumnsFor(ref job, job.Input + job.InputOffset(n, grp), threadIndex);
         // output[OCg, P] = weight_g[OCg, Kc] * col[Kc, P] + bias_g, ReLU
         job.MultiplyByWeight(grp, false, job.OCg, job.P, job.Kc, col, job.P, false, job.Output + job.OutputOffset(n, grp), job.P,
@@ -288,6 +297,36 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>
+    /// The column matrix [Kc, P] of one sample and group, packed for <see cref="Gemm.MultiplyPackedB"/> in thread 0's
+    /// <see cref="ScratchSlot.Columns"/>: every thread takes a range of input channels, builds a channel's KH * KW rows
+    /// in its <see cref="ScratchSlot.Temporary"/> (small enough to stay in L1 for a 3x3 kernel) and packs them. A
+    /// channel's rows are its own, so the threads never write the same floats.
+    /// </summary>
+    private static float* PackedColumnsFor(ref ConvJob job, float* inputGroup)
+    {
+        var g = job.G;
+        float* packed = job.Ctx.Scratch(0, ScratchSlot.Columns, Gemm.PackedBLength(job.P, job.Kc));
+        job.Ctx.ReserveScratch(ScratchSlot.Temporary, (long)g.KernelHeight * g.KernelWidth * job.P);
+        var work = new ChannelWork { G = g, Channels = job.Cg, Image = inputGroup, Col = packed, Chunks = Math.Min(job.Cg, job.Ctx.Threads), Ctx = job.Ctx };
+        job.Ctx.For(work.Chunks, &Im2ColPackedChannels, Unsafe.AsPointer(ref work));
+        return packed;
+    }
+
+    private static void Im2ColPackedChannels(void* state, int chunk, int threadIndex)
+    {
+        ref ChannelWork work = ref Unsafe.AsRef<ChannelWork>(state);
+        var g = work.G;
+        int taps = g.KernelHeight * g.KernelWidth, positions = g.OutHeight * g.OutWidth, depth = work.Channels * taps;
+        int first = work.FirstChannel(chunk), end = work.FirstChannel(chunk + 1);
+        float* rows = work.Ctx.Scratch(threadIndex, ScratchSlot.Temporary, (long)taps * positions);
+        for (int c = first; c < end; c++)
+        {
+            Im2Col(g, 1, work.Image + (long)c * g.InHeight * g.InWidth, rows, positions);
+            Gemm.PackBRows(positions, depth, c * taps, taps, rows, positions, work.Col);
+        }
+    }
+
+    /// <summary>
     /// Im2col or col2im of one (sample, group) spread over the threads by input channel, for when that item runs
     /// alone with every thread (batch 1): the rows of a channel are its own and its input plane is its own, so the
     /// chunks never touch the same memory, and the result is the same as one thread's.
@@ -303,11 +342,15 @@ public static unsafe partial class Conv2dKernels
         public Conv2dGeometry G;
         public int Channels, Chunks;
         public float* Image, Col;
+        public CpuContext Ctx;
+
+        /// <summary>The first channel of a chunk (of none past the last: the channel count).</summary>
+        public readonly int FirstChannel(int chunk) => (int)((long)Channels * chunk / Chunks);
 
         /// <summary>Channel count of one chunk, and where its input plane and column rows start.</summary>
         public readonly int Chunk(int chunk, out float* image, out float* col)
         {
-            int first = (int)((long)Channels * chunk / Chunks), end = (int)((long)Channels * (chunk + 1) / Chunks);
+            int first = FirstChannel(chunk), end = FirstChannel(chunk + 1);
             long plane = (long)G.InHeight * G.InWidth;
             long rows = (long)G.KernelHeight * G.KernelWidth * G.OutHeight * G.OutWidth;
             image = Image + first * plane;

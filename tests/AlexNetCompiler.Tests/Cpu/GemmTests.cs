@@ -166,6 +166,57 @@ public unsafe class GemmTests
         Assert.Equal(packed, apart);
     }
 
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    [InlineData(7, 3100, 20, false, false)]   // N past one block of NC columns: the second block's panels
+    [InlineData(30, 3100, 270, true, true)]   // and over two K blocks; three threads split the columns
+    public void Packed_B_gives_the_same_bits_as_packing_per_product(int m, int n, int k, bool transA, bool transB)
+    {
+        // PackBRows writes the panels each product would pack block by block, so the products are the same bits on any
+        // number of threads, whether they split the rows of C or its columns. The rows are packed in two parts, the
+        // later ones first, as threads might, into a buffer with a float past its length that must stay untouched.
+        float[] a = KernelAssert.Random(m * k, 51), b = KernelAssert.Random(k * n, 52), rowBias = KernelAssert.Random(m, 53);
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        var rows = new float[k * n];
+        for (int p = 0; p < k; p++)
+            for (int j = 0; j < n; j++) rows[p * n + j] = transB ? b[j * k + p] : b[p * n + j];
+        var packed = new float[Gemm.PackedBLength(n, k) + 1];
+        packed[^1] = 12345f;
+        int half = k / 2;
+        fixed (float* pr = rows, pp = packed)
+        {
+            Gemm.PackBRows(n, k, half, k - half, pr + half * n, n, pp);
+            Gemm.PackBRows(n, k, 0, half, pr, n, pp);
+        }
+        Assert.Equal(12345f, packed[^1]);
+        foreach (GemmKernel kernel in AvailableKernels())
+        foreach (bool accumulate in new[] { false, true })
+        foreach (int threads in new[] { 1, 3 })
+        {
+            using var ctx = new CpuContext(threads);
+            float[] expected = KernelAssert.Random(m * n, 54), actual = (float[])expected.Clone();
+            fixed (float* pa = a, pb = b, pe = expected, pc = actual, pbias = rowBias, pp = packed)
+            {
+                var epilogue = new GemmEpilogue(pbias, null, true);
+                Gemm.Multiply(m, n, k, pa, lda, transA, pb, ldb, transB, pe, n, accumulate, epilogue, ctx, kernel: kernel);
+                Gemm.MultiplyPackedB(m, n, k, pa, lda, transA, pp, pc, n, accumulate, epilogue, ctx, kernel: kernel);
+            }
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"GEMM {kernel} threads={threads} M={m} N={n} K={k} accumulate={accumulate}");
+        }
+    }
+
+    [Fact]
+    public void Packing_rows_of_B_that_do_not_exist_is_refused()
+    {
+        var packed = new float[Gemm.PackedBLength(8, 4)];
+        var rows = new float[2 * 8];
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
+        {
+            fixed (float* pr = rows, pp = packed) Gemm.PackBRows(8, 4, 3, 2, pr, 8, pp);
+        });
+        Assert.Contains("K=4", error.Message);
+    }
+
     [Fact]
     public void Packed_A_product_refuses_to_spread_over_threads()
     {

@@ -74,7 +74,69 @@ public static unsafe partial class Gemm
         float* b, int ldb, bool transB,
         float* c, int ldc, bool accumulate,
         in GemmEpilogue epilogue, CpuContext ctx, int threadIndex = -1, GemmKernel kernel = GemmKernel.Auto) =>
-        MultiplyCore(m, n, k, a, lda, transA, null, b, ldb, transB, c, ldc, accumulate, epilogue, ctx, threadIndex, kernel);
+        MultiplyCore(m, n, k, a, lda, transA, null, b, ldb, transB, null, c, ldc, accumulate, epilogue, ctx, threadIndex, kernel);
+
+    /// <summary>
+    /// As <see cref="Multiply"/>, with op(B) already packed whole (<see cref="PackBRows"/>, <see cref="PackedBLength"/>
+    /// floats): when the product spreads over the threads by rows of C, each thread reads the one packed B instead of
+    /// packing all of it again. The same bits as <see cref="Multiply"/> on the unpacked op(B).
+    /// </summary>
+    public static void MultiplyPackedB(
+        int m, int n, int k,
+        float* a, int lda, bool transA,
+        float* packedB,
+        float* c, int ldc, bool accumulate,
+        in GemmEpilogue epilogue, CpuContext ctx, int threadIndex = -1, GemmKernel kernel = GemmKernel.Auto)
+    {
+        if (packedB == null) throw new ArgumentNullException(nameof(packedB));
+        MultiplyCore(m, n, k, a, lda, transA, null, null, 0, false, packedB, c, ldc, accumulate, epilogue, ctx, threadIndex, kernel);
+    }
+
+    /// <summary>Floats of a whole packed K x N op(B) (<see cref="PackBRows"/>): N rounded up to whole panels, times K.</summary>
+    public static long PackedBLength(int n, int k) => (long)RoundUp(n, NR) * k;
+
+    /// <summary>
+    /// Packs rows [firstRow, firstRow + rowCount) of a K x N op(B), row r read at rows + (r - firstRow) * ldr, in the
+    /// order the blocked loops read them: per block of <see cref="KC"/> rows (the last one shorter), the NR-column panels
+    /// of all N columns, each K-major, columns past N zero; block pc / KC starts at RoundUp(N, NR) * pc. Every row has
+    /// floats of its own, so rows may be packed in any order and by different threads.
+    /// </summary>
+    public static void PackBRows(int n, int k, int firstRow, int rowCount, float* rows, int ldr, float* dst)
+    {
+        if (n < 0 || k < 0 || firstRow < 0 || rowCount < 0 || firstRow + rowCount > k)
+            throw new ArgumentOutOfRangeException(nameof(firstRow), $"Rows {firstRow} to {firstRow + rowCount} of a K={k} x N={n} matrix do not exist.");
+        long paddedN = RoundUp(n, NR);
+        for (int r = 0; r < rowCount; r++)
+        {
+            int p = firstRow + r, pc = p / KC * KC;
+            long panelStride = (long)Math.Min(KC, k - pc) * NR;
+            float* src = rows + (long)r * ldr;
+            float* panelRow = dst + paddedN * pc + (long)(p - pc) * NR;
+            int j = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; j + NR <= n; j += NR, panelRow += panelStride)
+                {
+                    Vector256.Store(Vector256.Load(src + j), panelRow);
+                    Vector256.Store(Vector256.Load(src + j + 8), panelRow + 8);
+                    Vector256.Store(Vector256.Load(src + j + 16), panelRow + 16);
+                    Vector256.Store(Vector256.Load(src + j + 24), panelRow + 24);
+                }
+            }
+            for (; j < n; j += NR, panelRow += panelStride)
+            {
+                int t = 0, valid = Math.Min(NR, n - j);
+                for (; t < valid; t++) panelRow[t] = src[j + t];
+                for (; t < NR; t++) panelRow[t] = 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether a product spread over <paramref name="threads"/> threads splits the columns of C (each thread packing its
+    /// own columns of op(B) and all of op(A)) rather than its rows (each packing its rows of op(A) and all of op(B)).
+    /// </summary>
+    internal static bool SplitsColumns(int m, int n, int threads) => n / NR >= threads && (n >= m || m / MR < threads);
 
     /// <summary>
     /// As <see cref="Multiply"/> on the calling thread (<paramref name="threadIndex"/> &gt;= 0), with op(A) already
@@ -91,7 +153,7 @@ public static unsafe partial class Gemm
     {
         if (packedA == null) throw new ArgumentNullException(nameof(packedA));
         if (threadIndex < 0) throw new ArgumentOutOfRangeException(nameof(threadIndex), "A product with a packed A runs on the calling thread: pass its thread index.");
-        MultiplyCore(m, n, k, null, 0, false, packedA, b, ldb, transB, c, ldc, accumulate, epilogue, ctx, threadIndex, kernel);
+        MultiplyCore(m, n, k, null, 0, false, packedA, b, ldb, transB, null, c, ldc, accumulate, epilogue, ctx, threadIndex, kernel);
     }
 
     /// <summary>Floats <see cref="PackWhole"/> writes for an M x K op(A) (8 more: the transposed stores' spill).</summary>
@@ -113,7 +175,7 @@ public static unsafe partial class Gemm
     private static void MultiplyCore(
         int m, int n, int k,
         float* a, int lda, bool transA, float* packedA,
-        float* b, int ldb, bool transB,
+        float* b, int ldb, bool transB, float* packedB,
         float* c, int ldc, bool accumulate,
         in GemmEpilogue epilogue, CpuContext ctx, int threadIndex, GemmKernel kernel)
     {
@@ -140,20 +202,21 @@ public static unsafe partial class Gemm
 
         if (threadIndex >= 0 || ctx.Threads == 1 || (long)m * n * k < ParallelThreshold)
         {
-            MultiplyOnThread(m, n, k, a, lda, transA, packedA, b, ldb, transB, c, ldc, accumulate, epilogue, ctx, Math.Max(threadIndex, 0), kernel);
+            MultiplyOnThread(m, n, k, a, lda, transA, packedA, b, ldb, transB, packedB, RoundUp(n, NR), 0, c, ldc, accumulate, epilogue, ctx, Math.Max(threadIndex, 0), kernel);
             return;
         }
 
         // Split the larger of M and N into one contiguous range per thread, aligned to the micro-tile. Each thread
-        // packs its own panels; the duplicated packing of the shared operand is small next to the multiply.
+        // packs its own panels; the duplicated packing of the shared operand is small next to the multiply, or, for
+        // op(B), done once beforehand by the caller (MultiplyPackedB).
         var job = new ParallelJob
         {
-            M = m, N = n, K = k, A = a, Lda = lda, TransA = transA, B = b, Ldb = ldb, TransB = transB,
+            M = m, N = n, K = k, A = a, Lda = lda, TransA = transA, B = b, Ldb = ldb, TransB = transB, PackedB = packedB,
             C = c, Ldc = ldc, Accumulate = accumulate, Epilogue = epilogue, Ctx = ctx, Kernel = kernel,
         };
         ReserveScratch(m, n, k, ctx);
         int threads = ctx.Threads;
-        bool splitN = n / NR >= threads && (n >= m || m / MR < threads);
+        bool splitN = SplitsColumns(m, n, threads);
         int units = splitN ? (n + NR - 1) / NR : (m + MR - 1) / MR;
         int parts = Math.Min(threads, units);
         job.SplitN = splitN;
@@ -166,7 +229,7 @@ public static unsafe partial class Gemm
     private struct ParallelJob
     {
         public int M, N, K, Lda, Ldb, Ldc, Parts, UnitsPerPart, ExtraUnits;
-        public float* A, B, C;
+        public float* A, B, C, PackedB;
         public bool TransA, TransB, Accumulate, SplitN;
         public GemmEpilogue Epilogue;
         public CpuContext Ctx;
@@ -183,9 +246,9 @@ public static unsafe partial class Gemm
             int j0 = firstUnit * NR;
             int nPart = Math.Min(unitCount * NR, job.N - j0);
             if (nPart <= 0) return;
-            float* b = job.TransB ? job.B + (long)j0 * job.Ldb : job.B + j0;
+            float* b = job.B == null ? null : job.TransB ? job.B + (long)j0 * job.Ldb : job.B + j0;
             var epilogue = new GemmEpilogue(job.Epilogue.RowBias, job.Epilogue.ColumnBias == null ? null : job.Epilogue.ColumnBias + j0, job.Epilogue.Relu);
-            MultiplyOnThread(job.M, nPart, job.K, job.A, job.Lda, job.TransA, null, b, job.Ldb, job.TransB,
+            MultiplyOnThread(job.M, nPart, job.K, job.A, job.Lda, job.TransA, null, b, job.Ldb, job.TransB, job.PackedB, RoundUp(job.N, NR), j0,
                 job.C + j0, job.Ldc, job.Accumulate, epilogue, job.Ctx, threadIndex, job.Kernel);
         }
         else
@@ -195,7 +258,7 @@ public static unsafe partial class Gemm
             if (mPart <= 0) return;
             float* a = job.TransA ? job.A + i0 : job.A + (long)i0 * job.Lda;
             var epilogue = new GemmEpilogue(job.Epilogue.RowBias == null ? null : job.Epilogue.RowBias + i0, job.Epilogue.ColumnBias, job.Epilogue.Relu);
-            MultiplyOnThread(mPart, job.N, job.K, a, job.Lda, job.TransA, null, job.B, job.Ldb, job.TransB,
+            MultiplyOnThread(mPart, job.N, job.K, a, job.Lda, job.TransA, null, job.B, job.Ldb, job.TransB, job.PackedB, RoundUp(job.N, NR), 0,
                 job.C + (long)i0 * job.Ldc, job.Ldc, job.Accumulate, epilogue, job.Ctx, threadIndex, job.Kernel);
         }
     }
@@ -213,12 +276,14 @@ public static unsafe partial class Gemm
 
     /// <summary>
     /// The blocked loop nest on one thread (BLIS order: jc, pc, ic, jr, ir). With <paramref name="prepackedA"/> (all of
-    /// op(A) packed by <see cref="PackWhole"/>) the A blocks are read from there instead of being packed.
+    /// op(A) packed by <see cref="PackWhole"/>) the A blocks are read from there instead of being packed; with
+    /// <paramref name="prepackedB"/> (all of a wider op(B) packed by <see cref="PackBRows"/>, <paramref name="packedBColumns"/>
+    /// columns to a row of panels) the panels of columns from <paramref name="packedBFirstColumn"/> on are read from there.
     /// </summary>
     private static void MultiplyOnThread(
         int m, int n, int k,
         float* a, int lda, bool transA, float* prepackedA,
-        float* b, int ldb, bool transB,
+        float* b, int ldb, bool transB, float* prepackedB, int packedBColumns, int packedBFirstColumn,
         float* c, int ldc, bool accumulate,
         in GemmEpilogue epilogue, CpuContext ctx, int threadIndex, GemmKernel kernel)
     {
@@ -227,7 +292,7 @@ public static unsafe partial class Gemm
         int ncMax = Math.Min(NC, RoundUp(n, NR));
         // + 8: PackA's transposed stores may spill 2 floats past the last sliver.
         float* packedA = prepackedA != null ? null : ctx.Scratch(threadIndex, ScratchSlot.GemmPackedA, (long)mcMax * kcMax + 8);
-        float* packedB = ctx.Scratch(threadIndex, ScratchSlot.GemmPackedB, (long)ncMax * kcMax);
+        float* packedB = prepackedB != null ? null : ctx.Scratch(threadIndex, ScratchSlot.GemmPackedB, (long)ncMax * kcMax);
         float* edgeTile = stackalloc float[MR * NR];
 
         for (int jc = 0; jc < n; jc += NC)
@@ -241,8 +306,9 @@ public static unsafe partial class Gemm
                 // A small M reads each B panel only a few times: packing B would cost more than it saves, so
                 // full panels of a non-transposed B are read in place (row stride ldb) and only the ragged last
                 // panel is packed (zero-padded).
-                bool directB = !transB && m <= RowDotMaxM;
-                if (!directB) PackB(b, ldb, transB, pc, jc, kc, nc, packedB);
+                bool directB = prepackedB == null && !transB && m <= RowDotMaxM;
+                if (prepackedB != null) packedB = prepackedB + (long)packedBColumns * pc + (long)(packedBFirstColumn + jc) * kc;
+                else if (!directB) PackB(b, ldb, transB, pc, jc, kc, nc, packedB);
                 else if (nc % NR != 0) PackB(b, ldb, transB, pc, jc + nc / NR * NR, kc, nc % NR, packedB);
                 for (int ic = 0; ic < m; ic += MC)
                 {
