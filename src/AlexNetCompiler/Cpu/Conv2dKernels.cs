@@ -16,7 +16,8 @@ namespace AlexNetCompiler.Cpu;
 /// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
 /// thread then runs whole single-threaded GEMMs on its own scratch, with no synchronisation); otherwise (batch 1)
 /// the items run one after another, each im2col and col2im split over the threads by channel and each GEMM by rows
-/// or columns (by rows, the forward columns are packed once as im2col builds them, <see cref="PackedColumnsFor"/>). A small output plane (under <see cref="SmallPlane"/> positions, such as 7x7) puts several samples'
+/// or columns (where a forward GEMM splits its rows, the columns are packed once as im2col builds them,
+/// <see cref="PackedColumnsFor"/>). A small output plane (under <see cref="SmallPlane"/> positions, such as 7x7) puts several samples'
 /// columns side by side in one item (<see cref="SamplesPerItem"/>), so its GEMMs are wide enough for the micro-kernel.
 /// </para>
 /// </summary>
@@ -232,7 +233,8 @@ public static unsafe partial class Conv2dKernels
         if (threadIndex < 0 && !job.Direct && job.Ctx.Threads > 1 && !Gemm.SplitsColumns(job.OCg, job.P, job.Ctx.Threads))
         {
             // The product will spread over the threads by output channels, and each thread would pack all of the
-            // columns for itself: they are packed once instead, as im2col builds them (the same bits).
+            // columns for itself: they are packed once instead, as im2col builds them (the same bits). A product too
+            // small to spread runs on this thread and reads them just the same.
             float* packed = PackedColumnsFor(ref job, job.Input + job.InputOffset(n, grp));
             Gemm.MultiplyPackedB(job.OCg, job.P, job.Kc, job.Weight + (long)grp * job.OCg * job.Kc, job.Kc, false, packed,
                 job.Output + job.OutputOffset(n, grp), job.P, false, epilogue, job.Ctx);

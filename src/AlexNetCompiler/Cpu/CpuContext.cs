@@ -10,11 +10,11 @@ public enum ScratchSlot
     GemmPackedA = 0,
     /// <summary>GEMM: packed panels of B (KC x NC).</summary>
     GemmPackedB = 1,
-    /// <summary>Conv: the im2col matrix of one sample (or block of samples) and group, or a Winograd work item's transformed tiles and products (and, before the items, a block's transformed filters); for the Winograd weight gradient, thread 0's slot holds a chunk's transformed input and output-gradient tiles, shared by every thread.</summary>
+    /// <summary>Conv: the im2col matrix of one sample (or block of samples) and group (thread 0's, at batch 1, packed whole for the GEMM where it splits the output channels), or a Winograd work item's transformed tiles and products (and, before the items, a block's transformed filters); for the Winograd weight gradient, thread 0's slot holds a chunk's transformed input and output-gradient tiles, shared by every thread.</summary>
     Columns = 2,
     /// <summary>Per-thread partial sums of a parameter gradient (reduced after a parallel loop).</summary>
     PartialGradient = 3,
-    /// <summary>Small kernels (LRN, pooling) that need a few rows of temporaries.</summary>
+    /// <summary>Small kernels (LRN, pooling) that need a few rows of temporaries; a batch-1 convolution's rows of one input channel before they are packed.</summary>
     Temporary = 4,
     /// <summary>Conv: a block of samples' output, or output gradient, gathered side by side for one GEMM.</summary>
     SampleBlock = 5,

@@ -19,7 +19,7 @@ public class Conv2dKernelsTests
         yield return ["kernel larger than input with padding", 2, 2, 3, 4, 3, 5, 5, 1, 2, 1];
         yield return ["wide channels, batch 1, groups 1", 1, 40, 12, 12, 70, 3, 3, 1, 1, 1];
         // Batch 1 with more output channels than positions: the product splits the channels over the threads, and the
-        // columns are packed once by every thread, channel by channel (K over two blocks, a ragged panel).
+        // columns are packed once, the threads sharing out the channels (K over two blocks, a ragged panel).
         yield return ["small plane, many channels, batch 1", 1, 30, 6, 6, 40, 3, 3, 1, 1, 1];
         yield return ["batch 5 odd", 5, 4, 6, 5, 6, 2, 3, 1, 1, 2];
         // Small output planes at larger batches: several samples per GEMM (Conv2dKernels.SamplesPerItem), blocks

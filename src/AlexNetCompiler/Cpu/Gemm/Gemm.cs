@@ -103,7 +103,7 @@ public static unsafe partial class Gemm
     /// </summary>
     public static void PackBRows(int n, int k, int firstRow, int rowCount, float* rows, int ldr, float* dst)
     {
-        if (n < 0 || k < 0 || firstRow < 0 || rowCount < 0 || firstRow + rowCount > k)
+        if (n < 0 || k < 0 || firstRow < 0 || rowCount < 0 || (long)firstRow + rowCount > k)
             throw new ArgumentOutOfRangeException(nameof(firstRow), $"Rows {firstRow} to {firstRow + rowCount} of a K={k} x N={n} matrix do not exist.");
         long paddedN = RoundUp(n, NR);
         for (int r = 0; r < rowCount; r++)
