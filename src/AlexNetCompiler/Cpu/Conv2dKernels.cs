@@ -306,11 +306,9 @@ public static unsafe partial class Conv2dKernels
     /// </summary>
     private static float* PackedColumnsFor(ref ConvJob job, float* inputGroup)
     {
-        var g = job.G;
         float* packed = job.Ctx.Scratch(0, ScratchSlot.Columns, Gemm.PackedBLength(job.P, job.Kc));
-        job.Ctx.ReserveScratch(ScratchSlot.Temporary, (long)g.KernelHeight * g.KernelWidth * job.P);
-        var work = new ChannelWork { G = g, Channels = job.Cg, Image = inputGroup, Col = packed, Chunks = Math.Min(job.Cg, job.Ctx.Threads), Ctx = job.Ctx };
-        job.Ctx.For(work.Chunks, &Im2ColPackedChannels, Unsafe.AsPointer(ref work));
+        job.Ctx.ReserveScratch(ScratchSlot.Temporary, (long)job.G.KernelHeight * job.G.KernelWidth * job.P);
+        ChannelsInParallel(ref job, inputGroup, packed, &Im2ColPackedChannels);
         return packed;
     }
 
@@ -335,7 +333,7 @@ public static unsafe partial class Conv2dKernels
     /// </summary>
     private static void ChannelsInParallel(ref ConvJob job, float* image, float* col, delegate*<void*, int, int, void> body)
     {
-        var work = new ChannelWork { G = job.G, Channels = job.Cg, Image = image, Col = col, Chunks = Math.Min(job.Cg, job.Ctx.Threads) };
+        var work = new ChannelWork { G = job.G, Channels = job.Cg, Image = image, Col = col, Chunks = Math.Min(job.Cg, job.Ctx.Threads), Ctx = job.Ctx };
         job.Ctx.For(work.Chunks, body, Unsafe.AsPointer(ref work));
     }
 
