@@ -11,7 +11,9 @@ namespace AlexNetCompiler.Cpu;
 /// convolutions run Winograd F(4x4, 3x3) instead, forward, input gradient and weight gradient, and 5x5 stride-1
 /// convolutions Winograd F(2x2, 5x5) (forward, and both gradients of the wider ones), on the shapes and batches where it measured faster
 /// (Conv2dKernels.Winograd.cs, Conv2dKernels.WinogradWeight.cs); the choice is made here at run time from the shape
-/// and batch (<see cref="Conv2dAlgorithm"/>).
+/// and batch (<see cref="Conv2dAlgorithm"/>). A strided convolution's forward pass writes its columns straight into the
+/// GEMM's packed panels, a slab of output positions at a time, instead of building the column matrix
+/// (Conv2dKernels.Panels.cs).
 /// <para>
 /// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
 /// thread then runs whole single-threaded GEMMs on its own scratch, with no synchronisation); otherwise (batch 1)
@@ -45,6 +47,11 @@ public static unsafe partial class Conv2dKernels
             {
                 Input = pIn, Weight = pW, Bias = bias.IsEmpty ? null : pB, Output = pOut, Relu = relu,
             };
+            if (UsesColumnPanels(g, batch, ctx))
+            {
+                PanelForward(ref job);
+                return;
+            }
             int items = job.Items;
             if (ctx.Threads > 1 && items >= ctx.Threads)
             {
@@ -148,6 +155,8 @@ public static unsafe partial class Conv2dKernels
         public int Batch, Groups, Cg, OCg, Kc, P, Parts;
         /// <summary>Samples per item (<see cref="SamplesPerItem"/>); items run (sample block, group) pairs.</summary>
         public int Samples, Items;
+        /// <summary>The forward pass in slabs of packed panels (<see cref="PanelForward"/>): output positions per slab, and slabs per plane.</summary>
+        public int SlabPositions, Slabs;
         public bool Direct; // 1x1, stride 1, no padding: the input is the column matrix
         public float* Input, Weight, Bias, Output, DInput, DWeight;
         /// <summary>
@@ -535,18 +544,7 @@ public static unsafe partial class Conv2dKernels
             }
             for (int iy = 0; iy < h; iy++)
             {
-                float* row = plane + (long)iy * w;
-                for (int r = 0; r < phaseCount; r++)
-                {
-                    // Padded column u = t * SW + r is input column u - PW: zero before the row and after it.
-                    float* phase = phases + r * phaseLength;
-                    int first = FirstValid(pw - r, sw), end = Math.Min(phaseLength, LastValidExclusive(pw + w - r, sw));
-                    int t = 0;
-                    for (; t < first; t++) phase[t] = 0f;
-                    float* from = row + (first * sw + r - pw);
-                    for (; t < end; t++, from += sw) phase[t] = *from;
-                    for (; t < phaseLength; t++) phase[t] = 0f;
-                }
+                SplitIntoPhases(g, plane + (long)iy * w, phases, phaseCount, phaseLength);
                 // Kernel row ky reads input row iy for output row y = (iy + ph - ky) / sh, when that divides.
                 for (int ky = 0; ky < kh; ky++)
                 {
@@ -557,6 +555,45 @@ public static unsafe partial class Conv2dKernels
                         CopyRun(phases + (kx % sw) * phaseLength + kx / sw, channelCol + (long)(ky * kw + kx) * rowStride + (long)y * ow, ow);
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Splits one input row, padded by PW zeros on each side, into its first <paramref name="phaseCount"/> stride
+    /// phases of <paramref name="phaseLength"/> floats each: phase r holds padded columns r, r + SW, r + 2 SW, ...
+    /// At a stride of 2 or 4 with AVX-512, sixteen floats of a phase are picked out of 16 SW floats of the row by
+    /// permutes while those lie inside the row.
+    /// </summary>
+    private static void SplitIntoPhases(in Conv2dGeometry g, float* row, float* phases, int phaseCount, int phaseLength)
+    {
+        int w = g.InWidth, sw = g.StrideWidth, pw = g.PaddingWidth;
+        bool permutes = Avx512F.IsSupported && (sw == 2 || sw == 4);
+        Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        // Every SW-th float of two vectors: all sixteen lanes at a stride of 2, the first eight at 4.
+        Vector512<int> picks = (lane & Vector512.Create(sw == 4 ? 7 : 15)) * Vector512.Create(sw);
+        for (int r = 0; r < phaseCount; r++)
+        {
+            // Padded column u = t * SW + r is input column u - PW: zero before the row and after it.
+            float* phase = phases + r * phaseLength;
+            int first = FirstValid(pw - r, sw), end = Math.Min(phaseLength, LastValidExclusive(pw + w - r, sw));
+            int t = 0;
+            for (; t < first; t++) phase[t] = 0f;
+            float* from = row + (first * sw + r - pw);
+            if (permutes)
+            {
+                for (; t + 16 <= end && from + 16 * sw <= row + w; t += 16, from += 16 * sw)
+                {
+                    Vector512<float> picked = Avx512F.PermuteVar16x32x2(Vector512.Load(from), picks, Vector512.Load(from + 16));
+                    if (sw == 4)
+                    {
+                        Vector512<float> high = Avx512F.PermuteVar16x32x2(Vector512.Load(from + 32), picks, Vector512.Load(from + 48));
+                        picked = Avx512F.InsertVector256(picked, high.GetLower(), 1);
+                    }
+                    picked.Store(phase + t);
+                }
+            }
+            for (; t < end; t++, from += sw) phase[t] = *from;
+            for (; t < phaseLength; t++) phase[t] = 0f;
         }
     }
 

@@ -10,7 +10,7 @@ public enum ScratchSlot
     GemmPackedA = 0,
     /// <summary>GEMM: packed panels of B (KC x NC).</summary>
     GemmPackedB = 1,
-    /// <summary>Conv: the im2col matrix of one sample (or block of samples) and group (thread 0's, at batch 1, packed whole for the GEMM where it splits the output channels), or a Winograd work item's transformed tiles and products (and, before the items, a block's transformed filters); for the Winograd weight gradient, thread 0's slot holds a chunk's transformed input and output-gradient tiles, shared by every thread.</summary>
+    /// <summary>Conv: the im2col matrix of one sample (or block of samples) and group (thread 0's, at batch 1, packed whole for the GEMM where it splits the output channels; a strided layer's forward pass: one slab of it, packed), or a Winograd work item's transformed tiles and products (and, before the items, a block's transformed filters); for the Winograd weight gradient, thread 0's slot holds a chunk's transformed input and output-gradient tiles, shared by every thread.</summary>
     Columns = 2,
     /// <summary>Per-thread partial sums of a parameter gradient (reduced after a parallel loop).</summary>
     PartialGradient = 3,
@@ -112,6 +112,9 @@ public sealed unsafe class CpuContext : IDisposable
     }
 
     private readonly Conv2dAlgorithm _conv2dAlgorithm = Conv2dAlgorithm.Auto;
+
+    /// <summary>Where an im2col forward pass puts its columns (the same bits either way; tests compare the two).</summary>
+    internal ColumnLayout ForwardColumns { get; init; }
 
     /// <summary>
     /// Held by a caller for a whole sequence of kernel calls (a generated network holds it for a forward or a

@@ -16,6 +16,8 @@ public class Conv2dKernelsTests
         yield return ["1x1 direct groups 2", 1, 8, 7, 9, 10, 1, 1, 1, 0, 2];
         yield return ["1x1 stride 2", 2, 5, 9, 8, 4, 1, 1, 2, 0, 1];
         yield return ["conv1-like k11 s4", 2, 3, 39, 43, 8, 11, 11, 4, 0, 1];
+        // Rows wide enough for the phases' permutes (16 stride-2 floats), with padding on both sides.
+        yield return ["stride 2, wide rows", 2, 3, 7, 71, 4, 3, 3, 2, 1, 1];
         yield return ["kernel larger than input with padding", 2, 2, 3, 4, 3, 5, 5, 1, 2, 1];
         yield return ["wide channels, batch 1, groups 1", 1, 40, 12, 12, 70, 3, 3, 1, 1, 1];
         // Batch 1 with more output channels than positions: the product splits the channels over the threads, and the
@@ -159,6 +161,109 @@ public class Conv2dKernelsTests
         var (threeOutput, threeDInput) = Run(3);
         Assert.True(oneOutput.AsSpan().SequenceEqual(threeOutput), $"conv {name} forward");
         Assert.True(oneDInput.AsSpan().SequenceEqual(threeDInput), $"conv {name} dInput");
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Column_panels_give_the_column_matrix_bits(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int s, int p, int groups) =>
+        CheckPanelsAgainstMatrix(name, batch, Geometry(c, h, w, oc, kh, kw, s, p, groups));
+
+    [Theory]
+    [MemberData(nameof(RectangularStrides))]
+    public void Column_panels_give_the_column_matrix_bits_with_per_axis_strides(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int sh, int sw, int ph, int pw) =>
+        CheckPanelsAgainstMatrix(name, batch, Geometry(c, h, w, oc, kh, kw, sh, sw, ph, pw));
+
+    private static void CheckPanelsAgainstMatrix(string name, int batch, Conv2dGeometry g)
+    {
+        // Slabs of packed panels against the whole column matrix: each output is the same dot product in the same order,
+        // so the bits must agree, with and without bias and ReLU, on one thread and on three.
+        float[] input = KernelAssert.Random(batch * g.InputLength, 51), weight = KernelAssert.Random(g.WeightLength, 52, -0.5f, 0.5f);
+        float[] bias = KernelAssert.Random(g.OutChannels, 53);
+        foreach (int threads in new[] { 1, 3 })
+        {
+            using var matrix = new CpuContext(threads) { ForwardColumns = ColumnLayout.Matrix };
+            using var panels = new CpuContext(threads) { ForwardColumns = ColumnLayout.Panels };
+            bool direct = g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideHeight == 1 && g.StrideWidth == 1 && g.PaddingHeight == 0 && g.PaddingWidth == 0;
+            bool blocks = Conv2dKernels.SamplesPerItem(g, batch, threads) > 1;
+            Assert.False(Conv2dKernels.UsesColumnPanels(g, batch, matrix), $"conv {name}: the matrix context must not take panels");
+            Assert.Equal(!direct && !blocks, Conv2dKernels.UsesColumnPanels(g, batch, panels));
+            foreach (bool relu in new[] { false, true })
+            {
+                float[] expected = new float[batch * g.OutputLength], actual = KernelAssert.Random(expected.Length, 54);
+                Conv2dKernels.Forward(g, batch, input, weight, relu ? bias : [], expected, relu, matrix, Conv2dAlgorithm.Im2Col);
+                Conv2dKernels.Forward(g, batch, input, weight, relu ? bias : [], actual, relu, panels, Conv2dAlgorithm.Im2Col);
+                Assert.True(expected.AsSpan().SequenceEqual(actual), $"conv {name} threads={threads} relu={relu}");
+            }
+        }
+    }
+
+    /// <summary>(C, H, W, KH, KW, stride H, stride W, padding H, padding W).</summary>
+    public static IEnumerable<object[]> PanelGeometries()
+    {
+        yield return [3, 39, 43, 11, 11, 4, 4, 2, 2]; // K = 363 over two blocks of rows, padding on every side
+        yield return [2, 15, 17, 3, 5, 2, 3, 0, 2];
+        yield return [4, 9, 20, 3, 3, 1, 1, 1, 1];    // stride 1: one phase
+        yield return [1, 7, 7, 5, 2, 1, 3, 2, 0];     // a kernel narrower than its stride
+    }
+
+    [Theory]
+    [MemberData(nameof(PanelGeometries))]
+    public unsafe void Im2col_panels_are_the_packed_columns_of_the_matrix(int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
+    {
+        // Expected: the whole column matrix by the scalar im2col, then the slab's columns packed by Gemm.PackBRows.
+        // Slabs at the start, across output rows in the middle, one position, and a ragged end; every float of the
+        // packed slab must be written (NaN poison), the padding lanes with zeros.
+        var g = new Conv2dGeometry(c, h, w, 1, (h + 2 * ph - kh) / sh + 1, (w + 2 * pw - kw) / sw + 1, kh, kw, sh, sw, ph, pw, 1);
+        int positions = g.OutHeight * g.OutWidth, depth = c * kh * kw;
+        float[] input = KernelAssert.Random(g.InputLength, 61);
+        float[] columns = new float[depth * positions];
+        fixed (float* pIn = input, pColumns = columns) Conv2dKernels.Im2ColScalar(g, c, pIn, pColumns, positions);
+        int[][] slabs = [[0, Math.Min(64, positions)], [positions / 3, Math.Min(45, positions - positions / 3)], [positions - 1, 1], [5, positions - 5]];
+        foreach (int[] slab in slabs)
+        {
+            int first = slab[0], count = slab[1];
+            long length = Gemm.PackedBLength(count, depth);
+            float[] expected = new float[length], actual = new float[length];
+            Array.Fill(actual, float.NaN);
+            fixed (float* pIn = input, pColumns = columns, pExpected = expected, pActual = actual)
+            {
+                Gemm.PackBRows(count, depth, 0, depth, pColumns + first, positions, pExpected);
+                Conv2dKernels.Im2ColPanels(g, c, pIn, first, count, pActual);
+            }
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"slab of {count} from {first} of {positions}");
+        }
+    }
+
+    [Fact]
+    public unsafe void Im2col_panels_refuse_positions_outside_the_output()
+    {
+        var g = new Conv2dGeometry(1, 8, 8, 1, 6, 6, 3, 3, 1, 1, 0, 0, 1);
+        float[] input = new float[g.InputLength], packed = new float[Gemm.PackedBLength(36, 9)];
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
+        {
+            fixed (float* pIn = input, pPacked = packed) Conv2dKernels.Im2ColPanels(g, 1, pIn, 30, 7, pPacked);
+        });
+        Assert.Contains("30 to 37", error.Message);
+    }
+
+    [Fact]
+    public void Strided_convolutions_take_column_panels_and_the_others_the_matrix()
+    {
+        using var ctx = new CpuContext(2);
+        var torchvisionConv1 = new Conv2dGeometry(3, 224, 224, 64, 55, 55, 11, 11, 4, 4, 2, 2, 1);
+        var canonicalConv1 = new Conv2dGeometry(3, 227, 227, 96, 55, 55, 11, 11, 4, 4, 0, 0, 1);
+        var torchvisionConv3 = new Conv2dGeometry(192, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1);
+        Assert.True(Conv2dKernels.UsesColumnPanels(torchvisionConv1, 1, ctx));
+        Assert.True(Conv2dKernels.UsesColumnPanels(torchvisionConv1, 16, ctx));
+        Assert.True(Conv2dKernels.UsesColumnPanels(canonicalConv1, 16, ctx));
+        Assert.False(Conv2dKernels.UsesColumnPanels(torchvisionConv3, 1, ctx));
+        using var matrix = new CpuContext(2) { ForwardColumns = ColumnLayout.Matrix };
+        Assert.False(Conv2dKernels.UsesColumnPanels(torchvisionConv1, 16, matrix));
+        // Slabs are whole panels within the byte budget and cover conv1's 3025 positions in even parts.
+        int slab = Conv2dKernels.SlabPositions(363, 3025);
+        Assert.Equal(0, slab % Gemm.NR);
+        Assert.InRange((long)slab * 363 * sizeof(float), 1, 512 * 1024);
+        Assert.True((3025 + slab - 1) / slab * slab - 3025 < slab, "the last slab is not empty");
     }
 
     [Theory]

@@ -156,6 +156,19 @@ public static unsafe partial class Gemm
         MultiplyCore(m, n, k, null, 0, false, packedA, b, ldb, transB, null, c, ldc, accumulate, epilogue, ctx, threadIndex, kernel);
     }
 
+    /// <summary>
+    /// C[M, N] = op(A) * op(B), then the epilogue, on the calling thread, with op(A) packed by <see cref="PackWhole"/>
+    /// and op(B) by <see cref="PackBRows"/> (N columns): the same bits as <see cref="Multiply"/> on the unpacked operands.
+    /// </summary>
+    internal static void MultiplyPackedAB(int m, int n, int k, float* packedA, float* packedB, float* c, int ldc,
+        in GemmEpilogue epilogue, CpuContext ctx, int threadIndex, GemmKernel kernel = GemmKernel.Auto)
+    {
+        if (packedA == null) throw new ArgumentNullException(nameof(packedA));
+        if (packedB == null) throw new ArgumentNullException(nameof(packedB));
+        if (threadIndex < 0) throw new ArgumentOutOfRangeException(nameof(threadIndex), "A product of packed operands runs on the calling thread: pass its thread index.");
+        MultiplyCore(m, n, k, null, 0, false, packedA, null, 0, false, packedB, c, ldc, false, epilogue, ctx, threadIndex, kernel);
+    }
+
     /// <summary>Floats <see cref="PackWhole"/> writes for an M x K op(A) (8 more: the transposed stores' spill).</summary>
     public static long PackedLength(int m, int k) => (long)RoundUp(m, MR) * k + 8;
 
