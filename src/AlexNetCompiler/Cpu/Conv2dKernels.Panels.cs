@@ -11,7 +11,10 @@ internal enum ColumnLayout
     Auto,
     /// <summary>The whole column matrix of a sample, then the GEMM packs it.</summary>
     Matrix,
-    /// <summary>Slabs of output positions written straight into the GEMM's packed panels, wherever a row fits the phases.</summary>
+    /// <summary>
+    /// Slabs of output positions written straight into the GEMM's packed panels, for every shape that takes one sample to
+    /// an item (not a direct 1x1 convolution, nor a small plane's block of samples) and whose rows fit the phases.
+    /// </summary>
     Panels,
 }
 
@@ -37,7 +40,7 @@ public static unsafe partial class Conv2dKernels
     /// </summary>
     internal static bool UsesColumnPanels(in Conv2dGeometry g, int batch, CpuContext ctx)
     {
-        if (IsDirect(g) || !PhasesFit(g) || SamplesPerItem(g, batch, ctx.Threads) != 1) return false;
+        if (IsDirect(g) || !PanelsFit(g) || SamplesPerItem(g, batch, ctx.Threads) != 1) return false;
         return ctx.ForwardColumns switch
         {
             ColumnLayout.Matrix => false,
@@ -46,14 +49,16 @@ public static unsafe partial class Conv2dKernels
         };
     }
 
-    private static bool PhasesFit(in Conv2dGeometry g) =>
-        g.KernelWidth <= MaxPanelKernelWidth
-        && (long)Math.Min(g.StrideWidth, g.KernelWidth) * ((g.InWidth + 2 * g.PaddingWidth + g.StrideWidth - 1) / g.StrideWidth) <= MaxPhasedRow;
+    private static bool PanelsFit(in Conv2dGeometry g) => g.KernelWidth <= MaxPanelKernelWidth && PhasesFit(g);
 
     /// <summary>Widest kernel <see cref="Im2ColPanels"/> takes: it keeps three pointers per kernel column on the stack.</summary>
     private const int MaxPanelKernelWidth = 256;
 
-    /// <summary>Output positions per slab: whole panels, as many as fit <see cref="PanelSlabBytes"/>, spread evenly over the plane.</summary>
+    /// <summary>
+    /// Output positions per slab: whole panels, as many as fit <see cref="PanelSlabBytes"/>, narrowed to what the fewest
+    /// slabs of that size need (the last slab takes the rest): a plane of 400 positions at a depth of 363 runs as 224 + 176,
+    /// not 352 + 48.
+    /// </summary>
     internal static int SlabPositions(int depth, int positions)
     {
         int most = Math.Max(Gemm.NR, PanelSlabBytes / sizeof(float) / Math.Max(depth, 1) / Gemm.NR * Gemm.NR);
@@ -99,7 +104,7 @@ public static unsafe partial class Conv2dKernels
         int depth = channels * kh * kw, endPosition = firstPosition + positions;
         if (positions <= 0 || firstPosition < 0 || endPosition > oh * ow)
             throw new ArgumentOutOfRangeException(nameof(positions), $"Positions {firstPosition} to {endPosition} of a {oh}x{ow} output do not exist.");
-        if (!PhasesFit(g))
+        if (!PanelsFit(g))
             throw new ArgumentException($"A {kh}x{kw} kernel at column stride {sw} over rows of {w} does not fit the phases on the stack.", nameof(g));
         var slab = new PanelSlab(packed, depth, positions);
         int lastLanes = positions % Gemm.NR;
@@ -231,22 +236,24 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>
-    /// Up to <see cref="Gemm.NR"/> floats from <paramref name="from"/> (zeros when null), stored with a mask, so no float
-    /// past <paramref name="count"/> is written; with AVX-512 a whole <see cref="Gemm.NR"/> floats are read.
+    /// Up to <see cref="Gemm.NR"/> floats from <paramref name="from"/>, or zeros when it is null: the vertical padding's
+    /// pieces, and every piece on machines without AVX-512 (with it, the copies run inline in <see cref="Im2ColPanels"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CopyPiece(float* from, float* to, int count)
     {
+        if (from != null)
+        {
+            new ReadOnlySpan<float>(from, count).CopyTo(new Span<float>(to, count));
+            return;
+        }
         if (Avx512F.IsSupported)
         {
             Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            Vector512<float> low = Vector512.LessThan(lane, Vector512.Create(count)).AsSingle();
-            Vector512<float> high = Vector512.LessThan(lane, Vector512.Create(count - 16)).AsSingle();
-            Avx512F.MaskStore(to, low, from == null ? Vector512<float>.Zero : Vector512.Load(from));
-            Avx512F.MaskStore(to + 16, high, from == null ? Vector512<float>.Zero : Vector512.Load(from + 16));
+            Avx512F.MaskStore(to, Vector512.LessThan(lane, Vector512.Create(count)).AsSingle(), Vector512<float>.Zero);
+            Avx512F.MaskStore(to + 16, Vector512.LessThan(lane, Vector512.Create(count - 16)).AsSingle(), Vector512<float>.Zero);
             return;
         }
-        if (from == null) new Span<float>(to, count).Clear();
-        else new ReadOnlySpan<float>(from, count).CopyTo(new Span<float>(to, count));
+        new Span<float>(to, count).Clear();
     }
 }

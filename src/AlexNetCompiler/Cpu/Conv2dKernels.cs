@@ -503,7 +503,7 @@ public static unsafe partial class Conv2dKernels
             Im2ColStride1(g, channels, input, colStart, rowStride);
             return;
         }
-        if (sw > 1 && (long)Math.Min(sw, kw) * ((w + 2 * pw + sw - 1) / sw) <= MaxPhasedRow)
+        if (sw > 1 && PhasesFit(g))
         {
             Im2ColPhased(g, channels, input, colStart, rowStride);
             return;
@@ -513,6 +513,10 @@ public static unsafe partial class Conv2dKernels
 
     /// <summary>Most floats of phases <see cref="Im2ColPhased"/> splits a row into on the stack (64 KiB).</summary>
     private const int MaxPhasedRow = 16384;
+
+    /// <summary>Whether a padded input row's stride phases fit <see cref="MaxPhasedRow"/>.</summary>
+    private static bool PhasesFit(in Conv2dGeometry g) =>
+        (long)Math.Min(g.StrideWidth, g.KernelWidth) * ((g.InWidth + 2 * g.PaddingWidth + g.StrideWidth - 1) / g.StrideWidth) <= MaxPhasedRow;
 
     /// <summary>
     /// <see cref="Im2Col"/> at a column stride above 1 (conv1's 4): each padded input row is split once into its
@@ -568,9 +572,10 @@ public static unsafe partial class Conv2dKernels
     {
         int w = g.InWidth, sw = g.StrideWidth, pw = g.PaddingWidth;
         bool permutes = Avx512F.IsSupported && (sw == 2 || sw == 4);
-        Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         // Every SW-th float of two vectors: all sixteen lanes at a stride of 2, the first eight at 4.
-        Vector512<int> picks = (lane & Vector512.Create(sw == 4 ? 7 : 15)) * Vector512.Create(sw);
+        Vector512<int> picks = permutes
+            ? (Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) & Vector512.Create(sw == 4 ? 7 : 15)) * Vector512.Create(sw)
+            : default;
         for (int r = 0; r < phaseCount; r++)
         {
             // Padded column u = t * SW + r is input column u - PW: zero before the row and after it.

@@ -204,6 +204,9 @@ public class Conv2dKernelsTests
         yield return [2, 15, 17, 3, 5, 2, 3, 0, 2];
         yield return [4, 9, 20, 3, 3, 1, 1, 1, 1];    // stride 1: one phase
         yield return [1, 7, 7, 5, 2, 1, 3, 2, 0];     // a kernel narrower than its stride
+        // Rows wide enough for the phases' permutes: conv1's 227 at stride 4, 71 at stride 2 with padding.
+        yield return [3, 15, 227, 11, 11, 4, 4, 0, 0];
+        yield return [2, 5, 71, 3, 3, 2, 2, 1, 1];
     }
 
     [Theory]
@@ -259,11 +262,11 @@ public class Conv2dKernelsTests
         Assert.False(Conv2dKernels.UsesColumnPanels(torchvisionConv3, 1, ctx));
         using var matrix = new CpuContext(2) { ForwardColumns = ColumnLayout.Matrix };
         Assert.False(Conv2dKernels.UsesColumnPanels(torchvisionConv1, 16, matrix));
-        // Slabs are whole panels within the byte budget and cover conv1's 3025 positions in even parts.
-        int slab = Conv2dKernels.SlabPositions(363, 3025);
-        Assert.Equal(0, slab % Gemm.NR);
-        Assert.InRange((long)slab * 363 * sizeof(float), 1, 512 * 1024);
-        Assert.True((3025 + slab - 1) / slab * slab - 3025 < slab, "the last slab is not empty");
+        // Slabs are whole panels within 512 KiB of packed columns: conv1's 3025 positions at a depth of 363 (11 panels
+        // fit) take nine slabs of 352, the last one short; 400 positions take two of 224 rather than 352 and 48.
+        Assert.Equal(352, Conv2dKernels.SlabPositions(363, 3025));
+        Assert.Equal(224, Conv2dKernels.SlabPositions(363, 400));
+        Assert.Equal(Gemm.NR, Conv2dKernels.SlabPositions(100_000, 3025));
     }
 
     [Theory]
