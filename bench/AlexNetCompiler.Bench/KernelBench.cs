@@ -134,8 +134,10 @@ internal static unsafe class KernelBench
             int[] arg = new int[y.Length];
             double tf = Time(() => MaxPoolKernels.Forward(g, batch, x, y, arg, ctx), cpu);
             double tb = Time(() => MaxPoolKernels.Backward(g, batch, dy, arg, dx, ctx), cpu);
+            // Inference keeps no indices (the generated forward pass passes none outside training).
+            double ti = Time(() => MaxPoolKernels.Forward(g, batch, x, y, Span<int>.Empty, ctx), cpu);
             forwardTotal += tf; backwardTotal += tb;
-            Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms   backward {tb * 1e3,8:F2} ms");
+            Console.WriteLine($"  {name,-6} forward {tf * 1e3,8:F2} ms   backward {tb * 1e3,8:F2} ms   forward without indices (inference) {ti * 1e3,8:F2} ms");
         }
         var denses = shapes.Denses;
         foreach (var (name, inF, outF) in denses)

@@ -71,10 +71,18 @@ public static unsafe partial class MaxPoolKernels
                 ow = owInsideFirst;
                 if (g.StrideWidth == 2 && Avx512F.IsSupported)
                 {
-                    for (; ow + 16 <= owInsideEnd; ow += 16) StrideTwoWindows(in g, x, y, arg, oh, ow, 16, hFirst, hEnd);
+                    // Inference asks for no indices: a copy of the loop without them (the constant folds the index work away).
+                    if (arg == null)
+                    {
+                        for (; ow + 16 <= owInsideEnd; ow += 16) StrideTwoWindows(in g, x, y, null, oh, ow, 16, hFirst, hEnd, trackIndex: false);
+                    }
+                    else
+                    {
+                        for (; ow + 16 <= owInsideEnd; ow += 16) StrideTwoWindows(in g, x, y, arg, oh, ow, 16, hFirst, hEnd, trackIndex: true);
+                    }
                     if (ow < owInsideEnd)
                     {
-                        StrideTwoWindows(in g, x, y, arg, oh, ow, owInsideEnd - ow, hFirst, hEnd);
+                        StrideTwoWindows(in g, x, y, arg, oh, ow, owInsideEnd - ow, hFirst, hEnd, trackIndex: arg != null);
                         ow = owInsideEnd;
                     }
                 }
@@ -166,7 +174,7 @@ public static unsafe partial class MaxPoolKernels
     /// input row; lanes past count are computed but not stored. The same visiting order and rule as the scalar scan.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StrideTwoWindows(in PoolGeometry g, float* x, float* y, int* arg, int oh, int ow0, int count, int hFirst, int hEnd)
+    private static void StrideTwoWindows(in PoolGeometry g, float* x, float* y, int* arg, int oh, int ow0, int count, int hFirst, int hEnd, bool trackIndex)
     {
         int inW = g.InWidth, firstColumn = 2 * ow0 - g.PaddingWidth;
         Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -187,19 +195,19 @@ public static unsafe partial class MaxPoolKernels
                 Vector512<float> v = Avx512F.PermuteVar16x32x2(low, evens, high);
                 Vector512<float> replace = Vector512.GreaterThan(v, best) | ~Vector512.Equals(v, v);
                 best = Vector512.ConditionalSelect(replace, v, best);
-                bestIndex = Vector512.ConditionalSelect(replace.AsInt32(), rowIndex + Vector512.Create(kx), bestIndex);
+                if (trackIndex) bestIndex = Vector512.ConditionalSelect(replace.AsInt32(), rowIndex + Vector512.Create(kx), bestIndex);
             }
         }
         int o = oh * g.OutWidth + ow0;
         if (count == 16)
         {
             best.Store(y + o);
-            if (arg != null) bestIndex.Store(arg + o);
+            if (trackIndex) bestIndex.Store(arg + o);
             return;
         }
         Vector512<int> stored = Vector512.LessThan(lane, Vector512.Create(count));
         Avx512F.MaskStore(y + o, stored.AsSingle(), best);
-        if (arg != null) Avx512F.MaskStore(arg + o, stored, bestIndex);
+        if (trackIndex) Avx512F.MaskStore(arg + o, stored, bestIndex);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
