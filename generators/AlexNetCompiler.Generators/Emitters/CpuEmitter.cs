@@ -103,6 +103,23 @@ internal static partial class CpuEmitter
         w.WriteLine("// Gradient ping-pong buffers, each [MaxBatch, largest activation].");
         w.WriteLine("private readonly float[] _gradientA;");
         w.WriteLine("private readonly float[] _gradientB;");
+        w.WriteComment("Each convolution's weights as Forward multiplies by them (packed or transformed), kept while unchanged.");
+        foreach (PlanStage b in buffers)
+        {
+            if (b.WeightCache == null) continue;
+            // The name on the next line where it is long.
+            string field = $"private readonly {Kernels}Conv2dWeightCache";
+            string name = $"_{b.WeightCache} = new();";
+            if (w.Fits(field + " " + name))
+            {
+                w.WriteLine(field + " " + name);
+            }
+            else
+            {
+                w.WriteLine(field);
+                w.WriteLine("    " + name);
+            }
+        }
         w.WriteLine();
 
         w.WriteSummary("The compile-time description of this network (layer table, parameters, memory plan).");
@@ -284,13 +301,18 @@ internal static partial class CpuEmitter
             switch (l.Kind)
             {
                 case LayerKind.Conv2d:
-                    w.WriteParenthesized($"{Kernels}Conv2dKernels.Forward", new[]
+                {
+                    var arguments = new List<string>
                     {
                         $"in {l.Identifier}Geometry", "batch", $"input: {b.Input}", $"weight: {Param(l, ParameterRole.Weight)}",
                         $"bias: {Param(l, ParameterRole.Bias)}", $"output: {b.Output}", $"relu: {Bool(b.Relu)}", "ctx: _cpu",
-                    }, ";");
+                    };
+                    // A training pass changes the weights on every step: only inference keeps them prepared.
+                    if (b.WeightCache != null) arguments.Add($"weightCache: training ? null : _{b.WeightCache}");
+                    w.WriteParenthesized($"{Kernels}Conv2dKernels.Forward", arguments, ";");
                     WriteFusedRelu(w, b);
                     break;
+                }
                 case LayerKind.Dense:
                     w.WriteParenthesized($"{Kernels}DenseKernels.Forward", new[]
                     {

@@ -25,20 +25,24 @@ internal enum BufferNaming { CamelCase, SnakeCase }
 /// and its gradient buffers need only fit the stages' outputs. A host backend gets labels from the caller, leaves the
 /// velocity to its optimizer, keeps the softmax probabilities, and sizes its gradient buffers over every layer and the input.
 /// </param>
+/// <param name="CachesPreparedConvWeights">
+/// A conv stage's inference pass keeps its weights' prepared form (packed, or Winograd-transformed) between calls, in a
+/// cache of its own that checks the weights are unchanged.
+/// </param>
 /// <param name="UpdatesDenseWeightsInBackward">
 /// In a training step, a Dense stage's backward also applies the optimizer's update to its weight (in the same pass
 /// over the weights at a small batch), so the step's own update leaves those weights out.
 /// </param>
 internal sealed record Backend(string Name, BufferNaming Naming, bool FusesLrnIntoPool, bool FusesDropoutIntoDense, bool ReluRunsInPlace, bool KeepsLrnScale,
-    bool OnDevice, bool UpdatesDenseWeightsInBackward)
+    bool OnDevice, bool UpdatesDenseWeightsInBackward, bool CachesPreparedConvWeights)
 {
     /// <summary>One kernel pair per layer (ReLU in the conv/dense epilogue), buffers as C# fields.</summary>
     public static readonly Backend Cpu = new("cpu", BufferNaming.CamelCase, FusesLrnIntoPool: false, FusesDropoutIntoDense: false, ReluRunsInPlace: true, KeepsLrnScale: true, OnDevice: false,
-        UpdatesDenseWeightsInBackward: true);
+        UpdatesDenseWeightsInBackward: true, CachesPreparedConvWeights: true);
 
     /// <summary>Fused kernels: ReLU into conv/dense, LRN into the pool after it, dropout into the Dense after it.</summary>
     public static readonly Backend Cuda = new("cuda", BufferNaming.SnakeCase, FusesLrnIntoPool: true, FusesDropoutIntoDense: true, ReluRunsInPlace: false, KeepsLrnScale: false, OnDevice: true,
-        UpdatesDenseWeightsInBackward: false);
+        UpdatesDenseWeightsInBackward: false, CachesPreparedConvWeights: false);
 }
 
 /// <summary>
@@ -56,6 +60,7 @@ internal sealed record Backend(string Name, BufferNaming Naming, bool FusesLrnIn
 /// <param name="Argmax">The pool's argmax buffer (int32), else null.</param>
 /// <param name="ForwardFlops">Floating-point operations of the forward pass per sample (GEMM stages; 0 for the rest).</param>
 /// <param name="UpdatesWeightInBackward">A training step applies the optimizer's update to this stage's weight in its backward.</param>
+/// <param name="WeightCache">The conv stage's cache of prepared weights for its inference pass, else null.</param>
 internal sealed record PlanStage(
     StageKind Kind,
     string Name,
@@ -72,7 +77,8 @@ internal sealed record PlanStage(
     TensorShape InputShape,
     TensorShape OutputShape,
     long ForwardFlops,
-    bool UpdatesWeightInBackward = false)
+    bool UpdatesWeightInBackward = false,
+    string? WeightCache = null)
 {
     /// <summary>A ReLU runs in this conv/dense stage's epilogue.</summary>
     public bool Relu => FusedRelu is not null;

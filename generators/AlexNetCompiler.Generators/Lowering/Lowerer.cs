@@ -54,7 +54,8 @@ internal static class Lowerer
                     string name = StageName(backend, layer.Identifier);
                     Add(new PlanStage(layer.Kind == LayerKind.Conv2d ? StageKind.Conv : StageKind.Dense, name, layer, relu, null, null, dropout,
                         current, OutputName(backend, name), true, null, null, currentShape, layer.Output, 2 * MultiplyAdds(layer),
-                        UpdatesWeightInBackward: layer.Kind == LayerKind.Dense && backend.UpdatesDenseWeightsInBackward));
+                        UpdatesWeightInBackward: layer.Kind == LayerKind.Dense && backend.UpdatesDenseWeightsInBackward,
+                        WeightCache: layer.Kind == LayerKind.Conv2d && backend.CachesPreparedConvWeights ? SavedName(backend, name, "WeightCache", "weight_cache") : null));
                     break;
                 }
                 case LayerKind.Dropout:

@@ -60,7 +60,8 @@ public enum Conv2dAlgorithm
 /// Work: a parallel loop over (group, block of <see cref="WinogradBlockRows"/> output channels) transforms the filters
 /// (in float) into U[36][block][in], once per call, and packs each U[xi] for the GEMM's micro-kernel
 /// (<see cref="Gemm.PackWhole"/>), in thread 0's <see cref="ScratchSlot.TransformedFilters"/> (about 4x the layer's
-/// weights: 14 MiB for the canonical AlexNet's conv3). Then one parallel loop over independent items (group,
+/// weights: 14 MiB for the canonical AlexNet's conv3), or, in a forward pass given a <see cref="Conv2dWeightCache"/>,
+/// in the cache, and only where the weights differ from those it holds the form of. Then one parallel loop over independent items (group,
 /// chunk of tiles spanning samples, and at small batches part of the output channels), like the im2col path's (sample,
 /// group) items: an item transforms its chunk's input tiles into V[36][in][tiles]; then per block of output channels
 /// it runs the 36 GEMMs M[xi] = U[xi] * V[xi] on the project's blocked GEMM single-threaded, and the inverse transform
@@ -177,7 +178,8 @@ public static unsafe partial class Conv2dKernels
         public int Ld;
         public long TileStride, FilterStride, ProductStride, ScratchFloats;
         // Every block's transformed filters, [group][block][36], each U[xi] (WinogradBlockRows x Cin) packed for the GEMM
-        // (Gemm.PackWhole) PackedFilterFloats apart: transformed and packed once per call before the items, which share them.
+        // (Gemm.PackWhole) PackedFilterFloats apart: transformed and packed once per call before the items, which share them
+        // (or found in the forward pass's weight cache).
         public float* Filters;
         public long PackedFilterFloats;
     }
@@ -196,7 +198,8 @@ public static unsafe partial class Conv2dKernels
         return 36 * (PlaneStride((long)cin * ld) + PlaneStride((long)WinogradBlockRows * ld));
     }
 
-    private static void WinogradForward(in Conv2dGeometry g, int batch, float* input, float* weight, float* bias, float* output, bool relu, CpuContext ctx)
+    private static void WinogradForward(in Conv2dGeometry g, int batch, float* input, float* weight, float* bias, float* output, bool relu, CpuContext ctx,
+        Conv2dWeightCache? weightCache)
     {
         var job = new WinogradJob
         {
@@ -206,7 +209,7 @@ public static unsafe partial class Conv2dKernels
             InputSample = g.InputLength, OutputSample = g.OutputLength,
             Input = input, Weight = weight, Bias = bias, Output = output, Relu = relu, Ctx = ctx,
         };
-        WinogradRun(ref job, batch, Im2ColFloats(g));
+        WinogradRun(ref job, batch, Im2ColFloats(g), g, weightCache);
     }
 
     /// <summary>dInput = conv(dOutput, W rotated and transposed), padding R - 1 - p; overwrites dInput.</summary>
@@ -221,7 +224,7 @@ public static unsafe partial class Conv2dKernels
             InputSample = g.OutputLength, OutputSample = g.InputLength,
             Input = dOutput, Weight = weight, Output = dInput, Transposed = true, Ctx = ctx,
         };
-        WinogradRun(ref job, batch, Im2ColFloats(g));
+        WinogradRun(ref job, batch, Im2ColFloats(g), g, weightCache: null);
     }
 
     /// <summary>Floats of the im2col path's column matrix for one sample and group of <paramref name="g"/>.</summary>
@@ -238,7 +241,9 @@ public static unsafe partial class Conv2dKernels
     /// </summary>
     /// <param name="im2colFloats">The im2col path's column matrix of this layer: the chunks are as large as fits
     /// in that much scratch (the Winograd path uses the same slot), within 32 and <see cref="WinogradChunkTiles"/> tiles.</param>
-    private static void WinogradRun(ref WinogradJob job, int batch, long im2colFloats)
+    /// <param name="g">The convolution (its weights are <see cref="WinogradJob.Weight"/>).</param>
+    /// <param name="weightCache">Where the forward pass's transformed filters are kept between calls, or null.</param>
+    private static void WinogradRun(ref WinogradJob job, int batch, long im2colFloats, in Conv2dGeometry g, Conv2dWeightCache? weightCache)
     {
         CpuContext ctx = job.Ctx;
         CountTiles(ref job, batch);
@@ -259,9 +264,20 @@ public static unsafe partial class Conv2dKernels
         job.PackedFilterFloats = (Gemm.PackedLength(WinogradBlockRows, job.Cin) + 15) / 16 * 16;
         // The filters first, once for the call, shared by every chunk; a block is transformed in its thread's column
         // scratch, then packed.
-        job.Filters = ctx.Scratch(0, ScratchSlot.TransformedFilters, (long)job.Groups * job.Blocks * 36 * job.PackedFilterFloats);
-        ctx.ReserveScratch(ScratchSlot.Columns, Math.Max(job.ScratchFloats, 36 * job.FilterStride));
-        ctx.For(job.Groups * job.Blocks, &WinogradFilterBlock, Unsafe.AsPointer(ref job));
+        long filterFloats = (long)job.Groups * job.Blocks * 36 * job.PackedFilterFloats;
+        var weight = new ReadOnlySpan<float>(job.Weight, g.WeightLength);
+        job.Filters = weightCache?.Find(PreparedWeightForm.Winograd, g, filterFloats, weight);
+        if (job.Filters == null)
+        {
+            job.Filters = weightCache is null ? ctx.Scratch(0, ScratchSlot.TransformedFilters, filterFloats) : weightCache.Reserve(filterFloats);
+            ctx.ReserveScratch(ScratchSlot.Columns, Math.Max(job.ScratchFloats, 36 * job.FilterStride));
+            ctx.For(job.Groups * job.Blocks, &WinogradFilterBlock, Unsafe.AsPointer(ref job));
+            weightCache?.Commit(PreparedWeightForm.Winograd, g, filterFloats, weight);
+        }
+        else
+        {
+            ctx.ReserveScratch(ScratchSlot.Columns, job.ScratchFloats);
+        }
         Gemm.ReserveScratch(WinogradBlockRows, job.Ld, job.Cin, ctx);
         ctx.For(items * job.Parts, &WinogradItem, Unsafe.AsPointer(ref job));
     }

@@ -29,8 +29,11 @@ public static unsafe partial class Conv2dKernels
     // (a block of samples: col [Kc, count * P], output block [OC/G, count * P]).
 
     /// <param name="algorithm">Auto: chosen by shape; the others force one (tests and benchmarks compare them).</param>
+    /// <param name="weightCache">Where the weights' packed or Winograd-transformed form is kept between calls, used while
+    /// the weights are unchanged (an inference pass); null prepares them on every call, as a training step must.</param>
     public static void Forward(in Conv2dGeometry g, int batch, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
-        ReadOnlySpan<float> bias, Span<float> output, bool relu, CpuContext ctx, Conv2dAlgorithm algorithm = Conv2dAlgorithm.Auto)
+        ReadOnlySpan<float> bias, Span<float> output, bool relu, CpuContext ctx, Conv2dAlgorithm algorithm = Conv2dAlgorithm.Auto,
+        Conv2dWeightCache? weightCache = null)
     {
         ArgumentNullException.ThrowIfNull(ctx);
         CheckConvShapes(g, batch, input.Length, weight.Length, bias.Length, output.Length, nameof(output));
@@ -40,12 +43,12 @@ public static unsafe partial class Conv2dKernels
         {
             if (winograd)
             {
-                WinogradForward(g, batch, pIn, pW, bias.IsEmpty ? null : pB, pOut, relu, ctx);
+                WinogradForward(g, batch, pIn, pW, bias.IsEmpty ? null : pB, pOut, relu, ctx, weightCache);
                 return;
             }
             var job = new ConvJob(g, batch, ctx)
             {
-                Input = pIn, Weight = pW, Bias = bias.IsEmpty ? null : pB, Output = pOut, Relu = relu,
+                Input = pIn, Weight = pW, Bias = bias.IsEmpty ? null : pB, Output = pOut, Relu = relu, WeightCache = weightCache,
             };
             if (UsesColumnPanels(g, batch, ctx))
             {
@@ -167,6 +170,8 @@ public static unsafe partial class Conv2dKernels
         public float* PackedWeight;
         public long PackedGroupLength;
         public bool PackedTransposed;
+        /// <summary>Where the forward pass's packed weight is kept between calls (<see cref="Conv2dWeightCache"/>), or null.</summary>
+        public Conv2dWeightCache? WeightCache;
         public bool Relu;
         public CpuContext Ctx;
         public float** Partials;
@@ -257,17 +262,23 @@ public static unsafe partial class Conv2dKernels
 
     /// <summary>
     /// Every group's weight packed for the items' GEMMs (W_g, or W_g^T when <paramref name="transposed"/>), once per
-    /// call instead of once per item, in thread 0's <see cref="ScratchSlot.TransformedFilters"/>. The same bits as
-    /// packing in each product.
+    /// call instead of once per item, in thread 0's <see cref="ScratchSlot.TransformedFilters"/>, or (W_g, with a
+    /// <see cref="ConvJob.WeightCache"/>) once while the weights stay the same. The same bits as packing in each product.
     /// </summary>
     private static void PackWeights(ref ConvJob job, bool transposed)
     {
         int m = transposed ? job.Kc : job.OCg, k = transposed ? job.OCg : job.Kc;
         job.PackedGroupLength = Gemm.PackedLength(m, k);
         job.PackedTransposed = transposed;
-        job.PackedWeight = job.Ctx.Scratch(0, ScratchSlot.TransformedFilters, job.Groups * job.PackedGroupLength);
+        long length = job.Groups * job.PackedGroupLength;
+        Conv2dWeightCache? cache = transposed ? null : job.WeightCache;
+        var weight = new ReadOnlySpan<float>(job.Weight, job.G.WeightLength);
+        job.PackedWeight = cache?.Find(PreparedWeightForm.GemmPacked, job.G, length, weight);
+        if (job.PackedWeight != null) return;
+        job.PackedWeight = cache is null ? job.Ctx.Scratch(0, ScratchSlot.TransformedFilters, length) : cache.Reserve(length);
         for (int grp = 0; grp < job.Groups; grp++)
             Gemm.PackWhole(m, k, job.Weight + (long)grp * job.OCg * job.Kc, job.Kc, transposed, job.PackedWeight + grp * job.PackedGroupLength);
+        cache?.Commit(PreparedWeightForm.GemmPacked, job.G, length, weight);
     }
 
     /// <summary>

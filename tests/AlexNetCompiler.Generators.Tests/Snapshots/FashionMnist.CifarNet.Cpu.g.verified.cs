@@ -78,6 +78,12 @@ namespace FashionMnist
         // Gradient ping-pong buffers, each [MaxBatch, largest activation].
         private readonly float[] _gradientA;
         private readonly float[] _gradientB;
+        // Each convolution's weights as Forward multiplies by them (packed or transformed), kept while unchanged.
+        private readonly global::AlexNetCompiler.Cpu.Conv2dWeightCache _conv1WeightCache = new();
+        private readonly global::AlexNetCompiler.Cpu.Conv2dWeightCache _conv2WeightCache = new();
+        private readonly global::AlexNetCompiler.Cpu.Conv2dWeightCache _conv3WeightCache = new();
+        private readonly global::AlexNetCompiler.Cpu.Conv2dWeightCache _conv4WeightCache = new();
+        private readonly global::AlexNetCompiler.Cpu.Conv2dWeightCache _conv5WeightCache = new();
 
         /// <summary>The compile-time description of this network (layer table, parameters, memory plan).</summary>
         public global::AlexNetCompiler.NetworkDescriptor Descriptor => Model;
@@ -319,7 +325,8 @@ namespace FashionMnist
                 bias: Conv1Bias,
                 output: conv1Output,
                 relu: true,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightCache: training ? null : _conv1WeightCache);
             // Relu1 (features.1): [64, 32, 32] -> [64, 32, 32]
             // fused into the previous layer's epilogue
             // Lrn1 (features.2): [64, 32, 32] -> [64, 32, 32]
@@ -349,7 +356,8 @@ namespace FashionMnist
                 bias: Conv2Bias,
                 output: conv2Output,
                 relu: true,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightCache: training ? null : _conv2WeightCache);
             // Relu2 (features.5): [128, 16, 16] -> [128, 16, 16]
             // fused into the previous layer's epilogue
             // Lrn2 (features.6): [128, 16, 16] -> [128, 16, 16]
@@ -379,7 +387,8 @@ namespace FashionMnist
                 bias: Conv3Bias,
                 output: conv3Output,
                 relu: true,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightCache: training ? null : _conv3WeightCache);
             // Relu3 (features.9): [192, 8, 8] -> [192, 8, 8]
             // fused into the previous layer's epilogue
             // Conv4 (features.10): [192, 8, 8] -> [192, 8, 8]
@@ -391,7 +400,8 @@ namespace FashionMnist
                 bias: Conv4Bias,
                 output: conv4Output,
                 relu: true,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightCache: training ? null : _conv4WeightCache);
             // Relu4 (features.11): [192, 8, 8] -> [192, 8, 8]
             // fused into the previous layer's epilogue
             // Conv5 (features.12): [192, 8, 8] -> [128, 8, 8]
@@ -403,7 +413,8 @@ namespace FashionMnist
                 bias: Conv5Bias,
                 output: conv5Output,
                 relu: true,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightCache: training ? null : _conv5WeightCache);
             // Relu5 (features.13): [128, 8, 8] -> [128, 8, 8]
             // fused into the previous layer's epilogue
             // Pool3 (features.14): [128, 8, 8] -> [128, 4, 4]

@@ -68,6 +68,12 @@ namespace TorchvisionAlexNet
         // Gradient ping-pong buffers, each [MaxBatch, largest activation].
         private readonly float[] _gradientA;
         private readonly float[] _gradientB;
+        // Each convolution's weights as Forward multiplies by them (packed or transformed), kept while unchanged.
+        private readonly global::AlexNetCompiler.Cpu.Conv2dWeightCache _conv1WeightCache = new();
+        private readonly global::AlexNetCompiler.Cpu.Conv2dWeightCache _conv2WeightCache = new();
+        private readonly global::AlexNetCompiler.Cpu.Conv2dWeightCache _conv3WeightCache = new();
+        private readonly global::AlexNetCompiler.Cpu.Conv2dWeightCache _conv4WeightCache = new();
+        private readonly global::AlexNetCompiler.Cpu.Conv2dWeightCache _conv5WeightCache = new();
 
         /// <summary>The compile-time description of this network (layer table, parameters, memory plan).</summary>
         public global::AlexNetCompiler.NetworkDescriptor Descriptor => Model;
@@ -303,7 +309,8 @@ namespace TorchvisionAlexNet
                 bias: Conv1Bias,
                 output: conv1Output,
                 relu: true,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightCache: training ? null : _conv1WeightCache);
             // Relu1 (features.1): [64, 55, 55] -> [64, 55, 55]
             // fused into the previous layer's epilogue
             // Pool1 (features.2): [64, 55, 55] -> [64, 27, 27]
@@ -324,7 +331,8 @@ namespace TorchvisionAlexNet
                 bias: Conv2Bias,
                 output: conv2Output,
                 relu: true,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightCache: training ? null : _conv2WeightCache);
             // Relu2 (features.4): [192, 27, 27] -> [192, 27, 27]
             // fused into the previous layer's epilogue
             // Pool2 (features.5): [192, 27, 27] -> [192, 13, 13]
@@ -345,7 +353,8 @@ namespace TorchvisionAlexNet
                 bias: Conv3Bias,
                 output: conv3Output,
                 relu: true,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightCache: training ? null : _conv3WeightCache);
             // Relu3 (features.7): [384, 13, 13] -> [384, 13, 13]
             // fused into the previous layer's epilogue
             // Conv4 (features.8): [384, 13, 13] -> [256, 13, 13]
@@ -357,7 +366,8 @@ namespace TorchvisionAlexNet
                 bias: Conv4Bias,
                 output: conv4Output,
                 relu: true,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightCache: training ? null : _conv4WeightCache);
             // Relu4 (features.9): [256, 13, 13] -> [256, 13, 13]
             // fused into the previous layer's epilogue
             // Conv5 (features.10): [256, 13, 13] -> [256, 13, 13]
@@ -369,7 +379,8 @@ namespace TorchvisionAlexNet
                 bias: Conv5Bias,
                 output: conv5Output,
                 relu: true,
-                ctx: _cpu);
+                ctx: _cpu,
+                weightCache: training ? null : _conv5WeightCache);
             // Relu5 (features.11): [256, 13, 13] -> [256, 13, 13]
             // fused into the previous layer's epilogue
             // Pool3 (features.12): [256, 13, 13] -> [256, 6, 6]

@@ -37,6 +37,37 @@ public sealed class GeneratedNetworkTests
     }
 
     [Fact]
+    public void Inference_sees_parameters_written_between_calls()
+    {
+        // Forward keeps each convolution's prepared weights between calls (at batch 16 the 7x7 layers' Winograd filters,
+        // the first layer's packed weight); parameters written in place in between must still take effect.
+        const int batch = 16;
+        var net = new FashionNet(batch, new global::AlexNetCompiler.Cpu.CpuContext(2));
+        Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, 31);
+        var rng = new SeededRandom(32);
+        var input = new float[batch * FashionNet.InputLength];
+        for (int i = 0; i < input.Length; i++) input[i] = rng.NextSingle();
+        float[] Forward(FashionNet network)
+        {
+            var logits = new float[batch * FashionNet.ClassCount];
+            network.Forward(input, batch, logits);
+            return logits;
+        }
+        float[] first = Forward(net);
+        Assert.Equal(first, Forward(net));
+
+        Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, 33);
+        float[] after = Forward(net);
+
+        var fresh = new FashionNet(batch, new global::AlexNetCompiler.Cpu.CpuContext(2));
+        net.Parameters.CopyTo(fresh.Parameters, 0);
+        Assert.Equal(Forward(fresh), after);
+        Assert.NotEqual(first, after);
+        net.ForwardBackward(input, new int[batch], batch, dropoutSeed: null); // training's forward prepares on every call
+        Assert.Equal(after, net.Logits.ToArray());
+    }
+
+    [Fact]
     public void Loss_is_the_mean_cross_entropy_of_the_logits()
     {
         var (net, input, labels) = Create(12);

@@ -1,0 +1,129 @@
+using AlexNetCompiler.Cpu;
+
+namespace AlexNetCompiler.Tests.Cpu;
+
+/// <summary>
+/// <see cref="Conv2dWeightCache"/>: a forward pass given a cache computes the same bits as one without it, prepares the
+/// weights once while they stay the same, and prepares them again whenever any byte of them changes. Every comparison
+/// is exact: the cache only moves where the prepared weights come from, never the arithmetic.
+/// </summary>
+public sealed class Conv2dWeightCacheTests
+{
+    private static Conv2dGeometry Geometry(int c, int size, int oc, int kernel, int stride, int padding, int groups) =>
+        new(c, size, size, oc, (size + 2 * padding - kernel) / stride + 1, (size + 2 * padding - kernel) / stride + 1,
+            kernel, kernel, stride, stride, padding, padding, groups);
+
+    /// <summary>(name, geometry, batch, algorithm): each path that prepares weights.</summary>
+    public static TheoryData<string, Conv2dGeometry, int, Conv2dAlgorithm> PreparedPaths() => new()
+    {
+        { "Winograd F(4x4, 3x3), two groups", Geometry(6, 13, 10, 3, 1, 1, 2), 3, Conv2dAlgorithm.Winograd },
+        { "Winograd F(2x2, 5x5)", Geometry(5, 9, 7, 5, 1, 2, 1), 2, Conv2dAlgorithm.Winograd },
+        { "column panels (stride 2)", Geometry(3, 19, 8, 5, 2, 1, 1), 2, Conv2dAlgorithm.Auto },
+        { "im2col items, weights packed once", Geometry(4, 9, 6, 3, 1, 1, 2), 4, Conv2dAlgorithm.Im2Col },
+    };
+
+    private static float[] Run(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm, float[] input, float[] weight, float[] bias,
+        CpuContext ctx, Conv2dWeightCache? cache)
+    {
+        var output = new float[batch * g.OutputLength];
+        Conv2dKernels.Forward(g, batch, input, weight, bias, output, relu: true, ctx, algorithm, cache);
+        return output;
+    }
+
+    [Theory]
+    [MemberData(nameof(PreparedPaths))]
+    public void A_cached_pass_gives_the_bits_of_an_uncached_one_and_prepares_once(string name, Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm)
+    {
+        _ = name;
+        using var ctx = new CpuContext(2);
+        float[] input = KernelAssert.Random(batch * g.InputLength, 1), weight = KernelAssert.Random(g.WeightLength, 2, -0.3f, 0.3f);
+        float[] bias = KernelAssert.Random(g.OutChannels, 3);
+        var cache = new Conv2dWeightCache();
+        float[] expected = Run(g, batch, algorithm, input, weight, bias, ctx, cache: null);
+
+        Assert.Equal(expected, Run(g, batch, algorithm, input, weight, bias, ctx, cache));
+        Assert.Equal(1, cache.Preparations);
+        Assert.True(cache.Bytes >= (long)g.WeightLength * 2 * sizeof(float), $"{cache.Bytes} bytes: the copy and the prepared form");
+        Assert.Equal(expected, Run(g, batch, algorithm, input, weight, bias, ctx, cache));
+        Assert.Equal(expected, Run(g, batch, algorithm, input, weight, bias, ctx, cache));
+        Assert.Equal(1, cache.Preparations);
+    }
+
+    [Theory]
+    [MemberData(nameof(PreparedPaths))]
+    public void Changed_weights_are_prepared_again(string name, Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm)
+    {
+        _ = name;
+        using var ctx = new CpuContext(2);
+        float[] input = KernelAssert.Random(batch * g.InputLength, 4), weight = KernelAssert.Random(g.WeightLength, 5, -0.3f, 0.3f);
+        float[] bias = KernelAssert.Random(g.OutChannels, 6);
+        var cache = new Conv2dWeightCache();
+        float[] before = Run(g, batch, algorithm, input, weight, bias, ctx, cache);
+
+        // One weight of the last filter, as an optimizer step or a checkpoint load would write it.
+        weight[^1] += 0.25f;
+        float[] after = Run(g, batch, algorithm, input, weight, bias, ctx, cache);
+
+        Assert.Equal(2, cache.Preparations);
+        Assert.Equal(Run(g, batch, algorithm, input, weight, bias, ctx, cache: null), after);
+        Assert.NotEqual(before, after); // else the stale form would have passed too
+    }
+
+    [Fact]
+    public void A_zero_whose_sign_flips_is_a_change()
+    {
+        // -0 and +0 compare equal as floats; the cache compares bytes, so the flip is seen and the weights prepared again.
+        Conv2dGeometry g = Geometry(6, 13, 10, 3, 1, 1, 1);
+        using var ctx = new CpuContext(2);
+        float[] input = KernelAssert.Random(2 * g.InputLength, 7), weight = KernelAssert.Random(g.WeightLength, 8, -0.3f, 0.3f);
+        float[] bias = KernelAssert.Random(g.OutChannels, 9);
+        weight[17] = 0f;
+        var cache = new Conv2dWeightCache();
+        Run(g, 2, Conv2dAlgorithm.Winograd, input, weight, bias, ctx, cache);
+
+        weight[17] = -0f;
+        float[] after = Run(g, 2, Conv2dAlgorithm.Winograd, input, weight, bias, ctx, cache);
+
+        Assert.Equal(2, cache.Preparations);
+        Assert.Equal(Run(g, 2, Conv2dAlgorithm.Winograd, input, weight, bias, ctx, cache: null), after);
+    }
+
+    [Fact]
+    public void One_cache_passed_to_layers_of_other_shapes_or_algorithms_prepares_for_each()
+    {
+        // Same weights, other layouts: a cache keyed by the weights alone would hand the im2col path Winograd's filters.
+        Conv2dGeometry g = Geometry(8, 11, 12, 3, 1, 1, 1);
+        Conv2dGeometry wider = g with { InHeight = 13, InWidth = 13, OutHeight = 13, OutWidth = 13 };
+        using var ctx = new CpuContext(2);
+        const int batch = 4;
+        float[] input = KernelAssert.Random(batch * wider.InputLength, 10), weight = KernelAssert.Random(g.WeightLength, 11, -0.3f, 0.3f);
+        float[] bias = KernelAssert.Random(g.OutChannels, 12);
+        var cache = new Conv2dWeightCache();
+
+        foreach (var (geometry, algorithm) in new[]
+        {
+            (g, Conv2dAlgorithm.Winograd), (g, Conv2dAlgorithm.Im2Col), (wider, Conv2dAlgorithm.Im2Col), (g, Conv2dAlgorithm.Winograd),
+        })
+        {
+            float[] x = input.AsSpan(0, batch * geometry.InputLength).ToArray();
+            Assert.Equal(Run(geometry, batch, algorithm, x, weight, bias, ctx, cache: null), Run(geometry, batch, algorithm, x, weight, bias, ctx, cache));
+        }
+        Assert.Equal(4, cache.Preparations);
+    }
+
+    [Fact]
+    public void Clear_lets_the_memory_go_and_the_next_pass_prepares_again()
+    {
+        Conv2dGeometry g = Geometry(6, 13, 10, 3, 1, 1, 1);
+        using var ctx = new CpuContext(2);
+        float[] input = KernelAssert.Random(2 * g.InputLength, 13), weight = KernelAssert.Random(g.WeightLength, 14, -0.3f, 0.3f);
+        float[] bias = KernelAssert.Random(g.OutChannels, 15);
+        var cache = new Conv2dWeightCache();
+        float[] expected = Run(g, 2, Conv2dAlgorithm.Winograd, input, weight, bias, ctx, cache);
+
+        cache.Clear();
+        Assert.Equal(0, cache.Bytes);
+        Assert.Equal(expected, Run(g, 2, Conv2dAlgorithm.Winograd, input, weight, bias, ctx, cache));
+        Assert.Equal(2, cache.Preparations);
+    }
+}
