@@ -103,7 +103,8 @@ internal static partial class CpuEmitter
         w.WriteLine("// Gradient ping-pong buffers, each [MaxBatch, largest activation].");
         w.WriteLine("private readonly float[] _gradientA;");
         w.WriteLine("private readonly float[] _gradientB;");
-        w.WriteComment("Each convolution's weights as Forward multiplies by them (packed or transformed), kept while unchanged.");
+        if (buffers.Any(b => b.WeightCache != null))
+            w.WriteComment("Each convolution's weights as Forward multiplies by them (packed or transformed), kept while unchanged.");
         foreach (PlanStage b in buffers)
         {
             if (b.WeightCache == null) continue;

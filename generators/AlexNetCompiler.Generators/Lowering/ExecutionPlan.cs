@@ -25,13 +25,13 @@ internal enum BufferNaming { CamelCase, SnakeCase }
 /// and its gradient buffers need only fit the stages' outputs. A host backend gets labels from the caller, leaves the
 /// velocity to its optimizer, keeps the softmax probabilities, and sizes its gradient buffers over every layer and the input.
 /// </param>
-/// <param name="CachesPreparedConvWeights">
-/// A conv stage's inference pass keeps its weights' prepared form (packed, or Winograd-transformed) between calls, in a
-/// cache of its own that checks the weights are unchanged.
-/// </param>
 /// <param name="UpdatesDenseWeightsInBackward">
 /// In a training step, a Dense stage's backward also applies the optimizer's update to its weight (in the same pass
 /// over the weights at a small batch), so the step's own update leaves those weights out.
+/// </param>
+/// <param name="CachesPreparedConvWeights">
+/// A conv stage's inference pass keeps its weights' prepared form (packed, or Winograd-transformed) between calls, in a
+/// cache of its own that checks the weights are unchanged.
 /// </param>
 internal sealed record Backend(string Name, BufferNaming Naming, bool FusesLrnIntoPool, bool FusesDropoutIntoDense, bool ReluRunsInPlace, bool KeepsLrnScale,
     bool OnDevice, bool UpdatesDenseWeightsInBackward, bool CachesPreparedConvWeights)

@@ -55,7 +55,9 @@ internal static class Lowerer
                     Add(new PlanStage(layer.Kind == LayerKind.Conv2d ? StageKind.Conv : StageKind.Dense, name, layer, relu, null, null, dropout,
                         current, OutputName(backend, name), true, null, null, currentShape, layer.Output, 2 * MultiplyAdds(layer),
                         UpdatesWeightInBackward: layer.Kind == LayerKind.Dense && backend.UpdatesDenseWeightsInBackward,
-                        WeightCache: layer.Kind == LayerKind.Conv2d && backend.CachesPreparedConvWeights ? SavedName(backend, name, "WeightCache", "weight_cache") : null));
+                        WeightCache: layer.Kind == LayerKind.Conv2d && backend.CachesPreparedConvWeights
+                            ? SavedName(backend, name, "WeightCache", "weight_cache")
+                            : null));
                     break;
                 }
                 case LayerKind.Dropout:

@@ -60,8 +60,9 @@ public enum Conv2dAlgorithm
 /// Work: a parallel loop over (group, block of <see cref="WinogradBlockRows"/> output channels) transforms the filters
 /// (in float) into U[36][block][in], once per call, and packs each U[xi] for the GEMM's micro-kernel
 /// (<see cref="Gemm.PackWhole"/>), in thread 0's <see cref="ScratchSlot.TransformedFilters"/> (about 4x the layer's
-/// weights: 14 MiB for the canonical AlexNet's conv3), or, in a forward pass given a <see cref="Conv2dWeightCache"/>,
-/// in the cache, and only where the weights differ from those it holds the form of. Then one parallel loop over independent items (group,
+/// weights: 14 MiB for the canonical AlexNet's conv3); a forward pass given a <see cref="Conv2dWeightCache"/> keeps
+/// them there instead, and transforms them again only when the weights have changed. Then one parallel loop over
+/// independent items (group,
 /// chunk of tiles spanning samples, and at small batches part of the output channels), like the im2col path's (sample,
 /// group) items: an item transforms its chunk's input tiles into V[36][in][tiles]; then per block of output channels
 /// it runs the 36 GEMMs M[xi] = U[xi] * V[xi] on the project's blocked GEMM single-threaded, and the inverse transform
@@ -280,6 +281,8 @@ public static unsafe partial class Conv2dKernels
         }
         Gemm.ReserveScratch(WinogradBlockRows, job.Ld, job.Cin, ctx);
         ctx.For(items * job.Parts, &WinogradItem, Unsafe.AsPointer(ref job));
+        // The items read the cache's pinned buffer through a pointer: keep the cache reachable until they are done.
+        GC.KeepAlive(weightCache);
     }
 
     /// <summary>The transformed filters of one (group, block of output channels), packed for the 36 GEMMs.</summary>

@@ -15,7 +15,9 @@ namespace AlexNetCompiler.Cpu;
 /// Generated networks keep one per convolution and pass it from their inference pass (Forward) only: in training the
 /// weights change on every step. Memory, once an inference pass has used it: the copy (the layer's weights) and the
 /// prepared form (about the weights' size when packed, about four times when transformed for Winograd F(4x4, 3x3),
-/// 1.44 times for F(2x2, 5x5)), held until <see cref="Clear"/> or until the cache is collected with its network.
+/// 1.44 times for F(2x2, 5x5)), held until <see cref="Clear"/> or until the cache is collected with its network. A cache
+/// holds one form: a layer whose calls alternate between two algorithms (Winograd at batch 16, im2col below) prepares
+/// its weights on every call, as without a cache, plus the comparison and the copy.
 /// </para>
 /// Not safe for concurrent passes: a generated network holds its context's <see cref="CpuContext.PassLock"/> for a pass.
 /// </summary>
@@ -50,7 +52,7 @@ public sealed unsafe class Conv2dWeightCache
     internal float* Find(PreparedWeightForm form, in Conv2dGeometry geometry, long length, ReadOnlySpan<float> weight)
     {
         if (!_valid || _key != new Key(form, geometry, length)) return null;
-        // Bytes, not floats: float equality calls -0 and +0 equal, and the prepared form of one is not that of the other.
+        // Bytes, not floats: float equality calls -0 and +0 equal, and the packed form of one is not that of the other.
         if (!MemoryMarshal.AsBytes(weight).SequenceEqual(MemoryMarshal.AsBytes(_source.AsSpan()))) return null;
         return AlignedStart(_prepared!);
     }

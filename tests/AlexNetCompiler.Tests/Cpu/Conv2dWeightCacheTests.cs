@@ -72,20 +72,22 @@ public sealed class Conv2dWeightCacheTests
     [Fact]
     public void A_zero_whose_sign_flips_is_a_change()
     {
-        // -0 and +0 compare equal as floats; the cache compares bytes, so the flip is seen and the weights prepared again.
-        Conv2dGeometry g = Geometry(6, 13, 10, 3, 1, 1, 1);
+        // -0 and +0 compare equal as floats, but the packed weight copies the sign bit: the cache compares bytes, so
+        // the flip is seen and the weights packed again.
+        Conv2dGeometry g = Geometry(4, 9, 6, 3, 1, 1, 2);
+        const int batch = 4;
         using var ctx = new CpuContext(2);
-        float[] input = KernelAssert.Random(2 * g.InputLength, 7), weight = KernelAssert.Random(g.WeightLength, 8, -0.3f, 0.3f);
+        float[] input = KernelAssert.Random(batch * g.InputLength, 7), weight = KernelAssert.Random(g.WeightLength, 8, -0.3f, 0.3f);
         float[] bias = KernelAssert.Random(g.OutChannels, 9);
         weight[17] = 0f;
         var cache = new Conv2dWeightCache();
-        Run(g, 2, Conv2dAlgorithm.Winograd, input, weight, bias, ctx, cache);
+        Run(g, batch, Conv2dAlgorithm.Im2Col, input, weight, bias, ctx, cache);
 
         weight[17] = -0f;
-        float[] after = Run(g, 2, Conv2dAlgorithm.Winograd, input, weight, bias, ctx, cache);
+        float[] after = Run(g, batch, Conv2dAlgorithm.Im2Col, input, weight, bias, ctx, cache);
 
         Assert.Equal(2, cache.Preparations);
-        Assert.Equal(Run(g, 2, Conv2dAlgorithm.Winograd, input, weight, bias, ctx, cache: null), after);
+        Assert.Equal(Run(g, batch, Conv2dAlgorithm.Im2Col, input, weight, bias, ctx, cache: null), after);
     }
 
     [Fact]
@@ -108,7 +110,8 @@ public sealed class Conv2dWeightCacheTests
             float[] x = input.AsSpan(0, batch * geometry.InputLength).ToArray();
             Assert.Equal(Run(geometry, batch, algorithm, x, weight, bias, ctx, cache: null), Run(geometry, batch, algorithm, x, weight, bias, ctx, cache));
         }
-        Assert.Equal(4, cache.Preparations);
+        // At least on every change of algorithm (the second im2col call, on a wider plane, may share the packed form).
+        Assert.InRange(cache.Preparations, 3, 4);
     }
 
     [Fact]

@@ -40,7 +40,7 @@ public sealed class GeneratedNetworkTests
     public void Inference_sees_parameters_written_between_calls()
     {
         // Forward keeps each convolution's prepared weights between calls (at batch 16 the 7x7 layers' Winograd filters,
-        // the first layer's packed weight); parameters written in place in between must still take effect.
+        // the first two layers' packed weights); parameters written in place in between must still take effect.
         const int batch = 16;
         var net = new FashionNet(batch, new global::AlexNetCompiler.Cpu.CpuContext(2));
         Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, 31);
