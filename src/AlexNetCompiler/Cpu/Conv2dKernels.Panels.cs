@@ -51,7 +51,7 @@ public static unsafe partial class Conv2dKernels
 
     private static bool PanelsFit(in Conv2dGeometry g) => g.KernelWidth <= MaxPanelKernelWidth && PhasesFit(g);
 
-    /// <summary>Widest kernel <see cref="Im2ColPanels"/> takes: it keeps three pointers per kernel column on the stack.</summary>
+    /// <summary>Widest kernel <see cref="Im2ColPanels"/> takes: it keeps an offset per kernel column on the stack.</summary>
     private const int MaxPanelKernelWidth = 256;
 
     /// <summary>
@@ -72,6 +72,10 @@ public static unsafe partial class Conv2dKernels
         job.SlabPositions = SlabPositions(job.Kc, job.P);
         job.Slabs = (job.P + job.SlabPositions - 1) / job.SlabPositions;
         job.Ctx.ReserveScratch(ScratchSlot.Columns, Gemm.PackedBLength(job.SlabPositions, job.Kc));
+        long phaseRows = 0;
+        for (int first = 0; first < job.P; first += job.SlabPositions)
+            phaseRows = Math.Max(phaseRows, PanelPhaseRowsLength(job.G, first, Math.Min(job.SlabPositions, job.P - first)));
+        job.Ctx.ReserveScratch(ScratchSlot.Temporary, phaseRows);
         PackWeights(ref job, transposed: false);
         job.Ctx.For(job.Batch * job.Groups * job.Slabs, &PanelItem, Unsafe.AsPointer(ref job));
     }
@@ -83,7 +87,8 @@ public static unsafe partial class Conv2dKernels
         int grp = pair % job.Groups, n = pair / job.Groups;
         int first = slab * job.SlabPositions, count = Math.Min(job.SlabPositions, job.P - first);
         float* packed = job.Ctx.Scratch(threadIndex, ScratchSlot.Columns, Gemm.PackedBLength(count, job.Kc));
-        Im2ColPanels(job.G, job.Cg, job.Input + job.InputOffset(n, grp), first, count, packed);
+        float* phaseRows = job.Ctx.Scratch(threadIndex, ScratchSlot.Temporary, PanelPhaseRowsLength(job.G, first, count));
+        Im2ColPanels(job.G, job.Cg, job.Input + job.InputOffset(n, grp), first, count, packed, phaseRows);
         var epilogue = new GemmEpilogue(job.Bias == null ? null : job.Bias + grp * job.OCg, null, job.Relu);
         // output_g[OCg, first .. first + count) = weight_g[OCg, Kc] * columns[Kc, slab] + bias_g, ReLU
         Gemm.MultiplyPackedAB(job.OCg, count, job.Kc, job.PackedWeight + grp * job.PackedGroupLength, packed,
@@ -91,128 +96,134 @@ public static unsafe partial class Conv2dKernels
     }
 
     /// <summary>
+    /// Floats of the buffer <see cref="Im2ColPanels"/> splits a slab's input rows into: the stride phases of every
+    /// input row one channel of the slab reads (conv1: about 40 rows of 4 phases of 57 floats).
+    /// </summary>
+    internal static long PanelPhaseRowsLength(in Conv2dGeometry g, int firstPosition, int positions)
+    {
+        if (positions <= 0) return 0;
+        int firstRow = firstPosition / g.OutWidth, lastRow = (firstPosition + positions - 1) / g.OutWidth;
+        long rows = (long)(lastRow - firstRow) * g.StrideHeight + g.KernelHeight;
+        return rows * PhaseCount(g) * PhaseLength(g);
+    }
+
+    private static int PhaseLength(in Conv2dGeometry g) => (g.InWidth + 2 * g.PaddingWidth + g.StrideWidth - 1) / g.StrideWidth;
+
+    private static int PhaseCount(in Conv2dGeometry g) => Math.Min(g.StrideWidth, g.KernelWidth);
+
+    /// <summary>
     /// Columns [<paramref name="firstPosition"/>, + <paramref name="positions"/>) of <see cref="Im2Col"/>'s matrix for
     /// <paramref name="channels"/> input channels, written as <see cref="Gemm.PackBRows"/> lays out a K x positions
-    /// op(B) (K = channels * KH * KW), lanes past the last position zero. Each input row the slab reads is split into
-    /// its stride phases once (as <see cref="Im2ColPhased"/> does); a kernel column's run along an output row is then a
-    /// contiguous copy, cut where it crosses from one panel into the next.
+    /// op(B) (K = channels * KH * KW), lanes past the last position zero. Channel by channel, the input rows the slab
+    /// reads are split into their stride phases once (as <see cref="Im2ColPhased"/> does), into
+    /// <paramref name="phaseRows"/> (<see cref="PanelPhaseRowsLength"/> floats). Then each panel's row of K is built
+    /// whole in two registers: the panel's 32 positions fall in a few runs along output rows, and kernel column kx's
+    /// values for a run are contiguous in one phase, so each run is one or two masked loads. Whole, aligned panel rows
+    /// are stored; writing the runs piece by piece at their lanes split most stores across cache lines.
     /// </summary>
-    internal static void Im2ColPanels(in Conv2dGeometry g, int channels, float* input, int firstPosition, int positions, float* packed)
+    internal static void Im2ColPanels(in Conv2dGeometry g, int channels, float* input, int firstPosition, int positions, float* packed,
+        float* phaseRows)
     {
         int h = g.InHeight, w = g.InWidth, oh = g.OutHeight, ow = g.OutWidth;
-        int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight, pw = g.PaddingWidth;
+        int kh = g.KernelHeight, kw = g.KernelWidth, sh = g.StrideHeight, sw = g.StrideWidth, ph = g.PaddingHeight;
         int depth = channels * kh * kw, endPosition = firstPosition + positions;
         if (positions <= 0 || firstPosition < 0 || endPosition > oh * ow)
             throw new ArgumentOutOfRangeException(nameof(positions), $"Positions {firstPosition} to {endPosition} of a {oh}x{ow} output do not exist.");
         if (!PanelsFit(g))
-            throw new ArgumentException($"A {kh}x{kw} kernel at column stride {sw} over rows of {w} does not fit the phases on the stack.", nameof(g));
+            throw new ArgumentException($"A {kh}x{kw} kernel at column stride {sw} over rows of {w} does not fit the split rows.", nameof(g));
         var slab = new PanelSlab(packed, depth, positions);
-        int lastLanes = positions % Gemm.NR;
-        if (lastLanes != 0)
-        {
-            for (int p = 0; p < depth; p++) new Span<float>(slab.Row(p) + positions / Gemm.NR * slab.PanelStride(p) + lastLanes, Gemm.NR - lastLanes).Clear();
-        }
-
+        int panels = (positions + Gemm.NR - 1) / Gemm.NR;
         int firstRow = firstPosition / ow, lastRow = (endPosition - 1) / ow;
-        // Where an output row's positions land: at most one piece per panel it touches, the same for every row of K.
-        var pieces = stackalloc RunPiece[(ow + Gemm.NR - 2) / Gemm.NR + 1];
-
-        int phaseLength = (w + 2 * pw + sw - 1) / sw, phaseCount = Math.Min(sw, kw);
-        // + NR: a piece's whole-vector loads may read past the end of its phase (the floats past it are not stored).
-        float* phases = stackalloc float[phaseCount * phaseLength + Gemm.NR];
-        new Span<float>(phases + phaseCount * phaseLength, Gemm.NR).Clear();
-        float** rows = stackalloc float*[kw];
-        long* panelStrides = stackalloc long[kw];
-        float** sources = stackalloc float*[kw];
+        int phaseLength = PhaseLength(g), phaseCount = PhaseCount(g), rowLength = phaseCount * phaseLength;
+        // The slab's input rows: [iyFirst, iyEnd), within the image (rows in the padding read zeros).
+        int iyFirst = Math.Max(0, firstRow * sh - ph), iyEnd = Math.Min(h, lastRow * sh - ph + kh);
+        // Where kernel column kx's values start in a split row: its phase, then kx / SW floats on.
+        int* phaseOffset = stackalloc int[kw];
+        for (int kx = 0; kx < kw; kx++) phaseOffset[kx] = (kx % sw) * phaseLength + kx / sw;
+        // A panel's runs along output rows: output row and column, the lane it starts at, its length.
+        int* runRow = stackalloc int[Gemm.NR];
+        int* runColumn = stackalloc int[Gemm.NR];
+        int* runLane = stackalloc int[Gemm.NR];
+        int* runCount = stackalloc int[Gemm.NR];
+        // Per run, which lanes of the panel's two vectors it fills.
+        var runLow = stackalloc Vector512<float>[Gemm.NR];
+        var runHigh = stackalloc Vector512<float>[Gemm.NR];
+        // The runs one kernel row reads from the image (not from the vertical padding), packed to the front, each with the
+        // split row it reads shifted back by its first lane, so that lane l reads float l.
+        float** runSource = stackalloc float*[Gemm.NR];
+        int* activeLane = stackalloc int[Gemm.NR];
+        int* activeCount = stackalloc int[Gemm.NR];
+        var activeLow = stackalloc Vector512<float>[Gemm.NR];
+        var activeHigh = stackalloc Vector512<float>[Gemm.NR];
         Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         for (int c = 0; c < channels; c++)
         {
             float* plane = input + (long)c * h * w;
-            for (int ky = 0; ky < kh; ky++)
-            {
-                for (int y = firstRow; y <= lastRow; y++)
-                {
-                    // Output rows whose kernel row ky falls in the vertical padding read zeros.
-                    int iy = y * sh - ph + ky;
-                    if ((uint)iy < (uint)h) continue;
-                    int count = RunPiece.Split(y * ow, ow, firstPosition, endPosition, pieces);
-                    for (int kx = 0; kx < kw; kx++)
-                    {
-                        int p = (c * kh + ky) * kw + kx;
-                        for (int i = 0; i < count; i++) pieces[i].Copy(null, slab.Row(p), slab.PanelStride(p));
-                    }
-                }
-            }
-            int iyFirst = Math.Max(0, firstRow * sh - ph), iyEnd = Math.Min(h, lastRow * sh - ph + kh);
             for (int iy = iyFirst; iy < iyEnd; iy++)
+                SplitIntoPhases(g, plane + (long)iy * w, phaseRows + (long)(iy - iyFirst) * rowLength, phaseCount, phaseLength);
+            for (int j = 0; j < panels; j++)
             {
-                SplitIntoPhases(g, plane + (long)iy * w, phases, phaseCount, phaseLength);
-                // Kernel row ky reads input row iy for output row y = (iy + ph - ky) / sh, when that divides.
+                int runs = 0;
+                for (int position = firstPosition + j * Gemm.NR, stop = Math.Min(endPosition, position + Gemm.NR); position < stop; runs++)
+                {
+                    int y = position / ow, x = position % ow;
+                    runRow[runs] = y;
+                    runColumn[runs] = x;
+                    runLane[runs] = position - firstPosition - j * Gemm.NR;
+                    runCount[runs] = Math.Min(ow - x, stop - position);
+                    if (Avx512F.IsSupported)
+                    {
+                        Vector512<int> first = Vector512.Create(runLane[runs]), end = Vector512.Create(runLane[runs] + runCount[runs]);
+                        Vector512<int> upper = lane + Vector512.Create(16);
+                        runLow[runs] = (Vector512.GreaterThanOrEqual(lane, first) & Vector512.LessThan(lane, end)).AsSingle();
+                        runHigh[runs] = (Vector512.GreaterThanOrEqual(upper, first) & Vector512.LessThan(upper, end)).AsSingle();
+                    }
+                    position += runCount[runs];
+                }
                 for (int ky = 0; ky < kh; ky++)
                 {
-                    int offset = iy + ph - ky;
-                    if (offset < 0 || offset % sh != 0) continue;
-                    int y = offset / sh;
-                    if (y < firstRow || y > lastRow) continue;
+                    // The runs this kernel row reads from the image; those in the vertical padding leave their lanes zero.
+                    int active = 0;
+                    for (int r = 0; r < runs; r++)
+                    {
+                        int iy = runRow[r] * sh - ph + ky;
+                        if ((uint)iy >= (uint)h) continue;
+                        runSource[active] = phaseRows + (long)(iy - iyFirst) * rowLength + runColumn[r] - runLane[r];
+                        activeLow[active] = runLow[r];
+                        activeHigh[active] = runHigh[r];
+                        activeLane[active] = runLane[r];
+                        activeCount[active] = runCount[r];
+                        active++;
+                    }
+                    int p0 = (c * kh + ky) * kw;
+                    // A kernel row's KW rows of K are consecutive NR-float rows of the panel unless a block of KC ends among them.
+                    bool oneBlock = p0 / Gemm.KC == (p0 + kw - 1) / Gemm.KC;
+                    float* rowStart = slab.Row(p0) + j * slab.PanelStride(p0);
                     for (int kx = 0; kx < kw; kx++)
                     {
-                        int p = (c * kh + ky) * kw + kx;
-                        rows[kx] = slab.Row(p);
-                        panelStrides[kx] = slab.PanelStride(p);
-                        sources[kx] = phases + (kx % sw) * phaseLength + kx / sw;
-                    }
-                    int count = RunPiece.Split(y * ow, ow, firstPosition, endPosition, pieces);
-                    for (int i = 0; i < count; i++)
-                    {
-                        RunPiece piece = pieces[i];
-                        if (!Avx512F.IsSupported)
+                        float* to = oneBlock ? rowStart + kx * Gemm.NR : slab.Row(p0 + kx) + j * slab.PanelStride(p0 + kx);
+                        int offset = phaseOffset[kx];
+                        if (Avx512F.IsSupported)
                         {
-                            for (int kx = 0; kx < kw; kx++) piece.Copy(sources[kx], rows[kx], panelStrides[kx]);
+                            // Masked-off lanes are neither read nor faulted on (a run's source is shifted back by its first lane).
+                            Vector512<float> low = Vector512<float>.Zero, high = Vector512<float>.Zero;
+                            for (int r = 0; r < active; r++)
+                            {
+                                float* from = runSource[r] + offset;
+                                low = Avx512F.MaskLoad(from, activeLow[r], low);
+                                high = Avx512F.MaskLoad(from + 16, activeHigh[r], high);
+                            }
+                            low.Store(to);
+                            high.Store(to + 16);
                             continue;
                         }
-                        // The piece's masks once for the whole kernel row; phases end with NR floats of slack for the loads.
-                        Vector512<float> low = Vector512.LessThan(lane, Vector512.Create(piece.Count)).AsSingle();
-                        Vector512<float> high = Vector512.LessThan(lane, Vector512.Create(piece.Count - 16)).AsSingle();
-                        for (int kx = 0; kx < kw; kx++)
-                        {
-                            float* from = sources[kx] + piece.Source, to = rows[kx] + piece.Panel * panelStrides[kx] + piece.Lane;
-                            Avx512F.MaskStore(to, low, Vector512.Load(from));
-                            Avx512F.MaskStore(to + 16, high, Vector512.Load(from + 16));
-                        }
+                        new Span<float>(to, Gemm.NR).Clear();
+                        for (int r = 0; r < active; r++)
+                            new ReadOnlySpan<float>(runSource[r] + offset + activeLane[r], activeCount[r]).CopyTo(new Span<float>(to + activeLane[r], activeCount[r]));
                     }
                 }
             }
         }
-    }
-
-    /// <summary>
-    /// Part of an output row's run that falls in one panel of the slab: <see cref="Count"/> floats from float
-    /// <see cref="Source"/> of the run to lane <see cref="Lane"/> of panel <see cref="Panel"/>.
-    /// </summary>
-    private readonly struct RunPiece(int source, int panel, int lane, int count)
-    {
-        public int Source { get; } = source;
-        public int Panel { get; } = panel;
-        public int Lane { get; } = lane;
-        public int Count { get; } = count;
-
-        /// <summary>Positions [start, start + count) clipped to the slab [first, end), cut at the panels; returns the pieces written.</summary>
-        public static int Split(int start, int count, int first, int end, RunPiece* pieces)
-        {
-            int begin = Math.Max(start, first), stop = Math.Min(start + count, end), written = 0;
-            for (int position = begin; position < stop;)
-            {
-                int q = position - first, lane = q % Gemm.NR, length = Math.Min(Gemm.NR - lane, stop - position);
-                pieces[written++] = new RunPiece(position - start, q / Gemm.NR, lane, length);
-                position += length;
-            }
-            return written;
-        }
-
-        /// <summary>The piece of the run at <paramref name="run"/> (zeros when null) into a row of K whose first panel starts at <paramref name="row"/>.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Copy(float* run, float* row, long panelStride) =>
-            CopyPiece(run == null ? null : run + Source, row + Panel * panelStride + Lane, Count);
     }
 
     /// <summary>A slab of packed columns: where row p's floats of each panel start.</summary>
@@ -221,6 +232,7 @@ public static unsafe partial class Conv2dKernels
         private readonly long _paddedPositions = (long)(positions + Gemm.NR - 1) / Gemm.NR * Gemm.NR;
 
         /// <summary>Row p of the first panel (rows are packed in blocks of <see cref="Gemm.KC"/>).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float* Row(int p)
         {
             int block = p / Gemm.KC * Gemm.KC;
@@ -228,32 +240,11 @@ public static unsafe partial class Conv2dKernels
         }
 
         /// <summary>Floats from one panel to the next in row p's block.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public long PanelStride(int p)
         {
             int block = p / Gemm.KC * Gemm.KC;
             return (long)Math.Min(Gemm.KC, depth - block) * Gemm.NR;
         }
-    }
-
-    /// <summary>
-    /// Up to <see cref="Gemm.NR"/> floats from <paramref name="from"/>, or zeros when it is null: the vertical padding's
-    /// pieces, and every piece on machines without AVX-512 (with it, the copies run inline in <see cref="Im2ColPanels"/>).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyPiece(float* from, float* to, int count)
-    {
-        if (from != null)
-        {
-            new ReadOnlySpan<float>(from, count).CopyTo(new Span<float>(to, count));
-            return;
-        }
-        if (Avx512F.IsSupported)
-        {
-            Vector512<int> lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            Avx512F.MaskStore(to, Vector512.LessThan(lane, Vector512.Create(count)).AsSingle(), Vector512<float>.Zero);
-            Avx512F.MaskStore(to + 16, Vector512.LessThan(lane, Vector512.Create(count - 16)).AsSingle(), Vector512<float>.Zero);
-            return;
-        }
-        new Span<float>(to, count).Clear();
     }
 }

@@ -231,7 +231,8 @@ public class Conv2dKernelsTests
             fixed (float* pIn = input, pColumns = columns, pExpected = expected, pActual = actual)
             {
                 Gemm.PackBRows(count, depth, 0, depth, pColumns + first, positions, pExpected);
-                Conv2dKernels.Im2ColPanels(g, c, pIn, first, count, pActual);
+                fixed (float* pPhases = new float[Conv2dKernels.PanelPhaseRowsLength(g, first, count)])
+                    Conv2dKernels.Im2ColPanels(g, c, pIn, first, count, pActual, pPhases);
             }
             Assert.True(expected.AsSpan().SequenceEqual(actual), $"slab of {count} from {first} of {positions}");
         }
@@ -244,7 +245,7 @@ public class Conv2dKernelsTests
         float[] input = new float[g.InputLength], packed = new float[Gemm.PackedBLength(36, 9)];
         var error = Assert.Throws<ArgumentOutOfRangeException>(() =>
         {
-            fixed (float* pIn = input, pPacked = packed) Conv2dKernels.Im2ColPanels(g, 1, pIn, 30, 7, pPacked);
+            fixed (float* pIn = input, pPacked = packed) Conv2dKernels.Im2ColPanels(g, 1, pIn, 30, 7, pPacked, null);
         });
         Assert.Contains("30 to 37", error.Message);
     }
