@@ -474,12 +474,12 @@ public static unsafe partial class Conv2dKernels
         long xiStride = job.TileStride;
         float* stage = stackalloc float[36 * Lanes];
         Vector256<float>* d = stackalloc Vector256<float>[36];
-        bool gather = CanGatherTiles(job.InputSample);
+        bool gather = CanGatherTiles();
         for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
         {
             int lanes = Math.Min(Lanes, tiles.Count - t0);
             if (gather && lanes == Lanes)
-                GatherTiles(job.Input + tiles.Sample[t0] * job.InputSample + channelOffset, tiles, t0, (int)job.InputSample,
+                GatherTiles(job.Input + tiles.Sample[t0] * job.InputSample + channelOffset, tiles, t0, job.InputSample,
                     -job.PH, -job.PW, h, w, 6, d);
             else ReadInputTiles(ref job, tiles, t0, lanes, channelOffset, stage, d);
             // B^T d: on each column (stride 6), in place; then (B^T d) B: on each row (stride 1).
@@ -530,53 +530,68 @@ public static unsafe partial class Conv2dKernels
         for (int k = 0; k < 36; k++) d[k] = Vector256.Load(stage + k * Lanes);
     }
 
-    /// <summary>
-    /// Whether <see cref="GatherTiles"/> can run: AVX2, and every offset in a group of 8 tiles (8 samples at most, 7
-    /// apart) fits in 32 bits, with room to spare for the window's rows and the padding's negative offsets.
-    /// </summary>
-    private static bool CanGatherTiles(long floatsPerSample) => Avx2.IsSupported && floatsPerSample <= int.MaxValue / (2 * Lanes);
+    /// <summary>Whether <see cref="GatherTiles"/> can run: AVX2 (its masked loads and integer compares).</summary>
+    private static bool CanGatherTiles() => Avx2.IsSupported;
 
     /// <summary>
     /// d[row * 6 + col] for row, col &lt; <paramref name="size"/> = element (row, col) of the size x size windows of tiles
     /// t0 .. t0 + 7 (one per lane), each window's top-left corner at its tile's corner plus (<paramref name="dy"/>,
-    /// <paramref name="dx"/>) in an h x w plane, zero outside the plane. AVX2 gathers, one per element, at 32-bit offsets
-    /// from <paramref name="first"/>, the plane of tile t0's sample; <paramref name="sampleFloats"/> apart per sample.
-    /// The same values as reading the elements one by one: the transforms that follow give the same bits either way.
+    /// <paramref name="dx"/>) in an h x w plane, zero outside the plane; <paramref name="first"/> is the plane of tile t0's
+    /// sample, <paramref name="sampleFloats"/> apart per sample. Row by row of the windows: each tile's row is one masked
+    /// load (the columns outside the plane, and past the window, neither read nor faulted on), and an 8x8 transpose turns
+    /// the eight tiles' rows into one vector per column. An AVX2 gather per element cost about four times as much. The
+    /// same values as reading the elements one by one: the transforms that follow give the same bits either way.
     /// </summary>
-    private static void GatherTiles(float* first, in ChunkTiles tiles, int t0, int sampleFloats, int dy, int dx, int h, int w,
+    private static void GatherTiles(float* first, in ChunkTiles tiles, int t0, long sampleFloats, int dy, int dx, int h, int w,
         int size, Vector256<float>* d)
     {
-        Vector256<int> y0 = Vector256.Load(tiles.Y + t0) + Vector256.Create(dy);
-        Vector256<int> x0 = Vector256.Load(tiles.X + t0) + Vector256.Create(dx);
-        Vector256<int> sample = Vector256.Load(tiles.Sample + t0) - Vector256.Create(tiles.Sample[t0]);
-        Vector256<int> offset = sample * Vector256.Create(sampleFloats) + y0 * Vector256.Create(w) + x0;
-        Vector256<int> zero = Vector256<int>.Zero;
-        bool inside = Vector256.GreaterThanOrEqualAll(y0, zero) && Vector256.LessThanOrEqualAll(y0, Vector256.Create(h - size))
-            && Vector256.GreaterThanOrEqualAll(x0, zero) && Vector256.LessThanOrEqualAll(x0, Vector256.Create(w - size));
-        if (inside)
+        // Per tile: its window's top-left element (perhaps outside the plane), its first row, and the columns inside.
+        float** corner = stackalloc float*[Lanes];
+        int* top = stackalloc int[Lanes];
+        Vector256<float>* columns = stackalloc Vector256<float>[Lanes];
+        Vector256<int> lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        Vector256<int> window = Vector256.LessThan(lane, Vector256.Create(size)), width = Vector256.Create(w);
+        for (int t = 0; t < Lanes; t++)
         {
-            for (int row = 0; row < size; row++)
-                for (int col = 0; col < size; col++)
-                    d[row * 6 + col] = Avx2.GatherVector256(first, offset + Vector256.Create(row * w + col), 4);
-            return;
-        }
-        // Lanes whose element lies outside the plane read nothing and give zero.
-        Vector256<int>* colInside = stackalloc Vector256<int>[6];
-        for (int col = 0; col < size; col++)
-        {
-            Vector256<int> x = x0 + Vector256.Create(col);
-            colInside[col] = Vector256.GreaterThanOrEqual(x, zero) & Vector256.LessThan(x, Vector256.Create(w));
+            int tile = t0 + t, y0 = tiles.Y[tile] + dy, x0 = tiles.X[tile] + dx;
+            top[t] = y0;
+            corner[t] = first + (tiles.Sample[tile] - tiles.Sample[t0]) * sampleFloats + (long)y0 * w + x0;
+            Vector256<int> x = lane + Vector256.Create(x0);
+            columns[t] = (window & Vector256.GreaterThanOrEqual(x, Vector256<int>.Zero) & Vector256.LessThan(x, width)).AsSingle();
         }
         for (int row = 0; row < size; row++)
         {
-            Vector256<int> y = y0 + Vector256.Create(row);
-            Vector256<int> rowInside = Vector256.GreaterThanOrEqual(y, zero) & Vector256.LessThan(y, Vector256.Create(h));
-            for (int col = 0; col < size; col++)
-            {
-                Vector256<float> mask = (rowInside & colInside[col]).AsSingle();
-                d[row * 6 + col] = Avx2.GatherMaskVector256(Vector256<float>.Zero, first, offset + Vector256.Create(row * w + col), mask, 4);
-            }
+            Vector256<float> r0 = WindowRow(corner[0], top[0], columns[0], row, h, w), r1 = WindowRow(corner[1], top[1], columns[1], row, h, w);
+            Vector256<float> r2 = WindowRow(corner[2], top[2], columns[2], row, h, w), r3 = WindowRow(corner[3], top[3], columns[3], row, h, w);
+            Vector256<float> r4 = WindowRow(corner[4], top[4], columns[4], row, h, w), r5 = WindowRow(corner[5], top[5], columns[5], row, h, w);
+            Vector256<float> r6 = WindowRow(corner[6], top[6], columns[6], row, h, w), r7 = WindowRow(corner[7], top[7], columns[7], row, h, w);
+            Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+            Vector256<float>* to = d + row * 6;
+            to[0] = r0;
+            if (size > 1) to[1] = r1;
+            if (size > 2) to[2] = r2;
+            if (size > 3) to[3] = r3;
+            if (size > 4) to[4] = r4;
+            if (size > 5) to[5] = r5;
         }
+    }
+
+    /// <summary>Row <paramref name="row"/> of a window whose first row is plane row <paramref name="top"/>: its columns inside the plane, zero elsewhere.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> WindowRow(float* corner, int top, Vector256<float> columns, int row, int h, int w) =>
+        (uint)(top + row) < (uint)h ? Avx.MaskLoad(corner + (long)row * w, columns) : Vector256<float>.Zero;
+
+    /// <summary>Transposes the 8x8 block whose rows are r0 .. r7 in place (afterwards rK's lane i is the old ri's lane K).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
+        ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
+    {
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE), u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        r0 = Avx.Permute2x128(u0, u4, 0x20); r1 = Avx.Permute2x128(u1, u5, 0x20); r2 = Avx.Permute2x128(u2, u6, 0x20); r3 = Avx.Permute2x128(u3, u7, 0x20);
+        r4 = Avx.Permute2x128(u0, u4, 0x31); r5 = Avx.Permute2x128(u1, u5, 0x31); r6 = Avx.Permute2x128(u2, u6, 0x31); r7 = Avx.Permute2x128(u3, u7, 0x31);
     }
 
     /// <summary>B^T times the 6 vectors x[0], x[s], ..., x[5s], in place.</summary>
@@ -602,8 +617,11 @@ public static unsafe partial class Conv2dKernels
     {
         long rowsStride = job.ProductStride;
         int side = job.M;
-        float* stage = stackalloc float[16 * Lanes];
         Vector256<float>* t = stackalloc Vector256<float>[36];
+        // Per tile of the group, its side x side outputs in row-major order: values 0-7 in tileValues[lane], 8-15 in
+        // tileValues[8 + lane].
+        Vector256<float>* tileValues = stackalloc Vector256<float>[2 * Lanes];
+        Vector256<float>* outputs = stackalloc Vector256<float>[16];
         for (int o = 0; o < rows; o++)
         {
             int channel = grp * job.Cout + o0 + o;
@@ -615,16 +633,10 @@ public static unsafe partial class Conv2dKernels
                 for (int k = 0; k < 36; k++) t[k] = Vector256.Load(mo + k * rowsStride + t0);
                 // A^T M: on each column (stride 6) into rows 0 to M - 1; then (A^T M) A: on each of those rows.
                 for (int col = 0; col < 6; col++) OutputTransform(t + col, 6, side);
-                for (int row = 0; row < side; row++)
-                {
-                    OutputTransform(t + row * 6, 1, side);
-                    for (int col = 0; col < side; col++)
-                    {
-                        Vector256<float> y = t[row * 6 + col] + bias;
-                        if (job.Relu) y = Vector256.Max(y, Vector256<float>.Zero);
-                        y.Store(stage + (row * side + col) * Lanes);
-                    }
-                }
+                for (int row = 0; row < side; row++) OutputTransform(t + row * 6, 1, side);
+                // Lane l of each vector is tile l's output; transposed, a tile's outputs lie side by side, so that each of
+                // its rows is one store instead of a scalar store per output.
+                TileOutputs(t, side, bias, job.Relu, outputs, tileValues);
                 int lanes = Math.Min(Lanes, tiles.Count - t0);
                 for (int lane = 0; lane < lanes; lane++)
                 {
@@ -632,10 +644,43 @@ public static unsafe partial class Conv2dKernels
                     int y0 = tiles.Y[tile], x0 = tiles.X[tile];
                     int height = Math.Min(side, job.OH - y0), width = Math.Min(side, job.OW - x0);
                     float* dst = job.Output + tiles.Sample[tile] * job.OutputSample + channelOffset + (long)y0 * job.OW + x0;
+                    float* values = (float*)(tileValues + lane);
                     for (int row = 0; row < height; row++, dst += job.OW)
-                        for (int col = 0; col < width; col++) dst[col] = stage[(row * side + col) * Lanes + lane];
+                    {
+                        // Rows 0 and 1 of a 4x4 tile in tileValues[lane], rows 2 and 3 eight vectors on.
+                        float* src = values + (row >> 1) * 8 * Lanes + (row & 1) * side;
+                        if (side == 4 && width == 4) Vector128.Load(src).Store(dst);
+                        else if (side == 2 && width == 2) Unsafe.WriteUnaligned(dst, Unsafe.ReadUnaligned<long>(src));
+                        else for (int col = 0; col < width; col++) dst[col] = src[col];
+                    }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// The side x side outputs (t[row * 6 + col], one tile per lane) plus the bias (and ReLU), transposed by tile:
+    /// tileValues[lane] holds tile lane's outputs 0-7 in row-major order, tileValues[8 + lane] its outputs 8-15 (4x4 tiles).
+    /// <paramref name="y"/>: room for 16 vectors.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TileOutputs(Vector256<float>* t, int side, Vector256<float> bias, bool relu, Vector256<float>* y, Vector256<float>* tileValues)
+    {
+        int count = side * side;
+        for (int row = 0; row < side; row++)
+            for (int col = 0; col < side; col++)
+            {
+                Vector256<float> value = t[row * 6 + col] + bias;
+                y[row * side + col] = relu ? Vector256.Max(value, Vector256<float>.Zero) : value;
+            }
+        for (int v = count; v < 16; v++) y[v] = Vector256<float>.Zero;
+        for (int half = 0; half < count; half += 8)
+        {
+            Vector256<float>* yh = y + half;
+            Vector256<float> r0 = yh[0], r1 = yh[1], r2 = yh[2], r3 = yh[3], r4 = yh[4], r5 = yh[5], r6 = yh[6], r7 = yh[7];
+            Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+            Vector256<float>* to = tileValues + half;
+            to[0] = r0; to[1] = r1; to[2] = r2; to[3] = r3; to[4] = r4; to[5] = r5; to[6] = r6; to[7] = r7;
         }
     }
 

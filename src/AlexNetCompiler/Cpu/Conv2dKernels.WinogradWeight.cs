@@ -109,12 +109,12 @@ public static unsafe partial class Conv2dKernels
         float* stage = stackalloc float[16 * Lanes];
         Vector256<float>* x = stackalloc Vector256<float>[36];
         ChunkTiles tiles = job.Tiles;
-        bool gather = CanGatherTiles(forward.OutputSample);
+        bool gather = CanGatherTiles();
         for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
         {
             int lanes = Math.Min(Lanes, tiles.Count - t0);
             if (gather && lanes == Lanes)
-                GatherTiles(job.DOutput + tiles.Sample[t0] * forward.OutputSample + channelOffset, tiles, t0, (int)forward.OutputSample,
+                GatherTiles(job.DOutput + tiles.Sample[t0] * forward.OutputSample + channelOffset, tiles, t0, forward.OutputSample,
                     0, 0, oh, ow, side, x);
             else ReadGradientTiles(ref job, t0, lanes, channelOffset, stage, x);
             // A e: on each of the M columns (stride 6) into rows 0-5; then (A e) A^T: on each of the 6 rows.
