@@ -62,6 +62,56 @@ public class MaxPoolKernelsTests
         }
     }
 
+    /// <summary>(C, H, W, KH, KW, stride, padding): stride-2 pools, which an inference pass runs row maxima first.</summary>
+    public static TheoryData<int, int, int, int, int, int, int> StrideTwoShapes() => new()
+    {
+        { 3, 55, 55, 3, 3, 2, 0 },  // AlexNet pool1: 27 windows a row (16 + 11)
+        { 4, 13, 13, 3, 3, 2, 0 },  // AlexNet pool5
+        { 3, 28, 28, 3, 3, 2, 1 },  // FashionNet pool1: padded on every side
+        { 2, 9, 75, 3, 3, 2, 1 },   // 38 windows a row: three groups of 16, the last one ragged
+        { 2, 11, 41, 4, 2, 2, 0 },  // 2 wide and 4 high
+        { 2, 7, 30, 5, 5, 2, 2 },   // 5x5, padded by 2
+    };
+
+    [Theory]
+    [MemberData(nameof(StrideTwoShapes))]
+    public void Inference_keeps_the_reference_bits_of_zeros_infinities_and_nans(int c, int h, int w, int kh, int kw, int s, int p)
+    {
+        // Every output is a copy of one input, so bits are compared, not values: among equal maxima (+0 and -0 compare
+        // equal) the first in row-major order must be the one kept, and of several NaNs (here with different payloads)
+        // the last. Plane 0: values from {-1, -0, +0} (ties everywhere); plane 1: -infinity and -0; plane 2 (when there
+        // is one): the same ties and two NaNs of different payloads; the others: random values.
+        const int batch = 2;
+        int oh = (h + 2 * p - kh) / s + 1, ow = (w + 2 * p - kw) / s + 1;
+        var g = new PoolGeometry(c, h, w, oh, ow, kh, kw, s, s, p, p);
+        int plane = h * w;
+        float[] input = KernelAssert.Random(batch * g.InputLength, 71);
+        var rng = new Random(72);
+        float[] ties = [-1f, -0f, 0f];
+        for (int i = 0; i < plane; i++)
+        {
+            input[i] = ties[rng.Next(3)];
+            input[plane + i] = rng.Next(2) == 0 ? float.NegativeInfinity : -0f;
+            if (c > 2) input[2 * plane + i] = ties[rng.Next(3)];
+        }
+        if (c > 2)
+        {
+            input[2 * plane + w + 1] = BitConverter.Int32BitsToSingle(0x7FC00001);
+            input[2 * plane + w + 2] = BitConverter.Int32BitsToSingle(unchecked((int)0xFFC00002));
+        }
+        var expected = new float[batch * g.OutputLength];
+        MaxPoolKernels.ForwardReference(g, batch, input, expected, new int[expected.Length]);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            using var ctx = new CpuContext(threads);
+            var actual = KernelAssert.Random(expected.Length, 73); // poisoned: every output must be written
+            MaxPoolKernels.Forward(g, batch, input, actual, Span<int>.Empty, ctx);
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                    $"output {i} (plane {i / g.OutputLength % c}): expected bits {BitConverter.SingleToInt32Bits(expected[i]):X8}, got {BitConverter.SingleToInt32Bits(actual[i]):X8}");
+        }
+    }
+
     [Fact]
     public void Out_of_range_argmax_is_reported()
     {
