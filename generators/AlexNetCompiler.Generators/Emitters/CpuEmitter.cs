@@ -72,17 +72,19 @@ internal static partial class CpuEmitter
         w.WriteLine();
     }
 
-    // "private static readonly ...Geometry Conv1Geometry = new(", the name on the next line where it is long.
-    private static void WriteGeometryDeclaration(CodeWriter w, string type, LayerModel l)
+    // "private static readonly ...Geometry Conv1Geometry = new(".
+    private static void WriteGeometryDeclaration(CodeWriter w, string type, LayerModel l) =>
+        WriteFieldDeclaration(w, $"private static readonly {Kernels}{type}", $"{l.Identifier}Geometry = new(");
+
+    // A field's modifiers and type, then its name (and what follows), the name on the next line where the whole is long.
+    private static void WriteFieldDeclaration(CodeWriter w, string modifiersAndType, string name)
     {
-        string field = $"private static readonly {Kernels}{type}";
-        string name = $"{l.Identifier}Geometry = new(";
-        if (w.Fits(field + " " + name))
+        if (w.Fits(modifiersAndType + " " + name))
         {
-            w.WriteLine(field + " " + name);
+            w.WriteLine(modifiersAndType + " " + name);
             return;
         }
-        w.WriteLine(field);
+        w.WriteLine(modifiersAndType);
         w.WriteLine("    " + name);
     }
 
@@ -107,19 +109,7 @@ internal static partial class CpuEmitter
             w.WriteComment("Each convolution's weights as Forward multiplies by them (packed or transformed), kept while unchanged.");
         foreach (PlanStage b in buffers)
         {
-            if (b.WeightCache == null) continue;
-            // The name on the next line where it is long.
-            string field = $"private readonly {Kernels}Conv2dWeightCache";
-            string name = $"_{b.WeightCache} = new();";
-            if (w.Fits(field + " " + name))
-            {
-                w.WriteLine(field + " " + name);
-            }
-            else
-            {
-                w.WriteLine(field);
-                w.WriteLine("    " + name);
-            }
+            if (b.WeightCache != null) WriteFieldDeclaration(w, $"private readonly {Kernels}Conv2dWeightCache", $"_{b.WeightCache} = new();");
         }
         w.WriteLine();
 

@@ -22,6 +22,11 @@ public sealed class Conv2dWeightCacheTests
         { "im2col items, weights packed once", Geometry(4, 9, 6, 3, 1, 1, 2), 4, Conv2dAlgorithm.Im2Col },
     };
 
+    /// <summary>Random input, weights and bias for one layer; seeds seed to seed + 2.</summary>
+    private static (float[] Input, float[] Weight, float[] Bias) Operands(in Conv2dGeometry g, int batch, int seed) =>
+        (KernelAssert.Random(batch * g.InputLength, seed), KernelAssert.Random(g.WeightLength, seed + 1, -0.3f, 0.3f),
+            KernelAssert.Random(g.OutChannels, seed + 2));
+
     private static float[] Run(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm, float[] input, float[] weight, float[] bias,
         CpuContext ctx, Conv2dWeightCache? cache)
     {
@@ -36,8 +41,7 @@ public sealed class Conv2dWeightCacheTests
     {
         _ = name;
         using var ctx = new CpuContext(2);
-        float[] input = KernelAssert.Random(batch * g.InputLength, 1), weight = KernelAssert.Random(g.WeightLength, 2, -0.3f, 0.3f);
-        float[] bias = KernelAssert.Random(g.OutChannels, 3);
+        var (input, weight, bias) = Operands(g, batch, seed: 1);
         var cache = new Conv2dWeightCache();
         float[] expected = Run(g, batch, algorithm, input, weight, bias, ctx, cache: null);
 
@@ -55,8 +59,7 @@ public sealed class Conv2dWeightCacheTests
     {
         _ = name;
         using var ctx = new CpuContext(2);
-        float[] input = KernelAssert.Random(batch * g.InputLength, 4), weight = KernelAssert.Random(g.WeightLength, 5, -0.3f, 0.3f);
-        float[] bias = KernelAssert.Random(g.OutChannels, 6);
+        var (input, weight, bias) = Operands(g, batch, seed: 4);
         var cache = new Conv2dWeightCache();
         float[] before = Run(g, batch, algorithm, input, weight, bias, ctx, cache);
 
@@ -77,8 +80,7 @@ public sealed class Conv2dWeightCacheTests
         Conv2dGeometry g = Geometry(4, 9, 6, 3, 1, 1, 2);
         const int batch = 4;
         using var ctx = new CpuContext(2);
-        float[] input = KernelAssert.Random(batch * g.InputLength, 7), weight = KernelAssert.Random(g.WeightLength, 8, -0.3f, 0.3f);
-        float[] bias = KernelAssert.Random(g.OutChannels, 9);
+        var (input, weight, bias) = Operands(g, batch, seed: 7);
         weight[17] = 0f;
         var cache = new Conv2dWeightCache();
         Run(g, batch, Conv2dAlgorithm.Im2Col, input, weight, bias, ctx, cache);
@@ -98,8 +100,8 @@ public sealed class Conv2dWeightCacheTests
         Conv2dGeometry wider = g with { InHeight = 13, InWidth = 13, OutHeight = 13, OutWidth = 13 };
         using var ctx = new CpuContext(2);
         const int batch = 4;
-        float[] input = KernelAssert.Random(batch * wider.InputLength, 10), weight = KernelAssert.Random(g.WeightLength, 11, -0.3f, 0.3f);
-        float[] bias = KernelAssert.Random(g.OutChannels, 12);
+        // The input of the wider plane; the narrower takes its first floats.
+        var (input, weight, bias) = Operands(wider, batch, seed: 10);
         var cache = new Conv2dWeightCache();
 
         foreach (var (geometry, algorithm) in new[]
@@ -119,8 +121,7 @@ public sealed class Conv2dWeightCacheTests
     {
         Conv2dGeometry g = Geometry(6, 13, 10, 3, 1, 1, 1);
         using var ctx = new CpuContext(2);
-        float[] input = KernelAssert.Random(2 * g.InputLength, 13), weight = KernelAssert.Random(g.WeightLength, 14, -0.3f, 0.3f);
-        float[] bias = KernelAssert.Random(g.OutChannels, 15);
+        var (input, weight, bias) = Operands(g, batch: 2, seed: 13);
         var cache = new Conv2dWeightCache();
         float[] expected = Run(g, 2, Conv2dAlgorithm.Winograd, input, weight, bias, ctx, cache);
 
