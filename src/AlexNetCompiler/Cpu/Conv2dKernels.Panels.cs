@@ -130,7 +130,7 @@ public static unsafe partial class Conv2dKernels
         if (positions <= 0 || firstPosition < 0 || endPosition > oh * ow)
             throw new ArgumentOutOfRangeException(nameof(positions), $"Positions {firstPosition} to {endPosition} of a {oh}x{ow} output do not exist.");
         if (!PanelsFit(g))
-            throw new ArgumentException($"A {kh}x{kw} kernel at column stride {sw} over rows of {w} does not fit the split rows.", nameof(g));
+            throw new ArgumentException($"A {kh}x{kw} kernel at column stride {sw} over rows of {w} is too wide for the panels (kernels up to {MaxPanelKernelWidth} wide, rows whose stride phases fit {MaxPhasedRow} floats).", nameof(g));
         var slab = new PanelSlab(packed, depth, positions);
         int panels = (positions + Gemm.NR - 1) / Gemm.NR;
         int firstRow = firstPosition / ow, lastRow = (endPosition - 1) / ow;

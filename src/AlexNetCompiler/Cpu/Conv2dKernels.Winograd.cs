@@ -538,7 +538,7 @@ public static unsafe partial class Conv2dKernels
     /// t0 .. t0 + 7 (one per lane), each window's top-left corner at its tile's corner plus (<paramref name="dy"/>,
     /// <paramref name="dx"/>) in an h x w plane, zero outside the plane; <paramref name="first"/> is the plane of tile t0's
     /// sample, <paramref name="sampleFloats"/> apart per sample. Row by row of the windows: each tile's row is one masked
-    /// load (the columns outside the plane, and past the window, neither read nor faulted on), and an 8x8 transpose turns
+    /// load (the columns outside the plane, and past the window, not read; see <see cref="WindowRow"/>), and an 8x8 transpose turns
     /// the eight tiles' rows into one vector per column. An AVX2 gather per element cost about four times as much. The
     /// same values as reading the elements one by one: the transforms that follow give the same bits either way.
     /// </summary>
@@ -547,7 +547,7 @@ public static unsafe partial class Conv2dKernels
     {
         // Per tile: its window's top-left element (perhaps outside the plane), its first row, and the columns inside.
         float** corner = stackalloc float*[Lanes];
-        int* top = stackalloc int[Lanes];
+        int* top = stackalloc int[Lanes], left = stackalloc int[Lanes];
         Vector256<float>* columns = stackalloc Vector256<float>[Lanes];
         Vector256<int> lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         Vector256<int> window = Vector256.LessThan(lane, Vector256.Create(size)), width = Vector256.Create(w);
@@ -555,16 +555,17 @@ public static unsafe partial class Conv2dKernels
         {
             int tile = t0 + t, y0 = tiles.Y[tile] + dy, x0 = tiles.X[tile] + dx;
             top[t] = y0;
+            left[t] = x0;
             corner[t] = first + (tiles.Sample[tile] - tiles.Sample[t0]) * sampleFloats + (long)y0 * w + x0;
             Vector256<int> x = lane + Vector256.Create(x0);
             columns[t] = (window & Vector256.GreaterThanOrEqual(x, Vector256<int>.Zero) & Vector256.LessThan(x, width)).AsSingle();
         }
         for (int row = 0; row < size; row++)
         {
-            Vector256<float> r0 = WindowRow(corner[0], top[0], columns[0], row, h, w), r1 = WindowRow(corner[1], top[1], columns[1], row, h, w);
-            Vector256<float> r2 = WindowRow(corner[2], top[2], columns[2], row, h, w), r3 = WindowRow(corner[3], top[3], columns[3], row, h, w);
-            Vector256<float> r4 = WindowRow(corner[4], top[4], columns[4], row, h, w), r5 = WindowRow(corner[5], top[5], columns[5], row, h, w);
-            Vector256<float> r6 = WindowRow(corner[6], top[6], columns[6], row, h, w), r7 = WindowRow(corner[7], top[7], columns[7], row, h, w);
+            Vector256<float> r0 = WindowRow(corner[0], top[0], left[0], columns[0], row, h, w), r1 = WindowRow(corner[1], top[1], left[1], columns[1], row, h, w);
+            Vector256<float> r2 = WindowRow(corner[2], top[2], left[2], columns[2], row, h, w), r3 = WindowRow(corner[3], top[3], left[3], columns[3], row, h, w);
+            Vector256<float> r4 = WindowRow(corner[4], top[4], left[4], columns[4], row, h, w), r5 = WindowRow(corner[5], top[5], left[5], columns[5], row, h, w);
+            Vector256<float> r6 = WindowRow(corner[6], top[6], left[6], columns[6], row, h, w), r7 = WindowRow(corner[7], top[7], left[7], columns[7], row, h, w);
             Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
             Vector256<float>* to = d + row * 6;
             to[0] = r0;
@@ -576,10 +577,26 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
-    /// <summary>Row <paramref name="row"/> of a window whose first row is plane row <paramref name="top"/>: its columns inside the plane, zero elsewhere.</summary>
+    /// <summary>
+    /// Row <paramref name="row"/> of a window whose first row is plane row <paramref name="top"/>: its columns inside
+    /// the plane, zero elsewhere. The masked-off lanes may lie outside the tensor (the padding before the first column,
+    /// past the last): AVX-512's masked load never touches them; AVX's may, on AMD ("implementation dependent" in its
+    /// manual), so without AVX-512 a row that reaches past the plane's row is read element by element.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> WindowRow(float* corner, int top, Vector256<float> columns, int row, int h, int w) =>
-        (uint)(top + row) < (uint)h ? Avx.MaskLoad(corner + (long)row * w, columns) : Vector256<float>.Zero;
+    private static Vector256<float> WindowRow(float* corner, int top, int left, Vector256<float> columns, int row, int h, int w)
+    {
+        if ((uint)(top + row) >= (uint)h) return Vector256<float>.Zero;
+        float* from = corner + (long)row * w;
+        if (Avx512F.VL.IsSupported) return Avx512F.VL.MaskLoad(from, columns, Vector256<float>.Zero);
+        if (left >= 0 && left + Lanes <= w) return Avx.MaskLoad(from, columns);
+        return Vector256.Create(Masked(from, columns, 0), Masked(from, columns, 1), Masked(from, columns, 2), Masked(from, columns, 3),
+            Masked(from, columns, 4), Masked(from, columns, 5), Masked(from, columns, 6), Masked(from, columns, 7));
+    }
+
+    /// <summary>from[lane] where the mask's lane is set, else 0 (and from[lane] not read).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Masked(float* from, Vector256<float> mask, int lane) => mask.AsInt32().GetElement(lane) != 0 ? from[lane] : 0f;
 
     /// <summary>Transposes the 8x8 block whose rows are r0 .. r7 in place (afterwards rK's lane i is the old ri's lane K).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

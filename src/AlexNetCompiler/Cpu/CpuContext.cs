@@ -14,7 +14,7 @@ public enum ScratchSlot
     Columns = 2,
     /// <summary>Per-thread partial sums of a parameter gradient (reduced after a parallel loop).</summary>
     PartialGradient = 3,
-    /// <summary>Small kernels (LRN, pooling) that need a few rows of temporaries; a batch-1 convolution's rows of one input channel before they are packed; a strided convolution's slab of input rows of one channel, split into stride phases.</summary>
+    /// <summary>Small kernels that need a few rows of temporaries (LRN, the dense layers' fused update); a batch-1 convolution's rows of one input channel before they are packed; a strided convolution's slab of input rows of one channel, split into stride phases.</summary>
     Temporary = 4,
     /// <summary>Conv: a block of samples' output, or output gradient, gathered side by side for one GEMM.</summary>
     SampleBlock = 5,

@@ -5,9 +5,10 @@ using System.Runtime.Intrinsics.X86;
 namespace AlexNetCompiler.Cpu;
 
 /// <summary>
-/// Fast max pooling: the same window scan as the reference (first maximum in row-major order wins, a NaN counts
-/// as the maximum), on raw pointers with the window bounds hoisted, a run of (sample, channel) planes per work item
-/// spread over the threads. Backward zeroes each input plane and scatters into it, so planes never collide.
+/// Fast max pooling: the same result as the reference's window scan (first maximum in row-major order wins, a NaN
+/// counts as the maximum), on raw pointers with the window bounds hoisted, a run of (sample, channel) planes per work
+/// item spread over the threads; inference at a column stride of 2 takes rows' maxima first (<see cref="SeparableWindows"/>).
+/// Backward zeroes each input plane and scatters into it, so planes never collide.
 /// </summary>
 public static unsafe partial class MaxPoolKernels
 {
@@ -221,6 +222,7 @@ public static unsafe partial class MaxPoolKernels
     /// </summary>
     private static bool UsesSeparableWindows(in PoolGeometry g) =>
         g.StrideWidth == 2 && Avx512F.IsSupported && g.KernelWidth <= MaxSeparableKernelWidth
+        && g.InHeight > 0 && (long)(g.OutHeight - 1) * g.StrideHeight - g.PaddingHeight < g.InHeight // every window has a row
         && (long)SeparableGroups(g) * g.KernelWidth <= MaxSeparableMasks && (long)g.InHeight * SeparableGroups(g) * 16 <= MaxSeparableRowMaxima;
 
     private const int MaxSeparableKernelWidth = 16, MaxSeparableMasks = 64, MaxSeparableRowMaxima = 8192;

@@ -231,8 +231,12 @@ public class Conv2dKernelsTests
             fixed (float* pIn = input, pColumns = columns, pExpected = expected, pActual = actual)
             {
                 Gemm.PackBRows(count, depth, 0, depth, pColumns + first, positions, pExpected);
-                fixed (float* pPhases = new float[Conv2dKernels.PanelPhaseRowsLength(g, first, count)])
-                    Conv2dKernels.Im2ColPanels(g, c, pIn, first, count, pActual, pPhases);
+                // The split rows' buffer is exactly as long as PanelPhaseRowsLength says: NaN past it must stay.
+                long phaseLength = Conv2dKernels.PanelPhaseRowsLength(g, first, count);
+                float[] phases = new float[phaseLength + 16];
+                Array.Fill(phases, float.NaN, (int)phaseLength, 16);
+                fixed (float* pPhases = phases) Conv2dKernels.Im2ColPanels(g, c, pIn, first, count, pActual, pPhases);
+                Assert.All(phases.AsSpan((int)phaseLength).ToArray(), value => Assert.True(float.IsNaN(value), "written past the split rows"));
             }
             Assert.True(expected.AsSpan().SequenceEqual(actual), $"slab of {count} from {first} of {positions}");
         }

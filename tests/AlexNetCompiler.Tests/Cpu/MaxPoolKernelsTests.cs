@@ -108,7 +108,7 @@ public class MaxPoolKernelsTests
             MaxPoolKernels.Forward(g, batch, input, actual, Span<int>.Empty, ctx);
             for (int i = 0; i < expected.Length; i++)
                 Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
-                    $"output {i} (plane {i / g.OutputLength % c}): expected bits {BitConverter.SingleToInt32Bits(expected[i]):X8}, got {BitConverter.SingleToInt32Bits(actual[i]):X8}");
+                    $"output {i} (plane {i / (oh * ow) % c}): expected bits {BitConverter.SingleToInt32Bits(expected[i]):X8}, got {BitConverter.SingleToInt32Bits(actual[i]):X8}");
         }
     }
 
