@@ -539,7 +539,7 @@ public static unsafe partial class Conv2dKernels
     /// <paramref name="dx"/>) in an h x w plane, zero outside the plane; <paramref name="first"/> is the plane of tile t0's
     /// sample, <paramref name="sampleFloats"/> apart per sample. Row by row of the windows: each tile's row is one masked
     /// load (the columns outside the plane, and past the window, not read; see <see cref="WindowRow"/>), and an 8x8 transpose turns
-    /// the eight tiles' rows into one vector per column. An AVX2 gather per element cost about four times as much. The
+    /// the eight tiles' rows into one vector per column, where an AVX2 gather per element used to read them. The
     /// same values as reading the elements one by one: the transforms that follow give the same bits either way.
     /// </summary>
     private static void GatherTiles(float* first, in ChunkTiles tiles, int t0, long sampleFloats, int dy, int dx, int h, int w,
