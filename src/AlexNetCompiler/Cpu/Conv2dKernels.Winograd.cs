@@ -8,13 +8,14 @@ namespace AlexNetCompiler.Cpu;
 public enum Conv2dAlgorithm
 {
     /// <summary>
-    /// Chosen by shape and batch: Winograd F(4x4, 3x3) for 3x3 stride-1 layers at <see cref="Conv2dKernels.WinogradMinBatch"/>
-    /// samples or more with the channel counts where it measured faster than im2col + GEMM in every benchmark run
-    /// (<see cref="Conv2dKernels.WinogradMinInChannels"/>, <see cref="Conv2dKernels.WinogradMinOutChannels"/>; other
-    /// layers with those counts follow the rule unmeasured), one rule for the forward pass and both gradients (the
-    /// input gradient also needs padding at most 2, or 4 for 5x5; the weight gradient runs Winograd when the input gradient does or
-    /// is not wanted). 5x5 stride-1 layers at the same batch with <see cref="Conv2dKernels.Winograd5x5MinInChannels"/>
-    /// input and <see cref="Conv2dKernels.WinogradMinOutChannels"/> output channels per group run Winograd F(2x2, 5x5)
+    /// Chosen by shape and batch: Winograd F(4x4, 3x3) for 3x3 stride-1 layers with the channel counts where it measured
+    /// faster than im2col + GEMM in every benchmark run (<see cref="Conv2dKernels.WinogradMinInChannels"/>,
+    /// <see cref="Conv2dKernels.WinogradMinOutChannels"/>; other layers with those counts follow the rule unmeasured):
+    /// the forward pass and both gradients at <see cref="Conv2dKernels.WinogradMinBatch"/> samples or more (the input
+    /// gradient also needs padding at most 2, or 4 for 5x5; the weight gradient runs Winograd when the input gradient
+    /// does or is not wanted), and an inference pass's forward pass (the transformed filters kept between calls) on
+    /// 16 output tiles a group or more from <see cref="Conv2dKernels.WinogradMinInferenceBatch"/>, or from batch 1 with
+    /// AVX-512. 5x5 stride-1 layers at the same batches with <see cref="Conv2dKernels.Winograd5x5MinInChannels"/> input and <see cref="Conv2dKernels.WinogradMinOutChannels"/> output channels per group run Winograd F(2x2, 5x5)
     /// in the forward pass, and in both gradients from <see cref="Conv2dKernels.WinogradMinInChannels"/> input channels.
     /// im2col + GEMM otherwise.
     /// </summary>
@@ -65,7 +66,8 @@ public enum Conv2dAlgorithm
 /// independent items (group,
 /// chunk of tiles spanning samples, and at small batches part of the output channels), like the im2col path's (sample,
 /// group) items: an item transforms its chunk's input tiles into V[36][in][tiles]; then per block of output channels
-/// it runs the 36 GEMMs M[xi] = U[xi] * V[xi] on the project's blocked GEMM single-threaded, and the inverse transform
+/// it runs the 36 GEMMs M[xi] = U[xi] * V[xi] on the project's blocked GEMM single-threaded (a chunk of at most 16 tiles:
+/// on 16-wide micro-kernels without packing, <see cref="NarrowProduct"/>), and the inverse transform
 /// with bias and ReLU writes the output. Scratch: V and M of one item per thread, in the im2col path's
 /// <see cref="ScratchSlot.Columns"/>; the chunks are as large as fits in the column matrix im2col would use for the
 /// layer (at least <see cref="WinogradMinChunkTiles"/> tiles).
@@ -80,12 +82,27 @@ public enum Conv2dAlgorithm
 public static unsafe partial class Conv2dKernels
 {
     /// <summary>
-    /// Fewest samples for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd: at batch 1 it was slower than
-    /// im2col + GEMM on every 3x3 layer of both AlexNets, forward and input gradient (a 13x13 image has 16 tiles, half
-    /// a GEMM panel); batch 16 is the next size measured (docs/architecture.md). The weight gradient follows the same
-    /// threshold.
+    /// Fewest samples for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd in a training step: at batch 1 it was
+    /// slower than im2col + GEMM on every 3x3 layer of both AlexNets, forward and input gradient (a 13x13 image has 16
+    /// tiles, half a GEMM panel, and the filters are transformed for one sample); batch 16 is the next size measured
+    /// (docs/architecture.md). The weight gradient follows the same threshold. An inference pass starts lower
+    /// (<see cref="WinogradMinInferenceBatch"/>).
     /// </summary>
     public const int WinogradMinBatch = 16;
+
+    /// <summary>
+    /// Fewest samples for which <see cref="Conv2dAlgorithm.Auto"/> runs an inference pass's forward convolution by
+    /// Winograd (its transformed filters kept between calls in the weight cache) below <see cref="WinogradMinBatch"/>,
+    /// where the batch has at least 16 output tiles a group (<see cref="NarrowTiles"/>); batch 1 too where AVX-512
+    /// multiplies those tiles with 16-wide kernels (<see cref="NarrowProduct"/>). Measured (the bench's kernels
+    /// command, two alternating runs each): at batches 1, 2, 4 and 8 it took less time than im2col + GEMM on
+    /// torchvision's conv2-conv5, and at batch 2 on the canonical conv3-conv5, drawing level on the canonical conv2;
+    /// FashionNet's 7x7 layers at batches 4 and 8 (16 and 32 tiles), but not at batch 1 (4 tiles).
+    /// A training step keeps <see cref="WinogradMinBatch"/>: its forward pass also decides which ReLU outputs and pool
+    /// windows pass the gradient, and Winograd's rounding moves enough of those decisions at batch 2 to put the
+    /// canonical AlexNet's conv gradients 2e-3 (relative L2) from the CUDA backend's, over the tests' 1e-4. docs/architecture.md.
+    /// </summary>
+    public const int WinogradMinInferenceBatch = 2;
 
     /// <summary>
     /// Fewest input channels per group for which <see cref="Conv2dAlgorithm.Auto"/> picks Winograd. Measured: the 3x3
@@ -126,9 +143,12 @@ public static unsafe partial class Conv2dKernels
     /// <summary>The side of the output tile computed from a 6x6 input tile with R x R filters: 6 - R + 1 (4 for 3x3, 2 for 5x5).</summary>
     private static int WinogradTile(int r) => 6 - r + 1;
 
-    /// <summary>Whether the forward pass of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>.</summary>
-    internal static bool UsesWinogradForward(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
-        UsesWinograd(g, batch, algorithm, WinogradPass.Forward);
+    /// <summary>
+    /// Whether the forward pass of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>;
+    /// <paramref name="cached"/>: its transformed filters are kept between calls (an inference pass's weight cache).
+    /// </summary>
+    internal static bool UsesWinogradForward(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm, bool cached = false) =>
+        UsesWinograd(g, batch, algorithm, WinogradPass.Forward, cached);
 
     /// <summary>Whether the input gradient of <paramref name="g"/> at <paramref name="batch"/> runs Winograd for <paramref name="algorithm"/>.</summary>
     internal static bool UsesWinogradData(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm) =>
@@ -140,7 +160,22 @@ public static unsafe partial class Conv2dKernels
 
     private enum WinogradPass { Forward, InputGradient, WeightGradient }
 
-    private static bool UsesWinograd(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm, WinogradPass pass)
+    /// <summary>
+    /// Whether <paramref name="batch"/> is enough for <see cref="Conv2dAlgorithm.Auto"/> to run <paramref name="pass"/> of
+    /// <paramref name="g"/> by Winograd: <see cref="WinogradMinBatch"/>, or for an inference pass's forward convolution
+    /// (<paramref name="cached"/>: the transformed filters kept between calls) 16 output tiles a group, from
+    /// <see cref="WinogradMinInferenceBatch"/> samples or with the Vector512 micro-kernels.
+    /// </summary>
+    private static bool EnoughBatch(in Conv2dGeometry g, int batch, WinogradPass pass, bool cached)
+    {
+        if (batch >= WinogradMinBatch) return true;
+        if (pass != WinogradPass.Forward || !cached) return false;
+        int m = WinogradTile(g.KernelHeight);
+        long tiles = (long)batch * ((g.OutHeight + m - 1) / m) * ((g.OutWidth + m - 1) / m);
+        return tiles >= NarrowTiles && (batch >= WinogradMinInferenceBatch || Gemm.BestKernel == GemmKernel.Vector512);
+    }
+
+    private static bool UsesWinograd(in Conv2dGeometry g, int batch, Conv2dAlgorithm algorithm, WinogradPass pass, bool cached = false)
     {
         if (algorithm == Conv2dAlgorithm.Im2Col) return false;
         int r = g.KernelHeight;
@@ -155,7 +190,7 @@ public static unsafe partial class Conv2dKernels
         }
         // 5x5 layers' forward pass from fewer input channels than their gradients (docs/architecture.md).
         int minInChannels = r == 5 && pass == WinogradPass.Forward ? Winograd5x5MinInChannels : WinogradMinInChannels;
-        return possible && batch >= WinogradMinBatch && g.InChannels / g.Groups >= minInChannels
+        return possible && EnoughBatch(g, batch, pass, cached) && g.InChannels / g.Groups >= minInChannels
             && g.OutChannels / g.Groups >= WinogradMinOutChannels;
     }
 
@@ -173,6 +208,8 @@ public static unsafe partial class Conv2dKernels
         public long TotalTiles; // per group: every sample's tiles
         // Work items: (group, chunk of ChunkTiles tiles, part of the output-channel blocks).
         public int ChunkTiles, Chunks, Blocks, Parts;
+        // One chunk of at most NarrowTiles tiles, multiplied by NarrowProduct (Ld = NarrowTiles).
+        public bool Narrow;
         // A work item's scratch: V[36][Cin][Ld], then M[36][WinogradBlockRows][Ld]; each of the 36 planes PlaneStride
         // apart (TileStride, ProductStride). Before the items, the same slot holds a block's U[36][WinogradBlockRows][Cin]
         // (planes FilterStride apart) between its transform and its packing.
@@ -258,10 +295,13 @@ public static unsafe partial class Conv2dKernels
         int items = job.Groups * job.Chunks;
         job.Parts = items >= ctx.Threads ? 1 : Math.Min(job.Blocks, (ctx.Threads + items - 1) / items);
         job.Ld = (chunk + Lanes - 1) / Lanes * Lanes;
+        // One chunk of at most 16 tiles: rows of V and M 16 floats long, read and written by the 16-wide kernels.
+        job.Narrow = job.Chunks == 1 && chunk <= NarrowTiles && Gemm.BestKernel == GemmKernel.Vector512;
+        if (job.Narrow) job.Ld = NarrowTiles;
         job.TileStride = PlaneStride((long)job.Cin * job.Ld);
         job.FilterStride = PlaneStride((long)WinogradBlockRows * job.Cin);
         job.ProductStride = PlaneStride((long)WinogradBlockRows * job.Ld);
-        job.ScratchFloats = WinogradScratchFloats(job.Cin, chunk);
+        job.ScratchFloats = WinogradScratchFloats(job.Cin, job.Ld);
         job.PackedFilterFloats = (Gemm.PackedLength(WinogradBlockRows, job.Cin) + 15) / 16 * 16;
         // The filters first, once for the call, shared by every chunk; a block is transformed in its thread's column
         // scratch, then packed.
@@ -311,18 +351,55 @@ public static unsafe partial class Conv2dKernels
         ChunkTiles chunkTiles = TilesFrom(job, (long)chunk * job.ChunkTiles, job.ChunkTiles, tileSample, tileY, tileX);
 
         for (int i = 0; i < job.Cin; i++) TransformInputChannel(ref job, chunkTiles, grp, i, v + (long)i * job.Ld);
+        if (job.Narrow && chunkTiles.Count <= Lanes)
+        {
+            // The transform wrote 8 lanes of each row and NarrowProduct reads 16: zeros, not stale scratch, in the
+            // other 8 (their products are never read).
+            for (int xi = 0; xi < 36; xi++)
+                for (int i = 0; i < job.Cin; i++) Vector256<float>.Zero.Store(v + xi * job.TileStride + (long)i * NarrowTiles + Lanes);
+        }
 
         int firstBlock = (int)((long)job.Blocks * part / job.Parts), endBlock = (int)((long)job.Blocks * (part + 1) / job.Parts);
         for (int block = firstBlock; block < endBlock; block++)
         {
             int o0 = block * WinogradBlockRows, rows = Math.Min(WinogradBlockRows, job.Cout - o0);
             float* u = job.Filters + ((long)grp * job.Blocks + block) * 36 * job.PackedFilterFloats;
+            if (job.Narrow)
+            {
+                for (int xi = 0; xi < 36; xi++)
+                    NarrowProduct(rows, job.Cin, u + xi * job.PackedFilterFloats, v + xi * job.TileStride, m + xi * job.ProductStride);
+                TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
+                continue;
+            }
             for (int xi = 0; xi < 36; xi++)
             {
                 Gemm.MultiplyPacked(rows, chunkTiles.Count, job.Cin, u + xi * job.PackedFilterFloats, v + xi * job.TileStride, job.Ld, false,
                     m + xi * job.ProductStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
             }
             TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
+        }
+    }
+
+    /// <summary>Most tiles of a chunk that <see cref="NarrowProduct"/> multiplies: its rows of V and M are this long.</summary>
+    private const int NarrowTiles = 16;
+
+    /// <summary>
+    /// M[rows x 16] = U[rows x k] V[k x 16] for a chunk of at most 16 tiles, V's rows contiguous and 16 floats long (as the
+    /// GEMM would pack them): no packing, and 16-wide micro-kernels instead of the 32-wide one's half-empty panels. U is
+    /// packed by <see cref="Gemm.PackWhole"/> (blocks of <see cref="Gemm.KC"/> along k, slivers of <see cref="Gemm.MR"/>
+    /// rows, the last zero-padded). Every output is the same FMAs in the same order as in <see cref="Gemm.MultiplyPacked"/>,
+    /// so the same bits as a wider chunk's. Writes whole slivers: up to <see cref="WinogradBlockRows"/> rows of M.
+    /// </summary>
+    private static void NarrowProduct(int rows, int k, float* packedU, float* v, float* m)
+    {
+        int paddedRows = (rows + Gemm.MR - 1) / Gemm.MR * Gemm.MR;
+        for (int pc = 0; pc < k; pc += Gemm.KC)
+        {
+            int kc = Math.Min(Gemm.KC, k - pc);
+            float* block = packedU + (long)paddedRows * pc;
+            float* vRows = v + (long)pc * NarrowTiles;
+            if (rows > Gemm.MR) MicroKernels.Kernel12x16Vector512(kc, block, block + Gemm.MR * kc, vRows, m, NarrowTiles, pc > 0);
+            else MicroKernels.Kernel6x16Vector512(kc, block, vRows, m, NarrowTiles, pc > 0);
         }
     }
 

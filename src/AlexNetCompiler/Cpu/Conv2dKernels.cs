@@ -30,14 +30,15 @@ public static unsafe partial class Conv2dKernels
 
     /// <param name="algorithm">Auto: chosen by shape; the others force one (tests and benchmarks compare them).</param>
     /// <param name="weightCache">Where the weights' packed or Winograd-transformed form is kept between calls, used while
-    /// the weights are unchanged (an inference pass); null prepares them on every call, as a training step must.</param>
+    /// the weights are unchanged (an inference pass); null prepares them on every call, as a training step must. Under
+    /// Auto a cache also moves the forward pass to Winograd at batches below 16 (<see cref="WinogradMinInferenceBatch"/>).</param>
     public static void Forward(in Conv2dGeometry g, int batch, ReadOnlySpan<float> input, ReadOnlySpan<float> weight,
         ReadOnlySpan<float> bias, Span<float> output, bool relu, CpuContext ctx, Conv2dAlgorithm algorithm = Conv2dAlgorithm.Auto,
         Conv2dWeightCache? weightCache = null)
     {
         ArgumentNullException.ThrowIfNull(ctx);
         CheckConvShapes(g, batch, input.Length, weight.Length, bias.Length, output.Length, nameof(output));
-        bool winograd = UsesWinogradForward(g, batch, algorithm == Conv2dAlgorithm.Auto ? ctx.Conv2dAlgorithm : algorithm);
+        bool winograd = UsesWinogradForward(g, batch, algorithm == Conv2dAlgorithm.Auto ? ctx.Conv2dAlgorithm : algorithm, cached: weightCache != null);
         if (batch == 0) return;
         fixed (float* pIn = input, pW = weight, pB = bias, pOut = output)
         {

@@ -10,14 +10,15 @@ namespace AlexNetCompiler.Cpu;
 /// byte for byte, with a copy kept here (one vectorised read of the weights and of the copy, a fraction of what
 /// preparing them costs) and prepares them again where any byte differs. Writing <see cref="INetwork.Parameters"/>
 /// directly, loading a checkpoint or a training step therefore need no notice, and a pass with the cache gives the same
-/// bits as one without.
+/// bits as one without that runs the same algorithm (under <see cref="Conv2dAlgorithm.Auto"/> a cache also lets small
+/// batches run the forward pass by Winograd, whose transformed filters it keeps: <see cref="Conv2dKernels.WinogradMinInferenceBatch"/>).
 /// <para>
 /// Generated networks keep one per convolution and pass it from their inference pass (Forward) only: in training the
 /// weights change on every step. Memory, once an inference pass has used it: the copy (the layer's weights) and the
 /// prepared form (about the weights' size when packed, about four times when transformed for Winograd F(4x4, 3x3),
 /// 1.44 times for F(2x2, 5x5)), held until <see cref="Clear"/> or until the cache is collected with its network. A cache
-/// holds one form: a layer whose calls alternate between two algorithms (Winograd at batch 16, im2col below) prepares
-/// its weights on every call, as without a cache, plus the comparison and the copy.
+/// holds one form: a layer whose calls alternate between two algorithms (Winograd from 16 output tiles a group, im2col
+/// below) prepares its weights on every call, as without a cache, plus the comparison and the copy.
 /// </para>
 /// Not safe for concurrent passes: a generated network holds its context's <see cref="CpuContext.PassLock"/> for a pass.
 /// </summary>

@@ -100,8 +100,9 @@ public sealed unsafe class CpuContext : IDisposable
     /// <summary>
     /// The convolution algorithm for kernel calls that ask for <see cref="Cpu.Conv2dAlgorithm.Auto"/> (all generated code
     /// does): Auto chooses by shape (Winograd F(4x4, 3x3) for wide 3x3 layers and F(2x2, 5x5) for wide 5x5 layers, the
-    /// gradients from 64 input channels per group, at large batches); Im2Col keeps every convolution on im2col + GEMM, e.g. for its accuracy (Winograd's float32 error is about 12x im2col's,
-    /// docs/architecture.md) or to compare the two on a whole network. Winograd cannot be forced for every shape here.
+    /// gradients from 64 input channels per group, at large batches, and an inference pass's forward convolutions from
+    /// 16 output tiles a group); Im2Col keeps every convolution on im2col + GEMM, e.g. for its accuracy (Winograd's
+    /// float32 error is about 12x im2col's, docs/architecture.md) or to compare the two on a whole network. Winograd cannot be forced for every shape here.
     /// </summary>
     public Conv2dAlgorithm Conv2dAlgorithm
     {

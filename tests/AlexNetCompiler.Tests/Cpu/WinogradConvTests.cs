@@ -184,8 +184,8 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
 
     /// <summary>
     /// Auto: Winograd for 3x3 stride-1 layers of 64 or more input and 32 or more output channels per group at batch 16
-    /// or more, forward and both gradients; for 5x5 layers, the forward pass from 48 input channels per group and both
-    /// gradients from 64 (docs/architecture.md).
+    /// or more, forward and both gradients, and an inference pass's forward pass from batch 2 (batch 1 with AVX-512);
+    /// for 5x5 layers, the forward pass from 48 input channels per group and both gradients from 64 (docs/architecture.md).
     /// </summary>
     [Fact]
     public void Auto_picks_winograd_where_the_rule_says()
@@ -210,11 +210,29 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 16, Conv2dAlgorithm.Im2Col));
         Assert.True(Conv2dKernels.UsesWinogradForward(fashionNetConv2, 1, Conv2dAlgorithm.Winograd));
 
+        // An inference pass (transformed filters cached) on 16 tiles a group or more, from batch 2, and from batch 1
+        // where AVX-512 multiplies them with 16-wide kernels; a training step (filters transformed on every call) from
+        // batch 16.
+        bool vector512 = Gemm.BestKernel == GemmKernel.Vector512;
+        Assert.True(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 2, Conv2dAlgorithm.Auto, cached: true));
+        Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 2, Conv2dAlgorithm.Auto, cached: false));
+        Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 1, Conv2dAlgorithm.Auto, cached: false));
+        Assert.Equal(vector512, Conv2dKernels.UsesWinogradForward(torchvisionConv5, 1, Conv2dAlgorithm.Auto, cached: true));
+        Assert.Equal(vector512, Conv2dKernels.UsesWinogradForward(alexNetConv5, 1, Conv2dAlgorithm.Auto, cached: true));
+        Assert.False(Conv2dKernels.UsesWinogradForward(fashionNetConv5, 1, Conv2dAlgorithm.Auto, cached: true)); // 4 tiles
+        Assert.False(Conv2dKernels.UsesWinogradForward(fashionNetConv5, 3, Conv2dAlgorithm.Auto, cached: true)); // 12 tiles
+        Assert.True(Conv2dKernels.UsesWinogradForward(fashionNetConv5, 4, Conv2dAlgorithm.Auto, cached: true));
+        Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv5, 1, Conv2dAlgorithm.Im2Col, cached: true));
+        Assert.False(Conv2dKernels.UsesWinogradForward(fashionNetConv2, 1, Conv2dAlgorithm.Auto, cached: true)); // 32 input channels
+        Assert.False(Conv2dKernels.UsesWinogradForward(fewOutputs, 1, Conv2dAlgorithm.Auto, cached: true));
+
         Conv2dGeometry torchvisionConv2 = Geometry(64, 27, 27, 192, 2, 1, kernel: 5);
         Conv2dGeometry alexNetConv2 = Geometry(96, 27, 27, 256, 2, 2, kernel: 5); // 48 input channels per group
         Conv2dGeometry cifarNetConv2 = Geometry(64, 16, 16, 128, 2, 2, kernel: 5); // 32 per group: not measured
         Assert.True(Conv2dKernels.UsesWinogradForward(torchvisionConv2, 16, Conv2dAlgorithm.Auto));
         Assert.False(Conv2dKernels.UsesWinogradForward(torchvisionConv2, 15, Conv2dAlgorithm.Auto));
+        Assert.True(Conv2dKernels.UsesWinogradForward(torchvisionConv2, 2, Conv2dAlgorithm.Auto, cached: true));
+        Assert.Equal(vector512, Conv2dKernels.UsesWinogradForward(torchvisionConv2, 1, Conv2dAlgorithm.Auto, cached: true));
         Assert.True(Conv2dKernels.UsesWinogradData(torchvisionConv2, 16, Conv2dAlgorithm.Auto));
         Assert.True(Conv2dKernels.UsesWinogradWeight(torchvisionConv2, 16, Conv2dAlgorithm.Auto));
         Assert.False(Conv2dKernels.UsesWinogradData(torchvisionConv2, 15, Conv2dAlgorithm.Auto));
@@ -224,6 +242,39 @@ public sealed class WinogradConvTests(ITestOutputHelper output)
         Assert.False(Conv2dKernels.UsesWinogradData(alexNetConv2, 16, Conv2dAlgorithm.Auto)); // at parity: stays on im2col
         Assert.False(Conv2dKernels.UsesWinogradWeight(alexNetConv2, 16, Conv2dAlgorithm.Auto));
         Assert.False(Conv2dKernels.UsesWinogradForward(cifarNetConv2, 64, Conv2dAlgorithm.Auto));
+    }
+
+    /// <summary>
+    /// A batch of at most 16 tiles a group is one chunk, multiplied by 16-wide kernels on unpacked rows
+    /// (Conv2dKernels.NarrowProduct, with AVX-512) instead of the packed GEMM a batch of 16 runs; each output is the same
+    /// operations in the same order, so a sample alone gives the bits it gets inside the batch. conv4's 384 input channels
+    /// span two of the GEMM's K blocks and its 256 output channels end in a block of 4; the canonical conv4 has two
+    /// groups; a 7x7 plane has 4 tiles, half of the 8 lanes the input transform writes.
+    /// </summary>
+    [Theory]
+    [InlineData("torchvision conv4", 384, 13, 256, 1)]
+    [InlineData("AlexNet2012 conv4, two groups", 384, 13, 384, 2)]
+    [InlineData("FashionNet conv5, 7x7", 128, 7, 64, 2)]
+    public void A_sample_alone_gives_the_bits_it_gets_in_a_batch(string name, int c, int size, int oc, int groups)
+    {
+        _ = name;
+        Conv2dGeometry g = Geometry(c, size, size, oc, 1, groups);
+        using var ctx = new CpuContext(2);
+        const int batch = 16;
+        float[] input = KernelAssert.Random(batch * g.InputLength, 21), bias = KernelAssert.Random(g.OutChannels, 23);
+        float[] weight = KernelAssert.Random(g.WeightLength, 22, -0.1f, 0.1f);
+        var inBatch = new float[batch * g.OutputLength];
+        Conv2dKernels.Forward(g, batch, input, weight, bias, inBatch, relu: true, ctx, Conv2dAlgorithm.Winograd);
+
+        var cache = new Conv2dWeightCache();
+        foreach (int n in new[] { 0, 9, 15 })
+        {
+            var alone = new float[g.OutputLength];
+            Conv2dKernels.Forward(g, 1, input.AsSpan(n * g.InputLength, g.InputLength), weight, bias, alone, relu: true, ctx,
+                Conv2dAlgorithm.Winograd, cache);
+            Assert.Equal(inBatch.AsSpan(n * g.OutputLength, g.OutputLength).ToArray(), alone);
+        }
+        Assert.Equal(1, cache.Preparations);
     }
 
     [Theory]

@@ -13,9 +13,10 @@ public sealed class GeneratedNetworkTests
 {
     private const int Batch = 4;
 
-    private static (FashionNet net, float[] input, int[] labels) Create(ulong seed)
+    private static (FashionNet net, float[] input, int[] labels) Create(ulong seed,
+        global::AlexNetCompiler.Cpu.Conv2dAlgorithm convolutions = global::AlexNetCompiler.Cpu.Conv2dAlgorithm.Auto)
     {
-        var net = new FashionNet(Batch, new global::AlexNetCompiler.Cpu.CpuContext(2));
+        var net = new FashionNet(Batch, new global::AlexNetCompiler.Cpu.CpuContext(2) { Conv2dAlgorithm = convolutions });
         Initializer.Initialize(net.Descriptor, net.Parameters, InitScheme.He, seed);
         var rng = new SeededRandom(seed + 1);
         var input = new float[Batch * FashionNet.InputLength];
@@ -28,12 +29,36 @@ public sealed class GeneratedNetworkTests
     [Fact]
     public void Inference_forward_matches_the_training_forward_without_dropout()
     {
-        var (net, input, labels) = Create(11);
+        // im2col everywhere: at batch 4 an inference pass would otherwise run the 7x7 layers (16 tiles a group) by
+        // Winograd on its cached filters, where a training step keeps im2col (the next test).
+        var (net, input, labels) = Create(11, global::AlexNetCompiler.Cpu.Conv2dAlgorithm.Im2Col);
         var logits = new float[Batch * FashionNet.ClassCount];
         net.Forward(input, Batch, logits);
         net.ForwardBackward(input, labels, Batch, dropoutSeed: null);
         // Same kernels, same order: the two passes must agree to the bit.
         Assert.Equal(logits, net.Logits.ToArray());
+    }
+
+    [Fact]
+    public void Inference_by_winograd_stays_within_its_error_of_the_training_forward()
+    {
+        // Auto: the inference pass runs FashionNet's three 7x7 layers by Winograd F(4x4, 3x3), the training pass by
+        // im2col + GEMM. Each Winograd layer is held to a relative L2 of 1e-5 against the exact sum
+        // (WinogradConvTests); three of them in a row, the logits here measured 7.1e-7. The bound leaves 14x.
+        var (net, input, labels) = Create(11);
+        var logits = new float[Batch * FashionNet.ClassCount];
+        net.Forward(input, Batch, logits);
+        net.ForwardBackward(input, labels, Batch, dropoutSeed: null);
+        float[] training = net.Logits.ToArray();
+        double diff = 0, norm = 0;
+        for (int i = 0; i < logits.Length; i++)
+        {
+            diff += (double)(logits[i] - training[i]) * (logits[i] - training[i]);
+            norm += (double)training[i] * training[i];
+        }
+        double relativeL2 = Math.Sqrt(diff / norm);
+        Assert.True(relativeL2 <= 1e-5, $"relative L2 {relativeL2:E2}");
+        Assert.NotEqual(training, logits); // else the two passes ran the same algorithm and this test checks nothing
     }
 
     [Fact]

@@ -60,6 +60,72 @@ public static unsafe class MicroKernels
         c50.Store(c); c51.Store(c + 16);
     }
 
+    /// <summary>
+    /// 12 x 16 with 12 Vector512 accumulators: two MR slivers of packed A (<paramref name="a0"/>, <paramref name="a1"/>)
+    /// times one 16-column B whose rows are contiguous (b[p * 16 + j]), for products only 16 columns wide (a Winograd
+    /// chunk of a 13x13 plane's 16 tiles), where the 6 x 32 kernel would compute half its columns for nothing. Each
+    /// element is the same sequence of FMAs as in <see cref="Kernel6x32Vector512"/>, so the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel12x16Vector512(int kc, float* a0, float* a1, float* b, float* c, int ldc, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        Vector512<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> bp = Vector512.Load(b);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[0]), bp, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[1]), bp, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[2]), bp, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[3]), bp, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[4]), bp, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[5]), bp, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[0]), bp, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[1]), bp, c7);
+            c8 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[2]), bp, c8);
+            c9 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[3]), bp, c9);
+            c10 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[4]), bp, c10);
+            c11 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[5]), bp, c11);
+            a0 += 6;
+            a1 += 6;
+            b += 16;
+        }
+        if (accumulate)
+        {
+            c0 += Vector512.Load(c); c1 += Vector512.Load(c + ldc); c2 += Vector512.Load(c + 2 * ldc);
+            c3 += Vector512.Load(c + 3 * ldc); c4 += Vector512.Load(c + 4 * ldc); c5 += Vector512.Load(c + 5 * ldc);
+            c6 += Vector512.Load(c + 6 * ldc); c7 += Vector512.Load(c + 7 * ldc); c8 += Vector512.Load(c + 8 * ldc);
+            c9 += Vector512.Load(c + 9 * ldc); c10 += Vector512.Load(c + 10 * ldc); c11 += Vector512.Load(c + 11 * ldc);
+        }
+        c0.Store(c); c1.Store(c + ldc); c2.Store(c + 2 * ldc); c3.Store(c + 3 * ldc); c4.Store(c + 4 * ldc); c5.Store(c + 5 * ldc);
+        c6.Store(c + 6 * ldc); c7.Store(c + 7 * ldc); c8.Store(c + 8 * ldc); c9.Store(c + 9 * ldc); c10.Store(c + 10 * ldc); c11.Store(c + 11 * ldc);
+    }
+
+    /// <summary>6 x 16 with 6 Vector512 accumulators: <see cref="Kernel12x16Vector512"/> for a last single sliver.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel6x16Vector512(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> bp = Vector512.Load(b);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), bp, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[1]), bp, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[2]), bp, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[3]), bp, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a[4]), bp, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a[5]), bp, c5);
+            a += 6;
+            b += 16;
+        }
+        if (accumulate)
+        {
+            c0 += Vector512.Load(c); c1 += Vector512.Load(c + ldc); c2 += Vector512.Load(c + 2 * ldc);
+            c3 += Vector512.Load(c + 3 * ldc); c4 += Vector512.Load(c + 4 * ldc); c5 += Vector512.Load(c + 5 * ldc);
+        }
+        c0.Store(c); c1.Store(c + ldc); c2.Store(c + 2 * ldc); c3.Store(c + 3 * ldc); c4.Store(c + 4 * ldc); c5.Store(c + 5 * ldc);
+    }
+
     /// <summary>6 x 16 with 12 Vector256 accumulators (of 16 registers); reads B with the 32-float panel stride.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Kernel6x16Vector256(int kc, float* a, float* b, int strideB, float* c, int ldc, bool accumulate)
