@@ -170,8 +170,7 @@ public static unsafe partial class Conv2dKernels
     {
         if (batch >= WinogradMinBatch) return true;
         if (pass != WinogradPass.Forward || !cached) return false;
-        int m = WinogradTile(g.KernelHeight);
-        long tiles = (long)batch * ((g.OutHeight + m - 1) / m) * ((g.OutWidth + m - 1) / m);
+        long tiles = (long)batch * TilesPerSample(g.OutHeight, g.OutWidth, WinogradTile(g.KernelHeight));
         return tiles >= NarrowTiles && (batch >= WinogradMinInferenceBatch || Gemm.BestKernel == GemmKernel.Vector512);
     }
 
@@ -410,11 +409,14 @@ public static unsafe partial class Conv2dKernels
         public int* Sample, Y, X;
     }
 
+    /// <summary>M x M output tiles covering an <paramref name="outHeight"/> x <paramref name="outWidth"/> plane, the last row and column of them possibly partial.</summary>
+    private static int TilesPerSample(int outHeight, int outWidth, int m) => (outHeight + m - 1) / m * ((outWidth + m - 1) / m);
+
     /// <summary>Tiles across and per sample of the output plane, and in the whole batch.</summary>
     private static void CountTiles(ref WinogradJob job, int batch)
     {
         job.TilesX = (job.OW + job.M - 1) / job.M;
-        job.TilesPerSample = (job.OH + job.M - 1) / job.M * job.TilesX;
+        job.TilesPerSample = TilesPerSample(job.OH, job.OW, job.M);
         job.TotalTiles = (long)batch * job.TilesPerSample;
     }
 
