@@ -231,9 +231,17 @@ public static unsafe partial class Conv2dKernels
     /// <summary>Floats of one work item's scratch (V and M) for chunks of <paramref name="tiles"/> tiles.</summary>
     private static long WinogradScratchFloats(int cin, int tiles)
     {
-        int ld = (tiles + Lanes - 1) / Lanes * Lanes;
+        int ld = ProductColumns(tiles);
         return 36 * (PlaneStride((long)cin * ld) + PlaneStride((long)WinogradBlockRows * ld));
     }
+
+    /// <summary>
+    /// Columns of the 36 products for a chunk of <paramref name="tiles"/> tiles: whole panels of the GEMM's micro-kernel.
+    /// The columns past the chunk's tiles are zero in V, and their products are never read; a ragged last panel would
+    /// instead be packed again by every product (36 per block of output channels) and written through an edge tile,
+    /// which took a tenth of conv2's time at batch 1 (196 tiles: chunks of 128 and 68).
+    /// </summary>
+    private static int ProductColumns(int tiles) => (tiles + Gemm.NR - 1) / Gemm.NR * Gemm.NR;
 
     private static void WinogradForward(in Conv2dGeometry g, int batch, float* input, float* weight, float* bias, float* output, bool relu, CpuContext ctx,
         Conv2dWeightCache? weightCache)
@@ -293,10 +301,9 @@ public static unsafe partial class Conv2dKernels
         // Fewer (group, chunk) items than threads (a small batch): split the output channels too.
         int items = job.Groups * job.Chunks;
         job.Parts = items >= ctx.Threads ? 1 : Math.Min(job.Blocks, (ctx.Threads + items - 1) / items);
-        job.Ld = (chunk + Lanes - 1) / Lanes * Lanes;
         // One chunk of at most 16 tiles: rows of V and M 16 floats long, read and written by the 16-wide kernels.
         job.Narrow = job.Chunks == 1 && chunk <= NarrowTiles && Gemm.BestKernel == GemmKernel.Vector512;
-        if (job.Narrow) job.Ld = NarrowTiles;
+        job.Ld = job.Narrow ? NarrowTiles : ProductColumns(chunk);
         job.TileStride = PlaneStride((long)job.Cin * job.Ld);
         job.FilterStride = PlaneStride((long)WinogradBlockRows * job.Cin);
         job.ProductStride = PlaneStride((long)WinogradBlockRows * job.Ld);
@@ -350,12 +357,13 @@ public static unsafe partial class Conv2dKernels
         ChunkTiles chunkTiles = TilesFrom(job, (long)chunk * job.ChunkTiles, job.ChunkTiles, tileSample, tileY, tileX);
 
         for (int i = 0; i < job.Cin; i++) TransformInputChannel(ref job, chunkTiles, grp, i, v + (long)i * job.Ld);
-        if (job.Narrow && chunkTiles.Count <= Lanes)
+        // The products read whole rows of V (16 floats for NarrowProduct, whole panels otherwise) and the transform wrote
+        // the chunk's tiles rounded up to 8: zeros, not stale scratch, in the rest (their products are never read).
+        int written = (chunkTiles.Count + Lanes - 1) / Lanes * Lanes, columns = job.Narrow ? NarrowTiles : ProductColumns(chunkTiles.Count);
+        if (written < columns)
         {
-            // The transform wrote 8 lanes of each row and NarrowProduct reads 16: zeros, not stale scratch, in the
-            // other 8 (their products are never read).
             for (int xi = 0; xi < 36; xi++)
-                for (int i = 0; i < job.Cin; i++) Vector256<float>.Zero.Store(v + xi * job.TileStride + (long)i * NarrowTiles + Lanes);
+                for (int i = 0; i < job.Cin; i++) new Span<float>(v + xi * job.TileStride + (long)i * job.Ld + written, columns - written).Clear();
         }
 
         int firstBlock = (int)((long)job.Blocks * part / job.Parts), endBlock = (int)((long)job.Blocks * (part + 1) / job.Parts);
@@ -372,7 +380,7 @@ public static unsafe partial class Conv2dKernels
             }
             for (int xi = 0; xi < 36; xi++)
             {
-                Gemm.MultiplyPacked(rows, chunkTiles.Count, job.Cin, u + xi * job.PackedFilterFloats, v + xi * job.TileStride, job.Ld, false,
+                Gemm.MultiplyPacked(rows, columns, job.Cin, u + xi * job.PackedFilterFloats, v + xi * job.TileStride, job.Ld, false,
                     m + xi * job.ProductStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
             }
             TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
@@ -718,59 +726,140 @@ public static unsafe partial class Conv2dKernels
         // tileValues[8 + lane].
         Vector256<float>* tileValues = stackalloc Vector256<float>[2 * Lanes];
         Vector256<float>* outputs = stackalloc Vector256<float>[16];
+        // Where each tile's outputs start in a channel of the batch, and whether the tile lies whole in the plane: found
+        // once for the block, not once per channel.
+        long* start = stackalloc long[WinogradChunkTiles];
+        bool* whole = stackalloc bool[WinogradChunkTiles];
+        for (int tile = 0; tile < tiles.Count; tile++)
+        {
+            int y0 = tiles.Y[tile], x0 = tiles.X[tile];
+            start[tile] = tiles.Sample[tile] * job.OutputSample + (long)y0 * job.OW + x0;
+            whole[tile] = y0 + side <= job.OH && x0 + side <= job.OW;
+        }
+        // Per group of eight tiles: whether they are whole 2x2 tiles side by side along one row of the plane. Their
+        // outputs are then two runs of 16 floats, interleaved from two vectors each (F(2x2, 5x5): conv2's 27x27 plane
+        // has 14 tiles across, so about half of its groups).
+        bool* sideBySide = stackalloc bool[WinogradChunkTiles / Lanes];
+        // Otherwise the two rows of their outputs are put side by side here first (16 floats a row).
+        float* pairRows = stackalloc float[4 * Lanes];
+        for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
+        {
+            bool run = side == 2 && t0 + Lanes <= tiles.Count;
+            for (int lane = 0; run && lane < Lanes; lane++)
+            {
+                int tile = t0 + lane;
+                run = whole[tile] && tiles.Sample[tile] == tiles.Sample[t0] && tiles.Y[tile] == tiles.Y[t0] && tiles.X[tile] == tiles.X[t0] + side * lane;
+            }
+            sideBySide[t0 / Lanes] = run;
+        }
         for (int o = 0; o < rows; o++)
         {
             int channel = grp * job.Cout + o0 + o;
             var bias = Vector256.Create(job.Bias == null ? 0f : job.Bias[channel]);
-            long channelOffset = (long)channel * job.OH * job.OW;
+            float* channelOutput = job.Output + (long)channel * job.OH * job.OW;
             float* mo = m + (long)o * job.Ld;
             for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
             {
-                for (int k = 0; k < 36; k++) t[k] = Vector256.Load(mo + k * rowsStride + t0);
-                // A^T M: on each column (stride 6) into rows 0 to M - 1; then (A^T M) A: on each of those rows.
-                for (int col = 0; col < 6; col++) OutputTransform(t + col, 6, side);
-                for (int row = 0; row < side; row++) OutputTransform(t + row * 6, 1, side);
-                // Lane l of each vector is tile l's output; transposed, a tile's outputs lie side by side, so that each of
-                // its rows is one store instead of a scalar store per output.
-                TileOutputs(t, side, bias, job.Relu, outputs, tileValues);
-                int lanes = Math.Min(Lanes, tiles.Count - t0);
-                for (int lane = 0; lane < lanes; lane++)
+                // A^T M A, one tile per lane, in registers.
+                if (side == 4)
+                {
+                    OutputTile4(mo + t0, rowsStride, t);
+                }
+                else
+                {
+                    OutputTile2(mo + t0, rowsStride, out Vector256<float> y00, out Vector256<float> y01, out Vector256<float> y10, out Vector256<float> y11);
+                    // Lane l: tile l's two outputs of a row, side by side at 2l and 2l + 1 of 16 floats.
+                    if (sideBySide[t0 / Lanes])
+                    {
+                        float* dst = channelOutput + start[t0];
+                        StoreInterleaved(OutputValue(y00, bias, job.Relu), OutputValue(y01, bias, job.Relu), dst);
+                        StoreInterleaved(OutputValue(y10, bias, job.Relu), OutputValue(y11, bias, job.Relu), dst + job.OW);
+                        continue;
+                    }
+                    StoreInterleaved(OutputValue(y00, bias, job.Relu), OutputValue(y01, bias, job.Relu), pairRows);
+                    StoreInterleaved(OutputValue(y10, bias, job.Relu), OutputValue(y11, bias, job.Relu), pairRows + 2 * Lanes);
+                    for (int lane = 0, lanes = Math.Min(Lanes, tiles.Count - t0); lane < lanes; lane++)
+                    {
+                        int tile = t0 + lane;
+                        float* dst = channelOutput + start[tile], values = pairRows + 2 * lane;
+                        if (whole[tile])
+                        {
+                            Unsafe.WriteUnaligned(dst, Unsafe.ReadUnaligned<long>(values));
+                            Unsafe.WriteUnaligned(dst + job.OW, Unsafe.ReadUnaligned<long>(values + 2 * Lanes));
+                            continue;
+                        }
+                        int height = Math.Min(2, job.OH - tiles.Y[tile]), width = Math.Min(2, job.OW - tiles.X[tile]);
+                        for (int row = 0; row < height; row++)
+                            for (int col = 0; col < width; col++) dst[row * job.OW + col] = values[row * 2 * Lanes + col];
+                    }
+                    continue;
+                }
+                // 4x4 tiles. Lane l of each vector is tile l's output; transposed, a tile's outputs lie side by side, so
+                // that each of its rows is one store instead of a scalar store per output.
+                TileOutputs(t, bias, job.Relu, outputs, tileValues);
+                for (int lane = 0, lanes = Math.Min(Lanes, tiles.Count - t0); lane < lanes; lane++)
                 {
                     int tile = t0 + lane;
-                    int y0 = tiles.Y[tile], x0 = tiles.X[tile];
-                    int height = Math.Min(side, job.OH - y0), width = Math.Min(side, job.OW - x0);
-                    float* dst = job.Output + tiles.Sample[tile] * job.OutputSample + channelOffset + (long)y0 * job.OW + x0;
+                    float* dst = channelOutput + start[tile];
+                    // Rows 0 and 1 of the tile in tileValues[lane], rows 2 and 3 eight vectors on.
                     float* values = (float*)(tileValues + lane);
+                    if (whole[tile])
+                    {
+                        Vector128.Load(values).Store(dst);
+                        Vector128.Load(values + 4).Store(dst + job.OW);
+                        Vector128.Load(values + 8 * Lanes).Store(dst + 2 * job.OW);
+                        Vector128.Load(values + 8 * Lanes + 4).Store(dst + 3 * job.OW);
+                        continue;
+                    }
+                    int height = Math.Min(4, job.OH - tiles.Y[tile]), width = Math.Min(4, job.OW - tiles.X[tile]);
                     for (int row = 0; row < height; row++, dst += job.OW)
                     {
-                        // Rows 0 and 1 of a 4x4 tile in tileValues[lane], rows 2 and 3 eight vectors on.
-                        float* src = values + (row >> 1) * 8 * Lanes + (row & 1) * side;
-                        if (side == 4 && width == 4) Vector128.Load(src).Store(dst);
-                        else if (side == 2 && width == 2) Unsafe.WriteUnaligned(dst, Unsafe.ReadUnaligned<long>(src));
-                        else for (int col = 0; col < width; col++) dst[col] = src[col];
+                        float* src = values + (row >> 1) * 8 * Lanes + (row & 1) * 4;
+                        for (int col = 0; col < width; col++) dst[col] = src[col];
                     }
                 }
             }
         }
     }
 
+    /// <summary>dst[2l] = left[l], dst[2l + 1] = right[l] for the eight lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreInterleaved(Vector256<float> left, Vector256<float> right, float* dst)
+    {
+        if (!Avx.IsSupported)
+        {
+            for (int lane = 0; lane < Lanes; lane++)
+            {
+                dst[2 * lane] = left.GetElement(lane);
+                dst[2 * lane + 1] = right.GetElement(lane);
+            }
+            return;
+        }
+        Vector256<float> low = Avx.UnpackLow(left, right), high = Avx.UnpackHigh(left, right);
+        Avx.Permute2x128(low, high, 0x20).Store(dst);
+        Avx.Permute2x128(low, high, 0x31).Store(dst + Lanes);
+    }
+
+    /// <summary>One output of each lane's tile: the transformed product plus the bias, ReLU where the layer has it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> OutputValue(Vector256<float> product, Vector256<float> bias, bool relu)
+    {
+        Vector256<float> value = product + bias;
+        return relu ? Vector256.Max(value, Vector256<float>.Zero) : value;
+    }
+
     /// <summary>
-    /// The side x side outputs (t[row * 6 + col], one tile per lane) plus the bias (and ReLU), transposed by tile:
-    /// tileValues[lane] holds tile lane's outputs 0-7 in row-major order, tileValues[8 + lane] its outputs 8-15 (4x4 tiles).
+    /// The 4x4 outputs of eight tiles (t[row * 6 + col], one tile per lane) plus the bias (and ReLU), transposed by tile:
+    /// tileValues[lane] holds tile lane's outputs 0-7 in row-major order, tileValues[8 + lane] its outputs 8-15.
     /// <paramref name="y"/>: room for 16 vectors.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void TileOutputs(Vector256<float>* t, int side, Vector256<float> bias, bool relu, Vector256<float>* y, Vector256<float>* tileValues)
+    private static void TileOutputs(Vector256<float>* t, Vector256<float> bias, bool relu, Vector256<float>* y, Vector256<float>* tileValues)
     {
-        int count = side * side;
-        for (int row = 0; row < side; row++)
-            for (int col = 0; col < side; col++)
-            {
-                Vector256<float> value = t[row * 6 + col] + bias;
-                y[row * side + col] = relu ? Vector256.Max(value, Vector256<float>.Zero) : value;
-            }
-        for (int v = count; v < 16; v++) y[v] = Vector256<float>.Zero;
-        for (int half = 0; half < count; half += 8)
+        for (int row = 0; row < 4; row++)
+            for (int col = 0; col < 4; col++)
+                y[row * 4 + col] = OutputValue(t[row * 6 + col], bias, relu);
+        for (int half = 0; half < 16; half += 8)
         {
             Vector256<float>* yh = y + half;
             Vector256<float> r0 = yh[0], r1 = yh[1], r2 = yh[2], r3 = yh[3], r4 = yh[4], r5 = yh[5], r6 = yh[6], r7 = yh[7];
@@ -780,32 +869,73 @@ public static unsafe partial class Conv2dKernels
         }
     }
 
-    /// <summary>A^T (M x 6) times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], ..., x[(M - 1) s].</summary>
+    /// <summary>F(2x2, 5x5)'s A^T times the 6 vectors m0 to m5.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void OutputTransform(Vector256<float>* x, int s, int m)
+    private static void Transform2(Vector256<float> m0, Vector256<float> m1, Vector256<float> m2, Vector256<float> m3, Vector256<float> m4, Vector256<float> m5,
+        out Vector256<float> y0, out Vector256<float> y1)
     {
-        if (m == 4) OutputTransform4(x, s);
-        else OutputTransform2(x, s);
+        y0 = m0 + (m1 + m2) + (m3 + m4);
+        y1 = (m1 - m2) + Vector256.Create(2f) * (m3 - m4) + m5;
     }
 
-    /// <summary>F(2x2, 5x5)'s A^T times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], x[s].</summary>
+    /// <summary>F(4x4, 3x3)'s A^T times the 6 vectors m0 to m5.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void OutputTransform2(Vector256<float>* x, int s)
+    private static void Transform4(Vector256<float> m0, Vector256<float> m1, Vector256<float> m2, Vector256<float> m3, Vector256<float> m4, Vector256<float> m5,
+        out Vector256<float> y0, out Vector256<float> y1, out Vector256<float> y2, out Vector256<float> y3)
     {
-        Vector256<float> m0 = x[0], m1 = x[s], m2 = x[2 * s], m3 = x[3 * s], m4 = x[4 * s], m5 = x[5 * s];
-        x[0] = m0 + (m1 + m2) + (m3 + m4);
-        x[s] = (m1 - m2) + Vector256.Create(2f) * (m3 - m4) + m5;
-    }
-
-    /// <summary>F(4x4, 3x3)'s A^T times the 6 vectors x[0], x[s], ..., x[5s], written to x[0], x[s], x[2s], x[3s].</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void OutputTransform4(Vector256<float>* x, int s)
-    {
-        Vector256<float> m0 = x[0], m1 = x[s], m2 = x[2 * s], m3 = x[3 * s], m4 = x[4 * s], m5 = x[5 * s];
         Vector256<float> sum12 = m1 + m2, diff12 = m1 - m2, sum34 = m3 + m4, diff34 = m3 - m4;
-        x[0] = m0 + sum12 + sum34;
-        x[s] = diff12 + Vector256.Create(2f) * diff34;
-        x[2 * s] = sum12 + Vector256.Create(4f) * sum34;
-        x[3 * s] = diff12 + Vector256.Create(8f) * diff34 + m5;
+        y0 = m0 + sum12 + sum34;
+        y1 = diff12 + Vector256.Create(2f) * diff34;
+        y2 = sum12 + Vector256.Create(4f) * sum34;
+        y3 = diff12 + Vector256.Create(8f) * diff34 + m5;
     }
+
+    /// <summary>
+    /// Y = A^T M A of F(2x2, 5x5) for eight tiles (one per lane) from their products, plane k = 6 row + column of M at
+    /// <paramref name="m"/> + k <paramref name="stride"/>, in registers: <see cref="Transform2"/> on each of M's columns,
+    /// then on the two rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OutputTile2(float* m, long stride, out Vector256<float> y00, out Vector256<float> y01, out Vector256<float> y10, out Vector256<float> y11)
+    {
+        ColumnOfTile2(m, stride, out Vector256<float> a0, out Vector256<float> b0);
+        ColumnOfTile2(m + stride, stride, out Vector256<float> a1, out Vector256<float> b1);
+        ColumnOfTile2(m + 2 * stride, stride, out Vector256<float> a2, out Vector256<float> b2);
+        ColumnOfTile2(m + 3 * stride, stride, out Vector256<float> a3, out Vector256<float> b3);
+        ColumnOfTile2(m + 4 * stride, stride, out Vector256<float> a4, out Vector256<float> b4);
+        ColumnOfTile2(m + 5 * stride, stride, out Vector256<float> a5, out Vector256<float> b5);
+        Transform2(a0, a1, a2, a3, a4, a5, out y00, out y01);
+        Transform2(b0, b1, b2, b3, b4, b5, out y10, out y11);
+    }
+
+    /// <summary>A^T times the column of M whose first plane is at <paramref name="m"/> (its rows 6 planes apart).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ColumnOfTile2(float* m, long stride, out Vector256<float> top, out Vector256<float> bottom) =>
+        Transform2(Vector256.Load(m), Vector256.Load(m + 6 * stride), Vector256.Load(m + 12 * stride), Vector256.Load(m + 18 * stride),
+            Vector256.Load(m + 24 * stride), Vector256.Load(m + 30 * stride), out top, out bottom);
+
+    /// <summary>
+    /// Y = A^T M A of F(4x4, 3x3) for eight tiles, as <see cref="OutputTile2"/>: written to y[6 row + column], row and
+    /// column below 4.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OutputTile4(float* m, long stride, Vector256<float>* y)
+    {
+        ColumnOfTile4(m, stride, out Vector256<float> a0, out Vector256<float> b0, out Vector256<float> c0, out Vector256<float> d0);
+        ColumnOfTile4(m + stride, stride, out Vector256<float> a1, out Vector256<float> b1, out Vector256<float> c1, out Vector256<float> d1);
+        ColumnOfTile4(m + 2 * stride, stride, out Vector256<float> a2, out Vector256<float> b2, out Vector256<float> c2, out Vector256<float> d2);
+        ColumnOfTile4(m + 3 * stride, stride, out Vector256<float> a3, out Vector256<float> b3, out Vector256<float> c3, out Vector256<float> d3);
+        ColumnOfTile4(m + 4 * stride, stride, out Vector256<float> a4, out Vector256<float> b4, out Vector256<float> c4, out Vector256<float> d4);
+        ColumnOfTile4(m + 5 * stride, stride, out Vector256<float> a5, out Vector256<float> b5, out Vector256<float> c5, out Vector256<float> d5);
+        Transform4(a0, a1, a2, a3, a4, a5, out y[0], out y[1], out y[2], out y[3]);
+        Transform4(b0, b1, b2, b3, b4, b5, out y[6], out y[7], out y[8], out y[9]);
+        Transform4(c0, c1, c2, c3, c4, c5, out y[12], out y[13], out y[14], out y[15]);
+        Transform4(d0, d1, d2, d3, d4, d5, out y[18], out y[19], out y[20], out y[21]);
+    }
+
+    /// <summary>A^T times the column of M whose first plane is at <paramref name="m"/> (its rows 6 planes apart).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ColumnOfTile4(float* m, long stride, out Vector256<float> y0, out Vector256<float> y1, out Vector256<float> y2, out Vector256<float> y3) =>
+        Transform4(Vector256.Load(m), Vector256.Load(m + 6 * stride), Vector256.Load(m + 12 * stride), Vector256.Load(m + 18 * stride),
+            Vector256.Load(m + 24 * stride), Vector256.Load(m + 30 * stride), out y0, out y1, out y2, out y3);
 }
