@@ -356,7 +356,11 @@ public static unsafe partial class Conv2dKernels
         int* tileX = stackalloc int[WinogradChunkTiles];
         ChunkTiles chunkTiles = TilesFrom(job, (long)chunk * job.ChunkTiles, job.ChunkTiles, tileSample, tileY, tileX);
 
-        for (int i = 0; i < job.Cin; i++) TransformInputChannel(ref job, chunkTiles, grp, i, v + (long)i * job.Ld);
+        for (int i = 0; i < job.Cin; i++)
+        {
+            if (i + 2 < job.Cin) PrefetchChannel(ref job, chunkTiles, grp, i + 2);
+            TransformInputChannel(ref job, chunkTiles, grp, i, v + (long)i * job.Ld);
+        }
         // The products read whole rows of V (16 floats for NarrowProduct, whole panels otherwise) and the transform wrote
         // the chunk's tiles rounded up to 8: zeros, not stale scratch, in the rest (their products are never read).
         int written = (chunkTiles.Count + Lanes - 1) / Lanes * Lanes, columns = job.Narrow ? NarrowTiles : ProductColumns(chunkTiles.Count);
@@ -384,6 +388,18 @@ public static unsafe partial class Conv2dKernels
                     m + xi * job.ProductStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
             }
             TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
+        }
+    }
+
+    /// <summary>Asks for channel i's input planes of the chunk's samples ahead of their transform.</summary>
+    private static void PrefetchChannel(ref WinogradJob job, in ChunkTiles tiles, int grp, int i)
+    {
+        if (!Sse.IsSupported || tiles.Count == 0) return;
+        long plane = (long)job.H * job.W;
+        for (int n = tiles.Sample[0], last = tiles.Sample[tiles.Count - 1]; n <= last; n++)
+        {
+            float* p = job.Input + n * job.InputSample + (grp * job.Cin + i) * plane;
+            for (long q = 0; q < plane; q += 16) Sse.Prefetch0(p + q);
         }
     }
 
