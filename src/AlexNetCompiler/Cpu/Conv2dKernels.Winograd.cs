@@ -585,10 +585,7 @@ public static unsafe partial class Conv2dKernels
                 GatherTiles(job.Input + tiles.Sample[t0] * job.InputSample + channelOffset, tiles, t0, job.InputSample,
                     -job.PH, -job.PW, h, w, 6, d);
             else ReadInputTiles(ref job, tiles, t0, lanes, channelOffset, stage, d);
-            // B^T d: on each column (stride 6), in place; then (B^T d) B: on each row (stride 1).
-            for (int col = 0; col < 6; col++) InputTransform(d + col, 6);
-            for (int row = 0; row < 6; row++) InputTransform(d + row * 6, 1);
-            for (int k = 0; k < 36; k++) d[k].Store(v + k * xiStride + t0);
+            InputTile(d, v + t0, xiStride);
         }
     }
 
@@ -714,19 +711,55 @@ public static unsafe partial class Conv2dKernels
         r4 = Avx.Permute2x128(u0, u4, 0x31); r5 = Avx.Permute2x128(u1, u5, 0x31); r6 = Avx.Permute2x128(u2, u6, 0x31); r7 = Avx.Permute2x128(u3, u7, 0x31);
     }
 
-    /// <summary>B^T times the 6 vectors x[0], x[s], ..., x[5s], in place.</summary>
+    /// <summary>
+    /// V = B^T d B for eight tiles (one per lane) from their 6x6 windows d[6 row + column], written to
+    /// v[k <paramref name="stride"/>], k = 6 row + column: <see cref="Transform6"/> on each of d's columns, then on each
+    /// row of the result, in registers.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void InputTransform(Vector256<float>* x, int s)
+    private static void InputTile(Vector256<float>* d, float* v, long stride)
     {
-        Vector256<float> d0 = x[0], d1 = x[s], d2 = x[2 * s], d3 = x[3 * s], d4 = x[4 * s], d5 = x[5 * s];
+        Transform6(d[0], d[6], d[12], d[18], d[24], d[30], out var r0c0, out var r1c0, out var r2c0, out var r3c0, out var r4c0, out var r5c0);
+        Transform6(d[1], d[7], d[13], d[19], d[25], d[31], out var r0c1, out var r1c1, out var r2c1, out var r3c1, out var r4c1, out var r5c1);
+        Transform6(d[2], d[8], d[14], d[20], d[26], d[32], out var r0c2, out var r1c2, out var r2c2, out var r3c2, out var r4c2, out var r5c2);
+        Transform6(d[3], d[9], d[15], d[21], d[27], d[33], out var r0c3, out var r1c3, out var r2c3, out var r3c3, out var r4c3, out var r5c3);
+        Transform6(d[4], d[10], d[16], d[22], d[28], d[34], out var r0c4, out var r1c4, out var r2c4, out var r3c4, out var r4c4, out var r5c4);
+        Transform6(d[5], d[11], d[17], d[23], d[29], d[35], out var r0c5, out var r1c5, out var r2c5, out var r3c5, out var r4c5, out var r5c5);
+        StoreRow(r0c0, r0c1, r0c2, r0c3, r0c4, r0c5, v, stride);
+        StoreRow(r1c0, r1c1, r1c2, r1c3, r1c4, r1c5, v + 6 * stride, stride);
+        StoreRow(r2c0, r2c1, r2c2, r2c3, r2c4, r2c5, v + 12 * stride, stride);
+        StoreRow(r3c0, r3c1, r3c2, r3c3, r3c4, r3c5, v + 18 * stride, stride);
+        StoreRow(r4c0, r4c1, r4c2, r4c3, r4c4, r4c5, v + 24 * stride, stride);
+        StoreRow(r5c0, r5c1, r5c2, r5c3, r5c4, r5c5, v + 30 * stride, stride);
+    }
+
+    /// <summary>A row of B^T d times B, its six values written <paramref name="stride"/> apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3, Vector256<float> d4, Vector256<float> d5,
+        float* v, long stride)
+    {
+        Transform6(d0, d1, d2, d3, d4, d5, out var x0, out var x1, out var x2, out var x3, out var x4, out var x5);
+        x0.Store(v);
+        x1.Store(v + stride);
+        x2.Store(v + 2 * stride);
+        x3.Store(v + 3 * stride);
+        x4.Store(v + 4 * stride);
+        x5.Store(v + 5 * stride);
+    }
+
+    /// <summary>F(4x4, 3x3)'s and F(2x2, 5x5)'s B^T times the 6 vectors d0 to d5 (the same interpolation points).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transform6(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3, Vector256<float> d4, Vector256<float> d5,
+        out Vector256<float> x0, out Vector256<float> x1, out Vector256<float> x2, out Vector256<float> x3, out Vector256<float> x4, out Vector256<float> x5)
+    {
         Vector256<float> four = Vector256.Create(4f), five = Vector256.Create(5f), two = Vector256.Create(2f);
         Vector256<float> a = d4 - d2, b = d3 - d1; // shared terms of rows 1-4
-        x[0] = four * d0 - five * d2 + d4;
-        x[s] = d4 + d3 - four * (d1 + d2);
-        x[2 * s] = d4 - d3 + four * (d1 - d2);
-        x[3 * s] = a + two * b;
-        x[4 * s] = a - two * b;
-        x[5 * s] = four * d1 - five * d3 + d5;
+        x0 = four * d0 - five * d2 + d4;
+        x1 = d4 + d3 - four * (d1 + d2);
+        x2 = d4 - d3 + four * (d1 - d2);
+        x3 = a + two * b;
+        x4 = a - two * b;
+        x5 = four * d1 - five * d3 + d5;
     }
 
     /// <summary>
