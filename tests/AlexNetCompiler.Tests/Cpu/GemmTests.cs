@@ -106,11 +106,11 @@ public unsafe class GemmTests
 
     [Theory]
     [InlineData(1, 5, 7)]       // K shorter than a vector: only the scalar tail
-    [InlineData(3, 9, 1100)]    // K over two chunks of 512 and a shorter one, then a tail of 12; an odd row of A; a ragged eight of B rows
-    [InlineData(16, 70, 2048)]  // whole chunks; items of 64 B rows and a ragged last one
-    [InlineData(24, 13, 531)]   // twelve pairs of A rows, the most an item keeps at once
-    [InlineData(30, 4, 600)]    // past twelve pairs: a second pass over B's rows, for the last 6 rows (3 pairs)
-    [InlineData(27, 11, 300)]   // a second pass of 3 rows: an odd row in the second block
+    [InlineData(3, 9, 1100)]    // K over two chunks of 512 and a shorter one, then a tail of 12; pairs of A rows, an odd one; a ragged eight of B rows
+    [InlineData(16, 70, 2048)]  // whole chunks; fours of A rows; items of 64 B rows (sixes, the last four) and a ragged last item
+    [InlineData(24, 13, 531)]   // six fours of A rows, the most an item keeps at once
+    [InlineData(30, 4, 600)]    // past them: a second pass over B's rows, for the last 6 rows (a four and a two)
+    [InlineData(27, 11, 300)]   // a second pass of 3 rows: a four with one row repeated
     public void Row_dot_products_match_naive_sums_and_do_not_depend_on_the_other_rows(int m, int n, int k)
     {
         float[] a = KernelAssert.Random(m * k, 21), b = KernelAssert.Random(n * k, 22), bias = KernelAssert.Random(n, 23);
