@@ -228,7 +228,7 @@ public static unsafe partial class Conv2dKernels
     /// </summary>
     private static long PlaneStride(long floats) => (floats + 15) / 16 * 16 + 16;
 
-    /// <summary>Floats of one work item's scratch (V and M) for chunks of <paramref name="tiles"/> tiles.</summary>
+    /// <summary>Floats of one work item's scratch (V and M) for chunks of <paramref name="tiles"/> tiles, as the GEMM multiplies them (<see cref="ProductColumns"/>).</summary>
     private static long WinogradScratchFloats(int cin, int tiles)
     {
         int ld = ProductColumns(tiles);
@@ -237,7 +237,7 @@ public static unsafe partial class Conv2dKernels
 
     /// <summary>
     /// Columns of the 36 products for a chunk of <paramref name="tiles"/> tiles: whole panels of the GEMM's micro-kernel.
-    /// The columns past the chunk's tiles are zero in V, and their products are never read; a ragged last panel would
+    /// The columns past the chunk's tiles are zero in V, and their products are discarded; a ragged last panel would
     /// instead be packed again by every product (36 per block of output channels) and written through an edge tile,
     /// which took a tenth of conv2's time at batch 1 (196 tiles: chunks of 128 and 68).
     /// </summary>
@@ -307,7 +307,7 @@ public static unsafe partial class Conv2dKernels
         job.TileStride = PlaneStride((long)job.Cin * job.Ld);
         job.FilterStride = PlaneStride((long)WinogradBlockRows * job.Cin);
         job.ProductStride = PlaneStride((long)WinogradBlockRows * job.Ld);
-        job.ScratchFloats = WinogradScratchFloats(job.Cin, job.Ld);
+        job.ScratchFloats = 36 * (job.TileStride + job.ProductStride);
         job.PackedFilterFloats = (Gemm.PackedLength(WinogradBlockRows, job.Cin) + 15) / 16 * 16;
         // The filters first, once for the call, shared by every chunk; a block is transformed in its thread's column
         // scratch, then packed.
@@ -362,7 +362,8 @@ public static unsafe partial class Conv2dKernels
             TransformInputChannel(ref job, chunkTiles, grp, i, v + (long)i * job.Ld);
         }
         // The products read whole rows of V (16 floats for NarrowProduct, whole panels otherwise) and the transform wrote
-        // the chunk's tiles rounded up to 8: zeros, not stale scratch, in the rest (their products are never read).
+        // the chunk's tiles rounded up to 8: zeros in the rest, whose products are discarded (stale scratch could hold
+        // denormals or NaNs, which the FMAs would be slowed by or carry for nothing).
         int written = (chunkTiles.Count + Lanes - 1) / Lanes * Lanes, columns = job.Narrow ? NarrowTiles : ProductColumns(chunkTiles.Count);
         if (written < columns)
         {
@@ -585,7 +586,7 @@ public static unsafe partial class Conv2dKernels
                 GatherTiles(job.Input + tiles.Sample[t0] * job.InputSample + channelOffset, tiles, t0, job.InputSample,
                     -job.PH, -job.PW, h, w, 6, d);
             else ReadInputTiles(ref job, tiles, t0, lanes, channelOffset, stage, d);
-            InputTile(d, v + t0, xiStride);
+            TransformInputTile(d, v + t0, xiStride);
         }
     }
 
@@ -717,7 +718,7 @@ public static unsafe partial class Conv2dKernels
     /// row of the result, in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void InputTile(Vector256<float>* d, float* v, long stride)
+    private static void TransformInputTile(Vector256<float>* d, float* v, long stride)
     {
         Transform6(d[0], d[6], d[12], d[18], d[24], d[30], out var r0c0, out var r1c0, out var r2c0, out var r3c0, out var r4c0, out var r5c0);
         Transform6(d[1], d[7], d[13], d[19], d[25], d[31], out var r0c1, out var r1c1, out var r2c1, out var r3c1, out var r4c1, out var r5c1);
@@ -725,17 +726,17 @@ public static unsafe partial class Conv2dKernels
         Transform6(d[3], d[9], d[15], d[21], d[27], d[33], out var r0c3, out var r1c3, out var r2c3, out var r3c3, out var r4c3, out var r5c3);
         Transform6(d[4], d[10], d[16], d[22], d[28], d[34], out var r0c4, out var r1c4, out var r2c4, out var r3c4, out var r4c4, out var r5c4);
         Transform6(d[5], d[11], d[17], d[23], d[29], d[35], out var r0c5, out var r1c5, out var r2c5, out var r3c5, out var r4c5, out var r5c5);
-        StoreRow(r0c0, r0c1, r0c2, r0c3, r0c4, r0c5, v, stride);
-        StoreRow(r1c0, r1c1, r1c2, r1c3, r1c4, r1c5, v + 6 * stride, stride);
-        StoreRow(r2c0, r2c1, r2c2, r2c3, r2c4, r2c5, v + 12 * stride, stride);
-        StoreRow(r3c0, r3c1, r3c2, r3c3, r3c4, r3c5, v + 18 * stride, stride);
-        StoreRow(r4c0, r4c1, r4c2, r4c3, r4c4, r4c5, v + 24 * stride, stride);
-        StoreRow(r5c0, r5c1, r5c2, r5c3, r5c4, r5c5, v + 30 * stride, stride);
+        TransformRowInto(r0c0, r0c1, r0c2, r0c3, r0c4, r0c5, v, stride);
+        TransformRowInto(r1c0, r1c1, r1c2, r1c3, r1c4, r1c5, v + 6 * stride, stride);
+        TransformRowInto(r2c0, r2c1, r2c2, r2c3, r2c4, r2c5, v + 12 * stride, stride);
+        TransformRowInto(r3c0, r3c1, r3c2, r3c3, r3c4, r3c5, v + 18 * stride, stride);
+        TransformRowInto(r4c0, r4c1, r4c2, r4c3, r4c4, r4c5, v + 24 * stride, stride);
+        TransformRowInto(r5c0, r5c1, r5c2, r5c3, r5c4, r5c5, v + 30 * stride, stride);
     }
 
     /// <summary>A row of B^T d times B, its six values written <paramref name="stride"/> apart.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3, Vector256<float> d4, Vector256<float> d5,
+    private static void TransformRowInto(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3, Vector256<float> d4, Vector256<float> d5,
         float* v, long stride)
     {
         Transform6(d0, d1, d2, d3, d4, d5, out var x0, out var x1, out var x2, out var x3, out var x4, out var x5);
@@ -771,7 +772,7 @@ public static unsafe partial class Conv2dKernels
         long rowsStride = job.ProductStride;
         int side = job.M;
         Vector256<float>* t = stackalloc Vector256<float>[36];
-        // Per tile of the group, its side x side outputs in row-major order: values 0-7 in tileValues[lane], 8-15 in
+        // Per 4x4 tile of the group, its outputs in row-major order: values 0-7 in tileValues[lane], 8-15 in
         // tileValues[8 + lane].
         Vector256<float>* tileValues = stackalloc Vector256<float>[2 * Lanes];
         Vector256<float>* outputs = stackalloc Vector256<float>[16];
@@ -787,7 +788,7 @@ public static unsafe partial class Conv2dKernels
         }
         // Per group of eight tiles: whether they are whole 2x2 tiles side by side along one row of the plane. Their
         // outputs are then two runs of 16 floats, interleaved from two vectors each (F(2x2, 5x5): conv2's 27x27 plane
-        // has 14 tiles across, so about half of its groups).
+        // has 14 tiles across, so 3 groups in 7).
         bool* sideBySide = stackalloc bool[WinogradChunkTiles / Lanes];
         // Otherwise the two rows of their outputs are put side by side here first (16 floats a row).
         float* pairRows = stackalloc float[4 * Lanes];
@@ -810,11 +811,7 @@ public static unsafe partial class Conv2dKernels
             for (int t0 = 0; t0 < tiles.Count; t0 += Lanes)
             {
                 // A^T M A, one tile per lane, in registers.
-                if (side == 4)
-                {
-                    OutputTile4(mo + t0, rowsStride, t);
-                }
-                else
+                if (side == 2)
                 {
                     OutputTile2(mo + t0, rowsStride, out Vector256<float> y00, out Vector256<float> y01, out Vector256<float> y10, out Vector256<float> y11);
                     // Lane l: tile l's two outputs of a row, side by side at 2l and 2l + 1 of 16 floats.
@@ -845,6 +842,7 @@ public static unsafe partial class Conv2dKernels
                 }
                 // 4x4 tiles. Lane l of each vector is tile l's output; transposed, a tile's outputs lie side by side, so
                 // that each of its rows is one store instead of a scalar store per output.
+                OutputTile4(mo + t0, rowsStride, t);
                 TileOutputs(t, bias, job.Relu, outputs, tileValues);
                 for (int lane = 0, lanes = Math.Min(Lanes, tiles.Count - t0); lane < lanes; lane++)
                 {

@@ -83,8 +83,8 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>
-    /// Rows [j0, j1) of B against every row of A (two or three with Vector512, any number with Vector256), eight rows of B at a time. A's rows are taken in pairs, each pair
-    /// against the eight rows in one register tile (<see cref="Dot2x8"/>), chunk by chunk of K: a chunk of the eight
+    /// Rows [j0, j1) of B against every row of A (two or three with Vector512, two or more with Vector256), eight rows
+    /// of B at a time. A's rows are taken in pairs, each pair against the eight rows in one register tile (<see cref="Dot2x8"/>), chunk by chunk of K: a chunk of the eight
     /// rows stays in L1 while every pair is multiplied by it, and A's chunks are read from L2 once per eight rows of B.
     /// </summary>
     private static void RowDotPairs(ref RowDotJob job, int j0, int j1)
@@ -137,7 +137,7 @@ public static unsafe partial class Gemm
     /// while the groups of four work on this one. Ten loads per 24 FMAs, where <see cref="Dot2x8"/> takes ten per 16:
     /// the bench's dense command at batch 16 ran fc6's forward product in 6.7-7.6 ms instead of 8.8-9.2, fc7's in
     /// 2.9 instead of 3.4-3.5. Each lane still adds its products in order of p, so the same bits as
-    /// <see cref="RowDotSingle"/>. Fewer rows of A keep the pairs, which repeat none of them.
+    /// <see cref="RowDotSingle"/>. Two or three rows of A keep the pairs, which repeat at most one.
     /// </summary>
     private static void RowDotTiles(ref RowDotJob job, int j0, int j1)
     {
