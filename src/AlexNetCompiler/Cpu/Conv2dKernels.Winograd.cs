@@ -395,13 +395,10 @@ public static unsafe partial class Conv2dKernels
     /// <summary>Asks for channel i's input planes of the chunk's samples ahead of their transform.</summary>
     private static void PrefetchChannel(ref WinogradJob job, in ChunkTiles tiles, int grp, int i)
     {
-        if (!Sse.IsSupported || tiles.Count == 0) return;
-        long plane = (long)job.H * job.W;
+        if (tiles.Count == 0) return;
+        int plane = job.H * job.W;
         for (int n = tiles.Sample[0], last = tiles.Sample[tiles.Count - 1]; n <= last; n++)
-        {
-            float* p = job.Input + n * job.InputSample + (grp * job.Cin + i) * plane;
-            for (long q = 0; q < plane; q += 16) Sse.Prefetch0(p + q);
-        }
+            Gemm.PrefetchRun(job.Input + n * job.InputSample + (long)(grp * job.Cin + i) * plane, plane);
     }
 
     /// <summary>Most tiles of a chunk that <see cref="NarrowProduct"/> multiplies: its rows of V and M are this long.</summary>

@@ -227,7 +227,7 @@ public static unsafe partial class Gemm
 
     /// <summary>Asks for the cache lines of [p, p + length) ahead of their use (x86; elsewhere the hardware's prefetcher alone).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchRun(float* p, int length)
+    internal static void PrefetchRun(float* p, int length)
     {
         if (!Sse.IsSupported) return;
         for (int q = 0; q < length; q += 16) Sse.Prefetch0(p + q);
