@@ -372,20 +372,28 @@ public static unsafe partial class Conv2dKernels
         }
 
         int firstBlock = (int)((long)job.Blocks * part / job.Parts), endBlock = (int)((long)job.Blocks * (part + 1) / job.Parts);
+        long packed = job.PackedFilterFloats;
         for (int block = firstBlock; block < endBlock; block++)
         {
             int o0 = block * WinogradBlockRows, rows = Math.Min(WinogradBlockRows, job.Cout - o0);
-            float* u = job.Filters + ((long)grp * job.Blocks + block) * 36 * job.PackedFilterFloats;
+            float* u = job.Filters + ((long)grp * job.Blocks + block) * 36 * packed;
+            // Each product asks for the next one's filters (the next block's follow this one's 36): in an inference pass
+            // they come from memory, the dense layers' weights having evicted them since the last pass.
+            bool lastBlock = block + 1 == endBlock;
             if (job.Narrow)
             {
                 for (int xi = 0; xi < 36; xi++)
-                    NarrowProduct(rows, job.Cin, u + xi * job.PackedFilterFloats, v + xi * job.TileStride, m + xi * job.ProductStride);
+                {
+                    if (xi < 35 || !lastBlock) Gemm.PrefetchRun(u + (xi + 1) * packed, (int)packed);
+                    NarrowProduct(rows, job.Cin, u + xi * packed, v + xi * job.TileStride, m + xi * job.ProductStride);
+                }
                 TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
                 continue;
             }
             for (int xi = 0; xi < 36; xi++)
             {
-                Gemm.MultiplyPacked(rows, columns, job.Cin, u + xi * job.PackedFilterFloats, v + xi * job.TileStride, job.Ld, false,
+                if (xi < 35 || !lastBlock) Gemm.PrefetchRun(u + (xi + 1) * packed, (int)packed);
+                Gemm.MultiplyPacked(rows, columns, job.Cin, u + xi * packed, v + xi * job.TileStride, job.Ld, false,
                     m + xi * job.ProductStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
             }
             TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
