@@ -16,6 +16,12 @@ internal enum ColumnLayout
     /// an item (not a direct 1x1 convolution, nor a small plane's block of samples) and whose rows fit the phases.
     /// </summary>
     Panels,
+    /// <summary>
+    /// No columns: the output channels in the vector lanes and the inputs broadcast (Conv2dKernels.ChannelLanes.cs), for
+    /// every shape it takes (<see cref="Conv2dKernels.UsesChannelLanes"/>); <see cref="Auto"/> takes it where it would take
+    /// panels. Other shapes as under <see cref="Auto"/>.
+    /// </summary>
+    ChannelLanes,
 }
 
 /// <summary>

@@ -51,6 +51,11 @@ public static unsafe partial class Conv2dKernels
             {
                 Input = pIn, Weight = pW, Bias = bias.IsEmpty ? null : pB, Output = pOut, Relu = relu, WeightCache = weightCache,
             };
+            if (UsesChannelLanes(g, batch, ctx))
+            {
+                ChannelLanesForward(ref job);
+                return;
+            }
             if (UsesColumnPanels(g, batch, ctx))
             {
                 PanelForward(ref job);
@@ -161,6 +166,9 @@ public static unsafe partial class Conv2dKernels
         public int Samples, Items;
         /// <summary>The forward pass in slabs of packed panels (<see cref="PanelForward"/>): output positions per slab, and slabs per plane.</summary>
         public int SlabPositions, Slabs;
+        /// <summary>The forward pass with the output channels in the vector lanes (<see cref="ChannelLanesForward"/>): parts per plane, output positions per part, floats of an item's scratch.</summary>
+        public int LaneParts, LanePartPositions;
+        public long LaneScratchFloats;
         public bool Direct; // 1x1, stride 1, no padding: the input is the column matrix
         public float* Input, Weight, Bias, Output, DInput, DWeight;
         /// <summary>

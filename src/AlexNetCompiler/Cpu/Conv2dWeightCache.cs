@@ -102,4 +102,6 @@ internal enum PreparedWeightForm
     GemmPacked,
     /// <summary>The Winograd forward pass's transformed filters, per block packed for its 36 GEMMs.</summary>
     Winograd,
+    /// <summary>Every group's weight K-major in blocks of 48 or 64 output channels, for the forward pass with the channels in the vector lanes.</summary>
+    ChannelLanes,
 }

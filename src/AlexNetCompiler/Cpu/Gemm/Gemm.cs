@@ -373,7 +373,7 @@ public static unsafe partial class Gemm
 
     /// <summary>dst[k * ldd + i] = row_i[k] for i, k in [0, 8): the classic unpack / shuffle / permute transpose.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8Avx(float* r0, float* r1, float* r2, float* r3, float* r4, float* r5, float* r6, float* r7, float* dst, int ldd)
+    internal static void Transpose8x8Avx(float* r0, float* r1, float* r2, float* r3, float* r4, float* r5, float* r6, float* r7, float* dst, int ldd)
     {
         Vector256<float> t0 = Avx.UnpackLow(Avx.LoadVector256(r0), Avx.LoadVector256(r1));
         Vector256<float> t1 = Avx.UnpackHigh(Avx.LoadVector256(r0), Avx.LoadVector256(r1));
