@@ -17,7 +17,9 @@ namespace AlexNetCompiler.Cpu;
 /// <para>
 /// Each output is the sum the GEMM's micro-kernel forms for it: FMAs in order of K from zero within each block of
 /// <see cref="Gemm.KC"/>, a later block's sum added to the earlier ones', then the bias added and ReLU applied, so the
-/// bits are those of the panels' path (tests compare them with the column matrix's).
+/// bits are those of the panels' path (tests compare them with the column matrix's). One exception: a NaN sum, which
+/// the GEMM's ReLU turns into zero in the last few columns of a tile (<see cref="Gemm.ApplyEpilogue"/>'s scalar tail)
+/// and keeps in the others, stays NaN here everywhere.
 /// </para>
 /// </summary>
 public static unsafe partial class Conv2dKernels
@@ -40,7 +42,7 @@ public static unsafe partial class Conv2dKernels
 
     /// <summary>
     /// Whether the forward pass runs with the output channels in the vector lanes: under <see cref="ColumnLayout.Auto"/>
-    /// where it would take column panels (a column stride above 1), and with <see cref="ColumnLayout.ChannelLanes"/>
+    /// where it would take column panels (a column stride above 1, one sample to an item), and with <see cref="ColumnLayout.ChannelLanes"/>
     /// wherever it can: AVX-512, output channels per group a multiple of 48 or 64, K at most <see cref="MaxLaneDepth"/>,
     /// and one output row's padded input rows within <see cref="LanePaddedFloats"/>.
     /// </summary>
@@ -50,10 +52,13 @@ public static unsafe partial class Conv2dKernels
         bool fits = Avx512F.IsSupported && Gemm.BestKernel == GemmKernel.Vector512 && LaneVectors(g.OutChannels / g.Groups) != 0
             && (long)cg * g.KernelHeight * g.KernelWidth <= MaxLaneDepth && g.OutHeight > 0 && g.OutWidth > 0
             && (long)cg * g.KernelHeight * LaneRowLength(g) <= LanePaddedFloats;
+        // The padded rows' offsets are ints.
+        fits = fits && (long)cg * ((long)(g.OutHeight - 1) * g.StrideHeight + g.KernelHeight) * LaneRowLength(g) <= int.MaxValue;
         return ctx.ForwardColumns switch
         {
             ColumnLayout.ChannelLanes => fits,
-            ColumnLayout.Auto => fits && UsesColumnPanels(g, batch, ctx),
+            // Where the panels would run (conv1 of both AlexNets was measured; other strided shapes were not).
+            ColumnLayout.Auto => fits && g.StrideWidth > 1 && !IsDirect(g) && SamplesPerItem(g, batch, ctx.Threads) == 1,
             _ => false,
         };
     }
@@ -80,15 +85,25 @@ public static unsafe partial class Conv2dKernels
         int parts = (int)Math.Max((ctx.Threads + pairs - 1) / pairs, (wholeRows + LanePaddedFloats - 1) / LanePaddedFloats);
         parts = Math.Clamp(parts, 1, strips);
         job.LaneParts = parts;
-        job.LanePartPositions = (strips + parts - 1) / parts * LaneStripPositions;
+        job.LaneStrips = strips;
         long padded = 0;
-        for (int first = 0; first < job.P; first += job.LanePartPositions)
-            padded = Math.Max(padded, (long)job.Cg * LaneRows(g, first, Math.Min(job.P, first + job.LanePartPositions), out _) * rowLength);
+        for (int part = 0; part < parts; part++)
+        {
+            LanePart(ref job, part, out int first, out int end);
+            padded = Math.Max(padded, (long)job.Cg * LaneRows(g, first, end, out _) * rowLength);
+        }
         job.LaneScratchFloats = LaneStripPositions * 64 + padded;
         ctx.ReserveScratch(ScratchSlot.Columns, job.LaneScratchFloats);
         PackLaneWeights(ref job);
         ctx.For(pairs * parts, &ChannelLanesItem, Unsafe.AsPointer(ref job));
         GC.KeepAlive(job.WeightCache);
+    }
+
+    /// <summary>Output positions [first, end) of a part: whole strips, the parts' counts of strips differing by one at most.</summary>
+    private static void LanePart(ref ConvJob job, int part, out int first, out int end)
+    {
+        first = (int)((long)job.LaneStrips * part / job.LaneParts) * LaneStripPositions;
+        end = Math.Min(job.P, (int)((long)job.LaneStrips * (part + 1) / job.LaneParts) * LaneStripPositions);
     }
 
     /// <summary>
@@ -125,8 +140,7 @@ public static unsafe partial class Conv2dKernels
         ref readonly Conv2dGeometry g = ref job.G;
         int part = item % job.LaneParts, pair = item / job.LaneParts;
         int grp = pair % job.Groups, n = pair / job.Groups;
-        int first = part * job.LanePartPositions, end = Math.Min(job.P, first + job.LanePartPositions);
-        if (first >= end) return;
+        LanePart(ref job, part, out int first, out int end);
         int rowLength = LaneRowLength(g), rows = LaneRows(g, first, end, out int firstRow);
         float* strip = job.Ctx.Scratch(threadIndex, ScratchSlot.Columns, job.LaneScratchFloats);
         float* padded = strip + LaneStripPositions * 64;

@@ -4,10 +4,13 @@ using System.Runtime.Intrinsics.X86;
 
 namespace AlexNetCompiler.Cpu;
 
-/// <summary>Where the forward pass of im2col + GEMM puts its columns (tests compare the two; the results are the same bits).</summary>
+/// <summary>Where the forward pass of im2col + GEMM puts its columns, or whether it builds none (tests compare the layouts; the results are the same bits).</summary>
 internal enum ColumnLayout
 {
-    /// <summary>Panels for strided convolutions (<see cref="Conv2dKernels.UsesColumnPanels"/>), the column matrix otherwise.</summary>
+    /// <summary>
+    /// Strided convolutions: the channel lanes where they fit (<see cref="Conv2dKernels.UsesChannelLanes"/>), panels otherwise
+    /// (<see cref="Conv2dKernels.UsesColumnPanels"/>); the column matrix for the others.
+    /// </summary>
     Auto,
     /// <summary>The whole column matrix of a sample, then the GEMM packs it.</summary>
     Matrix,
@@ -40,9 +43,10 @@ public static unsafe partial class Conv2dKernels
     private const int PanelSlabBytes = 512 * 1024;
 
     /// <summary>
-    /// Whether the forward pass runs in slabs of packed panels: under <see cref="ColumnLayout.Auto"/>, for convolutions
-    /// with a column stride above 1 (one sample to an item, and a row narrow enough for the stride phases); those
-    /// measured faster (docs/architecture.md). <see cref="ColumnLayout.Panels"/> takes every shape the phases fit.
+    /// Whether the forward pass runs in slabs of packed panels, unless it runs the channel lanes (<see cref="UsesChannelLanes"/>,
+    /// checked first): under <see cref="ColumnLayout.Auto"/>, for convolutions with a column stride above 1 (one sample to
+    /// an item, and a row narrow enough for the stride phases); those measured faster (docs/architecture.md).
+    /// <see cref="ColumnLayout.Panels"/> takes every shape the phases fit.
     /// </summary>
     internal static bool UsesColumnPanels(in Conv2dGeometry g, int batch, CpuContext ctx)
     {

@@ -11,9 +11,10 @@ namespace AlexNetCompiler.Cpu;
 /// convolutions run Winograd F(4x4, 3x3) instead, forward, input gradient and weight gradient, and 5x5 stride-1
 /// convolutions Winograd F(2x2, 5x5) (forward, and both gradients of the wider ones), on the shapes and batches where it measured faster
 /// (Conv2dKernels.Winograd.cs, Conv2dKernels.WinogradWeight.cs); the choice is made here at run time from the shape
-/// and batch (<see cref="Conv2dAlgorithm"/>). A strided convolution's forward pass writes its columns straight into the
-/// GEMM's packed panels, a slab of output positions at a time, instead of building the column matrix
-/// (Conv2dKernels.Panels.cs).
+/// and batch (<see cref="Conv2dAlgorithm"/>). A strided convolution's forward pass builds no column matrix: with AVX-512
+/// and whole blocks of 48 or 64 output channels it builds no columns at all, the channels in the vector lanes
+/// (Conv2dKernels.ChannelLanes.cs); otherwise it writes its columns straight into the GEMM's packed panels, a slab of
+/// output positions at a time (Conv2dKernels.Panels.cs).
 /// <para>
 /// Work is spread over threads by (sample, group) when there are at least as many of those as threads (each
 /// thread then runs whole single-threaded GEMMs on its own scratch, with no synchronisation); otherwise (batch 1)
@@ -166,14 +167,16 @@ public static unsafe partial class Conv2dKernels
         public int Samples, Items;
         /// <summary>The forward pass in slabs of packed panels (<see cref="PanelForward"/>): output positions per slab, and slabs per plane.</summary>
         public int SlabPositions, Slabs;
-        /// <summary>The forward pass with the output channels in the vector lanes (<see cref="ChannelLanesForward"/>): parts per plane, output positions per part, floats of an item's scratch.</summary>
-        public int LaneParts, LanePartPositions;
+        /// <summary>The forward pass with the output channels in the vector lanes (<see cref="ChannelLanesForward"/>): parts per plane, and strips of the plane.</summary>
+        public int LaneParts, LaneStrips;
+        /// <summary>Floats of a lanes item's scratch: a strip's sums and the part's padded input rows.</summary>
         public long LaneScratchFloats;
         public bool Direct; // 1x1, stride 1, no padding: the input is the column matrix
         public float* Input, Weight, Bias, Output, DInput, DWeight;
         /// <summary>
         /// Every group's W_g (forward) or W_g^T (the input gradient's column product), packed for the GEMM once per call
-        /// when the items run one per thread (<see cref="PackWeights"/>); <see cref="PackedGroupLength"/> floats apart.
+        /// when the items run one per thread (<see cref="PackWeights"/>), or for the channel lanes (<see cref="PackLaneWeights"/>);
+        /// <see cref="PackedGroupLength"/> floats apart.
         /// Null otherwise: with fewer items than threads each item's GEMM spreads over the threads and packs its own.
         /// </summary>
         public float* PackedWeight;

@@ -17,8 +17,9 @@ namespace AlexNetCompiler.Cpu;
 /// weights change on every step. Memory, once an inference pass has used it: the copy (the layer's weights) and the
 /// prepared form (about the weights' size when packed, about four times when transformed for Winograd F(4x4, 3x3),
 /// 1.44 times for F(2x2, 5x5)), held until <see cref="Clear"/> or until the cache is collected with its network. A cache
-/// holds one form: a layer whose calls alternate between two algorithms (Winograd from 16 output tiles a group, im2col
-/// below) prepares its weights on every call, as without a cache, plus the comparison and the copy.
+/// holds one form: a layer whose calls alternate between two forms (Winograd from 16 output tiles a group, im2col
+/// below; or a strided layer of a small plane, channel lanes at batch 1 and blocks of samples above) prepares its
+/// weights on every call, as without a cache, plus the comparison and the copy.
 /// </para>
 /// Not safe for concurrent passes: a generated network holds its context's <see cref="CpuContext.PassLock"/> for a pass.
 /// </summary>

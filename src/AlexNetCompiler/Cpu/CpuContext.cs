@@ -10,7 +10,7 @@ public enum ScratchSlot
     GemmPackedA = 0,
     /// <summary>GEMM: packed panels of B (KC x NC).</summary>
     GemmPackedB = 1,
-    /// <summary>Conv: the im2col matrix of one sample (or block of samples) and group (thread 0's, at batch 1, packed whole for the GEMM where it splits the output channels; a strided layer's forward pass: one slab of it, packed), or a Winograd work item's transformed tiles and products (and, before the items, a block's transformed filters); for the Winograd weight gradient, thread 0's slot holds a chunk's transformed input and output-gradient tiles, shared by every thread.</summary>
+    /// <summary>Conv: the im2col matrix of one sample (or block of samples) and group (thread 0's, at batch 1, packed whole for the GEMM where it splits the output channels; a strided layer's forward pass: one slab of it, packed), or a strided convolution's channel-lanes item: a strip's sums and its zero-padded input rows; a Winograd work item's transformed tiles and products (and, before the items, a block's transformed filters); for the Winograd weight gradient, thread 0's slot holds a chunk's transformed input and output-gradient tiles, shared by every thread.</summary>
     Columns = 2,
     /// <summary>Per-thread partial sums of a parameter gradient (reduced after a parallel loop).</summary>
     PartialGradient = 3,
@@ -18,7 +18,7 @@ public enum ScratchSlot
     Temporary = 4,
     /// <summary>Conv: a block of samples' output, or output gradient, gathered side by side for one GEMM.</summary>
     SampleBlock = 5,
-    /// <summary>Winograd: a layer's transformed filters, computed once per call and shared by every thread, or the weight gradient's 36 sums per filter; im2col + GEMM: a layer's weight packed once per call for every item (thread 0's slot only).</summary>
+    /// <summary>Winograd: a layer's transformed filters, computed once per call and shared by every thread, or the weight gradient's 36 sums per filter; im2col + GEMM and the channel lanes: a layer's weight packed once per call for every item (thread 0's slot only).</summary>
     TransformedFilters = 6,
     /// <summary>Dense layers at a small batch: the input's rows copied where their cache lines do not collide (thread 0's slot, shared by every thread).</summary>
     InputRows = 7,
@@ -114,7 +114,7 @@ public sealed unsafe class CpuContext : IDisposable
 
     private readonly Conv2dAlgorithm _conv2dAlgorithm = Conv2dAlgorithm.Auto;
 
-    /// <summary>Where an im2col forward pass puts its columns (the same bits either way; tests compare the two).</summary>
+    /// <summary>Where an im2col forward pass puts its columns, or whether it builds none (the same bits every way; tests compare the layouts).</summary>
     internal ColumnLayout ForwardColumns { get; init; }
 
     /// <summary>

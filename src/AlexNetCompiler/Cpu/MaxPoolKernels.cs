@@ -40,6 +40,9 @@ public static unsafe partial class MaxPoolKernels
         }
     }
 
+    /// <summary>Most floats of the next plane asked for ahead: 16 KiB, a third of L1 (AlexNet's largest plane, 55 x 55, is 12 KiB).</summary>
+    private const int PrefetchFloats = 4096;
+
     private struct PoolJob
     {
         public PoolGeometry G;
@@ -56,10 +59,10 @@ public static unsafe partial class MaxPoolKernels
         float* x = job.Input + (long)plane * g.InHeight * inW;
         float* y = job.Output + (long)plane * outPlane;
         int* arg = job.Argmax == null ? null : job.Argmax + (long)plane * outPlane;
-        // The next plane, most often this thread's next (ForRuns hands out runs of planes), asked for while this one is
-        // pooled: the hardware's own prefetch left the pools waiting on memory, at a third of the read rate the dense
-        // layers reach.
-        if (plane + 1 < job.Planes) Gemm.PrefetchRun(x + (long)g.InHeight * inW, g.InHeight * inW);
+        // The next plane (its first PrefetchFloats), most often this thread's next where ForRuns hands out runs of
+        // planes, asked for while this one is pooled: the hardware's own prefetch left the pools waiting on memory, at a
+        // third of the read rate the dense layers reach.
+        if (plane + 1 < job.Planes) Gemm.PrefetchRun(x + (long)g.InHeight * inW, Math.Min(g.InHeight * inW, PrefetchFloats));
         if (arg == null && UsesSeparableWindows(g))
         {
             float* rowMaxima = stackalloc float[SeparableRowMaximaLength(g)];

@@ -203,24 +203,30 @@ public class Conv2dKernelsTests
     {
         // torchvision's conv1 at a third of its width: K = 363 over two blocks of KC, padding on every side.
         yield return ["conv1-like, 64 channels, padded", 1, 3, 40, 75, 64, 11, 11, 4, 4, 2, 2, 1];
-        // The canonical conv1's 96 channels (two blocks of 48), no padding; three samples, several parts at batch 1.
-        yield return ["conv1-like, 96 channels", 3, 3, 35, 47, 96, 11, 11, 4, 4, 0, 0, 1];
-        // 128 channels (two blocks of 64), stride 2 by 3, a plane that is no whole number of strips or tiles.
-        yield return ["stride 2x3, 128 channels", 2, 5, 17, 23, 128, 3, 5, 2, 3, 1, 2, 1];
+        // The canonical conv1's 96 channels (two blocks of 48, tiles of 8 positions), no padding; at batch 1 the plane
+        // (7 x 10 positions) splits into parts over the threads, the second one starting below the first input row.
+        yield return ["conv1-like, 96 channels", 1, 3, 35, 47, 96, 11, 11, 4, 4, 0, 0, 1];
+        // 128 channels (two blocks of 64), stride 2 by 3, a plane of 9 x 9: no whole number of strips, tiles or transposes.
+        yield return ["stride 2x3, 128 channels", 2, 5, 17, 26, 128, 3, 5, 2, 3, 1, 2, 1];
         // Groups of 48 channels, stride 1, K = 4 x 9 = 36: one short block of K.
         yield return ["groups 2, stride 1", 2, 8, 9, 11, 96, 3, 3, 1, 1, 1, 1, 2];
         // A single output position, and a kernel as large as the padded input.
         yield return ["one position", 2, 2, 5, 5, 64, 7, 7, 2, 2, 1, 1, 1];
+        // Rows too many for one padded copy (LanePaddedFloats: 3 x 301 x 302 floats): on one thread the plane still splits in two.
+        yield return ["parts by size", 1, 3, 300, 300, 64, 3, 3, 2, 2, 1, 1, 1];
     }
 
-    [Theory]
+    private static bool LanesSupported => Avx512F.IsSupported && Gemm.BestKernel == GemmKernel.Vector512;
+
+    [SkippableTheory]
     [MemberData(nameof(ChannelLaneShapes))]
     public void Channel_lanes_give_the_column_matrix_bits(string name, int batch, int c, int h, int w, int oc, int kh, int kw, int sh, int sw, int ph, int pw, int groups)
     {
         // The output channels in the vector lanes against the whole column matrix: each output is the same sums in the
         // same order (FMAs by block of KC, the blocks added, then bias and ReLU), so the bits must agree, with and
-        // without bias and ReLU, on one thread and on three; with a weight cache, on its first call and when it is reused.
-        if (!Avx512F.IsSupported || Gemm.BestKernel != GemmKernel.Vector512) return; // the lanes are AVX-512 only; Auto then takes panels
+        // without bias and ReLU in all four combinations, on one thread and on three; with a weight cache, on its
+        // first call and when it is reused.
+        Skip.IfNot(LanesSupported, "The channel lanes run on AVX-512 only.");
         var g = new Conv2dGeometry(c, h, w, oc, (h + 2 * ph - kh) / sh + 1, (w + 2 * pw - kw) / sw + 1, kh, kw, sh, sw, ph, pw, groups);
         float[] input = KernelAssert.Random(batch * g.InputLength, 71), weight = KernelAssert.Random(g.WeightLength, 72, -0.5f, 0.5f);
         float[] bias = KernelAssert.Random(g.OutChannels, 73);
@@ -231,31 +237,33 @@ public class Conv2dKernelsTests
             Assert.True(Conv2dKernels.UsesChannelLanes(g, batch, lanes), $"conv {name}: the lanes must take this shape");
             Assert.False(Conv2dKernels.UsesChannelLanes(g, batch, matrix), $"conv {name}: the matrix context must not take the lanes");
             var cache = new Conv2dWeightCache();
-            foreach (bool relu in new[] { false, true, true })
-            {
-                float[] expected = new float[batch * g.OutputLength], actual = KernelAssert.Random(expected.Length, 74);
-                Conv2dKernels.Forward(g, batch, input, weight, relu ? bias : [], expected, relu, matrix, Conv2dAlgorithm.Im2Col);
-                Conv2dKernels.Forward(g, batch, input, weight, relu ? bias : [], actual, relu, lanes, Conv2dAlgorithm.Im2Col, weightCache: relu ? cache : null);
-                Assert.True(expected.AsSpan().SequenceEqual(actual), $"conv {name} threads={threads} relu={relu}");
-            }
+            foreach (bool withBias in new[] { false, true })
+                foreach (bool relu in new[] { false, true })
+                    foreach (Conv2dWeightCache? weightCache in new[] { null, cache })
+                    {
+                        float[] expected = new float[batch * g.OutputLength], actual = KernelAssert.Random(expected.Length, 74);
+                        Conv2dKernels.Forward(g, batch, input, weight, withBias ? bias : [], expected, relu, matrix, Conv2dAlgorithm.Im2Col);
+                        Conv2dKernels.Forward(g, batch, input, weight, withBias ? bias : [], actual, relu, lanes, Conv2dAlgorithm.Im2Col, weightCache: weightCache);
+                        Assert.True(expected.AsSpan().SequenceEqual(actual), $"conv {name} threads={threads} bias={withBias} relu={relu} cache={weightCache != null}");
+                    }
             Assert.Equal(1, cache.Preparations);
         }
     }
 
-    [Fact]
-    public void Channel_lanes_take_strided_layers_of_whole_channel_blocks()
+    [SkippableFact]
+    public void Auto_takes_the_channel_lanes_for_strided_layers_of_whole_channel_blocks()
     {
-        if (!Avx512F.IsSupported || Gemm.BestKernel != GemmKernel.Vector512) return; // the lanes are AVX-512 only; Auto then takes panels
         using var ctx = new CpuContext(2);
         var torchvisionConv1 = new Conv2dGeometry(3, 224, 224, 64, 55, 55, 11, 11, 4, 4, 2, 2, 1);
         var canonicalConv1 = new Conv2dGeometry(3, 227, 227, 96, 55, 55, 11, 11, 4, 4, 0, 0, 1);
-        Assert.True(Conv2dKernels.UsesChannelLanes(torchvisionConv1, 1, ctx));
-        Assert.True(Conv2dKernels.UsesChannelLanes(canonicalConv1, 16, ctx));
-        // Not a multiple of 48 or 64 channels, or stride 1 under Auto: panels, or the column matrix.
+        // Not a multiple of 48 or 64 channels, or stride 1 under Auto: panels, or the column matrix; on any machine.
         Assert.False(Conv2dKernels.UsesChannelLanes(new Conv2dGeometry(3, 224, 224, 40, 55, 55, 11, 11, 4, 4, 2, 2, 1), 1, ctx));
         Assert.False(Conv2dKernels.UsesChannelLanes(new Conv2dGeometry(192, 13, 13, 384, 13, 13, 3, 3, 1, 1, 1, 1, 1), 1, ctx));
         using var panels = new CpuContext(2) { ForwardColumns = ColumnLayout.Panels };
         Assert.False(Conv2dKernels.UsesChannelLanes(torchvisionConv1, 1, panels));
+        Skip.IfNot(LanesSupported, "The channel lanes run on AVX-512 only.");
+        Assert.True(Conv2dKernels.UsesChannelLanes(torchvisionConv1, 1, ctx));
+        Assert.True(Conv2dKernels.UsesChannelLanes(canonicalConv1, 16, ctx));
     }
 
     /// <summary>(C, H, W, KH, KW, stride H, stride W, padding H, padding W).</summary>
@@ -318,6 +326,7 @@ public class Conv2dKernelsTests
     [Fact]
     public void Strided_convolutions_take_column_panels_and_the_others_the_matrix()
     {
+        // Where the panels would run; with AVX-512, Auto runs the channel lanes there instead (the test above).
         using var ctx = new CpuContext(2);
         var torchvisionConv1 = new Conv2dGeometry(3, 224, 224, 64, 55, 55, 11, 11, 4, 4, 2, 2, 1);
         var canonicalConv1 = new Conv2dGeometry(3, 227, 227, 96, 55, 55, 11, 11, 4, 4, 0, 0, 1);

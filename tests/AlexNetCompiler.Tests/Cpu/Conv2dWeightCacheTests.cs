@@ -19,6 +19,8 @@ public sealed class Conv2dWeightCacheTests
         { "Winograd F(4x4, 3x3), two groups", Geometry(6, 13, 10, 3, 1, 1, 2), 3, Conv2dAlgorithm.Winograd },
         { "Winograd F(2x2, 5x5)", Geometry(5, 9, 7, 5, 1, 2, 1), 2, Conv2dAlgorithm.Winograd },
         { "column panels (stride 2)", Geometry(3, 19, 8, 5, 2, 1, 1), 2, Conv2dAlgorithm.Auto },
+        // 64 output channels over 14 x 14 positions: the channel lanes under Auto with AVX-512, panels without.
+        { "channel lanes (stride 2)", Geometry(3, 29, 64, 5, 2, 1, 1), 2, Conv2dAlgorithm.Auto },
         { "im2col items, weights packed once", Geometry(4, 9, 6, 3, 1, 1, 2), 4, Conv2dAlgorithm.Im2Col },
     };
 
