@@ -380,21 +380,14 @@ public static unsafe partial class Conv2dKernels
             // Each product asks for the next one's filters (the next block's follow this one's 36): in an inference pass
             // they come from memory, the dense layers' weights having evicted them since the last pass.
             bool lastBlock = block + 1 == endBlock;
-            if (job.Narrow)
-            {
-                for (int xi = 0; xi < 36; xi++)
-                {
-                    if (xi < 35 || !lastBlock) Gemm.PrefetchRun(u + (xi + 1) * packed, (int)packed);
-                    NarrowProduct(rows, job.Cin, u + xi * packed, v + xi * job.TileStride, m + xi * job.ProductStride);
-                }
-                TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
-                continue;
-            }
             for (int xi = 0; xi < 36; xi++)
             {
                 if (xi < 35 || !lastBlock) Gemm.PrefetchRun(u + (xi + 1) * packed, (int)packed);
-                Gemm.MultiplyPacked(rows, columns, job.Cin, u + xi * packed, v + xi * job.TileStride, job.Ld, false,
-                    m + xi * job.ProductStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
+                if (job.Narrow)
+                    NarrowProduct(rows, job.Cin, u + xi * packed, v + xi * job.TileStride, m + xi * job.ProductStride);
+                else
+                    Gemm.MultiplyPacked(rows, columns, job.Cin, u + xi * packed, v + xi * job.TileStride, job.Ld, false,
+                        m + xi * job.ProductStride, job.Ld, false, GemmEpilogue.None, job.Ctx, threadIndex);
             }
             TransformOutput(ref job, chunkTiles, grp, o0, rows, m);
         }
